@@ -1,0 +1,345 @@
+"""The `resdb` command line: serve, init, import, export, search, areas, match, reindex and admin tasks."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from contextlib import contextmanager
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from resdb import config
+from resdb.vocab import KINDS, TARGETS, WEEKDAY_IDS
+
+err = Console(stderr=True)
+out = Console()
+
+
+def emit_json(payload: Any) -> None:
+    """Exactly one JSON document on stdout."""
+    click.echo(json.dumps(payload, ensure_ascii=False, indent=1, default=str))
+
+
+def fail(message: str, code: int = 2) -> None:
+    err.print(f"[red]エラー:[/red] {message}")
+    sys.exit(code)
+
+
+@contextmanager
+def progress_bar(label: str, total: int | None):
+    """A rich progress bar on stderr (silent when stderr is not a terminal and CI is set)."""
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=err, transient=True, disable=not err.is_terminal,
+    ) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda n=1: bar.advance(task, n)
+
+
+def open_directory(ready: bool = True):  # type: ignore[no-untyped-def]
+    from resdb.directory import Directory
+
+    return Directory.open(ready=ready)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """地域の社会資源ディレクトリ（resdb）。設定は環境変数 RESDB_DATABASE_URL, RESDB_INSTANCE など。"""
+
+
+@main.command()
+@click.option("--demo/--no-demo", default=True, help="ship data: districts, plan facilities, venues and labelled samples")
+@click.option("--samples/--no-samples", default=True, help="include the invented demo listings (labelled サンプル)")
+def init(demo: bool, samples: bool) -> None:
+    """Create or upgrade the database and load the shipped data (idempotent)."""
+    from resdb.demo import load_demo
+
+    directory = open_directory()
+    if demo:
+        load_demo(directory, samples=samples, progress=lambda line: err.print(line))
+    err.print(f"準備完了: {directory.published_count()} 件の掲載 ({config.database_url().split('@')[-1]})")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--workers", default=None, type=int, help="gunicorn workers (default RESDB_WORKERS)")
+@click.option("--dev", is_flag=True, help="Flask's single-process development server with reload")
+def serve(host: str, port: int, workers: int | None, dev: bool) -> None:
+    """Serve the web app and JSON API (gunicorn in production)."""
+    directory = open_directory()
+    status = directory.ensure_ready()
+    err.print(f"索引: {status}")
+    if dev:
+        from resdb.web import create_app
+
+        create_app().run(host=host, port=port, debug=True)
+        return
+    from gunicorn.app.base import BaseApplication
+
+    class _Server(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            self.cfg.set("bind", f"{host}:{port}")
+            self.cfg.set("workers", workers or int(config.setting("RESDB_WORKERS") or 3))
+            self.cfg.set("threads", 4)
+            self.cfg.set("worker_class", "gthread")
+            self.cfg.set("accesslog", "-")
+            # Query strings can hold what a coordinator typed; log the path only.
+            self.cfg.set("access_log_format", '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(L)ss')
+            self.cfg.set("timeout", 60)
+
+        def load(self):  # type: ignore[no-untyped-def]
+            from resdb.web import create_app
+
+            return create_app()
+
+    _Server().run()
+
+
+@main.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--dry-run", is_flag=True, help="report every problem and change nothing")
+@click.option("--actor", default=lambda: os.environ.get("USER", "cli"), help="who is recorded in the history")
+@click.option("--json", "as_json", is_flag=True)
+def import_(file: Path, dry_run: bool, actor: str, as_json: bool) -> None:
+    """Import listings from CSV, JSON, GeoJSON or Excel (.xlsx); all-or-nothing."""
+    from resdb.exchange import FileProblem, read_file
+
+    try:
+        records, file_warnings = read_file(file)
+    except FileProblem as exc:
+        if as_json:
+            emit_json({"written": False, "problems": [exc.problem.as_dict()]})
+            sys.exit(1)
+        fail(str(exc), 1)
+    directory = open_directory()
+    with progress_bar(f"検査 {file.name}", len(records)) as advance:
+        report = directory.import_records(records, actor=f"cli:{actor}", source_name=file.name, dry_run=dry_run, progress=advance)
+    report.warnings[:0] = file_warnings
+    if as_json:
+        emit_json(report.as_dict())
+    else:
+        for problem in report.problems:
+            err.print(f"[red]✗[/red] {problem}")
+        for warning in report.warnings:
+            err.print(f"[yellow]![/yellow] {warning}")
+        for duplicate in report.duplicates:
+            err.print(f"[yellow]≒[/yellow] {duplicate['message']}（類似度 {duplicate['similarity']}）")
+        verb = "取り込めます" if dry_run and not report.problems else "取り込みました" if report.written else "取り込みません"
+        out.print(f"{report.total} 行: 追加 {report.created} / 更新 {report.updated} / 変更なし {report.unchanged} — {verb}"
+                  + (f"（問題 {len(report.problems)} 件、何も書き込んでいません）" if report.problems else ""))
+    if report.problems:
+        sys.exit(1)
+
+
+@main.command()
+@click.option("--format", "fmt", type=click.Choice(["csv", "json", "geojson", "hsds"]), default="csv", show_default=True)
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="file to write (default stdout)")
+@click.option("--japanese-headers", is_flag=True, help="CSV with 自治体標準オープンデータセット style headers")
+@click.option("--bom", is_flag=True, help="CSV with a UTF-8 BOM (for Excel)")
+def export(fmt: str, output: Path | None, japanese_headers: bool, bom: bool) -> None:
+    """Export every published listing (CSV cells that look like formulas are neutralised)."""
+    from resdb.exchange import EXPORTERS, to_csv
+
+    listings = open_directory().all_listings()
+    text = to_csv(listings, japanese_headers=japanese_headers) if fmt == "csv" else EXPORTERS[fmt](listings)
+    if bom and fmt == "csv":
+        text = "\ufeff" + text
+    if output:
+        output.write_text(text, encoding="utf-8", newline="")
+        err.print(f"{len(listings)} 件を {output} に書き出しました")
+    else:
+        sys.stdout.write(text)
+
+
+def _parse_point(value: str | None) -> tuple[float, float] | None:
+    if not value:
+        return None
+    try:
+        lat, lon = (float(x) for x in value.split(","))
+    except ValueError:
+        fail("--near は 緯度,経度 で指定してください（例: 36.7236,137.0991）")
+    return lat, lon
+
+
+@main.command()
+@click.argument("query", required=False, default="")
+@click.option("--kind", multiple=True, type=click.Choice(list(KINDS)))
+@click.option("--target", multiple=True, type=click.Choice(list(TARGETS)))
+@click.option("--weekday", multiple=True, type=click.Choice(list(WEEKDAY_IDS)))
+@click.option("--today", is_flag=True, help="open today")
+@click.option("--this-week", is_flag=True, help="open in the next 7 days")
+@click.option("--free", is_flag=True, help="cost 0 only")
+@click.option("--max-cost", type=int)
+@click.option("--near", help="LAT,LON")
+@click.option("--radius-km", type=float)
+@click.option("--limit", default=20, show_default=True, type=int)
+@click.option("--offset", default=0, type=int)
+@click.option("--json", "as_json", is_flag=True)
+def search(query: str, kind: tuple[str, ...], target: tuple[str, ...], weekday: tuple[str, ...], today: bool,
+           this_week: bool, free: bool, max_cost: int | None, near: str | None, radius_km: float | None,
+           limit: int, offset: int, as_json: bool) -> None:
+    """Search the directory (Japanese: kana/width/variant-blind, synonyms, typos)."""
+    from resdb.search import SearchQuery
+
+    point = _parse_point(near)
+    open_on = [date.today()] if today else [date.today() + timedelta(days=i) for i in range(7)] if this_week else []
+    result = open_directory().search(SearchQuery(
+        q=query, kinds=kind, targets=target, weekdays=weekday, open_on=open_on,
+        max_cost=0 if free else max_cost, near=point, radius_km=radius_km, limit=limit, offset=offset,
+    ))
+    if as_json:
+        emit_json(result)
+        return
+    table = Table(title=f"「{query}」 {result['total']} 件", show_lines=False)
+    for column in ("id", "名称", "種別", "地区", "距離"):
+        table.add_column(column)
+    for item in result["items"]:
+        name = ("（サンプル）" if item.get("is_sample") and "サンプル" not in item["name"] else "") + item["name"]
+        distance = f"{item['distance_km']:.1f}km" if item.get("distance_km") is not None else ""
+        table.add_row(item["id"], name, KINDS.get(item["kind"], item["kind"]), item.get("district") or "", distance)
+    out.print(table)
+
+
+@main.command()
+@click.argument("lat", type=float)
+@click.argument("lon", type=float)
+@click.option("--json", "as_json", is_flag=True)
+def areas(lat: float, lon: float, as_json: bool) -> None:
+    """Which centers' 担当地区 hold this point."""
+    directory = open_directory()
+    centers = directory.areas_lookup(lat, lon)
+    town = directory.gazetteer().town_at(lat, lon)
+    payload = {
+        "lat": lat, "lon": lon, "town": town.name if town else None,
+        "municipality_code": town.municipality_code if town else None,
+        "items": centers,
+    }
+    if as_json:
+        emit_json(payload)
+        return
+    out.print(f"地点 {lat}, {lon}（{payload['town'] or '町字不明'}）を担当する機関: {len(centers)} 件")
+    for center in centers:
+        out.print(f"・{center['name']}　{center.get('phone') or ''}　{center.get('address') or ''}")
+    if not centers:
+        sys.exit(3)
+
+
+@main.command()
+def reindex() -> None:
+    """Rebuild the search index from the database."""
+    directory = open_directory(ready=False)
+    from resdb.db import ensure_schema
+
+    ensure_schema(directory.engine)
+    with progress_bar("索引を再構築", directory.published_count()) as advance:
+        count = directory.reindex(advance)
+    err.print(f"{count} 件を索引しました")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True)
+def check(as_json: bool) -> None:
+    """Check the index against the database and repair it (what start-up does)."""
+    directory = open_directory(ready=False)
+    status = directory.ensure_ready()
+    payload = {"index": status, "listings": directory.published_count()}
+    emit_json(payload) if as_json else out.print(f"索引: {status}（{payload['listings']} 件）")
+
+
+@main.group()
+def districts() -> None:
+    """District areas (町字, 地区)."""
+
+
+@districts.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--municipality", required=True, help="municipality code (5 or 6 digits)")
+@click.option("--name-field", required=True, help="property holding the district name")
+@click.option("--level", default="town", type=click.Choice(["town", "chiku"]), show_default=True)
+def districts_import(file: Path, municipality: str, name_field: str, level: str) -> None:
+    """Replace approximate areas with real polygons (GeoJSON or shapefile)."""
+    from resdb import geo
+
+    records = geo.import_district_polygons(file, municipality, name_field, level=level)
+    count = open_directory().load_districts(records)
+    err.print(f"{count} 地区を取り込みました（近似の区域を置き換え）")
+
+
+@districts.command("list")
+@click.option("--municipality")
+@click.option("--json", "as_json", is_flag=True)
+def districts_list(municipality: str | None, as_json: bool) -> None:
+    rows = open_directory().districts(municipality)
+    if as_json:
+        emit_json([{k: v for k, v in r.items() if k != "geometry"} for r in rows])
+        return
+    for r in rows:
+        out.print(f"{r['municipality_code']} {r['level']:6} {r['name']} {'(近似)' if r['approximate'] else ''}")
+
+
+@main.command()
+@click.option("--count", default=20000, show_default=True, type=int)
+@click.option("--seed", default=1, type=int)
+@click.option("--output", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path))
+def synth(count: int, seed: int, output: Path) -> None:
+    """Write a synthetic region of `count` listings (JSON or CSV by extension) for benchmarks."""
+    from resdb.synth import write_synthetic
+
+    write_synthetic(output, count, seed=seed)
+    err.print(f"{count} 件の合成データを {output} に書き出しました（合成・架空）")
+
+
+@main.group()
+def user() -> None:
+    """Accounts."""
+
+
+@user.command("add")
+@click.argument("email")
+@click.option("--role", required=True, type=click.Choice(["admin", "editor", "coordinator"]))
+@click.option("--municipality", help="limit an editor to one municipality (code)")
+@click.option("--operator", help="limit an editor to one operator (運営主体)")
+def user_add(email: str, role: str, municipality: str | None, operator: str | None) -> None:
+    """Create an account; the password is read from stdin or asked for."""
+    from resdb.accounts import add_user
+    from resdb.validation import municipality_code6
+
+    if sys.stdin.isatty():
+        password = click.prompt("パスワード", hide_input=True, confirmation_prompt=True)
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+    try:
+        add_user(open_directory().engine, email, role, password or None,
+                 municipality_code=municipality_code6(municipality) if municipality else None, operator=operator)
+    except ValueError as exc:
+        fail(str(exc))
+    err.print(f"{email}（{role}）を登録しました")
+
+
+@main.group()
+def token() -> None:
+    """API tokens."""
+
+
+@token.command("create")
+@click.argument("email")
+def token_create(email: str) -> None:
+    """Print a new API token for EMAIL (shown once; only its hash is stored)."""
+    from resdb.accounts import create_token
+
+    try:
+        click.echo(create_token(open_directory().engine, email))
+    except ValueError as exc:
+        fail(str(exc))
+
+
+if __name__ == "__main__":
+    main()

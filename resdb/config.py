@@ -1,0 +1,82 @@
+"""Settings declared once (name, default, help): read from the environment, documented in README."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: str | None
+    help: str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "RESDB_DATABASE_URL",
+        None,
+        "SQLAlchemy URL (sqlite:///… or postgresql+psycopg://…); default: resdb.sqlite3 in the instance folder",
+    ),
+    Setting("RESDB_INSTANCE", "./instance", "folder for the SQLite file, search index, secret key and uploads"),
+    Setting(
+        "RESDB_SECRET_KEY",
+        None,
+        "session signing key; default: generated once and stored in the instance folder",
+    ),
+    Setting(
+        "RESDB_TILE_URL",
+        "https://cyberjapandata.gsi.go.jp/xyz/std/{z}/{x}/{y}.png",
+        "map tile URL template for the public map",
+    ),
+    Setting(
+        "RESDB_TILE_ATTRIBUTION",
+        '<a href="https://maps.gsi.go.jp/development/ichiran.html">国土地理院</a>',
+        "attribution shown under the map tiles",
+    ),
+    Setting("RESDB_WORKERS", "3", "worker processes for `resdb serve` (gunicorn)"),
+    Setting("RESDB_DEFAULT_MUNICIPALITY", "162116", "municipality the map and demo centre on (6-digit code)"),
+    Setting("RESDB_STALE_DAYS", "365", "a listing not verified for this many days carries a caution"),
+)
+
+
+def setting(name: str, environ: dict[str, str] | None = None) -> str | None:
+    """The value of one declared setting: environment first, then its default."""
+    env = os.environ if environ is None else environ
+    for declared in SETTINGS:
+        if declared.name == name:
+            return env.get(name) or declared.default
+    raise KeyError(f"undeclared setting {name}")
+
+
+def instance_path(environ: dict[str, str] | None = None) -> Path:
+    path = Path(setting("RESDB_INSTANCE", environ) or "./instance").resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def database_url(environ: dict[str, str] | None = None) -> str:
+    url = setting("RESDB_DATABASE_URL", environ)
+    if url:
+        return url
+    return f"sqlite:///{instance_path(environ) / 'resdb.sqlite3'}"
+
+
+def secret_key(environ: dict[str, str] | None = None) -> str:
+    """The configured key, or one generated once and kept (0600) in the instance folder."""
+    configured = setting("RESDB_SECRET_KEY", environ)
+    if configured:
+        return configured
+    key_file = instance_path(environ) / "secret_key"
+    if not key_file.exists():
+        try:
+            fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process created it first
+            pass
+        else:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_hex(32))
+    return key_file.read_text().strip()

@@ -1,0 +1,783 @@
+"""The directory core (framework-free): validate → store → index → query for listings, history,
+districts and service areas. Flask routes and the CLI are thin glue over `Directory`."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from rapidfuzz import fuzz
+from shapely.geometry import mapping, shape
+from sqlalchemy import event, func, text
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, delete, select
+
+from resdb import config, geo
+from resdb.db import ensure_schema, is_sqlite, make_engine, read_session, write_session
+from resdb.models import (
+    District,
+    IndexOutbox,
+    Listing,
+    ListingHistory,
+    Meta,
+    Organization,
+    ServiceArea,
+    utcnow,
+)
+from resdb.search import IndexUnhealthy, SearchIndex, SearchQuery
+from resdb.textnorm import normalize
+from resdb.travel import haversine_km
+from resdb.validation import Problem, ValidationFailed, validate_listing
+
+# The contract's listing keys, in export order, followed by this product's extensions.
+CONTRACT_FIELDS = (
+    "id", "name", "name_kana", "kind", "description", "municipality_code", "address", "lat", "lon",
+    "operator", "phone", "url", "targets", "activities", "schedule", "cost_yen", "capacity",
+    "accepts_referrals", "group_size", "barrier_free", "pickup", "eligibility", "service_area",
+    "verified_at", "source",
+)
+EXTENSION_FIELDS = (
+    "district", "venue", "location_precision", "email", "reservation_required", "holidays_closed",
+    "source_detail", "is_sample", "notes", "status", "version", "updated_at",
+)
+PUBLIC_FIELDS = CONTRACT_FIELDS + EXTENSION_FIELDS
+BULK_REINDEX_THRESHOLD = 2000
+log = logging.getLogger(__name__)
+DUPLICATE_NAME_SCORE = 85.0
+DUPLICATE_DISTANCE_KM = 0.2
+
+
+class NotFound(LookupError):
+    pass
+
+
+class StaleEdit(Exception):
+    """The listing changed since the editor read it; nothing was written."""
+
+    def __init__(self, current: dict[str, Any], expected_version: int | None) -> None:
+        super().__init__(f"listing {current['id']} is at version {current['version']}, not {expected_version}")
+        self.current = current
+        self.expected_version = expected_version
+
+
+class Conflict(Exception):
+    pass
+
+
+def listing_to_dict(row: Listing) -> dict[str, Any]:
+    """The contract's flat JSON shape (plus extensions) of a stored listing."""
+    data: dict[str, Any] = {}
+    for name in PUBLIC_FIELDS:
+        value = getattr(row, name)
+        if isinstance(value, date):
+            value = value.isoformat()
+        data[name] = value
+    return data
+
+
+@dataclass
+class ImportReport:
+    """What an import found and did; `problems` empty means it could be (or was) written."""
+
+    total: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    problems: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+    duplicates: list[dict[str, Any]] = field(default_factory=list)
+    dry_run: bool = False
+    written: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "total": self.total,
+            "created": self.created,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "dry_run": self.dry_run,
+            "written": self.written,
+            "problems": [p.as_dict() for p in self.problems],
+            "warnings": [p.as_dict() for p in self.warnings],
+            "likely_duplicates": self.duplicates,
+        }
+
+
+# --- the index follows session commits ------------------------------------------------------
+@event.listens_for(Session, "before_flush")
+def _queue_listing_changes(session: Session, _context: Any, _instances: Any) -> None:
+    if session.info.get("directory") is None:
+        return
+    changed = {
+        obj.id
+        for obj in (*session.new, *session.dirty, *session.deleted)
+        if isinstance(obj, Listing) and obj.id
+    }
+    queued: set[str] = session.info.setdefault("queued_ids", set())
+    for listing_id in sorted(changed - queued):
+        session.add(IndexOutbox(listing_id=listing_id))
+    if changed - queued and not session.info.get("revision_bumped"):
+        session.execute(
+            text("UPDATE meta SET value = CAST(CAST(value AS INTEGER) + 1 AS VARCHAR(200)) WHERE key = 'revision'")
+        )
+        session.info["revision_bumped"] = True
+    queued |= changed
+
+
+@event.listens_for(Session, "after_commit")
+def _apply_to_index(session: Session) -> None:
+    directory = session.info.get("directory")
+    had_changes = bool(session.info.pop("queued_ids", None))
+    session.info.pop("revision_bumped", None)
+    if directory is not None and had_changes:
+        try:
+            directory.sync_index()
+        except Exception:  # the database committed; the outbox keeps the change for the next catch-up
+            directory.index_behind = True
+            log.warning("search index update failed; the change stays queued", exc_info=True)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_queue(session: Session, _previous: Any) -> None:
+    session.info.pop("queued_ids", None)
+    session.info.pop("revision_bumped", None)
+
+
+class Directory:
+    """The portable directory over any SQLAlchemy database; `PostgresDirectory` overrides locking."""
+
+    def __init__(self, engine: Engine, instance_dir: Path) -> None:
+        self.engine = engine
+        self.instance_dir = Path(instance_dir)
+        self.index = SearchIndex(self.instance_dir / "index")
+        self._area_cache: tuple[str, geo.AreaIndex] | None = None
+        self._gazetteer_cache: tuple[str, geo.Gazetteer] | None = None
+        self._revision_checked = 0.0
+        self._revision = ""
+        self.index_behind = False
+
+    @staticmethod
+    def open(url: str | None = None, instance_dir: Path | None = None, *, ready: bool = True) -> Directory:
+        """The directory for a database URL (default from the configuration), made ready for use."""
+        engine = make_engine(url or config.database_url())
+        instance = Path(instance_dir) if instance_dir else config.instance_path()
+        cls = Directory if is_sqlite(engine) else PostgresDirectory
+        directory = cls(engine, instance)
+        if ready:
+            directory.ensure_ready()
+        return directory
+
+    # -- sessions ----------------------------------------------------------------------------
+    def _writing(self):  # type: ignore[no-untyped-def]
+        session_cm = write_session(self.engine)
+
+        class _Tracked:
+            def __enter__(inner) -> Session:  # noqa: N805
+                inner.session = session_cm.__enter__()
+                inner.session.info["directory"] = self
+                return inner.session
+
+            def __exit__(inner, *exc: Any) -> Any:  # noqa: N805
+                return session_cm.__exit__(*exc)
+
+        return _Tracked()
+
+    def _lock_listing(self, session: Session, listing_id: str) -> Listing | None:
+        """The row to change, locked for this transaction (SQLite already holds the write lock)."""
+        return session.get(Listing, listing_id)
+
+    # -- start-up and index health -----------------------------------------------------------
+    def ensure_ready(self, progress: Callable[[int], None] | None = None) -> str:
+        """Schema at head; index checked against the database and repaired: 'ok', 'caught_up' or 'rebuilt'."""
+        ensure_schema(self.engine)
+        with self._writing() as session:
+            if session.get(Meta, "revision") is None:
+                session.add(Meta(key="revision", value="0"))
+        with read_session(self.engine) as session:
+            pending = session.exec(select(func.count()).select_from(IndexOutbox)).one()
+        status = "ok"
+        try:
+            if pending:
+                self.sync_index()
+                status = "caught_up"
+            self.index.check(self.published_count())
+        except IndexUnhealthy:
+            self.reindex(progress)
+            status = "rebuilt"
+        return status
+
+    def published_count(self) -> int:
+        with read_session(self.engine) as session:
+            return session.exec(
+                select(func.count()).select_from(Listing).where(Listing.status == "published")
+            ).one()
+
+    def revision(self) -> str:
+        """The store's change counter (cached for a second: caches key on it)."""
+        now = time.monotonic()
+        if now - self._revision_checked > 1.0 or not self._revision:
+            with read_session(self.engine) as session:
+                meta = session.get(Meta, "revision")
+                districts = session.get(Meta, "districts")
+            self._revision = f"{meta.value if meta else 0}/{districts.value if districts else 0}"
+            self._revision_checked = now
+        return self._revision
+
+    def _invalidate(self) -> None:
+        self._revision_checked = 0.0
+
+    def iter_published(self, batch: int = 2000) -> Iterable[dict[str, Any]]:
+        last = ""
+        while True:
+            with read_session(self.engine) as session:
+                rows = session.exec(
+                    select(Listing)
+                    .where(Listing.status == "published", Listing.id > last)
+                    .order_by(Listing.id)
+                    .limit(batch)
+                ).all()
+            if not rows:
+                return
+            for row in rows:
+                yield listing_to_dict(row)
+            last = rows[-1].id
+
+    def reindex(self, progress: Callable[[int], None] | None = None) -> int:
+        """Rebuild the search index from the database (the database is the truth)."""
+        with read_session(self.engine) as session:
+            high = session.exec(select(func.max(IndexOutbox.seq))).one()
+        count = self.index.rebuild(self.iter_published(), progress)
+        if high is not None:
+            with write_session(self.engine) as session:
+                session.exec(delete(IndexOutbox).where(col(IndexOutbox.seq) <= high))
+        self._invalidate()
+        return count
+
+    def catch_up(self) -> None:
+        """Retry applying queued changes after an earlier failure (never raises)."""
+        try:
+            self.sync_index()
+            self.index_behind = False
+        except Exception:
+            log.warning("search index still behind", exc_info=True)
+
+    def sync_index(self) -> None:
+        """Apply committed changes (the outbox) to the index; a large batch rebuilds instead."""
+        with read_session(self.engine) as session:
+            rows = session.exec(select(IndexOutbox).order_by(IndexOutbox.seq)).all()
+            if not rows:
+                return
+            high = rows[-1].seq
+            ids = sorted({row.listing_id for row in rows})
+            if len(ids) > BULK_REINDEX_THRESHOLD:
+                listings = None
+            else:
+                listings = {
+                    row.id: row for row in session.exec(select(Listing).where(col(Listing.id).in_(ids))).all()
+                }
+        self._invalidate()
+        if listings is None:
+            self.reindex()
+            return
+        upserts = [listing_to_dict(listings[i]) for i in ids if i in listings and listings[i].status == "published"]
+        deletes = [i for i in ids if i not in listings or listings[i].status != "published"]
+        try:
+            self.index.apply(upserts, deletes)
+        except IndexUnhealthy:
+            self.reindex()
+            return
+        with write_session(self.engine) as session:
+            session.exec(delete(IndexOutbox).where(col(IndexOutbox.seq) <= high))
+
+    # -- reading -----------------------------------------------------------------------------
+    def get(self, listing_id: str, *, include_unpublished: bool = False) -> dict[str, Any]:
+        with read_session(self.engine) as session:
+            row = session.get(Listing, listing_id)
+        if row is None or (row.status != "published" and not include_unpublished):
+            raise NotFound(listing_id)
+        return listing_to_dict(row)
+
+    def get_many(self, ids: Sequence[str]) -> list[dict[str, Any]]:
+        """Published listings in the order of `ids` (missing ones skipped)."""
+        found: dict[str, Listing] = {}
+        with read_session(self.engine) as session:
+            for start in range(0, len(ids), 500):
+                chunk = list(ids[start : start + 500])
+                for row in session.exec(select(Listing).where(col(Listing.id).in_(chunk))).all():
+                    found[row.id] = row
+        return [listing_to_dict(found[i]) for i in ids if i in found and found[i].status == "published"]
+
+    def search(self, query: SearchQuery) -> dict[str, Any]:
+        """Ranked listings: {"items": [...], "total": n}; each item carries `distance_km` when a point is given."""
+        if self.index_behind:
+            self.catch_up()
+        result = self.index.search(query)
+        items = self.get_many(result.ids)
+        hits = {hit.id: hit for hit in result.hits}
+        for item in items:
+            hit = hits[item["id"]]
+            if hit.distance_km is None and query.near and item.get("lat") is not None:
+                hit.distance_km = haversine_km(query.near[0], query.near[1], item["lat"], item["lon"])
+            item["distance_km"] = round(hit.distance_km, 3) if hit.distance_km is not None else None
+            item["fuzzy"] = hit.fuzzy
+        return {"items": items, "total": result.total}
+
+    def history(self, listing_id: str) -> list[dict[str, Any]]:
+        with read_session(self.engine) as session:
+            rows = session.exec(
+                select(ListingHistory).where(ListingHistory.listing_id == listing_id).order_by(ListingHistory.id)
+            ).all()
+        return [
+            {
+                "version": r.version, "action": r.action, "actor": r.actor, "at": r.at.isoformat(),
+                "before": r.before, "after": r.after, "note": r.note,
+            }
+            for r in rows
+        ]
+
+    def all_listings(self, *, include_unpublished: bool = False) -> list[dict[str, Any]]:
+        with read_session(self.engine) as session:
+            statement = select(Listing).order_by(Listing.id)
+            if not include_unpublished:
+                statement = statement.where(Listing.status == "published")
+            return [listing_to_dict(row) for row in session.exec(statement).all()]
+
+    # -- geography ---------------------------------------------------------------------------
+    def load_districts(self, records: Iterable[geo.DistrictRecord], *, replace_approximate: bool = True) -> int:
+        """Store district areas; real polygons replace approximations of the same name, never the reverse."""
+        count = 0
+        with write_session(self.engine) as session:
+            for record in records:
+                existing = session.exec(
+                    select(District).where(
+                        District.municipality_code == record.municipality_code,
+                        District.level == record.level,
+                        District.name == record.name,
+                    )
+                ).first()
+                if existing is not None and record.approximate and not existing.approximate:
+                    continue
+                if existing is not None and not replace_approximate:
+                    continue
+                point = None if record.geometry.is_empty else record.geometry.representative_point()
+                lat = record.lat if record.lat is not None else (point.y if point else None)
+                lon = record.lon if record.lon is not None else (point.x if point else None)
+                values = {
+                    "kana": record.kana, "geometry": json.dumps(mapping(record.geometry)),
+                    "approximate": record.approximate, "method": record.method, "source": record.source,
+                    "members": list(record.members),
+                    "lat": lat, "lon": lon,
+                }
+                if existing is None:
+                    session.add(District(municipality_code=record.municipality_code, name=record.name, level=record.level, **values))
+                else:
+                    for key, value in values.items():
+                        setattr(existing, key, value)
+                count += 1
+            meta = session.get(Meta, "districts")
+            if meta is None:
+                session.add(Meta(key="districts", value="1"))
+            else:
+                meta.value = str(int(meta.value) + 1)
+        self._invalidate()
+        self.resolve_service_areas()
+        return count
+
+    def districts(self, municipality_code: str | None = None, level: str | None = None) -> list[dict[str, Any]]:
+        with read_session(self.engine) as session:
+            statement = select(District).order_by(District.municipality_code, District.level, District.name)
+            if municipality_code:
+                statement = statement.where(District.municipality_code == municipality_code)
+            if level:
+                statement = statement.where(District.level == level)
+            rows = session.exec(statement).all()
+        return [
+            {
+                "municipality_code": r.municipality_code, "name": r.name, "kana": r.kana, "level": r.level,
+                "approximate": r.approximate, "method": r.method, "source": r.source, "members": r.members,
+                "geometry": json.loads(r.geometry), "lat": r.lat, "lon": r.lon,
+            }
+            for r in rows
+        ]
+
+    def gazetteer(self) -> geo.Gazetteer:
+        revision = self.revision().split("/")[1]
+        if self._gazetteer_cache is None or self._gazetteer_cache[0] != revision:
+            records = [
+                geo.DistrictRecord(
+                    municipality_code=d["municipality_code"], name=d["name"], kana=d["kana"], level=d["level"],
+                    geometry=shape(d["geometry"]), approximate=d["approximate"],
+                    method=d["method"] or "", source=d["source"] or "", members=list(d["members"] or []),
+                    lat=d["lat"], lon=d["lon"],
+                )
+                for d in self.districts()
+            ]
+            self._gazetteer_cache = (revision, geo.Gazetteer(records))
+        return self._gazetteer_cache[1]
+
+    def area_index(self) -> geo.AreaIndex:
+        revision = self.revision()
+        if self._area_cache is None or self._area_cache[0] != revision:
+            with read_session(self.engine) as session:
+                rows = session.exec(
+                    select(ServiceArea.listing_id, ServiceArea.geometry)
+                    .join(Listing, Listing.id == ServiceArea.listing_id)
+                    .where(Listing.status == "published")
+                ).all()
+            self._area_cache = (
+                revision,
+                geo.AreaIndex([(listing_id, shape(json.loads(g))) for listing_id, g in rows]),
+            )
+        return self._area_cache[1]
+
+    def areas_lookup(self, lat: float, lon: float) -> list[dict[str, Any]]:
+        """The listings (centers) whose service area holds the point, with the town it falls in."""
+        return self.get_many(self.area_index().lookup(lat, lon))
+
+    def place(self, clean: dict[str, Any], row: int | None = None) -> list[Problem]:
+        """Fill coordinates / district / municipality from the address or district name (town level)."""
+        problems: list[Problem] = []
+        gazetteer = self.gazetteer()
+        if clean.get("lat") is None or clean.get("lon") is None:
+            placement = gazetteer.place_address(clean["address"]) if clean.get("address") else None
+            if placement is None and clean.get("district"):
+                geometry, unresolved = gazetteer.resolve([clean["district"]], clean.get("municipality_code"))
+                if geometry is not None and not unresolved:
+                    point = geometry.representative_point()
+                    clean.update(lat=round(point.y, 6), lon=round(point.x, 6), location_precision="district")
+            elif placement is not None:
+                clean.update(lat=placement.lat, lon=placement.lon, location_precision="town")
+                clean.setdefault("municipality_code", placement.municipality_code)
+                if not clean.get("municipality_code"):
+                    clean["municipality_code"] = placement.municipality_code
+                if not clean.get("district"):
+                    clean["district"] = placement.town
+            if clean.get("lat") is None:
+                problems.append(Problem("address", "住所・地区から場所を特定できません。緯度・経度を指定してください", row, clean.get("address") or clean.get("district")))
+        elif not clean.get("district") or not clean.get("municipality_code"):
+            town = gazetteer.town_at(clean["lat"], clean["lon"])
+            if town is not None:
+                clean.setdefault("district", town.name)
+                if not clean.get("district"):
+                    clean["district"] = town.name
+                if not clean.get("municipality_code"):
+                    clean["municipality_code"] = town.municipality_code
+        return problems
+
+    def _resolve_area(self, area: dict[str, Any] | None, municipality_code: str | None) -> tuple[Any, list[str], list[str]]:
+        if not area:
+            return None, [], []
+        if area.get("geometry"):
+            return shape(area["geometry"]), [], []
+        names = list(area.get("districts") or [])
+        geometry, unresolved = self.gazetteer().resolve(names, municipality_code)
+        return geometry, [n for n in names if n not in unresolved], unresolved
+
+    def _store_area(self, session: Session, listing: Listing) -> list[str]:
+        geometry, resolved, unresolved = self._resolve_area(listing.service_area, listing.municipality_code)
+        existing = session.get(ServiceArea, listing.id)
+        if geometry is None:
+            if existing is not None:
+                session.delete(existing)
+            return unresolved
+        payload = json.dumps(mapping(geometry))
+        if existing is None:
+            session.add(ServiceArea(listing_id=listing.id, geometry=payload, districts=resolved, unresolved=unresolved))
+        else:
+            existing.geometry, existing.districts, existing.unresolved = payload, resolved, unresolved
+        return unresolved
+
+    def resolve_service_areas(self) -> int:
+        """Re-resolve every center's 担当地区 (after districts change)."""
+        with self._writing() as session:
+            rows = session.exec(select(Listing).where(Listing.service_area.is_not(None))).all()  # type: ignore[union-attr]
+            for row in rows:
+                self._store_area(session, row)
+        self._invalidate()
+        return len(rows)
+
+    # -- writing -----------------------------------------------------------------------------
+    def _organization_id(self, session: Session, operator: str | None, cache: dict[str, int] | None = None) -> int | None:
+        if not operator:
+            return None
+        if cache is not None and operator in cache:
+            return cache[operator]
+        org = session.exec(select(Organization).where(Organization.name == operator)).first()
+        if org is None:
+            org = Organization(name=operator)
+            session.add(org)
+            session.flush()
+        if cache is not None and org.id is not None:
+            cache[operator] = org.id
+        return org.id
+
+    @staticmethod
+    def new_id(clean: dict[str, Any]) -> str:
+        prefix = clean.get("municipality_code") or "res"
+        return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+    def _history(self, session: Session, listing_id: str, version: int, action: str, actor: str,
+                 before: dict[str, Any] | None, after: dict[str, Any] | None, note: str | None = None) -> None:
+        session.add(ListingHistory(listing_id=listing_id, version=version, action=action, actor=actor,
+                                   before=before, after=after, note=note))
+
+    def _prepare(self, raw: dict[str, Any], *, partial: bool = False, row: int | None = None) -> dict[str, Any]:
+        clean, problems = validate_listing(raw, row, partial=partial)
+        if not problems and not partial:
+            problems += self.place(clean, row)
+        if problems:
+            raise ValidationFailed(problems)
+        return clean
+
+    def create(self, raw: dict[str, Any], actor: str) -> dict[str, Any]:
+        clean = self._prepare(raw)
+        clean.pop("version", None)
+        listing_id = clean.pop("id", None) or self.new_id(clean)
+        with self._writing() as session:
+            if session.get(Listing, listing_id) is not None:
+                raise Conflict(f"id {listing_id} は既に使われています")
+            listing = Listing(id=listing_id, **clean)
+            listing.organization_id = self._organization_id(session, listing.operator)
+            session.add(listing)
+            session.flush()
+            self._store_area(session, listing)
+            after = listing_to_dict(listing)
+            self._history(session, listing_id, listing.version, "create", actor, None, after)
+        return after
+
+    def update(self, listing_id: str, raw: dict[str, Any], actor: str, *, expected_version: int | None,
+               action: str = "update", note: str | None = None) -> dict[str, Any]:
+        """Partial update; refused with StaleEdit when the listing moved past `expected_version`."""
+        patch = self._prepare(raw, partial=True)
+        patch.pop("id", None)
+        patch.pop("version", None)
+        with self._writing() as session:
+            listing = self._lock_listing(session, listing_id)
+            if listing is None or listing.status == "deleted":
+                raise NotFound(listing_id)
+            before = listing_to_dict(listing)
+            if expected_version is not None and listing.version != expected_version:
+                raise StaleEdit(before, expected_version)
+            merged = {**before, **{k: (v.isoformat() if isinstance(v, date) else v) for k, v in patch.items()}}
+            if "address" in patch and "lat" not in patch and "lon" not in patch:
+                merged["lat"] = merged["lon"] = None  # place the new address
+                if "district" not in patch:
+                    merged["district"] = None
+            placed, problems = validate_listing({k: merged[k] for k in merged if k not in {"status", "updated_at", "version"}})
+            if not problems:
+                problems = self.place(placed)
+            if problems:
+                raise ValidationFailed(problems)
+            for key in ("lat", "lon", "district", "municipality_code", "location_precision"):
+                if placed.get(key) is not None and patch.get(key) is None:
+                    patch[key] = placed[key]
+            changed = {k: v for k, v in patch.items() if getattr(listing, k) != v}
+            if not changed:
+                return before
+            for key, value in changed.items():
+                setattr(listing, key, value)
+            if "operator" in changed:
+                listing.organization_id = self._organization_id(session, listing.operator)
+            listing.version += 1
+            listing.updated_at = utcnow()
+            if "service_area" in changed or "municipality_code" in changed:
+                self._store_area(session, listing)
+            after = listing_to_dict(listing)
+            self._history(session, listing_id, listing.version, action, actor, before, after, note)
+        return after
+
+    def verify(self, listing_id: str, actor: str, *, on: date | None = None, expected_version: int | None = None) -> dict[str, Any]:
+        """「確認しました」: the facts were checked today."""
+        return self.update(listing_id, {"verified_at": (on or date.today()).isoformat()}, actor,
+                           expected_version=expected_version, action="verify")
+
+    def delete(self, listing_id: str, actor: str, *, expected_version: int | None) -> dict[str, Any]:
+        """Soft delete: hidden everywhere, kept with its history, restorable."""
+        with self._writing() as session:
+            listing = self._lock_listing(session, listing_id)
+            if listing is None or listing.status == "deleted":
+                raise NotFound(listing_id)
+            before = listing_to_dict(listing)
+            if expected_version is not None and listing.version != expected_version:
+                raise StaleEdit(before, expected_version)
+            listing.status = "deleted"
+            listing.version += 1
+            listing.updated_at = utcnow()
+            after = listing_to_dict(listing)
+            self._history(session, listing_id, listing.version, "delete", actor, before, after)
+        return after
+
+    def restore(self, listing_id: str, actor: str, *, to_version: int | None = None) -> dict[str, Any]:
+        """Undo a delete, or bring back the content a listing had at `to_version`."""
+        with self._writing() as session:
+            listing = self._lock_listing(session, listing_id)
+            if listing is None:
+                raise NotFound(listing_id)
+            before = listing_to_dict(listing)
+            if to_version is None:
+                snapshot = {"status": "published"}
+            else:
+                entry = session.exec(
+                    select(ListingHistory).where(ListingHistory.listing_id == listing_id,
+                                                 ListingHistory.version == to_version)
+                ).first()
+                if entry is None or entry.after is None:
+                    raise NotFound(f"{listing_id} version {to_version}")
+                snapshot = {k: v for k, v in entry.after.items() if k not in {"version", "updated_at", "id"}}
+                snapshot["status"] = "published" if snapshot.get("status") == "deleted" else snapshot.get("status", "published")
+            clean, problems = validate_listing(snapshot, partial=True)
+            if problems:
+                raise ValidationFailed(problems)
+            for key, value in clean.items():
+                setattr(listing, key, value)
+            listing.status = snapshot.get("status", "published")
+            listing.version += 1
+            listing.updated_at = utcnow()
+            self._store_area(session, listing)
+            after = listing_to_dict(listing)
+            self._history(session, listing_id, listing.version, "restore", actor, before, after,
+                          f"version {to_version}" if to_version else None)
+        return after
+
+    # -- import ------------------------------------------------------------------------------
+    def import_records(self, records: Sequence[tuple[int, dict[str, Any]]], *, actor: str, source_name: str,
+                       dry_run: bool = False, progress: Callable[[int], None] | None = None) -> ImportReport:
+        """All-or-nothing import of (row number, raw record) pairs; dry_run reports and writes nothing."""
+        report = ImportReport(total=len(records), dry_run=dry_run)
+        cleaned: list[tuple[int, dict[str, Any]]] = []
+        seen_ids: dict[str, int] = {}
+        for row_no, raw in records:
+            if "__row_error__" in raw:
+                report.problems.append(Problem("row", raw["__row_error__"], row_no))
+                continue
+            clean, problems = validate_listing(raw, row_no)
+            if not problems:
+                problems = self.place(clean, row_no)
+            if clean.get("id"):
+                if clean["id"] in seen_ids:
+                    problems.append(Problem("id", f"{seen_ids[clean['id']]}行目と同じ id です", row_no, clean["id"]))
+                seen_ids.setdefault(clean["id"], row_no)
+            if clean.get("service_area") and not problems:
+                _geometry, _resolved, unresolved = self._resolve_area(clean["service_area"], clean.get("municipality_code"))
+                for name in unresolved:
+                    report.warnings.append(Problem("service_area", f"地区「{name}」が見つかりません", row_no, name))
+            report.problems.extend(problems)
+            if not clean.get("source"):
+                clean["source"] = source_name
+            cleaned.append((row_no, clean))
+            if progress:
+                progress(1)
+        report.duplicates = self.likely_duplicates([(r, c) for r, c in cleaned])
+        if report.problems or dry_run:
+            self._count_changes(cleaned, report)
+            return report
+        self._write_import(cleaned, actor, report)
+        report.written = True
+        return report
+
+    def _count_changes(self, cleaned: list[tuple[int, dict[str, Any]]], report: ImportReport) -> None:
+        ids = [c["id"] for _, c in cleaned if c.get("id")]
+        existing = {d["id"] for d in self.get_many_any(ids)}
+        for _, clean in cleaned:
+            if clean.get("id") in existing:
+                report.updated += 1
+            else:
+                report.created += 1
+
+    def get_many_any(self, ids: Sequence[str]) -> list[dict[str, Any]]:
+        found = []
+        with read_session(self.engine) as session:
+            for start in range(0, len(ids), 500):
+                chunk = list(ids[start : start + 500])
+                found += [listing_to_dict(r) for r in session.exec(select(Listing).where(col(Listing.id).in_(chunk))).all()]
+        return found
+
+    def _write_import(self, cleaned: list[tuple[int, dict[str, Any]]], actor: str, report: ImportReport) -> None:
+        organizations: dict[str, int] = {}
+        with self._writing() as session:
+            ids = [c["id"] for _, c in cleaned if c.get("id")]
+            existing: dict[str, Listing] = {}
+            for start in range(0, len(ids), 500):
+                for row in session.exec(select(Listing).where(col(Listing.id).in_(ids[start : start + 500]))).all():
+                    existing[row.id] = row
+            for _row_no, clean in cleaned:
+                clean.pop("version", None)
+                listing_id = clean.pop("id", None) or self.new_id(clean)
+                listing = existing.get(listing_id)
+                if listing is None:
+                    listing = Listing(id=listing_id, **clean)
+                    listing.organization_id = self._organization_id(session, listing.operator, organizations)
+                    session.add(listing)
+                    self._history(session, listing_id, 1, "import", actor, None, listing_to_dict(listing), clean.get("source"))
+                    report.created += 1
+                else:
+                    before = listing_to_dict(listing)
+                    changed = {k: v for k, v in clean.items() if getattr(listing, k) != v}
+                    if listing.status == "deleted":
+                        changed["status"] = "published"
+                    if not changed:
+                        report.unchanged += 1
+                        continue
+                    for key, value in changed.items():
+                        setattr(listing, key, value)
+                    listing.organization_id = self._organization_id(session, listing.operator, organizations)
+                    listing.version += 1
+                    listing.updated_at = utcnow()
+                    self._history(session, listing_id, listing.version, "import", actor, before, listing_to_dict(listing), clean.get("source"))
+                    report.updated += 1
+                if listing.service_area is not None or listing_id in existing:
+                    session.flush()
+                    self._store_area(session, listing)
+
+    def likely_duplicates(self, cleaned: list[tuple[int, dict[str, Any]]]) -> list[dict[str, Any]]:
+        """Same place under a slightly different name near the same point (within the file and the store)."""
+        cell = 0.003
+        grid: dict[tuple[int, int], list[tuple[str, str, float, float, str]]] = {}
+
+        def key(lat: float, lon: float) -> tuple[int, int]:
+            return int(lat / cell), int(lon / cell)
+
+        incoming_ids = {c.get("id") for _, c in cleaned if c.get("id")}
+        with read_session(self.engine) as session:
+            stored = session.exec(
+                select(Listing.id, Listing.name, Listing.lat, Listing.lon).where(Listing.status == "published")
+            ).all()
+        for listing_id, name, lat, lon in stored:
+            if lat is None or listing_id in incoming_ids:
+                continue
+            grid.setdefault(key(lat, lon), []).append((listing_id, normalize(name), lat, lon, "既存"))
+        found = []
+        for row_no, clean in cleaned:
+            if clean.get("lat") is None or not clean.get("name"):
+                continue
+            name, lat, lon = normalize(clean["name"]), clean["lat"], clean["lon"]
+            k = key(lat, lon)
+            for dy in (-1, 0, 1):
+                for dx in (-1, 0, 1):
+                    for other_id, other_name, olat, olon, origin in grid.get((k[0] + dy, k[1] + dx), []):
+                        if haversine_km(lat, lon, olat, olon) > DUPLICATE_DISTANCE_KM:
+                            continue
+                        score = fuzz.ratio(name, other_name)
+                        if score >= DUPLICATE_NAME_SCORE:
+                            found.append({
+                                "row": row_no, "id": clean.get("id"), "name": clean["name"],
+                                "other": other_id, "other_origin": origin, "similarity": round(score, 1),
+                                "message": f"{row_no}行目「{clean['name']}」は{origin}の {other_id} と同じ場所の可能性があります",
+                            })
+            grid.setdefault(k, []).append((clean.get("id") or f"row-{row_no}", name, lat, lon, f"{row_no}行目"))
+        return found
+
+
+class PostgresDirectory(Directory):
+    """PostgreSQL: rows to change are locked with SELECT … FOR UPDATE (SQLite locks the whole database)."""
+
+    def _lock_listing(self, session: Session, listing_id: str) -> Listing | None:
+        return session.exec(select(Listing).where(Listing.id == listing_id).with_for_update()).first()
+

@@ -1,0 +1,294 @@
+"""File formats in and out: CSV (English or 自治体標準オープンデータセット headers; UTF-8/BOM/Shift_JIS),
+JSON, GeoJSON, Excel in; CSV, JSON, GeoJSON and Open Referral HSDS out."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from resdb.validation import Problem
+from resdb.vocab import KINDS, WEEKDAYS
+
+# Japanese headers → listing keys (standard dataset names first, then friendly extras).
+JAPANESE_HEADERS: dict[str, str] = {
+    "ID": "id", "id": "id", "名称": "name", "名称_カナ": "name_kana", "名称カナ": "name_kana", "ふりがな": "name_kana",
+    "種別": "kind", "説明": "description", "概要": "description", "地方公共団体コード": "municipality_code",
+    "住所": "address", "所在地": "address", "緯度": "lat", "経度": "lon", "電話番号": "phone", "運営主体": "operator",
+    "URL": "url", "対象": "targets", "活動": "activities", "活動内容": "activities", "費用": "cost_yen",
+    "定員": "capacity", "日程": "schedule", "開催日時": "schedule", "スケジュール": "schedule", "地区": "district",
+    "町字": "district", "会場": "venue", "メールアドレス": "email", "紹介受入": "accepts_referrals",
+    "集団の規模": "group_size", "規模": "group_size", "バリアフリー": "barrier_free", "送迎": "pickup",
+    "要予約": "reservation_required", "予約": "reservation_required", "祝日休み": "holidays_closed",
+    "最終確認日": "verified_at", "確認日": "verified_at", "出典": "source", "出典詳細": "source_detail",
+    "サンプル": "is_sample", "備考": "notes", "担当地区": "service_area", "対象年齢下限": "min_age",
+    "対象年齢上限": "max_age", "市内在住者のみ": "residents_only", "状態": "status",
+}
+ELIGIBILITY_KEYS = ("min_age", "max_age", "residents_only")
+JSON_CELL_KEYS = ("schedule", "eligibility", "service_area")
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+CSV_FIELDS = (
+    "id", "name", "name_kana", "kind", "description", "municipality_code", "address", "lat", "lon",
+    "district", "venue", "operator", "phone", "email", "url", "targets", "activities", "schedule",
+    "cost_yen", "capacity", "accepts_referrals", "group_size", "barrier_free", "pickup",
+    "reservation_required", "holidays_closed", "eligibility", "service_area", "verified_at", "source",
+    "source_detail", "is_sample", "notes",
+)
+
+
+class FileProblem(ValueError):
+    """The file as a whole cannot be read (encoding, syntax, missing headers)."""
+
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(str(problem))
+        self.problem = problem
+
+
+def decode(data: bytes) -> str:
+    """UTF-8 (with or without BOM), else Shift_JIS (cp932)."""
+    for encoding in ("utf-8-sig", "cp932"):
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    raise FileProblem(Problem("file", "文字コードを判別できません（UTF-8 または Shift_JIS で保存してください）"))
+
+
+def _header_key(header: str) -> str | None:
+    name = (header or "").strip().lstrip("\ufeff")
+    if name in JAPANESE_HEADERS:
+        return JAPANESE_HEADERS[name]
+    lowered = name.lower()
+    if lowered in CSV_FIELDS or lowered in ELIGIBILITY_KEYS or lowered == "status":
+        return lowered
+    return None
+
+
+def _fold_row(row: dict[str, Any]) -> dict[str, Any]:
+    """Flat spreadsheet cells → the listing shape (eligibility columns nested, JSON cells parsed)."""
+    record: dict[str, Any] = {}
+    eligibility: dict[str, Any] = {}
+    for key, value in row.items():
+        if isinstance(value, str):
+            value = value.strip()
+            if value == "":
+                continue
+        if value is None:
+            continue
+        if key in ELIGIBILITY_KEYS:
+            eligibility[key] = value
+        elif key in JSON_CELL_KEYS and isinstance(value, str) and value[:1] in "[{":
+            try:
+                record[key] = json.loads(value)
+            except json.JSONDecodeError:
+                record[key] = value  # validation names it
+        else:
+            record[key] = value
+    if eligibility:
+        base = record.get("eligibility") if isinstance(record.get("eligibility"), dict) else {}
+        record["eligibility"] = {**base, **eligibility}
+    return record
+
+
+def _table_records(headers: list[str], rows: Iterable[tuple[int, list[Any]]]) -> tuple[list[tuple[int, dict[str, Any]]], list[Problem]]:
+    keys = [_header_key(h) for h in headers]
+    warnings = [Problem(str(h), "この列は使われません（不明な見出し）", 1) for h, k in zip(headers, keys, strict=True) if k is None and str(h or "").strip()]
+    if "name" not in keys:
+        raise FileProblem(Problem("name", "見出し行に 名称（name）の列がありません", 1))
+    if "kind" not in keys:
+        raise FileProblem(Problem("kind", "見出し行に 種別（kind）の列がありません", 1))
+    records = []
+    for row_no, cells in rows:
+        if not any(str(c).strip() for c in cells if c is not None):
+            continue
+        if len(cells) > len(headers) and any(str(c).strip() for c in cells[len(headers):] if c is not None):
+            records.append((row_no, {"__row_error__": f"列の数が見出し（{len(headers)}列）より多くなっています（{len(cells)}列）"}))
+            continue
+        row = {k: v for k, v in zip(keys, cells, strict=False) if k is not None}
+        records.append((row_no, _fold_row(row)))
+    return records, warnings
+
+
+def read_csv_text(text: str) -> tuple[list[tuple[int, dict[str, Any]]], list[Problem]]:
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        headers = next(reader)
+    except StopIteration:
+        raise FileProblem(Problem("file", "ファイルが空です")) from None
+    except csv.Error as exc:
+        raise FileProblem(Problem("file", f"CSV として読めません: {exc}", 1)) from exc
+
+    def rows() -> Iterable[tuple[int, list[Any]]]:
+        try:
+            for cells in reader:
+                yield reader.line_num, cells
+        except csv.Error as exc:
+            raise FileProblem(Problem("file", f"CSV として読めません: {exc}", reader.line_num)) from exc
+
+    return _table_records(headers, rows())
+
+
+def read_xlsx(data: bytes) -> tuple[list[tuple[int, dict[str, Any]]], list[Problem]]:
+    from openpyxl import load_workbook
+
+    try:
+        workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except Exception as exc:  # openpyxl raises many kinds
+        raise FileProblem(Problem("file", f"Excel ファイルとして読めません: {exc}")) from exc
+    sheet = workbook.worksheets[0]
+    rows = sheet.iter_rows(values_only=True)
+    try:
+        headers = [str(h) if h is not None else "" for h in next(rows)]
+    except StopIteration:
+        raise FileProblem(Problem("file", "シートが空です")) from None
+    return _table_records(headers, ((i, list(r)) for i, r in enumerate(rows, start=2)))
+
+
+def read_json_data(payload: Any) -> list[tuple[int, dict[str, Any]]]:
+    if isinstance(payload, dict) and payload.get("type") == "FeatureCollection":
+        records = []
+        for i, feature in enumerate(payload.get("features") or [], start=1):
+            properties = dict(feature.get("properties") or {})
+            geometry = feature.get("geometry") or {}
+            if geometry.get("type") == "Point":
+                lon, lat = geometry["coordinates"][:2]
+                properties.setdefault("lat", lat)
+                properties.setdefault("lon", lon)
+            records.append((i, properties))
+        return records
+    if isinstance(payload, dict) and isinstance(payload.get("items"), list):
+        payload = payload["items"]
+    if isinstance(payload, dict):
+        payload = [payload]
+    if not isinstance(payload, list):
+        raise FileProblem(Problem("file", "JSON は掲載情報の配列にしてください"))
+    records = []
+    for i, item in enumerate(payload, start=1):
+        records.append((i, item if isinstance(item, dict) else {"__row_error__": "オブジェクトではありません"}))
+    return records
+
+
+def read_file(path: Path) -> tuple[list[tuple[int, dict[str, Any]]], list[Problem]]:
+    """(row number, raw record) pairs and file-level warnings; FileProblem when unreadable."""
+    data = Path(path).read_bytes()
+    return read_bytes(data, Path(path).name)
+
+
+def read_bytes(data: bytes, filename: str) -> tuple[list[tuple[int, dict[str, Any]]], list[Problem]]:
+    suffix = Path(filename).suffix.lower()
+    if suffix in {".xlsx", ".xlsm"}:
+        return read_xlsx(data)
+    if suffix in {".json", ".geojson"}:
+        try:
+            payload = json.loads(decode(data))
+        except json.JSONDecodeError as exc:
+            raise FileProblem(Problem("file", f"JSON として読めません（{exc.lineno}行目 {exc.colno}文字目）", exc.lineno)) from exc
+        return read_json_data(payload), []
+    if suffix in {".csv", ".txt", ".tsv"}:
+        return read_csv_text(decode(data))
+    raise FileProblem(Problem("file", f"対応していない形式です（{suffix}）。CSV, JSON, GeoJSON, Excel (.xlsx) が使えます"))
+
+
+# --- export ---------------------------------------------------------------------------------
+def safe_cell(value: Any) -> Any:
+    """A CSV cell that a spreadsheet will not run as a formula (=, +, -, @ neutralised with ')."""
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
+def _csv_value(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return ";".join(value)
+    if isinstance(value, list | dict):
+        return json.dumps(value, ensure_ascii=False)
+    return value
+
+
+def to_csv(listings: Iterable[dict[str, Any]], *, japanese_headers: bool = False) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    reverse = {}
+    for header, key in JAPANESE_HEADERS.items():
+        reverse.setdefault(key, header)
+    writer.writerow([reverse.get(f, f) if japanese_headers else f for f in CSV_FIELDS])
+    for listing in listings:
+        writer.writerow([safe_cell(_csv_value(listing.get(f))) for f in CSV_FIELDS])
+    return out.getvalue()
+
+
+def to_json(listings: Iterable[dict[str, Any]]) -> str:
+    return json.dumps(list(listings), ensure_ascii=False, indent=1)
+
+
+def feature(listing: dict[str, Any], properties: Iterable[str] | None = None) -> dict[str, Any]:
+    props = {k: v for k, v in listing.items() if k not in {"lat", "lon"} and (properties is None or k in properties)}
+    props["kind_label"] = KINDS.get(listing.get("kind") or "", "")
+    geometry = None
+    if listing.get("lat") is not None and listing.get("lon") is not None:
+        geometry = {"type": "Point", "coordinates": [listing["lon"], listing["lat"]]}
+    return {"type": "Feature", "id": listing["id"], "geometry": geometry, "properties": props}
+
+
+def to_geojson(listings: Iterable[dict[str, Any]]) -> str:
+    return json.dumps({"type": "FeatureCollection", "features": [feature(x) for x in listings]}, ensure_ascii=False)
+
+
+_HSDS_DAYS = {"mon": "MO", "tue": "TU", "wed": "WE", "thu": "TH", "fri": "FR", "sat": "SA", "sun": "SU"}
+
+
+def to_hsds(listings: Iterable[dict[str, Any]]) -> str:
+    """Open Referral HSDS 3.0 style: organizations, services, locations, service_at_locations,
+    schedules and phones as related arrays (ids are stable, derived from the listing id)."""
+    organizations: dict[str, dict[str, Any]] = {}
+    services, locations, links, schedules, phones = [], [], [], [], []
+    for listing in listings:
+        org_id = None
+        if listing.get("operator"):
+            org_id = "org:" + listing["operator"]
+            organizations.setdefault(org_id, {"id": org_id, "name": listing["operator"], "description": None})
+        service_id = listing["id"]
+        services.append({
+            "id": service_id, "organization_id": org_id, "name": listing["name"],
+            "alternate_name": listing.get("name_kana"), "description": listing.get("description"),
+            "url": listing.get("url"), "email": listing.get("email"), "status": "active",
+            "fees_description": None if listing.get("cost_yen") is None else f"{listing['cost_yen']}円",
+            "eligibility_description": ", ".join(listing.get("targets") or []) or None,
+            "minimum_age": (listing.get("eligibility") or {}).get("min_age"),
+            "maximum_age": (listing.get("eligibility") or {}).get("max_age"),
+            "last_modified": listing.get("updated_at"), "assured_date": listing.get("verified_at"),
+            "attributes": [{"taxonomy": "resdb-kind", "value": listing.get("kind")}]
+            + [{"taxonomy": "resdb-target", "value": t} for t in listing.get("targets") or []],
+        })
+        location_id = f"loc:{service_id}"
+        locations.append({
+            "id": location_id, "location_type": "physical", "name": listing.get("venue") or listing["name"],
+            "latitude": listing.get("lat"), "longitude": listing.get("lon"),
+            "addresses": [{"address_1": listing.get("address"), "city": None, "country": "JP", "address_type": "physical"}]
+            if listing.get("address") else [],
+        })
+        link_id = f"sal:{service_id}"
+        links.append({"id": link_id, "service_id": service_id, "location_id": location_id})
+        for i, entry in enumerate(listing.get("schedule") or []):
+            schedules.append({
+                "id": f"sch:{service_id}:{i}", "service_id": service_id, "freq": "MONTHLY" if entry.get("weeks") else "WEEKLY",
+                "byday": ",".join(f"{w}{_HSDS_DAYS[entry['weekday']]}" for w in entry["weeks"]) if entry.get("weeks") else _HSDS_DAYS[entry["weekday"]],
+                "opens_at": entry["start"], "closes_at": entry["end"], "timezone": 9,
+                "description": f"{WEEKDAYS[entry['weekday']]}曜 {entry['start']}〜{entry['end']}",
+            })
+        if listing.get("phone"):
+            phones.append({"id": f"ph:{service_id}", "service_id": service_id, "number": listing["phone"], "type": "voice"})
+    return json.dumps({
+        "hsds_version": "3.0", "organizations": list(organizations.values()), "services": services,
+        "locations": locations, "service_at_locations": links, "schedules": schedules, "phones": phones,
+    }, ensure_ascii=False, indent=1)
+
+
+EXPORTERS = {"csv": to_csv, "json": to_json, "geojson": to_geojson, "hsds": to_hsds}

@@ -1,0 +1,154 @@
+"""Database tables and API models (SQLModel): listings, organisations, districts, service areas, history, users."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from typing import Any
+
+from sqlalchemy import JSON, Index, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(microsecond=0)
+
+
+# Fields of the contract's flat listing shape, shared by the table and the API models.
+class ListingBase(SQLModel):
+    name: str = Field(max_length=200)
+    name_kana: str | None = Field(default=None, max_length=200)
+    kind: str = Field(max_length=20, index=True)
+    description: str | None = Field(default=None, sa_type=Text)
+    municipality_code: str | None = Field(default=None, max_length=6, index=True)
+    address: str | None = Field(default=None, max_length=300)
+    lat: float | None = None
+    lon: float | None = None
+    district: str | None = Field(default=None, max_length=100)
+    location_precision: str | None = Field(default=None, max_length=20)
+    venue: str | None = Field(default=None, max_length=200)
+    operator: str | None = Field(default=None, max_length=200)
+    phone: str | None = Field(default=None, max_length=50)
+    email: str | None = Field(default=None, max_length=200)
+    url: str | None = Field(default=None, max_length=500)
+    targets: list[str] = Field(default_factory=list, sa_type=JSON)
+    activities: list[str] = Field(default_factory=list, sa_type=JSON)
+    schedule: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSON)
+    holidays_closed: bool = True
+    reservation_required: bool | None = None
+    cost_yen: int | None = None
+    capacity: int | None = None
+    accepts_referrals: bool = True
+    group_size: str | None = Field(default=None, max_length=10)
+    barrier_free: bool | None = None
+    pickup: bool | None = None
+    eligibility: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    service_area: dict[str, Any] | None = Field(default=None, sa_type=JSON)
+    verified_at: date | None = None
+    source: str | None = Field(default=None, max_length=300)
+    source_detail: str | None = Field(default=None, max_length=500)
+    is_sample: bool = False
+    notes: str | None = Field(default=None, sa_type=Text)
+
+
+class Organization(SQLModel, table=True):
+    """Who runs services (HSDS organization); listings keep the operator's name at the edges."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=200, unique=True)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Listing(ListingBase, table=True):
+    __table_args__ = (Index("ix_listing_status_kind", "status", "kind"),)
+
+    id: str = Field(primary_key=True, max_length=100)
+    organization_id: int | None = Field(default=None, foreign_key="organization.id")
+    status: str = Field(default="published", max_length=12, index=True)
+    version: int = Field(default=1)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class ListingHistory(SQLModel, table=True):
+    """One accepted change of a listing: who, when, what it was before and after."""
+
+    __tablename__ = "listing_history"
+
+    id: int | None = Field(default=None, primary_key=True)
+    listing_id: str = Field(max_length=100, index=True)
+    version: int
+    action: str = Field(max_length=20)
+    actor: str = Field(max_length=200)
+    at: datetime = Field(default_factory=utcnow)
+    before: dict[str, Any] | None = Field(default=None, sa_type=JSON)
+    after: dict[str, Any] | None = Field(default=None, sa_type=JSON)
+    note: str | None = Field(default=None, max_length=500)
+
+
+class District(SQLModel, table=True):
+    """A named area: a municipality, a 町字 or a 地区, with its (possibly approximate) polygon."""
+
+    __table_args__ = (UniqueConstraint("municipality_code", "level", "name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    municipality_code: str = Field(max_length=6, index=True)
+    name: str = Field(max_length=100)
+    kana: str | None = Field(default=None, max_length=200)
+    level: str = Field(max_length=20)
+    geometry: str = Field(sa_type=Text)  # GeoJSON geometry text, WGS84
+    approximate: bool = True
+    method: str | None = Field(default=None, max_length=100)
+    source: str | None = Field(default=None, max_length=300)
+    members: list[str] = Field(default_factory=list, sa_type=JSON)
+    lat: float | None = None
+    lon: float | None = None
+
+
+class ServiceArea(SQLModel, table=True):
+    """A center's 担当地区 resolved to geometry."""
+
+    __tablename__ = "service_area"
+
+    listing_id: str = Field(primary_key=True, foreign_key="listing.id", max_length=100)
+    geometry: str = Field(sa_type=Text)
+    districts: list[str] = Field(default_factory=list, sa_type=JSON)
+    unresolved: list[str] = Field(default_factory=list, sa_type=JSON)
+
+
+class Meta(SQLModel, table=True):
+    """Key/value facts about the store; `revision` grows with every listing change (the index follows it)."""
+
+    key: str = Field(primary_key=True, max_length=50)
+    value: str = Field(max_length=200)
+
+
+class User(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(max_length=200, unique=True)
+    role: str = Field(max_length=20)
+    password_hash: str | None = Field(default=None, max_length=300)
+    municipality_code: str | None = Field(default=None, max_length=6)
+    operator: str | None = Field(default=None, max_length=200)
+    active: bool = True
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class ApiToken(SQLModel, table=True):
+    __tablename__ = "api_token"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="user.id", index=True)
+    token_hash: str = Field(max_length=64, unique=True)
+    created_at: datetime = Field(default_factory=utcnow)
+    revoked: bool = False
+
+
+
+
+class IndexOutbox(SQLModel, table=True):
+    """Listings changed in a committed transaction and not yet applied to the search index."""
+
+    __tablename__ = "index_outbox"
+
+    seq: int | None = Field(default=None, primary_key=True)
+    listing_id: str = Field(max_length=100)

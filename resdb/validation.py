@@ -1,0 +1,300 @@
+"""Input → validated listing: every problem named by row and field in Japanese, nothing coerced silently."""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from resdb import schedule as schedule_mod
+from resdb.vocab import GROUP_SIZES, kind_id, target_id
+
+JAPAN_LAT = (20.0, 46.0)
+JAPAN_LON = (122.0, 154.0)
+ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
+_TRUE = {"true", "1", "yes", "y", "t", "○", "〇", "有", "あり", "はい", "可"}
+_FALSE = {"false", "0", "no", "n", "f", "×", "無", "なし", "いいえ", "不可", "-"}
+LIST_SPLIT = re.compile(r"[;；、,，/／|｜\n]+")
+
+# Fields the listing carries (contract + extensions), with what they hold.
+TEXT_FIELDS = (
+    "name", "name_kana", "description", "address", "district", "venue", "operator", "phone", "email",
+    "url", "source", "source_detail", "notes", "location_precision",
+)
+LIST_FIELDS = ("targets", "activities")
+INT_FIELDS = ("cost_yen", "capacity")
+BOOL_FIELDS = ("accepts_referrals", "barrier_free", "pickup", "is_sample", "reservation_required", "holidays_closed")
+FLOAT_FIELDS = ("lat", "lon")
+KNOWN_FIELDS = set(TEXT_FIELDS) | set(LIST_FIELDS) | set(INT_FIELDS) | set(BOOL_FIELDS) | set(FLOAT_FIELDS) | {
+    "id", "kind", "municipality_code", "schedule", "group_size", "eligibility", "service_area",
+    "verified_at", "status", "version",
+}
+MAX_LENGTH = {"name": 200, "name_kana": 200, "address": 300, "operator": 200, "url": 500, "phone": 50}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One reason a record is refused: where (row, field) and why (Japanese)."""
+
+    field: str
+    message: str
+    row: int | None = None
+    value: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"row": self.row, "field": self.field, "message": self.message, "value": self.value}
+
+    def __str__(self) -> str:
+        where = f"{self.row}行目 " if self.row is not None else ""
+        return f"{where}{self.field}: {self.message}"
+
+
+class ValidationFailed(ValueError):
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__("; ".join(str(p) for p in problems))
+        self.problems = problems
+
+
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def parse_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float) and value in (0, 1):
+        return bool(value)
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError("はい/いいえ（true/false）で指定してください")
+
+
+def parse_int(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError("整数で指定してください")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    text = str(value).strip().replace(",", "").replace("円", "").replace("人", "").replace("名", "")
+    if text in {"無料", "無償"}:
+        return 0
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError("整数で指定してください") from None
+
+
+def parse_list(value: Any) -> list[str]:
+    if isinstance(value, list | tuple):
+        return [str(v).strip() for v in value if not _blank(v)]
+    return [part.strip() for part in LIST_SPLIT.split(str(value)) if part.strip()]
+
+
+def parse_date(value: Any) -> date:
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    text = str(value).strip().replace("/", "-").replace("年", "-").replace("月", "-").replace("日", "")
+    try:
+        return date.fromisoformat("-".join(part.zfill(2) for part in text.split("-")))
+    except ValueError:
+        raise ValueError("日付は YYYY-MM-DD で指定してください") from None
+
+
+def municipality_code6(code: str) -> str:
+    """The 6-digit 全国地方公共団体コード (with check digit) from a 5- or 6-digit code."""
+    digits = re.sub(r"\D", "", str(code))
+    if len(digits) == 6:
+        return digits
+    if len(digits) != 5:
+        raise ValueError("5桁または6桁の地方公共団体コードで指定してください")
+    total = sum(int(d) * w for d, w in zip(digits, (6, 5, 4, 3, 2), strict=True))
+    check = (11 - total % 11) % 10 if total % 11 else 1
+    return digits + str(check)
+
+
+def validate_listing(raw: dict[str, Any], row: int | None = None, *, partial: bool = False) -> tuple[dict[str, Any], list[Problem]]:
+    """Clean one listing record. Returns (clean fields, problems); clean holds only the fields given."""
+    problems: list[Problem] = []
+    clean: dict[str, Any] = {}
+
+    def bad(field_name: str, message: str, value: Any = None) -> None:
+        problems.append(Problem(field_name, message, row, None if value is None else str(value)[:100]))
+
+    for key, value in raw.items():
+        if key not in KNOWN_FIELDS:
+            continue
+        try:
+            if key in TEXT_FIELDS:
+                text = None if _blank(value) else str(value).strip()
+                if text is not None and len(text) > MAX_LENGTH.get(key, 5000):
+                    raise ValueError(f"{MAX_LENGTH.get(key, 5000)}文字以内にしてください")
+                clean[key] = text
+            elif key in LIST_FIELDS:
+                clean[key] = [] if _blank(value) else parse_list(value)
+            elif key in INT_FIELDS:
+                number = None if _blank(value) else parse_int(value)
+                if number is not None and number < 0:
+                    raise ValueError("0以上の整数で指定してください")
+                clean[key] = number
+            elif key in BOOL_FIELDS:
+                clean[key] = None if _blank(value) else parse_bool(value)
+            elif key in FLOAT_FIELDS:
+                clean[key] = None if _blank(value) else float(str(value).strip())
+            elif key == "id":
+                if not _blank(value):
+                    text = str(value).strip()
+                    if not ID_PATTERN.match(text):
+                        raise ValueError("英数字と - _ . だけで100文字以内にしてください")
+                    clean["id"] = text
+            elif key == "kind":
+                if _blank(value):
+                    raise ValueError("種別は必須です")
+                kind = kind_id(str(value))
+                if kind is None:
+                    raise ValueError("不明な種別です（ibasho, kayoi, shokudo, kosodate, chikatsu, work_trial, volunteer, learning, center, other または日本語の名称）")
+                clean["kind"] = kind
+            elif key == "municipality_code":
+                clean[key] = None if _blank(value) else municipality_code6(str(value))
+            elif key == "schedule":
+                clean[key] = [] if _blank(value) else parse_schedule(value)
+            elif key == "group_size":
+                if _blank(value):
+                    clean[key] = None
+                else:
+                    size = str(value).strip()
+                    size = next((k for k, label in GROUP_SIZES.items() if size in (k, label)), None)
+                    if size is None:
+                        raise ValueError("small / medium / large（少人数・中規模・大人数）で指定してください")
+                    clean[key] = size
+            elif key == "eligibility":
+                clean[key] = _eligibility(value)
+            elif key == "service_area":
+                clean[key] = _service_area(value)
+            elif key == "verified_at":
+                clean[key] = None if _blank(value) else parse_date(value)
+                if clean[key] and clean[key] > date.today():
+                    raise ValueError("未来の日付です")
+            elif key == "status":
+                status = str(value).strip() or "published"
+                if status not in {"published", "draft"}:
+                    raise ValueError("published または draft で指定してください")
+                clean[key] = status
+            elif key == "version":
+                clean[key] = None if _blank(value) else parse_int(value)
+        except (ValueError, TypeError) as exc:
+            bad(key, str(exc) or "値が不正です", value)
+
+    if "targets" in clean:
+        resolved = []
+        for target in clean["targets"]:
+            target_key = target_id(target)
+            if target_key is None:
+                bad("targets", f"不明な対象です: {target}", target)
+            elif target_key not in resolved:
+                resolved.append(target_key)
+        clean["targets"] = resolved
+    for coordinate, (low, high) in (("lat", JAPAN_LAT), ("lon", JAPAN_LON)):
+        number = clean.get(coordinate)
+        if number is not None and not low <= number <= high:
+            bad(coordinate, f"日本の範囲外です（{low}〜{high}）", number)
+    if ("lat" in clean) != ("lon" in clean) or (clean.get("lat") is None) != (clean.get("lon") is None):
+        if not any(p.field in {"lat", "lon"} for p in problems) and not partial:
+            bad("lat" if clean.get("lat") is None else "lon", "緯度と経度は両方指定してください")
+    if not partial:
+        if _blank(clean.get("name")) and not any(p.field == "name" for p in problems):
+            bad("name", "名称は必須です")
+        if "kind" not in clean and not any(p.field == "kind" for p in problems):
+            bad("kind", "種別は必須です")
+        has_point = clean.get("lat") is not None and clean.get("lon") is not None
+        if not has_point and not clean.get("address") and not clean.get("district"):
+            if not any(p.field in {"lat", "lon"} for p in problems):
+                bad("address", "場所がありません（緯度・経度、住所、地区のいずれかが必要です）")
+    return clean, problems
+
+
+def _eligibility(value: Any) -> dict[str, Any]:
+    if _blank(value):
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError("eligibility はオブジェクトで指定してください")
+    result: dict[str, Any] = {}
+    for key in ("min_age", "max_age"):
+        if not _blank(value.get(key)):
+            age = parse_int(value[key])
+            if not 0 <= age <= 120:
+                raise ValueError(f"{key} は0〜120で指定してください")
+            result[key] = age
+    if result.get("min_age") is not None and result.get("max_age") is not None and result["min_age"] > result["max_age"]:
+        raise ValueError("min_age が max_age より大きくなっています")
+    if not _blank(value.get("residents_only")):
+        result["residents_only"] = parse_bool(value["residents_only"])
+    return result
+
+
+def _service_area(value: Any) -> dict[str, Any] | None:
+    if _blank(value):
+        return None
+    if isinstance(value, str):
+        return {"districts": parse_list(value)}
+    if not isinstance(value, dict):
+        raise ValueError("service_area は districts または geometry を持つオブジェクトで指定してください")
+    area: dict[str, Any] = {}
+    if value.get("districts"):
+        area["districts"] = parse_list(value["districts"])
+    if value.get("geometry"):
+        geometry = value["geometry"]
+        if not isinstance(geometry, dict) or geometry.get("type") not in {"Polygon", "MultiPolygon"}:
+            raise ValueError("geometry は GeoJSON の Polygon / MultiPolygon で指定してください")
+        area["geometry"] = geometry
+    return area or None
+
+
+_DAY_CHARS = "月火水木金土日"
+_SCHEDULE_TEXT = re.compile(
+    r"(?:毎週|毎月)?\s*(?:第\s*(?P<weeks>[1-5](?:\s*[・,、]\s*(?:第\s*)?[1-5])*))?\s*"
+    r"(?P<days>[月火水木金土日](?:\s*[・,、]\s*[月火水木金土日])*)\s*(?:曜日|曜)?\s*"
+    r"(?P<start>\d{1,2}:\d{2})\s*[〜~\-ー－―]\s*(?P<end>\d{1,2}:\d{2})"
+)
+_SCHEDULE_ASCII = re.compile(
+    r"(?P<day>mon|tue|wed|thu|fri|sat|sun)(?:#(?P<weeks>[1-5](?:,[1-5])*))?\s+"
+    r"(?P<start>\d{1,2}:\d{2})\s*-\s*(?P<end>\d{1,2}:\d{2})"
+)
+
+
+def schedule_from_text(text: str) -> list[dict[str, Any]]:
+    """Entries from 「毎月第2・第4土曜 13:30〜15:00」, 「毎週火・木 10:00-12:00」 or "wed#1,3 13:30-15:30"."""
+    folded = unicodedata.normalize("NFKC", text)
+    entries: list[dict[str, Any]] = []
+    for match in _SCHEDULE_TEXT.finditer(folded):
+        weeks = [int(w) for w in re.findall(r"[1-5]", match.group("weeks") or "")]
+        for char in re.findall(f"[{_DAY_CHARS}]", match.group("days")):
+            entry: dict[str, Any] = {"weekday": schedule_mod.WEEKDAY_IDS[_DAY_CHARS.index(char)],
+                                     "start": match.group("start").zfill(5), "end": match.group("end").zfill(5)}
+            if weeks:
+                entry["weeks"] = weeks
+            entries.append(entry)
+    for match in _SCHEDULE_ASCII.finditer(folded.lower()):
+        entry = {"weekday": match.group("day"), "start": match.group("start").zfill(5), "end": match.group("end").zfill(5)}
+        if match.group("weeks"):
+            entry["weeks"] = [int(w) for w in match.group("weeks").split(",")]
+        entries.append(entry)
+    if not entries:
+        raise ValueError("日程を読み取れません（例: 毎月第2・第4土曜 13:30〜15:00、または JSON）")
+    return entries
+
+
+def parse_schedule(value: Any) -> list[dict[str, Any]]:
+    """A schedule from a list of entries, JSON text, or Japanese text; validated and normalized."""
+    if isinstance(value, str):
+        text = value.strip()
+        value = json.loads(text) if text.startswith("[") else schedule_from_text(text)
+    return schedule_mod.validate(value)

@@ -1,0 +1,150 @@
+"""The whoosh index on its own: Japanese folding, compounds, readings, variants, synonyms, typos, filters."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from resdb.search import IndexUnhealthy, SearchIndex, SearchQuery
+
+LISTINGS = [
+    {"id": "salon-a", "name": "戸破ふれあいサロン", "name_kana": "ほばらふれあいさろん", "kind": "kayoi",
+     "description": "お茶を飲みながら交流", "activities": ["交流"], "targets": ["elderly"],
+     "schedule": [{"weekday": "tue", "start": "10:00", "end": "12:00"}], "cost_yen": 100,
+     "lat": 36.7236, "lon": 137.0991, "barrier_free": True},
+    {"id": "taiso", "name": "きららか射水100歳体操 大島", "kind": "kayoi", "description": "いすに座ってできる体操",
+     "activities": ["体操"], "targets": ["elderly"], "cost_yen": 0, "lat": 36.74, "lon": 137.07,
+     "schedule": [{"weekday": "wed", "weeks": [2, 4], "start": "13:30", "end": "15:00"}]},
+    {"id": "steppi", "name": "すてっぴカフェ", "name_kana": "すてっぴかふぇ", "kind": "ibasho",
+     "description": "ひきこもりなど生きづらさを抱える人の居場所", "targets": ["hikikomori"], "activities": ["カフェ"],
+     "lat": 36.72, "lon": 137.10, "cost_yen": 0},
+    {"id": "kodomo", "name": "みんなの子供食堂", "kind": "shokudo", "description": "地域の子どもと親の食堂",
+     "targets": ["children"], "lat": 36.75, "lon": 137.12, "cost_yen": 300},
+    {"id": "farm", "name": "ひだまり農園", "kind": "work_trial", "description": "野菜の収穫や袋詰め",
+     "activities": ["農作業"], "targets": ["disability"], "lat": 36.70, "lon": 137.05, "pickup": True},
+    {"id": "desc-only", "name": "公民館のつどい", "kind": "kayoi", "description": "第2月曜はサロンも開きます",
+     "targets": ["all"], "lat": 36.73, "lon": 137.09},
+    {"id": "hikiko", "name": "引きこもりの若者の居場所", "kind": "ibasho", "targets": ["youth"], "lat": 36.73, "lon": 137.09},
+    {"id": "misato", "name": "三日曾根三ヶ集会", "kind": "other", "targets": ["all"], "lat": 36.77, "lon": 137.08},
+    {"id": "far", "name": "遠くのサロン", "kind": "kayoi", "targets": ["all"], "lat": 37.5, "lon": 138.5},
+]
+
+
+@pytest.fixture(scope="module")
+def index(tmp_path_factory: pytest.TempPathFactory) -> SearchIndex:
+    built = SearchIndex(tmp_path_factory.mktemp("ix"))
+    built.rebuild(LISTINGS)
+    return built
+
+
+def ids(index: SearchIndex, q: str = "", **filters: object) -> list[str]:
+    return index.search(SearchQuery(q=q, limit=50, **filters)).ids  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("q", ["さろん", "サロン", "ｻﾛﾝ", "　サロン　"])
+def test_kana_and_width_variants_find_salons(index: SearchIndex, q: str) -> None:
+    found = ids(index, q)
+    assert "salon-a" in found and "far" in found
+
+
+def test_name_hits_rank_above_description_hits(index: SearchIndex) -> None:
+    found = ids(index, "サロン")
+    assert found.index("salon-a") < found.index("desc-only")
+    assert found.index("far") < found.index("desc-only")
+
+
+def test_word_inside_compound_and_numeral_variant(index: SearchIndex) -> None:
+    assert "taiso" in ids(index, "体操")
+    assert "taiso" in ids(index, "百歳体操")
+    assert "taiso" in ids(index, "１００歳")
+
+
+def test_reading_finds_kanji_name(index: SearchIndex) -> None:
+    assert ids(index, "ほばら")[0] == "salon-a"
+
+
+@pytest.mark.parametrize(("q", "expected"), [("子ども食堂", "kodomo"), ("ひきこもり", "hikiko"), ("三日曽根", "misato"), ("三ケ", "misato")])
+def test_spelling_variants(index: SearchIndex, q: str, expected: str) -> None:
+    assert expected in ids(index, q)
+
+
+def test_synonyms_from_data_file(index: SearchIndex) -> None:
+    assert "farm" in ids(index, "畑")
+    assert "farm" in ids(index, "農業")
+
+
+def test_typo_in_name_found_by_fuzzy_match(index: SearchIndex) -> None:
+    result = index.search(SearchQuery(q="すてっびカフェ"))
+    assert result.ids[:1] == ["steppi"]
+    assert result.fuzzy_used
+
+
+@pytest.mark.parametrize("q", ['"サロン', "(サロン", "サロン AND", "サロン*", "OR NOT", ")(", "*", "\\", "title:サロン", "~~"])
+def test_query_syntax_never_raises(index: SearchIndex, q: str) -> None:
+    index.search(SearchQuery(q=q))
+
+
+def test_nothing_matches_gives_empty(index: SearchIndex) -> None:
+    assert ids(index, "ゾウアザラシ") == []
+
+
+def test_filters(index: SearchIndex) -> None:
+    assert set(ids(index, "", kinds=["kayoi"])) == {"salon-a", "taiso", "desc-only", "far"}
+    assert ids(index, "", targets=["hikikomori"]) == ["steppi"]
+    assert ids(index, "", weekdays=["wed"]) == ["taiso"]
+    assert "kodomo" not in ids(index, "", max_cost=0)
+    assert "steppi" in ids(index, "", max_cost=0)
+    assert ids(index, "", pickup=True) == ["farm"]
+    assert ids(index, "", barrier_free=True) == ["salon-a"]
+    assert "far" not in ids(index, "サロン", bbox=(136.9, 36.6, 137.3, 36.9))
+
+
+def test_open_on_day_honours_nth_week(index: SearchIndex) -> None:
+    second_wed = date(2026, 12, 9)  # 第2水曜
+    first_wed = date(2026, 12, 2)
+    assert "taiso" in ids(index, "", open_on=[second_wed])
+    assert "taiso" not in ids(index, "", open_on=[first_wed])
+    assert "salon-a" in ids(index, "", open_on=[date(2026, 12, 1)])  # a Tuesday
+
+
+def test_distance_sorting_and_radius(index: SearchIndex) -> None:
+    result = index.search(SearchQuery(near=(36.7236, 137.0991), radius_km=5, limit=50))
+    assert result.ids[0] == "salon-a"
+    assert "far" not in result.ids
+    distances = [hit.distance_km for hit in result.hits]
+    assert distances == sorted(distances)
+
+
+def test_apply_keeps_index_in_step(tmp_path: Path) -> None:
+    index = SearchIndex(tmp_path)
+    index.rebuild(LISTINGS[:2])
+    index.apply([{**LISTINGS[0], "name": "戸破いきいき教室"}], ["taiso"])
+    assert ids(index, "いきいき") == ["salon-a"]
+    assert ids(index, "体操") == []
+    index.check(1)
+
+
+def test_half_written_index_is_detected(tmp_path: Path) -> None:
+    index = SearchIndex(tmp_path)
+    index.rebuild(LISTINGS)
+    index.close()
+    for segment in (tmp_path / "current").glob("*.seg"):
+        segment.write_bytes(segment.read_bytes()[:100])
+    for toc in (tmp_path / "current").glob("*.toc"):
+        toc.write_bytes(toc.read_bytes()[:50])
+    with pytest.raises(IndexUnhealthy):
+        index.check(len(LISTINGS))
+
+
+def test_missing_index_is_unhealthy(tmp_path: Path) -> None:
+    with pytest.raises(IndexUnhealthy):
+        SearchIndex(tmp_path).check(0)
+
+
+def test_count_mismatch_is_unhealthy(tmp_path: Path) -> None:
+    index = SearchIndex(tmp_path)
+    index.rebuild(LISTINGS)
+    with pytest.raises(IndexUnhealthy):
+        index.check(len(LISTINGS) + 1)
