@@ -62,9 +62,15 @@ def init(demo: bool, samples: bool) -> None:
     from resdb.demo import load_demo
 
     directory = open_directory()
+    failed = False
     if demo:
-        load_demo(directory, samples=samples, progress=lambda line: err.print(line))
+        for path, report in load_demo(directory, samples=samples, progress=lambda line: err.print(line)):
+            for problem in report.problems:
+                failed = True
+                err.print(f"[red]✗[/red] {path.name} {problem}")
     err.print(f"準備完了: {directory.published_count()} 件の掲載 ({config.database_url().split('@')[-1]})")
+    if failed:
+        fail("同梱データの一部を取り込めませんでした（上の一覧）", 1)
 
 
 @main.command()

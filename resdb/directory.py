@@ -10,9 +10,11 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from pydantic_core import PydanticUndefined
 from rapidfuzz import fuzz
 from shapely.geometry import mapping, shape
 from sqlalchemy import event, func, text
@@ -111,24 +113,28 @@ class ImportReport:
 
 
 # --- the index follows session commits ------------------------------------------------------
-@event.listens_for(Session, "before_flush")
-def _queue_listing_changes(session: Session, _context: Any, _instances: Any) -> None:
-    if session.info.get("directory") is None:
-        return
-    changed = {
-        obj.id
-        for obj in (*session.new, *session.dirty, *session.deleted)
-        if isinstance(obj, Listing) and obj.id
-    }
+def queue_for_index(session: Session, listing_ids: Iterable[str]) -> None:
+    """Record changed listings in the outbox (same transaction) and bump the store's revision."""
     queued: set[str] = session.info.setdefault("queued_ids", set())
-    for listing_id in sorted(changed - queued):
-        session.add(IndexOutbox(listing_id=listing_id))
-    if changed - queued and not session.info.get("revision_bumped"):
+    fresh = sorted(set(listing_ids) - queued)
+    if not fresh:
+        return
+    session.execute(IndexOutbox.__table__.insert(), [{"listing_id": listing_id} for listing_id in fresh])  # type: ignore[attr-defined]
+    if not session.info.get("revision_bumped"):
         session.execute(
             text("UPDATE meta SET value = CAST(CAST(value AS INTEGER) + 1 AS VARCHAR(200)) WHERE key = 'revision'")
         )
         session.info["revision_bumped"] = True
-    queued |= changed
+    queued.update(fresh)
+
+
+@event.listens_for(Session, "before_flush")
+def _queue_listing_changes(session: Session, _context: Any, _instances: Any) -> None:
+    if session.info.get("directory") is None:
+        return
+    queue_for_index(session, (
+        obj.id for obj in (*session.new, *session.dirty, *session.deleted) if isinstance(obj, Listing) and obj.id
+    ))
 
 
 @event.listens_for(Session, "after_commit")
@@ -459,6 +465,12 @@ class Directory:
                     clean["municipality_code"] = placement.municipality_code
                 if not clean.get("district"):
                     clean["district"] = placement.town
+            if clean.get("lat") is None and clean.get("service_area"):
+                geometry, _resolved, unresolved = self._resolve_area(clean["service_area"], clean.get("municipality_code"))
+                if geometry is not None and not unresolved:
+                    # No address given: shown at its 担当地区, and labelled so.
+                    point = geometry.representative_point()
+                    clean.update(lat=round(point.y, 6), lon=round(point.x, 6), location_precision="service_area")
             if clean.get("lat") is None:
                 problems.append(Problem("address", "住所・地区から場所を特定できません。緯度・経度を指定してください", row, clean.get("address") or clean.get("district")))
         elif not clean.get("district") or not clean.get("municipality_code"):
@@ -700,41 +712,62 @@ class Directory:
         return found
 
     def _write_import(self, cleaned: list[tuple[int, dict[str, Any]]], actor: str, report: ImportReport) -> None:
+        """One transaction: new listings by bulk insert, changed ones through the ORM, history for each."""
         organizations: dict[str, int] = {}
+        now = utcnow()
         with self._writing() as session:
             ids = [c["id"] for _, c in cleaned if c.get("id")]
             existing: dict[str, Listing] = {}
             for start in range(0, len(ids), 500):
                 for row in session.exec(select(Listing).where(col(Listing.id).in_(ids[start : start + 500]))).all():
                     existing[row.id] = row
+            new_rows: list[dict[str, Any]] = []
+            history_rows: list[dict[str, Any]] = []
+            areas: list[Listing] = []
             for _row_no, clean in cleaned:
                 clean.pop("version", None)
                 listing_id = clean.pop("id", None) or self.new_id(clean)
                 listing = existing.get(listing_id)
                 if listing is None:
-                    listing = Listing(id=listing_id, **clean)
-                    listing.organization_id = self._organization_id(session, listing.operator, organizations)
-                    session.add(listing)
-                    self._history(session, listing_id, 1, "import", actor, None, listing_to_dict(listing), clean.get("source"))
+                    row = {**_listing_defaults(), **clean, "id": listing_id, "created_at": now, "updated_at": now,
+                           "organization_id": self._organization_id(session, clean.get("operator"), organizations)}
+                    new_rows.append(row)
+                    history_rows.append(self._history_row(listing_id, 1, "import", actor, None, _public(row), clean.get("source")))
                     report.created += 1
-                else:
-                    before = listing_to_dict(listing)
-                    changed = {k: v for k, v in clean.items() if getattr(listing, k) != v}
-                    if listing.status == "deleted":
-                        changed["status"] = "published"
-                    if not changed:
-                        report.unchanged += 1
-                        continue
-                    for key, value in changed.items():
-                        setattr(listing, key, value)
-                    listing.organization_id = self._organization_id(session, listing.operator, organizations)
-                    listing.version += 1
-                    listing.updated_at = utcnow()
-                    self._history(session, listing_id, listing.version, "import", actor, before, listing_to_dict(listing), clean.get("source"))
-                    report.updated += 1
-                if listing.service_area is not None or listing_id in existing:
-                    session.flush()
-                    self._store_area(session, listing)
+                    continue
+                before = listing_to_dict(listing)
+                changed = {k: v for k, v in clean.items() if getattr(listing, k) != v}
+                if listing.status == "deleted":
+                    changed["status"] = "published"
+                if not changed:
+                    report.unchanged += 1
+                    continue
+                for key, value in changed.items():
+                    setattr(listing, key, value)
+                listing.organization_id = self._organization_id(session, listing.operator, organizations)
+                listing.version += 1
+                listing.updated_at = now
+                history_rows.append(self._history_row(listing_id, listing.version, "import", actor, before,
+                                                      listing_to_dict(listing), clean.get("source")))
+                areas.append(listing)
+                report.updated += 1
+            for start in range(0, len(new_rows), 1000):
+                session.execute(Listing.__table__.insert(), new_rows[start : start + 1000])  # type: ignore[attr-defined]
+            for start in range(0, len(history_rows), 1000):
+                session.execute(ListingHistory.__table__.insert(), history_rows[start : start + 1000])  # type: ignore[attr-defined]
+            queue_for_index(session, [row["id"] for row in new_rows])
+            session.flush()
+            for row in new_rows:
+                if row.get("service_area"):
+                    areas.append(session.get(Listing, row["id"]))  # type: ignore[arg-type]
+            for listing in areas:
+                self._store_area(session, listing)
+
+    @staticmethod
+    def _history_row(listing_id: str, version: int, action: str, actor: str, before: dict[str, Any] | None,
+                     after: dict[str, Any] | None, note: str | None) -> dict[str, Any]:
+        return {"listing_id": listing_id, "version": version, "action": action, "actor": actor, "at": utcnow(),
+                "before": before, "after": after, "note": note}
 
     def likely_duplicates(self, cleaned: list[tuple[int, dict[str, Any]]]) -> list[dict[str, Any]]:
         """Same place under a slightly different name near the same point (within the file and the store)."""
@@ -773,6 +806,31 @@ class Directory:
                             })
             grid.setdefault(k, []).append((clean.get("id") or f"row-{row_no}", name, lat, lon, f"{row_no}行目"))
         return found
+
+
+@lru_cache(maxsize=1)
+def _defaults_template() -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for name, info in Listing.model_fields.items():
+        if info.default_factory is not None:
+            values[name] = info.default_factory  # called per row
+        else:
+            values[name] = None if info.default is PydanticUndefined else info.default
+    return values
+
+
+def _listing_defaults() -> dict[str, Any]:
+    """Column values a new listing has when the input does not set them (for bulk inserts)."""
+    return {k: (v() if callable(v) else v) for k, v in _defaults_template().items()}
+
+
+def _public(row: dict[str, Any]) -> dict[str, Any]:
+    """The public JSON shape of a row dict (as listing_to_dict for a table object)."""
+    data = {}
+    for name in PUBLIC_FIELDS:
+        value = row.get(name)
+        data[name] = value.isoformat() if isinstance(value, date) else value
+    return data
 
 
 class PostgresDirectory(Directory):

@@ -1,54 +1,55 @@
-"""The full-text index (the only module that imports whoosh): Japanese n-gram search with filters,
-derived from the database, rebuilt atomically and checked at start-up."""
+"""The full-text index (the only module that imports whoosh): Japanese n-gram postings and filter
+columns stored by whoosh, queries evaluated as numpy set algebra over them; the index is derived from
+the database, rebuilt atomically and checked at start-up."""
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import shutil
 import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from rapidfuzz import fuzz, process
 from whoosh import index as whoosh_index
-from whoosh import query as Q
 from whoosh.analysis import Token, Tokenizer
-from whoosh.fields import BOOLEAN, ID, KEYWORD, NUMERIC, STORED, TEXT, Schema
-from whoosh.scoring import BM25F
+from whoosh.fields import ID, KEYWORD, NUMERIC, TEXT, Schema
 
 from resdb import schedule as schedule_mod
 from resdb.textnorm import ngrams, normalize, query_grams, synonyms_of, words
-from resdb.travel import bbox_around, haversine_km
+from resdb.travel import bbox_around
 
-# Field boosts: a hit in the name ranks above one in the reading, activities or description.
-TEXT_FIELDS: dict[str, float] = {"name": 6.0, "kana": 4.0, "activities": 2.0, "body": 1.0, "place": 0.5}
+# Field weights: a hit in the name (or its reading) ranks above activities, then the description.
+FIELD_WEIGHTS: dict[str, float] = {"name": 6.0, "act": 2.0, "body": 1.0}
 FUZZY_CUTOFF = 80.0
+POSTINGS_CACHE = 4096
+MICRO = 1_000_000
 _QUERY_OPERATORS = {"and", "or", "not"}
+_NUMERIC_FIELDS = ("lat", "lon", "cost")
 
 
 class GramTokenizer(Tokenizer):
-    """Unigrams and bigrams of the normalized text (finds words inside compounds, kana/width-blind)."""
+    """N-grams of the normalized text (finds words inside compounds; kana/width/variant-blind)."""
+
+    def __init__(self, sizes: tuple[int, ...] = (1, 2)) -> None:
+        self.sizes = sizes
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, GramTokenizer) and other.sizes == self.sizes
 
     def __call__(  # type: ignore[override]
-        self,
-        value: str,
-        positions: bool = False,
-        chars: bool = False,
-        keeporiginal: bool = False,
-        removestops: bool = True,
-        start_pos: int = 0,
-        start_char: int = 0,
-        mode: str = "",
-        **kwargs: Any,
+        self, value: str, positions: bool = False, chars: bool = False, keeporiginal: bool = False,
+        removestops: bool = True, start_pos: int = 0, start_char: int = 0, mode: str = "", **kwargs: Any,
     ):
         token = Token(positions, chars, removestops=removestops, mode=mode, **kwargs)
-        for gram, pos in ngrams(value):
+        for gram, pos in ngrams(value, self.sizes):
             token.text = gram
             token.boost = 1.0
             token.stopped = False
@@ -61,26 +62,22 @@ class GramTokenizer(Tokenizer):
 
 
 def _schema() -> Schema:
-    analyzer = GramTokenizer()
     return Schema(
-        id=ID(stored=True, unique=True),
-        name=TEXT(analyzer=analyzer, field_boost=TEXT_FIELDS["name"], phrase=False),
-        kana=TEXT(analyzer=analyzer, field_boost=TEXT_FIELDS["kana"], phrase=False),
-        activities=TEXT(analyzer=analyzer, field_boost=TEXT_FIELDS["activities"], phrase=False),
-        body=TEXT(analyzer=analyzer, field_boost=TEXT_FIELDS["body"], phrase=False),
-        place=TEXT(analyzer=analyzer, field_boost=TEXT_FIELDS["place"], phrase=False),
+        id=ID(stored=True, unique=True, sortable=True),
+        name=TEXT(analyzer=GramTokenizer((1, 2)), phrase=False),
+        act=TEXT(analyzer=GramTokenizer((2,)), phrase=False),
+        body=TEXT(analyzer=GramTokenizer((2,)), phrase=False),
         kind=ID,
         targets=KEYWORD,
         days=KEYWORD,
+        flags=KEYWORD,
         municipality=ID,
-        cost=NUMERIC(int, bits=32, signed=True),
-        lat=NUMERIC(float, stored=True),
-        lon=NUMERIC(float, stored=True),
-        has_point=BOOLEAN,
-        barrier_free=BOOLEAN,
-        pickup=BOOLEAN,
-        sample=BOOLEAN,
-        name_norm=STORED,
+        name_norm=ID(sortable=True),
+        # Columns hold unsigned integers (whoosh float columns are unreliable): cost + 1 (0 = unknown)
+        # and coordinates in micro-degrees.
+        cost=NUMERIC(int, bits=32, signed=False, sortable=True, default=0),
+        lat=NUMERIC(int, bits=32, signed=False, sortable=True, default=0),
+        lon=NUMERIC(int, bits=32, signed=False, sortable=True, default=0),
     )
 
 
@@ -88,26 +85,26 @@ def listing_fields(doc: dict[str, Any]) -> dict[str, Any]:
     """Index fields of one listing (contract-shaped dict)."""
     cost = doc.get("cost_yen")
     lat, lon = doc.get("lat"), doc.get("lon")
-    eligibility_words = " ".join(doc.get("activities") or [])
+    flags = [name for name in ("barrier_free", "pickup") if doc.get(name)]
+    if doc.get("is_sample"):
+        flags.append("sample")
+    if lat is not None and lon is not None:
+        flags.append("point")
     return {
         "id": doc["id"],
-        "name": doc.get("name") or "",
-        "kana": doc.get("name_kana") or "",
-        "activities": eligibility_words,
-        "body": " ".join(filter(None, [doc.get("description"), doc.get("operator")])),
-        "place": " ".join(filter(None, [doc.get("venue"), doc.get("district"), doc.get("address")])),
+        "name": " ".join(filter(None, [doc.get("name"), doc.get("name_kana")])),
+        "act": " ".join(doc.get("activities") or []),
+        "body": " ".join(filter(None, [doc.get("description"), doc.get("operator"), doc.get("venue"),
+                                       doc.get("district"), doc.get("address")])),
         "kind": doc.get("kind") or "other",
         "targets": " ".join(doc.get("targets") or []),
         "days": " ".join(schedule_mod.weekday_terms(doc.get("schedule") or [])),
+        "flags": " ".join(flags),
         "municipality": doc.get("municipality_code") or "",
-        "cost": int(cost) if cost is not None else -1,
-        "lat": float(lat) if lat is not None else 0.0,
-        "lon": float(lon) if lon is not None else 0.0,
-        "has_point": lat is not None and lon is not None,
-        "barrier_free": bool(doc.get("barrier_free")),
-        "pickup": bool(doc.get("pickup")),
-        "sample": bool(doc.get("is_sample")),
-        "name_norm": normalize(doc.get("name")),
+        "name_norm": normalize(doc.get("name")) or " ",
+        "cost": int(cost) + 1 if cost is not None else 0,
+        "lat": round(float(lat) * MICRO) if lat is not None else 0,
+        "lon": round(float(lon) * MICRO) if lon is not None else 0,
     }
 
 
@@ -160,6 +157,57 @@ class IndexUnhealthy(Exception):
     """The index on disk cannot be trusted (missing, half-written or out of step)."""
 
 
+class _Snapshot:
+    """Per-generation arrays over every document number: live mask, ids, coordinates, cost, names,
+    and a cache of decoded posting lists. Built from whoosh columns; rebuilt when the index changes."""
+
+    def __init__(self, searcher: Any) -> None:
+        self.searcher = searcher
+        reader = searcher.reader()
+        self.size = reader.doc_count_all()
+        live = np.ones(self.size, dtype=bool)
+        if reader.has_deletions():
+            live[:] = False
+            live[np.fromiter(reader.all_doc_ids(), dtype=np.int64, count=-1)] = True
+        self.live = live
+        empty = self.size == 0  # an empty index has no columns at all
+        self.ids: list[str] = [] if empty else list(reader.column_reader("id"))
+        self.names: list[str] = [] if empty else list(reader.column_reader("name_norm"))
+        columns = {
+            name: np.zeros(0) if empty else np.fromiter(reader.column_reader(name), dtype=np.float64, count=self.size)
+            for name in _NUMERIC_FIELDS
+        }
+        self.lat, self.lon = columns["lat"] / MICRO, columns["lon"] / MICRO
+        self.cost = columns["cost"] - 1  # -1 = unknown
+        self.name_len = np.fromiter((len(n) for n in self.names), dtype=np.float64, count=self.size)
+        self._postings: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def postings(self, field_name: str, term: str) -> np.ndarray:
+        key = (field_name, term)
+        with self._lock:
+            cached = self._postings.get(key)
+            if cached is not None:
+                self._postings.move_to_end(key)
+                return cached
+        reader = self.searcher.reader()
+        try:
+            docnums = np.fromiter(reader.postings(field_name, term).all_ids(), dtype=np.int64)
+        except Exception:  # whoosh raises TermNotFound for absent terms
+            docnums = np.empty(0, dtype=np.int64)
+        with self._lock:
+            self._postings[key] = docnums
+            if len(self._postings) > POSTINGS_CACHE:
+                self._postings.popitem(last=False)
+        return docnums
+
+    def mask_of(self, field_name: str, terms: Iterable[str]) -> np.ndarray:
+        mask = np.zeros(self.size, dtype=bool)
+        for term in terms:
+            mask[self.postings(field_name, term)] = True
+        return mask
+
+
 class SearchIndex:
     """A whoosh index under `root`; `root/current` is a symlink swapped atomically on rebuild."""
 
@@ -169,9 +217,7 @@ class SearchIndex:
         self._lock = threading.RLock()
         self._ix: Any = None
         self._ix_target: str | None = None
-        self._searcher: Any = None
-        self._names: tuple[list[str], list[str]] | None = None
-        self._names_generation: Any = None
+        self._snapshot: _Snapshot | None = None
 
     # -- opening and health ------------------------------------------------------------------
     @property
@@ -183,34 +229,37 @@ class SearchIndex:
         if self._ix is None or target != self._ix_target:
             if target is None or not whoosh_index.exists_in(str(self.current)):
                 raise IndexUnhealthy("索引がありません")
-            self._close_searcher()
+            self._drop_snapshot()
             self._ix = whoosh_index.open_dir(str(self.current))
             self._ix_target = target
         return self._ix
 
-    def _close_searcher(self) -> None:
-        if self._searcher is not None:
-            self._searcher.close()
-            self._searcher = None
+    def _drop_snapshot(self) -> None:
+        if self._snapshot is not None:
+            self._snapshot.searcher.close()
+            self._snapshot = None
 
-    def searcher(self) -> Any:
+    def snapshot(self) -> _Snapshot:
         with self._lock:
             ix = self._open()
-            if self._searcher is None:
-                self._searcher = ix.searcher(weighting=BM25F())
-            elif not self._searcher.up_to_date():
-                self._searcher = self._searcher.refresh()
-            return self._searcher
+            snap = self._snapshot
+            if snap is None:
+                self._snapshot = _Snapshot(ix.searcher())
+            elif not snap.searcher.up_to_date():
+                # refresh() reuses (and owns) the old reader's unchanged segments: do not close it here
+                self._snapshot = _Snapshot(snap.searcher.refresh())
+            return self._snapshot
 
     def doc_count(self) -> int:
-        return self.searcher().doc_count()
+        return int(self.snapshot().live.sum())
 
     def check(self, expected_count: int) -> None:
         """Raise IndexUnhealthy unless the index opens, reads and holds `expected_count` documents."""
         try:
-            searcher = self.searcher()
-            count = searcher.doc_count()
-            searcher.search(Q.Every(), limit=1)
+            snap = self.snapshot()
+            count = int(snap.live.sum())
+            if count and len(snap.ids) != snap.size:
+                raise IndexUnhealthy("索引の列が壊れています")
         except IndexUnhealthy:
             raise
         except Exception as exc:  # any whoosh/IO failure means a damaged index
@@ -221,18 +270,14 @@ class SearchIndex:
 
     def close(self) -> None:
         with self._lock:
-            self._close_searcher()
+            self._drop_snapshot()
             if self._ix is not None:
                 self._ix.close()
             self._ix = None
             self._ix_target = None
 
     # -- writing -----------------------------------------------------------------------------
-    def rebuild(
-        self,
-        docs: Iterable[dict[str, Any]],
-        progress: Callable[[int], None] | None = None,
-    ) -> int:
+    def rebuild(self, docs: Iterable[dict[str, Any]], progress: Callable[[int], None] | None = None) -> int:
         """Build a fresh index beside the current one and swap it in atomically."""
         build_dir = self.root / f"build-{uuid.uuid4().hex[:12]}"
         build_dir.mkdir()
@@ -252,20 +297,18 @@ class SearchIndex:
             link_tmp = self.root / f"link-{uuid.uuid4().hex[:12]}"
             os.symlink(build_dir.name, link_tmp)
             old_target = os.readlink(self.current) if self.current.is_symlink() else None
+            if self.current.exists() and not self.current.is_symlink():
+                shutil.rmtree(self.current)
             os.replace(link_tmp, self.current)
         except BaseException:
             shutil.rmtree(build_dir, ignore_errors=True)
             raise
-        if self.current.exists() and not self.current.is_symlink():
-            shutil.rmtree(self.current)
         if old_target and old_target != build_dir.name:
             shutil.rmtree(self.root / old_target, ignore_errors=True)
         for stale in self.root.glob("build-*"):
             if stale.name != build_dir.name and stale.is_dir():
-                # an interrupted earlier build; never the live one
-                shutil.rmtree(stale, ignore_errors=True)
-        with self._lock:
-            self.close()
+                shutil.rmtree(stale, ignore_errors=True)  # an interrupted earlier build, never the live one
+        self.close()
         return count
 
     def apply(self, upserts: Iterable[dict[str, Any]], deletes: Iterable[str]) -> None:
@@ -285,150 +328,149 @@ class SearchIndex:
 
     # -- querying ----------------------------------------------------------------------------
     @staticmethod
-    def _word_query(word: str) -> Q.Query | None:
-        alternatives = []
-        for variant in sorted(synonyms_of(word)):
-            grams = query_grams(variant)
-            if not grams:
-                continue
-            per_field = [
-                Q.And([Q.Term(name, gram) for gram in grams]) if len(grams) > 1 else Q.Term(name, grams[0])
-                for name in TEXT_FIELDS
-            ]
-            alternatives.append(Q.Or(per_field))
-        if not alternatives:
-            return None
-        return alternatives[0] if len(alternatives) == 1 else Q.Or(alternatives)
-
-    @staticmethod
     def query_words(text: str) -> list[str]:
         return [w for w in words(text) if w not in _QUERY_OPERATORS]
 
-    def _filter(self, query: SearchQuery) -> Q.Query | None:
-        parts: list[Q.Query] = []
+    @staticmethod
+    def _variants(word: str) -> list[str]:
+        """The word and its synonyms, dropping a variant that contains a shorter one (it adds nothing)."""
+        variants = sorted(synonyms_of(word), key=len)
+        kept: list[str] = []
+        for variant in variants:
+            if not any(shorter in variant for shorter in kept):
+                kept.append(variant)
+        return kept
+
+    def _word_scores(self, snap: _Snapshot, word: str) -> np.ndarray:
+        """Per-document score of one query word: the best field it appears in (all its n-grams), × idf."""
+        best = np.zeros(snap.size, dtype=np.float32)
+        for variant in self._variants(word):
+            grams = query_grams(variant)
+            if not grams:
+                continue
+            for field_name, weight in FIELD_WEIGHTS.items():
+                if len(variant) == 1 and field_name != "name":
+                    continue  # single characters are indexed in names only
+                docs = snap.postings(field_name, grams[0])
+                for gram in grams[1:]:
+                    if not len(docs):
+                        break
+                    docs = np.intersect1d(docs, snap.postings(field_name, gram), assume_unique=True)
+                if len(docs):
+                    np.maximum.at(best, docs, weight)
+        matched = best > 0
+        count = int(np.count_nonzero(matched & snap.live))
+        if count:
+            best *= math.log(1.0 + snap.size / count)
+        return best
+
+    def _filter_mask(self, snap: _Snapshot, query: SearchQuery) -> np.ndarray:
+        mask = snap.live.copy()
         if query.kinds:
-            parts.append(Q.Or([Q.Term("kind", k) for k in query.kinds]))
+            mask &= snap.mask_of("kind", query.kinds)
         if query.targets:
-            parts.append(Q.Or([Q.Term("targets", t) for t in query.targets]))
-        day_terms: set[str] = set()
-        for weekday in query.weekdays:
-            day_terms |= {weekday} | {f"{weekday}#{n}" for n in range(1, 6)}
+            mask &= snap.mask_of("targets", query.targets)
         if query.weekdays:
-            parts.append(Q.Or([Q.Term("days", t) for t in sorted(day_terms)]))
+            terms = {w for w in query.weekdays} | {f"{w}#{n}" for w in query.weekdays for n in range(1, 6)}
+            mask &= snap.mask_of("days", terms)
         if query.open_on:
-            open_terms: set[str] = set()
-            for day in query.open_on:
-                open_terms |= set(schedule_mod.terms_for_day(day))
-            parts.append(Q.Or([Q.Term("days", t) for t in sorted(open_terms)]))
+            mask &= snap.mask_of("days", schedule_mod.terms_for_days(list(query.open_on)))
         if query.max_cost is not None:
-            parts.append(Q.NumericRange("cost", 0, query.max_cost))
+            mask &= (snap.cost >= 0) & (snap.cost <= query.max_cost)
         if query.barrier_free:
-            parts.append(Q.Term("barrier_free", True))
+            mask &= snap.mask_of("flags", ["barrier_free"])
         if query.pickup:
-            parts.append(Q.Term("pickup", True))
+            mask &= snap.mask_of("flags", ["pickup"])
         if query.municipality_code:
-            parts.append(Q.Term("municipality", query.municipality_code))
+            mask &= snap.mask_of("municipality", [query.municipality_code])
         box = query.bbox
         if query.near and query.radius_km:
             near_box = bbox_around(query.near[0], query.near[1], query.radius_km)
-            box = near_box if box is None else (
-                max(box[0], near_box[0]), max(box[1], near_box[1]),
-                min(box[2], near_box[2]), min(box[3], near_box[3]),
-            )
+            box = near_box if box is None else (max(box[0], near_box[0]), max(box[1], near_box[1]),
+                                                min(box[2], near_box[2]), min(box[3], near_box[3]))
         if box is not None:
-            parts.append(Q.Term("has_point", True))
-            parts.append(Q.NumericRange("lon", box[0], box[2]))
-            parts.append(Q.NumericRange("lat", box[1], box[3]))
+            mask &= snap.mask_of("flags", ["point"])
+            mask &= (snap.lon >= box[0]) & (snap.lon <= box[2]) & (snap.lat >= box[1]) & (snap.lat <= box[3])
         if query.ids is not None:
-            parts.append(Q.Or([Q.Term("id", i) for i in query.ids]) if query.ids else Q.NullQuery)
-        if not parts:
-            return None
-        return parts[0] if len(parts) == 1 else Q.And(parts)
+            wanted = np.zeros(snap.size, dtype=bool)
+            for listing_id in query.ids:
+                wanted[snap.postings("id", listing_id)] = True
+            mask &= wanted
+        return mask
 
-    def _fuzzy_ids(self, searcher: Any, text: str, exclude: set[str], want: int) -> list[tuple[str, float]]:
-        """Names close to the query (typos): rapidfuzz over every indexed name."""
-        generation = searcher.reader().generation() if hasattr(searcher.reader(), "generation") else id(searcher)
-        with self._lock:
-            if self._names is None or self._names_generation != (self._ix_target, generation):
-                ids, names = [], []
-                for stored in searcher.reader().all_stored_fields():
-                    ids.append(stored["id"])
-                    names.append(stored.get("name_norm") or "")
-                self._names = (ids, names)
-                self._names_generation = (self._ix_target, generation)
-            ids, names = self._names
+    @staticmethod
+    def _distances(snap: _Snapshot, docs: np.ndarray, lat: float, lon: float) -> np.ndarray:
+        lat1, lon1 = np.radians(lat), np.radians(lon)
+        lat2, lon2 = np.radians(snap.lat[docs]), np.radians(snap.lon[docs])
+        a = np.sin((lat2 - lat1) / 2) ** 2 + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
+        return 2 * 6371.0088 * np.arcsin(np.minimum(1.0, np.sqrt(a)))
+
+    def _fuzzy(self, snap: _Snapshot, text: str, allowed: np.ndarray, exclude: set[int], want: int) -> list[tuple[int, float]]:
+        """Names close to the query (typos), by rapidfuzz over every indexed name."""
         needle = "".join(self.query_words(text))
-        if len(needle) < 3:
+        if len(needle) < 3 or want <= 0:
             return []
-        matches = process.extract(needle, names, scorer=fuzz.WRatio, score_cutoff=FUZZY_CUTOFF, limit=want + len(exclude))
+        matches = process.extract(needle, snap.names, scorer=fuzz.WRatio, score_cutoff=FUZZY_CUTOFF,
+                                  limit=want + len(exclude) + 20)
         found = []
-        for _name, score, position in matches:
-            listing_id = ids[position]
-            if listing_id not in exclude:
-                found.append((listing_id, float(score)))
+        for _name, score, docnum in matches:
+            if allowed[docnum] and docnum not in exclude:
+                found.append((docnum, float(score)))
         return found[:want]
 
     def search(self, query: SearchQuery) -> SearchResult:
         """Ranked ids for a query; user syntax never raises (quotes, brackets, AND, * are plain text)."""
-        searcher = self.searcher()
+        snap = self.snapshot()
+        allowed = self._filter_mask(snap, query)
         terms = self.query_words(query.q)
-        word_queries = [wq for wq in (self._word_query(w) for w in terms) if wq is not None]
-        if word_queries:
-            text_query: Q.Query = word_queries[0] if len(word_queries) == 1 else Q.And(word_queries)
-        elif terms:
-            text_query = Q.NullQuery
+        if terms:
+            score = np.zeros(snap.size, dtype=np.float32)
+            matched = allowed.copy()
+            for word in terms:
+                word_score = self._word_scores(snap, word)
+                matched &= word_score > 0
+                score += word_score
+            # Among equal hits, shorter names (closer to the query) first.
+            score = score * (1.0 + 1.0 / (1.0 + snap.name_len / 8.0)).astype(np.float32)
+            docs = np.flatnonzero(matched)
         else:
-            text_query = Q.Every()
-        filter_query = self._filter(query)
-        by_distance = query.near is not None and not terms
-        needs_all = by_distance or (query.near is not None and query.radius_km is not None)
-        limit = None if needs_all or query.limit is None else query.offset + query.limit
-        if not terms and filter_query is not None:
-            # Filter-only queries: no scoring needed.
-            results = searcher.search(filter_query, limit=limit, scored=False, sortedby=None)
+            docs = np.flatnonzero(allowed)
+            score = None
+        distances = None
+        if query.near is not None and len(docs):
+            distances = self._distances(snap, docs, *query.near)
+            if query.radius_km is not None:
+                inside = distances <= query.radius_km
+                docs, distances = docs[inside], distances[inside]
+        total = int(len(docs))
+        want = (query.offset + query.limit) if query.limit is not None else total
+        if score is not None:
+            order_key = -score[docs].astype(np.float64)
+            if distances is not None:
+                order_key = order_key + distances * 1e-6  # nearer first among equal scores
+        elif distances is not None:
+            order_key = distances
         else:
-            results = searcher.search(text_query, filter=filter_query, limit=limit)
-        hits: list[Hit] = []
-        if needs_all:
-            lat0, lon0 = query.near  # type: ignore[misc]
-            for doc in results:
-                distance = haversine_km(lat0, lon0, doc["lat"], doc["lon"]) if doc.get("lat") else math.inf
-                if query.radius_km is not None and distance > query.radius_km:
-                    continue
-                hits.append(Hit(doc["id"], float(doc.score or 0.0), distance))
-            if by_distance:
-                hits.sort(key=lambda hit: hit.distance_km if hit.distance_km is not None else math.inf)
-            total = len(hits)
+            order_key = np.asarray(snap.name_len[docs])  # stable, short names first
+        if want < len(docs):
+            top = np.argpartition(order_key, want)[:want]
+            top = top[np.argsort(order_key[top], kind="stable")]
         else:
-            total = results.scored_length() if limit is None else len(results)
-            for doc in results:
-                hits.append(Hit(doc["id"], float(doc.score or 0.0)))
+            top = np.argsort(order_key, kind="stable")
+        picked = [(int(docs[i]), float(score[docs[i]]) if score is not None else 0.0,
+                   float(distances[i]) if distances is not None else None) for i in top]
+        hits = [Hit(snap.ids[d], s, dist) for d, s, dist in picked]
         fuzzy_used = False
-        want = (query.limit or 20) + query.offset
         if terms and len(hits) < want:
-            seen = {hit.id for hit in hits}
-            candidates = self._fuzzy_ids(searcher, query.q, seen, want - len(hits))
-            if candidates:
-                allowed_query = Q.Or([Q.Term("id", cid) for cid, _ in candidates])
-                if filter_query is not None:
-                    allowed_query = Q.And([allowed_query, filter_query])
-                allowed = {doc["id"]: doc for doc in searcher.search(allowed_query, limit=None)}
-                for cid, score in candidates:
-                    if cid in allowed:
-                        distance = None
-                        if query.near is not None and allowed[cid].get("lat"):
-                            distance = haversine_km(*query.near, allowed[cid]["lat"], allowed[cid]["lon"])
-                            if query.radius_km is not None and distance > query.radius_km:
-                                continue
-                        hits.append(Hit(cid, score / 100.0, distance, fuzzy=True))
-                        fuzzy_used = True
-                total = len(hits) if fuzzy_used and total < len(hits) else total
-        if query.limit is not None:
-            page = hits[query.offset : query.offset + query.limit]
-        else:
-            page = hits[query.offset :]
-        return SearchResult(page, max(total, len(hits)), fuzzy_used, terms)
-
-    def state(self) -> dict[str, Any]:
-        state_file = self.current / "STATE.json"
-        return json.loads(state_file.read_text()) if state_file.exists() else {}
+            exclude = {d for d, _, _ in picked}
+            for docnum, fscore in self._fuzzy(snap, query.q, allowed, exclude, want - len(hits)):
+                distance = None
+                if query.near is not None:
+                    distance = float(self._distances(snap, np.array([docnum]), *query.near)[0])
+                    if query.radius_km is not None and distance > query.radius_km:
+                        continue
+                hits.append(Hit(snap.ids[docnum], fscore / 100.0, distance, fuzzy=True))
+                fuzzy_used = True
+                total += 1
+        page = hits[query.offset : query.offset + query.limit] if query.limit is not None else hits[query.offset :]
+        return SearchResult(page, total, fuzzy_used, terms)

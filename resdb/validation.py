@@ -215,9 +215,9 @@ def validate_listing(raw: dict[str, Any], row: int | None = None, *, partial: bo
         if "kind" not in clean and not any(p.field == "kind" for p in problems):
             bad("kind", "種別は必須です")
         has_point = clean.get("lat") is not None and clean.get("lon") is not None
-        if not has_point and not clean.get("address") and not clean.get("district"):
+        if not has_point and not any(clean.get(k) for k in ("address", "district", "service_area")):
             if not any(p.field in {"lat", "lon"} for p in problems):
-                bad("address", "場所がありません（緯度・経度、住所、地区のいずれかが必要です）")
+                bad("address", "場所がありません（緯度・経度、住所、地区、担当地区のいずれかが必要です）")
     return clean, problems
 
 

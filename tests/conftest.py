@@ -61,7 +61,6 @@ def make_directory(tmp_path: Path):  # type: ignore[no-untyped-def]
         return directory
 
     yield factory
-    from sqlalchemy import create_engine, text
 
     for directory, schema in made:
         directory.index.close()

@@ -149,17 +149,18 @@ def test_likely_duplicates_are_reported(directory: Directory) -> None:
 
 def test_crash_mid_import_leaves_database_and_index_consistent(directory: Directory, monkeypatch: pytest.MonkeyPatch) -> None:
     directory.create(SALON, actor="a")
-    records = [(i, {**SALON, "id": f"bulk-{i}", "name": f"体操教室{i}"}) for i in range(1, 30)]
+    records = [(i, {**SALON, "id": f"bulk-{i}", "name": f"体操教室{i}", "service_area": {"districts": ["戸破"]}})
+               for i in range(1, 30)]
     calls = {"n": 0}
-    original = Directory._history
+    original = Directory._store_area
 
-    def crashing_history(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def crashing_store_area(self, *args, **kwargs):  # type: ignore[no-untyped-def]
         calls["n"] += 1
         if calls["n"] == 15:
             raise RuntimeError("power cut")
         return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(Directory, "_history", crashing_history)
+    monkeypatch.setattr(Directory, "_store_area", crashing_store_area)
     with pytest.raises(RuntimeError):
         directory.import_records(records, actor="t", source_name="bulk.json")
     monkeypatch.undo()

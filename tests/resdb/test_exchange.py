@@ -31,7 +31,7 @@ def test_unknown_header_is_a_warning_and_missing_name_is_refused() -> None:
 
 
 def test_row_with_too_many_cells_is_named() -> None:
-    records, _ = read_bytes("name,kind,lat,lon\nA,ibasho,36.7,137.1,extra\n".encode(), "x.csv")
+    records, _ = read_bytes(b"name,kind,lat,lon\nA,ibasho,36.7,137.1,extra\n", "x.csv")
     assert records[0][0] == 2 and "__row_error__" in records[0][1]
 
 
