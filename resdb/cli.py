@@ -303,6 +303,90 @@ def synth(count: int, seed: int, output: Path) -> None:
     err.print(f"{count} 件の合成データを {output} に書き出しました（合成・架空）")
 
 
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8-sig"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        fail(f"{path.name} を JSON として読めません: {exc}", 1)
+
+
+def _day(value: str | None) -> date:
+    try:
+        return date.fromisoformat(value) if value else date.today()
+    except ValueError:
+        fail("--today は YYYY-MM-DD で指定してください")
+    raise AssertionError
+
+
+@main.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--limit", default=10, show_default=True, type=int)
+@click.option("--today", help="date to plan from (YYYY-MM-DD; default today)")
+@click.option("--json", "as_json", is_flag=True)
+def match(file: Path, limit: int, today: str | None, as_json: bool) -> None:
+    """Proposals for the person in FILE; a list of persons (or {"persons": [...]}) gets one placement each."""
+    from resdb.matching import Matching, PersonError
+    from resdb.vocab import KINDS
+
+    payload = _read_json(file)
+    matching = Matching(open_directory())
+    persons = payload.get("persons") if isinstance(payload, dict) and "persons" in payload else payload
+    try:
+        if isinstance(persons, list):
+            result = matching.match_batch(persons, today=_day(today))
+        elif isinstance(persons, dict):
+            result = matching.match(persons, limit=limit, today=_day(today))
+        else:
+            fail("人の情報（オブジェクト）か、その一覧を指定してください", 1)
+    except PersonError as exc:
+        fail(str(exc), 1)
+    if as_json:
+        emit_json(result)
+        return
+    if "proposals" in result:
+        for rank, proposal in enumerate(result["proposals"], 1):
+            out.print(f"[bold]{rank}. {proposal['name']}[/bold]（{KINDS.get(proposal.get('kind', ''), '')}）スコア {proposal['score']:.2f}")
+            for reason in proposal["reasons"]:
+                out.print(f"   ・{reason['text']}")
+            for caution in proposal["cautions"]:
+                out.print(f"   [yellow]※ {caution}[/yellow]")
+        if result["excluded"]:
+            out.print("[dim]提案しなかった主な場所:[/dim]")
+            for item in result["excluded"]:
+                out.print(f"[dim]   ・{item.get('name', item['resource_id'])}: {item['reason']}[/dim]")
+    else:
+        for assignment in result["assignments"]:
+            out.print(f"{assignment['person'] + 1}人目 → {assignment.get('name', assignment['resource_id'])}（{assignment['score']:.2f}）")
+        for miss in result["unassigned"]:
+            out.print(f"[yellow]{miss['person'] + 1}人目: 提案できる場所がありません — {miss['reason']}[/yellow]")
+
+
+@main.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path), help="also write the report as CSV (Excel-ready, BOM)")
+@click.option("--today", help="date to plan from (YYYY-MM-DD)")
+@click.option("--json", "as_json", is_flag=True)
+def gaps(file: Path, csv_path: Path | None, today: str | None, as_json: bool) -> None:
+    """Gap report: which anonymous needs have no feasible place, by district (重層的支援会議 の資料に)."""
+    import matcher
+    from resdb.matching import Matching, PersonError
+
+    payload = _read_json(file)
+    needs = payload.get("needs") if isinstance(payload, dict) else payload
+    if not isinstance(needs, list):
+        fail("ニーズの一覧（配列、または {\"needs\": [...]}）を指定してください", 1)
+    try:
+        report = Matching(open_directory()).gaps(needs, today=_day(today))
+    except PersonError as exc:
+        fail(str(exc), 1)
+    if csv_path:
+        csv_path.write_text("\ufeff" + matcher.gap_csv(report), encoding="utf-8", newline="")
+    if as_json:
+        emit_json(report)
+        return
+    click.echo(matcher.gap_csv(report))
+
+
 @main.group()
 def user() -> None:
     """Accounts."""

@@ -1,0 +1,102 @@
+"""Glue between the directory and the pure matcher: resolve homes, hand over the candidate pool,
+answer service-area questions. Persons pass through memory only (要配慮個人情報: never stored or logged)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from datetime import date
+from typing import Any
+
+import matcher
+from resdb.directory import Directory
+
+
+class PersonError(ValueError):
+    """A person (or need) that cannot be matched; the message names the field in Japanese."""
+
+
+class Matching:
+    """Matching over one Directory; the candidate pool is rebuilt only when the store changes."""
+
+    def __init__(self, directory: Directory) -> None:
+        self.directory = directory
+        self._pool: tuple[str, matcher.CandidatePool] | None = None
+        self._lock = threading.Lock()
+
+    def pool(self) -> matcher.CandidatePool:
+        revision = self.directory.revision()
+        with self._lock:
+            if self._pool is None or self._pool[0] != revision:
+                self._pool = (revision, matcher.CandidatePool(self.directory.iter_published()))
+            return self._pool[1]
+
+    def resolve_home(self, person: Mapping[str, Any], field: str = "home") -> dict[str, Any]:
+        """A copy of the person whose home has lat/lon: from coordinates, an address or a district."""
+        resolved = dict(person)
+        home = person.get("home")
+        if not isinstance(home, Mapping):
+            raise PersonError(f"{field}: 自宅の位置（lat/lon、address、district のいずれか）を指定してください")
+        home = dict(home)
+        if home.get("lat") is None or home.get("lon") is None:
+            gazetteer = self.directory.gazetteer()
+            code = home.get("municipality_code")
+            if home.get("address"):
+                placement = gazetteer.place_address(str(home["address"]), code)
+                if placement is None:
+                    raise PersonError(f"{field}.address: 住所から場所を特定できません")
+                home.update(lat=placement.lat, lon=placement.lon, district=home.get("district") or placement.town)
+            elif home.get("district"):
+                geometry, unresolved = gazetteer.resolve([str(home["district"])], code)
+                if geometry is None or unresolved:
+                    raise PersonError(f"{field}.district: 地区「{home['district']}」が見つかりません")
+                point = geometry.representative_point()
+                home.update(lat=point.y, lon=point.x)
+        resolved["home"] = home
+        return resolved
+
+    def _covers(self, person: Mapping[str, Any]):  # type: ignore[no-untyped-def]
+        home = person["home"]
+        if home.get("lat") is None:
+            return None
+        covering = set(self.directory.area_index().lookup(float(home["lat"]), float(home["lon"])))
+
+        def covers_home(listing: Mapping[str, Any]) -> bool | None:
+            if not listing.get("service_area"):
+                return None
+            return listing["id"] in covering
+
+        return covers_home
+
+    def match(self, person: Mapping[str, Any], *, limit: int = 10, today: date | None = None) -> dict[str, Any]:
+        resolved = self.resolve_home(person)
+        try:
+            return matcher.match(resolved, self.pool(), today=today or date.today(),
+                                 covers_home=self._covers(resolved), limit=limit)
+        except ValueError as exc:
+            raise PersonError(str(exc)) from None
+
+    def match_batch(self, persons: Sequence[Mapping[str, Any]], *, today: date | None = None) -> dict[str, Any]:
+        resolved = [self.resolve_home(p, f"persons[{i}].home") for i, p in enumerate(persons)]
+        covers = [self._covers(p) for p in resolved]
+        try:
+            return matcher.match_batch(
+                resolved, self.pool(), today=today or date.today(),
+                covers_home_for=lambda i, listing: covers[i](listing) if covers[i] else None,
+            )
+        except ValueError as exc:
+            raise PersonError(str(exc)) from None
+
+    def gaps(self, needs: Sequence[Mapping[str, Any]], *, today: date | None = None) -> dict[str, Any]:
+        resolved = []
+        for i, need in enumerate(needs):
+            need = dict(need)
+            if need.get("home") is None and any(need.get(k) is not None for k in ("lat", "address", "district")):
+                need["home"] = {k: need[k] for k in ("lat", "lon", "address", "district", "municipality_code") if need.get(k) is not None}
+            resolved.append(self.resolve_home(need, f"needs[{i}].home"))
+        covers = [self._covers(n) for n in resolved]
+        try:
+            return matcher.gap_report(resolved, self.pool(), today=today or date.today(),
+                                      covers_home_for=lambda i, listing: covers[i](listing) if covers[i] else None)
+        except ValueError as exc:
+            raise PersonError(str(exc)) from None
