@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import JSON, Index, Text, UniqueConstraint
@@ -10,7 +10,7 @@ from sqlmodel import Field, SQLModel
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc).replace(microsecond=0)
+    return datetime.now(UTC).replace(microsecond=0)
 
 
 # Fields of the contract's flat listing shape, shared by the table and the API models.
@@ -130,6 +130,8 @@ class User(SQLModel, table=True):
     municipality_code: str | None = Field(default=None, max_length=6)
     operator: str | None = Field(default=None, max_length=200)
     active: bool = True
+    failed_logins: int = 0
+    locked_until: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -152,3 +154,78 @@ class IndexOutbox(SQLModel, table=True):
 
     seq: int | None = Field(default=None, primary_key=True)
     listing_id: str = Field(max_length=100)
+
+
+class AuditEntry(SQLModel, table=True):
+    """Who did what, when: every write and every view of a saved case. No sensitive values here."""
+
+    __tablename__ = "audit_log"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow, index=True)
+    actor: str = Field(max_length=200)
+    action: str = Field(max_length=50)
+    target_type: str = Field(max_length=30)
+    target_id: str | None = Field(default=None, max_length=100)
+    detail: str | None = Field(default=None, max_length=300)
+
+
+class ChangeRequest(SQLModel, table=True):
+    """A resident's 「情報の誤りを報告」: proposed corrections an editor accepts or rejects."""
+
+    __tablename__ = "change_request"
+
+    id: int | None = Field(default=None, primary_key=True)
+    listing_id: str = Field(max_length=100, index=True)
+    created_at: datetime = Field(default_factory=utcnow)
+    status: str = Field(default="open", max_length=12, index=True)
+    message: str = Field(sa_type=Text)
+    proposed: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    contact: str | None = Field(default=None, max_length=200)
+    client_key: str | None = Field(default=None, max_length=64)
+    reviewed_by: str | None = Field(default=None, max_length=200)
+    reviewed_at: datetime | None = None
+    review_note: str | None = Field(default=None, max_length=500)
+
+
+class Case(SQLModel, table=True):
+    """A saved, pseudonymous 参加支援 case: only what the coordinator chose to save, with its legal basis."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(max_length=30, unique=True)
+    pseudonym: str = Field(max_length=100)
+    legal_basis: str = Field(max_length=20)  # consent (本人同意) | support_meeting (支援会議)
+    person: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    notes: str | None = Field(default=None, sa_type=Text)
+    status: str = Field(default="open", max_length=12)
+    coordinator_id: int = Field(foreign_key="user.id", index=True)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class Placement(SQLModel, table=True):
+    """One place proposed to a case, moving 提案 → 見学 → 体験 → 参加中 → 定着 / 中断."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="case.id", index=True)
+    listing_id: str = Field(max_length=100, index=True)
+    stage: str = Field(default="proposed", max_length=20)
+    score: float | None = None
+    next_follow_up: date | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class PlacementEvent(SQLModel, table=True):
+    """A stage change, follow-up (定着支援) or host support (受け入れ先支援) note on a placement."""
+
+    __tablename__ = "placement_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    placement_id: int = Field(foreign_key="placement.id", index=True)
+    at: datetime = Field(default_factory=utcnow)
+    actor: str = Field(max_length=200)
+    kind: str = Field(max_length=20)  # stage | follow_up | host_support
+    from_stage: str | None = Field(default=None, max_length=20)
+    to_stage: str | None = Field(default=None, max_length=20)
+    note: str | None = Field(default=None, sa_type=Text)

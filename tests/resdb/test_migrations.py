@@ -1,0 +1,41 @@
+"""A deployed database upgrades in place: data written at an older schema survives `alembic upgrade`."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from alembic import command
+from sqlalchemy import create_engine, inspect, text
+
+from resdb.db import alembic_config, make_engine
+from tests.conftest import BACKENDS, PG_URL, _schema_url
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_upgrade_from_first_revision_keeps_data(backend: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    schema = None
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path / 'm.sqlite3'}"
+    else:
+        schema = f"m_{uuid.uuid4().hex[:10]}"
+        admin = create_engine(PG_URL)
+        with admin.begin() as conn:
+            conn.execute(text(f"CREATE SCHEMA {schema}"))
+        url = _schema_url(schema)
+    engine = make_engine(url)
+    try:
+        command.upgrade(alembic_config(engine), "0001")
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO \"user\" (email, role, active, created_at) VALUES ('a@example.jp', 'editor', true, CURRENT_TIMESTAMP)"))
+        command.upgrade(alembic_config(engine), "head")
+        assert {"audit_log", "case", "placement", "change_request"} <= set(inspect(engine).get_table_names())
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT email, failed_logins FROM \"user\"")).all() == [("a@example.jp", 0)]
+        command.downgrade(alembic_config(engine), "0001")
+        assert "case" not in set(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+        if schema:
+            with admin.begin() as conn:
+                conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
