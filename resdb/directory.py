@@ -564,6 +564,25 @@ class Directory:
             self._history(session, listing_id, listing.version, "create", actor, None, after)
         return after
 
+    def _editable(self, session: Session, listing_id: str, expected_version: int | None) -> tuple[Listing, dict[str, Any]]:
+        """The locked row and its current public form; NotFound, or StaleEdit when it moved on."""
+        listing = self._lock_listing(session, listing_id)
+        if listing is None or listing.status == "deleted":
+            raise NotFound(listing_id)
+        before = listing_to_dict(listing)
+        if expected_version is not None and listing.version != expected_version:
+            raise StaleEdit(before, expected_version)
+        return listing, before
+
+    def _record_change(self, session: Session, listing: Listing, before: dict[str, Any], action: str, actor: str,
+                       note: str | None = None) -> dict[str, Any]:
+        """Bump the version and keep the change in the listing's history; returns the new public form."""
+        listing.version += 1
+        listing.updated_at = utcnow()
+        after = listing_to_dict(listing)
+        self._history(session, listing.id, listing.version, action, actor, before, after, note)
+        return after
+
     def update(self, listing_id: str, raw: dict[str, Any], actor: str, *, expected_version: int | None,
                action: str = "update", note: str | None = None) -> dict[str, Any]:
         """Partial update; refused with StaleEdit when the listing moved past `expected_version`."""
@@ -571,12 +590,7 @@ class Directory:
         patch.pop("id", None)
         patch.pop("version", None)
         with self._writing() as session:
-            listing = self._lock_listing(session, listing_id)
-            if listing is None or listing.status == "deleted":
-                raise NotFound(listing_id)
-            before = listing_to_dict(listing)
-            if expected_version is not None and listing.version != expected_version:
-                raise StaleEdit(before, expected_version)
+            listing, before = self._editable(session, listing_id, expected_version)
             merged = {**before, **{k: (v.isoformat() if isinstance(v, date) else v) for k, v in patch.items()}}
             if "address" in patch and "lat" not in patch and "lon" not in patch:
                 merged["lat"] = merged["lon"] = None  # place the new address
@@ -597,13 +611,9 @@ class Directory:
                 setattr(listing, key, value)
             if "operator" in changed:
                 listing.organization_id = self._organization_id(session, listing.operator)
-            listing.version += 1
-            listing.updated_at = utcnow()
             if "service_area" in changed or "municipality_code" in changed:
                 self._store_area(session, listing)
-            after = listing_to_dict(listing)
-            self._history(session, listing_id, listing.version, action, actor, before, after, note)
-        return after
+            return self._record_change(session, listing, before, action, actor, note)
 
     def verify(self, listing_id: str, actor: str, *, on: date | None = None, expected_version: int | None = None) -> dict[str, Any]:
         """「確認しました」: the facts were checked today."""
@@ -613,18 +623,9 @@ class Directory:
     def delete(self, listing_id: str, actor: str, *, expected_version: int | None) -> dict[str, Any]:
         """Soft delete: hidden everywhere, kept with its history, restorable."""
         with self._writing() as session:
-            listing = self._lock_listing(session, listing_id)
-            if listing is None or listing.status == "deleted":
-                raise NotFound(listing_id)
-            before = listing_to_dict(listing)
-            if expected_version is not None and listing.version != expected_version:
-                raise StaleEdit(before, expected_version)
+            listing, before = self._editable(session, listing_id, expected_version)
             listing.status = "deleted"
-            listing.version += 1
-            listing.updated_at = utcnow()
-            after = listing_to_dict(listing)
-            self._history(session, listing_id, listing.version, "delete", actor, before, after)
-        return after
+            return self._record_change(session, listing, before, "delete", actor)
 
     def restore(self, listing_id: str, actor: str, *, to_version: int | None = None) -> dict[str, Any]:
         """Undo a delete, or bring back the content a listing had at `to_version`."""
@@ -650,13 +651,9 @@ class Directory:
             for key, value in clean.items():
                 setattr(listing, key, value)
             listing.status = snapshot.get("status", "published")
-            listing.version += 1
-            listing.updated_at = utcnow()
             self._store_area(session, listing)
-            after = listing_to_dict(listing)
-            self._history(session, listing_id, listing.version, "restore", actor, before, after,
-                          f"version {to_version}" if to_version else None)
-        return after
+            return self._record_change(session, listing, before, "restore", actor,
+                                       f"version {to_version}" if to_version else None)
 
     # -- import ------------------------------------------------------------------------------
     def import_records(self, records: Sequence[tuple[int, dict[str, Any]]], *, actor: str, source_name: str,
