@@ -40,6 +40,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("RESDB_WORKERS", "3", "worker processes for `resdb serve` (gunicorn)"),
     Setting("RESDB_DEFAULT_MUNICIPALITY", "162116", "municipality the map and demo centre on (6-digit code)"),
     Setting("RESDB_STALE_DAYS", "365", "a listing not verified for this many days carries a caution"),
+    Setting("RESDB_RATE_LIMIT", "120/2", "search requests per client IP: burst/refill-per-second (`off` disables)"),
 )
 
 
@@ -80,3 +81,12 @@ def secret_key(environ: dict[str, str] | None = None) -> str:
             with os.fdopen(fd, "w") as fh:
                 fh.write(secrets.token_hex(32))
     return key_file.read_text().strip()
+
+
+def rate_limit(environ: dict[str, str] | None = None) -> tuple[int, float] | None:
+    """(burst, refill per second) from RESDB_RATE_LIMIT, or None when `off`."""
+    value = (setting("RESDB_RATE_LIMIT", environ) or "off").strip().lower()
+    if value in {"off", "0", "none", ""}:
+        return None
+    burst, _, per_second = value.partition("/")
+    return int(burst), float(per_second or 1)

@@ -33,7 +33,7 @@ from resdb.models import (
     ServiceArea,
     utcnow,
 )
-from resdb.search import IndexUnhealthy, SearchIndex, SearchQuery
+from resdb.search import IndexUnhealthy, SearchIndex, SearchQuery, SearchResult
 from resdb.textnorm import normalize
 from resdb.travel import haversine_km
 from resdb.validation import Problem, ValidationFailed, validate_listing
@@ -320,11 +320,15 @@ class Directory:
                     found[row.id] = row
         return [listing_to_dict(found[i]) for i in ids if i in found and found[i].status == "published"]
 
-    def search(self, query: SearchQuery) -> dict[str, Any]:
-        """Ranked listings: {"items": [...], "total": n}; each item carries `distance_km` when a point is given."""
+    def search_ids(self, query: SearchQuery) -> SearchResult:
+        """Ranked ids only (no rows fetched): for the map, which needs thousands of points."""
         if self.index_behind:
             self.catch_up()
-        result = self.index.search(query)
+        return self.index.search(query)
+
+    def search(self, query: SearchQuery) -> dict[str, Any]:
+        """Ranked listings: {"items": [...], "total": n}; each item carries `distance_km` when a point is given."""
+        result = self.search_ids(query)
         items = self.get_many(result.ids)
         hits = {hit.id: hit for hit in result.hits}
         for item in items:

@@ -135,6 +135,8 @@ def validate_listing(raw: dict[str, Any], row: int | None = None, *, partial: bo
         try:
             if key in TEXT_FIELDS:
                 text = None if _blank(value) else str(value).strip()
+                if key == "url" and text and not re.match(r"^https?://", text, re.IGNORECASE):
+                    raise ValueError("http:// または https:// で始まる URL にしてください")
                 if text is not None and len(text) > MAX_LENGTH.get(key, 5000):
                     raise ValueError(f"{MAX_LENGTH.get(key, 5000)}文字以内にしてください")
                 clean[key] = text

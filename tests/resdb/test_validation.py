@@ -81,3 +81,9 @@ def test_check_digit_added_to_five_digit_codes() -> None:
 )
 def test_schedule_text_forms(text: str, expected: list) -> None:
     assert parse_schedule(text) == expected
+
+
+@pytest.mark.parametrize("url", ["javascript:alert(1)", "data:text/html,x", "ftp://x", "//evil"])
+def test_only_web_urls_are_accepted(url: str) -> None:
+    _clean, problems = validate_listing({**GOOD, "url": url})
+    assert [p.field for p in problems] == ["url"]

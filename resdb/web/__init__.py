@@ -1,0 +1,107 @@
+"""The Flask application factory: one Directory per app, blueprints by audience, headers and errors."""
+
+from __future__ import annotations
+
+import gzip
+import os
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, Response, current_app, request
+
+from resdb import config, geo
+from resdb.directory import Directory
+
+ROOT = Path(__file__).resolve().parents[2]
+GZIP_MIN_BYTES = 2048
+_GZIP_TYPES = {"application/json", "application/geo+json", "text/html", "text/css", "text/javascript", "application/javascript"}
+
+
+def get_directory() -> Directory:
+    """The app's Directory (routes stay thin over it)."""
+    return current_app.extensions["resdb"]
+
+
+def _open_directory(settings: dict[str, Any]) -> Directory:
+    if settings.get("DIRECTORY") is not None:
+        return settings["DIRECTORY"]
+    instance = settings.get("INSTANCE")
+    if instance is None:
+        return Directory.open(settings.get("DATABASE_URL"), None)
+    instance_path = Path(instance)
+    instance_path.mkdir(parents=True, exist_ok=True)
+    url = settings.get("DATABASE_URL") or config.database_url({**os.environ, "RESDB_INSTANCE": str(instance_path)})
+    return Directory.open(url, instance_path)
+
+
+def _secret_key(settings: dict[str, Any], directory: Directory) -> str:
+    if settings.get("SECRET_KEY"):
+        return str(settings["SECRET_KEY"])
+    return config.secret_key({**os.environ, "RESDB_INSTANCE": str(directory.instance_dir)})
+
+
+def _gzip(response: Response) -> Response:
+    """Compress larger JSON/HTML bodies when the client accepts gzip (the map's GeoJSON shrinks ~10×)."""
+    if (response.direct_passthrough or response.status_code != 200 or "Content-Encoding" in response.headers
+            or response.mimetype not in _GZIP_TYPES or "gzip" not in request.headers.get("Accept-Encoding", "")):
+        return response
+    body = response.get_data()
+    if len(body) < GZIP_MIN_BYTES:
+        return response
+    response.set_data(gzip.compress(body, compresslevel=1 if len(body) > 1_000_000 else 5))
+    response.headers["Content-Encoding"] = "gzip"
+    response.vary.add("Accept-Encoding")
+    return response
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """The web app. `test_config` may give DIRECTORY (an open Directory), or DATABASE_URL / INSTANCE, and
+    override any setting (TILE_URL, RATE_LIMIT=(burst, per_second) or None, TODAY=callable, …)."""
+    from resdb.web import api, coordinator, editor, match, public
+    from resdb.web.errors import register_error_handlers
+    from resdb.web.features import FeatureCache
+    from resdb.web.labels import register_filters
+    from resdb.web.params import today_tokyo
+    from resdb.web.security import init_rate_limit, init_security_headers
+
+    settings = dict(test_config or {})
+    app = Flask(__name__, template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "static"),
+                static_url_path="/static")
+    app.config.update(
+        TILE_URL=config.setting("RESDB_TILE_URL"),
+        TILE_ATTRIBUTION=config.setting("RESDB_TILE_ATTRIBUTION"),
+        DEFAULT_MUNICIPALITY=geo.code6(config.setting("RESDB_DEFAULT_MUNICIPALITY") or "16211"),
+        STALE_DAYS=int(config.setting("RESDB_STALE_DAYS") or 365),
+        RATE_LIMIT=config.rate_limit(),  # per client IP: default a burst of 120 searches, then 2 per second
+        TODAY=today_tokyo,
+        MAX_CONTENT_LENGTH=2 * 1024 * 1024,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SEND_FILE_MAX_AGE_DEFAULT=3600,
+        GZIP=True,
+    )
+    app.config.update({k: v for k, v in settings.items() if k not in {"DIRECTORY"}})
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+
+    directory = _open_directory(settings)
+    app.extensions["resdb"] = directory
+    app.extensions["resdb.features"] = FeatureCache(directory)
+    app.config["SECRET_KEY"] = _secret_key(settings, directory)
+
+    register_filters(app)
+    register_error_handlers(app)
+    init_security_headers(app)
+    init_rate_limit(app)
+    if app.config["GZIP"]:
+        app.after_request(_gzip)
+
+    app.register_blueprint(public.bp)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(editor.bp)
+    app.register_blueprint(coordinator.bp)
+    app.register_blueprint(match.bp)
+    return app
+
+
+__all__ = ["create_app", "get_directory"]

@@ -1,0 +1,141 @@
+"""Pages for residents: the map (/), the no-JavaScript list (/search), one listing, わたしの地域, stubs."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from flask import Blueprint, Response, current_app, render_template, request, url_for
+
+from resdb.directory import NotFound
+from resdb.vocab import TARGETS
+from resdb.web import get_directory
+from resdb.web.errors import ApiError
+from resdb.web.labels import freshness, source_label, upcoming
+from resdb.web.params import PAGE_SIZE, form_args, parse_search
+from resdb.web.security import rate_limited
+
+bp = Blueprint("public", __name__)
+
+
+def municipality_options() -> list[tuple[str, str]]:
+    """(6-digit code, name) of every municipality the directory knows, in code order."""
+    gazetteer = get_directory().gazetteer()
+    found = {r.municipality_code: r.name for r in gazetteer.records if r.level == "municipality"}
+    return sorted(found.items())
+
+
+def _map_settings() -> dict[str, Any]:
+    return {
+        "tileUrl": current_app.config["TILE_URL"],
+        "tileAttribution": current_app.config["TILE_ATTRIBUTION"],
+    }
+
+
+def _initial_bounds(form: dict[str, Any]) -> list[list[float]] | None:
+    if form.get("bbox"):
+        lon0, lat0, lon1, lat1 = (float(v) for v in form["bbox"].split(","))
+        return [[lat0, lon0], [lat1, lon1]]
+    cache = current_app.extensions["resdb.features"]
+    box = cache.bounds(form.get("municipality") or current_app.config["DEFAULT_MUNICIPALITY"])
+    if box is None:
+        return None
+    return [[box[1], box[0]], [box[3], box[2]]]
+
+
+def _today() -> Any:
+    return current_app.config["TODAY"]()
+
+
+def _render(template: str, status: int = 200, **context: Any) -> Response:
+    return Response(render_template(template, **context), status=status, mimetype="text/html")
+
+
+@bp.get("/")
+def index() -> Response:
+    parsed = parse_search(request.args, today=_today(), paging="page")
+    config = {
+        **_map_settings(),
+        "geojsonUrl": url_for("api.resources_geojson"),
+        "lookupUrl": url_for("api.areas_lookup"),
+        "searchUrl": url_for("public.search"),
+        "detailUrl": url_for("public.resource", listing_id="__ID__"),
+        "bounds": _initial_bounds(parsed.form),
+        "sampleLabel": current_app.jinja_env.globals["SAMPLE_LABEL"],
+        "listLimit": 100,
+    }
+    return _render("index.html", form=parsed.form, problems=parsed.problems,
+                   municipalities=municipality_options(), map_config=config, nav="map")
+
+
+@bp.get("/search")
+@rate_limited
+def search() -> Response:
+    parsed = parse_search(request.args, today=_today(), paging="page")
+    context: dict[str, Any] = {
+        "form": parsed.form, "problems": parsed.problems, "municipalities": municipality_options(),
+        "items": [], "total": 0, "page": parsed.page, "pages": 0, "nav": "search",
+        "searched": bool(request.args), "form_args": form_args,
+    }
+    if parsed.problems:
+        return _render("search.html", status=400, **context)
+    result = get_directory().search(parsed.query)
+    context.update(items=result["items"], total=result["total"],
+                   pages=max(1, math.ceil(result["total"] / PAGE_SIZE)))
+    return _render("search.html", **context)
+
+
+def _listing_or_404(listing_id: str) -> dict[str, Any]:
+    try:
+        return get_directory().get(listing_id)
+    except NotFound:
+        raise ApiError(404, "お探しの掲載情報は見つかりませんでした。削除されたか、アドレスが変わった可能性があります。") from None
+
+
+@bp.get("/resources/<listing_id>")
+def resource(listing_id: str) -> Response:
+    listing = _listing_or_404(listing_id)
+    today = _today()
+    area = listing.get("service_area") or {}
+    map_config = {**_map_settings(), "lat": listing.get("lat"), "lon": listing.get("lon"), "name": listing["name"]}
+    return _render(
+        "resource.html",
+        listing=listing,
+        sessions=upcoming(listing, today),
+        freshness=freshness(listing.get("verified_at"), today, current_app.config["STALE_DAYS"]),
+        source=source_label(listing.get("source")),
+        target_labels=[TARGETS.get(t, t) for t in listing.get("targets") or []],
+        districts=area.get("districts") or [],
+        map_config=map_config,
+        nav="",
+    )
+
+
+@bp.get("/resources/<listing_id>/report")
+def report(listing_id: str) -> Response:
+    listing = _listing_or_404(listing_id)
+    return _render("report.html", listing=listing, nav="")
+
+
+@bp.get("/areas")
+@rate_limited
+def areas() -> Response:
+    """わたしの地域 without JavaScript: an address (or lat/lon) → the centers responsible for it."""
+    from resdb.web.api import lookup_area
+
+    result: dict[str, Any] | None = None
+    error: str | None = None
+    status = 200
+    if request.args.get("address") or request.args.get("lat") or request.args.get("lon"):
+        try:
+            result = lookup_area(request.args)
+        except ApiError as problem:
+            error, status = problem.message, problem.status
+    return _render("areas.html", status=status, address=(request.args.get("address") or "").strip(),
+                   result=result, error=error, nav="areas")
+
+
+@bp.get("/login")
+def login() -> Response:
+    """Placeholder until staff sign-in lands with the workspace."""
+    return _render("login.html", next_url=request.args.get("next", ""), nav="")

@@ -1,0 +1,121 @@
+"""Security headers on every response (strict CSP, no inline script) and a per-IP token-bucket rate limit."""
+
+from __future__ import annotations
+
+import functools
+import math
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from flask import Flask, Response, current_app, request
+
+from resdb.web.errors import ApiError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def tile_source(tile_url: str) -> str | None:
+    """The CSP source for a tile URL template: scheme://host (`{s}` subdomains become `*`)."""
+    parts = urlsplit(tile_url)
+    if not parts.scheme or not parts.netloc:
+        return None  # relative URL: same origin
+    host = parts.netloc.replace("{s}", "*")
+    if "{" in host:
+        host = "*." + host.split(".", 1)[1] if "." in host else host
+    return f"{parts.scheme}://{host}"
+
+
+def content_security_policy(tile_url: str) -> str:
+    images = ["'self'", "data:"]
+    tiles = tile_source(tile_url)
+    if tiles:
+        images.append(tiles)
+    directives = {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": images,
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+    return "; ".join(f"{name} {' '.join(values)}" for name, values in directives.items())
+
+
+def init_security_headers(app: Flask) -> None:
+    policy = content_security_policy(app.config["TILE_URL"])
+
+    @app.after_request
+    def _headers(response: Response) -> Response:
+        headers = response.headers
+        headers.setdefault("Content-Security-Policy", policy)
+        headers.setdefault("X-Content-Type-Options", "nosniff")
+        headers.setdefault("X-Frame-Options", "DENY")
+        headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
+        headers.setdefault("Permissions-Policy", "geolocation=(self), camera=(), microphone=()")
+        headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+        if request.path.startswith("/api/") and request.method != "GET":
+            headers.setdefault("Cache-Control", "no-store")
+        return response
+
+
+class TokenBucket:
+    """Per-key buckets of `capacity` tokens refilled at `rate` per second (in-process memory)."""
+
+    def __init__(self, capacity: float, rate: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.capacity = float(capacity)
+        self.rate = float(rate)
+        self.clock = clock
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def take(self, key: str) -> float:
+        """0.0 when allowed (a token taken), else the seconds until the next token."""
+        now = self.clock()
+        with self._lock:
+            tokens, last = self._buckets.get(key, (self.capacity, now))
+            tokens = min(self.capacity, tokens + (now - last) * self.rate)
+            if tokens >= 1.0:
+                self._buckets[key] = (tokens - 1.0, now)
+                allowed = 0.0
+            else:
+                self._buckets[key] = (tokens, now)
+                allowed = (1.0 - tokens) / self.rate if self.rate > 0 else math.inf
+            if len(self._buckets) > 10_000:
+                self._prune(now)
+        return allowed
+
+    def _prune(self, now: float) -> None:
+        full_after = self.capacity / self.rate if self.rate > 0 else math.inf
+        for key, (_tokens, last) in list(self._buckets.items()):
+            if now - last > full_after:
+                del self._buckets[key]
+
+
+def init_rate_limit(app: Flask) -> None:
+    setting = app.config.get("RATE_LIMIT")
+    app.extensions["resdb.limiter"] = TokenBucket(*setting) if setting else None
+
+
+def rate_limited(view: F) -> F:
+    """Refuse with 429 (JSON under /api, a Japanese page elsewhere) when the client's bucket is empty."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        limiter: TokenBucket | None = current_app.extensions.get("resdb.limiter")
+        if limiter is not None:
+            wait = limiter.take(request.remote_addr or "unknown")
+            if wait > 0:
+                retry = str(max(1, math.ceil(wait)))
+                raise ApiError(429, f"アクセスが集中しています。{retry}秒ほど待ってから、もう一度お試しください。",
+                               headers={"Retry-After": retry})
+        return view(*args, **kwargs)
+
+    wrapper.__rate_limited__ = True  # type: ignore[attr-defined]
+    return wrapper  # type: ignore[return-value]

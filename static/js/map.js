@@ -1,0 +1,355 @@
+/* The public map: clustered markers for the visible area, filters, the list beside the map, わたしの地域. */
+(function () {
+  "use strict";
+
+  const R = window.resdb;
+  const L = window.L;
+  const config = R && R.readConfig("map-config");
+  const mapNode = document.getElementById("map");
+  if (!config || !mapNode || !L || !L.markerClusterGroup) { return; }
+
+  const form = document.getElementById("search-form");
+  const listNode = document.getElementById("visible-list");
+  const statusNode = document.getElementById("list-status");
+  const listLink = document.getElementById("list-link");
+  const el = R.el;
+  const KIND_CLASS = /^[a-z_]+$/;
+  const LIST_LIMIT = config.listLimit || 100;
+  const LIST_STEP = 20;
+
+  // -- the map ------------------------------------------------------------------------------------
+  const map = L.map(mapNode, {minZoom: 4, maxZoom: 18, zoomControl: false, keyboard: true});
+  L.control.zoom({zoomInTitle: "拡大", zoomOutTitle: "縮小"}).addTo(map);
+  L.control.scale({imperial: false}).addTo(map);
+  map.attributionControl.setPrefix(false);
+  R.tileLayer(config).addTo(map);
+  if (config.bounds) {
+    map.fitBounds(config.bounds, {padding: [10, 10], maxZoom: 15});
+  } else {
+    map.setView([36.2, 138.0], 5);
+  }
+
+  function clusterIcon(cluster) {
+    const count = cluster.getChildCount();
+    const size = count < 10 ? "small" : (count < 100 ? "medium" : "large");
+    const inner = el("div", {}, [el("span", {text: String(count)}), el("span", {className: "visually-hidden", text: "件のまとまり（拡大）"})]);
+    return L.divIcon({html: inner, className: "cluster cluster--" + size, iconSize: L.point(40, 40)});
+  }
+
+  const cluster = L.markerClusterGroup({
+    chunkedLoading: true,
+    showCoverageOnHover: false,
+    maxClusterRadius: 48,
+    iconCreateFunction: clusterIcon
+  });
+  map.addLayer(cluster);
+
+  // -- markers and popups -------------------------------------------------------------------------
+  const markers = new Map(); // id -> marker
+  let features = []; // last response, in server order
+
+  function kindClass(kind) {
+    return KIND_CLASS.test(kind || "") ? kind : "other";
+  }
+
+  function detailUrl(id) {
+    return config.detailUrl.replace("__ID__", encodeURIComponent(id));
+  }
+
+  function popupContent(props) {
+    return el("div", {className: "popup"}, [
+      el("p", {className: "popup__title"}, [el("a", {href: detailUrl(props.id)}, [props.name])]),
+      el("p", {className: "popup__meta"}, [
+        el("span", {className: "tag tag--" + kindClass(props.kind), text: props.kind_label}),
+        props.is_sample ? " " : null,
+        props.is_sample ? R.sampleBadge(config.sampleLabel) : null
+      ])
+    ]);
+  }
+
+  function makeMarker(feature) {
+    const props = feature.properties;
+    const coords = feature.geometry.coordinates;
+    const icon = L.divIcon({
+      className: "pin pin--" + kindClass(props.kind) + (props.is_sample ? " pin--sample" : ""),
+      iconSize: [20, 20]
+    });
+    const marker = L.marker([coords[1], coords[0]], {
+      icon: icon,
+      title: props.name + "（" + props.kind_label + (props.is_sample ? "・" + config.sampleLabel : "") + "）",
+      keyboard: true,
+      riseOnHover: true
+    });
+    marker.feature = feature;
+    marker.bindPopup(function () { return popupContent(props); }, {maxWidth: 280});
+    return marker;
+  }
+
+  function showFeatures(list) {
+    features = list.filter(function (f) { return f.geometry && f.geometry.coordinates; });
+    const wanted = new Set(features.map(function (f) { return String(f.id); }));
+    const gone = [];
+    markers.forEach(function (marker, id) {
+      if (!wanted.has(id)) { gone.push(marker); markers.delete(id); }
+    });
+    if (gone.length) { cluster.removeLayers(gone); }
+    const added = [];
+    features.forEach(function (f) {
+      const id = String(f.id);
+      if (!markers.has(id)) {
+        const marker = makeMarker(f);
+        markers.set(id, marker);
+        added.push(marker);
+      }
+    });
+    if (added.length) { cluster.addLayers(added); }
+  }
+
+  // -- the list beside the map --------------------------------------------------------------------
+  function showInMap(marker) {
+    cluster.zoomToShowLayer(marker, function () { marker.openPopup(); });
+  }
+
+  let visibleFeatures = [];
+  let shown = 0;
+
+  function listItem(f) {
+    const props = f.properties;
+    const button = el("button", {type: "button", className: "link-button", text: "地図で表示"});
+    button.setAttribute("aria-label", props.name + " を地図で表示");
+    button.addEventListener("click", function () {
+      const marker = markers.get(String(f.id));
+      if (marker) { showInMap(marker); }
+    });
+    return el("li", {className: "visible-list__item"}, [
+      el("a", {href: detailUrl(props.id), className: "visible-list__name"}, [props.name]),
+      el("span", {className: "visible-list__meta"}, [
+        el("span", {className: "tag tag--" + kindClass(props.kind), text: props.kind_label}),
+        props.is_sample ? " " : null,
+        props.is_sample ? R.sampleBadge(config.sampleLabel) : null,
+        " ",
+        button
+      ])
+    ]);
+  }
+
+  function showMore(count) {
+    const next = visibleFeatures.slice(shown, Math.min(shown + count, LIST_LIMIT));
+    next.forEach(function (f) { listNode.appendChild(listItem(f)); });
+    shown += next.length;
+    moreButton.hidden = shown >= Math.min(visibleFeatures.length, LIST_LIMIT);
+    return next.length;
+  }
+
+  const moreButton = el("button", {type: "button", className: "button button--secondary", text: "さらに表示"});
+  moreButton.hidden = true;
+  moreButton.addEventListener("click", function () {
+    const first = shown;
+    if (showMore(LIST_STEP) && listNode.children[first]) {
+      listNode.children[first].querySelector("a").focus();
+    }
+  });
+  listNode.insertAdjacentElement("afterend", el("p", {className: "list-pane__more-button"}, [moreButton]));
+
+  function renderList() {
+    const bounds = map.getBounds();
+    visibleFeatures = features.filter(function (f) {
+      const c = f.geometry.coordinates;
+      return bounds.contains([c[1], c[0]]);
+    });
+    listNode.replaceChildren();
+    shown = 0;
+    showMore(LIST_STEP);
+    let text = "地図の範囲に " + visibleFeatures.length + " 件あります。";
+    if (visibleFeatures.length > LIST_LIMIT) {
+      text += "一覧に出せるのは " + LIST_LIMIT + " 件までです。地図を拡大するか、条件で絞り込んでください。";
+    }
+    statusNode.replaceChildren(document.createTextNode(text));
+    if (!visibleFeatures.length && hasFilters()) {
+      const widen = el("button", {type: "button", className: "button button--secondary", text: "範囲を広げて探す"});
+      widen.addEventListener("click", function () { load({fit: true}); });
+      statusNode.appendChild(document.createTextNode(" "));
+      statusNode.appendChild(widen);
+    }
+  }
+
+  // -- loading ------------------------------------------------------------------------------------
+  let controller = null;
+  let loaded = null; // {filters, bounds, complete}
+
+  function filterParams() {
+    const params = new URLSearchParams();
+    new FormData(form).forEach(function (value, key) {
+      if (value !== "" && key !== "page" && key !== "bbox") { params.append(key, value); }
+    });
+    return params;
+  }
+
+  function hasFilters() {
+    return filterParams().toString() !== "";
+  }
+
+  function bboxOf(bounds) {
+    const clamp = function (v, lo, hi) { return Math.min(hi, Math.max(lo, v)); };
+    return [
+      clamp(bounds.getWest(), -180, 180), clamp(bounds.getSouth(), -90, 90),
+      clamp(bounds.getEast(), -180, 180), clamp(bounds.getNorth(), -90, 90)
+    ].map(function (v) { return v.toFixed(5); }).join(",");
+  }
+
+  function updateLinks(filters) {
+    const visible = new URLSearchParams(filters);
+    visible.set("bbox", bboxOf(map.getBounds()));
+    listLink.href = config.searchUrl + "?" + visible.toString();
+    if (window.history && window.history.replaceState) {
+      window.history.replaceState(null, "", "?" + visible.toString());
+    }
+  }
+
+  function showError(message) {
+    statusNode.replaceChildren(el("span", {className: "error-text", text: message}));
+  }
+
+  function load(options) {
+    const fit = options && options.fit;
+    const filters = filterParams().toString();
+    const params = new URLSearchParams(filters);
+    const bounds = map.getBounds().pad(0.5);
+    if (!fit) { params.set("bbox", bboxOf(bounds)); }
+    if (controller) { controller.abort(); }
+    controller = new AbortController();
+    statusNode.textContent = "読み込み中…";
+    mapNode.setAttribute("aria-busy", "true");
+    fetch(config.geojsonUrl + "?" + params.toString(), {signal: controller.signal, headers: {Accept: "application/geo+json"}})
+      .then(function (response) {
+        return response.json().then(function (body) {
+          if (!response.ok) {
+            const message = body && body.error && body.error.message;
+            throw new Error(message || "読み込めませんでした（" + response.status + "）");
+          }
+          return body;
+        });
+      })
+      .then(function (body) {
+        mapNode.removeAttribute("aria-busy");
+        loaded = {filters: filters, bounds: fit ? null : bounds};
+        showFeatures(body.features || []);
+        if (fit && features.length) {
+          const box = L.latLngBounds(features.map(function (f) { return [f.geometry.coordinates[1], f.geometry.coordinates[0]]; }));
+          map.fitBounds(box, {padding: [20, 20], maxZoom: 15});
+        }
+        renderList();
+        updateLinks(filters);
+      })
+      .catch(function (error) {
+        if (error.name === "AbortError") { return; }
+        mapNode.removeAttribute("aria-busy");
+        showError(error.message || "読み込めませんでした");
+      });
+  }
+
+  let timer = null;
+  function scheduleLoad(delay) {
+    window.clearTimeout(timer);
+    timer = window.setTimeout(function () {
+      const filters = filterParams().toString();
+      const covered = loaded && loaded.filters === filters && (loaded.bounds === null || loaded.bounds.contains(map.getBounds()));
+      if (covered) {
+        renderList();
+        updateLinks(filters);
+      } else {
+        load();
+      }
+    }, delay);
+  }
+
+  map.on("moveend", function () { scheduleLoad(250); });
+  form.addEventListener("submit", function (event) {
+    event.preventDefault();
+    window.clearTimeout(timer);
+    load();
+  });
+  form.addEventListener("change", function (event) {
+    if (event.target && event.target.name === "q") { return; }
+    window.clearTimeout(timer);
+    if (event.target && event.target.name === "municipality") {
+      load({fit: true});
+    } else {
+      timer = window.setTimeout(load, 150);
+    }
+  });
+  load();
+
+  // -- わたしの地域 --------------------------------------------------------------------------------
+  const areaForm = document.getElementById("area-form");
+  const areaInput = document.getElementById("area-address");
+  const areaResults = document.getElementById("area-results");
+  const locationButton = document.getElementById("use-location");
+  let homeMarker = null;
+
+  function renderArea(data) {
+    const town = data.town ? (data.town.municipality || "") + data.town.name : "この場所";
+    const heading = el("h3", {text: town + "を担当する窓口"});
+    let body;
+    if (data.items && data.items.length) {
+      body = el("ul", {className: "area-list"}, data.items.map(function (item) {
+        const phone = item.phone ? el("span", {className: "area-list__phone"}, ["電話: ", item.phone]) : null;
+        return el("li", {}, [
+          el("a", {href: detailUrl(item.id)}, [item.name]), " ",
+          el("span", {className: "tag tag--" + kindClass(item.kind), text: item.kind === "center" ? "相談窓口" : "担当"}),
+          item.is_sample ? " " : null,
+          item.is_sample ? R.sampleBadge(config.sampleLabel) : null,
+          phone ? el("br") : null, phone
+        ]);
+      }));
+    } else {
+      body = el("p", {text: "この場所を担当地区に含む窓口は登録されていません。市町村の福祉の総合窓口にお問い合わせください。"});
+    }
+    areaResults.replaceChildren(heading, body);
+    if (data.point) {
+      const point = [data.point.lat, data.point.lon];
+      if (homeMarker) { map.removeLayer(homeMarker); }
+      homeMarker = L.circleMarker(point, {radius: 9, color: "#1a1a1a", weight: 3, fillColor: "#ffdd00", fillOpacity: 0.9, interactive: false}).addTo(map);
+      map.setView(point, Math.max(map.getZoom(), 14));
+    }
+  }
+
+  function lookup(params) {
+    areaResults.replaceChildren(el("p", {text: "調べています…"}));
+    fetch(config.lookupUrl + "?" + new URLSearchParams(params).toString(), {headers: {Accept: "application/json"}})
+      .then(function (response) {
+        return response.json().then(function (body) {
+          if (!response.ok) { throw new Error((body && body.error && body.error.message) || "調べられませんでした"); }
+          return body;
+        });
+      })
+      .then(renderArea)
+      .catch(function (error) {
+        areaResults.replaceChildren(el("p", {className: "error-text", text: error.message}));
+      });
+  }
+
+  if (areaForm && areaInput && areaResults) {
+    areaForm.addEventListener("submit", function (event) {
+      event.preventDefault();
+      const address = areaInput.value.trim();
+      if (!address) {
+        areaResults.replaceChildren(el("p", {className: "error-text", text: "住所を入力してください"}));
+        areaInput.focus();
+        return;
+      }
+      lookup({address: address});
+    });
+    if (locationButton && "geolocation" in navigator) {
+      locationButton.hidden = false;
+      locationButton.addEventListener("click", function () {
+        areaResults.replaceChildren(el("p", {text: "現在地を確認しています…"}));
+        navigator.geolocation.getCurrentPosition(function (position) {
+          lookup({lat: position.coords.latitude.toFixed(6), lon: position.coords.longitude.toFixed(6)});
+        }, function () {
+          areaResults.replaceChildren(el("p", {className: "error-text", text: "現在地を取得できませんでした。住所を入力してお試しください。"}));
+        }, {timeout: 10000, maximumAge: 60000});
+      });
+    }
+  }
+}());
