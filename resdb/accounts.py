@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -12,7 +13,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import select
 
 from resdb.db import read_session, write_session
-from resdb.models import ApiToken, User
+from resdb.models import ApiToken, StaffSession, User, utcnow
 
 ROLES: dict[str, str] = {"admin": "管理者", "editor": "編集者（地域の担当者）", "coordinator": "参加支援コーディネーター"}
 WRITE_ROLES = {"admin", "editor"}
@@ -58,26 +59,85 @@ def add_user(engine: Engine, email: str, role: str, password: str | None, *,
     if password is not None and len(password) < 10:
         raise ValueError("パスワードは10文字以上にしてください")
     with write_session(engine) as session:
-        if session.exec(select(User).where(User.email == email)).first() is not None:
+        if session.exec(select(User).where(User.email == email.strip().lower())).first() is not None:
             raise ValueError(f"{email} は既に登録されています")
-        user = User(email=email, role=role, password_hash=_hasher.hash(password) if password else None,
+        user = User(email=email.strip().lower(), role=role, password_hash=_hasher.hash(password) if password else None,
                     municipality_code=municipality_code, operator=operator)
         session.add(user)
         session.flush()
         return _account(user)
 
 
+MAX_FAILED_LOGINS = 5
+LOCKOUT = timedelta(minutes=15)
+SESSION_IDLE = timedelta(hours=8)
+SESSION_MAX = timedelta(hours=24)
+
+
+class LockedOut(Exception):
+    """Too many wrong passwords: the account waits until `until`."""
+
+    def __init__(self, until: datetime) -> None:
+        super().__init__(f"locked until {until.isoformat()}")
+        self.until = until
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 def authenticate(engine: Engine, email: str, password: str) -> Account | None:
-    with read_session(engine) as session:
-        user = session.exec(select(User).where(User.email == email, User.active == True)).first()  # noqa: E712
-    if user is None or not user.password_hash:
-        _hasher.hash(password)  # same work either way: no timing hint that the email exists
-        return None
-    try:
-        _hasher.verify(user.password_hash, password)
-    except (VerificationError, InvalidHashError):
-        return None
-    return _account(user)
+    """The account for a correct password; wrong ones count toward a lockout (LockedOut)."""
+    with write_session(engine) as session:
+        user = session.exec(select(User).where(User.email == email.strip().lower(), User.active == True)).first()  # noqa: E712
+        if user is None or not user.password_hash:
+            _hasher.hash(password)  # same work either way: no timing hint that the email exists
+            return None
+        now = utcnow()
+        if user.locked_until is not None and _aware(user.locked_until) > now:
+            raise LockedOut(_aware(user.locked_until))
+        try:
+            _hasher.verify(user.password_hash, password)
+        except (VerificationError, InvalidHashError):
+            user.failed_logins += 1
+            if user.failed_logins >= MAX_FAILED_LOGINS:
+                user.locked_until, user.failed_logins = now + LOCKOUT, 0
+            return None
+        user.failed_logins, user.locked_until = 0, None
+        if _hasher.check_needs_rehash(user.password_hash):
+            user.password_hash = _hasher.hash(password)
+        return _account(user)
+
+
+def start_session(engine: Engine, account: Account) -> str:
+    """A new server-side session (a fresh id at every sign-in); the cookie holds only the token."""
+    token = secrets.token_urlsafe(32)
+    with write_session(engine) as session:
+        session.add(StaffSession(id=_digest(token), user_id=account.id))
+    return token
+
+
+def session_account(engine: Engine, token: str) -> Account | None:
+    """The account of a live session token (idle 8 h or older than 24 h ends it)."""
+    now = utcnow()
+    with write_session(engine) as session:
+        row = session.get(StaffSession, _digest(token))
+        if row is None:
+            return None
+        if now - _aware(row.last_seen) > SESSION_IDLE or now - _aware(row.created_at) > SESSION_MAX:
+            session.delete(row)
+            return None
+        if now - _aware(row.last_seen) > timedelta(minutes=5):
+            row.last_seen = now
+        user = session.get(User, row.user_id)
+        return _account(user) if user is not None and user.active else None
+
+
+def end_session(engine: Engine, token: str) -> None:
+    with write_session(engine) as session:
+        row = session.get(StaffSession, _digest(token))
+        if row is not None:
+            session.delete(row)
 
 
 def account(engine: Engine, user_id: int) -> Account | None:
@@ -94,7 +154,7 @@ def create_token(engine: Engine, email: str) -> str:
     """A new API token for the user; only its hash is kept, so it is shown once."""
     token = "rdb_" + secrets.token_urlsafe(32)
     with write_session(engine) as session:
-        user = session.exec(select(User).where(User.email == email)).first()
+        user = session.exec(select(User).where(User.email == email.strip().lower())).first()
         if user is None or user.id is None:
             raise ValueError(f"{email} は登録されていません")
         session.add(ApiToken(user_id=user.id, token_hash=_digest(token)))

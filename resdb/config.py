@@ -40,6 +40,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("RESDB_WORKERS", "3", "worker processes for `resdb serve` (gunicorn)"),
     Setting("RESDB_DEFAULT_MUNICIPALITY", "162116", "municipality the map and demo centre on (6-digit code)"),
     Setting("RESDB_STALE_DAYS", "365", "a listing not verified for this many days carries a caution"),
+    Setting("RESDB_SECURE_COOKIES", "1", "mark the session cookie Secure (set 0 only for plain-http testing off localhost)"),
     Setting("RESDB_RATE_LIMIT", "120/2", "search requests per client IP: burst/refill-per-second (`off` disables)"),
 )
 

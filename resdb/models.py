@@ -229,3 +229,14 @@ class PlacementEvent(SQLModel, table=True):
     from_stage: str | None = Field(default=None, max_length=20)
     to_stage: str | None = Field(default=None, max_length=20)
     note: str | None = Field(default=None, sa_type=Text)
+
+
+class StaffSession(SQLModel, table=True):
+    """A signed-in staff session held on the server: logout (or expiry) really ends it."""
+
+    __tablename__ = "staff_session"
+
+    id: str = Field(primary_key=True, max_length=64)  # SHA-256 of the cookie's token
+    user_id: int = Field(foreign_key="user.id", index=True)
+    created_at: datetime = Field(default_factory=utcnow)
+    last_seen: datetime = Field(default_factory=utcnow)

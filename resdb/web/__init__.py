@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, current_app, request
+from flask import Flask, Response, current_app, request, session
 
 from resdb import config, geo
 from resdb.directory import Directory
@@ -57,12 +57,12 @@ def _gzip(response: Response) -> Response:
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """The web app. `test_config` may give DIRECTORY (an open Directory), or DATABASE_URL / INSTANCE, and
     override any setting (TILE_URL, RATE_LIMIT=(burst, per_second) or None, TODAY=callable, …)."""
-    from resdb.web import api, coordinator, editor, match, public
+    from resdb.web import api, coordinator, editor, match, public, staff
     from resdb.web.errors import register_error_handlers
     from resdb.web.features import FeatureCache
     from resdb.web.labels import register_filters
     from resdb.web.params import today_tokyo
-    from resdb.web.security import init_rate_limit, init_security_headers
+    from resdb.web.security import init_csrf, init_rate_limit, init_security_headers
 
     settings = dict(test_config or {})
     app = Flask(__name__, template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "static"),
@@ -77,6 +77,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         MAX_CONTENT_LENGTH=2 * 1024 * 1024,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=config.setting("RESDB_SECURE_COOKIES") not in {"0", "false", "off"},
+        SESSION_COOKIE_NAME="resdb_session",
         SEND_FILE_MAX_AGE_DEFAULT=3600,
         GZIP=True,
     )
@@ -93,6 +95,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     register_error_handlers(app)
     init_security_headers(app)
     init_rate_limit(app)
+    init_csrf(app)
+    from resdb.web.auth import session_account
+
+    app.jinja_env.globals["current_staff"] = lambda: session_account() if "sid" in session else None
     if app.config["GZIP"]:
         app.after_request(_gzip)
 
@@ -101,6 +107,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(editor.bp)
     app.register_blueprint(coordinator.bp)
     app.register_blueprint(match.bp)
+    app.register_blueprint(staff.bp)
     return app
 
 

@@ -61,10 +61,32 @@ def require_scope(account: Account, listing: dict[str, Any]) -> None:
 
 
 def session_account() -> Account | None:
-    user_id = session.get("user_id")
-    if not isinstance(user_id, int):
-        return None
-    return accounts.account(_directory().engine, user_id)
+    """The signed-in staff account: the cookie's token must name a live server-side session."""
+    if "account" in g:
+        return g.account
+    token = session.get("sid")
+    account = accounts.session_account(_directory().engine, token) if isinstance(token, str) else None
+    g.account = account
+    return account
+
+
+def sign_in(account: Account) -> None:
+    """Rotate: a new server-side session and a fresh cookie (nothing from before sign-in carries over)."""
+    old = session.get("sid")
+    if isinstance(old, str):
+        accounts.end_session(_directory().engine, old)
+    session.clear()
+    session["sid"] = accounts.start_session(_directory().engine, account)
+    session.permanent = False
+    g.account = account
+
+
+def sign_out() -> None:
+    token = session.get("sid")
+    if isinstance(token, str):
+        accounts.end_session(_directory().engine, token)
+    session.clear()
+    g.pop("account", None)
 
 
 def login_required(*roles: str) -> Callable[[F], F]:
@@ -75,7 +97,7 @@ def login_required(*roles: str) -> Callable[[F], F]:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             account = session_account()
             if account is None:
-                return redirect(url_for("public.login", next=request.full_path.rstrip("?")))
+                return redirect(url_for("staff.login", next=request.full_path.rstrip("?")))
             if roles and account.role not in roles and account.role != "admin":
                 raise ApiError(403, "この画面を使う権限がありません")
             g.account = account

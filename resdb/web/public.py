@@ -133,9 +133,3 @@ def areas() -> Response:
             error, status = problem.message, problem.status
     return _render("areas.html", status=status, address=(request.args.get("address") or "").strip(),
                    result=result, error=error, nav="areas")
-
-
-@bp.get("/login")
-def login() -> Response:
-    """Placeholder until staff sign-in lands with the workspace."""
-    return _render("login.html", next_url=request.args.get("next", ""), nav="")

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import functools
+import hmac
 import math
+import secrets
 import threading
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from flask import Flask, Response, current_app, request
+from flask import Flask, Response, current_app, request, session
 
 from resdb.web.errors import ApiError
 
@@ -119,3 +121,31 @@ def rate_limited(view: F) -> F:
 
     wrapper.__rate_limited__ = True  # type: ignore[attr-defined]
     return wrapper  # type: ignore[return-value]
+
+
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "X-CSRF-Token"
+_UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+def csrf_token() -> str:
+    """The session's CSRF token (created on first use); forms put it in a hidden `csrf_token` field."""
+    token = session.get("csrf")
+    if not isinstance(token, str):
+        token = session["csrf"] = secrets.token_urlsafe(32)
+    return token
+
+
+def init_csrf(app: Flask) -> None:
+    """Every state-changing request outside /api (which takes Bearer tokens, not cookies) must carry
+    the session's token; otherwise 400 and nothing happens."""
+    app.jinja_env.globals["csrf_token"] = csrf_token
+
+    @app.before_request
+    def _check_csrf() -> None:
+        if request.method not in _UNSAFE or request.path.startswith("/api/"):
+            return
+        expected = session.get("csrf")
+        given = request.form.get(CSRF_FIELD) or request.headers.get(CSRF_HEADER) or ""
+        if not isinstance(expected, str) or not hmac.compare_digest(expected, given):
+            raise ApiError(400, "フォームの有効期限が切れました。画面を読み込み直して、もう一度送ってください。", code="csrf")

@@ -92,3 +92,50 @@ def edit(directory: Any) -> Iterator[EditSetup]:
     app = create_app({"DIRECTORY": directory, "TESTING": True, "RATE_LIMIT": None, "SECRET_KEY": "web-tests",
                       "TODAY": lambda: FIXED_TODAY})
     yield EditSetup(app, app.test_client(), directory, tokens)
+
+
+PASSWORD = "correct horse battery staple"
+_CSRF = __import__("re").compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def csrf_of(client: Any, path: str = "/login") -> str:
+    """The CSRF token a page's form carries (read like a browser would)."""
+    html = client.get(path).get_data(as_text=True)
+    match = _CSRF.search(html)
+    assert match, f"no csrf_token on {path}"
+    return match.group(1)
+
+
+@dataclass
+class StaffSetup:
+    app: Any
+    directory: Any
+
+    def client(self) -> Any:
+        return self.app.test_client()
+
+    def login(self, email: str, password: str = PASSWORD) -> Any:
+        """A fresh browser-like client signed in as `email`."""
+        client = self.app.test_client()
+        response = client.post("/login", data={"email": email, "password": password, "csrf_token": csrf_of(client)})
+        assert response.status_code == 302, response.get_data(as_text=True)[:300]
+        return client
+
+
+@pytest.fixture
+def staff(directory: Any) -> StaffSetup:
+    """A fresh directory with listings and password accounts: admin, editors (射水市 / 稲城市), coordinator."""
+    from resdb import accounts
+    from resdb.web import create_app
+
+    for raw in LISTINGS:
+        directory.create(dict(raw), actor="fixture")
+    engine = directory.engine
+    accounts.add_user(engine, "admin@example.jp", "admin", PASSWORD)
+    accounts.add_user(engine, "imizu@example.jp", "editor", PASSWORD, municipality_code="162116")
+    accounts.add_user(engine, "inagi@example.jp", "editor", PASSWORD, municipality_code="132250")
+    accounts.add_user(engine, "coord@example.jp", "coordinator", PASSWORD)
+    accounts.add_user(engine, "coord2@example.jp", "coordinator", PASSWORD)
+    app = create_app({"DIRECTORY": directory, "TESTING": True, "RATE_LIMIT": None, "SECRET_KEY": "web-tests",
+                      "TODAY": lambda: FIXED_TODAY, "SESSION_COOKIE_SECURE": False})
+    return StaffSetup(app, directory)
