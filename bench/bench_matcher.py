@@ -11,6 +11,8 @@ import statistics
 import time
 from datetime import date
 
+import psutil
+
 from matcher import match
 from matcher.batch import greedy_baseline, match_batch, total_score
 from matcher.pool import CandidatePool
@@ -75,9 +77,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=200, help="batch size (0 to skip)")
     args = parser.parse_args()
     for n in args.listings:
-        print(bench_match(n, args.persons, args.radius))
+        print({**bench_match(n, args.persons, args.radius), 'rss_mb': round(psutil.Process().memory_info().rss / 1e6)})
     if args.batch:
-        print(bench_batch(args.listings[0], args.batch, args.radius))
+        print({**bench_batch(args.listings[0], args.batch, args.radius), 'rss_mb': round(psutil.Process().memory_info().rss / 1e6)})
 
 
 if __name__ == "__main__":
