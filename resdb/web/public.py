@@ -111,12 +111,6 @@ def resource(listing_id: str) -> Response:
     )
 
 
-@bp.get("/resources/<listing_id>/report")
-def report(listing_id: str) -> Response:
-    listing = _listing_or_404(listing_id)
-    return _render("report.html", listing=listing, nav="")
-
-
 @bp.get("/areas")
 @rate_limited
 def areas() -> Response:
