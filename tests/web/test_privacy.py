@@ -1,0 +1,172 @@
+"""要配慮個人情報: what a coordinator types into the (unsaved) matching form never leaves the response.
+
+A canary typed into interests, the memo and the address must not reach the database (every table, both
+backends), the search-index files, logs (application logs at DEBUG and the access log), cookies or the
+session, or any URL (Location headers, links in the pages)."""
+
+from __future__ import annotations
+
+import html as html_mod
+import http.cookiejar
+import logging
+import re
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import inspect, text
+
+from tests.web.conftest import PASSWORD, StaffSetup, csrf_of
+
+CANARY = "カナリアZQ7x9"
+CANARY_BYTES = [CANARY.encode("utf-8"), b"ZQ7x9", CANARY.encode("utf-16-le"),
+                urllib.parse.quote(CANARY).encode()]
+_URL_ATTR = re.compile(r'(?:href|src|action|formaction)="([^"]*)"')
+
+
+def canary_form() -> dict[str, Any]:
+    return {
+        "goals": ["health", "friends"], "targets": ["elderly"], "interests": f"体操、{CANARY}",
+        "memo": f"家族の事情 {CANARY}", "home_address": f"富山県射水市戸破 {CANARY}",
+        "home_lat": "36.7236", "home_lon": "137.0991", "age": "82", "mobility": "walk", "max_minutes": "20",
+        "avail_weekday_0": "wed", "avail_start_0": "13:00", "avail_end_0": "16:00", "budget_yen": "300",
+    }
+
+
+def database_text(engine: Any) -> str:
+    """Every row of every table as text (the whole database, whatever the schema)."""
+    chunks = []
+    names = inspect(engine).get_table_names()
+    assert {"case", "placement", "audit_entry"} <= set(names) or "case" in names
+    with engine.connect() as conn:
+        for name in names:
+            quoted = engine.dialect.identifier_preparer.quote(name)
+            for row in conn.execute(text(f"SELECT * FROM {quoted}")):
+                chunks.append(" ".join(str(v) for v in row))
+    return "\n".join(chunks)
+
+
+def files_bytes(folder: Path) -> list[tuple[Path, bytes]]:
+    return [(p, p.read_bytes()) for p in folder.rglob("*") if p.is_file()]
+
+
+def assert_no_canary_in_files(folder: Path, *, skip_sqlite: bool = False) -> None:
+    for path, data in files_bytes(folder):
+        if skip_sqlite and path.suffix.startswith(".sqlite"):
+            continue
+        for needle in CANARY_BYTES:
+            assert needle not in data, f"canary in {path}"
+
+
+def session_of(app: Any, cookie_value: str) -> dict[str, Any]:
+    serializer = app.session_interface.get_signing_serializer(app)
+    return dict(serializer.loads(cookie_value))
+
+
+def check_response(app: Any, response: Any) -> None:
+    """No canary in headers that persist or travel (cookies, Location), nor in any URL of the page."""
+    for name, value in response.headers.items():
+        if name.lower() in {"set-cookie", "location", "content-location", "link", "refresh"}:
+            assert CANARY not in value and "ZQ7x9" not in value and urllib.parse.quote(CANARY) not in value, name
+    for header in response.headers.getlist("Set-Cookie"):
+        name, _, rest = header.partition("=")
+        if name == app.config["SESSION_COOKIE_NAME"]:
+            value = rest.split(";", 1)[0]
+            if value:
+                assert "ZQ7x9" not in str(session_of(app, value))
+    body = response.get_data(as_text=True)
+    for url in _URL_ATTR.findall(body):
+        url = html_mod.unescape(url)
+        assert "ZQ7x9" not in url and "ZQ7x9" not in urllib.parse.unquote(url), url
+    assert "no-store" in response.headers.get("Cache-Control", "")
+
+
+def test_canary_never_leaves_the_unsaved_form(staff: StaffSetup, caplog: pytest.LogCaptureFixture) -> None:
+    app = staff.app
+    client = staff.login("coord@example.jp")
+    caplog.set_level(logging.DEBUG)
+    form = canary_form()
+    responses = []
+    for path, extra in (("/coordinator/match", {}), ("/coordinator/match/sheet", {"pick": ["t-salon"]}),
+                        ("/coordinator/match/compare", {"pick": ["t-salon", "t-cafe"]})):
+        response = client.post(path, data={**form, **extra, "csrf_token": csrf_of(client, "/coordinator/match")})
+        assert response.status_code == 200, path
+        assert response.request.query_string == b"" and "ZQ7x9" not in response.request.url
+        responses.append(response)
+    # a refused form (bad time) and a refused save (no legal basis) store nothing either
+    refused = client.post("/coordinator/match", data={**form, "avail_end_0": "10:00", "csrf_token": csrf_of(client, "/coordinator/match")})
+    assert refused.status_code == 422
+    not_saved = client.post("/coordinator/match/save", data={**form, "pseudonym": "X", "notes": CANARY,
+                                                             "csrf_token": csrf_of(client, "/coordinator/match")})
+    assert not_saved.status_code == 422
+    responses += [refused, not_saved]
+
+    html = responses[0].get_data(as_text=True)
+    assert "戸破ふれあいサロン" in html  # the form really matched
+    assert CANARY in html  # carried back in hidden fields (the page itself), nowhere else
+    for response in responses:
+        check_response(app, response)
+    # the test client's cookie jar and the session
+    cookie = client.get_cookie(app.config["SESSION_COOKIE_NAME"])
+    assert cookie is not None and "ZQ7x9" not in str(session_of(app, cookie.value))
+    # the database, every table (this backend)
+    assert "ZQ7x9" not in database_text(staff.directory.engine)
+    # the instance folder: search index files (and the SQLite file when that is the backend)
+    instance = Path(staff.directory.instance_dir)
+    assert (instance / "index").exists()
+    assert_no_canary_in_files(instance)
+    # logs at DEBUG
+    assert "ZQ7x9" not in caplog.text
+    for record in caplog.records:
+        assert "ZQ7x9" not in str(record.args or "") and "ZQ7x9" not in record.getMessage()
+
+
+def test_saved_case_is_where_the_data_goes(staff: StaffSetup) -> None:
+    """The scanner works: once the coordinator saves (with a legal basis), the chosen data is in the database."""
+    client = staff.login("coord@example.jp")
+    response = client.post("/coordinator/match/save", data={
+        **canary_form(), "pseudonym": "Pさん", "legal_basis": "consent", "notes": "保存メモ", "pick": ["t-salon"],
+        "csrf_token": csrf_of(client, "/coordinator/match")})
+    assert response.status_code == 303
+    assert "ZQ7x9" not in response.headers["Location"]
+    stored = database_text(staff.directory.engine)
+    assert "Pさん" in stored and "ZQ7x9" in stored  # the person was saved on purpose
+    assert "case.create" in stored and "legal_basis=consent" in stored
+
+
+def test_access_log_and_cookies_over_http(staff: StaffSetup, caplog: pytest.LogCaptureFixture) -> None:
+    """A real server (werkzeug, the same request line gunicorn logs as %(r)s): the path has no query."""
+    from tests.browser.conftest import start_server
+
+    server = start_server(staff.app)
+    try:
+        jar = http.cookiejar.CookieJar()
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+
+        def csrf(path: str) -> str:
+            page = opener.open(server.url + path).read().decode()
+            return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+
+        login = urllib.parse.urlencode({"email": "coord@example.jp", "password": PASSWORD, "csrf_token": csrf("/login")}).encode()
+        opener.open(server.url + "/login", data=login)
+        caplog.set_level(logging.DEBUG)
+        body = urllib.parse.urlencode({**canary_form(), "csrf_token": csrf("/coordinator/match")}, doseq=True).encode()
+        request = urllib.request.Request(server.url + "/coordinator/match", data=body,
+                                         headers={"Referer": server.url + "/coordinator/match"})
+        with opener.open(request) as response:
+            assert response.status == 200
+            assert response.headers["Cache-Control"] == "no-store"
+            assert all("ZQ7x9" not in v for v in response.headers.get_all("Set-Cookie") or [])
+            page = response.read().decode()
+        assert "戸破ふれあいサロン" in page
+    finally:
+        server.shutdown()
+    access = [r.getMessage() for r in caplog.records if r.name == "werkzeug"]
+    assert any('"POST /coordinator/match HTTP/1.1" 200' in line for line in access), access
+    assert "ZQ7x9" not in caplog.text and urllib.parse.quote(CANARY) not in caplog.text
+    for cookie in jar:
+        assert "ZQ7x9" not in cookie.value
+        if cookie.name == staff.app.config["SESSION_COOKIE_NAME"]:
+            assert "ZQ7x9" not in str(session_of(staff.app, cookie.value))
