@@ -29,27 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_web import free_port, pct  # noqa: E402
-
-
-def serve(port: int, workers: int) -> None:
-    from gunicorn.app.base import BaseApplication
-
-    class _Server(BaseApplication):  # type: ignore[misc]
-        def load_config(self) -> None:
-            self.cfg.set("bind", f"127.0.0.1:{port}")
-            self.cfg.set("workers", workers)
-            self.cfg.set("threads", 4)
-            self.cfg.set("worker_class", "gthread")
-            self.cfg.set("timeout", 60)
-            self.cfg.set("loglevel", "warning")
-
-        def load(self):  # type: ignore[no-untyped-def]
-            from resdb.web import create_app
-
-            return create_app({"RATE_LIMIT": None})
-
-    _Server().run()
+from bench_web import free_port, pct, serve  # noqa: E402
 
 
 def build(url: str, instance: Path, listings: int, editors: int) -> list[str]:

@@ -3,11 +3,7 @@
 (function () {
   "use strict";
 
-  function readConfig(id) {
-    var node = document.getElementById(id);
-    if (!node) { return null; }
-    try { return JSON.parse(node.textContent); } catch (e) { return null; }
-  }
+  var readConfig = window.resdb.readConfig;
 
   function renumber(row, index) {
     row.querySelectorAll("[name], [id], label[for]").forEach(function (node) {
