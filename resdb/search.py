@@ -157,6 +157,29 @@ class IndexUnhealthy(Exception):
     """The index on disk cannot be trusted (missing, half-written or out of step)."""
 
 
+def _decode_postings(reader: Any, field_name: str, term: str) -> np.ndarray:
+    """Every document number holding `term` (deleted ones included: callers mask with `live`), decoded a
+    whole block at a time per segment with numpy (the generic matcher walks one posting per call, ~2× slower)."""
+    parts: list[np.ndarray] = []
+    for leaf, offset in reader.leaf_readers():
+        try:
+            matcher = leaf.postings(field_name, term)
+        except Exception:  # whoosh raises TermNotFound for absent terms
+            continue
+        try:
+            while not matcher._atend:
+                if matcher._data is None:
+                    matcher._read_data()
+                raw = np.asarray(matcher._data[0], dtype=np.int64)
+                parts.append((raw if matcher._byteids else np.cumsum(raw)) + offset)  # ids are delta-coded
+                matcher._next_block()
+        except AttributeError:  # a matcher without whoosh3 blocks: the generic walk
+            parts.append(np.fromiter(leaf.postings(field_name, term).all_ids(), dtype=np.int64) + offset)
+    if not parts:
+        return np.empty(0, dtype=np.int64)
+    return np.concatenate(parts) if len(parts) > 1 else parts[0]
+
+
 class _Snapshot:
     """Per-generation arrays over every document number: live mask, ids, coordinates, cost, names,
     and a cache of decoded posting lists. Built from whoosh columns; rebuilt when the index changes."""
@@ -190,11 +213,7 @@ class _Snapshot:
             if cached is not None:
                 self._postings.move_to_end(key)
                 return cached
-        reader = self.searcher.reader()
-        try:
-            docnums = np.fromiter(reader.postings(field_name, term).all_ids(), dtype=np.int64)
-        except Exception:  # whoosh raises TermNotFound for absent terms
-            docnums = np.empty(0, dtype=np.int64)
+        docnums = _decode_postings(self.searcher.reader(), field_name, term)
         with self._lock:
             self._postings[key] = docnums
             if len(self._postings) > POSTINGS_CACHE:

@@ -148,3 +148,21 @@ def test_count_mismatch_is_unhealthy(tmp_path: Path) -> None:
     index.rebuild(LISTINGS)
     with pytest.raises(IndexUnhealthy):
         index.check(len(LISTINGS) + 1)
+
+
+def test_block_decoding_matches_whoosh_across_segments_and_deletions(tmp_path: Path) -> None:
+    import numpy as np
+
+    from resdb.search import _decode_postings
+
+    index = SearchIndex(tmp_path)
+    many = [{**LISTINGS[0], "id": f"s{i}", "name": f"サロン{i}"} for i in range(700)]
+    index.rebuild(many)
+    index.apply([{**LISTINGS[0], "id": "extra", "name": "追加のサロン"}], ["s3", "s500"])  # a second segment + deletions
+    reader = index.snapshot().searcher.reader()
+    for field_name, term in (("name", "さろ"), ("name", "ん"), ("name", "無い"), ("kind", "kayoi")):
+        expected = np.fromiter(reader.postings(field_name, term).all_ids(), dtype=np.int64) if reader.frequency(field_name, term) else np.empty(0)
+        got = _decode_postings(reader, field_name, term)
+        assert sorted(got.tolist()) == sorted(expected.tolist()), term
+    found = index.search(SearchQuery(q="サロン", limit=None)).ids
+    assert "s3" not in found and "s500" not in found and "extra" in found and len(found) == 699
