@@ -360,9 +360,10 @@ def save() -> Response:
 
 
 # -- cases --------------------------------------------------------------------------------------------
-def _load_case(case_id: int) -> dict[str, Any]:
+def _load_case(case_id: int, *, audit_view: bool = True) -> dict[str, Any]:
+    """The case for the signed-in coordinator (403 / 404 otherwise); a view is audited unless a write follows."""
     try:
-        return _workspace().case(case_id, g.account)
+        return _workspace().case(case_id, g.account, audit_view=audit_view)
     except Forbidden:
         raise ApiError(403, "このケースは担当のコーディネーターだけが見られます。") from None
     except NotFound:
@@ -415,7 +416,7 @@ def _person_summary(person: Mapping[str, Any]) -> list[tuple[str, str]]:
 @bp.post("/cases/<int:case_id>/placements/<int:placement_id>")
 @login_required(*ROLES)
 def record(case_id: int, placement_id: int) -> Response:
-    case = _load_case_quiet(case_id)
+    case = _load_case(case_id, audit_view=False)
     if placement_id not in {p["id"] for p in case["placements"]}:
         raise ApiError(404, "この場所はこのケースにありません。")
     kind = request.form.get("kind", "")
@@ -432,15 +433,6 @@ def record(case_id: int, placement_id: int) -> Response:
     except ValidationFailed as exc:
         raise ApiError(400, "、".join(p.message for p in exc.problems)) from None
     return redirect(url_for("coordinator.case_page", case_id=case_id, done="recorded") + f"#placement-{placement_id}", code=303)
-
-
-def _load_case_quiet(case_id: int) -> dict[str, Any]:
-    try:
-        return _workspace().case(case_id, g.account, audit_view=False)
-    except Forbidden:
-        raise ApiError(403, "このケースは担当のコーディネーターだけが扱えます。") from None
-    except NotFound:
-        raise ApiError(404, "ケースが見つかりません。") from None
 
 
 @bp.post("/cases/<int:case_id>/places")
@@ -478,7 +470,7 @@ def batch() -> Response:
     if not chosen:
         return _page("coordinator/batch.html", status=422, cases=cases, result=None,
                      problem="配置するケースを1件以上選んでください。")
-    full = [_load_case_quiet(c["id"]) for c in chosen]
+    full = [_load_case(c["id"], audit_view=False) for c in chosen]
     try:
         answer = _matching().match_batch([c["person"] for c in full], today=_today())
     except PersonError as exc:
