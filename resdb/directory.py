@@ -312,13 +312,7 @@ class Directory:
 
     def get_many(self, ids: Sequence[str]) -> list[dict[str, Any]]:
         """Published listings in the order of `ids` (missing ones skipped)."""
-        found: dict[str, Listing] = {}
-        with read_session(self.engine) as session:
-            for start in range(0, len(ids), 500):
-                chunk = list(ids[start : start + 500])
-                for row in session.exec(select(Listing).where(col(Listing.id).in_(chunk))).all():
-                    found[row.id] = row
-        return [listing_to_dict(found[i]) for i in ids if i in found and found[i].status == "published"]
+        return [x for x in self.get_many_any(ids) if x["status"] == "published"]
 
     def search_ids(self, query: SearchQuery) -> SearchResult:
         """Ranked ids only (no rows fetched): for the map, which needs thousands of points."""
@@ -464,11 +458,8 @@ class Directory:
                     clean.update(lat=round(point.y, 6), lon=round(point.x, 6), location_precision="district")
             elif placement is not None:
                 clean.update(lat=placement.lat, lon=placement.lon, location_precision="town")
-                clean.setdefault("municipality_code", placement.municipality_code)
-                if not clean.get("municipality_code"):
-                    clean["municipality_code"] = placement.municipality_code
-                if not clean.get("district"):
-                    clean["district"] = placement.town
+                clean["municipality_code"] = clean.get("municipality_code") or placement.municipality_code
+                clean["district"] = clean.get("district") or placement.town
             if clean.get("lat") is None and clean.get("service_area"):
                 geometry, _resolved, unresolved = self._resolve_area(clean["service_area"], clean.get("municipality_code"))
                 if geometry is not None and not unresolved:
@@ -480,11 +471,8 @@ class Directory:
         elif not clean.get("district") or not clean.get("municipality_code"):
             town = gazetteer.town_at(clean["lat"], clean["lon"])
             if town is not None:
-                clean.setdefault("district", town.name)
-                if not clean.get("district"):
-                    clean["district"] = town.name
-                if not clean.get("municipality_code"):
-                    clean["municipality_code"] = town.municipality_code
+                clean["district"] = clean.get("district") or town.name
+                clean["municipality_code"] = clean.get("municipality_code") or town.municipality_code
         return problems
 
     def _resolve_area(self, area: dict[str, Any] | None, municipality_code: str | None) -> tuple[Any, list[str], list[str]]:
@@ -705,12 +693,14 @@ class Directory:
                 report.created += 1
 
     def get_many_any(self, ids: Sequence[str]) -> list[dict[str, Any]]:
-        found = []
+        """Listings in the order of `ids`, whatever their status (missing ones skipped)."""
+        found: dict[str, Listing] = {}
         with read_session(self.engine) as session:
             for start in range(0, len(ids), 500):
                 chunk = list(ids[start : start + 500])
-                found += [listing_to_dict(r) for r in session.exec(select(Listing).where(col(Listing.id).in_(chunk))).all()]
-        return found
+                for row in session.exec(select(Listing).where(col(Listing.id).in_(chunk))).all():
+                    found[row.id] = row
+        return [listing_to_dict(found[i]) for i in dict.fromkeys(ids) if i in found]
 
     def _write_import(self, cleaned: list[tuple[int, dict[str, Any]]], actor: str, report: ImportReport) -> None:
         """One transaction: new listings by bulk insert, changed ones through the ORM, history for each."""
