@@ -16,7 +16,17 @@ from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
-from flask import Blueprint, Response, current_app, g, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    g,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from shapely.geometry import Point, shape
 
 from resdb.directory import NotFound
@@ -258,6 +268,15 @@ _FIELD_NAMES = {"home.address": "自宅の住所", "home.district": "自宅の�
                 "mobility": "移動手段", "available": "都合のよい時間", "max_minutes": "移動にかけられる時間"}
 
 
+def _posted_match() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """(form values, person, answer) from the POSTed form; a form with problems goes back as 422, filled in."""
+    values = form_values(request.form)
+    person, answer, problems = _run_match(values)
+    if problems or answer is None or person is None:
+        abort(_page("coordinator/match_form.html", status=422, **_form_context(values, problems)))
+    return values, person, answer
+
+
 def _field_message(message: str) -> str:
     field, sep, rest = message.partition(": ")
     return f"{_FIELD_NAMES.get(field, field)}: {rest}" if sep else message
@@ -297,10 +316,7 @@ def match_form() -> Response:
 @bp.post("/match")
 @login_required(*ROLES)
 def match() -> Response:
-    values = form_values(request.form)
-    person, answer, problems = _run_match(values)
-    if problems or answer is None:
-        return _page("coordinator/match_form.html", status=422, **_form_context(values, problems))
+    values, person, answer = _posted_match()
     items = enrich(answer["proposals"])
     return _page("coordinator/match_result.html", items=items, excluded=answer["excluded"],
                  hidden=hidden_fields(values), values=values, person=person, map_config=_map_points(items, person),
@@ -311,10 +327,7 @@ def match() -> Response:
 @login_required(*ROLES)
 def sheet() -> Response:
     """A print-friendly sheet in plain Japanese for the person (no scores): picked places, or the top three."""
-    values = form_values(request.form)
-    _person, answer, problems = _run_match(values)
-    if problems or answer is None:
-        return _page("coordinator/match_form.html", status=422, **_form_context(values, problems))
+    values, _person, answer = _posted_match()
     chosen = _picked(answer) or answer["proposals"][:3]
     return _page("coordinator/sheet.html", items=enrich(chosen), today=_today())
 
@@ -322,10 +335,7 @@ def sheet() -> Response:
 @bp.post("/match/compare")
 @login_required(*ROLES)
 def compare() -> Response:
-    values = form_values(request.form)
-    person, answer, problems = _run_match(values)
-    if problems or answer is None:
-        return _page("coordinator/match_form.html", status=422, **_form_context(values, problems))
+    values, person, answer = _posted_match()
     chosen = _picked(answer)
     message = None
     if not 2 <= len(chosen) <= MAX_PICK_COMPARE:
@@ -338,10 +348,7 @@ def compare() -> Response:
 @login_required(*ROLES)
 def save() -> Response:
     """「ケースとして保存」: what the coordinator chose to keep, with the legal basis (then redirect: no data in the URL)."""
-    values = form_values(request.form)
-    person, answer, problems = _run_match(values)
-    if problems or answer is None or person is None:
-        return _page("coordinator/match_form.html", status=422, **_form_context(values, problems))
+    values, person, answer = _posted_match()
     chosen = _picked(answer)
     try:
         case = _workspace().save_case(
