@@ -256,8 +256,18 @@ def check(as_json: bool) -> None:
     """Check the index against the database and repair it (what start-up does)."""
     directory = open_directory(ready=False)
     status = directory.ensure_ready()
-    payload = {"index": status, "listings": directory.published_count()}
-    emit_json(payload) if as_json else out.print(f"索引: {status}（{payload['listings']} 件）")
+    problems = directory.index_problems()
+    payload = {
+        "index": status, "listings": directory.published_count(), "change_log_head": directory.head_seq(),
+        "index_cursor": directory.index.cursor(),
+        "not_indexed": [{"id": listing_id, "reason": reason} for listing_id, reason in sorted(problems.items())],
+    }
+    if as_json:
+        emit_json(payload)
+        return
+    out.print(f"索引: {status}（{payload['listings']} 件、変更ログ {payload['index_cursor']}/{payload['change_log_head']}）")
+    for problem in payload["not_indexed"]:
+        err.print(f"索引に入れられない掲載: {problem['id']}: {problem['reason']}（値を直すと自動で索引されます）")
 
 
 @main.group()

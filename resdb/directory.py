@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 import logging
-import time
+import secrets
+import threading
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -19,13 +20,14 @@ from rapidfuzz import fuzz
 from shapely.geometry import mapping, shape
 from sqlalchemy import event, func, text
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, delete, select
 
 from resdb import config, geo
 from resdb.db import ensure_schema, is_sqlite, make_engine, read_session, write_session
 from resdb.models import (
+    ChangeLog,
     District,
-    IndexOutbox,
     Listing,
     ListingHistory,
     Meta,
@@ -50,10 +52,15 @@ EXTENSION_FIELDS = (
     "source_detail", "is_sample", "notes", "status", "version", "updated_at",
 )
 PUBLIC_FIELDS = CONTRACT_FIELDS + EXTENSION_FIELDS
-BULK_REINDEX_THRESHOLD = 2000
+BULK_REINDEX_THRESHOLD = 5000  # a larger backlog of changes is rebuilt (beside the live index), not applied
+APPLY_BATCH = 500
 log = logging.getLogger(__name__)
 DUPLICATE_NAME_SCORE = 85.0
 DUPLICATE_DISTANCE_KM = 0.2
+
+
+class ChangesPruned(LookupError):
+    """The change log was pruned past this position: start over from the database."""
 
 
 class NotFound(LookupError):
@@ -112,24 +119,17 @@ class ImportReport:
         }
 
 
-# --- the index follows session commits ------------------------------------------------------
+# --- every listing change enters the change log in its own transaction -------------------------
+CHANGE_LOG_LOCK = 727_001  # PostgreSQL advisory lock: change-log numbers are taken in commit order
+
+
 def queue_for_index(session: Session, listing_ids: Iterable[str]) -> None:
-    """Record changed listings in the outbox (same transaction) and bump the store's revision."""
-    queued: set[str] = session.info.setdefault("queued_ids", set())
-    fresh = sorted(set(listing_ids) - queued)
-    if not fresh:
-        return
-    session.execute(IndexOutbox.__table__.insert(), [{"listing_id": listing_id} for listing_id in fresh])  # type: ignore[attr-defined]
-    if not session.info.get("revision_bumped"):
-        session.execute(
-            text("UPDATE meta SET value = CAST(CAST(value AS INTEGER) + 1 AS VARCHAR(200)) WHERE key = 'revision'")
-        )
-        session.info["revision_bumped"] = True
-    queued.update(fresh)
+    """Note changed listings; they enter the change log just before this transaction commits."""
+    session.info.setdefault("changed_ids", set()).update(listing_ids)
 
 
 @event.listens_for(Session, "before_flush")
-def _queue_listing_changes(session: Session, _context: Any, _instances: Any) -> None:
+def _note_listing_changes(session: Session, _context: Any, _instances: Any) -> None:
     if session.info.get("directory") is None:
         return
     queue_for_index(session, (
@@ -137,23 +137,38 @@ def _queue_listing_changes(session: Session, _context: Any, _instances: Any) -> 
     ))
 
 
+@event.listens_for(Session, "before_commit")
+def _write_change_log(session: Session) -> None:
+    """Append the transaction's changed listings to the change log, last thing before commit. On
+    PostgreSQL a transaction-scoped advisory lock makes sequence numbers follow commit order, so a host
+    that has applied change N has seen every change before N (SQLite writers are serialized anyway)."""
+    if session.info.get("directory") is None:
+        return
+    session.flush()
+    changed = sorted(session.info.pop("changed_ids", set()))
+    if not changed:
+        return
+    bind = session.get_bind()
+    if bind.dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CHANGE_LOG_LOCK})
+    at = utcnow()
+    session.execute(ChangeLog.__table__.insert(), [{"listing_id": i, "at": at} for i in changed])  # type: ignore[attr-defined]
+    session.info["logged_changes"] = True
+
+
 @event.listens_for(Session, "after_commit")
-def _apply_to_index(session: Session) -> None:
+def _follow_after_commit(session: Session) -> None:
+    """Bring this host's index up to the change just committed, when nobody else is already doing it
+    (never waits: any search checks the log again before it answers)."""
     directory = session.info.get("directory")
-    had_changes = bool(session.info.pop("queued_ids", None))
-    session.info.pop("revision_bumped", None)
-    if directory is not None and had_changes:
-        try:
-            directory.sync_index()
-        except Exception:  # the database committed; the outbox keeps the change for the next catch-up
-            directory.index_behind = True
-            log.warning("search index update failed; the change stays queued", exc_info=True)
+    if directory is not None and session.info.pop("logged_changes", False):
+        directory.try_follow_changes(wait=0.0)
 
 
 @event.listens_for(Session, "after_soft_rollback")
-def _forget_queue(session: Session, _previous: Any) -> None:
-    session.info.pop("queued_ids", None)
-    session.info.pop("revision_bumped", None)
+def _forget_changes(session: Session, _previous: Any) -> None:
+    session.info.pop("changed_ids", None)
+    session.info.pop("logged_changes", None)
 
 
 class Directory:
@@ -165,9 +180,8 @@ class Directory:
         self.index = SearchIndex(self.instance_dir / "index")
         self._area_cache: tuple[str, geo.AreaIndex] | None = None
         self._gazetteer_cache: tuple[str, geo.Gazetteer] | None = None
-        self._revision_checked = 0.0
-        self._revision = ""
-        self.index_behind = False
+        self._rebuilder: threading.Thread | None = None
+        self.serving = False  # True in web workers: large catch-ups then rebuild in a background thread
 
     @staticmethod
     def open(url: str | None = None, instance_dir: Path | None = None, *, ready: bool = True) -> Directory:
@@ -201,23 +215,44 @@ class Directory:
 
     # -- start-up and index health -----------------------------------------------------------
     def ensure_ready(self, progress: Callable[[int], None] | None = None) -> str:
-        """Schema at head; index checked against the database and repaired: 'ok', 'caught_up' or 'rebuilt'."""
+        """Schema at head; index checked against the database and brought in step: 'ok', 'caught_up'
+        or 'rebuilt'. A rebuild here is at start-up (`resdb serve`, `check`, `init`), never in a request."""
         ensure_schema(self.engine)
-        with self._writing() as session:
-            if session.get(Meta, "revision") is None:
-                session.add(Meta(key="revision", value="0"))
-        with read_session(self.engine) as session:
-            pending = session.exec(select(func.count()).select_from(IndexOutbox)).one()
         status = "ok"
+        cursor = self.index.cursor()
         try:
-            if pending:
-                self.sync_index()
+            if cursor is None or cursor < self._pruned_through():
+                raise IndexUnhealthy("索引がありません")
+            if cursor < self.head_seq():
+                self.follow_changes(wait=600.0, rebuild_inline=True, progress=progress)
                 status = "caught_up"
             self.index.check(self.published_count())
         except IndexUnhealthy:
             self.reindex(progress)
             status = "rebuilt"
+        self.prune_change_log()
         return status
+
+    @property
+    def is_embedded(self) -> bool:
+        """True for SQLite (one host); False for a server database that several hosts may share."""
+        return is_sqlite(self.engine)
+
+    def shared_secret(self) -> str:
+        """A signing key kept in the database, generated once: every host of a shared database signs
+        sessions and forms alike without configuring RESDB_SECRET_KEY on each."""
+        with read_session(self.engine) as session:
+            meta = session.get(Meta, "secret_key")
+        if meta is None:
+            try:
+                with write_session(self.engine) as session:
+                    session.add(Meta(key="secret_key", value=secrets.token_hex(32)))
+            except IntegrityError:  # another host made it first
+                pass
+            with read_session(self.engine) as session:
+                meta = session.get(Meta, "secret_key")
+        assert meta is not None
+        return meta.value
 
     def published_count(self) -> int:
         with read_session(self.engine) as session:
@@ -225,19 +260,56 @@ class Directory:
                 select(func.count()).select_from(Listing).where(Listing.status == "published")
             ).one()
 
-    def revision(self) -> str:
-        """The store's change counter (cached for a second: caches key on it)."""
-        now = time.monotonic()
-        if now - self._revision_checked > 1.0 or not self._revision:
-            with read_session(self.engine) as session:
-                meta = session.get(Meta, "revision")
-                districts = session.get(Meta, "districts")
-            self._revision = f"{meta.value if meta else 0}/{districts.value if districts else 0}"
-            self._revision_checked = now
-        return self._revision
+    def head_seq(self) -> int:
+        """The newest committed change-log number (0 for a store that never changed)."""
+        with read_session(self.engine) as session:
+            high = session.exec(select(func.max(ChangeLog.seq))).one()
+        return max(int(high or 0), self._pruned_through())
 
-    def _invalidate(self) -> None:
-        self._revision_checked = 0.0
+    def _pruned_through(self) -> int:
+        with read_session(self.engine) as session:
+            meta = session.get(Meta, "change_log_pruned_through")
+        return int(meta.value) if meta else 0
+
+    def changes_since(self, seq: int, limit: int | None = None) -> list[tuple[int, str]]:
+        """(seq, listing id) of the changes after `seq`, oldest first; raises `ChangesPruned` when the
+        log no longer reaches back that far (the caller must start over from the database)."""
+        if seq < self._pruned_through():
+            raise ChangesPruned(seq)
+        with read_session(self.engine) as session:
+            statement = select(ChangeLog.seq, ChangeLog.listing_id).where(ChangeLog.seq > seq).order_by(ChangeLog.seq)
+            if limit is not None:
+                statement = statement.limit(limit)
+            return [(int(row[0]), row[1]) for row in session.exec(statement).all()]
+
+    def prune_change_log(self, keep_days: int | None = None) -> int:
+        """Drop change-log entries older than RESDB_CHANGE_LOG_DAYS (the newest one always stays); a host
+        whose index is older than what remains rebuilds from the database. Returns entries removed."""
+        days = keep_days if keep_days is not None else int(config.setting("RESDB_CHANGE_LOG_DAYS") or 14)
+        cutoff = utcnow() - timedelta(days=days)
+        with self._writing() as session:
+            newest = session.exec(select(func.max(ChangeLog.seq))).one()
+            high = session.exec(select(func.max(ChangeLog.seq)).where(col(ChangeLog.at) < cutoff)).one()
+            if high is None or newest is None:
+                return 0
+            high = min(int(high), int(newest) - 1)
+            if high <= 0:
+                return 0
+            removed = session.exec(delete(ChangeLog).where(col(ChangeLog.seq) <= high)).rowcount  # type: ignore[attr-defined]
+            meta = session.get(Meta, "change_log_pruned_through")
+            if meta is None:
+                session.add(Meta(key="change_log_pruned_through", value=str(high)))
+            elif int(meta.value) < high:
+                meta.value = str(high)
+        return int(removed or 0)
+
+    def revision(self) -> str:
+        """What derived caches key on: the change-log head and the districts' version, read fresh on
+        every call (one indexed query), so no cache answers from before the last committed change."""
+        with read_session(self.engine) as session:
+            high = session.exec(select(func.max(ChangeLog.seq))).one()
+            districts = session.get(Meta, "districts")
+        return f"{max(int(high or 0), self._pruned_through())}/{districts.value if districts else 0}"
 
     def iter_published(self, batch: int = 2000) -> Iterable[dict[str, Any]]:
         last = ""
@@ -256,51 +328,93 @@ class Directory:
             last = rows[-1].id
 
     def reindex(self, progress: Callable[[int], None] | None = None) -> int:
-        """Rebuild the search index from the database (the database is the truth)."""
-        with read_session(self.engine) as session:
-            high = session.exec(select(func.max(IndexOutbox.seq))).one()
-        count = self.index.rebuild(self.iter_published(), progress)
-        if high is not None:
-            with write_session(self.engine) as session:
-                session.exec(delete(IndexOutbox).where(col(IndexOutbox.seq) <= high))
-        self._invalidate()
+        """Rebuild the search index from the database (the truth) beside the live one, then catch up
+        with what changed meanwhile. One rebuild at a time per host; a second caller waits for it."""
+        with self.index.rebuild_lock.hold(wait=3600.0):
+            high = self.head_seq()  # read before the rows: whatever commits later is applied after the swap
+            count = self.index.rebuild(self.iter_published(), high, progress)
+        self.follow_changes(wait=600.0)
         return count
 
-    def catch_up(self) -> None:
-        """Retry applying queued changes after an earlier failure (never raises)."""
-        try:
-            self.sync_index()
-            self.index_behind = False
-        except Exception:
-            log.warning("search index still behind", exc_info=True)
+    def rebuild_in_background(self) -> bool:
+        """Start a rebuild in a thread of this process unless one runs on this host (for a backlog too
+        large to apply inside a request); requests keep answering from the live index meanwhile."""
+        if self.index.rebuild_lock.busy() or (self._rebuilder is not None and self._rebuilder.is_alive()):
+            return False
 
-    def sync_index(self) -> None:
-        """Apply committed changes (the outbox) to the index; a large batch rebuilds instead."""
-        with read_session(self.engine) as session:
-            rows = session.exec(select(IndexOutbox).order_by(IndexOutbox.seq)).all()
-            if not rows:
-                return
-            high = rows[-1].seq
-            ids = sorted({row.listing_id for row in rows})
-            if len(ids) > BULK_REINDEX_THRESHOLD:
-                listings = None
-            else:
-                listings = {
-                    row.id: row for row in session.exec(select(Listing).where(col(Listing.id).in_(ids))).all()
-                }
-        self._invalidate()
-        if listings is None:
-            self.reindex()
-            return
-        upserts = [listing_to_dict(listings[i]) for i in ids if i in listings and listings[i].status == "published"]
-        deletes = [i for i in ids if i not in listings or listings[i].status != "published"]
+        def run() -> None:
+            try:
+                self.reindex()
+            except Exception:
+                log.warning("background index rebuild failed", exc_info=True)
+
+        self._rebuilder = threading.Thread(target=run, name="resdb-reindex", daemon=True)
+        self._rebuilder.start()
+        return True
+
+    def follow_changes(self, wait: float = 1.0, *, rebuild_inline: bool | None = None,
+                       progress: Callable[[int], None] | None = None) -> bool:
+        """Apply the committed changes this host's index has not seen, oldest first, until it is at the
+        head of the change log. Returns True when the index is current. One applier per host at a time
+        (a file lock); another caller waits up to `wait` seconds for it, then answers from the index as
+        it is. A backlog larger than BULK_REINDEX_THRESHOLD is rebuilt instead: inline for the CLI and
+        start-up (`rebuild_inline`, default: when this process is not serving requests), in a background
+        thread otherwise, never in a request."""
+        if rebuild_inline is None:
+            rebuild_inline = not self.serving
+        head = self.head_seq()
+        cursor = self.index.cursor()
+        if cursor is not None and cursor >= head:
+            return True
+        if cursor is None or cursor < self._pruned_through() or head - cursor > BULK_REINDEX_THRESHOLD:
+            if rebuild_inline:
+                self.reindex(progress)
+                return True
+            self.rebuild_in_background()
+            return False
+        with self.index.apply_lock.hold(wait) as got:
+            if not got:
+                return False
+            while True:
+                cursor = self.index.cursor()
+                if cursor is None:
+                    return False
+                try:
+                    changes = self.changes_since(cursor, limit=APPLY_BATCH)
+                except ChangesPruned:
+                    break
+                if not changes:
+                    return True
+                self._apply_changes(changes)
+        if rebuild_inline:
+            self.reindex(progress)
+            return True
+        self.rebuild_in_background()
+        return False
+
+    def try_follow_changes(self, wait: float = 1.0) -> bool:
+        """`follow_changes` that never raises (the database has committed; a failing index update is
+        logged, and the change stays in the log for the next try)."""
         try:
-            self.index.apply(upserts, deletes)
-        except IndexUnhealthy:
-            self.reindex()
-            return
-        with write_session(self.engine) as session:
-            session.exec(delete(IndexOutbox).where(col(IndexOutbox.seq) <= high))
+            return self.follow_changes(wait)
+        except Exception:
+            log.warning("search index update failed; the change stays in the change log", exc_info=True)
+            return False
+
+    def _apply_changes(self, changes: list[tuple[int, str]]) -> None:
+        """Apply one batch of change-log entries to the index (the caller holds the apply lock)."""
+        ids = sorted({listing_id for _, listing_id in changes})
+        with read_session(self.engine) as session:
+            rows = {row.id: row for row in session.exec(select(Listing).where(col(Listing.id).in_(ids))).all()}
+        upserts = [listing_to_dict(rows[i]) for i in ids if i in rows and rows[i].status == "published"]
+        deletes = [i for i in ids if i not in rows or rows[i].status != "published"]
+        problems = self.index.apply(upserts, deletes, changes[-1][0])
+        for listing_id, reason in problems.items():
+            log.warning("listing %s left out of the search index: %s", listing_id, reason)
+
+    def index_problems(self) -> dict[str, str]:
+        """Listings the search index could not hold (reported by `resdb check` and the editor)."""
+        return self.index.problems()
 
     # -- reading -----------------------------------------------------------------------------
     def get(self, listing_id: str, *, include_unpublished: bool = False) -> dict[str, Any]:
@@ -315,15 +429,18 @@ class Directory:
         return [x for x in self.get_many_any(ids) if x["status"] == "published"]
 
     def search_ids(self, query: SearchQuery) -> SearchResult:
-        """Ranked ids only (no rows fetched): for the map, which needs thousands of points."""
-        if self.index_behind:
-            self.catch_up()
+        """Ranked ids only (no rows fetched): for the map, which needs thousands of points. The index is
+        first brought up to the last committed change."""
+        self.try_follow_changes()
         return self.index.search(query)
 
     def search(self, query: SearchQuery) -> dict[str, Any]:
         """Ranked listings: {"items": [...], "total": n}; each item carries `distance_km` when a point is given."""
         result = self.search_ids(query)
         items = self.get_many(result.ids)
+        if len(items) != len(result.ids):  # a listing changed between the index and the rows: ask again
+            result = self.search_ids(query)
+            items = self.get_many(result.ids)
         hits = {hit.id: hit for hit in result.hits}
         for item in items:
             hit = hits[item["id"]]
@@ -390,7 +507,6 @@ class Directory:
                 session.add(Meta(key="districts", value="1"))
             else:
                 meta.value = str(int(meta.value) + 1)
-        self._invalidate()
         self.resolve_service_areas()
         return count
 
@@ -504,7 +620,6 @@ class Directory:
             rows = session.exec(select(Listing).where(Listing.service_area.is_not(None))).all()  # type: ignore[union-attr]
             for row in rows:
                 self._store_area(session, row)
-        self._invalidate()
         return len(rows)
 
     # -- writing -----------------------------------------------------------------------------

@@ -116,7 +116,8 @@ class ServiceArea(SQLModel, table=True):
 
 
 class Meta(SQLModel, table=True):
-    """Key/value facts about the store; `revision` grows with every listing change (the index follows it)."""
+    """Key/value facts about the store (e.g. `districts`: bumped when district areas change;
+    `change_log_pruned_through`: the highest change-log sequence number already pruned)."""
 
     key: str = Field(primary_key=True, max_length=50)
     value: str = Field(max_length=200)
@@ -147,13 +148,15 @@ class ApiToken(SQLModel, table=True):
 
 
 
-class IndexOutbox(SQLModel, table=True):
-    """Listings changed in a committed transaction and not yet applied to the search index."""
+class ChangeLog(SQLModel, table=True):
+    """The durable, ordered log of listing changes, written in the changing transaction: every host's
+    search index (and every cache derived from listings) follows it by sequence number."""
 
-    __tablename__ = "index_outbox"
+    __tablename__ = "change_log"
 
     seq: int | None = Field(default=None, primary_key=True)
     listing_id: str = Field(max_length=100)
+    at: datetime = Field(default_factory=utcnow, index=True)
 
 
 class AuditEntry(SQLModel, table=True):

@@ -4,13 +4,18 @@ the database, rebuilt atomically and checked at start-up."""
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
+import json
 import math
 import os
 import shutil
 import threading
+import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -31,6 +36,14 @@ FIELD_WEIGHTS: dict[str, float] = {"name": 6.0, "act": 2.0, "body": 1.0}
 FUZZY_CUTOFF = 80.0
 POSTINGS_CACHE = 4096
 MICRO = 1_000_000
+# Coordinates are stored shifted into unsigned range (micro-degrees + offset), so every point on Earth fits.
+LAT_OFFSET = 90.0
+LON_OFFSET = 180.0
+COST_CEILING = 2**32 - 2  # the cost column's largest value (+1 is stored; 0 = unknown)
+# Written into each built folder; an index of another format is rebuilt at start-up.
+INDEX_FORMAT = "2"
+# Typo matches (fuzzy names) are added when exact hits are this few, whatever page is asked for.
+FUZZY_WHEN_FEWER = 10
 _QUERY_OPERATORS = {"and", "or", "not"}
 _NUMERIC_FIELDS = ("lat", "lon", "cost")
 
@@ -102,10 +115,20 @@ def listing_fields(doc: dict[str, Any]) -> dict[str, Any]:
         "flags": " ".join(flags),
         "municipality": doc.get("municipality_code") or "",
         "name_norm": normalize(doc.get("name")) or " ",
-        "cost": int(cost) + 1 if cost is not None else 0,
-        "lat": round(float(lat) * MICRO) if lat is not None else 0,
-        "lon": round(float(lon) * MICRO) if lon is not None else 0,
+        "cost": _cost_column(cost),
+        "lat": round((float(lat) + LAT_OFFSET) * MICRO) if lat is not None else 0,
+        "lon": round((float(lon) + LON_OFFSET) * MICRO) if lon is not None else 0,
     }
+
+
+def _cost_column(cost: Any) -> int:
+    """cost + 1 (0 = unknown); an out-of-range cost is left as is for `_check_fields` to report."""
+    if cost is None:
+        return 0
+    try:
+        return int(cost) + 1
+    except (TypeError, ValueError):
+        return -1
 
 
 @dataclass
@@ -157,68 +180,124 @@ class IndexUnhealthy(Exception):
     """The index on disk cannot be trusted (missing, half-written or out of step)."""
 
 
-def _decode_postings(reader: Any, field_name: str, term: str) -> np.ndarray:
-    """Every document number holding `term` (deleted ones included: callers mask with `live`), decoded a
-    whole block at a time per segment with numpy (the generic matcher walks one posting per call, ~2× slower)."""
+def _decode_postings(leaf: Any, field_name: str, term: str) -> np.ndarray:
+    """Every document number of one segment holding `term` (deleted ones included: callers mask with
+    `live`), decoded a whole block at a time with numpy (the generic matcher walks one posting per call)."""
+    try:
+        matcher = leaf.postings(field_name, term)
+    except Exception:  # whoosh raises TermNotFound for absent terms
+        return _EMPTY
     parts: list[np.ndarray] = []
-    for leaf, offset in reader.leaf_readers():
-        try:
-            matcher = leaf.postings(field_name, term)
-        except Exception:  # whoosh raises TermNotFound for absent terms
-            continue
-        try:
-            while not matcher._atend:
-                if matcher._data is None:
-                    matcher._read_data()
-                raw = np.asarray(matcher._data[0], dtype=np.int64)
-                parts.append((raw if matcher._byteids else np.cumsum(raw)) + offset)  # ids are delta-coded
-                matcher._next_block()
-        except AttributeError:  # a matcher without whoosh3 blocks: the generic walk
-            parts.append(np.fromiter(leaf.postings(field_name, term).all_ids(), dtype=np.int64) + offset)
+    try:
+        while not matcher._atend:
+            if matcher._data is None:
+                matcher._read_data()
+            raw = np.asarray(matcher._data[0], dtype=np.int64)
+            parts.append(raw if matcher._byteids else np.cumsum(raw))  # ids are delta-coded
+            matcher._next_block()
+    except AttributeError:  # a matcher without whoosh3 blocks: the generic walk
+        return np.fromiter(leaf.postings(field_name, term).all_ids(), dtype=np.int64)
     if not parts:
-        return np.empty(0, dtype=np.int64)
+        return _EMPTY
     return np.concatenate(parts) if len(parts) > 1 else parts[0]
 
 
-class _Snapshot:
-    """Per-generation arrays over every document number: live mask, ids, coordinates, cost, names,
-    and a cache of decoded posting lists. Built from whoosh columns; rebuilt when the index changes."""
+_EMPTY = np.empty(0, dtype=np.int64)
 
-    def __init__(self, searcher: Any) -> None:
-        self.searcher = searcher
-        reader = searcher.reader()
-        self.size = reader.doc_count_all()
-        live = np.ones(self.size, dtype=bool)
-        if reader.has_deletions():
-            live[:] = False
-            live[np.fromiter(reader.all_doc_ids(), dtype=np.int64, count=-1)] = True
-        self.live = live
-        empty = self.size == 0  # an empty index has no columns at all
-        self.ids: list[str] = [] if empty else list(reader.column_reader("id"))
-        self.names: list[str] = [] if empty else list(reader.column_reader("name_norm"))
+
+def _tiebreak(listing_id: str) -> int:
+    """A stable 63-bit number per listing id: the last key of the result order, the same on every
+    worker and host (document numbers are not)."""
+    return int.from_bytes(hashlib.blake2b(listing_id.encode(), digest_size=8).digest(), "big") >> 1
+
+
+class _Segment:
+    """What one whoosh segment holds, decoded once: segments never change after they are written (only
+    their deletion sets do, and those are read from each new generation), so an edit costs the decoding
+    of its own small segment, never the whole corpus."""
+
+    def __init__(self, leaf: Any) -> None:
+        self.size = leaf.doc_count_all()
+        empty = self.size == 0
+        self.ids: list[str] = [] if empty else list(leaf.column_reader("id"))
+        self.names: list[str] = [] if empty else list(leaf.column_reader("name_norm"))
         columns = {
-            name: np.zeros(0) if empty else np.fromiter(reader.column_reader(name), dtype=np.float64, count=self.size)
+            name: np.zeros(0) if empty else np.fromiter(leaf.column_reader(name), dtype=np.float64, count=self.size)
             for name in _NUMERIC_FIELDS
         }
-        self.lat, self.lon = columns["lat"] / MICRO, columns["lon"] / MICRO
+        self.lat = columns["lat"] / MICRO - LAT_OFFSET
+        self.lon = columns["lon"] / MICRO - LON_OFFSET
         self.cost = columns["cost"] - 1  # -1 = unknown
         self.name_len = np.fromiter((len(n) for n in self.names), dtype=np.float64, count=self.size)
-        self._postings: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
+        self.tiebreak = np.fromiter((_tiebreak(i) for i in self.ids), dtype=np.int64, count=self.size)
+        self.postings: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
+
+
+class _SegmentCache:
+    """Decoded segments by segment id, shared by the snapshots of one process; segments that left the
+    index (merged away, or a rebuilt index) are dropped when a new snapshot no longer names them."""
+
+    def __init__(self) -> None:
+        self._segments: dict[str, _Segment] = {}
+        self._lock = threading.Lock()
+
+    def segments_for(self, leaves: list[tuple[Any, int]]) -> list[_Segment]:
+        with self._lock:
+            wanted = [leaf.segment().segment_id() for leaf, _ in leaves]
+            fresh = {key: self._segments.get(key) or _Segment(leaf) for key, (leaf, _) in zip(wanted, leaves, strict=True)}
+            self._segments = fresh
+            return [fresh[key] for key in wanted]
+
+
+class _Snapshot:
+    """One index generation seen whole: live mask, ids, coordinates, cost and names over every document
+    number, concatenated from the per-segment cache; posting lists decoded per segment on first use.
+    Built from a fresh reader each generation (whoosh's refresh() would reuse readers whose deletion
+    sets are stale, so edited listings would show twice)."""
+
+    def __init__(self, reader: Any, generation: tuple[str | None, int], cache: _SegmentCache) -> None:
+        self.reader = reader
+        self.generation = generation
+        leaves = reader.leaf_readers() if reader.doc_count_all() else []
+        self.leaves: list[tuple[Any, int]] = list(leaves)
+        self.segments = cache.segments_for(self.leaves)
+        self.offsets = [offset for _, offset in self.leaves]
+        self.size = sum(seg.size for seg in self.segments)
+        live_parts = []
+        for (leaf, _), seg in zip(self.leaves, self.segments, strict=True):
+            part = np.ones(seg.size, dtype=bool)
+            deleted = list(leaf.segment().deleted_docs())
+            if deleted:
+                part[np.asarray(deleted, dtype=np.int64)] = False
+            live_parts.append(part)
+        self.live = _concat(live_parts, bool)
+        self.live_count = int(self.live.sum())
+        self.ids: list[str] = [i for seg in self.segments for i in seg.ids]
+        self.names: list[str] = [n for seg in self.segments for n in seg.names]
+        self.lat = _concat([seg.lat for seg in self.segments], np.float64)
+        self.lon = _concat([seg.lon for seg in self.segments], np.float64)
+        self.cost = _concat([seg.cost for seg in self.segments], np.float64)
+        self.name_len = _concat([seg.name_len for seg in self.segments], np.float64)
+        self.tiebreak = _concat([seg.tiebreak for seg in self.segments], np.int64)
         self._lock = threading.Lock()
 
     def postings(self, field_name: str, term: str) -> np.ndarray:
         key = (field_name, term)
-        with self._lock:
-            cached = self._postings.get(key)
-            if cached is not None:
-                self._postings.move_to_end(key)
-                return cached
-        docnums = _decode_postings(self.searcher.reader(), field_name, term)
-        with self._lock:
-            self._postings[key] = docnums
-            if len(self._postings) > POSTINGS_CACHE:
-                self._postings.popitem(last=False)
-        return docnums
+        parts = []
+        for (leaf, offset), seg in zip(self.leaves, self.segments, strict=True):
+            with self._lock:
+                local = seg.postings.get(key)
+                if local is not None:
+                    seg.postings.move_to_end(key)
+            if local is None:
+                local = _decode_postings(leaf, field_name, term)
+                with self._lock:
+                    seg.postings[key] = local
+                    if len(seg.postings) > POSTINGS_CACHE:
+                        seg.postings.popitem(last=False)
+            if len(local):
+                parts.append(local + offset)
+        return _concat(parts, np.int64)
 
     def mask_of(self, field_name: str, terms: Iterable[str]) -> np.ndarray:
         mask = np.zeros(self.size, dtype=bool)
@@ -227,8 +306,87 @@ class _Snapshot:
         return mask
 
 
+def _concat(parts: list[np.ndarray], dtype: Any) -> np.ndarray:
+    if not parts:
+        return np.zeros(0, dtype=dtype)
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+class _FileLock:
+    """An inter-process lock on a file (flock): one applier, one rebuilder per host; each acquisition
+    opens its own descriptor, so threads of one process exclude each other too."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @contextmanager
+    def hold(self, wait: float) -> Iterator[bool]:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            deadline = time.monotonic() + max(0.0, wait)
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        yield False
+                        return
+                    time.sleep(0.01)
+            try:
+                yield True
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+
+    def busy(self) -> bool:
+        with self.hold(0.0) as got:
+            return not got
+
+
+def _check_fields(fields: dict[str, Any]) -> str | None:
+    """Why whoosh would refuse these fields (None when it will not): one bad value must never stop
+    the index, so it is found before the writer sees it."""
+    for name in _NUMERIC_FIELDS:
+        value = fields[name]
+        if not isinstance(value, int) or not 0 <= value < 2**32:
+            return f"{name} の値 {value!r} は索引に入りません"
+    for name, value in fields.items():
+        if isinstance(value, str) and "\x00" in value:
+            return f"{name} にNUL文字があります"
+    return None
+
+
+def _read_text(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+
+
+def _read_json(path: Path) -> dict[str, str]:
+    text = _read_text(path)
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Write a small file atomically (a reader sees the old or the new content, never half)."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
 class SearchIndex:
-    """A whoosh index under `root`; `root/current` is a symlink swapped atomically on rebuild."""
+    """A whoosh index under `root`; `root/current` is a symlink swapped atomically on rebuild. Each built
+    folder records the last change-log sequence number applied to it (`cursor`) and the listings it
+    could not hold (`problems.json`), so a copied folder carries its own position."""
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
@@ -237,46 +395,66 @@ class SearchIndex:
         self._ix: Any = None
         self._ix_target: str | None = None
         self._snapshot: _Snapshot | None = None
+        self._segments = _SegmentCache()
+        self.apply_lock = _FileLock(self.root / "apply.lock")
+        self.rebuild_lock = _FileLock(self.root / "rebuild.lock")
 
     # -- opening and health ------------------------------------------------------------------
     @property
     def current(self) -> Path:
         return self.root / "current"
 
+    def _target(self) -> str | None:
+        try:
+            return os.readlink(self.current)
+        except OSError:
+            return None
+
     def _open(self) -> Any:
-        target = os.readlink(self.current) if self.current.is_symlink() else None
+        target = self._target()
         if self._ix is None or target != self._ix_target:
             if target is None or not whoosh_index.exists_in(str(self.current)):
                 raise IndexUnhealthy("索引がありません")
-            self._drop_snapshot()
-            self._ix = whoosh_index.open_dir(str(self.current))
+            if _read_text(self.root / target / "format") != INDEX_FORMAT:
+                raise IndexUnhealthy("索引の形式が古くなっています")
+            self._snapshot = None
+            self._ix = whoosh_index.open_dir(str(self.root / target))
             self._ix_target = target
         return self._ix
 
-    def _drop_snapshot(self) -> None:
-        if self._snapshot is not None:
-            self._snapshot.searcher.close()
-            self._snapshot = None
-
     def snapshot(self) -> _Snapshot:
+        """The newest committed generation of the live index (a fresh reader when it moved)."""
         with self._lock:
             ix = self._open()
+            generation = (self._ix_target, ix.latest_generation())
             snap = self._snapshot
-            if snap is None:
-                self._snapshot = _Snapshot(ix.searcher())
-            elif not snap.searcher.up_to_date():
-                # refresh() reuses (and owns) the old reader's unchanged segments: do not close it here
-                self._snapshot = _Snapshot(snap.searcher.refresh())
-            return self._snapshot
+            if snap is None or snap.generation != generation:
+                snap = self._snapshot = _Snapshot(ix.reader(), generation, self._segments)
+            return snap
 
     def doc_count(self) -> int:
-        return int(self.snapshot().live.sum())
+        return self.snapshot().live_count
+
+    def cursor(self) -> int | None:
+        """The last change-log sequence number applied to the live index (None: no usable index)."""
+        target = self._target()
+        if target is None:
+            return None
+        value = _read_text(self.root / target / "cursor")
+        return int(value) if value and value.isdigit() else None
+
+    def problems(self) -> dict[str, str]:
+        """Listings the live index could not hold, by id, with the reason."""
+        target = self._target()
+        if target is None:
+            return {}
+        return _read_json(self.root / target / "problems.json")
 
     def check(self, expected_count: int) -> None:
         """Raise IndexUnhealthy unless the index opens, reads and holds `expected_count` documents."""
         try:
             snap = self.snapshot()
-            count = int(snap.live.sum())
+            count = snap.live_count
             if count and len(snap.ids) != snap.size:
                 raise IndexUnhealthy("索引の列が壊れています")
         except IndexUnhealthy:
@@ -284,28 +462,40 @@ class SearchIndex:
         except Exception as exc:  # any whoosh/IO failure means a damaged index
             self.close()
             raise IndexUnhealthy(f"索引を読めません: {exc}") from exc
-        if count != expected_count:
-            raise IndexUnhealthy(f"索引の件数 {count} がデータベースの {expected_count} と一致しません")
+        if self.cursor() is None:
+            raise IndexUnhealthy("索引の適用位置が記録されていません")
+        skipped = len(self.problems())
+        if count + skipped != expected_count:
+            raise IndexUnhealthy(f"索引の件数 {count}（除外 {skipped}）がデータベースの {expected_count} と一致しません")
 
     def close(self) -> None:
         with self._lock:
-            self._drop_snapshot()
+            self._snapshot = None
             if self._ix is not None:
                 self._ix.close()
             self._ix = None
             self._ix_target = None
 
     # -- writing -----------------------------------------------------------------------------
-    def rebuild(self, docs: Iterable[dict[str, Any]], progress: Callable[[int], None] | None = None) -> int:
-        """Build a fresh index beside the current one and swap it in atomically."""
+    def rebuild(self, docs: Iterable[dict[str, Any]], cursor: int = 0,
+                progress: Callable[[int], None] | None = None) -> int:
+        """Build a fresh index beside the live one (which keeps answering) and swap it in atomically.
+        `cursor` is the change-log position the documents reflect at least. One rebuild at a time per
+        host: the caller holds `rebuild_lock`."""
         build_dir = self.root / f"build-{uuid.uuid4().hex[:12]}"
         build_dir.mkdir()
         try:
             ix = whoosh_index.create_in(str(build_dir), _schema())
             writer = ix.writer(limitmb=256)
             count = 0
+            problems: dict[str, str] = {}
             for doc in docs:
-                writer.add_document(**listing_fields(doc))
+                fields = listing_fields(doc)
+                reason = _check_fields(fields)
+                if reason:
+                    problems[doc["id"]] = reason
+                else:
+                    writer.add_document(**fields)
                 count += 1
                 if progress and count % 500 == 0:
                     progress(500)
@@ -313,12 +503,16 @@ class SearchIndex:
             ix.close()
             if progress:
                 progress(count % 500)
+            _write_text(build_dir / "format", INDEX_FORMAT)
+            _write_text(build_dir / "problems.json", json.dumps(problems, ensure_ascii=False))
+            _write_text(build_dir / "cursor", str(cursor))
             link_tmp = self.root / f"link-{uuid.uuid4().hex[:12]}"
             os.symlink(build_dir.name, link_tmp)
-            old_target = os.readlink(self.current) if self.current.is_symlink() else None
-            if self.current.exists() and not self.current.is_symlink():
-                shutil.rmtree(self.current)
-            os.replace(link_tmp, self.current)
+            with self.apply_lock.hold(wait=600.0):
+                old_target = self._target()
+                if self.current.exists() and not self.current.is_symlink():
+                    shutil.rmtree(self.current)
+                os.replace(link_tmp, self.current)
         except BaseException:
             shutil.rmtree(build_dir, ignore_errors=True)
             raise
@@ -328,22 +522,47 @@ class SearchIndex:
             if stale.name != build_dir.name and stale.is_dir():
                 shutil.rmtree(stale, ignore_errors=True)  # an interrupted earlier build, never the live one
         self.close()
-        return count
+        return count - len(problems)
 
-    def apply(self, upserts: Iterable[dict[str, Any]], deletes: Iterable[str]) -> None:
-        """Bring single documents in step after a database commit."""
+    def apply(self, upserts: Iterable[dict[str, Any]], deletes: Iterable[str], cursor: int | None = None) -> dict[str, str]:
+        """Bring single documents in step with the database up to change `cursor`; the caller holds
+        `apply_lock`. A document whoosh cannot hold is left out and reported, never blocking the rest.
+        Returns the problems found in this batch."""
         with self._lock:
             ix = self._open()
+            target = self._ix_target
+            problems = self.problems()
+            found: dict[str, str] = {}
             writer = ix.writer(timeout=30.0)
             try:
                 for listing_id in deletes:
                     writer.delete_by_term("id", listing_id)
+                    problems.pop(listing_id, None)
                 for doc in upserts:
-                    writer.update_document(**listing_fields(doc))
+                    fields = listing_fields(doc)
+                    reason = _check_fields(fields)
+                    if reason:
+                        writer.delete_by_term("id", doc["id"])
+                        problems[doc["id"]] = found[doc["id"]] = reason
+                    else:
+                        writer.update_document(**fields)
+                        problems.pop(doc["id"], None)
             except BaseException:
                 writer.cancel()
                 raise
             writer.commit()
+            assert target is not None
+            _write_text(self.root / target / "problems.json", json.dumps(problems, ensure_ascii=False))
+            if cursor is not None:
+                _write_text(self.root / target / "cursor", str(cursor))
+            return found
+
+    def set_cursor(self, cursor: int) -> None:
+        """Record that changes up to `cursor` are applied (when a batch needed no index change)."""
+        target = self._target()
+        if target is not None:
+            _write_text(self.root / target / "cursor", str(cursor))
+
 
     # -- querying ----------------------------------------------------------------------------
     @staticmethod
@@ -380,7 +599,7 @@ class SearchIndex:
         matched = best > 0
         count = int(np.count_nonzero(matched & snap.live))
         if count:
-            best *= math.log(1.0 + snap.size / count)
+            best *= math.log(1.0 + snap.live_count / count)
         return best
 
     def _filter_mask(self, snap: _Snapshot, query: SearchQuery) -> np.ndarray:
@@ -424,18 +643,20 @@ class SearchIndex:
         a = np.sin((lat2 - lat1) / 2) ** 2 + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
         return 2 * 6371.0088 * np.arcsin(np.minimum(1.0, np.sqrt(a)))
 
-    def _fuzzy(self, snap: _Snapshot, text: str, allowed: np.ndarray, exclude: set[int], want: int) -> list[tuple[int, float]]:
-        """Names close to the query (typos), by rapidfuzz over every indexed name."""
+    def _fuzzy(self, snap: _Snapshot, text: str, allowed: np.ndarray, matched: np.ndarray) -> list[tuple[int, float]]:
+        """Every name close to the query (typos) among allowed, not already matched documents, by
+        rapidfuzz over the indexed names; best first, ties in the stable listing order."""
         needle = "".join(self.query_words(text))
-        if len(needle) < 3 or want <= 0:
+        if len(needle) < 3:
             return []
-        matches = process.extract(needle, snap.names, scorer=fuzz.WRatio, score_cutoff=FUZZY_CUTOFF,
-                                  limit=want + len(exclude) + 20)
-        found = []
-        for _name, score, docnum in matches:
-            if allowed[docnum] and docnum not in exclude:
-                found.append((docnum, float(score)))
-        return found[:want]
+        found = [
+            (docnum, float(score))
+            for _name, score, docnum in process.extract(
+                needle, snap.names, scorer=fuzz.WRatio, score_cutoff=FUZZY_CUTOFF, limit=None)
+            if allowed[docnum] and not matched[docnum]
+        ]
+        found.sort(key=lambda item: (-item[1], int(snap.tiebreak[item[0]])))
+        return found
 
     def search(self, query: SearchQuery) -> SearchResult:
         """Ranked ids for a query; user syntax never raises (quotes, brackets, AND, * are plain text)."""
@@ -462,27 +683,24 @@ class SearchIndex:
                 inside = distances <= query.radius_km
                 docs, distances = docs[inside], distances[inside]
         total = int(len(docs))
-        want = (query.offset + query.limit) if query.limit is not None else total
+        want = min(total, query.offset + query.limit) if query.limit is not None else total
         if score is not None:
-            order_key = -score[docs].astype(np.float64)
+            primary = -score[docs].astype(np.float64)
             if distances is not None:
-                order_key = order_key + distances * 1e-6  # nearer first among equal scores
+                primary = primary + distances * 1e-6  # nearer first among equal scores
         elif distances is not None:
-            order_key = distances
+            primary = distances
         else:
-            order_key = np.asarray(snap.name_len[docs])  # stable, short names first
-        if want < len(docs):
-            top = np.argpartition(order_key, want)[:want]
-            top = top[np.argsort(order_key[top], kind="stable")]
-        else:
-            top = np.argsort(order_key, kind="stable")
-        picked = [(int(docs[i]), float(score[docs[i]]) if score is not None else 0.0,
-                   float(distances[i]) if distances is not None else None) for i in top]
-        hits = [Hit(snap.ids[d], s, dist) for d, s, dist in picked]
+            primary = np.asarray(snap.name_len[docs])  # short names first
+        top = _first_in_order(primary, snap.tiebreak[docs], want)
+        hits = [Hit(snap.ids[docs[i]], float(score[docs[i]]) if score is not None else 0.0,
+                    float(distances[i]) if distances is not None else None) for i in top]
         fuzzy_used = False
-        if terms and len(hits) < want:
-            exclude = {d for d, _, _ in picked}
-            for docnum, fscore in self._fuzzy(snap, query.q, allowed, exclude, want - len(hits)):
+        if terms and total < FUZZY_WHEN_FEWER:
+            # Counted whole whatever the page size, so `total` and the pager agree on every page.
+            matched_mask = np.zeros(snap.size, dtype=bool)
+            matched_mask[docs] = True
+            for docnum, fscore in self._fuzzy(snap, query.q, allowed, matched_mask):
                 distance = None
                 if query.near is not None:
                     distance = float(self._distances(snap, np.array([docnum]), *query.near)[0])
@@ -493,3 +711,17 @@ class SearchIndex:
                 total += 1
         page = hits[query.offset : query.offset + query.limit] if query.limit is not None else hits[query.offset :]
         return SearchResult(page, total, fuzzy_used, terms)
+
+
+def _first_in_order(primary: np.ndarray, tiebreak: np.ndarray, want: int) -> np.ndarray:
+    """Positions of the `want` first entries in the total order (primary, then tiebreak): the same
+    answer whatever `want` is, so pages never repeat or drop a hit."""
+    if want <= 0:
+        return np.zeros(0, dtype=np.int64)
+    if want < len(primary):
+        kth = np.partition(primary, want - 1)[want - 1]
+        candidates = np.flatnonzero(primary <= kth)  # every tie at the cut-off competes on tiebreak
+    else:
+        candidates = np.arange(len(primary))
+    order = np.lexsort((tiebreak[candidates], primary[candidates]))
+    return candidates[order][:want]

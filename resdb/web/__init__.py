@@ -35,8 +35,12 @@ def _open_directory(settings: dict[str, Any]) -> Directory:
 
 
 def _secret_key(settings: dict[str, Any], directory: Directory) -> str:
+    """The signing key: configured, else (on a shared database such as PostgreSQL, where several hosts
+    must sign alike) one kept in the database, else one kept in the instance folder."""
     if settings.get("SECRET_KEY"):
         return str(settings["SECRET_KEY"])
+    if not config.setting("RESDB_SECRET_KEY") and not directory.is_embedded:
+        return directory.shared_secret()
     return config.secret_key({**os.environ, "RESDB_INSTANCE": str(directory.instance_dir)})
 
 
@@ -87,6 +91,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
     directory = _open_directory(settings)
+    directory.serving = True
     app.extensions["resdb"] = directory
     app.extensions["resdb.features"] = FeatureCache(directory)
     app.config["SECRET_KEY"] = _secret_key(settings, directory)

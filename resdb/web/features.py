@@ -1,5 +1,6 @@
-"""Map markers fast: every published listing's compact GeoJSON feature serialized once per store revision,
-selected by bbox with numpy (or by the index for text/filter queries) and joined without re-encoding."""
+"""Map markers fast: every published listing's compact GeoJSON feature serialized once, kept in step with
+the change log (an edit re-encodes only the listings it changed), selected by bbox with numpy (or by the
+index for text/filter queries) and joined without re-encoding."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from resdb.directory import Directory
+from resdb.directory import ChangesPruned, Directory
 from resdb.search import SearchQuery
 from resdb.vocab import KINDS
 
@@ -32,6 +33,7 @@ class Snapshot:
     municipality: np.ndarray
     position: dict[str, int]
     bounds_by_municipality: dict[str, tuple[float, float, float, float]]
+    sort_keys: list[tuple[Any, ...]]
 
 
 def compact_feature(listing: dict[str, Any]) -> dict[str, Any]:
@@ -57,21 +59,25 @@ def _sort_key(listing: dict[str, Any]) -> tuple[Any, ...]:
             listing.get("name_kana") or listing.get("name") or "", listing["id"])
 
 
-def build_snapshot(directory: Directory, revision: str) -> Snapshot:
-    listings = sorted(directory.iter_published(), key=_sort_key)
-    count = len(listings)
-    lon = np.zeros(count, dtype=np.float64)
-    lat = np.zeros(count, dtype=np.float64)
-    has_point = np.zeros(count, dtype=bool)
+def _entry(listing: dict[str, Any]) -> tuple[tuple[Any, ...], str, bytes, float, float, bool, str]:
+    has_point = listing.get("lat") is not None and listing.get("lon") is not None
+    return (
+        _sort_key(listing), listing["id"],
+        json.dumps(compact_feature(listing), ensure_ascii=False, separators=(",", ":")).encode(),
+        float(listing["lon"]) if has_point else 0.0, float(listing["lat"]) if has_point else 0.0,
+        has_point, listing.get("municipality_code") or "",
+    )
+
+
+def _assemble(revision: str, entries: list[tuple[tuple[Any, ...], str, bytes, float, float, bool, str]]) -> Snapshot:
+    entries.sort(key=lambda entry: entry[0])
+    count = len(entries)
+    ids = [entry[1] for entry in entries]
+    lon = np.fromiter((entry[3] for entry in entries), dtype=np.float64, count=count)
+    lat = np.fromiter((entry[4] for entry in entries), dtype=np.float64, count=count)
+    has_point = np.fromiter((entry[5] for entry in entries), dtype=bool, count=count)
     municipality = np.empty(count, dtype=object)
-    ids: list[str] = []
-    encoded: list[bytes] = []
-    for n, listing in enumerate(listings):
-        ids.append(listing["id"])
-        encoded.append(json.dumps(compact_feature(listing), ensure_ascii=False, separators=(",", ":")).encode())
-        if listing.get("lat") is not None and listing.get("lon") is not None:
-            lon[n], lat[n], has_point[n] = listing["lon"], listing["lat"], True
-        municipality[n] = listing.get("municipality_code") or ""
+    municipality[:] = [entry[6] for entry in entries]
     bounds: dict[str, tuple[float, float, float, float]] = {}
     for code in {m for m in municipality if m}:
         mask = (municipality == code) & has_point
@@ -80,8 +86,33 @@ def build_snapshot(directory: Directory, revision: str) -> Snapshot:
     if has_point.any():
         bounds[""] = (float(lon[has_point].min()), float(lat[has_point].min()),
                       float(lon[has_point].max()), float(lat[has_point].max()))
-    return Snapshot(revision, ids, encoded, lon, lat, has_point, municipality,
-                    {listing_id: n for n, listing_id in enumerate(ids)}, bounds)
+    return Snapshot(revision, ids, [entry[2] for entry in entries], lon, lat, has_point, municipality,
+                    {listing_id: n for n, listing_id in enumerate(ids)}, bounds, [entry[0] for entry in entries])
+
+
+def build_snapshot(directory: Directory, revision: str) -> Snapshot:
+    return _assemble(revision, [_entry(listing) for listing in directory.iter_published()])
+
+
+def update_snapshot(old: Snapshot, directory: Directory, revision: str) -> Snapshot:
+    """The snapshot moved forward along the change log: only changed listings are fetched and encoded
+    again (a full build when the districts changed, the log was pruned or the batch is large)."""
+    old_seq, _, old_districts = old.revision.partition("/")
+    if revision.partition("/")[2] != old_districts:
+        return build_snapshot(directory, revision)
+    try:
+        changed = {listing_id for _, listing_id in directory.changes_since(int(old_seq))}
+    except ChangesPruned:
+        return build_snapshot(directory, revision)
+    if len(changed) > max(2000, len(old.ids) // 4):
+        return build_snapshot(directory, revision)
+    entries = [
+        (old.sort_keys[n], listing_id, old.encoded[n], float(old.lon[n]), float(old.lat[n]), bool(old.has_point[n]),
+         str(old.municipality[n]))
+        for n, listing_id in enumerate(old.ids) if listing_id not in changed
+    ]
+    entries.extend(_entry(listing) for listing in directory.get_many(sorted(changed)))
+    return _assemble(revision, entries)
 
 
 def _bbox_only(query: SearchQuery) -> bool:
@@ -91,7 +122,7 @@ def _bbox_only(query: SearchQuery) -> bool:
 
 
 class FeatureCache:
-    """One snapshot per app, rebuilt when `directory.revision()` moves."""
+    """One snapshot per app, moved forward when `directory.revision()` moves (checked on every use)."""
 
     def __init__(self, directory: Directory) -> None:
         self.directory = directory
@@ -106,8 +137,10 @@ class FeatureCache:
         if current is not None and current.revision == revision:
             return current
         with self._lock:
-            if self._snapshot is None or self._snapshot.revision != revision:
+            if self._snapshot is None:
                 self._snapshot = build_snapshot(self.directory, revision)
+            elif self._snapshot.revision != revision:
+                self._snapshot = update_snapshot(self._snapshot, self.directory, revision)
             return self._snapshot
 
     def bounds(self, municipality_code: str | None = None) -> tuple[float, float, float, float] | None:

@@ -16,7 +16,7 @@ from resdb.vocab import KINDS, TARGETS, WEEKDAY_IDS, kind_id, target_id
 from resdb.web.errors import ApiError
 
 MAX_LIMIT = 100
-MAX_OFFSET = 10_000
+MAX_OFFSET = 100_000_000  # deep pages work: the result order is total, so any offset is exact
 MAX_RADIUS_KM = 300.0
 PAGE_SIZE = 20
 _TRUE = {"1", "true", "yes", "on", "y", "t"}

@@ -153,16 +153,94 @@ def test_count_mismatch_is_unhealthy(tmp_path: Path) -> None:
 def test_block_decoding_matches_whoosh_across_segments_and_deletions(tmp_path: Path) -> None:
     import numpy as np
 
-    from resdb.search import _decode_postings
-
     index = SearchIndex(tmp_path)
     many = [{**LISTINGS[0], "id": f"s{i}", "name": f"サロン{i}"} for i in range(700)]
     index.rebuild(many)
     index.apply([{**LISTINGS[0], "id": "extra", "name": "追加のサロン"}], ["s3", "s500"])  # a second segment + deletions
-    reader = index.snapshot().searcher.reader()
+    snap = index.snapshot()
+    assert len(snap.leaves) == 2
+    reader = snap.reader
     for field_name, term in (("name", "さろ"), ("name", "ん"), ("name", "無い"), ("kind", "kayoi")):
         expected = np.fromiter(reader.postings(field_name, term).all_ids(), dtype=np.int64) if reader.frequency(field_name, term) else np.empty(0)
-        got = _decode_postings(reader, field_name, term)
+        got = snap.postings(field_name, term)
         assert sorted(got.tolist()) == sorted(expected.tolist()), term
     found = index.search(SearchQuery(q="サロン", limit=None)).ids
     assert "s3" not in found and "s500" not in found and "extra" in found and len(found) == 699
+
+
+def _many(count: int) -> list[dict]:
+    """Listings that tie on every score (same words, same name length): only the total order separates them."""
+    return [{"id": f"tie-{n:05d}", "name": f"サロン{n % 10}", "kind": "kayoi", "targets": ["all"],
+             "schedule": [{"weekday": "tue", "start": "10:00", "end": "12:00"}], "lat": 36.7, "lon": 137.1}
+            for n in range(count)]
+
+
+@pytest.mark.parametrize("page_size", [7, 100])
+def test_paging_returns_every_hit_once_whatever_the_page_size(tmp_path: Path, page_size: int) -> None:
+    index = SearchIndex(tmp_path)
+    index.rebuild(_many(1200))
+    index.apply([{**_many(1)[0], "id": "tie-extra"}], ["tie-00003"])  # a second segment and a deletion
+    whole = index.search(SearchQuery(q="サロン", limit=None))
+    assert whole.total == 1200 and len(set(whole.ids)) == 1200
+    seen: list[str] = []
+    for offset in range(0, whole.total, page_size):
+        page = index.search(SearchQuery(q="サロン", limit=page_size, offset=offset))
+        assert page.total == whole.total
+        seen.extend(page.ids)
+    assert seen == whole.ids  # the same order in pages as in one piece: nothing repeated, nothing dropped
+
+
+def test_deep_pages_are_exact(tmp_path: Path) -> None:
+    index = SearchIndex(tmp_path)
+    index.rebuild(_many(600))
+    whole = index.search(SearchQuery(limit=None)).ids
+    assert index.search(SearchQuery(limit=5, offset=590)).ids == whole[590:595]
+    assert index.search(SearchQuery(limit=5, offset=598)).ids == whole[598:]
+
+
+def test_fuzzy_hits_are_counted_whatever_the_page_size(index: SearchIndex) -> None:
+    small = index.search(SearchQuery(q="すてっびかふぇー", limit=1))
+    large = index.search(SearchQuery(q="すてっびかふぇー", limit=100))
+    assert small.fuzzy_used and small.total == large.total == len(large.ids)
+    assert small.ids == large.ids[:1]
+
+
+def test_edits_never_show_a_listing_twice_or_with_its_old_weekday(tmp_path: Path) -> None:
+    """The regression behind duplicated salons: a reader reused across generations kept stale deletions."""
+    index = SearchIndex(tmp_path)
+    index.rebuild(LISTINGS)
+    salon = LISTINGS[0]
+    assert index.search(SearchQuery(q="さろん", weekdays=["tue"])).ids.count("salon-a") == 1
+    for n, day in enumerate(["fri", "sat", "fri", "mon"]):
+        index.apply([{**salon, "name": f"戸破ふれあいサロン{n}", "schedule": [{"weekday": day, "start": "10:00", "end": "12:00"}]}], [])
+        ids = index.search(SearchQuery(q="さろん", limit=None)).ids
+        assert ids.count("salon-a") == 1
+        assert len(ids) == len(set(ids))
+        assert index.search(SearchQuery(q="さろん", weekdays=[day])).ids.count("salon-a") == 1
+        old_days = {"tue", "fri", "sat", "mon"} - {day}
+        assert "salon-a" not in index.search(SearchQuery(weekdays=sorted(old_days), limit=None)).ids
+    assert index.doc_count() == len(LISTINGS)
+
+
+def test_a_value_the_index_cannot_hold_is_reported_and_skipped(tmp_path: Path) -> None:
+    index = SearchIndex(tmp_path)
+    index.rebuild(LISTINGS)
+    poison = {**LISTINGS[1], "cost_yen": 4294967295}
+    renamed = {**LISTINGS[2], "name": "ひだまりカフェ", "name_kana": None}
+    problems = index.apply([poison, renamed], [], cursor=7)
+    assert set(problems) == {"taiso"} and "cost" in problems["taiso"]
+    assert index.cursor() == 7  # the batch went through: nothing stays queued behind the bad value
+    assert index.search(SearchQuery(q="ひだまりかふぇ")).ids == ["steppi"]
+    assert index.search(SearchQuery(q="すてっぴ")).ids != ["steppi"]
+    assert "taiso" not in index.search(SearchQuery(q="体操", limit=None)).ids  # no stale copy either
+    assert index.problems() == {"taiso": problems["taiso"]}
+    index.check(len(LISTINGS))  # counted as known-excluded, so start-up does not loop on rebuilds
+    index.apply([{**LISTINGS[1], "cost_yen": 100}], [])
+    assert index.problems() == {} and "taiso" in index.search(SearchQuery(q="体操")).ids
+
+
+def test_negative_coordinates_fit_the_index(tmp_path: Path) -> None:
+    index = SearchIndex(tmp_path)
+    index.rebuild([{**LISTINGS[0], "id": "south", "lat": -33.9, "lon": -70.6}])
+    assert index.problems() == {}
+    assert index.search(SearchQuery(near=(-33.9, -70.6), radius_km=1)).ids == ["south"]
