@@ -1,0 +1,152 @@
+"""The index follows the change log in sequence, as people use it: several workers of one host, several
+hosts on one database, pruned logs, a host killed while applying, a bulk backlog, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from resdb.directory import Directory
+from resdb.search import SearchQuery
+
+SALON = {"id": "t-salon", "name": "戸破ふれあいサロン", "kind": "kayoi", "lat": 36.7236, "lon": 137.0991,
+         "targets": ["elderly"], "schedule": [{"weekday": "tue", "start": "10:00", "end": "12:00"}]}
+
+
+def ids(directory: Directory, q: str = "", **filters: object) -> list[str]:
+    found = directory.search(SearchQuery(q=q, limit=None, **filters))  # type: ignore[arg-type]
+    assert found["total"] == len(found["items"])
+    return [item["id"] for item in found["items"]]
+
+
+def other_host(directory: Directory, tmp_path: Path, name: str) -> Directory:
+    """A second host: its own instance folder (own index), the same database."""
+    host = Directory(directory.engine, tmp_path / name)
+    host.ensure_ready()
+    return host
+
+
+def test_every_worker_sees_each_edit_once(directory: Directory) -> None:
+    worker_b = Directory(directory.engine, directory.instance_dir)  # another process of the same host
+    directory.create(SALON, actor="a")
+    assert ids(worker_b, "さろん") == ["t-salon"]
+    version = 1
+    for day in ("fri", "sat", "wed"):
+        version = directory.update("t-salon", {"schedule": [{"weekday": day, "start": "10:00", "end": "12:00"}]},
+                                   actor="a", expected_version=version)["version"]
+        for worker in (worker_b, directory):
+            assert ids(worker, "さろん") == ["t-salon"]
+            assert ids(worker, "さろん", weekdays=[day]) == ["t-salon"]
+            assert ids(worker, "さろん", weekdays=["tue"]) == []
+    directory.delete("t-salon", actor="a", expected_version=version)
+    assert ids(worker_b, "さろん") == [] and ids(directory, "さろん") == []
+    directory.restore("t-salon", actor="a")
+    assert ids(worker_b, "さろん", weekdays=["wed"]) == ["t-salon"]
+
+
+def test_a_second_host_follows_create_rename_and_delete(directory: Directory, tmp_path: Path) -> None:
+    host_b = other_host(directory, tmp_path, "host-b")
+    directory.create(SALON, actor="a")
+    assert ids(host_b, "さろん") == ["t-salon"]
+    directory.update("t-salon", {"name": "ひだまりカフェ"}, actor="a", expected_version=1)
+    assert ids(host_b, "ひだまり") == ["t-salon"] and ids(host_b, "ふれあい") == []
+    directory.delete("t-salon", actor="a", expected_version=2)
+    assert ids(host_b, "ひだまり") == []
+    # B restarts with the same count as the database and still knows where it stands
+    host_b.index.close()
+    assert Directory(directory.engine, tmp_path / "host-b").ensure_ready() == "ok"
+
+
+def test_a_host_behind_the_pruned_log_rebuilds(directory: Directory, tmp_path: Path) -> None:
+    host_b = other_host(directory, tmp_path, "host-b")
+    host_b.index.close()
+    directory.create(SALON, actor="a")
+    directory.create({**SALON, "id": "t-two", "name": "二つ目のサロン"}, actor="a")
+    assert directory.prune_change_log(keep_days=-1) == 1  # everything but the newest entry
+    assert directory.head_seq() == 2
+    restarted = Directory(directory.engine, tmp_path / "host-b")
+    assert restarted.ensure_ready() == "rebuilt"
+    assert sorted(ids(restarted, "さろん")) == ["t-salon", "t-two"]
+
+
+def test_a_bad_value_never_stops_the_changes_behind_it(directory: Directory, monkeypatch: pytest.MonkeyPatch) -> None:
+    from resdb import search
+
+    directory.create(SALON, actor="a")
+    directory.create({**SALON, "id": "t-next", "name": "となりのサロン"}, actor="a")
+    # a value that passes validation but that this index cannot hold (the bound is what is tested)
+    monkeypatch.setattr(search, "_check_fields", lambda fields: "cost の値は索引に入りません" if fields["id"] == "t-salon" else None)
+    directory.update("t-salon", {"name": "改名したサロン"}, actor="a", expected_version=1)
+    directory.update("t-next", {"name": "改名した集い"}, actor="a", expected_version=1)
+    assert ids(directory, "集い") == ["t-next"]  # the change behind the bad one went through
+    assert ids(directory, "ふれあい") == []  # and the bad listing's old text is not served
+    assert directory.index_problems() == {"t-salon": "cost の値は索引に入りません"}
+    assert directory.ensure_ready() == "ok"  # start-up does not fail or loop on it
+    monkeypatch.undo()
+    directory.update("t-salon", {"capacity": 5}, actor="a", expected_version=2)
+    assert ids(directory, "改名") == ["t-salon", "t-next"] or sorted(ids(directory, "改名")) == ["t-next", "t-salon"]
+    assert directory.index_problems() == {}
+
+
+def test_a_large_backlog_is_rebuilt_outside_requests(directory: Directory, monkeypatch: pytest.MonkeyPatch) -> None:
+    from resdb import directory as directory_module
+
+    monkeypatch.setattr(directory_module, "BULK_REINDEX_THRESHOLD", 40)
+    rows = [(n, {**SALON, "id": f"bulk-{n}", "name": f"サロン{n}"}) for n in range(1, 60)]
+    directory.serving = True  # as in a web worker: no rebuild on the request path
+    with directory.index.rebuild_lock.hold(wait=0) as got:  # a rebuild already runs on this host
+        assert got
+        directory.import_records(rows, actor="a", source_name="bulk.csv")
+        started = time.monotonic()
+        assert directory.follow_changes(wait=0.0) is False  # answers at once from the live index
+        assert time.monotonic() - started < 5
+        assert directory.search(SearchQuery(q="さろん"))["total"] == 0
+    directory.serving = False
+    assert directory.follow_changes() is True  # the CLI / start-up path rebuilds inline
+    assert directory.search(SearchQuery(q="さろん", limit=1))["total"] == len(rows)
+
+
+KILL_SCRIPT = textwrap.dedent("""
+    import sys, time
+    from pathlib import Path
+    from resdb import directory as directory_module, search
+    from resdb.directory import Directory
+    from resdb.db import make_engine
+
+    directory_module.APPLY_BATCH = 40
+
+    directory = Directory(make_engine(sys.argv[1]), Path(sys.argv[2]))
+    original = search.SearchIndex.apply
+    def slow_apply(self, *args, **kwargs):
+        found = original(self, *args, **kwargs)
+        print("applied", flush=True)
+        time.sleep(0.5)
+        return found
+    search.SearchIndex.apply = slow_apply
+    rows = [(n, {"id": f"k-{n}", "name": f"キルテスト{n}", "kind": "kayoi", "lat": 36.72, "lon": 137.1})
+            for n in range(1, 301)]
+    directory.import_records(rows, actor="a", source_name="kill.csv")
+    print("done", flush=True)
+""")
+
+
+def test_a_host_killed_while_applying_catches_up_on_restart(directory: Directory) -> None:
+    url = directory.engine.url.render_as_string(hide_password=False)
+    process = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, url, str(directory.instance_dir)],
+                               stdout=subprocess.PIPE, text=True, env={**os.environ})
+    assert process.stdout is not None
+    assert process.stdout.readline().strip() == "applied"  # some batches applied, more to come
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert directory.index.cursor() < directory.head_seq()
+    restarted = Directory(directory.engine, directory.instance_dir)
+    assert restarted.ensure_ready() == "caught_up"
+    found = ids(restarted, "キルテスト")
+    assert len(found) == len(set(found)) == 300
