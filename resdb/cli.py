@@ -83,6 +83,11 @@ def serve(host: str, port: int, workers: int | None, dev: bool) -> None:
     directory = open_directory()
     status = directory.ensure_ready()
     err.print(f"索引: {status}")
+    from resdb.web import signing_key
+
+    if not directory.is_embedded and not directory.same_signing_key(signing_key({}, directory)):
+        fail("このホストの RESDB_SECRET_KEY が、同じデータベースを使う他のホストと異なります。"
+             "すべてのホストで同じ値にするか、すべてのホストで未設定にしてください（未設定ならデータベースの鍵を共有します）", 2)
     if dev:
         from resdb.web import create_app
 

@@ -25,7 +25,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "RESDB_SECRET_KEY",
         None,
-        "session signing key; default: generated once and stored in the instance folder",
+        "session signing key; default: generated once, kept in the database on PostgreSQL (shared by every host) or in the instance folder on SQLite",
     ),
     Setting(
         "RESDB_TILE_URL",

@@ -3,6 +3,7 @@ districts and service areas. Flask routes and the CLI are thin glue over `Direct
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import secrets
@@ -253,6 +254,22 @@ class Directory:
                 meta = session.get(Meta, "secret_key")
         assert meta is not None
         return meta.value
+
+    def same_signing_key(self, key: str) -> bool:
+        """Whether `key` is the one every other host of this database signs with: the first host to ask
+        records the key's fingerprint (never the key); a host configured with another key is told at
+        start-up, before its staff sessions and forms fail on every other request."""
+        fingerprint = hashlib.sha256(key.encode()).hexdigest()[:32]
+        with read_session(self.engine) as session:
+            meta = session.get(Meta, "signing_key_fingerprint")
+        if meta is None:
+            try:
+                with write_session(self.engine) as session:
+                    session.add(Meta(key="signing_key_fingerprint", value=fingerprint))
+            except IntegrityError:
+                return self.same_signing_key(key)
+            return True
+        return meta.value == fingerprint
 
     def published_count(self) -> int:
         with read_session(self.engine) as session:

@@ -34,7 +34,7 @@ def _open_directory(settings: dict[str, Any]) -> Directory:
     return Directory.open(url, instance_path)
 
 
-def _secret_key(settings: dict[str, Any], directory: Directory) -> str:
+def signing_key(settings: dict[str, Any], directory: Directory) -> str:
     """The signing key: configured, else (on a shared database such as PostgreSQL, where several hosts
     must sign alike) one kept in the database, else one kept in the instance folder."""
     if settings.get("SECRET_KEY"):
@@ -94,7 +94,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     directory.serving = True
     app.extensions["resdb"] = directory
     app.extensions["resdb.features"] = FeatureCache(directory)
-    app.config["SECRET_KEY"] = _secret_key(settings, directory)
+    app.config["SECRET_KEY"] = signing_key(settings, directory)
 
     register_filters(app)
     register_error_handlers(app)
@@ -117,4 +117,4 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     return app
 
 
-__all__ = ["create_app", "get_directory"]
+__all__ = ["create_app", "get_directory", "signing_key"]

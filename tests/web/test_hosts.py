@@ -183,3 +183,18 @@ def test_hosts_of_one_database_sign_alike(make_directory, tmp_path: Path, monkey
     assert key_a == key_b and len(key_a) >= 32
     embedded = make_directory("sqlite", name="embedded")
     assert create_app({"DIRECTORY": embedded}).config["SECRET_KEY"] != key_a
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(not PG_AVAILABLE, reason="no PostgreSQL server reachable")
+def test_a_host_with_another_signing_key_is_refused_at_start(make_directory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    directory = make_directory("postgres", name="a")
+    assert directory.same_signing_key("the key of the first host")
+    url = directory.engine.url.render_as_string(hide_password=False)
+    result = subprocess.run(
+        [RESDB, "serve", "--port", str(_free_port())],
+        env={**os.environ, "RESDB_DATABASE_URL": url, "RESDB_INSTANCE": str(tmp_path / "host-b"),
+             "RESDB_SECRET_KEY": "another key"},
+        capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "RESDB_SECRET_KEY" in result.stderr and "another key" not in result.stderr
