@@ -77,7 +77,7 @@ def serve(url: str, instance: Path, workers: int) -> tuple[subprocess.Popen[byte
     process = subprocess.Popen(
         [RESDB, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
         env={**os.environ, "RESDB_DATABASE_URL": url, "RESDB_INSTANCE": str(instance), "RESDB_RATE_LIMIT": "off"},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        stdout=subprocess.DEVNULL, stderr=open(instance.with_suffix(".log"), "ab"), start_new_session=True)  # noqa: SIM115
     base = f"http://127.0.0.1:{port}"
     deadline = time.time() + 900
     while time.time() < deadline:

@@ -42,6 +42,7 @@ LON_OFFSET = 180.0
 COST_CEILING = 2**32 - 2  # the cost column's largest value (+1 is stored; 0 = unknown)
 # Written into each built folder; an index of another format is rebuilt at start-up.
 INDEX_FORMAT = "2"
+MERGE_AT_SEGMENTS = 10
 # Typo matches (fuzzy names) are added when exact hits are this few, whatever page is asked for.
 FUZZY_WHEN_FEWER = 10
 _QUERY_OPERATORS = {"and", "or", "not"}
@@ -217,6 +218,7 @@ class _Segment:
     of its own small segment, never the whole corpus."""
 
     def __init__(self, leaf: Any) -> None:
+        self.reader = leaf  # used for decoding only: its deletion set may be stale, never read it
         self.size = leaf.doc_count_all()
         empty = self.size == 0
         self.ids: list[str] = [] if empty else list(leaf.column_reader("id"))
@@ -234,42 +236,50 @@ class _Segment:
 
 
 class _SegmentCache:
-    """Decoded segments by segment id, shared by the snapshots of one process; segments that left the
-    index (merged away, or a rebuilt index) are dropped when a new snapshot no longer names them."""
+    """Decoded segments (and one open reader each) by segment id, shared by the snapshots of one
+    process; segments that left the index (merged away, or a rebuilt index) are dropped when a new
+    snapshot no longer names them (readers close when the last snapshot using them goes)."""
 
     def __init__(self) -> None:
         self._segments: dict[str, _Segment] = {}
         self._lock = threading.Lock()
 
-    def segments_for(self, leaves: list[tuple[Any, int]]) -> list[_Segment]:
+    def segments_for(self, ix: Any, toc_segments: list[Any], generation: int) -> list[_Segment]:
+        from whoosh.reading import SegmentReader
+
         with self._lock:
-            wanted = [leaf.segment().segment_id() for leaf, _ in leaves]
-            fresh = {key: self._segments.get(key) or _Segment(leaf) for key, (leaf, _) in zip(wanted, leaves, strict=True)}
+            fresh: dict[str, _Segment] = {}
+            for segment in toc_segments:
+                key = segment.segment_id()
+                fresh[key] = self._segments.get(key) or _Segment(
+                    SegmentReader(ix.storage, ix.schema, segment, generation=generation))
             self._segments = fresh
-            return [fresh[key] for key in wanted]
+            return [fresh[segment.segment_id()] for segment in toc_segments]
 
 
 class _Snapshot:
     """One index generation seen whole: live mask, ids, coordinates, cost and names over every document
     number, concatenated from the per-segment cache; posting lists decoded per segment on first use.
-    Built from a fresh reader each generation (whoosh's refresh() would reuse readers whose deletion
-    sets are stale, so edited listings would show twice)."""
+    Deletions are read from this generation's table of contents (a reader reused across generations,
+    as whoosh's refresh() does, keeps stale deletions: edited listings would show twice)."""
 
-    def __init__(self, reader: Any, generation: tuple[str | None, int], cache: _SegmentCache) -> None:
-        self.reader = reader
+    def __init__(self, ix: Any, generation: tuple[str | None, int], cache: _SegmentCache) -> None:
         self.generation = generation
-        leaves = reader.leaf_readers() if reader.doc_count_all() else []
-        self.leaves: list[tuple[Any, int]] = list(leaves)
-        self.segments = cache.segments_for(self.leaves)
-        self.offsets = [offset for _, offset in self.leaves]
-        self.size = sum(seg.size for seg in self.segments)
+        toc_segments = [seg for seg in ix._segments() if seg.doc_count_all()]  # whoosh's table of contents
+        self.segments = cache.segments_for(ix, toc_segments, generation[1])
+        self.offsets: list[int] = []
+        offset = 0
         live_parts = []
-        for (leaf, _), seg in zip(self.leaves, self.segments, strict=True):
+        for segment, seg in zip(toc_segments, self.segments, strict=True):
+            self.offsets.append(offset)
+            offset += seg.size
             part = np.ones(seg.size, dtype=bool)
-            deleted = list(leaf.segment().deleted_docs())
+            deleted = list(segment.deleted_docs())
             if deleted:
                 part[np.asarray(deleted, dtype=np.int64)] = False
             live_parts.append(part)
+        self.leaves: list[tuple[Any, int]] = [(seg.reader, off) for seg, off in zip(self.segments, self.offsets, strict=True)]
+        self.size = offset
         self.live = _concat(live_parts, bool)
         self.live_count = int(self.live.sum())
         self.ids: list[str] = [i for seg in self.segments for i in seg.ids]
@@ -281,16 +291,24 @@ class _Snapshot:
         self.tiebreak = _concat([seg.tiebreak for seg in self.segments], np.int64)
         self._lock = threading.Lock()
 
+    @property
+    def reader(self) -> Any:
+        """A whoosh reader over this generation (for checks against whoosh's own walk)."""
+        from whoosh.reading import MultiReader
+
+        readers = [seg.reader for seg in self.segments]
+        return readers[0] if len(readers) == 1 else MultiReader(readers)
+
     def postings(self, field_name: str, term: str) -> np.ndarray:
         key = (field_name, term)
         parts = []
-        for (leaf, offset), seg in zip(self.leaves, self.segments, strict=True):
+        for seg, offset in zip(self.segments, self.offsets, strict=True):
             with self._lock:
                 local = seg.postings.get(key)
                 if local is not None:
                     seg.postings.move_to_end(key)
             if local is None:
-                local = _decode_postings(leaf, field_name, term)
+                local = _decode_postings(seg.reader, field_name, term)
                 with self._lock:
                     seg.postings[key] = local
                     if len(seg.postings) > POSTINGS_CACHE:
@@ -429,7 +447,7 @@ class SearchIndex:
             generation = (self._ix_target, ix.latest_generation())
             snap = self._snapshot
             if snap is None or snap.generation != generation:
-                snap = self._snapshot = _Snapshot(ix.reader(), generation, self._segments)
+                snap = self._snapshot = _Snapshot(ix, generation, self._segments)
             return snap
 
     def doc_count(self) -> int:
@@ -550,7 +568,9 @@ class SearchIndex:
             except BaseException:
                 writer.cancel()
                 raise
-            writer.commit()
+            # Small segments are merged only once there are several: each edit then writes one tiny
+            # segment instead of rewriting its neighbours (per-segment caches stay valid meanwhile).
+            writer.commit(merge=len(ix._segments()) >= MERGE_AT_SEGMENTS)
             assert target is not None
             _write_text(self.root / target / "problems.json", json.dumps(problems, ensure_ascii=False))
             if cursor is not None:
