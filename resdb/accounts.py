@@ -146,6 +146,12 @@ def account(engine: Engine, user_id: int) -> Account | None:
     return _account(user) if user is not None and user.active else None
 
 
+def account_by_email(engine: Engine, email: str) -> Account | None:
+    with read_session(engine) as session:
+        user = session.exec(select(User).where(User.email == email.strip().lower(), User.active == True)).first()  # noqa: E712
+    return _account(user) if user is not None else None
+
+
 def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
