@@ -57,12 +57,15 @@ def add_user(engine: Engine, email: str, role: str, password: str | None, *,
              municipality_code: str | None = None, operator: str | None = None) -> Account:
     if role not in ROLES:
         raise ValueError(f"不明な役割です: {role}（{', '.join(ROLES)}）")
+    if not email.strip() or len(email.strip()) > 200 or "\x00" in email:
+        raise ValueError("メールアドレスは200文字以内で指定してください")
     if password is not None and len(password) < 10:
         raise ValueError("パスワードは10文字以上にしてください")
+    password_hash = _hasher.hash(password) if password else None  # argon2 outside the write lock
     with write_session(engine) as session:
         if session.exec(select(User).where(User.email == email.strip().lower())).first() is not None:
             raise ValueError(f"{email} は既に登録されています")
-        user = User(email=email.strip().lower(), role=role, password_hash=_hasher.hash(password) if password else None,
+        user = User(email=email.strip().lower(), role=role, password_hash=password_hash,
                     municipality_code=municipality_code, operator=operator)
         session.add(user)
         session.flush()
