@@ -6,11 +6,12 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.engine import Engine
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from resdb.db import read_session, write_session
 from resdb.models import ApiToken, StaffSession, User, utcnow
@@ -56,12 +57,15 @@ def add_user(engine: Engine, email: str, role: str, password: str | None, *,
              municipality_code: str | None = None, operator: str | None = None) -> Account:
     if role not in ROLES:
         raise ValueError(f"不明な役割です: {role}（{', '.join(ROLES)}）")
+    if not email.strip() or len(email.strip()) > 200 or "\x00" in email:
+        raise ValueError("メールアドレスは200文字以内で指定してください")
     if password is not None and len(password) < 10:
         raise ValueError("パスワードは10文字以上にしてください")
+    password_hash = _hasher.hash(password) if password else None  # argon2 outside the write lock
     with write_session(engine) as session:
         if session.exec(select(User).where(User.email == email.strip().lower())).first() is not None:
             raise ValueError(f"{email} は既に登録されています")
-        user = User(email=email.strip().lower(), role=role, password_hash=_hasher.hash(password) if password else None,
+        user = User(email=email.strip().lower(), role=role, password_hash=password_hash,
                     municipality_code=municipality_code, operator=operator)
         session.add(user)
         session.flush()
@@ -75,7 +79,8 @@ SESSION_MAX = timedelta(hours=24)
 
 
 class LockedOut(Exception):
-    """Too many wrong passwords: the account waits until `until`."""
+    """Too many wrong passwords: the account waits until `until` (authenticate answers None instead, so the
+    sign-in page cannot tell a locked account from an unknown one)."""
 
     def __init__(self, until: datetime) -> None:
         super().__init__(f"locked until {until.isoformat()}")
@@ -86,26 +91,65 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+@lru_cache(maxsize=1)
+def _dummy_hash() -> str:
+    return _hasher.hash(secrets.token_urlsafe(16))
+
+
+def _locked_user(session: Session, email: str) -> User | None:
+    """The active user by email, its row locked for this transaction (SQLite: the whole database is)."""
+    return session.exec(
+        select(User).where(User.email == email, User.active == True).with_for_update()  # noqa: E712
+    ).first()
+
+
+def _verify(stored: str, password: str) -> bool:
+    try:
+        return _hasher.verify(stored, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
 def authenticate(engine: Engine, email: str, password: str) -> Account | None:
-    """The account for a correct password; wrong ones count toward a lockout (LockedOut)."""
+    """The account for a correct password, else None: the same answer for an unknown account, a wrong
+    password and a locked account (nothing tells which accounts exist).
+
+    Each attempt is counted under the row lock before the password is checked (so parallel guesses get at
+    most MAX_FAILED_LOGINS evaluations before the lockout); argon2 runs outside any write transaction (so
+    a login flood does not hold SQLite's write lock). Failures are audited without the password."""
+    from resdb.audit import audit, audit_now
+
+    email = (email or "").strip().lower()[:200]
+    now = utcnow()
+    stored: str | None = None
+    user_id: int | None = None
+    state = "unknown account"
     with write_session(engine) as session:
-        user = session.exec(select(User).where(User.email == email.strip().lower(), User.active == True)).first()  # noqa: E712
-        if user is None or not user.password_hash:
-            _hasher.hash(password)  # same work either way: no timing hint that the email exists
-            return None
-        now = utcnow()
-        if user.locked_until is not None and _aware(user.locked_until) > now:
-            raise LockedOut(_aware(user.locked_until))
-        try:
-            _hasher.verify(user.password_hash, password)
-        except (VerificationError, InvalidHashError):
-            user.failed_logins += 1
-            if user.failed_logins >= MAX_FAILED_LOGINS:
-                user.locked_until, user.failed_logins = now + LOCKOUT, 0
+        user = _locked_user(session, email) if email else None
+        if user is not None and user.password_hash:
+            user_id = user.id
+            if user.locked_until is not None and _aware(user.locked_until) > now:
+                state = "locked"
+            else:
+                state = "wrong password"
+                stored = user.password_hash
+                user.failed_logins += 1
+                if user.failed_logins >= MAX_FAILED_LOGINS:
+                    user.locked_until, user.failed_logins = now + LOCKOUT, 0
+                    audit(session, email, "login.locked", "user", str(user_id), f"{int(LOCKOUT.total_seconds() // 60)} min")
+    correct = _verify(stored or _dummy_hash(), password) and stored is not None  # same work either way
+    if not correct:
+        known = user_id is not None
+        audit_now(engine, email if known else "(unknown)", "login.failed", "user", str(user_id) if known else None, state)
+        return None
+    new_hash = _hasher.hash(password) if _hasher.check_needs_rehash(stored or "") else None
+    with write_session(engine) as session:
+        user = _locked_user(session, email)
+        if user is None or user.id != user_id:
             return None
         user.failed_logins, user.locked_until = 0, None
-        if _hasher.check_needs_rehash(user.password_hash):
-            user.password_hash = _hasher.hash(password)
+        if new_hash:
+            user.password_hash = new_hash
         return _account(user)
 
 
@@ -144,6 +188,12 @@ def account(engine: Engine, user_id: int) -> Account | None:
     with read_session(engine) as session:
         user = session.get(User, user_id)
     return _account(user) if user is not None and user.active else None
+
+
+def account_by_email(engine: Engine, email: str) -> Account | None:
+    with read_session(engine) as session:
+        user = session.exec(select(User).where(User.email == email.strip().lower(), User.active == True)).first()  # noqa: E712
+    return _account(user) if user is not None else None
 
 
 def _digest(token: str) -> str:

@@ -32,6 +32,28 @@ def fail(message: str, code: int = 2) -> None:
     sys.exit(code)
 
 
+def refused(error: BaseException) -> None:
+    """A service's refusal with its exit code (the same table the web uses: resdb.services.OUTCOMES)."""
+    from resdb import services
+
+    result = services.outcome(error)
+    if result is None:
+        raise error
+    fail(services.message(error), result.exit_code)
+
+
+def acting_as(directory, email: str | None, actor: str):  # type: ignore[no-untyped-def]
+    """Who the command acts as: a registered account (`--as`, its scope applies) or the shell's user."""
+    from resdb import accounts, services
+
+    if not email:
+        return services.system_actor(f"cli:{actor}")
+    account = accounts.account_by_email(directory.engine, email)
+    if account is None:
+        fail(f"{email} は登録されていないか、無効なアカウントです", 4)
+    return account
+
+
 @contextmanager
 def progress_bar(label: str, total: int | None):
     """A rich progress bar on stderr (silent when stderr is not a terminal and CI is set)."""
@@ -118,10 +140,12 @@ def serve(host: str, port: int, workers: int | None, dev: bool) -> None:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--dry-run", is_flag=True, help="report every problem and change nothing")
 @click.option("--actor", default=lambda: os.environ.get("USER", "cli"), help="who is recorded in the history")
+@click.option("--as", "as_email", help="act as this registered account (an editor's scope then applies)")
 @click.option("--json", "as_json", is_flag=True)
-def import_(file: Path, dry_run: bool, actor: str, as_json: bool) -> None:
-    """Import listings from CSV, JSON, GeoJSON or Excel (.xlsx); all-or-nothing."""
+def import_(file: Path, dry_run: bool, actor: str, as_email: str | None, as_json: bool) -> None:
+    """Import listings from CSV, JSON, GeoJSON or Excel (.xlsx); all-or-nothing, audited."""
     from resdb.exchange import FileProblem, read_file
+    from resdb.services import REFUSALS, Services
 
     try:
         records, file_warnings = read_file(file)
@@ -131,8 +155,13 @@ def import_(file: Path, dry_run: bool, actor: str, as_json: bool) -> None:
             sys.exit(1)
         fail(str(exc), 1)
     directory = open_directory()
-    with progress_bar(f"検査 {file.name}", len(records)) as advance:
-        report = directory.import_records(records, actor=f"cli:{actor}", source_name=file.name, dry_run=dry_run, progress=advance)
+    who = acting_as(directory, as_email, actor)
+    try:
+        with progress_bar(f"検査 {file.name}", len(records)) as advance:
+            report = Services(directory).import_records(who, records, source_name=file.name, dry_run=dry_run,
+                                                        progress=advance)
+    except REFUSALS as error:
+        refused(error)
     report.warnings[:0] = file_warnings
     if as_json:
         emit_json(report.as_dict())
@@ -421,11 +450,15 @@ def user_add(email: str, role: str, municipality: str | None, operator: str | No
         password = click.prompt("パスワード", hide_input=True, confirmation_prompt=True)
     else:
         password = sys.stdin.readline().rstrip("\n")
+    from resdb.audit import audit_now
+
+    engine = open_directory().engine
     try:
-        add_user(open_directory().engine, email, role, password or None,
-                 municipality_code=municipality_code6(municipality) if municipality else None, operator=operator)
+        account = add_user(engine, email, role, password or None,
+                           municipality_code=municipality_code6(municipality) if municipality else None, operator=operator)
     except ValueError as exc:
         fail(str(exc))
+    audit_now(engine, _cli_actor(), "user.create", "user", str(account.id), f"role={role}")
     err.print(f"{email}（{role}）を登録しました")
 
 
@@ -439,11 +472,19 @@ def token() -> None:
 def token_create(email: str) -> None:
     """Print a new API token for EMAIL (shown once; only its hash is stored)."""
     from resdb.accounts import create_token
+    from resdb.audit import audit_now
 
+    engine = open_directory().engine
     try:
-        click.echo(create_token(open_directory().engine, email))
+        token = create_token(engine, email)
     except ValueError as exc:
         fail(str(exc))
+    audit_now(engine, _cli_actor(), "token.create", "user", email.strip().lower())
+    click.echo(token)
+
+
+def _cli_actor() -> str:
+    return f"cli:{os.environ.get('USER', 'cli')}"
 
 
 if __name__ == "__main__":

@@ -24,7 +24,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, delete, select
 
-from resdb import config, geo
+from resdb import config, fields, geo
+from resdb.audit import audit
 from resdb.db import ensure_schema, is_sqlite, make_engine, read_session, write_session
 from resdb.models import (
     ChangeLog,
@@ -41,18 +42,14 @@ from resdb.textnorm import normalize
 from resdb.travel import haversine_km
 from resdb.validation import Problem, ValidationFailed, validate_listing
 
-# The contract's listing keys, in export order, followed by this product's extensions.
-CONTRACT_FIELDS = (
-    "id", "name", "name_kana", "kind", "description", "municipality_code", "address", "lat", "lon",
-    "operator", "phone", "url", "targets", "activities", "schedule", "cost_yen", "capacity",
-    "accepts_referrals", "group_size", "barrier_free", "pickup", "eligibility", "service_area",
-    "verified_at", "source",
-)
-EXTENSION_FIELDS = (
-    "district", "venue", "location_precision", "email", "reservation_required", "holidays_closed",
-    "source_detail", "is_sample", "notes", "status", "version", "updated_at",
-)
-PUBLIC_FIELDS = CONTRACT_FIELDS + EXTENSION_FIELDS
+# The contract's listing keys, in export order, followed by this product's extensions (resdb.fields).
+CONTRACT_FIELDS = fields.CONTRACT_FIELDS
+EXTENSION_FIELDS = fields.EXTENSION_FIELDS
+PUBLIC_FIELDS = fields.PUBLIC_FIELDS
+# Called inside a write's transaction with (session, before, after): may refuse (raise) or add rows.
+WriteHook = Callable[[Session, "dict[str, Any] | None", "dict[str, Any]"], None]
+ACTION_AUDIT = {"create": "listing.create", "update": "listing.update", "verify": "listing.verify",
+                "delete": "listing.delete", "restore": "listing.restore", "correction": "listing.correction"}
 BULK_REINDEX_THRESHOLD = 5000  # a larger backlog of changes is rebuilt (beside the live index), not applied
 APPLY_BATCH = 500
 log = logging.getLogger(__name__)
@@ -661,8 +658,10 @@ class Directory:
 
     def _history(self, session: Session, listing_id: str, version: int, action: str, actor: str,
                  before: dict[str, Any] | None, after: dict[str, Any] | None, note: str | None = None) -> None:
-        session.add(ListingHistory(listing_id=listing_id, version=version, action=action, actor=actor,
-                                   before=before, after=after, note=note))
+        """The listing's history row and the audit entry of the same change (same transaction)."""
+        session.add(ListingHistory(listing_id=listing_id, version=version, action=action, actor=actor[:200],
+                                   before=before, after=after, note=note and note[:500]))
+        audit(session, actor, ACTION_AUDIT.get(action, f"listing.{action}"), "listing", listing_id, f"version {version}")
 
     def _prepare(self, raw: dict[str, Any], *, partial: bool = False, row: int | None = None) -> dict[str, Any]:
         clean, problems = validate_listing(raw, row, partial=partial)
@@ -672,7 +671,7 @@ class Directory:
             raise ValidationFailed(problems)
         return clean
 
-    def create(self, raw: dict[str, Any], actor: str) -> dict[str, Any]:
+    def create(self, raw: dict[str, Any], actor: str, *, hook: WriteHook | None = None) -> dict[str, Any]:
         clean = self._prepare(raw)
         clean.pop("version", None)
         listing_id = clean.pop("id", None) or self.new_id(clean)
@@ -685,6 +684,8 @@ class Directory:
             session.flush()
             self._store_area(session, listing)
             after = listing_to_dict(listing)
+            if hook is not None:
+                hook(session, None, after)
             self._history(session, listing_id, listing.version, "create", actor, None, after)
         return after
 
@@ -699,16 +700,19 @@ class Directory:
         return listing, before
 
     def _record_change(self, session: Session, listing: Listing, before: dict[str, Any], action: str, actor: str,
-                       note: str | None = None) -> dict[str, Any]:
-        """Bump the version and keep the change in the listing's history; returns the new public form."""
+                       note: str | None = None, hook: WriteHook | None = None) -> dict[str, Any]:
+        """Bump the version and keep the change in the listing's history (and the audit log); returns the new
+        public form. `hook` sees before and after first and may refuse the change."""
         listing.version += 1
         listing.updated_at = utcnow()
         after = listing_to_dict(listing)
+        if hook is not None:
+            hook(session, before, after)
         self._history(session, listing.id, listing.version, action, actor, before, after, note)
         return after
 
     def update(self, listing_id: str, raw: dict[str, Any], actor: str, *, expected_version: int | None,
-               action: str = "update", note: str | None = None) -> dict[str, Any]:
+               action: str = "update", note: str | None = None, hook: WriteHook | None = None) -> dict[str, Any]:
         """Partial update; refused with StaleEdit when the listing moved past `expected_version`."""
         patch = self._prepare(raw, partial=True)
         patch.pop("id", None)
@@ -730,6 +734,8 @@ class Directory:
                     patch[key] = placed[key]
             changed = {k: v for k, v in patch.items() if getattr(listing, k) != v}
             if not changed:
+                if hook is not None:
+                    hook(session, before, before)
                 return before
             for key, value in changed.items():
                 setattr(listing, key, value)
@@ -737,21 +743,24 @@ class Directory:
                 listing.organization_id = self._organization_id(session, listing.operator)
             if "service_area" in changed or "municipality_code" in changed:
                 self._store_area(session, listing)
-            return self._record_change(session, listing, before, action, actor, note)
+            return self._record_change(session, listing, before, action, actor, note, hook)
 
-    def verify(self, listing_id: str, actor: str, *, on: date | None = None, expected_version: int | None = None) -> dict[str, Any]:
+    def verify(self, listing_id: str, actor: str, *, on: date | None = None, expected_version: int | None = None,
+               hook: WriteHook | None = None) -> dict[str, Any]:
         """「確認しました」: the facts were checked today."""
         return self.update(listing_id, {"verified_at": (on or date.today()).isoformat()}, actor,
-                           expected_version=expected_version, action="verify")
+                           expected_version=expected_version, action="verify", hook=hook)
 
-    def delete(self, listing_id: str, actor: str, *, expected_version: int | None) -> dict[str, Any]:
+    def delete(self, listing_id: str, actor: str, *, expected_version: int | None,
+               hook: WriteHook | None = None) -> dict[str, Any]:
         """Soft delete: hidden everywhere, kept with its history, restorable."""
         with self._writing() as session:
             listing, before = self._editable(session, listing_id, expected_version)
             listing.status = "deleted"
-            return self._record_change(session, listing, before, "delete", actor)
+            return self._record_change(session, listing, before, "delete", actor, None, hook)
 
-    def restore(self, listing_id: str, actor: str, *, to_version: int | None = None) -> dict[str, Any]:
+    def restore(self, listing_id: str, actor: str, *, to_version: int | None = None,
+                hook: WriteHook | None = None) -> dict[str, Any]:
         """Undo a delete, or bring back the content a listing had at `to_version`."""
         with self._writing() as session:
             listing = self._lock_listing(session, listing_id)
@@ -777,12 +786,16 @@ class Directory:
             listing.status = snapshot.get("status", "published")
             self._store_area(session, listing)
             return self._record_change(session, listing, before, "restore", actor,
-                                       f"version {to_version}" if to_version else None)
+                                       f"version {to_version}" if to_version else None, hook)
 
     # -- import ------------------------------------------------------------------------------
     def import_records(self, records: Sequence[tuple[int, dict[str, Any]]], *, actor: str, source_name: str,
-                       dry_run: bool = False, progress: Callable[[int], None] | None = None) -> ImportReport:
-        """All-or-nothing import of (row number, raw record) pairs; dry_run reports and writes nothing."""
+                       dry_run: bool = False, progress: Callable[[int], None] | None = None,
+                       hook: WriteHook | None = None,
+                       check: Callable[[int, dict[str, Any]], list[Problem]] | None = None) -> ImportReport:
+        """All-or-nothing import of (row number, raw record) pairs; dry_run reports and writes nothing.
+        `check` names more problems of a valid, placed row (the dry run reports them as the real import
+        would refuse them); `hook` sees each row's before/after inside the write's transaction."""
         report = ImportReport(total=len(records), dry_run=dry_run)
         cleaned: list[tuple[int, dict[str, Any]]] = []
         seen_ids: dict[str, int] = {}
@@ -801,9 +814,11 @@ class Directory:
                 _geometry, _resolved, unresolved = self._resolve_area(clean["service_area"], clean.get("municipality_code"))
                 for name in unresolved:
                     report.warnings.append(Problem("service_area", f"地区「{name}」が見つかりません", row_no, name))
-            report.problems.extend(problems)
             if not clean.get("source"):
-                clean["source"] = source_name
+                clean["source"] = source_name[: fields.max_length("source") or 300]
+            if not problems and check is not None:
+                problems = check(row_no, clean)
+            report.problems.extend(problems)
             cleaned.append((row_no, clean))
             if progress:
                 progress(1)
@@ -811,7 +826,7 @@ class Directory:
         if report.problems or dry_run:
             self._count_changes(cleaned, report)
             return report
-        self._write_import(cleaned, actor, report)
+        self._write_import(cleaned, actor, report, hook, source_name)
         report.written = True
         return report
 
@@ -834,7 +849,8 @@ class Directory:
                     found[row.id] = row
         return [listing_to_dict(found[i]) for i in dict.fromkeys(ids) if i in found]
 
-    def _write_import(self, cleaned: list[tuple[int, dict[str, Any]]], actor: str, report: ImportReport) -> None:
+    def _write_import(self, cleaned: list[tuple[int, dict[str, Any]]], actor: str, report: ImportReport,
+                      hook: WriteHook | None = None, source_name: str = "") -> None:
         """One transaction: new listings by bulk insert, changed ones through the ORM, history for each."""
         organizations: dict[str, int] = {}
         now = utcnow()
@@ -855,6 +871,8 @@ class Directory:
                     row = {**_listing_defaults(), **clean, "id": listing_id, "created_at": now, "updated_at": now,
                            "organization_id": self._organization_id(session, clean.get("operator"), organizations)}
                     new_rows.append(row)
+                    if hook is not None:
+                        hook(session, None, _public(row))
                     history_rows.append(self._history_row(listing_id, 1, "import", actor, None, _public(row), clean.get("source")))
                     report.created += 1
                     continue
@@ -870,8 +888,11 @@ class Directory:
                 listing.organization_id = self._organization_id(session, listing.operator, organizations)
                 listing.version += 1
                 listing.updated_at = now
+                after = listing_to_dict(listing)
+                if hook is not None:
+                    hook(session, before, after)
                 history_rows.append(self._history_row(listing_id, listing.version, "import", actor, before,
-                                                      listing_to_dict(listing), clean.get("source")))
+                                                      after, clean.get("source")))
                 areas.append(listing)
                 report.updated += 1
             for start in range(0, len(new_rows), 1000):
@@ -885,12 +906,14 @@ class Directory:
                     areas.append(session.get(Listing, row["id"]))  # type: ignore[arg-type]
             for listing in areas:
                 self._store_area(session, listing)
+            audit(session, actor, "import", "import", None,
+                  f"{source_name}: created {report.created}, updated {report.updated}, unchanged {report.unchanged}")
 
     @staticmethod
     def _history_row(listing_id: str, version: int, action: str, actor: str, before: dict[str, Any] | None,
                      after: dict[str, Any] | None, note: str | None) -> dict[str, Any]:
-        return {"listing_id": listing_id, "version": version, "action": action, "actor": actor, "at": utcnow(),
-                "before": before, "after": after, "note": note}
+        return {"listing_id": listing_id, "version": version, "action": action, "actor": actor[:200], "at": utcnow(),
+                "before": before, "after": after, "note": note and note[:500]}
 
     def likely_duplicates(self, cleaned: list[tuple[int, dict[str, Any]]]) -> list[dict[str, Any]]:
         """Same place under a slightly different name near the same point (within the file and the store)."""

@@ -10,24 +10,13 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from resdb.fields import ELIGIBILITY_HEADERS, csv_headers, spec
 from resdb.validation import Problem
 from resdb.vocab import KINDS, WEEKDAYS
 
-# Japanese headers → listing keys (standard dataset names first, then friendly extras).
-JAPANESE_HEADERS: dict[str, str] = {
-    "ID": "id", "id": "id", "名称": "name", "名称_カナ": "name_kana", "名称カナ": "name_kana", "ふりがな": "name_kana",
-    "種別": "kind", "説明": "description", "概要": "description", "地方公共団体コード": "municipality_code",
-    "住所": "address", "所在地": "address", "緯度": "lat", "経度": "lon", "電話番号": "phone", "運営主体": "operator",
-    "URL": "url", "対象": "targets", "活動": "activities", "活動内容": "activities", "費用": "cost_yen",
-    "定員": "capacity", "日程": "schedule", "開催日時": "schedule", "スケジュール": "schedule", "地区": "district",
-    "町字": "district", "会場": "venue", "メールアドレス": "email", "紹介受入": "accepts_referrals",
-    "集団の規模": "group_size", "規模": "group_size", "バリアフリー": "barrier_free", "送迎": "pickup",
-    "要予約": "reservation_required", "予約": "reservation_required", "祝日休み": "holidays_closed",
-    "最終確認日": "verified_at", "確認日": "verified_at", "出典": "source", "出典詳細": "source_detail",
-    "サンプル": "is_sample", "備考": "notes", "担当地区": "service_area", "対象年齢下限": "min_age",
-    "対象年齢上限": "max_age", "市内在住者のみ": "residents_only", "状態": "status",
-}
-ELIGIBILITY_KEYS = ("min_age", "max_age", "residents_only")
+# Japanese headers → listing keys: every alias the field declaration names (the first one is exported).
+JAPANESE_HEADERS: dict[str, str] = csv_headers()
+ELIGIBILITY_KEYS = tuple(ELIGIBILITY_HEADERS)
 JSON_CELL_KEYS = ("schedule", "eligibility", "service_area")
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 CSV_FIELDS = (
@@ -37,6 +26,7 @@ CSV_FIELDS = (
     "reservation_required", "holidays_closed", "eligibility", "service_area", "verified_at", "source",
     "source_detail", "is_sample", "notes",
 )
+assert all(spec(name).writable for name in CSV_FIELDS)  # every column is a declared, writable field
 
 
 class FileProblem(ValueError):

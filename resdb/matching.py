@@ -3,6 +3,7 @@ answer service-area questions. Persons pass through memory only (要配慮個人
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Mapping, Sequence
 from datetime import date
@@ -38,6 +39,22 @@ class Matching:
         if not isinstance(home, Mapping):
             raise PersonError(f"{field}: 自宅の位置（lat/lon、address、district のいずれか）を指定してください")
         home = dict(home)
+        for key, (low, high) in (("lat", (-90.0, 90.0)), ("lon", (-180.0, 180.0))):
+            if home.get(key) is None:
+                continue
+            value = home[key]
+            if isinstance(value, bool) or not isinstance(value, int | float | str):
+                raise PersonError(f"{field}.{key}: 数値で指定してください")
+            try:
+                number = float(value)
+            except (ValueError, OverflowError):
+                raise PersonError(f"{field}.{key}: 数値で指定してください") from None
+            if not low <= number <= high:  # NaN fails too
+                raise PersonError(f"{field}.{key}: {low}〜{high} の数値で指定してください")
+            home[key] = number
+        for key in ("address", "district", "municipality_code"):
+            if home.get(key) is not None and (not isinstance(home[key], str) or len(home[key]) > 300):
+                raise PersonError(f"{field}.{key}: 300文字以内の文字列で指定してください")
         if home.get("lat") is None or home.get("lon") is None:
             gazetteer = self.directory.gazetteer()
             code = home.get("municipality_code")
@@ -49,7 +66,7 @@ class Matching:
             elif home.get("district"):
                 geometry, unresolved = gazetteer.resolve([str(home["district"])], code)
                 if geometry is None or unresolved:
-                    raise PersonError(f"{field}.district: 地区「{home['district']}」が見つかりません")
+                    raise PersonError(f"{field}.district: 地区が見つかりません")
                 point = geometry.representative_point()
                 home.update(lat=point.y, lon=point.x)
         resolved["home"] = home
@@ -73,19 +90,19 @@ class Matching:
         try:
             return matcher.match(resolved, self.pool(), today=today or date.today(),
                                  covers_home=self._covers(resolved), limit=limit)
-        except ValueError as exc:
-            raise PersonError(str(exc)) from None
+        except (ValueError, TypeError) as exc:
+            raise PersonError(_safe(exc)) from None
 
     def match_batch(self, persons: Sequence[Mapping[str, Any]], *, today: date | None = None) -> dict[str, Any]:
         resolved = [self.resolve_home(p, f"persons[{i}].home") for i, p in enumerate(persons)]
-        covers = [self._covers(p) for p in resolved]
         try:
+            covers = [self._covers(p) for p in resolved]
             return matcher.match_batch(
                 resolved, self.pool(), today=today or date.today(),
                 covers_home_for=lambda i, listing: covers[i](listing) if covers[i] else None,
             )
-        except ValueError as exc:
-            raise PersonError(str(exc)) from None
+        except (ValueError, TypeError) as exc:
+            raise PersonError(_safe(exc)) from None
 
     def gaps(self, needs: Sequence[Mapping[str, Any]], *, today: date | None = None) -> dict[str, Any]:
         resolved = []
@@ -94,9 +111,22 @@ class Matching:
             if need.get("home") is None and any(need.get(k) is not None for k in ("lat", "address", "district")):
                 need["home"] = {k: need[k] for k in ("lat", "lon", "address", "district", "municipality_code") if need.get(k) is not None}
             resolved.append(self.resolve_home(need, f"needs[{i}].home"))
-        covers = [self._covers(n) for n in resolved]
         try:
+            covers = [self._covers(n) for n in resolved]
             return matcher.gap_report(resolved, self.pool(), today=today or date.today(),
                                       covers_home_for=lambda i, listing: covers[i](listing) if covers[i] else None)
-        except ValueError as exc:
-            raise PersonError(str(exc)) from None
+        except (ValueError, TypeError) as exc:
+            raise PersonError(_safe(exc)) from None
+
+
+def _safe(error: Exception) -> str:
+    """The matcher's own Japanese message (it names the field), or a generic one: never Python's
+    built-in messages, which quote the value that was typed."""
+    text = _QUOTED_VALUE.sub("", str(error))
+    if isinstance(error, TypeError) or not any("\u3040" <= ch <= "\u9fff" for ch in text):
+        return "人の情報に正しくない値があります（数値・文字列・一覧の形を確かめてください）"
+    return text
+
+
+# 「（'typed value'）」 or 「（36.7, 137.1）」 in a matcher message: the value itself, dropped.
+_QUOTED_VALUE = re.compile(r"（[^（）]*['\"\d][^（）]*）")

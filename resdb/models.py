@@ -8,28 +8,30 @@ from typing import Any
 from sqlalchemy import JSON, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from resdb.fields import max_length as L
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
 
 
-# Fields of the contract's flat listing shape, shared by the table and the API models.
+# Fields of the contract's flat listing shape; lengths come from the one declaration (resdb.fields).
 class ListingBase(SQLModel):
-    name: str = Field(max_length=200)
-    name_kana: str | None = Field(default=None, max_length=200)
-    kind: str = Field(max_length=20, index=True)
+    name: str = Field(max_length=L("name"))
+    name_kana: str | None = Field(default=None, max_length=L("name_kana"))
+    kind: str = Field(max_length=L("kind"), index=True)
     description: str | None = Field(default=None, sa_type=Text)
-    municipality_code: str | None = Field(default=None, max_length=6, index=True)
-    address: str | None = Field(default=None, max_length=300)
+    municipality_code: str | None = Field(default=None, max_length=L("municipality_code"), index=True)
+    address: str | None = Field(default=None, max_length=L("address"))
     lat: float | None = None
     lon: float | None = None
-    district: str | None = Field(default=None, max_length=100)
-    location_precision: str | None = Field(default=None, max_length=20)
-    venue: str | None = Field(default=None, max_length=200)
-    operator: str | None = Field(default=None, max_length=200)
-    phone: str | None = Field(default=None, max_length=50)
-    email: str | None = Field(default=None, max_length=200)
-    url: str | None = Field(default=None, max_length=500)
+    district: str | None = Field(default=None, max_length=L("district"))
+    location_precision: str | None = Field(default=None, max_length=L("location_precision"))
+    venue: str | None = Field(default=None, max_length=L("venue"))
+    operator: str | None = Field(default=None, max_length=L("operator"))
+    phone: str | None = Field(default=None, max_length=L("phone"))
+    email: str | None = Field(default=None, max_length=L("email"))
+    url: str | None = Field(default=None, max_length=L("url"))
     targets: list[str] = Field(default_factory=list, sa_type=JSON)
     activities: list[str] = Field(default_factory=list, sa_type=JSON)
     schedule: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSON)
@@ -38,14 +40,14 @@ class ListingBase(SQLModel):
     cost_yen: int | None = None
     capacity: int | None = None
     accepts_referrals: bool = True
-    group_size: str | None = Field(default=None, max_length=10)
+    group_size: str | None = Field(default=None, max_length=L("group_size"))
     barrier_free: bool | None = None
     pickup: bool | None = None
     eligibility: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
     service_area: dict[str, Any] | None = Field(default=None, sa_type=JSON)
     verified_at: date | None = None
-    source: str | None = Field(default=None, max_length=300)
-    source_detail: str | None = Field(default=None, max_length=500)
+    source: str | None = Field(default=None, max_length=L("source"))
+    source_detail: str | None = Field(default=None, max_length=L("source_detail"))
     is_sample: bool = False
     notes: str | None = Field(default=None, sa_type=Text)
 
@@ -61,9 +63,9 @@ class Organization(SQLModel, table=True):
 class Listing(ListingBase, table=True):
     __table_args__ = (Index("ix_listing_status_kind", "status", "kind"),)
 
-    id: str = Field(primary_key=True, max_length=100)
+    id: str = Field(primary_key=True, max_length=L("id"))
     organization_id: int | None = Field(default=None, foreign_key="organization.id")
-    status: str = Field(default="published", max_length=12, index=True)
+    status: str = Field(default="published", max_length=L("status"), index=True)
     version: int = Field(default=1)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)

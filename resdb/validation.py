@@ -10,29 +10,33 @@ from datetime import date, datetime
 from typing import Any
 
 from resdb import schedule as schedule_mod
+from resdb.fields import (
+    AGE_RANGE,
+    LISTING_FIELDS,
+    MAX_LIST_ITEM,
+    MAX_LIST_ITEMS,
+    first_bad_text,
+    names_of,
+    spec,
+)
 from resdb.vocab import GROUP_SIZES, kind_id, target_id
 
-JAPAN_LAT = (20.0, 46.0)
-JAPAN_LON = (122.0, 154.0)
+JAPAN_LAT = (spec("lat").minimum, spec("lat").maximum)
+JAPAN_LON = (spec("lon").minimum, spec("lon").maximum)
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
 _TRUE = {"true", "1", "yes", "y", "t", "○", "〇", "有", "あり", "はい", "可"}
 _FALSE = {"false", "0", "no", "n", "f", "×", "無", "なし", "いいえ", "不可", "-"}
 LIST_SPLIT = re.compile(r"[;；、,，/／|｜\n]+")
 
-# Fields the listing carries (contract + extensions), with what they hold.
-TEXT_FIELDS = (
-    "name", "name_kana", "description", "address", "district", "venue", "operator", "phone", "email",
-    "url", "source", "source_detail", "notes", "location_precision",
-)
-LIST_FIELDS = ("targets", "activities")
-INT_FIELDS = ("cost_yen", "capacity")
-BOOL_FIELDS = ("accepts_referrals", "barrier_free", "pickup", "is_sample", "reservation_required", "holidays_closed")
-FLOAT_FIELDS = ("lat", "lon")
-KNOWN_FIELDS = set(TEXT_FIELDS) | set(LIST_FIELDS) | set(INT_FIELDS) | set(BOOL_FIELDS) | set(FLOAT_FIELDS) | {
-    "id", "kind", "municipality_code", "schedule", "group_size", "eligibility", "service_area",
-    "verified_at", "status", "version",
-}
-MAX_LENGTH = {"name": 200, "name_kana": 200, "address": 300, "operator": 200, "url": 500, "phone": 50}
+# Fields the listing carries, by type, from the one declaration (resdb.fields).
+_SPECIAL = {"id", "kind", "municipality_code", "group_size", "status", "url"}
+TEXT_FIELDS = tuple(n for n in (*names_of("str"), *names_of("text")) if n not in _SPECIAL - {"url"})
+LIST_FIELDS = names_of("list")
+INT_FIELDS = tuple(n for n in names_of("int") if n != "version")
+BOOL_FIELDS = names_of("bool")
+FLOAT_FIELDS = names_of("float")
+KNOWN_FIELDS = {s.name for s in LISTING_FIELDS if s.writable} | {"version"}
+MAX_LENGTH = {s.name: s.max_length for s in LISTING_FIELDS if s.max_length}
 
 
 @dataclass(frozen=True)
@@ -91,9 +95,25 @@ def parse_int(value: Any) -> int:
         raise ValueError("整数で指定してください") from None
 
 
+def parse_float(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError("数値で指定してください")
+    try:
+        number = float(value) if isinstance(value, int | float) else float(str(value).strip())
+    except (ValueError, OverflowError):
+        raise ValueError("数値で指定してください") from None
+    if number != number or number in (float("inf"), float("-inf")):
+        raise ValueError("数値で指定してください")
+    return number
+
+
 def parse_list(value: Any) -> list[str]:
     if isinstance(value, list | tuple):
+        if any(isinstance(v, list | tuple | dict) for v in value):
+            raise ValueError("文字列の一覧で指定してください")
         return [str(v).strip() for v in value if not _blank(v)]
+    if isinstance(value, dict):
+        raise ValueError("文字列の一覧で指定してください")
     return [part.strip() for part in LIST_SPLIT.split(str(value)) if part.strip()]
 
 
@@ -132,25 +152,42 @@ def validate_listing(raw: dict[str, Any], row: int | None = None, *, partial: bo
     for key, value in raw.items():
         if key not in KNOWN_FIELDS:
             continue
+        field_spec = spec(key)
+        bad_text = first_bad_text(value)
+        if bad_text is not None:
+            bad(key, bad_text[1])
+            continue
+        if value is None and not field_spec.nullable and field_spec.type == "bool":
+            bad(key, "空にはできません（はい/いいえ（true/false）で指定してください）")
+            continue
         try:
             if key in TEXT_FIELDS:
+                if isinstance(value, list | dict | bool):
+                    raise ValueError("文字列で指定してください")
                 text = None if _blank(value) else str(value).strip()
                 if key == "url" and text and not re.match(r"^https?://", text, re.IGNORECASE):
                     raise ValueError("http:// または https:// で始まる URL にしてください")
-                if text is not None and len(text) > MAX_LENGTH.get(key, 5000):
-                    raise ValueError(f"{MAX_LENGTH.get(key, 5000)}文字以内にしてください")
+                if text is not None and len(text) > (field_spec.max_length or 0):
+                    raise ValueError(field_spec.bound_message())
                 clean[key] = text
             elif key in LIST_FIELDS:
-                clean[key] = [] if _blank(value) else parse_list(value)
+                items = [] if _blank(value) else parse_list(value)
+                if len(items) > MAX_LIST_ITEMS:
+                    raise ValueError(f"{MAX_LIST_ITEMS}個以内にしてください")
+                if any(len(item) > MAX_LIST_ITEM for item in items):
+                    raise ValueError(f"ひとつ{MAX_LIST_ITEM}文字以内にしてください")
+                clean[key] = items
             elif key in INT_FIELDS:
                 number = None if _blank(value) else parse_int(value)
-                if number is not None and number < 0:
-                    raise ValueError("0以上の整数で指定してください")
+                if number is not None and not (field_spec.minimum or 0) <= number <= (field_spec.maximum or 0):
+                    raise ValueError(field_spec.bound_message())
                 clean[key] = number
             elif key in BOOL_FIELDS:
                 clean[key] = None if _blank(value) else parse_bool(value)
+                if clean[key] is None and not field_spec.nullable:
+                    del clean[key]  # a blank cell keeps the default (true / false as declared)
             elif key in FLOAT_FIELDS:
-                clean[key] = None if _blank(value) else float(str(value).strip())
+                clean[key] = None if _blank(value) else parse_float(value)
             elif key == "id":
                 if not _blank(value):
                     text = str(value).strip()
@@ -168,6 +205,8 @@ def validate_listing(raw: dict[str, Any], row: int | None = None, *, partial: bo
                 clean[key] = None if _blank(value) else municipality_code6(str(value))
             elif key == "schedule":
                 clean[key] = [] if _blank(value) else parse_schedule(value)
+                if len(clean[key]) > MAX_LIST_ITEMS:
+                    raise ValueError(f"日程は{MAX_LIST_ITEMS}件以内にしてください")
             elif key == "group_size":
                 if _blank(value):
                     clean[key] = None
@@ -192,7 +231,9 @@ def validate_listing(raw: dict[str, Any], row: int | None = None, *, partial: bo
                 clean[key] = status
             elif key == "version":
                 clean[key] = None if _blank(value) else parse_int(value)
-        except (ValueError, TypeError) as exc:
+                if clean[key] is not None and not 0 <= clean[key] <= (field_spec.maximum or 0):
+                    raise ValueError(field_spec.bound_message())
+        except (ValueError, TypeError, OverflowError, RecursionError) as exc:
             bad(key, str(exc) or "値が不正です", value)
 
     if "targets" in clean:
@@ -232,8 +273,8 @@ def _eligibility(value: Any) -> dict[str, Any]:
     for key in ("min_age", "max_age"):
         if not _blank(value.get(key)):
             age = parse_int(value[key])
-            if not 0 <= age <= 120:
-                raise ValueError(f"{key} は0〜120で指定してください")
+            if not AGE_RANGE[0] <= age <= AGE_RANGE[1]:
+                raise ValueError(f"{key} は{AGE_RANGE[0]}〜{AGE_RANGE[1]}で指定してください")
             result[key] = age
     if result.get("min_age") is not None and result.get("max_age") is not None and result["min_age"] > result["max_age"]:
         raise ValueError("min_age が max_age より大きくなっています")
@@ -252,10 +293,19 @@ def _service_area(value: Any) -> dict[str, Any] | None:
     area: dict[str, Any] = {}
     if value.get("districts"):
         area["districts"] = parse_list(value["districts"])
+        if len(area["districts"]) > 500 or any(len(d) > 100 for d in area["districts"]):
+            raise ValueError("担当地区は500地区まで、地区名は100文字以内にしてください")
     if value.get("geometry"):
         geometry = value["geometry"]
         if not isinstance(geometry, dict) or geometry.get("type") not in {"Polygon", "MultiPolygon"}:
             raise ValueError("geometry は GeoJSON の Polygon / MultiPolygon で指定してください")
+        try:
+            from shapely.geometry import shape
+
+            if shape(geometry).is_empty:
+                raise ValueError
+        except Exception:  # shapely raises many kinds for malformed coordinates
+            raise ValueError("geometry の座標が GeoJSON の Polygon / MultiPolygon として正しくありません") from None
         area["geometry"] = geometry
     return area or None
 

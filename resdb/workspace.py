@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
@@ -14,9 +15,12 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, func, select
 
 from resdb.accounts import Account
+from resdb.audit import audit, audit_entries, audit_now  # noqa: F401  (re-exported for callers)
 from resdb.db import read_session, write_session
 from resdb.directory import Directory, NotFound
-from resdb.models import AuditEntry, Case, ChangeRequest, Listing, Placement, PlacementEvent, utcnow
+from resdb.fields import bad_text, first_bad_text
+from resdb.models import Case, ChangeRequest, Listing, Placement, PlacementEvent, utcnow
+from resdb.policy import Forbidden, authorize  # noqa: F401  (Forbidden re-exported)
 from resdb.validation import Problem, ValidationFailed, validate_listing
 
 LEGAL_BASES: dict[str, str] = {"consent": "本人同意", "support_meeting": "支援会議（社会福祉法106条の6）"}
@@ -28,38 +32,14 @@ JOINED_STAGES = {"participating", "settled"}
 EVENT_KINDS: dict[str, str] = {"stage": "段階の変更", "follow_up": "フォローアップ（定着支援）", "host_support": "受け入れ先支援"}
 CORRECTION_LIMIT_PER_HOUR = 5
 MESSAGE_MAX = 2000
+PSEUDONYM_MAX = 100
+NOTES_MAX = 5000
+CONTACT_MAX = 200
 VERIFY_QUEUE_DAYS = 183
-
-
-class Forbidden(PermissionError):
-    pass
 
 
 class RateLimited(Exception):
     pass
-
-
-def audit(session: Session, actor: str, action: str, target_type: str, target_id: str | None = None,
-          detail: str | None = None) -> None:
-    """Append one audit entry in the caller's transaction (never sensitive values: ids and actions only)."""
-    session.add(AuditEntry(actor=actor, action=action, target_type=target_type, target_id=target_id,
-                           detail=(detail or None) and detail[:300]))
-
-
-def audit_now(engine: Engine, actor: str, action: str, target_type: str, target_id: str | None = None,
-              detail: str | None = None) -> None:
-    with write_session(engine) as session:
-        audit(session, actor, action, target_type, target_id, detail)
-
-
-def audit_entries(engine: Engine, *, limit: int = 200, target_type: str | None = None, target_id: str | None = None) -> list[dict[str, Any]]:
-    with read_session(engine) as session:
-        statement = select(AuditEntry).order_by(col(AuditEntry.id).desc()).limit(limit)
-        if target_type:
-            statement = statement.where(AuditEntry.target_type == target_type)
-        if target_id:
-            statement = statement.where(AuditEntry.target_id == target_id)
-        return [e.model_dump() for e in session.exec(statement).all()]
 
 
 def client_key(remote_addr: str | None, secret: str) -> str:
@@ -86,6 +66,10 @@ class Workspace:
             problems.append(Problem("message", "内容を書いてください"))
         elif len(message) > MESSAGE_MAX:
             problems.append(Problem("message", f"{MESSAGE_MAX}文字以内にしてください"))
+        elif why := bad_text(message):
+            problems.append(Problem("message", why))
+        if contact and (why := bad_text(contact)):
+            problems.append(Problem("contact", why))
         clean: dict[str, Any] = {}
         if proposed:
             clean, field_problems = validate_listing({k: v for k, v in proposed.items() if v not in (None, "")}, partial=True)
@@ -127,27 +111,37 @@ class Workspace:
 
     def review_correction(self, request_id: int, account: Account, *, accept: bool,
                           fields: dict[str, Any] | None = None, note: str | None = None) -> dict[str, Any]:
-        """Accept (the change goes through the listing's history) or reject a resident's report."""
+        """Accept (the change goes through the listing's history) or reject a resident's report: the listing's
+        change, the request's new status and the audit entry are one transaction."""
         with read_session(self.engine) as session:
             request = session.get(ChangeRequest, request_id)
         if request is None or request.status != "open":
             raise NotFound(f"change request {request_id}")
-        listing = self.directory.get(request.listing_id, include_unpublished=True)
-        if not account.may_edit(listing):
-            raise Forbidden("この掲載を編集する権限がありません")
-        if accept:
-            changes = fields if fields is not None else request.proposed
-            if changes:
-                self.directory.update(request.listing_id, changes, actor=account.email, expected_version=None,
-                                      action="correction", note=f"訂正依頼 #{request_id}")
-        with write_session(self.engine) as session:
-            row = session.get(ChangeRequest, request_id)
-            assert row is not None
+        if note is not None and (why := bad_text(note)):
+            raise ValidationFailed([Problem("note", why)])
+        decided: dict[str, Any] = {}
+
+        def decide(session: Session, before: dict[str, Any] | None, after: dict[str, Any]) -> None:
+            authorize(account, "listing.correction", before, after)
+            row = session.get(ChangeRequest, request_id, with_for_update=True)
+            if row is None or row.status != "open":
+                raise NotFound(f"change request {request_id}")  # someone decided it meanwhile
             row.status = "accepted" if accept else "rejected"
-            row.reviewed_by, row.reviewed_at, row.review_note = account.email, utcnow(), note
+            row.reviewed_by, row.reviewed_at, row.review_note = account.email, utcnow(), note and note[:500]
             audit(session, account.email, "correction.accept" if accept else "correction.reject", "listing",
                   request.listing_id, f"request {request_id}")
-            return row.model_dump(exclude={"client_key"})
+            session.flush()
+            decided.update(row.model_dump(exclude={"client_key"}))
+
+        changes = (fields if fields is not None else request.proposed) if accept else None
+        if changes:
+            self.directory.update(request.listing_id, changes, actor=account.email, expected_version=None,
+                                  action="correction", note=f"訂正依頼 #{request_id}", hook=decide)
+        else:
+            listing = self.directory.get(request.listing_id, include_unpublished=True)
+            with write_session(self.engine) as session:
+                decide(session, listing, listing)
+        return decided
 
     # -- verification queue --------------------------------------------------------------------
     def verification_queue(self, *, days: int = VERIFY_QUEUE_DAYS, account: Account | None = None, today: date | None = None) -> list[dict[str, Any]]:
@@ -165,29 +159,41 @@ class Workspace:
         return [x for x in items if account is None or account.may_edit(x)]
 
     # -- saved cases ---------------------------------------------------------------------------
-    def _case_code(self, session: Session) -> str:
-        year = datetime.now(UTC).year
-        count = session.exec(select(func.count()).select_from(Case)).one()
-        return f"C{year}-{count + 1:04d}"
+    @staticmethod
+    def _case_code(case_id: int) -> str:
+        """C<year>-<id>: the id comes from the database's own sequence, so two saves never share a code."""
+        return f"C{datetime.now(UTC).year}-{case_id:04d}"
 
     def save_case(self, account: Account, *, pseudonym: str, legal_basis: str, person: dict[str, Any],
                   notes: str | None = None, proposals: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         """Save what the coordinator chose to keep (pseudonymous), with the legal basis for keeping it."""
-        if account.role not in {"coordinator", "admin"}:
-            raise Forbidden("ケースを保存できるのはコーディネーターだけです")
+        authorize(account, "case.create")
         problems = []
         if legal_basis not in LEGAL_BASES:
             problems.append(Problem("legal_basis", "本人同意 または 支援会議 を選んでください"))
         if not (pseudonym or "").strip():
             problems.append(Problem("pseudonym", "仮名（イニシャルや番号）を入れてください"))
+        elif len(pseudonym.strip()) > PSEUDONYM_MAX:
+            problems.append(Problem("pseudonym", f"仮名は{PSEUDONYM_MAX}文字以内にしてください"))
+        if notes and len(notes) > NOTES_MAX:
+            problems.append(Problem("notes", f"メモは{NOTES_MAX}文字以内にしてください"))
+        for name, value in (("pseudonym", pseudonym), ("notes", notes), ("person", person)):
+            found = first_bad_text(value, name) if value else None
+            if found is not None:
+                problems.append(Problem(name, found[1]))
+        for proposal in proposals or []:
+            if not isinstance(proposal.get("resource_id"), str) or len(proposal["resource_id"]) > 100:
+                problems.append(Problem("proposals", "提案の場所の id が正しくありません"))
+                break
         if problems:
             raise ValidationFailed(problems)
         with write_session(self.engine) as session:
-            case = Case(code=self._case_code(session), pseudonym=pseudonym.strip()[:100], legal_basis=legal_basis,
+            case = Case(code=f"new-{uuid.uuid4().hex[:24]}", pseudonym=pseudonym.strip(), legal_basis=legal_basis,
                         person=person, notes=notes, coordinator_id=account.id)
             session.add(case)
             session.flush()
             assert case.id is not None
+            case.code = self._case_code(case.id)
             for proposal in proposals or []:
                 session.add(Placement(case_id=case.id, listing_id=proposal["resource_id"], score=proposal.get("score")))
             audit(session, account.email, "case.create", "case", str(case.id), f"legal_basis={legal_basis}")
@@ -198,8 +204,7 @@ class Workspace:
         case = session.get(Case, case_id)
         if case is None:
             raise NotFound(f"case {case_id}")
-        if account.role != "admin" and case.coordinator_id != account.id:
-            raise Forbidden("このケースを見る権限がありません")
+        authorize(account, "case.read", {"coordinator_id": case.coordinator_id})
         return case
 
     def case(self, case_id: int, account: Account, *, audit_view: bool = True) -> dict[str, Any]:
@@ -256,6 +261,8 @@ class Workspace:
             raise ValidationFailed([Problem("kind", "記録の種類が不明です")])
         if kind == "stage" and to_stage not in STAGES:
             raise ValidationFailed([Problem("to_stage", "段階を選んでください")])
+        if note and (len(note) > NOTES_MAX or bad_text(note)):
+            raise ValidationFailed([Problem("note", bad_text(note) or f"{NOTES_MAX}文字以内にしてください")])
         with write_session(self.engine) as session:
             placement = session.get(Placement, placement_id)
             if placement is None:

@@ -62,6 +62,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """The web app. `test_config` may give DIRECTORY (an open Directory), or DATABASE_URL / INSTANCE, and
     override any setting (TILE_URL, RATE_LIMIT=(burst, per_second) or None, TODAY=callable, …)."""
     from resdb.web import api, coordinator, corrections, editor, match, public, staff
+    from resdb.web.bodies import init_body_limits
     from resdb.web.errors import register_error_handlers
     from resdb.web.features import FeatureCache
     from resdb.web.labels import register_filters
@@ -101,6 +102,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     init_security_headers(app)
     init_rate_limit(app)
     init_csrf(app)
+    init_body_limits(app)
     from resdb.web.auth import session_account
 
     app.jinja_env.globals["current_staff"] = lambda: session_account() if "sid" in session else None

@@ -8,8 +8,8 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
-from resdb.directory import Conflict, NotFound, StaleEdit
-from resdb.validation import ValidationFailed
+from resdb.directory import NotFound
+from resdb.services import Services
 from resdb.vocab import KINDS, TARGETS, WEEKDAY_IDS
 from resdb.web import auth, get_directory
 from resdb.web.apidoc import Param, api_doc, openapi_spec
@@ -99,21 +99,8 @@ def _expected_version(body: dict[str, Any] | None) -> int | None:
                        problems=[{"field": "version", "message": "整数で指定してください", "value": str(raw)}]) from None
 
 
-def _stale(error: StaleEdit) -> ApiError:
-    current = error.current
-    return ApiError(
-        412,
-        f"この掲載情報は読み込んだ後に更新されています（現在の版 {current['version']}、送信された版 {error.expected_version}）。"
-        "最新の内容を読み込み直してから編集してください。",
-        code="stale", extra={"current_version": current["version"], "current": current},
-        headers={"ETag": _etag(current)},
-    )
-
-
-def _invalid(error: ValidationFailed) -> ApiError:
-    problems = [p.as_dict() for p in error.problems]
-    message = "入力内容に問題があります: " + "、".join(f"{p['field']}: {p['message']}" for p in problems[:5])
-    return ApiError(422, message, code="invalid", problems=problems)
+def _services() -> Services:
+    return Services(get_directory())
 
 
 def _get_or_404(listing_id: str, **kwargs: Any) -> dict[str, Any]:
@@ -176,9 +163,7 @@ def get_resource(listing_id: str) -> Response:
          responses={200: ("受け付けたすべての変更（古い順）", History), 404: "見つからない"})
 def resource_history(listing_id: str) -> Response:
     account = auth.require_writer()
-    listing = _get_or_404(listing_id, include_unpublished=True)
-    auth.require_scope(account, listing)
-    return jsonify({"id": listing_id, "items": get_directory().history(listing_id)})
+    return jsonify({"id": listing_id, "items": _services().history(account, listing_id)})
 
 
 # -- writing --------------------------------------------------------------------------------------
@@ -188,19 +173,7 @@ def resource_history(listing_id: str) -> Response:
                     415: "JSON でない", 422: "入力内容に問題がある（problems に項目名）"})
 def create_resource() -> Response:
     account = auth.require_writer()
-    body = _json_body()
-    if account.role == "editor":
-        if account.municipality_code and not body.get("municipality_code"):
-            body["municipality_code"] = account.municipality_code
-        if account.operator and not body.get("operator"):
-            body["operator"] = account.operator
-        auth.require_scope(account, body)
-    try:
-        created = get_directory().create(body, actor=account.email)
-    except ValidationFailed as error:
-        raise _invalid(error) from None
-    except Conflict as error:
-        raise ApiError(409, str(error), code="conflict") from None
+    created = _services().create(account, _json_body())
     response = _listing_response(created, 201)
     response.headers["Location"] = url_for("api.get_resource", listing_id=created["id"])
     return response
@@ -218,20 +191,8 @@ def update_resource(listing_id: str) -> Response:
     expected = _expected_version(body)
     if body.get("id") not in (None, listing_id):
         raise ApiError(400, "本文の id が URL の id と一致しません", code="bad_parameter",
-                       problems=[{"field": "id", "message": "URL と同じ id にしてください", "value": str(body.get("id"))}])
-    directory = get_directory()
-    current = _get_or_404(listing_id)
-    auth.require_scope(account, current)
-    auth.require_scope(account, {**current, **{k: v for k, v in body.items() if k in ("municipality_code", "operator")}})
-    try:
-        updated = directory.update(listing_id, body, actor=account.email, expected_version=expected)
-    except StaleEdit as error:
-        raise _stale(error) from None
-    except ValidationFailed as error:
-        raise _invalid(error) from None
-    except NotFound:
-        raise ApiError(404, f"掲載情報「{listing_id}」は見つかりません", code="not_found") from None
-    return _listing_response(updated)
+                       problems=[{"field": "id", "message": "URL と同じ id にしてください"}])
+    return _listing_response(_services().update(account, listing_id, body, expected_version=expected))
 
 
 @bp.delete("/resources/<listing_id>")
@@ -244,15 +205,7 @@ def delete_resource(listing_id: str) -> Response:
     account = auth.require_writer()
     body = request.get_json(silent=True) if request.is_json else None
     expected = _expected_version(body if isinstance(body, dict) else None)
-    current = _get_or_404(listing_id)
-    auth.require_scope(account, current)
-    try:
-        deleted = get_directory().delete(listing_id, actor=account.email, expected_version=expected)
-    except StaleEdit as error:
-        raise _stale(error) from None
-    except NotFound:
-        raise ApiError(404, f"掲載情報「{listing_id}」は見つかりません", code="not_found") from None
-    return _listing_response(deleted)
+    return _listing_response(_services().delete(account, listing_id, expected_version=expected))
 
 
 # -- areas ----------------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from shapely.geometry import Point, shape
 
 from resdb.directory import NotFound
 from resdb.matching import Matching, PersonError
+from resdb.services import Services
 from resdb.validation import ValidationFailed
 from resdb.vocab import GOALS, GROUP_SIZES, MOBILITY, TARGETS, WEEKDAYS, target_id
 from resdb.web import get_directory
@@ -65,6 +66,10 @@ def _matching() -> Matching:
 
 def _workspace() -> Workspace:
     return Workspace(get_directory())
+
+
+def _services() -> Services:
+    return Services(get_directory())
 
 
 def _today() -> date:
@@ -351,7 +356,7 @@ def save() -> Response:
     values, person, answer = _posted_match()
     chosen = _picked(answer)
     try:
-        case = _workspace().save_case(
+        case = _services().save_case(
             g.account, pseudonym=request.form.get("pseudonym", ""), legal_basis=request.form.get("legal_basis", ""),
             person=person, notes=(request.form.get("notes") or values.get("memo") or "").strip() or None,
             proposals=[{"resource_id": p["resource_id"], "score": p["score"]} for p in chosen])
@@ -435,7 +440,7 @@ def record(case_id: int, placement_id: int) -> Response:
         except ValueError:
             raise ApiError(400, "次回フォローアップの日付は 2026-12-24 の形で入れてください。") from None
     try:
-        _workspace().record(placement_id, g.account, kind=kind, to_stage=request.form.get("to_stage") or None,
+        _services().record(g.account, placement_id, kind=kind, to_stage=request.form.get("to_stage") or None,
                             note=(request.form.get("note") or "").strip() or None, next_follow_up=next_date)
     except ValidationFailed as exc:
         raise ApiError(400, "、".join(p.message for p in exc.problems)) from None
@@ -449,7 +454,7 @@ def add_place(case_id: int) -> Response:
     if not listing_id:
         raise ApiError(400, "追加する場所を選んでください。")
     try:
-        _workspace().add_placement(case_id, g.account, listing_id, _float(request.form.get("score")))
+        _services().add_placement(g.account, case_id, listing_id, _float(request.form.get("score")))
     except Forbidden:
         raise ApiError(403, "このケースは担当のコーディネーターだけが扱えます。") from None
     except NotFound:
@@ -507,7 +512,7 @@ def batch_apply() -> Response:
     if any(case_id not in mine or listing_id not in known for case_id, listing_id, _ in chosen):
         raise ApiError(403, "選んだケースの中に、担当でないケースか見つからない場所があります。")
     for case_id, listing_id, score in chosen:
-        workspace.add_placement(case_id, g.account, listing_id, score)
+        _services().add_placement(g.account, case_id, listing_id, score)
     return redirect(url_for("coordinator.home", added=len(chosen)), code=303)
 
 

@@ -1,24 +1,27 @@
 """Editor workspace: community workers find, edit, verify, delete/restore and import listings, review
-residents' corrections; admins read the audit log. Thin glue over `Directory` and `Workspace`."""
+residents' corrections; admins read the audit log. Every change goes through `resdb.services`."""
 
 from __future__ import annotations
 
 import re
 import secrets
-from datetime import date
 from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, Response, current_app, g, redirect, render_template, request, url_for
 
+from resdb import fields
 from resdb.accounts import Account
-from resdb.directory import Conflict, Directory, NotFound, StaleEdit
+from resdb.audit import audit_entries
+from resdb.directory import Conflict, Directory, ImportReport, NotFound, StaleEdit
 from resdb.exchange import FileProblem, read_bytes
-from resdb.validation import Problem, ValidationFailed, validate_listing
+from resdb.policy import Forbidden
+from resdb.services import Services
+from resdb.validation import Problem, ValidationFailed
 from resdb.vocab import GROUP_SIZES, KINDS, TARGETS, WEEKDAYS
 from resdb.web.auth import login_required
 from resdb.web.errors import ApiError
-from resdb.workspace import Forbidden, Workspace, audit_entries, audit_now
+from resdb.workspace import Workspace
 
 bp = Blueprint("editor", __name__, url_prefix="/editor")
 
@@ -28,17 +31,7 @@ TEXT_FIELDS = ("name", "name_kana", "description", "address", "district", "venue
 NUMBER_FIELDS = ("lat", "lon", "cost_yen", "capacity")
 OPTIONAL_BOOLS = ("barrier_free", "pickup", "reservation_required")
 REQUIRED_BOOLS = ("accepts_referrals", "holidays_closed")
-FIELD_LABELS: dict[str, str] = {
-    "id": "ID", "name": "名称", "name_kana": "名称（かな）", "kind": "種別", "description": "説明",
-    "municipality_code": "地方公共団体コード", "address": "住所", "district": "地区", "venue": "会場",
-    "lat": "緯度", "lon": "経度", "operator": "運営主体", "phone": "電話番号", "email": "メール", "url": "URL",
-    "targets": "対象", "activities": "活動", "schedule": "日程", "cost_yen": "費用（円）", "capacity": "受け入れ可能人数",
-    "accepts_referrals": "紹介を受け入れる", "group_size": "集まりの規模", "barrier_free": "バリアフリー", "pickup": "送迎",
-    "reservation_required": "予約", "holidays_closed": "祝日は休み", "eligibility": "参加条件",
-    "service_area": "担当地区", "verified_at": "確認日", "source": "出典", "notes": "備考", "status": "公開状態",
-    "location_precision": "位置の精度", "is_sample": "サンプル", "source_detail": "出典の詳細", "version": "版",
-    "updated_at": "更新日時", "message": "内容", "row": "行", "file": "ファイル",
-}
+FIELD_LABELS: dict[str, str] = {**fields.labels(), "message": "内容", "row": "行", "file": "ファイル"}
 ACTION_LABELS = {"create": "作成", "update": "編集", "verify": "確認", "delete": "削除", "restore": "復元",
                  "import": "取り込み", "correction": "訂正依頼の反映"}
 BLANK_SCHEDULE_ROWS = 3
@@ -56,25 +49,17 @@ def _workspace() -> Workspace:
     return Workspace(_directory())
 
 
+def _services() -> Services:
+    return Services(_directory())
+
+
 def _account() -> Account:
     return g.account
 
 
 def _listing_for_edit(listing_id: str, *, allow_deleted: bool = False) -> dict[str, Any]:
     """The listing (drafts too), 404 when missing, 403 when outside the editor's scope."""
-    try:
-        listing = _directory().get(listing_id, include_unpublished=True)
-    except NotFound:
-        raise ApiError(404, "掲載情報が見つかりません") from None
-    if listing["status"] == "deleted" and not allow_deleted:
-        raise ApiError(404, "この掲載情報は削除されています")
-    _require_scope(listing)
-    return listing
-
-
-def _require_scope(listing: dict[str, Any]) -> None:
-    if not _account().may_edit(listing):
-        raise ApiError(403, "この掲載情報は担当範囲の外です")
+    return _services().listing_for_edit(_account(), listing_id, allow_deleted=allow_deleted)
 
 
 def _render(template: str, status: int = 200, **context: Any) -> Response:
@@ -84,10 +69,6 @@ def _render(template: str, status: int = 200, **context: Any) -> Response:
     response.status_code = status
     response.headers["Cache-Control"] = "no-store"
     return response
-
-
-def _audit(action: str, target_id: str | None, detail: str | None = None, target_type: str = "listing") -> None:
-    audit_now(_directory().engine, _account().email, action, target_type, target_id, detail)
 
 
 def _problem_map(problems: list[Problem]) -> dict[str, list[str]]:
@@ -246,23 +227,13 @@ def create_listing() -> Response:
     account = _account()
     values = form_from_request(request.form)
     try:
-        raw = raw_from_values(values)
-        if account.municipality_code and not raw.get("municipality_code"):
-            raw["municipality_code"] = account.municipality_code
-        if account.operator and not raw.get("operator"):
-            raw["operator"] = account.operator
-        clean, problems = validate_listing(dict(raw))
-        if problems:
-            raise ValidationFailed(problems)
-        _directory().place(clean)
-        if not account.may_edit(clean):
-            raise ValidationFailed([Problem("municipality_code", "担当範囲の外の掲載情報は作成できません")])
-        created = _directory().create(raw, actor=account.email)
+        created = _services().create(account, raw_from_values(values))
     except ValidationFailed as error:
         return _render("editor/edit.html", 422, **_form_context(values, listing=None, problems=_problem_map(error.problems)))
+    except Forbidden as error:
+        return _render("editor/edit.html", 422, **_form_context(values, listing=None, problems={"municipality_code": [str(error)]}))
     except Conflict as error:
         return _render("editor/edit.html", 409, **_form_context(values, listing=None, problems={"id": [str(error)]}))
-    _audit("listing.create", created["id"])
     return redirect(url_for("editor.edit_listing", listing_id=created["id"], saved=1), 303)
 
 
@@ -291,11 +262,10 @@ def save_listing(listing_id: str) -> Response:
     try:
         raw = raw_from_values(values)
         raw.pop("id", None)
-        if account.municipality_code and raw.get("municipality_code") not in (None, account.municipality_code):
-            raise ValidationFailed([Problem("municipality_code", "担当範囲の外の地方公共団体コードには変更できません")])
-        if account.operator and raw.get("operator") != account.operator:
-            raise ValidationFailed([Problem("operator", "担当の運営主体から変更できません")])
-        saved = _directory().update(listing_id, raw, account.email, expected_version=version)
+        _services().update(account, listing_id, raw, expected_version=version)
+    except Forbidden as error:
+        field = "municipality_code" if account.municipality_code else "operator"
+        return _render("editor/edit.html", 422, **_form_context(values, listing=listing, problems={field: [str(error)]}))
     except StaleEdit as error:
         current = error.current
         mine = dict(values)
@@ -304,10 +274,6 @@ def save_listing(listing_id: str) -> Response:
             differs=_differing(form_values(current), mine)))
     except ValidationFailed as error:
         return _render("editor/edit.html", 422, **_form_context(values, listing=listing, problems=_problem_map(error.problems)))
-    except NotFound:
-        raise ApiError(404, "掲載情報が見つかりません") from None
-    if saved["version"] != listing["version"] or saved["version"] != version:
-        _audit("listing.update", listing_id, f"version {saved['version']}")
     return redirect(url_for("editor.edit_listing", listing_id=listing_id, saved=1), 303)
 
 
@@ -328,9 +294,7 @@ def _norm(value: Any) -> Any:
 @login_required("admin", "editor")
 def verify_listing(listing_id: str) -> Response:
     _listing_for_edit(listing_id)
-    today: date = min(current_app.config["TODAY"](), date.today())  # never a future date
-    _directory().verify(listing_id, _account().email, on=today)
-    _audit("listing.verify", listing_id, today.isoformat())
+    _services().verify(_account(), listing_id, on=current_app.config["TODAY"]())
     return redirect(request.form.get("next") if _local(request.form.get("next")) else url_for("editor.home"), 303)
 
 
@@ -356,11 +320,10 @@ def delete_listing(listing_id: str) -> Response:
     if request.form.get("confirm") != "yes":
         return _render("editor/delete.html", 400, listing=listing, problem="削除してよいか確認のチェックを入れてください")
     try:
-        _directory().delete(listing_id, _account().email, expected_version=version)
+        _services().delete(_account(), listing_id, expected_version=version)
     except StaleEdit as error:
         return _render("editor/delete.html", 409, listing=error.current,
                        problem="読み込んだ後に他の人が変更しました。内容を確かめてから、もう一度削除してください")
-    _audit("listing.delete", listing_id)
     return redirect(url_for("editor.deleted"), 303)
 
 
@@ -371,12 +334,11 @@ def restore_listing(listing_id: str) -> Response:
     raw_version = request.form.get("to_version", "").strip()
     to_version = int(raw_version) if raw_version.isdigit() else None
     try:
-        _directory().restore(listing_id, _account().email, to_version=to_version)
+        _services().restore(_account(), listing_id, to_version=to_version)
     except NotFound:
         raise ApiError(404, "その版は見つかりません") from None
     except ValidationFailed as error:
         raise ApiError(422, "この版には戻せません: " + "; ".join(str(p) for p in error.problems)) from None
-    _audit("listing.restore", listing_id, f"version {to_version}" if to_version else "undelete")
     return redirect(url_for("editor.history", listing_id=listing_id, restored=1), 303)
 
 
@@ -400,40 +362,11 @@ def _uploads() -> Path:
     return path
 
 
-def _scope_problems(records: list[tuple[int, dict[str, Any]]]) -> list[Problem]:
-    """Rows a limited editor may not import (outside their municipality / operator, or changing such a listing)."""
-    account = _account()
-    if account.role == "admin" or (not account.municipality_code and not account.operator):
-        return []
-    directory = _directory()
-    existing = {x["id"]: x for x in directory.get_many_any([r.get("id") for _, r in records if r.get("id")])}
-    problems = []
-    for row_no, raw in records:
-        if "__row_error__" in raw:
-            continue
-        clean, invalid = validate_listing(raw, row_no)
-        if invalid:
-            continue  # the dry run names these
-        directory.place(clean, row_no)
-        stored = existing.get(clean.get("id") or "")
-        if not account.may_edit(clean) or (stored is not None and not account.may_edit(stored)):
-            scope = account.municipality_code or account.operator
-            problems.append(Problem("municipality_code" if account.municipality_code else "operator",
-                                    f"担当範囲（{scope}）の外の行は取り込めません", row_no,
-                                    clean.get("municipality_code") or clean.get("operator")))
-    return problems
-
-
-def _run_import(stored_name: str, original: str, *, dry_run: bool) -> tuple[Any, list[Problem]]:
+def _run_import(stored_name: str, original: str, *, dry_run: bool) -> ImportReport:
     data = (_uploads() / stored_name).read_bytes()
     records, read_problems = read_bytes(data, stored_name)
-    scope = _scope_problems(records)
-    if scope or read_problems:
-        report = _directory().import_records(records, actor=_account().email, source_name=original, dry_run=True)
-        report.problems = read_problems + scope + report.problems
-        return report, scope
-    report = _directory().import_records(records, actor=_account().email, source_name=original, dry_run=dry_run)
-    return report, scope
+    return _services().import_records(_account(), records, source_name=original, dry_run=dry_run,
+                                      read_problems=read_problems)
 
 
 @bp.get("/import")
@@ -456,7 +389,7 @@ def import_dry_run() -> Response:
     stored = f"{secrets.token_urlsafe(24)}{suffix}"
     (_uploads() / stored).write_bytes(upload.read())
     try:
-        report, _scope = _run_import(stored, original, dry_run=True)
+        report = _run_import(stored, original, dry_run=True)
     except FileProblem as error:
         (_uploads() / stored).unlink(missing_ok=True)
         return _render("editor/import.html", 422, report=None, error=str(error.args[0] if error.args else error))
@@ -475,12 +408,11 @@ def import_confirm() -> Response:
         return _render("editor/import.html", 400, report=None,
                        error="取り込むファイルが見つかりません。もう一度ファイルを選んで確認してください")
     try:
-        report, _scope = _run_import(stored, original, dry_run=False)
+        report = _run_import(stored, original, dry_run=False)
     except FileProblem as error:
         return _render("editor/import.html", 422, report=None, error=str(error.args[0] if error.args else error))
     if report.written:
         (_uploads() / stored).unlink(missing_ok=True)
-        _audit("import", None, f"{original}: created {report.created}, updated {report.updated}", target_type="import")
         return _render("editor/import.html", report=report, done=True, original=original)
     return _render("editor/import.html", 422, report=report, stored=None, original=original)
 
@@ -506,12 +438,10 @@ def review_correction(request_id: int) -> Response:
     if decision not in {"accept", "reject"}:
         raise ApiError(400, "採用か不採用を選んでください")
     try:
-        _workspace().review_correction(request_id, _account(), accept=decision == "accept",
-                                       note=(request.form.get("note") or "").strip()[:500] or None)
+        _services().review_correction(_account(), request_id, accept=decision == "accept",
+                                      note=(request.form.get("note") or "").strip()[:500] or None)
     except NotFound:
         raise ApiError(404, "訂正依頼が見つからないか、処理済みです") from None
-    except Forbidden:
-        raise ApiError(403, "この掲載を編集する権限がありません") from None
     except ValidationFailed as error:
         raise ApiError(422, "提案された値を反映できません: " + "; ".join(str(p) for p in error.problems)) from None
     return redirect(url_for("editor.corrections", done=decision), 303)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import traceback
 from typing import Any
 
 from flask import Flask, Response, jsonify, render_template, request
@@ -90,11 +91,43 @@ def register_error_handlers(app: Flask) -> None:
             return json_error(ApiError(status, title if status != 404 else "見つかりません", headers=headers))
         return html_error(status, explanation, headers)
 
+    from resdb import services
+
+    for kind in services.REFUSALS:
+        app.register_error_handler(kind, _refusal)
+
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> Response:
         if app.testing:
             raise error  # tests see the real traceback
-        app.logger.exception("unhandled error: %s", error)
+        # Never the exception's message or arguments: they can hold what someone typed (要配慮個人情報).
+        frames = "".join(traceback.format_tb(error.__traceback__))
+        app.logger.error("unhandled %s on %s %s\n%s", type(error).__name__, request.method, request.path, frames)
         if wants_json():
             return json_error(ApiError(500, STATUS_TEXT[500][0]))
         return html_error(500)
+
+
+def refusal_error(error: BaseException) -> ApiError:
+    """A service's refusal (invalid, not found, forbidden, stale, conflict) as the API's error."""
+    from resdb import services
+    from resdb.directory import StaleEdit
+    from resdb.validation import ValidationFailed
+
+    result = services.outcome(error)
+    assert result is not None
+    problems = [p.as_dict() for p in error.problems] if isinstance(error, ValidationFailed) else None
+    extra: dict[str, Any] = {}
+    headers: dict[str, str] = {}
+    if isinstance(error, StaleEdit):
+        extra = {"current_version": error.current["version"], "current": error.current}
+        headers = {"ETag": f'"v{error.current["version"]}"'}
+    return ApiError(result.status, services.message(error), code=result.code, problems=problems, extra=extra,
+                    headers=headers)
+
+
+def _refusal(error: Exception) -> Response:
+    api_error = refusal_error(error)
+    if wants_json():
+        return json_error(api_error)
+    return html_error(api_error.status, api_error.message, api_error.headers)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from resdb.fields import LISTING_FIELDS, FieldSpec, spec
 from resdb.vocab import GROUP_SIZES, KINDS, TARGETS, WEEKDAY_IDS
 
 
@@ -35,60 +36,66 @@ class ServiceArea(BaseModel):
     geometry: dict[str, Any] | None = None
 
 
-class ListingFields(BaseModel):
-    """The writable fields of a listing (contract keys plus this product's extensions)."""
-
-    model_config = ConfigDict(extra="allow")
-
-    name: str | None = Field(None, max_length=200, description="名称")
-    name_kana: str | None = Field(None, description="名称_カナ")
-    kind: str | None = Field(None, json_schema_extra={"enum": list(KINDS)}, description="種別: " + "、".join(f"{k}={v}" for k, v in KINDS.items()))
-    description: str | None = None
-    municipality_code: str | None = Field(None, description="地方公共団体コード（6桁）")
-    address: str | None = None
-    lat: float | None = Field(None, ge=20, le=46)
-    lon: float | None = Field(None, ge=122, le=154)
-    district: str | None = Field(None, description="地区・町字")
-    venue: str | None = Field(None, description="会場")
-    operator: str | None = Field(None, description="運営主体")
-    phone: str | None = None
-    email: str | None = None
-    url: str | None = None
-    targets: list[str] | None = Field(None, json_schema_extra={"items": {"enum": list(TARGETS)}}, description="対象")
-    activities: list[str] | None = None
-    schedule: list[ScheduleEntry] | None = None
-    cost_yen: int | None = Field(None, ge=0, description="費用（円）。0 は無料")
-    capacity: int | None = Field(None, ge=0, description="参加支援で紹介できる空き。null は制限なし・不明")
-    accepts_referrals: bool | None = None
-    group_size: str | None = Field(None, json_schema_extra={"enum": list(GROUP_SIZES)})
-    barrier_free: bool | None = None
-    pickup: bool | None = None
-    reservation_required: bool | None = None
-    holidays_closed: bool | None = Field(None, description="祝日は休み")
-    eligibility: Eligibility | None = None
-    service_area: ServiceArea | None = None
-    verified_at: str | None = Field(None, description="最終確認日 YYYY-MM-DD")
-    source: str | None = Field(None, description="出典（計画のファイル名・取込ファイル名）")
-    source_detail: str | None = None
-    is_sample: bool | None = Field(None, description="架空のサンプル（画面には「サンプル（架空）」と表示）")
-    notes: str | None = None
+_SPECIAL_SCHEMA: dict[str, dict[str, Any]] = {
+    "kind": {"json_schema_extra": {"enum": list(KINDS)}, "description": "種別: " + "、".join(f"{k}={v}" for k, v in KINDS.items())},
+    "group_size": {"json_schema_extra": {"enum": list(GROUP_SIZES)}},
+    "targets": {"json_schema_extra": {"items": {"enum": list(TARGETS)}}},
+    "municipality_code": {"pattern": r"^\d{5,6}$"},
+    "verified_at": {"description": "最終確認日 YYYY-MM-DD"},
+    "cost_yen": {"description": "費用（円）。0 は無料"},
+    "capacity": {"description": "参加支援で紹介できる空き。null は制限なし・不明"},
+    "is_sample": {"description": "架空のサンプル（画面には「サンプル（架空）」と表示）"},
+}
+_OBJECTS: dict[str, Any] = {"eligibility": Eligibility, "service_area": ServiceArea}
 
 
-class ListingCreate(ListingFields):
+def _annotation(field_spec: FieldSpec) -> Any:
+    """The Python type of one declared field as the API accepts it (null = leave out / clear)."""
+    base: Any = {
+        "str": str, "text": str, "int": int, "float": float, "bool": bool, "date": str,
+        "list": list[str], "schedule": list[ScheduleEntry],
+    }.get(field_spec.type) or _OBJECTS[field_spec.name]
+    return base if not field_spec.nullable and field_spec.type == "bool" else base | None
+
+
+def _field_info(field_spec: FieldSpec) -> Any:
+    """Bounds and the Japanese label of one declared field (from resdb.fields)."""
+    options: dict[str, Any] = {"description": field_spec.label}
+    if field_spec.max_length and field_spec.type in {"str", "text"}:
+        options["max_length"] = field_spec.max_length
+    if field_spec.minimum is not None:
+        options["ge"] = field_spec.minimum
+    if field_spec.maximum is not None:
+        options["le"] = field_spec.maximum
+    options.update(_SPECIAL_SCHEMA.get(field_spec.name, {}))
+    return Field(None, **options)
+
+
+# The writable fields of a listing (contract keys plus extensions), derived from the one declaration.
+ListingFields: type[BaseModel] = create_model(  # type: ignore[call-overload]
+    "ListingFields",
+    __config__=ConfigDict(extra="allow"),
+    __doc__="The writable fields of a listing (contract keys plus this product's extensions).",
+    **{s.name: (_annotation(s), _field_info(s)) for s in LISTING_FIELDS
+       if s.writable and s.name not in {"id", "status"}},
+)
+
+
+class ListingCreate(ListingFields):  # type: ignore[valid-type,misc]
     """A new listing: name, kind and a location (lat+lon, or an address or district the system can place)."""
 
     id: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$", description="省略すると自動で付番")
-    name: str = Field(..., max_length=200, description="名称")  # type: ignore[assignment]
+    name: str = Field(..., max_length=spec("name").max_length, description="名称")  # type: ignore[assignment]
     kind: str = Field(..., json_schema_extra={"enum": list(KINDS)}, description="種別")  # type: ignore[assignment]
 
 
-class ListingUpdate(ListingFields):
+class ListingUpdate(ListingFields):  # type: ignore[valid-type,misc]
     """A partial update; `version` (or the If-Match header) guards against overwriting someone else's edit."""
 
     version: int | None = Field(None, description="読み込んだときの版。古ければ 412")
 
 
-class Listing(ListingFields):
+class Listing(ListingFields):  # type: ignore[valid-type,misc]
     """A stored listing as the API returns it."""
 
     id: str
@@ -97,7 +104,6 @@ class Listing(ListingFields):
     status: str | None = None
     version: int = Field(..., description="版（ETag は \"v<version>\"）")
     updated_at: str | None = None
-    location_precision: str | None = None
     distance_km: float | None = Field(None, description="lat/lon を指定した検索での距離（km）")
 
 

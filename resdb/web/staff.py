@@ -14,6 +14,7 @@ from resdb.web.security import rate_limited
 from resdb.workspace import audit_now
 
 bp = Blueprint("staff", __name__)
+LOGIN_FAILED = ("メールアドレスまたはパスワードが違います。誤りが続いたアカウントは15分間ログインできません。")
 
 
 def _safe_next(target: str | None) -> str | None:
@@ -51,12 +52,9 @@ def login_post() -> Any:
     email = (request.form.get("email") or "").strip()
     password = request.form.get("password") or ""
     engine = get_directory().engine
-    try:
-        account = accounts.authenticate(engine, email, password)
-    except accounts.LockedOut:
-        return _form("パスワードの誤りが続いたため、15分間ログインできません。", 429, email)
-    if account is None:
-        return _form("メールアドレスまたはパスワードが違います。", 401, email)
+    account = accounts.authenticate(engine, email, password)
+    if account is None:  # one answer for unknown, wrong and locked (no hint which accounts exist)
+        return _form(LOGIN_FAILED, 401, email)
     sign_in(account)
     audit_now(engine, account.email, "login", "user", str(account.id))
     return redirect(_safe_next(request.form.get("next")) or home_for(account))

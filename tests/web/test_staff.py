@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from resdb.web.staff import LOGIN_FAILED
 from tests.web.conftest import PASSWORD, StaffSetup, csrf_of
 
 
@@ -28,7 +29,11 @@ def test_wrong_password_and_lockout(staff: StaffSetup) -> None:
         response = client.post("/login", data={"email": "imizu@example.jp", "password": "nope", "csrf_token": csrf_of(client)})
         assert response.status_code == 401
     locked = client.post("/login", data={"email": "imizu@example.jp", "password": PASSWORD, "csrf_token": csrf_of(client)})
-    assert locked.status_code == 429 and "15分間" in locked.get_data(as_text=True)
+    unknown = client.post("/login", data={"email": "nobody@example.jp", "password": PASSWORD, "csrf_token": csrf_of(client)})
+    # a locked account answers exactly like an unknown one (no account enumeration)
+    assert locked.status_code == unknown.status_code == 401
+    assert LOGIN_FAILED in locked.get_data(as_text=True) and LOGIN_FAILED in unknown.get_data(as_text=True)
+    assert client.get("/editor/").status_code == 302  # the right password did not get in while locked
 
 
 def test_login_without_csrf_is_refused(staff: StaffSetup) -> None:

@@ -1,0 +1,201 @@
+"""One service call per action: every door (editor pages, JSON API, CLI) changes data only through here.
+
+Each call checks the actor with the one policy function (`resdb.policy.authorize`), validates and places
+once, and writes the row, its history, its audit entry and its index change in one transaction (the
+directory's write hook runs the policy inside that transaction, so a restore or an import cannot move a
+listing out of the actor's scope). `OUTCOMES` maps every refusal to an HTTP status and a CLI exit code."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from sqlmodel import Session
+
+from resdb.accounts import Account
+from resdb.directory import Conflict, Directory, ImportReport, NotFound, StaleEdit
+from resdb.policy import Forbidden, authorize
+from resdb.validation import Problem, ValidationFailed
+from resdb.workspace import RateLimited, Workspace
+
+# The command line acts as an administrator (whoever runs it can open the database anyway), unless
+# `resdb import --as EMAIL` names an account whose scope then applies.
+SYSTEM_ID = 0
+
+
+def system_actor(name: str) -> Account:
+    return Account(SYSTEM_ID, name[:200], "admin")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a refusal is reported: HTTP status, the API's error code, the CLI's exit code."""
+
+    status: int
+    code: str
+    exit_code: int
+    title: str
+
+
+# The one place where refusals become statuses and exit codes (first match wins: subclasses first).
+OUTCOMES: tuple[tuple[type[BaseException], Outcome], ...] = (
+    (ValidationFailed, Outcome(422, "invalid", 1, "入力内容に問題があります")),
+    (NotFound, Outcome(404, "not_found", 3, "見つかりません")),
+    (Forbidden, Outcome(403, "forbidden", 4, "権限がありません")),
+    (StaleEdit, Outcome(412, "stale", 5, "他の人が先に更新しました")),
+    (Conflict, Outcome(409, "conflict", 6, "競合があります")),
+    (RateLimited, Outcome(429, "rate_limited", 7, "アクセスが集中しています")),
+)
+REFUSALS: tuple[type[BaseException], ...] = tuple(kind for kind, _ in OUTCOMES)
+
+
+def outcome(error: BaseException) -> Outcome | None:
+    for kind, result in OUTCOMES:
+        if isinstance(error, kind):
+            return result
+    return None
+
+
+def message(error: BaseException) -> str:
+    """The Japanese message of a refusal (field labels for validation; never the values typed)."""
+    from resdb.fields import label
+
+    result = outcome(error)
+    if isinstance(error, ValidationFailed):
+        parts = [f"{label(p.field)}（{p.field}）: {p.message}" for p in error.problems[:5]]
+        return "入力内容に問題があります: " + "、".join(parts)
+    if isinstance(error, StaleEdit):
+        return (f"この掲載情報は読み込んだ後に更新されています（現在の版 {error.current['version']}、"
+                f"送信された版 {error.expected_version}）。最新の内容を読み込み直してから編集してください。")
+    if isinstance(error, NotFound):
+        return "掲載情報が見つかりません"
+    if isinstance(error, Forbidden | Conflict | RateLimited) and str(error):
+        return str(error)
+    return result.title if result else "システムエラーが発生しました"
+
+
+@dataclass
+class Services:
+    """The actions on one directory; `actor` is always the first argument."""
+
+    directory: Directory
+
+    @property
+    def workspace(self) -> Workspace:
+        return Workspace(self.directory)
+
+    @staticmethod
+    def _scope(actor: Account, action: str) -> Callable[[Session, dict[str, Any] | None, dict[str, Any]], None]:
+        """The write hook: the policy sees the listing before and after, inside the write's transaction."""
+
+        def check(_session: Session, before: dict[str, Any] | None, after: dict[str, Any]) -> None:
+            authorize(actor, action, before, after)
+
+        return check
+
+    # -- reading what only staff see ----------------------------------------------------------
+    def listing_for_edit(self, actor: Account, listing_id: str, *, allow_deleted: bool = False) -> dict[str, Any]:
+        """A listing (drafts too) the actor may edit: NotFound when missing (or deleted), Forbidden outside scope."""
+        listing = self.directory.get(listing_id, include_unpublished=True)
+        if listing["status"] == "deleted" and not allow_deleted:
+            raise NotFound(listing_id)
+        authorize(actor, "listing.read_private", listing)
+        return listing
+
+    def history(self, actor: Account, listing_id: str) -> list[dict[str, Any]]:
+        self.listing_for_edit(actor, listing_id, allow_deleted=True)
+        return self.directory.history(listing_id)
+
+    # -- listings ------------------------------------------------------------------------------
+    def create(self, actor: Account, raw: dict[str, Any]) -> dict[str, Any]:
+        """A new listing; an editor's missing municipality / operator default to their own scope."""
+        authorize(actor, "listing.create")
+        raw = dict(raw)
+        if actor.role == "editor":
+            if actor.municipality_code and not raw.get("municipality_code"):
+                raw["municipality_code"] = actor.municipality_code
+            if actor.operator and not raw.get("operator"):
+                raw["operator"] = actor.operator
+        return self.directory.create(raw, actor=actor.email, hook=self._scope(actor, "listing.create"))
+
+    def update(self, actor: Account, listing_id: str, raw: dict[str, Any], *, expected_version: int | None,
+               action: str = "update") -> dict[str, Any]:
+        authorize(actor, "listing.update")
+        return self.directory.update(listing_id, raw, actor.email, expected_version=expected_version,
+                                     action=action, hook=self._scope(actor, "listing.update"))
+
+    def verify(self, actor: Account, listing_id: str, *, on: date | None = None,
+               expected_version: int | None = None) -> dict[str, Any]:
+        authorize(actor, "listing.verify")
+        on = min(on or date.today(), date.today())  # never a future date
+        return self.directory.verify(listing_id, actor.email, on=on, expected_version=expected_version,
+                                     hook=self._scope(actor, "listing.verify"))
+
+    def delete(self, actor: Account, listing_id: str, *, expected_version: int | None) -> dict[str, Any]:
+        authorize(actor, "listing.delete")
+        return self.directory.delete(listing_id, actor.email, expected_version=expected_version,
+                                     hook=self._scope(actor, "listing.delete"))
+
+    def restore(self, actor: Account, listing_id: str, *, to_version: int | None = None) -> dict[str, Any]:
+        """Undelete, or bring back an old version: the restored content must stay in the actor's scope too."""
+        authorize(actor, "listing.restore")
+        return self.directory.restore(listing_id, actor.email, to_version=to_version,
+                                      hook=self._scope(actor, "listing.restore"))
+
+    def import_records(self, actor: Account, records: Sequence[tuple[int, dict[str, Any]]], *, source_name: str,
+                       dry_run: bool = False, read_problems: Sequence[Problem] = (),
+                       progress: Callable[[int], None] | None = None) -> ImportReport:
+        """All-or-nothing import. The dry run names every row the real import would refuse, scope included;
+        file-level problems (`read_problems`) make it a dry run."""
+        authorize(actor, "listing.import")
+        existing = {x["id"]: x for x in self.directory.get_many_any(
+            [str(r["id"]).strip() for _, r in records if isinstance(r.get("id"), str | int) and str(r["id"]).strip()])}
+
+        def in_scope(row_no: int, clean: dict[str, Any]) -> list[Problem]:
+            try:
+                authorize(actor, "listing.import", existing.get(clean.get("id") or ""), clean)
+            except Forbidden as refused:
+                field = "municipality_code" if actor.municipality_code else "operator"
+                return [Problem(field, f"{refused}（この行は取り込めません）", row_no)]
+            return []
+
+        report = self.directory.import_records(
+            records, actor=actor.email, source_name=source_name, dry_run=dry_run or bool(read_problems),
+            progress=progress, hook=self._scope(actor, "listing.import"), check=in_scope)
+        if read_problems:
+            report.problems[:0] = list(read_problems)
+            report.dry_run = dry_run
+        return report
+
+    # -- residents' corrections ----------------------------------------------------------------
+    def submit_correction(self, listing_id: str, message: str, *, proposed: dict[str, Any] | None = None,
+                          contact: str | None = None, client: str | None = None) -> int:
+        """A resident's report (no account: anyone may send one, within the spam limit); audited as `public`."""
+        return self.workspace.submit_correction(listing_id, message, proposed=proposed, contact=contact,
+                                                client=client)
+
+    def review_correction(self, actor: Account, request_id: int, *, accept: bool,
+                          note: str | None = None) -> dict[str, Any]:
+        authorize(actor, "listing.correction")
+        return self.workspace.review_correction(request_id, actor, accept=accept, note=note)
+
+    # -- cases ---------------------------------------------------------------------------------
+    def save_case(self, actor: Account, *, pseudonym: str, legal_basis: str, person: dict[str, Any],
+                  notes: str | None = None, proposals: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        authorize(actor, "case.create")
+        return self.workspace.save_case(actor, pseudonym=pseudonym, legal_basis=legal_basis, person=person,
+                                        notes=notes, proposals=proposals)
+
+    def add_placement(self, actor: Account, case_id: int, listing_id: str, score: float | None = None) -> int:
+        authorize(actor, "case.create")
+        return self.workspace.add_placement(case_id, actor, listing_id, score)
+
+    def record(self, actor: Account, placement_id: int, *, kind: str, to_stage: str | None = None,
+               note: str | None = None, next_follow_up: date | None = None) -> dict[str, Any]:
+        """A stage change (提案 → 見学 → …), a follow-up or a host-support note."""
+        authorize(actor, "case.create")
+        return self.workspace.record(placement_id, actor, kind=kind, to_stage=to_stage, note=note,
+                                     next_follow_up=next_follow_up)
+
