@@ -39,3 +39,19 @@ def test_upgrade_from_first_revision_keeps_data(backend: str, tmp_path) -> None:
         if schema:
             with admin.begin() as conn:
                 conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+
+
+def test_changes_queued_before_the_change_log_are_kept(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """0004 turns the old delete-on-read outbox into the change log without losing a queued change."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'm.sqlite3'}")
+    try:
+        command.upgrade(alembic_config(engine), "0003")
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO index_outbox (listing_id) VALUES ('queued-a'), ('queued-b')"))
+        command.upgrade(alembic_config(engine), "0004")
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT seq, listing_id FROM change_log ORDER BY seq")).all()
+        assert [row[1] for row in rows] == ["queued-a", "queued-b"] and rows[0][0] < rows[1][0]
+        assert "index_outbox" not in set(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
