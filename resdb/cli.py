@@ -304,6 +304,38 @@ def check(as_json: bool) -> None:
         err.print(f"索引に入れられない掲載: {problem['id']}: {problem['reason']}（値を直すと自動で索引されます）")
 
 
+@main.group("index")
+def index_group() -> None:
+    """The search index of this host (copy it to start another host quickly)."""
+
+
+@index_group.command("copy")
+@click.argument("out", type=click.Path(exists=False, file_okay=False, path_type=Path))
+def index_copy(out: Path) -> None:
+    """Copy this host's index, with its change-log position, into OUT (a new folder)."""
+    directory = open_directory()
+    cursor = directory.index.copy_to(out)
+    err.print(f"索引を {out} に写しました（変更ログ {cursor} まで反映済み）")
+
+
+@index_group.command("install")
+@click.argument("source", type=click.Path(exists=True, file_okay=False, path_type=Path))
+def index_install(source: Path) -> None:
+    """Start this host from an index copied with `resdb index copy`, then catch up from the change log."""
+    from resdb.search import IndexUnhealthy
+
+    directory = open_directory(ready=False)
+    from resdb.db import ensure_schema
+
+    ensure_schema(directory.engine)
+    try:
+        cursor = directory.index.install(source)
+    except IndexUnhealthy as exc:
+        fail(str(exc), 1)
+    status = directory.ensure_ready()
+    err.print(f"索引を取り込みました（変更ログ {cursor} から追いつき: {status}）")
+
+
 @main.group()
 def districts() -> None:
     """District areas (町字, 地区)."""

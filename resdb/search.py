@@ -577,6 +577,37 @@ class SearchIndex:
                 _write_text(self.root / target / "cursor", str(cursor))
             return found
 
+    def copy_to(self, destination: Path) -> int:
+        """Copy the live index, with its cursor, into `destination` (a new folder) so another host can
+        start from it; taken under the apply lock, so no change is half-written. Returns the cursor."""
+        with self.apply_lock.hold(wait=600.0) as got:
+            target = self._target()
+            if not got or target is None:
+                raise IndexUnhealthy("索引がありません")
+            shutil.copytree(self.root / target, destination, ignore=shutil.ignore_patterns("*LOCK*"))
+        cursor = _read_text(destination / "cursor")
+        return int(cursor or 0)
+
+    def install(self, source: Path) -> int:
+        """Swap in an index copied from another host (`copy_to`); it then catches up from its own cursor.
+        Refuses a folder that is not a whole index of this format. Returns its cursor."""
+        source = Path(source)
+        cursor = _read_text(source / "cursor")
+        if _read_text(source / "format") != INDEX_FORMAT or not (cursor and cursor.isdigit()) \
+                or not whoosh_index.exists_in(str(source)):
+            raise IndexUnhealthy(f"{source} は resdb の索引の写しではありません（形式 {INDEX_FORMAT} と cursor が必要です）")
+        build_dir = self.root / f"build-{uuid.uuid4().hex[:12]}"
+        shutil.copytree(source, build_dir)
+        link_tmp = self.root / f"link-{uuid.uuid4().hex[:12]}"
+        os.symlink(build_dir.name, link_tmp)
+        with self.apply_lock.hold(wait=600.0):
+            old_target = self._target()
+            os.replace(link_tmp, self.current)
+        if old_target and old_target != build_dir.name:
+            shutil.rmtree(self.root / old_target, ignore_errors=True)
+        self.close()
+        return int(cursor)
+
     def set_cursor(self, cursor: int) -> None:
         """Record that changes up to `cursor` are applied (when a batch needed no index change)."""
         target = self._target()

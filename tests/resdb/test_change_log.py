@@ -150,3 +150,25 @@ def test_a_host_killed_while_applying_catches_up_on_restart(directory: Directory
     assert restarted.ensure_ready() == "caught_up"
     found = ids(restarted, "キルテスト")
     assert len(found) == len(set(found)) == 300
+
+
+def test_a_new_host_starts_from_a_copied_index_and_catches_up(directory: Directory, tmp_path: Path) -> None:
+    directory.create(SALON, actor="a")
+    cursor = directory.index.copy_to(tmp_path / "copied")
+    assert cursor == directory.head_seq()
+    directory.update("t-salon", {"name": "写したあとの改名"}, actor="a", expected_version=1)  # after the copy
+    host_b = Directory(directory.engine, tmp_path / "host-b")
+    assert host_b.index.install(tmp_path / "copied") == cursor
+    assert host_b.ensure_ready() == "caught_up"  # from the copy's own position, not a rebuild
+    assert ids(host_b, "改名") == ["t-salon"] and ids(host_b, "ふれあい") == []
+
+
+def test_a_folder_that_is_not_an_index_copy_is_refused(directory: Directory, tmp_path: Path) -> None:
+    from resdb.search import IndexUnhealthy
+
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "cursor").write_text("5")
+    with pytest.raises(IndexUnhealthy):
+        directory.index.install(tmp_path / "junk")
+    directory.create(SALON, actor="a")
+    assert ids(directory, "さろん") == ["t-salon"]  # the live index is untouched
