@@ -49,6 +49,8 @@ KIND_NOUNS: dict[str, str] = {
     "learning": "講座・教室",
     "center": "相談窓口",
     "other": "場",
+    "venue": "会場",
+    "program": "事業",
 }
 # Interests that are things one does: 「農作業ができる」. Others read 「日本語に関わる活動がある」.
 DOING_WORDS: tuple[str, ...] = (

@@ -65,7 +65,7 @@ GOAL_KIND_FIT: dict[str, dict[str, float]] = {
                 "learning": 0.5, "kosodate": 0.5, "shokudo": 0.4, "center": 0.2, "other": 0.3},
 }
 GOAL_IDS: tuple[str, ...] = tuple(GOALS)
-GOAL_FIT = np.array([[GOAL_KIND_FIT[g][k] for k in KINDS] for g in GOAL_IDS])
+GOAL_FIT = np.array([[GOAL_KIND_FIT[g].get(k, 0.0) for k in KINDS] for g in GOAL_IDS])  # venues/programmes: 0
 
 # Words in a listing's activities/description that show it serves a goal (synonyms added).
 GOAL_KEYWORDS: dict[str, tuple[str, ...]] = {

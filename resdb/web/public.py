@@ -53,7 +53,8 @@ def _render(template: str, status: int = 200, **context: Any) -> Response:
 
 @bp.get("/")
 def index() -> Response:
-    parsed = parse_search(request.args, today=_today(), paging="page")
+    parsed = parse_search(request.args, today=_today(), paging="page",
+                          default_municipality=current_app.config["DEFAULT_MUNICIPALITY"])
     config = {
         **_map_settings(),
         "geojsonUrl": url_for("api.resources_geojson"),
@@ -71,7 +72,8 @@ def index() -> Response:
 @bp.get("/search")
 @rate_limited
 def search() -> Response:
-    parsed = parse_search(request.args, today=_today(), paging="page")
+    parsed = parse_search(request.args, today=_today(), paging="page",
+                          default_municipality=current_app.config["DEFAULT_MUNICIPALITY"])
     context: dict[str, Any] = {
         "form": parsed.form, "problems": parsed.problems, "municipalities": municipality_options(),
         "items": [], "total": 0, "page": parsed.page, "pages": 0, "nav": "search",
