@@ -14,7 +14,7 @@ import numpy as np
 
 from resdb.directory import Directory
 from resdb.search import SearchQuery
-from resdb.vocab import KINDS
+from resdb.vocab import HIDDEN_IN_SEARCH_KINDS, KINDS
 
 _KIND_ORDER = {kind: n for n, kind in enumerate(KINDS)}
 
@@ -32,6 +32,7 @@ class Snapshot:
     municipality: np.ndarray
     position: dict[str, int]
     bounds_by_municipality: dict[str, tuple[float, float, float, float]]
+    hidden: np.ndarray | None = None  # venues: shown only as their own layer (include_venues or kind=venue)
 
 
 def compact_feature(listing: dict[str, Any]) -> dict[str, Any]:
@@ -80,8 +81,9 @@ def build_snapshot(directory: Directory, revision: str) -> Snapshot:
     if has_point.any():
         bounds[""] = (float(lon[has_point].min()), float(lat[has_point].min()),
                       float(lon[has_point].max()), float(lat[has_point].max()))
+    hidden = np.array([listing.get("kind") in HIDDEN_IN_SEARCH_KINDS for listing in listings], dtype=bool)
     return Snapshot(revision, ids, encoded, lon, lat, has_point, municipality,
-                    {listing_id: n for n, listing_id in enumerate(ids)}, bounds)
+                    {listing_id: n for n, listing_id in enumerate(ids)}, bounds, hidden)
 
 
 def _bbox_only(query: SearchQuery) -> bool:
@@ -125,6 +127,8 @@ class FeatureCache:
                 mask &= snap.has_point & (snap.lon >= min_lon) & (snap.lon <= max_lon) & (snap.lat >= min_lat) & (snap.lat <= max_lat)
             if query.municipality_code:
                 mask &= snap.municipality == query.municipality_code
+            if snap.hidden is not None and not query.include_venues:
+                mask &= ~snap.hidden
             positions = np.flatnonzero(mask).tolist()
         else:
             result = self.directory.search_ids(replace(query, limit=None, offset=0))
