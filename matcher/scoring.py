@@ -18,7 +18,7 @@ from resdb.textnorm import expand_terms, normalize
 from resdb.vocab import GOALS, KINDS
 
 from .pool import GROUP_CODE, View
-from .query import Query
+from .query import DEFAULT_STALE_DAYS, Query
 
 FactorFn = Callable[[Query, View, np.ndarray], np.ndarray]
 
@@ -146,11 +146,12 @@ def matched_interests(q: Query, v: View, local: int) -> list[str]:
 
 
 def interest_fit(q: Query, v: View, sel: np.ndarray) -> np.ndarray:
-    """No interests given: neutral 0.5. Otherwise 0.15 when none is found, 0.6–1.0 by share found."""
+    """No interests given: neutral 0.5. Otherwise 0 when none is found, 0.7–1.0 by share found (an interest
+    weighs enough that a feasible 農作業 place ranks above places that merely suit the goal)."""
     if not q.interest_terms:
         return np.full(sel.size, 0.5)
     share = interest_hits(q, v, sel).mean(axis=0)
-    return np.where(share > 0, 0.6 + 0.4 * share, 0.15)
+    return np.where(share > 0, 0.7 + 0.3 * share, 0.0)
 
 
 # --- travel ----------------------------------------------------------------------------------
@@ -197,16 +198,18 @@ def capacity_fit(q: Query, v: View, sel: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(cap), 0.7, value)
 
 
-STALE_DAYS = 365
+STALE_DAYS = DEFAULT_STALE_DAYS
 
 
 def freshness_fit(q: Query, v: View, sel: np.ndarray) -> np.ndarray:
     """Checked within half a year = 1; down to 0.7 at a year; stale (over a year) 0.5 → 0.2; unknown 0.4."""
     verified = v.pool.verified[v.idx[sel]]
     days = (q.today.toordinal() - verified).astype(float)
-    fresh = np.where(days <= 180, 1.0, 1.0 - 0.3 * (days - 180) / (STALE_DAYS - 180))
-    stale = np.maximum(0.2, 0.5 - 0.3 * (days - STALE_DAYS) / 730)
-    value = np.where(days <= STALE_DAYS, fresh, stale)
+    limit = max(q.stale_days, 1)
+    half = min(180, limit / 2)
+    fresh = np.where(days <= half, 1.0, 1.0 - 0.3 * (days - half) / max(limit - half, 1))
+    stale = np.maximum(0.2, 0.5 - 0.3 * (days - limit) / 730)
+    value = np.where(days <= limit, fresh, stale)
     return np.where(verified > 0, value, 0.4)
 
 
@@ -217,7 +220,7 @@ def referral_fit(q: Query, v: View, sel: np.ndarray) -> np.ndarray:
 
 FACTORS: tuple[Factor, ...] = (
     Factor("goal", "目的に合う", 0.26, goal_fit),
-    Factor("interest", "関心のある活動", 0.14, interest_fit),
+    Factor("interest", "関心のある活動", 0.22, interest_fit),
     Factor("travel", "移動時間", 0.16, travel_fit),
     Factor("schedule", "開催日時", 0.12, schedule_fit),
     Factor("group", "人数規模", 0.06, group_fit),

@@ -12,6 +12,15 @@ import matcher
 from resdb.directory import Directory
 
 
+def _stale_days_setting() -> int:
+    from resdb.config import setting
+
+    try:
+        return max(1, int(setting("RESDB_STALE_DAYS") or matcher.DEFAULT_STALE_DAYS))
+    except ValueError:
+        return matcher.DEFAULT_STALE_DAYS
+
+
 class PersonError(ValueError):
     """A person (or need) that cannot be matched; the message names the field in Japanese."""
 
@@ -19,8 +28,9 @@ class PersonError(ValueError):
 class Matching:
     """Matching over one Directory; the candidate pool is rebuilt only when the store changes."""
 
-    def __init__(self, directory: Directory) -> None:
+    def __init__(self, directory: Directory, stale_days: int | None = None) -> None:
         self.directory = directory
+        self.stale_days = stale_days if stale_days is not None else _stale_days_setting()
         self._pool: tuple[str, matcher.CandidatePool] | None = None
         self._lock = threading.Lock()
 
@@ -68,11 +78,13 @@ class Matching:
 
         return covers_home
 
-    def match(self, person: Mapping[str, Any], *, limit: int = 10, today: date | None = None) -> dict[str, Any]:
+    def match(self, person: Mapping[str, Any], *, limit: int = 10, today: date | None = None,
+              all_excluded: bool = False) -> dict[str, Any]:
         resolved = self.resolve_home(person)
         try:
             return matcher.match(resolved, self.pool(), today=today or date.today(),
-                                 covers_home=self._covers(resolved), limit=limit)
+                                 covers_home=self._covers(resolved), limit=limit, stale_days=self.stale_days,
+                                 all_excluded=all_excluded)
         except ValueError as exc:
             raise PersonError(str(exc)) from None
 
