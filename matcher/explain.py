@@ -288,7 +288,8 @@ class Explainer:
         if verified is None:
             out.append("最終確認日が不明です")
         elif self.is_stale(verified):
-            out.append(f"情報の確認が{self.q.stale_days}日以上前です（{jp_full_date(verified)}）")
+            age = "1年" if self.q.stale_days == 365 else f"{self.q.stale_days}日"
+            out.append(f"情報の確認が{age}以上前です（{jp_full_date(verified)}）")
         if self.pool.sample[self.j]:
             out.append("サンプル（架空）の情報です")
         accepts = float(self.pool.referrals[self.j])

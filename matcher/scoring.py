@@ -219,11 +219,11 @@ def referral_fit(q: Query, v: View, sel: np.ndarray) -> np.ndarray:
 
 
 FACTORS: tuple[Factor, ...] = (
-    Factor("goal", "目的に合う", 0.26, goal_fit),
-    Factor("interest", "関心のある活動", 0.22, interest_fit),
-    Factor("travel", "移動時間", 0.16, travel_fit),
-    Factor("schedule", "開催日時", 0.12, schedule_fit),
-    Factor("group", "人数規模", 0.06, group_fit),
+    Factor("goal", "目的に合う", 0.20, goal_fit),
+    Factor("interest", "関心のある活動", 0.24, interest_fit),
+    Factor("travel", "移動時間", 0.14, travel_fit),
+    Factor("schedule", "開催日時", 0.11, schedule_fit),
+    Factor("group", "人数規模", 0.05, group_fit),
     Factor("cost", "費用", 0.06, cost_fit),
     Factor("capacity", "空き", 0.05, capacity_fit),
     Factor("freshness", "情報の新しさ", 0.07, freshness_fit),
