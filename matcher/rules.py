@@ -186,7 +186,7 @@ def _travel(q: Query, v: View) -> np.ndarray:
 
 
 def _travel_msg(q: Query, v: View, i: int) -> str:
-    minutes = max(math.ceil(float(v.minutes[i])), 1)
+    minutes = max(int(float(v.minutes[i]) + 0.5), 1)  # rounded as in the proposal's travel reason
     return f"{q.mode_label}で約{minutes}分かかり、上限の{_fmt_minutes(q.max_minutes)}分を超えます"
 
 
