@@ -465,6 +465,12 @@ def _open_cases() -> list[dict[str, Any]]:
     return [c for c in _workspace().cases(g.account) if c["status"] == "open"]
 
 
+def _with_active_places(case: Mapping[str, Any]) -> dict[str, Any]:
+    """The case's person plus the places they are already placed at (not 中断): never proposed again."""
+    active = [p["listing_id"] for p in case.get("placements") or [] if p.get("stage") != "stopped"]
+    return {**case["person"], "active_places": active}
+
+
 @bp.get("/batch")
 @login_required(*ROLES)
 def batch_form() -> Response:
@@ -482,7 +488,7 @@ def batch() -> Response:
                      problem="配置するケースを1件以上選んでください。")
     full = [_load_case(c["id"], audit_view=False) for c in chosen]
     try:
-        answer = _matching().match_batch([c["person"] for c in full], today=_today())
+        answer = _matching().match_batch([_with_active_places(c) for c in full], today=_today())
     except PersonError as exc:
         return _page("coordinator/batch.html", status=422, cases=cases, result=None, problem=_field_message(str(exc)))
     names = {x["id"]: x for x in get_directory().get_many([a["resource_id"] for a in answer["assignments"]])}

@@ -54,3 +54,19 @@ def test_api_documents_the_added_fields(staff: StaffSetup) -> None:
     text = str(spec)
     for name in ("fit", "to_confirm", "near_misses", "fit_counts"):
         assert name in text
+
+
+def test_caseload_placement_never_proposes_a_place_the_person_is_already_at(staff: StaffSetup) -> None:
+    from tests.web.test_coordinator import save_case
+
+    for listing_id, lat in (("t-work-a", 36.7230), ("t-work-b", 36.7260)):
+        staff.directory.create({"id": listing_id, "name": f"作業体験 {listing_id}", "kind": "work_trial", "lat": lat,
+                                "lon": 137.0985, "municipality_code": "162116", "targets": ["disability"], "capacity": 5,
+                                "cost_yen": 0, "schedule": [{"weekday": "thu", "start": "10:00", "end": "12:00"}]},
+                               actor="test")
+    coord = staff.login("coord@example.jp")
+    person = {"home": {"lat": 36.7236, "lon": 137.0991}, "age": 45, "mobility": "walk", "max_minutes": 30,
+              "goals": ["work"], "targets": ["disability"], "available": [{"weekday": "thu", "start": "09:00", "end": "13:00"}]}
+    case_id = save_case(coord, person, "Eさん", ["t-work-a"])  # already 「提案」 at t-work-a (the nearer one)
+    html = post_form(coord, "/coordinator/batch", {"case": [str(case_id)]}, "/coordinator/batch").get_data(as_text=True)
+    assert f'value="{case_id}:t-work-b:' in html and f'value="{case_id}:t-work-a:' not in html
