@@ -35,3 +35,11 @@ def test_venues_hidden_unless_asked(client: Any) -> None:
     assert geo["features"] and {f["properties"]["kind"] for f in geo["features"]} == {"venue"}
     plain_geo = client.get("/api/resources.geojson?municipality=162116").get_json()
     assert all(f["properties"]["kind"] != "venue" for f in plain_geo["features"])
+
+
+def test_listing_links_its_venue_and_the_venue_lists_what_happens_there(client: Any) -> None:
+    salon = client.get("/resources/imizu-sample-hibari-salon").get_data(as_text=True)
+    venue_ids = re.findall(r'href="/resources/(imizu-venue-\d+)"', salon)
+    assert len(venue_ids) == 1
+    venue = client.get(f"/resources/{venue_ids[0]}").get_data(as_text=True)
+    assert "この会場で行われている活動" in venue and "戸破ふれあいサロン" in venue and "戸破こども食堂" in venue
