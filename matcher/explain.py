@@ -19,6 +19,7 @@ from .query import SCHEDULE_WINDOW_DAYS, Query
 from .scoring import (
     FACTORS,
     KEYWORD_BONUS,
+    OUTCOME_POSITIVE,
     goal_keyword_hits,
     goal_kind_fits,
     goal_terms,
@@ -260,6 +261,15 @@ class Explainer:
         accepts = float(self.pool.referrals[self.j])
         return "紹介での受け入れ可" if accepts > 0 else None
 
+    def outcome_text(self) -> str | None:
+        outcome = self.listing.get("outcome")
+        return str(outcome.get("text")) if isinstance(outcome, Mapping) and outcome.get("text") else None
+
+    def outcome(self) -> str | None:
+        """「紹介8人中6人が続いています」 when most referrals continue (aggregate of ≥ 5 cases only)."""
+        rate = float(self.pool.outcome_rate[self.j])
+        return self.outcome_text() if not math.isnan(rate) and rate >= OUTCOME_POSITIVE else None
+
     # --- assembled ----------------------------------------------------------------------------
     def reasons(self) -> list[dict[str, Any]]:
         texts: dict[str, Callable[[], str | None]] = {
@@ -272,6 +282,7 @@ class Explainer:
             "capacity": self.capacity,
             "freshness": self.freshness,
             "referral": self.referral,
+            "outcome": self.outcome,
         }
         out = []
         for f, factor in enumerate(FACTORS):
@@ -305,6 +316,9 @@ class Explainer:
             out.append("費用が登録されていません（要確認）")
         if not self.q.has_home:
             out.append("自宅の位置が分からないため移動時間を計算していません")
+        rate = float(self.pool.outcome_rate[self.j])
+        if not math.isnan(rate) and rate < OUTCOME_POSITIVE and self.outcome_text():
+            out.append(f"これまでの紹介: {self.outcome_text()}（続かない人も多い場所です。受け入れ先と事前に相談を）")
         return out
 
     def to_confirm(self) -> list[str]:

@@ -188,6 +188,7 @@ class CandidatePool:
         sample = np.zeros(n, dtype=bool)
         reservation = np.zeros(n, dtype=bool)
         holidays_open = np.zeros(n, dtype=bool)
+        outcome_rate = np.full(n, np.nan)  # shrunk continuing rate of past referrals (resdb.outcomes), nan = none
         ids: list[str] = []
         ent_ptr = np.zeros(n + 1, dtype=np.int64)
         ent_rows: list[tuple[int, int, int, int]] = []
@@ -224,6 +225,9 @@ class CandidatePool:
             sample[i] = _flag(get("is_sample")) == 1.0
             reservation[i] = _flag(get("reservation_required")) == 1.0
             holidays_open[i] = _flag(get("holidays_closed")) == 0.0
+            outcome = get("outcome")
+            if isinstance(outcome, Mapping):
+                outcome_rate[i] = _num(outcome.get("rate"))
             rows = _entries(get("schedule"))
             ent_rows.extend(rows)
             ent_ptr[i + 1] = len(ent_rows)
@@ -238,6 +242,7 @@ class CandidatePool:
         self.referrals, self.group, self.verified = referrals, group, verified
         self.sample, self.reservation, self.holidays_open = sample, reservation, holidays_open
         self.proposable = ~np.isin(kind, NOT_PROPOSABLE_CODES)
+        self.outcome_rate = outcome_rate
         ent = np.array(ent_rows, dtype=np.int32).reshape(-1, 4)
         self.ent_ptr = ent_ptr
         self.ent_wd = ent[:, 0].astype(np.int8)

@@ -218,16 +218,26 @@ def referral_fit(q: Query, v: View, sel: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(accepts), 0.6, np.where(accepts > 0, 1.0, 0.2))
 
 
+OUTCOME_POSITIVE = 0.5  # a shrunk continuing rate from here up is read aloud as a reason, below as a caution
+
+
+def outcome_fit(q: Query, v: View, sel: np.ndarray) -> np.ndarray:
+    """Past referrals (≥ 5 cases, resdb.outcomes): the shrunk share still taking part; 0.5 when unknown."""
+    rate = v.pool.outcome_rate[v.idx[sel]]
+    return np.where(np.isnan(rate), 0.5, np.clip(rate, 0.0, 1.0))
+
+
 FACTORS: tuple[Factor, ...] = (
-    Factor("goal", "目的に合う", 0.20, goal_fit),
+    Factor("goal", "目的に合う", 0.18, goal_fit),
     Factor("interest", "関心のある活動", 0.24, interest_fit),
     Factor("travel", "移動時間", 0.14, travel_fit),
     Factor("schedule", "開催日時", 0.11, schedule_fit),
     Factor("group", "人数規模", 0.05, group_fit),
-    Factor("cost", "費用", 0.06, cost_fit),
-    Factor("capacity", "空き", 0.05, capacity_fit),
-    Factor("freshness", "情報の新しさ", 0.07, freshness_fit),
+    Factor("cost", "費用", 0.05, cost_fit),
+    Factor("capacity", "空き", 0.04, capacity_fit),
+    Factor("freshness", "情報の新しさ", 0.06, freshness_fit),
     Factor("referral", "紹介の受け入れ", 0.08, referral_fit),
+    Factor("outcome", "紹介後の定着", 0.05, outcome_fit),
 )
 FACTOR_INDEX: dict[str, int] = {f.id: i for i, f in enumerate(FACTORS)}
 WEIGHTS = np.array([f.weight for f in FACTORS]) / sum(f.weight for f in FACTORS)

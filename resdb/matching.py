@@ -10,6 +10,7 @@ from typing import Any
 
 import matcher
 from resdb.directory import Directory
+from resdb.outcomes import outcomes_revision, placement_outcomes
 
 
 def _stale_days_setting() -> int:
@@ -35,10 +36,17 @@ class Matching:
         self._lock = threading.Lock()
 
     def pool(self) -> matcher.CandidatePool:
-        revision = self.directory.revision()
+        """The candidate pool, rebuilt when a listing changes or a placement/stage is recorded (the places'
+        referral outcomes, aggregates of ≥ 5 cases only, ride along as `outcome`)."""
+        revision = f"{self.directory.revision()}|{outcomes_revision(self.directory.engine)}"
         with self._lock:
             if self._pool is None or self._pool[0] != revision:
-                self._pool = (revision, matcher.CandidatePool(self.directory.iter_published()))
+                outcomes = placement_outcomes(self.directory.engine)
+                listings = (
+                    {**listing, "outcome": outcomes[listing["id"]].as_dict()} if listing["id"] in outcomes else listing
+                    for listing in self.directory.iter_published()
+                )
+                self._pool = (revision, matcher.CandidatePool(listings))
             return self._pool[1]
 
     def resolve_home(self, person: Mapping[str, Any], field: str = "home") -> dict[str, Any]:

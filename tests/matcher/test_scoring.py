@@ -37,7 +37,7 @@ def reason(proposal: dict[str, Any], factor: str) -> str:
 # --- the table -------------------------------------------------------------------------------
 def test_factor_table_is_declared_once() -> None:
     assert [f.id for f in FACTORS] == [
-        "goal", "interest", "travel", "schedule", "group", "cost", "capacity", "freshness", "referral",
+        "goal", "interest", "travel", "schedule", "group", "cost", "capacity", "freshness", "referral", "outcome",
     ]
     assert math.isclose(sum(f.weight for f in FACTORS), 1.0)
     assert len({f.id for f in FACTORS}) == len(FACTORS)
