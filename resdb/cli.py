@@ -358,12 +358,22 @@ def match(file: Path, limit: int, today: str | None, as_json: bool) -> None:
         emit_json(result)
         return
     if "proposals" in result:
+        heading = None
         for rank, proposal in enumerate(result["proposals"], 1):
+            if proposal.get("fit_label") and proposal["fit_label"] != heading:
+                heading = proposal["fit_label"]
+                out.print(f"[bold underline]{heading}[/bold underline]")
             out.print(f"[bold]{rank}. {proposal['name']}[/bold]（{KINDS.get(proposal.get('kind', ''), '')}）スコア {proposal['score']:.2f}")
+            if proposal.get("to_confirm"):
+                out.print(f"   [yellow]確認すること: {'・'.join(proposal['to_confirm'])}[/yellow]")
             for reason in proposal["reasons"]:
                 out.print(f"   ・{reason['text']}")
             for caution in proposal["cautions"]:
                 out.print(f"   [yellow]※ {caution}[/yellow]")
+        if result.get("near_misses"):
+            out.print("[bold underline]少し遠いが合う場所[/bold underline]")
+            for miss in result["near_misses"]:
+                out.print(f"   ・{miss['name']}: {miss['text']}")
         if result["excluded"]:
             out.print("[dim]提案しなかった主な場所:[/dim]")
             for item in result["excluded"]:
