@@ -388,7 +388,7 @@ def case_page(case_id: int) -> Response:
     placed = {p["listing_id"] for p in case["placements"]}
     suggestions: list[dict[str, Any]] = []
     try:
-        answer = _matching().match(case["person"], limit=10, today=today)
+        answer = _matching().match(_with_active_places(case), limit=10, today=today)
         suggestions = [p for p in answer["proposals"] if p["resource_id"] not in placed]
     except PersonError:
         pass
