@@ -267,7 +267,11 @@ class SearchIndex:
             if target is None or not whoosh_index.exists_in(str(self.current)):
                 raise IndexUnhealthy("索引がありません")
             self._drop_snapshot()
-            self._ix = whoosh_index.open_dir(str(self.current))
+            ix = whoosh_index.open_dir(str(self.current))
+            if set(ix.schema.names()) != set(_schema().names()):  # built by an older version (e.g. no `place`)
+                ix.close()
+                raise IndexUnhealthy("索引の形式が古いため作り直します")
+            self._ix = ix
             self._ix_target = target
         return self._ix
 

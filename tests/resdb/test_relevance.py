@@ -127,3 +127,27 @@ def test_place_names_are_cut_out_of_name_ngrams(small: SearchIndex) -> None:
     assert found[0] == "synonym-in-name" and "hall" not in found
     assert ids(small, "江畑町", include_venues=True)[0] == "hall"
     assert "hall" not in ids(small, "江畑町")  # venues stay out unless asked for
+
+
+def test_an_index_from_an_older_version_is_rebuilt_not_crashed_on(make_directory: Any) -> None:
+    """An instance upgraded in place: its index lacks the new `place` field; start-up rebuilds it."""
+    import os
+
+    from whoosh import index as whoosh_index
+    from whoosh.fields import ID, Schema
+
+    from resdb.search import IndexUnhealthy
+
+    directory = make_directory("sqlite", "upgrade")
+    directory.create({"id": "farm", "name": "畑の体験", "kind": "work_trial", "lat": 36.72, "lon": 137.1}, actor="t")
+    root = directory.index.root
+    directory.index.close()
+    old = root / "build-old"
+    old.mkdir()
+    whoosh_index.create_in(str(old), Schema(id=ID(stored=True, unique=True))).close()
+    os.remove(root / "current")
+    os.symlink("build-old", root / "current")
+    with pytest.raises(IndexUnhealthy):
+        directory.index.check(1)
+    assert directory.ensure_ready() == "rebuilt"
+    assert [item["id"] for item in search(directory, "畑")] == ["farm"]
