@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from resdb.textnorm import DATA_DIR, SEARCH_DATA_DIR, _read_rows, normalize, synonym_groups
-from resdb.vocab import _KIND_ALIASES, _TARGET_ALIASES, KINDS, NOT_PARTICIPATION_KINDS, TARGETS
+from resdb.vocab import _TARGET_ALIASES, KINDS, NOT_PARTICIPATION_KINDS, TARGETS
 
 GEO_DIR = DATA_DIR / "geo"
 
@@ -88,7 +88,7 @@ def _label_phrases(label: str) -> list[str]:
 
 @lru_cache(maxsize=1)
 def _intent_table() -> dict[str, tuple[Intent, ...]]:
-    """phrase → intents: vocabulary labels and aliases (automatic) and data/search/intents.csv rows."""
+    """phrase → intents: kind and target labels, target aliases (automatic) and data/search/intents.csv rows."""
     table: dict[str, dict[tuple[str, str], float]] = {}
 
     def add(phrase: str, field: str, value: str, weight: float) -> None:
@@ -111,9 +111,7 @@ def _intent_table() -> dict[str, tuple[Intent, ...]]:
             continue
         for phrase in _label_phrases(label):
             add(phrase, "kind", kind, KIND_LABEL_WEIGHT)
-    for alias, kind in _KIND_ALIASES.items():
-        if kind not in NOT_PARTICIPATION_KINDS:
-            add(alias, "kind", kind, KIND_LABEL_WEIGHT)
+    # Import aliases of kinds are not used: some are narrower than the kind (サロン is one sort of 通いの場).
     for cells in _read_rows(SEARCH_DATA_DIR / "intents.csv"):
         if len(cells) < 4:
             continue
