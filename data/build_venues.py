@@ -10,10 +10,12 @@ repository; see the geodata folder's SOURCES.md) and writes
 
     data/listings/<code>_venues.json
 
-a JSON array of listings in the contract's listing format: one per community
+a JSON array of venue records in the contract's listing format: one per community
 place (コミュニティセンター, 公民館, 地区会館, 集会所, 児童館, 交流センター,
-文化センター, …), with kind "other", targets ["all"], activities
-["地域活動の会場"], the file's name, address and coordinates, and a stable id
+文化センター, …), with kind "venue" (a building where activities happen, an HSDS
+location: never an activity, never proposed by the matcher, shown on the map as
+its own layer and in search only when asked for), no targets or activities, the
+file's name, address and coordinates, and a stable id
 "<city>-venue-<NO>" (NO is the shelter file's record number).  Schools, parks,
 gymnasiums, nurseries and care facilities are left out.
 
@@ -124,15 +126,15 @@ def build(geodata: Path, folder: str) -> list[dict]:
         listing = {
             "id": listing_id,
             "name": name,
-            "kind": "other",
-            "description": "地域の集会施設（指定避難所として登録されている施設）。地域活動の会場として掲載。",
+            "kind": "venue",
+            "description": "地域の集会施設（指定避難所として登録されている建物）。活動の会場となる場所として掲載（この建物自体は活動ではありません）。",
             "municipality_code": code,
             "address": address,
             "venue": name,
             "lat": lat,
             "lon": lon,
-            "targets": ["all"],
-            "activities": ["地域活動の会場"],
+            "targets": [],
+            "activities": [],
             "accepts_referrals": False,
             "verified_at": None,
             "is_sample": False,

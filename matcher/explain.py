@@ -19,7 +19,7 @@ from .query import SCHEDULE_WINDOW_DAYS, Query
 from .scoring import (
     FACTORS,
     KEYWORD_BONUS,
-    STALE_DAYS,
+    OUTCOME_POSITIVE,
     goal_keyword_hits,
     goal_kind_fits,
     goal_terms,
@@ -49,6 +49,8 @@ KIND_NOUNS: dict[str, str] = {
     "learning": "講座・教室",
     "center": "相談窓口",
     "other": "場",
+    "venue": "会場",
+    "program": "事業",
 }
 # Interests that are things one does: 「農作業ができる」. Others read 「日本語に関わる活動がある」.
 DOING_WORDS: tuple[str, ...] = (
@@ -129,11 +131,30 @@ def _is_doing(interest: str) -> bool:
     return normalize(interest) in _doing_terms()
 
 
-def _when(entry: sched.Entry) -> str:
+def hhmm(minute: int) -> str:
+    return f"{minute // 60:02d}:{minute % 60:02d}"
+
+
+def joinable_window(q: Query, entry: sched.Entry) -> tuple[int, int]:
+    """The part of a session inside the person's own times (the whole session when they gave none)."""
+    best = (entry.start_minute, entry.end_minute)
+    if not q.slots:
+        return best
+    windows = [
+        (max(entry.start_minute, slot.start), min(entry.end_minute, slot.end))
+        for slot in q.slots
+        if slot.weekday == entry.weekday and entry.start_minute < slot.end and slot.start < entry.end_minute
+    ]
+    return max(windows, key=lambda w: w[1] - w[0]) if windows else best
+
+
+def window_text(q: Query, entry: sched.Entry) -> str:
+    """「木曜 14:00〜16:00」 (「第1・第3木曜 …」 for monthly patterns): when this person can take part."""
     label = WEEKDAYS[entry.weekday_id] + "曜"
     if entry.weeks is not None:
         label = "・".join(f"第{n}" for n in entry.weeks) + label
-    return f"{label}の{period_of_day(entry.start_minute)}"
+    start, end = joinable_window(q, entry)
+    return f"{label} {hhmm(start)}〜{hhmm(end)}"
 
 
 class Explainer:
@@ -193,22 +214,23 @@ class Explainer:
         return text
 
     def schedule(self) -> str | None:
-        if not self.v.has_schedule[self.local]:
-            return "開催日時は要確認"
-        if self.sessions:
-            whens: list[str] = []
-            for _moment, entry in self.sessions:
-                when = _when(entry)
-                if when not in whens:
-                    whens.append(when)
-            return f"{'・'.join(whens[:2])}に開催（次回 {jp_date(self.sessions[0][0].date())}）"
-        entries = sched.parse_lenient(self.listing.get("schedule"))
-        return f"{sched.describe(entries)}に開催（4週間以内に参加できる回はありません）"
+        """The person's own joinable window (「木曜 14:00〜16:00 に参加できます」); nothing when unknown."""
+        if not self.v.has_schedule[self.local] or not self.sessions:
+            return None  # unknown or no session soon: a caution, never a reason
+        whens: list[str] = []
+        for _moment, entry in self.sessions:
+            when = window_text(self.q, entry)
+            if when not in whens:
+                whens.append(when)
+        verb = "に参加できます" if self.q.slots else "に開催"
+        return f"{'・'.join(whens[:2])} {verb}（次回 {jp_date(self.sessions[0][0].date())}）"
 
     def group(self) -> str | None:
         code = int(self.pool.group[self.j])
         group_id = GROUP_IDS[code]
-        return GROUP_SIZES[group_id] if group_id else None
+        if not group_id or (self.q.group_size is not None and group_id != self.q.group_size):
+            return None  # only a size the person asked for (or any known size when they did not say) is a reason
+        return GROUP_SIZES[group_id]
 
     def cost(self) -> str | None:
         cost = float(self.pool.cost[self.j])
@@ -226,19 +248,27 @@ class Explainer:
         ordinal = int(self.pool.verified[self.j])
         return date.fromordinal(ordinal) if ordinal > 0 else None
 
+    def is_stale(self, verified: date) -> bool:
+        return (self.q.today - verified).days > self.q.stale_days
+
     def freshness(self) -> str | None:
         verified = self.verified_date()
-        if verified is None:
-            return "最終確認日が不明"
-        if (self.q.today - verified).days > STALE_DAYS:
-            return f"情報の確認が1年以上前（{jp_full_date(verified)}）"
+        if verified is None or self.is_stale(verified):
+            return None  # unknown or stale: a caution only
         return f"{jp_full_date(verified)}に確認済み"
 
     def referral(self) -> str | None:
         accepts = float(self.pool.referrals[self.j])
-        if math.isnan(accepts):
-            return None
-        return "紹介での受け入れ可" if accepts > 0 else "紹介での受け入れは要相談"
+        return "紹介での受け入れ可" if accepts > 0 else None
+
+    def outcome_text(self) -> str | None:
+        outcome = self.listing.get("outcome")
+        return str(outcome.get("text")) if isinstance(outcome, Mapping) and outcome.get("text") else None
+
+    def outcome(self) -> str | None:
+        """「紹介8人中6人が続いています」 when most referrals continue (aggregate of ≥ 5 cases only)."""
+        rate = float(self.pool.outcome_rate[self.j])
+        return self.outcome_text() if not math.isnan(rate) and rate >= OUTCOME_POSITIVE else None
 
     # --- assembled ----------------------------------------------------------------------------
     def reasons(self) -> list[dict[str, Any]]:
@@ -252,6 +282,7 @@ class Explainer:
             "capacity": self.capacity,
             "freshness": self.freshness,
             "referral": self.referral,
+            "outcome": self.outcome,
         }
         out = []
         for f, factor in enumerate(FACTORS):
@@ -267,22 +298,61 @@ class Explainer:
         verified = self.verified_date()
         if verified is None:
             out.append("最終確認日が不明です")
-        elif (self.q.today - verified).days > STALE_DAYS:
-            out.append(f"情報の確認が1年以上前です（{jp_full_date(verified)}）")
+        elif self.is_stale(verified):
+            age = "1年" if self.q.stale_days == 365 else f"{self.q.stale_days}日"
+            out.append(f"情報の確認が{age}以上前です（{jp_full_date(verified)}）")
         if self.pool.sample[self.j]:
             out.append("サンプル（架空）の情報です")
-        if float(self.pool.referrals[self.j]) == 0.0:
+        accepts = float(self.pool.referrals[self.j])
+        if accepts == 0.0:
             out.append("紹介での受け入れを行っていない可能性があります（事前に確認を）")
+        elif math.isnan(accepts):
+            out.append("紹介で受け入れているか分かりません（事前に確認を）")
         if not self.v.has_schedule[self.local]:
             out.append("開催日時が登録されていません（要確認）")
         elif not self.sessions:
             out.append("4週間以内に参加できる開催がありません")
+        if math.isnan(float(self.pool.cost[self.j])):
+            out.append("費用が登録されていません（要確認）")
         if not self.q.has_home:
             out.append("自宅の位置が分からないため移動時間を計算していません")
+        rate = float(self.pool.outcome_rate[self.j])
+        if not math.isnan(rate) and rate < OUTCOME_POSITIVE and self.outcome_text():
+            out.append(f"これまでの紹介: {self.outcome_text()}（続かない人も多い場所です。受け入れ先と事前に相談を）")
         return out
 
+    def to_confirm(self) -> list[str]:
+        """What must be checked before this place is known to fit (empty = known to fit)."""
+        out: list[str] = []
+        if not self.v.has_schedule[self.local]:
+            out.append("開催日時")
+        elif not self.sessions:
+            out.append("直近の開催")
+        if math.isnan(float(self.pool.cost[self.j])):
+            out.append("費用")
+        verified = self.verified_date()
+        if verified is None or self.is_stale(verified):
+            out.append("情報の新しさ")
+        if float(self.pool.referrals[self.j]) != 1.0:
+            out.append("紹介での受け入れ")
+        if not self.q.has_home:
+            out.append("移動時間")
+        return out
+
+    def offer(self) -> str:
+        """What the place offers this person, to follow 「少し遠いが」: 「農作業ができる」, else 「、…に向く居場所です」."""
+        interest = self.interest()
+        if interest:
+            return interest
+        goal = self.goal()
+        return f"、{goal}です" if goal else f"、{self.listing.get('name') or ''}があります"
+
     def proposal(self, score: float) -> dict[str, Any]:
+        to_confirm = self.to_confirm()
         return {
+            "fit": "to_confirm" if to_confirm else "known",
+            "fit_label": "要確認の候補" if to_confirm else "合うことが確認できた場",
+            "to_confirm": to_confirm,
             "resource_id": self.pool.ids[self.j],
             "name": str(self.listing.get("name") or ""),
             "score": round(float(score), 3),

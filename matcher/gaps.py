@@ -1,9 +1,12 @@
-"""Gap report: for anonymous needs, how many places serve them, and where (and why) none do.
+"""Gap report: for anonymous needs, how many places could take them, and where (and why) too few do.
 
 A need is {goal, targets, district, mobility, lat/lon or home, count?, age?, max_minutes?,
-available?, needs?, budget_yen?}. A place is counted for it when it breaks no rule for such a
-person and its kind serves the goal (GOAL_KIND_FIT ≥ SERVES_GOAL). Needs with fewer than
-``min_places`` places are unmet; they are grouped by district with the most common blocking rule.
+available?, needs?, budget_yen?}. A place is counted for it only when it could take such a person:
+it breaks no rule, its kind serves the goal (GOAL_KIND_FIT ≥ SERVES_GOAL: never a venue or a
+programme), its schedule is known, it takes referrals and it is not full. Places' open capacity is
+compared with the number of persons: a need is flagged 「該当なし」 (no place), 「1か所のみ」 (one place
+for several persons) or 「定員不足」 (known open places fewer than persons, none unlimited/unknown).
+Needs with fewer than ``min_places`` places are unmet; flagged needs are grouped by district.
 """
 
 from __future__ import annotations
@@ -27,7 +30,9 @@ from .rules import GENERIC_MESSAGES, RULES
 from .scoring import GOAL_FIT, GOAL_IDS
 
 SERVES_GOAL = 0.6
-CSV_COLUMNS: tuple[str, ...] = ("地区", "目的", "対象", "移動手段", "件数", "利用可能な場", "主な理由")
+CSV_COLUMNS: tuple[str, ...] = ("地区", "目的", "対象", "移動手段", "件数", "利用可能な場", "空き定員", "不足", "主な理由")
+FLAG_NONE, FLAG_ONLY_ONE, FLAG_SHORT = "該当なし", "1か所のみ", "定員不足"
+NOT_TAKING = "開催日時が不明か、紹介を受け入れていない場です"
 NO_PLACE_FOR_GOAL = "目的に合う種類の場が移動できる範囲にありません"
 
 
@@ -81,16 +86,33 @@ def gap_report(
             serves = GOAL_FIT[[GOAL_IDS.index(g) for g in q.goals]][:, kinds].max(axis=0) >= SERVES_GOAL
         else:
             serves = np.ones(len(ranking.view), dtype=bool)
-        available = int((ok & serves).sum())
+        idx = ranking.view.idx
+        taking = ranking.view.has_schedule & (pool.referrals[idx] == 1.0)
+        could = ok & serves & taking
+        available = int(could.sum())
+        capacities = pool.capacity[idx[could]]
+        open_capacity = None if np.isnan(capacities).any() else int(capacities.sum())
+        count = need.get("count")
+        persons = int(count) if count is not None else 1
         reason = ""
         if available < min_places:
             blocked = ranking.violated[:, serves]
             counts = Counter({rule.id: int(blocked[r].sum()) for r, rule in enumerate(RULES) if blocked[r].any()})
+            if (ok & serves & ~taking).any():
+                counts[NOT_TAKING] = int((ok & serves & ~taking).sum())
             if counts:
-                reason = GENERIC_MESSAGES[counts.most_common(1)[0][0]]
+                top = counts.most_common(1)[0][0]
+                reason = GENERIC_MESSAGES.get(top, top)
             else:
                 reason = NO_PLACE_FOR_GOAL
-        count = need.get("count")
+        flags = []
+        if available == 0:
+            flags.append(FLAG_NONE)
+        else:
+            if available == 1 and persons > 1:
+                flags.append(FLAG_ONLY_ONE)
+            if open_capacity is not None and open_capacity < persons:
+                flags.append(FLAG_SHORT)
         rows.append(
             {
                 "need": i,
@@ -98,8 +120,10 @@ def gap_report(
                 "goal": q.goals[0] if q.goals else "",
                 "targets": [target_id(str(t)) or str(t) for t in (need.get("targets") or [])],
                 "mobility": q.mobility,
-                "count": int(count) if count is not None else 1,
+                "count": persons,
                 "available": available,
+                "open_capacity": open_capacity,
+                "flags": flags,
                 "main_reason": reason,
             }
         )
@@ -119,7 +143,30 @@ def gap_report(
     for district, group in unmet.items():
         group["main_reason"] = reasons[district].most_common(1)[0][0]
     ordered = sorted(unmet.values(), key=lambda g: (-g["persons"], g["district"]))
-    return {"needs": rows, "unmet": ordered}
+    return {"needs": rows, "unmet": ordered, "shortages": _shortages(rows)}
+
+
+def _shortages(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Flagged needs grouped by district: how many persons, the flags, and each flagged need in words."""
+    grouped: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        if not row["flags"]:
+            continue
+        group = grouped.setdefault(row["district"], {"district": row["district"], "persons": 0, "flags": [], "needs": []})
+        group["persons"] += row["count"]
+        for flag in row["flags"]:
+            if flag not in group["flags"]:
+                group["flags"].append(flag)
+        capacity = "不明" if row["open_capacity"] is None else f"{row['open_capacity']}人"
+        group["needs"].append({
+            "need": row["need"], "goal": row["goal"], "targets": row["targets"], "mobility": row["mobility"],
+            "count": row["count"], "available": row["available"], "open_capacity": row["open_capacity"],
+            "flags": row["flags"],
+            "text": (f"{GOALS.get(row['goal'], row['goal'] or '目的なし')}・{_labels(row['targets'], TARGETS, target_id) or '対象なし'}"
+                     f"・{MOBILITY.get(row['mobility'], row['mobility'])}・{row['count']}人: 受け入れ可能な場 {row['available']}か所"
+                     f"（空き定員 {capacity}）— {'・'.join(row['flags'])}"),
+        })
+    return sorted(grouped.values(), key=lambda g: (-g["persons"], g["district"]))
 
 
 def gap_rows(report: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -134,6 +181,8 @@ def gap_rows(report: Mapping[str, Any]) -> list[dict[str, Any]]:
                 "移動手段": MOBILITY.get(row["mobility"], row["mobility"]),
                 "件数": row["count"],
                 "利用可能な場": row["available"],
+                "空き定員": "" if row.get("open_capacity") is None else row["open_capacity"],
+                "不足": "・".join(row.get("flags") or []),
                 "主な理由": row["main_reason"],
             }
         )

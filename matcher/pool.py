@@ -23,12 +23,14 @@ import numpy as np
 from resdb import schedule as sched
 from resdb.textnorm import normalize
 from resdb.travel import EARTH_RADIUS_KM, MODES
-from resdb.vocab import GROUP_SIZES, KINDS, WEEKDAY_IDS, kind_id, target_id
+from resdb.vocab import GROUP_SIZES, KINDS, NOT_PARTICIPATION_KINDS, WEEKDAY_IDS, kind_id, target_id
 
 from .query import EVERY_WEEK_MASK, TARGET_BIT, Query, weeks_mask, window_tables
 
 KIND_IDS: tuple[str, ...] = tuple(KINDS)
 KIND_CODE: dict[str, int] = {k: i for i, k in enumerate(KIND_IDS)}
+# Venues (buildings) and programmes (schemes) are not places a person joins: never in a View.
+NOT_PROPOSABLE_CODES: tuple[int, ...] = tuple(sorted(KIND_CODE[k] for k in NOT_PARTICIPATION_KINDS))
 GROUP_IDS: tuple[str | None, ...] = (None, *GROUP_SIZES)
 GROUP_CODE: dict[str, int] = {g: i for i, g in enumerate(GROUP_IDS) if g}
 _WD_INDEX: dict[str, int] = {w: i for i, w in enumerate(WEEKDAY_IDS)}
@@ -186,6 +188,7 @@ class CandidatePool:
         sample = np.zeros(n, dtype=bool)
         reservation = np.zeros(n, dtype=bool)
         holidays_open = np.zeros(n, dtype=bool)
+        outcome_rate = np.full(n, np.nan)  # shrunk continuing rate of past referrals (resdb.outcomes), nan = none
         ids: list[str] = []
         ent_ptr = np.zeros(n + 1, dtype=np.int64)
         ent_rows: list[tuple[int, int, int, int]] = []
@@ -222,6 +225,9 @@ class CandidatePool:
             sample[i] = _flag(get("is_sample")) == 1.0
             reservation[i] = _flag(get("reservation_required")) == 1.0
             holidays_open[i] = _flag(get("holidays_closed")) == 0.0
+            outcome = get("outcome")
+            if isinstance(outcome, Mapping):
+                outcome_rate[i] = _num(outcome.get("rate"))
             rows = _entries(get("schedule"))
             ent_rows.extend(rows)
             ent_ptr[i + 1] = len(ent_rows)
@@ -235,6 +241,8 @@ class CandidatePool:
         self.capacity, self.cost, self.pickup, self.barrier_free = capacity, cost, pickup, barrier_free
         self.referrals, self.group, self.verified = referrals, group, verified
         self.sample, self.reservation, self.holidays_open = sample, reservation, holidays_open
+        self.proposable = ~np.isin(kind, NOT_PROPOSABLE_CODES)
+        self.outcome_rate = outcome_rate
         ent = np.array(ent_rows, dtype=np.int32).reshape(-1, 4)
         self.ent_ptr = ent_ptr
         self.ent_wd = ent[:, 0].astype(np.int8)
@@ -335,6 +343,9 @@ class CandidatePool:
         else:
             idx = np.arange(len(self.listings), dtype=np.int64)
             dist = np.full(idx.size, np.nan)
+        keep = self.proposable[idx]
+        if not keep.all():
+            idx, dist = idx[keep], dist[keep]
         return View(self, q, idx, dist)
 
 

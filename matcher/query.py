@@ -23,6 +23,7 @@ ALL_BIT = TARGET_BIT["all"]
 DEFAULT_MOBILITY = "walk"
 DEFAULT_MAX_MINUTES = 30.0
 SCHEDULE_WINDOW_DAYS = 28
+DEFAULT_STALE_DAYS = 365  # resdb passes RESDB_STALE_DAYS
 EVERY_WEEK_MASK = 0b11111
 
 
@@ -104,6 +105,8 @@ class Query:
     need_pickup: bool
     budget: int | None
     exclude: frozenset[str]
+    stale_days: int = DEFAULT_STALE_DAYS
+    active_places: frozenset[str] = frozenset()  # listings where the person already takes part (never proposed)
 
     @property
     def has_home(self) -> bool:
@@ -164,7 +167,7 @@ def _goal_id(value: str) -> str | None:
     return None
 
 
-def parse_person(person: Mapping[str, Any], today: date) -> Query:
+def parse_person(person: Mapping[str, Any], today: date, *, stale_days: int = DEFAULT_STALE_DAYS) -> Query:
     """Validate a contract Person (home already resolved to lat/lon where possible) into a Query.
 
     Raises ValueError with a Japanese message naming the field for unusable input.
@@ -262,4 +265,6 @@ def parse_person(person: Mapping[str, Any], today: date) -> Query:
         need_pickup=need_pickup,
         budget=int(budget_value) if budget_value is not None else None,
         exclude=exclude,
+        stale_days=stale_days,
+        active_places=frozenset(str(x) for x in _string_list(person.get("active_places"), "active_places")),
     )

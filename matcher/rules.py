@@ -58,6 +58,17 @@ def _exclude_msg(q: Query, v: View, i: int) -> str:
     return "除外リストに入っています"
 
 
+def _active(q: Query, v: View) -> np.ndarray:
+    if not q.active_places:
+        return _none(v)
+    ids = v.pool.ids
+    return np.fromiter((ids[i] in q.active_places for i in v.idx), dtype=bool, count=len(v))
+
+
+def _active_msg(q: Query, v: View, i: int) -> str:
+    return "すでに参加中の場所です"
+
+
 # --- age -------------------------------------------------------------------------------------
 def _age(q: Query, v: View) -> np.ndarray:
     if q.age is None:
@@ -175,7 +186,7 @@ def _travel(q: Query, v: View) -> np.ndarray:
 
 
 def _travel_msg(q: Query, v: View, i: int) -> str:
-    minutes = max(math.ceil(float(v.minutes[i])), 1)
+    minutes = max(int(float(v.minutes[i]) + 0.5), 1)  # rounded as in the proposal's travel reason
     return f"{q.mode_label}で約{minutes}分かかり、上限の{_fmt_minutes(q.max_minutes)}分を超えます"
 
 
@@ -201,6 +212,7 @@ def _barrier_free_msg(q: Query, v: View, i: int) -> str:
 
 RULES: tuple[Rule, ...] = (
     Rule("exclude", "除外リスト", _exclude, _exclude_msg),
+    Rule("active", "参加中", _active, _active_msg),
     Rule("age", "年齢", _age, _age_msg),
     Rule("targets", "対象者", _targets, _targets_msg),
     Rule("area", "担当地区", _area_applies, _area_msg, lazy=True),
@@ -217,6 +229,7 @@ AREA = RULE_INDEX["area"]
 # Generic (listing-independent) wording, used when summarizing why nothing fits.
 GENERIC_MESSAGES: dict[str, str] = {
     "exclude": "除外リストに入っています",
+    "active": "すでに参加中の場所です",
     "age": "年齢が対象外です",
     "targets": "対象者が合いません",
     "area": "担当地区外です",

@@ -18,7 +18,7 @@ from resdb.textnorm import expand_terms, normalize
 from resdb.vocab import GOALS, KINDS
 
 from .pool import GROUP_CODE, View
-from .query import Query
+from .query import DEFAULT_STALE_DAYS, Query
 
 FactorFn = Callable[[Query, View, np.ndarray], np.ndarray]
 
@@ -65,7 +65,7 @@ GOAL_KIND_FIT: dict[str, dict[str, float]] = {
                 "learning": 0.5, "kosodate": 0.5, "shokudo": 0.4, "center": 0.2, "other": 0.3},
 }
 GOAL_IDS: tuple[str, ...] = tuple(GOALS)
-GOAL_FIT = np.array([[GOAL_KIND_FIT[g][k] for k in KINDS] for g in GOAL_IDS])
+GOAL_FIT = np.array([[GOAL_KIND_FIT[g].get(k, 0.0) for k in KINDS] for g in GOAL_IDS])  # venues/programmes: 0
 
 # Words in a listing's activities/description that show it serves a goal (synonyms added).
 GOAL_KEYWORDS: dict[str, tuple[str, ...]] = {
@@ -146,11 +146,12 @@ def matched_interests(q: Query, v: View, local: int) -> list[str]:
 
 
 def interest_fit(q: Query, v: View, sel: np.ndarray) -> np.ndarray:
-    """No interests given: neutral 0.5. Otherwise 0.15 when none is found, 0.6–1.0 by share found."""
+    """No interests given: neutral 0.5. Otherwise 0 when none is found, 0.7–1.0 by share found (an interest
+    weighs enough that a feasible 農作業 place ranks above places that merely suit the goal)."""
     if not q.interest_terms:
         return np.full(sel.size, 0.5)
     share = interest_hits(q, v, sel).mean(axis=0)
-    return np.where(share > 0, 0.6 + 0.4 * share, 0.15)
+    return np.where(share > 0, 0.7 + 0.3 * share, 0.0)
 
 
 # --- travel ----------------------------------------------------------------------------------
@@ -197,16 +198,18 @@ def capacity_fit(q: Query, v: View, sel: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(cap), 0.7, value)
 
 
-STALE_DAYS = 365
+STALE_DAYS = DEFAULT_STALE_DAYS
 
 
 def freshness_fit(q: Query, v: View, sel: np.ndarray) -> np.ndarray:
     """Checked within half a year = 1; down to 0.7 at a year; stale (over a year) 0.5 → 0.2; unknown 0.4."""
     verified = v.pool.verified[v.idx[sel]]
     days = (q.today.toordinal() - verified).astype(float)
-    fresh = np.where(days <= 180, 1.0, 1.0 - 0.3 * (days - 180) / (STALE_DAYS - 180))
-    stale = np.maximum(0.2, 0.5 - 0.3 * (days - STALE_DAYS) / 730)
-    value = np.where(days <= STALE_DAYS, fresh, stale)
+    limit = max(q.stale_days, 1)
+    half = min(180, limit / 2)
+    fresh = np.where(days <= half, 1.0, 1.0 - 0.3 * (days - half) / max(limit - half, 1))
+    stale = np.maximum(0.2, 0.5 - 0.3 * (days - limit) / 730)
+    value = np.where(days <= limit, fresh, stale)
     return np.where(verified > 0, value, 0.4)
 
 
@@ -215,16 +218,26 @@ def referral_fit(q: Query, v: View, sel: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(accepts), 0.6, np.where(accepts > 0, 1.0, 0.2))
 
 
+OUTCOME_POSITIVE = 0.5  # a shrunk continuing rate from here up is read aloud as a reason, below as a caution
+
+
+def outcome_fit(q: Query, v: View, sel: np.ndarray) -> np.ndarray:
+    """Past referrals (≥ 5 cases, resdb.outcomes): the shrunk share still taking part; 0.5 when unknown."""
+    rate = v.pool.outcome_rate[v.idx[sel]]
+    return np.where(np.isnan(rate), 0.5, np.clip(rate, 0.0, 1.0))
+
+
 FACTORS: tuple[Factor, ...] = (
-    Factor("goal", "目的に合う", 0.26, goal_fit),
-    Factor("interest", "関心のある活動", 0.14, interest_fit),
-    Factor("travel", "移動時間", 0.16, travel_fit),
-    Factor("schedule", "開催日時", 0.12, schedule_fit),
-    Factor("group", "人数規模", 0.06, group_fit),
-    Factor("cost", "費用", 0.06, cost_fit),
-    Factor("capacity", "空き", 0.05, capacity_fit),
-    Factor("freshness", "情報の新しさ", 0.07, freshness_fit),
+    Factor("goal", "目的に合う", 0.18, goal_fit),
+    Factor("interest", "関心のある活動", 0.24, interest_fit),
+    Factor("travel", "移動時間", 0.14, travel_fit),
+    Factor("schedule", "開催日時", 0.11, schedule_fit),
+    Factor("group", "人数規模", 0.05, group_fit),
+    Factor("cost", "費用", 0.05, cost_fit),
+    Factor("capacity", "空き", 0.04, capacity_fit),
+    Factor("freshness", "情報の新しさ", 0.06, freshness_fit),
     Factor("referral", "紹介の受け入れ", 0.08, referral_fit),
+    Factor("outcome", "紹介後の定着", 0.05, outcome_fit),
 )
 FACTOR_INDEX: dict[str, int] = {f.id: i for i, f in enumerate(FACTORS)}
 WEIGHTS = np.array([f.weight for f in FACTORS]) / sum(f.weight for f in FACTORS)

@@ -6,7 +6,7 @@ import math
 import random
 from typing import Any
 
-from resdb.vocab import GOALS, KINDS, TARGETS, WEEKDAY_IDS
+from resdb.vocab import GOALS, PARTICIPATION_KINDS, TARGETS, WEEKDAY_IDS
 
 IMIZU_CENTER = (36.7236, 137.0991)  # 射水市戸破 (小杉駅付近)
 _ACTIVITIES = (
@@ -27,7 +27,7 @@ def _point(rng: random.Random, center: tuple[float, float], radius_km: float) ->
 def listing(i: int, rng: random.Random, center: tuple[float, float] = IMIZU_CENTER, radius_km: float = 15.0) -> dict[str, Any]:
     """One random contract-shaped listing, marked is_sample."""
     lat, lon = _point(rng, center, radius_km)
-    kind = rng.choice(tuple(KINDS))
+    kind = rng.choice(PARTICIPATION_KINDS)
     schedule = []
     for _ in range(rng.choice((0, 1, 1, 1, 2, 3))):
         start = rng.choice((9, 10, 13, 14, 18)) * 60 + rng.choice((0, 30))

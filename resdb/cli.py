@@ -209,6 +209,17 @@ def _parse_point(value: str | None) -> tuple[float, float] | None:
     return lat, lon
 
 
+def _municipality_code(value: str | None) -> str | None:
+    if not value:
+        return None
+    from resdb import geo
+
+    try:
+        return geo.code6(value)
+    except ValueError:
+        raise click.UsageError(f"--municipality: 5桁または6桁の地方公共団体コードで指定してください（{value}）") from None
+
+
 @main.command()
 @click.argument("query", required=False, default="")
 @click.option("--kind", multiple=True, type=click.Choice(list(KINDS)))
@@ -220,12 +231,14 @@ def _parse_point(value: str | None) -> tuple[float, float] | None:
 @click.option("--max-cost", type=int)
 @click.option("--near", help="LAT,LON")
 @click.option("--radius-km", type=float)
+@click.option("--municipality", help="5- or 6-digit code (default: every municipality)")
+@click.option("--venues", is_flag=True, help="also list venues (buildings where activities happen)")
 @click.option("--limit", default=20, show_default=True, type=int)
 @click.option("--offset", default=0, type=int)
 @click.option("--json", "as_json", is_flag=True)
 def search(query: str, kind: tuple[str, ...], target: tuple[str, ...], weekday: tuple[str, ...], today: bool,
            this_week: bool, free: bool, max_cost: int | None, near: str | None, radius_km: float | None,
-           limit: int, offset: int, as_json: bool) -> None:
+           municipality: str | None, venues: bool, limit: int, offset: int, as_json: bool) -> None:
     """Search the directory (Japanese: kana/width/variant-blind, synonyms, typos)."""
     from resdb.search import SearchQuery
 
@@ -234,6 +247,7 @@ def search(query: str, kind: tuple[str, ...], target: tuple[str, ...], weekday: 
     result = open_directory().search(SearchQuery(
         q=query, kinds=kind, targets=target, weekdays=weekday, open_on=open_on,
         max_cost=0 if free else max_cost, near=point, radius_km=radius_km, limit=limit, offset=offset,
+        municipality_code=_municipality_code(municipality), include_venues=venues,
     ))
     if as_json:
         emit_json(result)
@@ -420,12 +434,22 @@ def match(file: Path, limit: int, today: str | None, as_json: bool) -> None:
         emit_json(result)
         return
     if "proposals" in result:
+        heading = None
         for rank, proposal in enumerate(result["proposals"], 1):
+            if proposal.get("fit_label") and proposal["fit_label"] != heading:
+                heading = proposal["fit_label"]
+                out.print(f"[bold underline]{heading}[/bold underline]")
             out.print(f"[bold]{rank}. {proposal['name']}[/bold]（{KINDS.get(proposal.get('kind', ''), '')}）スコア {proposal['score']:.2f}")
+            if proposal.get("to_confirm"):
+                out.print(f"   [yellow]確認すること: {'・'.join(proposal['to_confirm'])}[/yellow]")
             for reason in proposal["reasons"]:
                 out.print(f"   ・{reason['text']}")
             for caution in proposal["cautions"]:
                 out.print(f"   [yellow]※ {caution}[/yellow]")
+        if result.get("near_misses"):
+            out.print("[bold underline]少し遠いが合う場所[/bold underline]")
+            for miss in result["near_misses"]:
+                out.print(f"   ・{miss['name']}: {miss['text']}")
         if result["excluded"]:
             out.print("[dim]提案しなかった主な場所:[/dim]")
             for item in result["excluded"]:

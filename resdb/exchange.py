@@ -236,10 +236,29 @@ _HSDS_DAYS = {"mon": "MO", "tue": "TU", "wed": "WE", "thu": "TH", "fri": "FR", "
 
 def to_hsds(listings: Iterable[dict[str, Any]]) -> str:
     """Open Referral HSDS 3.0 style: organizations, services, locations, service_at_locations,
-    schedules and phones as related arrays (ids are stable, derived from the listing id)."""
+    schedules and phones as related arrays (ids are stable, derived from the listing id). A venue record
+    (kind `venue`) is a location only; a service naming that venue is linked to its location."""
+    from resdb.venues import VENUE_KIND, venue_index, venue_of
+
     organizations: dict[str, dict[str, Any]] = {}
     services, locations, links, schedules, phones = [], [], [], [], []
+    listings = list(listings)
+    venues = venue_index(listings)
+
+    def location_of(listing: dict[str, Any], location_id: str) -> dict[str, Any]:
+        return {
+            "id": location_id, "location_type": "physical", "name": listing.get("venue") or listing["name"],
+            "latitude": listing.get("lat"), "longitude": listing.get("lon"),
+            "addresses": [{"address_1": listing.get("address"), "city": None, "country": "JP", "address_type": "physical"}]
+            if listing.get("address") else [],
+        }
+
     for listing in listings:
+        if listing.get("kind") == VENUE_KIND:
+            locations.append(location_of(listing, f"loc:{listing['id']}"))
+    for listing in listings:
+        if listing.get("kind") == VENUE_KIND:
+            continue
         org_id = None
         if listing.get("operator"):
             org_id = "org:" + listing["operator"]
@@ -257,13 +276,12 @@ def to_hsds(listings: Iterable[dict[str, Any]]) -> str:
             "attributes": [{"taxonomy": "resdb-kind", "value": listing.get("kind")}]
             + [{"taxonomy": "resdb-target", "value": t} for t in listing.get("targets") or []],
         })
-        location_id = f"loc:{service_id}"
-        locations.append({
-            "id": location_id, "location_type": "physical", "name": listing.get("venue") or listing["name"],
-            "latitude": listing.get("lat"), "longitude": listing.get("lon"),
-            "addresses": [{"address_1": listing.get("address"), "city": None, "country": "JP", "address_type": "physical"}]
-            if listing.get("address") else [],
-        })
+        venue = venue_of(listing, venues)
+        if venue is not None:
+            location_id = f"loc:{venue['id']}"
+        else:
+            location_id = f"loc:{service_id}"
+            locations.append(location_of(listing, location_id))
         link_id = f"sal:{service_id}"
         links.append({"id": link_id, "service_id": service_id, "location_id": location_id})
         for i, entry in enumerate(listing.get("schedule") or []):

@@ -11,6 +11,16 @@ from typing import Any
 
 import matcher
 from resdb.directory import Directory
+from resdb.outcomes import outcomes_revision, placement_outcomes
+
+
+def _stale_days_setting() -> int:
+    from resdb.config import setting
+
+    try:
+        return max(1, int(setting("RESDB_STALE_DAYS") or matcher.DEFAULT_STALE_DAYS))
+    except ValueError:
+        return matcher.DEFAULT_STALE_DAYS
 
 
 class PersonError(ValueError):
@@ -20,16 +30,24 @@ class PersonError(ValueError):
 class Matching:
     """Matching over one Directory; the candidate pool is rebuilt only when the store changes."""
 
-    def __init__(self, directory: Directory) -> None:
+    def __init__(self, directory: Directory, stale_days: int | None = None) -> None:
         self.directory = directory
+        self.stale_days = stale_days if stale_days is not None else _stale_days_setting()
         self._pool: tuple[str, matcher.CandidatePool] | None = None
         self._lock = threading.Lock()
 
     def pool(self) -> matcher.CandidatePool:
-        revision = self.directory.revision()
+        """The candidate pool, rebuilt when a listing changes or a placement/stage is recorded (the places'
+        referral outcomes, aggregates of ≥ 5 cases only, ride along as `outcome`)."""
+        revision = f"{self.directory.revision()}|{outcomes_revision(self.directory.engine)}"
         with self._lock:
             if self._pool is None or self._pool[0] != revision:
-                self._pool = (revision, matcher.CandidatePool(self.directory.iter_published()))
+                outcomes = placement_outcomes(self.directory.engine)
+                listings = (
+                    {**listing, "outcome": outcomes[listing["id"]].as_dict()} if listing["id"] in outcomes else listing
+                    for listing in self.directory.iter_published()
+                )
+                self._pool = (revision, matcher.CandidatePool(listings))
             return self._pool[1]
 
     def resolve_home(self, person: Mapping[str, Any], field: str = "home") -> dict[str, Any]:
@@ -85,11 +103,13 @@ class Matching:
 
         return covers_home
 
-    def match(self, person: Mapping[str, Any], *, limit: int = 10, today: date | None = None) -> dict[str, Any]:
+    def match(self, person: Mapping[str, Any], *, limit: int = 10, today: date | None = None,
+              all_excluded: bool = False) -> dict[str, Any]:
         resolved = self.resolve_home(person)
         try:
             return matcher.match(resolved, self.pool(), today=today or date.today(),
-                                 covers_home=self._covers(resolved), limit=limit)
+                                 covers_home=self._covers(resolved), limit=limit, stale_days=self.stale_days,
+                                 all_excluded=all_excluded)
         except (ValueError, TypeError) as exc:
             raise PersonError(_safe(exc)) from None
 

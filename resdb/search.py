@@ -28,11 +28,19 @@ from whoosh.analysis import Token, Tokenizer
 from whoosh.fields import ID, KEYWORD, NUMERIC, TEXT, Schema
 
 from resdb import schedule as schedule_mod
-from resdb.textnorm import ngrams, normalize, query_grams, synonyms_of, words
+from resdb.queryterms import expansions_of, intents_of, split_place_names
+from resdb.textnorm import ngrams, normalize, query_grams, words
 from resdb.travel import bbox_around
+from resdb.vocab import HIDDEN_IN_SEARCH_KINDS
 
-# Field weights: a hit in the name (or its reading) ranks above activities, then the description.
-FIELD_WEIGHTS: dict[str, float] = {"name": 6.0, "act": 2.0, "body": 1.0}
+# Field weights: a hit in the name (or its reading) ranks above activities, then the description. `place` holds
+# the 町字/地区 names cut out of the name (bigrams only: 「畑」 does not match 江畑町, 「江畑」 does).
+FIELD_WEIGHTS: dict[str, float] = {"name": 6.0, "place": 6.0, "act": 2.0, "body": 1.0}
+# Score tiers of one query word: a listing containing the word itself scores FIELD_WEIGHTS (≥ 1); one found only
+# through a synonym, expansion, intent or vocabulary label scores at most EXPANDED_TIER (× its weight), so that
+# even after the name-length factor of the ordering (at most ×2) an exact hit always ranks first.
+EXPANDED_TIER = 0.5
+VOCAB_FIELDS: dict[str, str] = {"kind": "kind", "target": "targets"}
 FUZZY_CUTOFF = 80.0
 POSTINGS_CACHE = 4096
 MICRO = 1_000_000
@@ -41,7 +49,7 @@ LAT_OFFSET = 90.0
 LON_OFFSET = 180.0
 COST_CEILING = 2**32 - 2  # the cost column's largest value (+1 is stored; 0 = unknown)
 # Written into each built folder; an index of another format is rebuilt at start-up.
-INDEX_FORMAT = "2"
+INDEX_FORMAT = "3"
 MERGE_AT_SEGMENTS = 10
 # Typo matches (fuzzy names) are added when exact hits are this few, whatever page is asked for.
 FUZZY_WHEN_FEWER = 10
@@ -79,6 +87,7 @@ def _schema() -> Schema:
     return Schema(
         id=ID(stored=True, unique=True, sortable=True),
         name=TEXT(analyzer=GramTokenizer((1, 2)), phrase=False),
+        place=TEXT(analyzer=GramTokenizer((2,)), phrase=False),
         act=TEXT(analyzer=GramTokenizer((2,)), phrase=False),
         body=TEXT(analyzer=GramTokenizer((2,)), phrase=False),
         kind=ID,
@@ -104,9 +113,11 @@ def listing_fields(doc: dict[str, Any]) -> dict[str, Any]:
         flags.append("sample")
     if lat is not None and lon is not None:
         flags.append("point")
+    name, places = split_place_names(doc.get("name"), doc.get("municipality_code"))
     return {
         "id": doc["id"],
-        "name": " ".join(filter(None, [doc.get("name"), doc.get("name_kana")])),
+        "name": " ".join(filter(None, [name, doc.get("name_kana")])),
+        "place": places,
         "act": " ".join(doc.get("activities") or []),
         "body": " ".join(filter(None, [doc.get("description"), doc.get("operator"), doc.get("venue"),
                                        doc.get("district"), doc.get("address")])),
@@ -149,6 +160,7 @@ class SearchQuery:
     near: tuple[float, float] | None = None  # lat, lon
     radius_km: float | None = None
     ids: Sequence[str] | None = None
+    include_venues: bool = False  # venues (buildings, kind `venue`) are left out unless asked for
     limit: int | None = 20
     offset: int = 0
 
@@ -401,6 +413,12 @@ def _write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def combine_word_evidence(exact: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """One word's score from its exact-hit weight and other evidence (see SearchIndex._word_scores)."""
+    capped = EXPANDED_TIER * np.minimum(other, 1.0)
+    return np.where(exact > 0, exact + 0.5 * capped, capped).astype(np.float32)
+
+
 class SearchIndex:
     """A whoosh index under `root`; `root/current` is a symlink swapped atomically on rebuild. Each built
     folder records the last change-log sequence number applied to it (`cursor`) and the listings it
@@ -436,7 +454,11 @@ class SearchIndex:
             if _read_text(self.root / target / "format") != INDEX_FORMAT:
                 raise IndexUnhealthy("索引の形式が古くなっています")
             self._snapshot = None
-            self._ix = whoosh_index.open_dir(str(self.root / target))
+            ix = whoosh_index.open_dir(str(self.root / target))
+            if set(ix.schema.names()) != set(_schema().names()):  # built by an older version (e.g. no `place`)
+                ix.close()
+                raise IndexUnhealthy("索引の形式が古いため作り直します")
+            self._ix = ix
             self._ix_target = target
         return self._ix
 
@@ -621,40 +643,61 @@ class SearchIndex:
         return [w for w in words(text) if w not in _QUERY_OPERATORS]
 
     @staticmethod
-    def _variants(word: str) -> list[str]:
-        """The word and its synonyms, dropping a variant that contains a shorter one (it adds nothing)."""
-        variants = sorted(synonyms_of(word), key=len)
-        kept: list[str] = []
-        for variant in variants:
-            if not any(shorter in variant for shorter in kept):
-                kept.append(variant)
-        return kept
+    def _variants(word: str) -> dict[str, float]:
+        """{term: weight}: the word itself (1.0) and its synonyms and one-way expansions (less), by data."""
+        return expansions_of(word)
+
+    @staticmethod
+    def _text_hits(snap: _Snapshot, term: str, field_name: str) -> np.ndarray:
+        """Documents whose `field_name` holds every n-gram of `term`."""
+        grams = query_grams(term)
+        if not grams or (len(term) == 1 and field_name != "name"):
+            return np.empty(0, dtype=np.int64)  # single characters are indexed in names only
+        docs = snap.postings(field_name, grams[0])
+        for gram in grams[1:]:
+            if not len(docs):
+                break
+            docs = np.intersect1d(docs, snap.postings(field_name, gram), assume_unique=True)
+        return docs
 
     def _word_scores(self, snap: _Snapshot, word: str) -> np.ndarray:
-        """Per-document score of one query word: the best field it appears in (all its n-grams), × idf."""
-        best = np.zeros(snap.size, dtype=np.float32)
-        for variant in self._variants(word):
-            grams = query_grams(variant)
-            if not grams:
-                continue
-            for field_name, weight in FIELD_WEIGHTS.items():
-                if len(variant) == 1 and field_name != "name":
-                    continue  # single characters are indexed in names only
-                docs = snap.postings(field_name, grams[0])
-                for gram in grams[1:]:
-                    if not len(docs):
-                        break
-                    docs = np.intersect1d(docs, snap.postings(field_name, gram), assume_unique=True)
-                if len(docs):
-                    np.maximum.at(best, docs, weight)
+        """Per-document score of one query word, × idf. A document holding the word itself scores its best
+        field's weight (≥ 1) plus half its other evidence; one found only through synonyms, expansions or
+        vocabulary (kind, target) sums that evidence, capped at EXPANDED_TIER, so it always ranks below."""
+        best = combine_word_evidence(*self._word_evidence(snap, word))
         matched = best > 0
         count = int(np.count_nonzero(matched & snap.live))
         if count:
             best *= math.log(1.0 + snap.live_count / count)
         return best
 
+    def _word_evidence(self, snap: _Snapshot, word: str) -> tuple[np.ndarray, np.ndarray]:
+        """(best exact field weight, summed other evidence) per document for one query word."""
+        exact = np.zeros(snap.size, dtype=np.float32)
+        other = np.zeros(snap.size, dtype=np.float32)
+        top_weight = max(FIELD_WEIGHTS.values())
+        for term, term_weight in self._variants(word).items():
+            found = np.zeros(snap.size, dtype=np.float32)
+            for field_name, weight in FIELD_WEIGHTS.items():
+                docs = self._text_hits(snap, term, field_name)
+                if len(docs):
+                    value = weight if term_weight >= 1.0 else term_weight * (0.5 + 0.5 * weight / top_weight)
+                    np.maximum.at(found, docs, np.float32(value))
+            if term_weight >= 1.0:
+                exact = np.maximum(exact, found)
+            else:
+                other += found
+        for intent in intents_of(word):
+            field_name = VOCAB_FIELDS.get(intent.field)
+            if field_name is not None:
+                other[snap.postings(field_name, intent.value)] += np.float32(intent.weight)
+        return exact, other
+
     def _filter_mask(self, snap: _Snapshot, query: SearchQuery) -> np.ndarray:
         mask = snap.live.copy()
+        hidden = [k for k in HIDDEN_IN_SEARCH_KINDS if k not in query.kinds]
+        if hidden and not query.include_venues and query.ids is None:
+            mask &= ~snap.mask_of("kind", hidden)
         if query.kinds:
             mask &= snap.mask_of("kind", query.kinds)
         if query.targets:

@@ -13,7 +13,18 @@ KINDS: dict[str, str] = {
     "learning": "学び・講座",
     "center": "相談支援機関",
     "other": "その他",
+    # Additions to the contract's list (documented in docs/places-venues-programmes.md): records that are
+    # not activities a person joins. A venue is a building where activities happen (HSDS location);
+    # a programme is a municipal scheme or subsidy. Neither is ever proposed by the matcher.
+    "venue": "会場（建物）",
+    "program": "事業・制度",
 }
+
+# Kinds that are places a person can take part in (everything the matcher may propose).
+NOT_PARTICIPATION_KINDS: frozenset[str] = frozenset({"venue", "program"})
+PARTICIPATION_KINDS: tuple[str, ...] = tuple(k for k in KINDS if k not in NOT_PARTICIPATION_KINDS)
+# Kinds hidden from search unless asked for (a kind filter naming them, or include_venues).
+HIDDEN_IN_SEARCH_KINDS: tuple[str, ...] = ("venue",)
 
 TARGETS: dict[str, str] = {
     "all": "属性を問わない",
@@ -74,6 +85,10 @@ _KIND_ALIASES: dict[str, str] = {
     "相談支援": "center",
     "相談窓口": "center",
     "サロン": "kayoi",
+    "会場": "venue",
+    "施設": "venue",
+    "事業": "program",
+    "制度": "program",
 }
 _TARGET_ALIASES: dict[str, str] = {
     "全世代": "all",

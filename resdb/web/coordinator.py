@@ -60,7 +60,8 @@ _TIME = re.compile(r"^([01]?\d|2[0-3]):[0-5]\d$")
 def _matching() -> Matching:
     matching = current_app.extensions.get("resdb.matching")
     if matching is None:
-        matching = current_app.extensions["resdb.matching"] = Matching(get_directory())
+        matching = current_app.extensions["resdb.matching"] = Matching(
+            get_directory(), stale_days=current_app.config.get("STALE_DAYS"))
     return matching
 
 
@@ -258,12 +259,13 @@ def _map_points(items: list[dict[str, Any]], person: Mapping[str, Any] | None) -
     return {**_map_settings(), "points": points}
 
 
-def _run_match(values: dict[str, Any]) -> tuple[dict[str, Any] | None, dict[str, Any] | None, list[str]]:
+def _run_match(values: dict[str, Any], *, all_excluded: bool = False
+               ) -> tuple[dict[str, Any] | None, dict[str, Any] | None, list[str]]:
     person, problems = person_from_values(values)
     if problems:
         return person, None, problems
     try:
-        answer = _matching().match(person, limit=10, today=_today())
+        answer = _matching().match(person, limit=10, today=_today(), all_excluded=all_excluded)
     except PersonError as exc:
         return person, None, [_field_message(str(exc))]
     return person, answer, []
@@ -276,7 +278,7 @@ _FIELD_NAMES = {"home.address": "自宅の住所", "home.district": "自宅の�
 def _posted_match() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """(form values, person, answer) from the POSTed form; a form with problems goes back as 422, filled in."""
     values = form_values(request.form)
-    person, answer, problems = _run_match(values)
+    person, answer, problems = _run_match(values, all_excluded=request.form.get("all_excluded") == "1")
     if problems or answer is None or person is None:
         abort(_page("coordinator/match_form.html", status=422, **_form_context(values, problems)))
     return values, person, answer
@@ -294,7 +296,7 @@ def _form_context(values: dict[str, Any] | None = None, problems: list[str] | No
 
 def _picked(answer: Mapping[str, Any]) -> list[dict[str, Any]]:
     ids = request.form.getlist("pick")
-    return [p for p in answer["proposals"] if p["resource_id"] in ids]
+    return [p for p in [*answer["proposals"], *(answer.get("near_misses") or [])] if p["resource_id"] in ids]
 
 
 # -- desk home ----------------------------------------------------------------------------------------
@@ -324,6 +326,7 @@ def match() -> Response:
     values, person, answer = _posted_match()
     items = enrich(answer["proposals"])
     return _page("coordinator/match_result.html", items=items, excluded=answer["excluded"],
+                 near_misses=enrich(answer.get("near_misses") or []), all_excluded=request.form.get("all_excluded") == "1",
                  hidden=hidden_fields(values), values=values, person=person, map_config=_map_points(items, person),
                  LEGAL_BASES=LEGAL_BASES, max_compare=MAX_PICK_COMPARE)
 
@@ -363,7 +366,7 @@ def save() -> Response:
     except ValidationFailed as exc:
         items = enrich(answer["proposals"])
         return _page("coordinator/match_result.html", status=422, items=items, excluded=answer["excluded"],
-                     hidden=hidden_fields(values), values=values, person=person,
+                     near_misses=enrich(answer.get("near_misses") or []), hidden=hidden_fields(values), values=values, person=person,
                      map_config=_map_points(items, person), LEGAL_BASES=LEGAL_BASES, max_compare=MAX_PICK_COMPARE,
                      save_problems=[p.message for p in exc.problems], picked=[p["resource_id"] for p in chosen],
                      save_values={"pseudonym": request.form.get("pseudonym", ""), "notes": request.form.get("notes", ""),
@@ -390,7 +393,7 @@ def case_page(case_id: int) -> Response:
     placed = {p["listing_id"] for p in case["placements"]}
     suggestions: list[dict[str, Any]] = []
     try:
-        answer = _matching().match(case["person"], limit=10, today=today)
+        answer = _matching().match(_with_active_places(case), limit=10, today=today)
         suggestions = [p for p in answer["proposals"] if p["resource_id"] not in placed]
     except PersonError:
         pass
@@ -467,6 +470,12 @@ def _open_cases() -> list[dict[str, Any]]:
     return [c for c in _workspace().cases(g.account) if c["status"] == "open"]
 
 
+def _with_active_places(case: Mapping[str, Any]) -> dict[str, Any]:
+    """The case's person plus the places they are already placed at (not 中断): never proposed again."""
+    active = [p["listing_id"] for p in case.get("placements") or [] if p.get("stage") != "stopped"]
+    return {**case["person"], "active_places": active}
+
+
 @bp.get("/batch")
 @login_required(*ROLES)
 def batch_form() -> Response:
@@ -484,7 +493,7 @@ def batch() -> Response:
                      problem="配置するケースを1件以上選んでください。")
     full = [_load_case(c["id"], audit_view=False) for c in chosen]
     try:
-        answer = _matching().match_batch([c["person"] for c in full], today=_today())
+        answer = _matching().match_batch([_with_active_places(c) for c in full], today=_today())
     except PersonError as exc:
         return _page("coordinator/batch.html", status=422, cases=cases, result=None, problem=_field_message(str(exc)))
     names = {x["id"]: x for x in get_directory().get_many([a["resource_id"] for a in answer["assignments"]])}

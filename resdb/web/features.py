@@ -15,7 +15,7 @@ import numpy as np
 
 from resdb.directory import ChangesPruned, Directory
 from resdb.search import SearchQuery
-from resdb.vocab import KINDS
+from resdb.vocab import HIDDEN_IN_SEARCH_KINDS, KINDS
 
 _KIND_ORDER = {kind: n for n, kind in enumerate(KINDS)}
 
@@ -34,6 +34,7 @@ class Snapshot:
     position: dict[str, int]
     bounds_by_municipality: dict[str, tuple[float, float, float, float]]
     sort_keys: list[tuple[Any, ...]]
+    hidden: np.ndarray  # venues: shown only as their own layer (include_venues or kind=venue)
 
 
 def compact_feature(listing: dict[str, Any]) -> dict[str, Any]:
@@ -59,17 +60,20 @@ def _sort_key(listing: dict[str, Any]) -> tuple[Any, ...]:
             listing.get("name_kana") or listing.get("name") or "", listing["id"])
 
 
-def _entry(listing: dict[str, Any]) -> tuple[tuple[Any, ...], str, bytes, float, float, bool, str]:
+_Entry = tuple[tuple[Any, ...], str, bytes, float, float, bool, str, bool]
+
+
+def _entry(listing: dict[str, Any]) -> _Entry:
     has_point = listing.get("lat") is not None and listing.get("lon") is not None
     return (
         _sort_key(listing), listing["id"],
         json.dumps(compact_feature(listing), ensure_ascii=False, separators=(",", ":")).encode(),
         float(listing["lon"]) if has_point else 0.0, float(listing["lat"]) if has_point else 0.0,
-        has_point, listing.get("municipality_code") or "",
+        has_point, listing.get("municipality_code") or "", listing.get("kind") in HIDDEN_IN_SEARCH_KINDS,
     )
 
 
-def _assemble(revision: str, entries: list[tuple[tuple[Any, ...], str, bytes, float, float, bool, str]]) -> Snapshot:
+def _assemble(revision: str, entries: list[_Entry]) -> Snapshot:
     entries.sort(key=lambda entry: entry[0])
     count = len(entries)
     ids = [entry[1] for entry in entries]
@@ -86,8 +90,9 @@ def _assemble(revision: str, entries: list[tuple[tuple[Any, ...], str, bytes, fl
     if has_point.any():
         bounds[""] = (float(lon[has_point].min()), float(lat[has_point].min()),
                       float(lon[has_point].max()), float(lat[has_point].max()))
+    hidden = np.fromiter((entry[7] for entry in entries), dtype=bool, count=count)
     return Snapshot(revision, ids, [entry[2] for entry in entries], lon, lat, has_point, municipality,
-                    {listing_id: n for n, listing_id in enumerate(ids)}, bounds, [entry[0] for entry in entries])
+                    {listing_id: n for n, listing_id in enumerate(ids)}, bounds, [entry[0] for entry in entries], hidden)
 
 
 def build_snapshot(directory: Directory, revision: str) -> Snapshot:
@@ -108,7 +113,7 @@ def update_snapshot(old: Snapshot, directory: Directory, revision: str) -> Snaps
         return build_snapshot(directory, revision)
     entries = [
         (old.sort_keys[n], listing_id, old.encoded[n], float(old.lon[n]), float(old.lat[n]), bool(old.has_point[n]),
-         str(old.municipality[n]))
+         str(old.municipality[n]), bool(old.hidden[n]))
         for n, listing_id in enumerate(old.ids) if listing_id not in changed
     ]
     entries.extend(_entry(listing) for listing in directory.get_many(sorted(changed)))
@@ -158,6 +163,8 @@ class FeatureCache:
                 mask &= snap.has_point & (snap.lon >= min_lon) & (snap.lon <= max_lon) & (snap.lat >= min_lat) & (snap.lat <= max_lat)
             if query.municipality_code:
                 mask &= snap.municipality == query.municipality_code
+            if not query.include_venues:
+                mask &= ~snap.hidden
             positions = np.flatnonzero(mask).tolist()
         else:
             result = self.directory.search_ids(replace(query, limit=None, offset=0))

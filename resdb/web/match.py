@@ -61,8 +61,19 @@ class Proposal(BaseModel):
     score: float
     travel_minutes: float | None
     next_sessions: list[str]
-    reasons: list[Reason]
+    reasons: list[Reason] = Field(description="合う理由（確かな事実のみ。不明・古い情報は cautions だけに入る）")
     cautions: list[str]
+    kind: str | None = None
+    fit: str = Field("known", description="known = 合うことが確認できた場（日時が本人の都合に合う・費用が分かり予算内・"
+                     "RESDB_STALE_DAYS 以内に確認・紹介を受け入れ）; to_confirm = 要確認の候補",
+                     json_schema_extra={"enum": ["known", "to_confirm"]})
+    fit_label: str = Field("", description="fit の日本語（合うことが確認できた場 / 要確認の候補）")
+    to_confirm: list[str] = Field(default_factory=list, description="紹介する前に確認すること（開催日時・費用・情報の新しさ・紹介での受け入れ…）")
+
+
+class NearMiss(Proposal):
+    near_miss: bool = True
+    text: str = Field(description="「少し遠い（自転車で約34分）が農作業ができる」")
 
 
 class Excluded(BaseModel):
@@ -71,8 +82,10 @@ class Excluded(BaseModel):
 
 
 class MatchAnswer(BaseModel):
-    proposals: list[Proposal]
+    proposals: list[Proposal] = Field(description="fit=known が先、続いて fit=to_confirm（要確認の候補）")
     excluded: list[Excluded]
+    near_misses: list[NearMiss] = Field(default_factory=list, description="移動時間だけが上限を2割以内で超える場所")
+    fit_counts: dict[str, int] = Field(default_factory=dict, description='{"known": n, "to_confirm": n}')
 
 
 class BatchRequest(BaseModel):
@@ -102,7 +115,8 @@ class GapsRequest(BaseModel):
 def _matching() -> Matching:
     matching = current_app.extensions.get("resdb.matching")
     if matching is None:
-        matching = current_app.extensions["resdb.matching"] = Matching(get_directory())
+        matching = current_app.extensions["resdb.matching"] = Matching(
+            get_directory(), stale_days=current_app.config.get("STALE_DAYS"))
     return matching
 
 
@@ -133,7 +147,9 @@ def _run(call: Any) -> Any:
 @bp.post("/match")
 @rate_limited
 @api_doc("一人の人に合う場所の提案（理由つき、規則に反する場所は excluded に）", tags=["matching"], body=Person,
-         params=[Param("limit", "提案の件数（既定 10、最大 50）", {"type": "integer", "minimum": 1, "maximum": 50, "default": 10})],
+         params=[Param("limit", "提案の件数（既定 10、最大 50）", {"type": "integer", "minimum": 1, "maximum": 50, "default": 10}),
+                 Param("excluded", "all = 規則に反するすべての場所を excluded に（既定は上位の惜しい場所のみ）",
+                       {"type": "string", "enum": ["all"]})],
          responses={200: ("提案", MatchAnswer), 400: "人の情報が不正"})
 def match() -> Any:
     person = _body()
@@ -145,7 +161,10 @@ def match() -> Any:
         raise ApiError(400, "limit は整数で指定してください", code="bad_parameter") from None
     if not 1 <= limit <= 50:
         raise ApiError(400, "limit は 1〜50 で指定してください", code="bad_parameter")
-    return _private(_run(lambda: _matching().match(person, limit=limit, today=_today())))
+    mode = request.args.get("excluded", "")
+    if mode not in ("", "all"):
+        raise ApiError(400, "excluded は all のみ指定できます", code="bad_parameter")
+    return _private(_run(lambda: _matching().match(person, limit=limit, today=_today(), all_excluded=mode == "all")))
 
 
 @bp.post("/match/batch")

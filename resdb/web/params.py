@@ -96,8 +96,11 @@ def _problem(name: str, message: str, value: str | None = None) -> dict[str, Any
 
 def parse_search(args: MultiDict[str, str], *, today: date | None = None, paging: str = "offset",
                  default_limit: int = PAGE_SIZE, max_limit: int = MAX_LIMIT,
-                 unlimited: bool = False) -> ParsedSearch:
-    """Read the shared search parameters; `paging="page"` reads `page` (HTML list) instead of limit/offset."""
+                 unlimited: bool = False, default_municipality: str | None = None) -> ParsedSearch:
+    """Read the shared search parameters; `paging="page"` reads `page` (HTML list) instead of limit/offset.
+
+    `default_municipality` (the public pages pass the deployment's) applies when no `municipality` is given;
+    `municipality=all` (or empty) then widens to every municipality."""
     problems: list[dict[str, Any]] = []
     form: dict[str, Any] = {}
     q = (args.get("q") or "").strip()
@@ -144,9 +147,15 @@ def parse_search(args: MultiDict[str, str], *, today: date | None = None, paging
     free = _bool(args, "free", "無料", problems)
     barrier_free = _bool(args, "barrier_free", "バリアフリー", problems)
     pickup = _bool(args, "pickup", "送迎あり", problems)
-    form.update(free=free, barrier_free=barrier_free, pickup=pickup)
+    venues = _bool(args, "venues", "会場（建物）も表示", problems)
+    form.update(free=free, barrier_free=barrier_free, pickup=pickup, venues=venues)
 
     municipality = (args.get("municipality") or "").strip() or None
+    if "municipality" not in args and default_municipality:
+        municipality = default_municipality
+    if municipality in ("all", "*"):
+        municipality = None
+        form["municipality_all"] = True
     if municipality is not None:
         try:
             municipality = geo.code6(municipality)
@@ -212,6 +221,7 @@ def parse_search(args: MultiDict[str, str], *, today: date | None = None, paging
     query = SearchQuery(
         q=q, kinds=tuple(kinds), targets=tuple(targets), weekdays=tuple(weekdays), open_on=tuple(open_on),
         max_cost=0 if free else None, barrier_free=barrier_free, pickup=pickup, municipality_code=municipality,
+        include_venues=venues,
         bbox=bbox, near=near, radius_km=radius if near else None, limit=limit, offset=offset,
     )
     return ParsedSearch(query=query, form=form, problems=problems, page=page)
@@ -221,6 +231,8 @@ def form_args(form: dict[str, Any], **overrides: Any) -> dict[str, Any]:
     """URL arguments that reproduce a search (for pagination and "地図で見る" links), blanks dropped."""
     merged = {**form, **overrides}
     out: dict[str, Any] = {}
+    if merged.pop("municipality_all", False) and not merged.get("municipality"):
+        out["municipality"] = "all"  # keep "every municipality" across pages (absent = the deployment's own)
     for key, value in merged.items():
         if value in ("", None, False, [], ()):
             continue

@@ -53,7 +53,8 @@ def _render(template: str, status: int = 200, **context: Any) -> Response:
 
 @bp.get("/")
 def index() -> Response:
-    parsed = parse_search(request.args, today=_today(), paging="page")
+    parsed = parse_search(request.args, today=_today(), paging="page",
+                          default_municipality=current_app.config["DEFAULT_MUNICIPALITY"])
     config = {
         **_map_settings(),
         "geojsonUrl": url_for("api.resources_geojson"),
@@ -71,7 +72,8 @@ def index() -> Response:
 @bp.get("/search")
 @rate_limited
 def search() -> Response:
-    parsed = parse_search(request.args, today=_today(), paging="page")
+    parsed = parse_search(request.args, today=_today(), paging="page",
+                          default_municipality=current_app.config["DEFAULT_MUNICIPALITY"])
     context: dict[str, Any] = {
         "form": parsed.form, "problems": parsed.problems, "municipalities": municipality_options(),
         "items": [], "total": 0, "page": parsed.page, "pages": 0, "nav": "search",
@@ -92,9 +94,28 @@ def _listing_or_404(listing_id: str) -> dict[str, Any]:
         raise ApiError(404, "お探しの掲載情報は見つかりませんでした。削除されたか、アドレスが変わった可能性があります。") from None
 
 
+def _venue_links(listing: dict[str, Any]) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """(the venue record this listing names, the activities held at this venue when it is one)."""
+    from resdb.search import SearchQuery
+    from resdb.venues import VENUE_KIND, venue_key
+
+    directory = get_directory()
+    code = listing.get("municipality_code")
+    if listing.get("kind") == VENUE_KIND:
+        key = venue_key(listing.get("name"), code)
+        found = directory.search(SearchQuery(q=listing["name"], municipality_code=code, limit=50))["items"]
+        return None, [x for x in found if x["id"] != listing["id"] and venue_key(x.get("venue"), code) == key]
+    if not listing.get("venue"):
+        return None, []
+    key = venue_key(listing["venue"], code)
+    found = directory.search(SearchQuery(q=listing["venue"], kinds=[VENUE_KIND], municipality_code=code, limit=5))["items"]
+    return next((x for x in found if venue_key(x.get("name"), code) == key), None), []
+
+
 @bp.get("/resources/<listing_id>")
 def resource(listing_id: str) -> Response:
     listing = _listing_or_404(listing_id)
+    venue, held_here = _venue_links(listing)
     today = _today()
     area = listing.get("service_area") or {}
     map_config = {**_map_settings(), "lat": listing.get("lat"), "lon": listing.get("lon"), "name": listing["name"]}
@@ -106,6 +127,8 @@ def resource(listing_id: str) -> Response:
         source=source_label(listing.get("source")),
         target_labels=[TARGETS.get(t, t) for t in listing.get("targets") or []],
         districts=area.get("districts") or [],
+        venue=venue,
+        held_here=held_here,
         map_config=map_config,
         nav="",
     )

@@ -226,7 +226,7 @@ def test_check_listing_scalar_helper() -> None:
 
 def test_rule_table_covers_the_contract() -> None:
     assert [r.id for r in RULES] == [
-        "exclude", "age", "targets", "area", "capacity", "cost", "schedule", "travel", "pickup", "barrier_free",
+        "exclude", "active", "age", "targets", "area", "capacity", "cost", "schedule", "travel", "pickup", "barrier_free",
     ]
 
 

@@ -37,7 +37,7 @@ def reason(proposal: dict[str, Any], factor: str) -> str:
 # --- the table -------------------------------------------------------------------------------
 def test_factor_table_is_declared_once() -> None:
     assert [f.id for f in FACTORS] == [
-        "goal", "interest", "travel", "schedule", "group", "cost", "capacity", "freshness", "referral",
+        "goal", "interest", "travel", "schedule", "group", "cost", "capacity", "freshness", "referral", "outcome",
     ]
     assert math.isclose(sum(f.weight for f in FACTORS), 1.0)
     assert len({f.id for f in FACTORS}) == len(FACTORS)
@@ -187,7 +187,7 @@ def test_explanations_read_aloud() -> None:
     proposal = match(person, [listing], today=TODAY)["proposals"][0]
     assert reason(proposal, "travel") == f"自転車で約{proposal['travel_minutes']}分"
     assert 8 <= proposal["travel_minutes"] <= 12
-    assert reason(proposal, "schedule") == "火曜の午前に開催（次回 12月1日）"
+    assert reason(proposal, "schedule") == "火曜 10:00〜12:00 に参加できます（次回 12月1日）"
     assert reason(proposal, "interest") == "農作業ができる"
     assert reason(proposal, "group") == "少人数"
     assert reason(proposal, "cost") == "無料"
@@ -204,7 +204,7 @@ def test_explanation_with_nth_week_and_walk() -> None:
                            cost_yen=300)
     person = make_person(mobility="walk", available=[{"weekday": "sat", "start": "13:00", "end": "17:00"}])
     proposal = match(person, [listing], today=TODAY)["proposals"][0]
-    assert reason(proposal, "schedule") == "第2・第4土曜の午後に開催（次回 12月12日）"
+    assert reason(proposal, "schedule") == "第2・第4土曜 13:30〜15:00 に参加できます（次回 12月12日）"
     assert reason(proposal, "travel").startswith("徒歩で約")
     assert reason(proposal, "cost") == "参加費 300円"
 

@@ -85,3 +85,16 @@ def test_geojson_and_hsds_exports() -> None:
     assert hsds["services"][0]["organization_id"] == hsds["organizations"][0]["id"]
     assert hsds["schedules"][0]["byday"] == "1WE,3WE"
     assert hsds["phones"][0]["number"] == "0766-00-0000"
+
+
+def test_hsds_venue_is_a_location_that_services_name() -> None:
+    hall = {"id": "hall", "name": "戸破コミュニティセンター", "kind": "venue", "municipality_code": "162116",
+            "lat": 36.72, "lon": 137.10, "address": "富山県射水市戸破1"}
+    salon = {"id": "salon", "name": "戸破ふれあいサロン", "kind": "kayoi", "municipality_code": "162116",
+             "venue": "戸破コミュニティセンター", "lat": 36.72, "lon": 137.10}
+    elsewhere = {"id": "cafe", "name": "カフェ", "kind": "ibasho", "municipality_code": "162116", "venue": "どこかの店"}
+    hsds = json.loads(to_hsds([hall, salon, elsewhere]))
+    assert [s["id"] for s in hsds["services"]] == ["salon", "cafe"]  # a building is not a service
+    assert {loc["id"] for loc in hsds["locations"]} == {"loc:hall", "loc:cafe"}
+    links = {link["service_id"]: link["location_id"] for link in hsds["service_at_locations"]}
+    assert links == {"salon": "loc:hall", "cafe": "loc:cafe"}

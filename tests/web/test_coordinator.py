@@ -251,7 +251,7 @@ def test_gaps_page_map_and_csv(staff: StaffSetup) -> None:
     assert download.status_code == 200 and download.mimetype == "text/csv"
     assert download.get_data().startswith("\ufeff".encode())
     rows = list(csv.reader(io.StringIO(download.get_data().decode("utf-8-sig"))))
-    assert rows[0] == ["地区", "目的", "対象", "移動手段", "件数", "利用可能な場", "主な理由"]
+    assert rows[0] == ["地区", "目的", "対象", "移動手段", "件数", "利用可能な場", "空き定員", "不足", "主な理由"]
     assert ["大門", "働きたい", "障がいのある人", "徒歩", "2"] == rows[1][:5] and rows[1][5] == "0"
 
     # upload as a Shift_JIS file, and JSON

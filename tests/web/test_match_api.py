@@ -19,10 +19,21 @@ def test_match_returns_contract_shape(client: FlaskClient) -> None:
     assert response.status_code == 200
     assert response.headers["Cache-Control"] == "no-store"
     body = response.get_json()
-    assert set(body) == {"proposals", "excluded"} and 0 < len(body["proposals"]) <= 5
+    assert set(body) == {"proposals", "excluded", "near_misses", "fit_counts"} and 0 < len(body["proposals"]) <= 5
+    fits = [p["fit"] for p in body["proposals"]]
+    assert fits == sorted(fits, key=lambda f: f != "known")  # known to fit first, then 要確認の候補
+    assert body["fit_counts"]["known"] == fits.count("known")
     first = body["proposals"][0]
     assert {"resource_id", "name", "score", "travel_minutes", "next_sessions", "reasons", "cautions"} <= set(first)
     assert all({"factor", "score", "text"} <= set(r) for r in first["reasons"])
+
+
+def test_match_lists_every_exclusion_on_request(client: FlaskClient) -> None:
+    person = _person("hikikomori_youth")
+    few = client.post("/api/match?limit=3", json=person).get_json()["excluded"]
+    every = client.post("/api/match?limit=3&excluded=all", json=person).get_json()["excluded"]
+    assert len(few) <= 3 < len(every)
+    assert client.post("/api/match?excluded=some", json=person).status_code == 400
 
 
 def test_match_by_address(client: FlaskClient) -> None:
