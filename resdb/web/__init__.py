@@ -57,7 +57,7 @@ def _gzip(response: Response) -> Response:
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """The web app. `test_config` may give DIRECTORY (an open Directory), or DATABASE_URL / INSTANCE, and
     override any setting (TILE_URL, RATE_LIMIT=(burst, per_second) or None, TODAY=callable, …)."""
-    from resdb.web import api, coordinator, corrections, editor, match, public, staff
+    from resdb.web import api, coordinator, corrections, editor, host, match, public, sheets, staff
     from resdb.web.bodies import init_body_limits
     from resdb.web.errors import register_error_handlers
     from resdb.web.features import FeatureCache
@@ -111,6 +111,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(match.bp)
     app.register_blueprint(staff.bp)
     app.register_blueprint(corrections.bp)
+    app.register_blueprint(host.bp)
+    app.register_blueprint(sheets.supporter_bp)
+    app.register_blueprint(sheets.window_bp)
     return app
 
 

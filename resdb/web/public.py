@@ -107,8 +107,16 @@ def resource(listing_id: str) -> Response:
         target_labels=[TARGETS.get(t, t) for t in listing.get("targets") or []],
         districts=area.get("districts") or [],
         map_config=map_config,
+        capacity_info=_capacity_info(listing, today),
         nav="",
     )
+
+
+def _capacity_info(listing: dict[str, Any], today: Any) -> dict[str, Any] | None:
+    """Open places with the date they were reported (and how old that is)."""
+    from resdb import capacity
+
+    return capacity.describe_many(get_directory().engine, [listing], today).get(listing["id"])
 
 
 @bp.get("/areas")
