@@ -109,11 +109,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(editor.bp)
     app.register_blueprint(coordinator.bp)
     app.register_blueprint(match.bp)
-    app.register_blueprint(staff.bp)
-    app.register_blueprint(corrections.bp)
     app.register_blueprint(host.bp)
     app.register_blueprint(sheets.supporter_bp)
     app.register_blueprint(sheets.window_bp)
+    app.register_blueprint(staff.bp)
+    app.register_blueprint(corrections.bp)
     return app
 
 
