@@ -469,5 +469,25 @@ def token_create(email: str) -> None:
         fail(str(exc))
 
 
+@main.group()
+def sheets() -> None:
+    """相談依頼シート."""
+
+
+@sheets.command("purge")
+@click.option("--days", type=click.IntRange(min=1), help="keep closed sheets this many days (default RESDB_SHEET_RETENTION_DAYS)")
+@click.option("--json", "as_json", is_flag=True, help="print one JSON document")
+def sheets_purge(days: int | None, as_json: bool) -> None:
+    """Delete closed sheets past the retention period (run daily; the window's queue also does it)."""
+    from resdb.sheets import Sheets, retention_days
+
+    days = days or retention_days()
+    deleted = Sheets(open_directory(ready=False)).purge(days=days)
+    if as_json:
+        click.echo(json.dumps({"deleted": deleted, "retention_days": days}))
+    else:
+        err.print(f"保存期間（{days}日）を過ぎた終了済みのシートを {deleted} 件削除しました")
+
+
 if __name__ == "__main__":
     main()
