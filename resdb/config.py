@@ -41,6 +41,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("RESDB_DEFAULT_MUNICIPALITY", "162116", "municipality the map and demo centre on (6-digit code)"),
     Setting("RESDB_STALE_DAYS", "365", "a listing not verified for this many days carries a caution"),
     Setting("RESDB_SECURE_COOKIES", "1", "mark the session cookie Secure (set 0 only for plain-http testing off localhost)"),
+    Setting("RESDB_HOST_EDITS_REVIEWED", "0", "1: a host's listing edits wait for an editor's review (corrections queue)"),
     Setting("RESDB_SHEET_RETENTION_DAYS", "365", "days a closed 相談依頼シート is kept before it is deleted"),
     Setting("RESDB_RATE_LIMIT", "120/2", "search requests per client IP: burst/refill-per-second (`off` disables)"),
 )

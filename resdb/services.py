@@ -201,6 +201,29 @@ class Services:
             report.dry_run = dry_run
         return report
 
+    def propose_edit(self, actor: Account, listing_id: str, raw: dict[str, Any]) -> int:
+        """A host's edit held for an editor's review (RESDB_HOST_EDITS_REVIEWED): it waits in the corrections
+        queue, where accepting it goes through the listing's history like any edit."""
+        from resdb.models import ChangeRequest
+        from resdb.validation import validate_listing
+
+        listing = self.listing_for_edit(actor, listing_id)
+        clean, problems = validate_listing(raw, partial=True)
+        if problems:
+            raise ValidationFailed(problems)
+        authorize(actor, "listing.update", listing, {**listing, **clean})
+        changes = {k: (v.isoformat() if isinstance(v, date) else v) for k, v in clean.items() if listing.get(k) != v}
+        from resdb.db import write_session
+
+        with write_session(self.directory.engine) as session:
+            request = ChangeRequest(listing_id=listing_id, proposed=changes, contact=actor.email[:200],
+                                    message=f"受け入れ先「{actor.operator}」からの変更の提案")
+            session.add(request)
+            session.flush()
+            assert request.id is not None
+            audit(session, actor.email, "correction.submit", "listing", listing_id, f"request {request.id} (host)")
+            return request.id
+
     # -- residents' corrections ----------------------------------------------------------------
     def review_correction(self, actor: Account, request_id: int, *, accept: bool,
                           note: str | None = None) -> dict[str, Any]:

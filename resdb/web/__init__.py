@@ -82,6 +82,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         SESSION_COOKIE_NAME="resdb_session",
         SEND_FILE_MAX_AGE_DEFAULT=3600,
         GZIP=True,
+        HOST_EDITS_REVIEWED=config.setting("RESDB_HOST_EDITS_REVIEWED") in {"1", "true", "on", "yes"},
     )
     app.config.update({k: v for k, v in settings.items() if k not in {"DIRECTORY"}})
     app.json.ensure_ascii = False  # type: ignore[attr-defined]

@@ -110,6 +110,14 @@ def save_listing(listing_id: str) -> Response:
     raw: dict[str, Any] = {k: (v or None) for k, v in values.items()}
     raw["accepts_referrals"] = request.form.get("accepts_referrals") == "1"
     version = _number(request.form.get("version"))
+    if current_app.config.get("HOST_EDITS_REVIEWED"):
+        try:
+            _services().propose_edit(g.account, listing_id, raw)
+        except ValidationFailed as exc:
+            from resdb.services import message
+
+            return _page("host/listing.html", status=422, listing=listing, values=values, problems=[message(exc)])
+        return redirect(url_for("host.home", done="proposed") + f"#listing-{listing_id}", code=303)
     try:
         _services().update(g.account, listing_id, raw, expected_version=version, action="host_update", today=_today())
     except ValidationFailed as exc:

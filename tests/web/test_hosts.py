@@ -230,3 +230,30 @@ def test_indicators_count_partners_and_sheets(hosts: StaffSetup) -> None:
     assert "地域包括支援センターやのくち" in html and "戸破地区社協" in html
     row = re.search(r"<tr><th scope=\"row\">\d+年度</th><td>(\d+)</td><td>(\d+)</td>", html)
     assert row and row.group(2) == "1"  # 活動参加の場への利用につながった人数
+
+
+def test_host_keeps_its_listing_directly_or_through_review(hosts: StaffSetup) -> None:
+    host = hosts.login("salon@example.jp")
+    form = {"description": "毎月第1・第3水曜の午後に集まっています", "phone": "0766-11-2222", "email": "", "url": "",
+            "cost_yen": "100", "group_size": "", "accepts_referrals": "1", "version": "1",
+            "csrf_token": csrf_of(host, "/host/listings/t-salon")}
+    assert host.post("/host/listings/t-salon", data=form).status_code == 303
+    listing = hosts.directory.get("t-salon")
+    assert listing["phone"] == "0766-11-2222" and listing["operator"] == "戸破地区社協"
+    assert hosts.directory.history("t-salon")[-1]["actor"] == "salon@example.jp"
+    bad = host.post("/host/listings/t-salon", data={**form, "version": "2", "cost_yen": "-5"})
+    assert bad.status_code == 422 and 'value="-5"' in bad.get_data(as_text=True)  # nothing typed is lost
+    assert host.get("/host/listings/t-cafe").status_code == 404  # another organisation's listing
+    # where the city wants it, a host's edit waits for an editor
+    hosts.app.config["HOST_EDITS_REVIEWED"] = True
+    held = host.post("/host/listings/t-salon", data={**form, "version": "2", "phone": "0766-99-9999"})
+    assert held.status_code == 303 and "proposed" in held.headers["Location"]
+    assert hosts.directory.get("t-salon")["phone"] == "0766-11-2222"
+    editor = hosts.login("imizu@example.jp")
+    queue = editor.get("/editor/corrections").get_data(as_text=True)
+    assert "受け入れ先「戸破地区社協」からの変更の提案" in queue
+    request_id = int(re.search(r"/editor/corrections/(\d+)", queue).group(1))
+    accepted = editor.post(f"/editor/corrections/{request_id}", data={"decision": "accept",
+                                                                      "csrf_token": csrf_of(editor, "/editor/corrections")})
+    assert accepted.status_code in {302, 303}
+    assert hosts.directory.get("t-salon")["phone"] == "0766-99-9999"
