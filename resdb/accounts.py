@@ -64,11 +64,14 @@ def add_user(engine: Engine, email: str, role: str, password: str | None, *,
     相談窓口 (a center's listing id, or general:<municipality code>) whose 相談依頼シート the account receives."""
     if role not in ROLES:
         raise ValueError(f"不明な役割です: {role}（{', '.join(ROLES)}）")
+    if not email.strip() or len(email.strip()) > 200 or "\x00" in email:
+        raise ValueError("メールアドレスは200文字以内で指定してください")
     operator = (operator or "").strip() or None
     if role == "host" and not operator:
         raise ValueError("受け入れ先のアカウントには団体名（--operator）が必要です")
     if password is not None and len(password) < 10:
         raise ValueError("パスワードは10文字以上にしてください")
+    password_hash = _hasher.hash(password) if password else None  # argon2 outside the write lock
     with write_session(engine) as session:
         if session.exec(select(User).where(User.email == email.strip().lower())).first() is not None:
             raise ValueError(f"{email} は既に登録されています")
@@ -77,7 +80,7 @@ def add_user(engine: Engine, email: str, role: str, password: str | None, *,
 
             if session.exec(select(Organization).where(Organization.name == operator)).first() is None:
                 session.add(Organization(name=operator))
-        user = User(email=email.strip().lower(), role=role, password_hash=_hasher.hash(password) if password else None,
+        user = User(email=email.strip().lower(), role=role, password_hash=password_hash,
                     municipality_code=municipality_code, operator=operator, window=(window or "").strip() or None)
         session.add(user)
         session.flush()

@@ -443,12 +443,16 @@ def user_add(email: str, role: str, municipality: str | None, operator: str | No
         password = click.prompt("パスワード", hide_input=True, confirmation_prompt=True)
     else:
         password = sys.stdin.readline().rstrip("\n")
+    from resdb.audit import audit_now
+
+    engine = open_directory().engine
     try:
-        add_user(open_directory().engine, email, role, password or None,
-                 municipality_code=municipality_code6(municipality) if municipality else None, operator=operator,
-                 window=window)
+        account = add_user(engine, email, role, password or None,
+                           municipality_code=municipality_code6(municipality) if municipality else None, operator=operator,
+                           window=window)
     except ValueError as exc:
         fail(str(exc))
+    audit_now(engine, _cli_actor(), "user.create", "user", str(account.id), f"role={role}")
     err.print(f"{email}（{role}）を登録しました")
 
 
@@ -462,11 +466,19 @@ def token() -> None:
 def token_create(email: str) -> None:
     """Print a new API token for EMAIL (shown once; only its hash is stored)."""
     from resdb.accounts import create_token
+    from resdb.audit import audit_now
 
+    engine = open_directory().engine
     try:
-        click.echo(create_token(open_directory().engine, email))
+        token = create_token(engine, email)
     except ValueError as exc:
         fail(str(exc))
+    audit_now(engine, _cli_actor(), "token.create", "user", email.strip().lower())
+    click.echo(token)
+
+
+def _cli_actor() -> str:
+    return f"cli:{os.environ.get('USER', 'cli')}"
 
 
 @main.group()

@@ -225,6 +225,12 @@ class Services:
             return request.id
 
     # -- residents' corrections ----------------------------------------------------------------
+    def submit_correction(self, listing_id: str, message: str, *, proposed: dict[str, Any] | None = None,
+                          contact: str | None = None, client: str | None = None) -> int:
+        """A resident's report (no account: anyone may send one, within the spam limit); audited as `public`."""
+        return self.workspace.submit_correction(listing_id, message, proposed=proposed, contact=contact,
+                                                client=client)
+
     def review_correction(self, actor: Account, request_id: int, *, accept: bool,
                           note: str | None = None) -> dict[str, Any]:
         authorize(actor, "listing.correction")

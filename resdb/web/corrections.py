@@ -7,9 +7,10 @@ from typing import Any
 from flask import Blueprint, Flask, Response, current_app, render_template, request
 
 from resdb.directory import NotFound
+from resdb.services import Services
 from resdb.validation import ValidationFailed
 from resdb.web.errors import ApiError
-from resdb.workspace import RateLimited, Workspace, client_key
+from resdb.workspace import RateLimited, client_key
 
 
 class _OnceBlueprint(Blueprint):
@@ -49,7 +50,7 @@ def report(listing_id: str) -> Response:
         return _page("report.html", listing=listing, values=values, problems={})
     proposed = {k: values[k] for k in PROPOSABLE if values[k]}
     try:
-        Workspace(_directory()).submit_correction(
+        Services(_directory()).submit_correction(
             listing_id, values["message"], proposed=proposed or None, contact=values["contact"] or None,
             client=client_key(request.remote_addr, current_app.config["SECRET_KEY"]))
     except ValidationFailed as error:

@@ -234,3 +234,81 @@ def test_referral_and_sheet_text_stay_out_of_logs_urls_and_the_index(staff: Staf
     assert "ZQ7x9" not in caplog.text
     for record in caplog.records:
         assert "ZQ7x9" not in str(record.args or "") and "ZQ7x9" not in record.getMessage()
+
+
+def _no_canary_logged(caplog: pytest.LogCaptureFixture) -> None:
+    assert "ZQ7x9" not in caplog.text
+    for record in caplog.records:
+        assert "ZQ7x9" not in record.getMessage() and "ZQ7x9" not in str(record.args or "")
+        if record.exc_info:
+            import traceback
+
+            assert "ZQ7x9" not in "".join(traceback.format_exception(*record.exc_info))
+
+
+def _production_app(staff: StaffSetup) -> Any:
+    """The app as deployed (errors answered with 500 and logged, not raised into the test)."""
+    from resdb.web import create_app
+    from tests.web.conftest import FIXED_TODAY
+
+    return create_app({"DIRECTORY": staff.directory, "TESTING": False, "PROPAGATE_EXCEPTIONS": False,
+                       "RATE_LIMIT": None, "SECRET_KEY": "web-tests", "TODAY": lambda: FIXED_TODAY,
+                       "SESSION_COOKIE_SECURE": False})
+
+
+def test_invalid_person_inputs_never_reach_the_log(staff: StaffSetup, caplog: pytest.LogCaptureFixture) -> None:
+    """Matching inputs are validated before any use: text coordinates or unknown words answer 400 (no 500),
+    and neither the answer's log nor an exception carries what was typed."""
+    client = _production_app(staff).test_client()
+    caplog.set_level(logging.DEBUG)
+    bad_people = [
+        {"home": {"lat": CANARY, "lon": "137.1"}},
+        {"home": {"lat": 36.7, "lon": 137.1}, "mobility": CANARY},
+        {"home": {"lat": 36.7, "lon": 137.1}, "age": CANARY},
+        {"home": {"district": CANARY, "municipality_code": "162116"}},
+        {"home": {"lat": [CANARY], "lon": {"x": CANARY}}},
+        {"home": {"lat": 36.7, "lon": 137.1}, "interests": [{"x": CANARY}]},
+    ]
+    for person in bad_people:
+        for url, body in (("/api/match", person), ("/api/match/batch", {"persons": [person]}),
+                          ("/api/gaps", {"needs": [person]})):
+            response = client.post(url, json=body)
+            allowed = {400} if url != "/api/gaps" else {200, 400}  # an anonymous need ignores some keys
+            assert response.status_code in allowed, (url, person, response.status_code)
+            if response.status_code == 400:
+                assert "ZQ7x9" not in response.get_json()["error"]["message"]
+    _no_canary_logged(caplog)
+
+
+def test_database_errors_are_logged_without_values(staff: StaffSetup, caplog: pytest.LogCaptureFixture,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failed case save (a real unique violation in the database, on each backend) answers 500 and logs
+    neither the pseudonym, the notes nor the person: SQLAlchemy errors carry no parameters."""
+    from sqlalchemy.exc import IntegrityError
+
+    from resdb.models import Case
+    from resdb.workspace import Workspace
+
+    monkeypatch.setattr(Workspace, "_case_code", staticmethod(lambda case_id: "C-SAME"))  # the old race, forced
+    app = _production_app(staff)
+    client = app.test_client()
+    client.post("/login", data={"email": "coord@example.jp", "password": PASSWORD, "csrf_token": csrf_of(client)})
+    caplog.set_level(logging.DEBUG)
+    statuses = []
+    for pseudonym in ("一人目", f"二人目{CANARY}"):
+        response = client.post("/coordinator/match/save", data={
+            **canary_form(), "pseudonym": pseudonym, "legal_basis": "consent", "notes": f"メモ {CANARY}",
+            "pick": ["t-salon"], "csrf_token": csrf_of(client, "/coordinator/match")})
+        statuses.append(response.status_code)
+        assert "ZQ7x9" not in response.get_data(as_text=True)
+    assert statuses == [303, 500]
+    assert any("IntegrityError" in r.getMessage() for r in caplog.records)  # the failure itself is logged
+    _no_canary_logged(caplog)
+    # and the exception itself (what any logger would print) holds no values either
+    from sqlmodel import Session
+
+    with Session(staff.directory.engine) as session, pytest.raises(IntegrityError) as raised:
+        session.add(Case(code="C-SAME", pseudonym=CANARY, legal_basis="consent", person={"memo": CANARY},
+                         coordinator_id=1))
+        session.commit()
+    assert "ZQ7x9" not in str(raised.value) and "hidden" in str(raised.value).lower()
