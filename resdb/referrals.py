@@ -116,8 +116,9 @@ class Referrals:
 
     # -- reading -----------------------------------------------------------------------------------
     def _dict(self, referral: Referral, *, listing_name: str | None = None,
-              events: list[ReferralEvent] | None = None) -> dict[str, Any]:
-        data = referral.model_dump()
+              events: list[ReferralEvent] | None = None, for_host: bool = False) -> dict[str, Any]:
+        # A host gets the referral itself, not even the ids that lead to the case or its coordinator.
+        data = referral.model_dump(exclude={"case_id", "placement_id", "coordinator_id"} if for_host else None)
         data["status_label"] = STATUSES.get(referral.status, referral.status)
         data["answer_label"] = ANSWERS.get(referral.answer or "", "")
         data["reason_label"] = DECLINE_REASONS.get(referral.answer_reason or "", "")
@@ -137,7 +138,7 @@ class Referrals:
                                      .order_by(col(Referral.id).desc())).all())
             audit(session, actor.email, "referral.list", "host", (actor.operator or "")[:100], f"{len(rows)} referrals")
         names = self._names(rows)
-        return [self._dict(r, listing_name=names.get(r.listing_id)) for r in rows]
+        return [self._dict(r, listing_name=names.get(r.listing_id), for_host=True) for r in rows]
 
     def for_case(self, actor: Account, case_id: int) -> list[dict[str, Any]]:
         """A case's referrals for its coordinator (the case page's view is audited as a case view)."""
@@ -159,7 +160,8 @@ class Referrals:
                                        .order_by(ReferralEvent.id)).all())
             if audit_view:
                 audit(session, actor.email, "referral.view", "referral", str(referral_id), _side(actor))
-        return self._dict(row, listing_name=self._names([row]).get(row.listing_id), events=events)
+        return self._dict(row, listing_name=self._names([row]).get(row.listing_id), events=events,
+                          for_host=actor.role == "host")
 
     @staticmethod
     def _row(session: Session, actor: Account, referral_id: int, action: str) -> Referral:
@@ -201,7 +203,7 @@ class Referrals:
             audit(session, actor.email, "referral.answer", "referral", str(referral_id),
                   f"answer={answer}" + (f" reason={reason}" if answer == "decline" else ""))
             session.flush()
-            return self._dict(row)
+            return self._dict(row, for_host=True)
 
     def set_status(self, actor: Account, referral_id: int, to_status: str) -> dict[str, Any]:
         """見学 → 体験 → 参加中 → 定着 / 中断, by either side once the host has answered; the case's placement
@@ -214,10 +216,9 @@ class Referrals:
                 raise Conflict("受け入れ先の回答の前には段階を進められません")
             if row.answer == "decline" and to_status != "stopped":
                 raise Conflict("「今は難しい」と回答された紹介です")
-            if row.status == to_status:
-                return self._dict(row)
-            self._move(session, actor, row, to_status)
-            return self._dict(row)
+            if row.status != to_status:
+                self._move(session, actor, row, to_status)
+            return self._dict(row, for_host=actor.role == "host")
 
     def attended(self, actor: Account, referral_id: int, on: date, *, today: date | None = None) -> dict[str, Any]:
         """「来ました」: one visit of the person on a date (the first one after the answer makes it 見学)."""
@@ -235,7 +236,7 @@ class Referrals:
             if row.status == "answered":
                 self._move(session, actor, row, "visit")
             session.flush()
-            return self._dict(row)
+            return self._dict(row, for_host=actor.role == "host")
 
     def _move(self, session: Session, actor: Account, row: Referral, to_status: str) -> None:
         before = row.status

@@ -89,6 +89,10 @@ def test_host_updates_places_and_answers_a_referral(hosts: StaffSetup) -> None:
     page = host.get(f"/host/referrals/{referral_id}").get_data(as_text=True)
     assert "耳が遠いので正面から話す" in page and "本人同意" in page
     assert "体操" not in page and "82" not in page  # nothing of the case beyond what was sent
+    from resdb.referrals import Referrals
+
+    seen = Referrals(hosts.directory).get(accounts.account_by_email(hosts.directory.engine, "salon@example.jp"), referral_id)
+    assert not {"case_id", "placement_id", "coordinator_id"} & set(seen)  # not even the ids leading to the case
     token = csrf_of(host, f"/host/referrals/{referral_id}")
     assert host.post(f"/host/referrals/{referral_id}/answer", data={"answer": "decline", "csrf_token": token}).status_code == 422
     assert host.post(f"/host/referrals/{referral_id}/answer", data={"answer": "accept", "csrf_token": token}).status_code == 303
