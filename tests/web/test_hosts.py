@@ -261,3 +261,22 @@ def test_host_keeps_its_listing_directly_or_through_review(hosts: StaffSetup) ->
                                                                       "csrf_token": csrf_of(editor, "/editor/corrections")})
     assert accepted.status_code in {302, 303}
     assert hosts.directory.get("t-salon")["phone"] == "0766-99-9999"
+
+
+def test_capacity_age_follows_who_set_it(hosts: StaffSetup) -> None:
+    """An editor's edit of capacity is dated too; a number that came another way says 「報告日不明」."""
+    from resdb import capacity
+    from resdb.services import Services
+
+    services = Services(hosts.directory)
+    editor = accounts.account_by_email(hosts.directory.engine, "imizu@example.jp")
+    services.update(editor, "t-cafe", {"capacity": 3}, expected_version=None, today=FIXED_TODAY)
+    info = capacity.describe_many(hosts.directory.engine, [hosts.directory.get("t-cafe")], FIXED_TODAY)["t-cafe"]
+    assert info["text"] == "今月の受け入れ可能: 3人" and "編集者が報告" in info["age"]
+    hosts.directory.update("t-cafe", {"capacity": 4}, actor="import", expected_version=None)  # not through a report
+    info = capacity.describe_many(hosts.directory.engine, [hosts.directory.get("t-cafe")], FIXED_TODAY)["t-cafe"]
+    assert info["age"] == "報告日不明" and info["stale"]
+    later = FIXED_TODAY + timedelta(days=40)  # last month's report is labelled with its month and marked old
+    services.update(editor, "t-cafe", {"capacity": 2}, expected_version=None, today=FIXED_TODAY)
+    info = capacity.describe_many(hosts.directory.engine, [hosts.directory.get("t-cafe")], later)["t-cafe"]
+    assert info["text"] == "12月の受け入れ可能: 2人" and info["stale"]
