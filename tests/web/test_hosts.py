@@ -75,6 +75,8 @@ def test_host_updates_places_and_answers_a_referral(hosts: StaffSetup) -> None:
     assert host.post("/host/listings/t-cafe/capacity", data={"open_places": "5", "csrf_token": csrf_of(host, "/host/")}).status_code == 404
     assert hosts.directory.get("t-cafe")["capacity"] is None
 
+    proposals = coordinator.post("/coordinator/match", data={**PERSON, "csrf_token": csrf_of(coordinator, "/coordinator/match")})
+    assert re.search(r"今月の受け入れ可能: 2人（\d+月\d+日に受け入れ先が報告（", proposals.get_data(as_text=True))
     case_id = save_case(coordinator)
     placement_id = placement_of(hosts, case_id)
     # no consent confirmation: nothing is sent
