@@ -152,6 +152,22 @@ class Referrals:
         return [self._dict(r, listing_name=names.get(r.listing_id),
                            events=[e for e in events if e.referral_id == r.id]) for r in rows]
 
+    def by_case(self, actor: Account, case_ids: list[int]) -> dict[int, list[str]]:
+        """For the caseload: each case's referrals as 「host: status」 (only the actor's own cases)."""
+        if not case_ids:
+            return {}
+        with read_session(self.engine) as session:
+            rows = session.exec(select(Referral).where(col(Referral.case_id).in_(case_ids)).order_by(Referral.id)).all()
+        out: dict[int, list[str]] = {}
+        for row in rows:
+            if actor.role != "admin" and row.coordinator_id != actor.id:
+                continue
+            state = STATUSES[row.status] if row.answer else "回答待ち"
+            if row.answer == "decline":
+                state = ANSWERS["decline"]
+            out.setdefault(row.case_id, []).append(f"{row.host}: {state}")
+        return out
+
     def get(self, actor: Account, referral_id: int, *, audit_view: bool = True) -> dict[str, Any]:
         """One referral with its steps: exactly what was sent, nothing else of the case (viewing is audited)."""
         with write_session(self.engine) as session:

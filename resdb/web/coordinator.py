@@ -320,7 +320,9 @@ def home() -> Response:
         case["overdue"] = bool(follow and follow < today)
         case["due_today"] = bool(follow and follow == today)
     overdue = sum(1 for c in cases if c["overdue"])
-    return _page("coordinator/home.html", cases=cases, overdue=overdue, today=today, LEGAL_LABELS=LEGAL_BASES)
+    referrals = Referrals(get_directory()).by_case(g.account, [c["id"] for c in cases])
+    return _page("coordinator/home.html", cases=cases, overdue=overdue, today=today, LEGAL_LABELS=LEGAL_BASES,
+                 referrals=referrals)
 
 
 # -- matching -----------------------------------------------------------------------------------------

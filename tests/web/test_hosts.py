@@ -117,6 +117,7 @@ def test_host_updates_places_and_answers_a_referral(hosts: StaffSetup) -> None:
     assert "受け入れ可" in case_page and re.search(r'class="referral-attended">2<', case_page)
     assert re.search(r'class="stage referral-status">見学<', case_page)
     assert re.search(r'class="stage stage--visited">見学<', case_page)
+    assert "戸破地区社協: 見学" in coordinator.get("/coordinator/").get_data(as_text=True)  # the caseload too
     # the coordinator moves it on; the host sees the same status
     moved = coordinator.post(f"/coordinator/referrals/{referral_id}/status",
                              data={"status": "participating", "csrf_token": csrf_of(coordinator, f"/coordinator/cases/{case_id}")})
