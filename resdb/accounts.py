@@ -16,7 +16,8 @@ from sqlmodel import Session, select
 from resdb.db import read_session, write_session
 from resdb.models import ApiToken, StaffSession, User, utcnow
 
-ROLES: dict[str, str] = {"admin": "管理者", "editor": "編集者（地域の担当者）", "coordinator": "参加支援コーディネーター"}
+ROLES: dict[str, str] = {"admin": "管理者", "editor": "編集者（地域の担当者）", "coordinator": "参加支援コーディネーター",
+                         "host": "受け入れ先（協力企業・団体）", "supporter": "地域の支援者（民生委員など）"}
 WRITE_ROLES = {"admin", "editor"}
 _hasher = PasswordHasher()
 
@@ -30,6 +31,7 @@ class Account:
     role: str
     municipality_code: str | None = None
     operator: str | None = None
+    window: str | None = None  # the 相談窓口 whose 相談依頼シート this account receives
 
     @property
     def can_edit(self) -> bool:
@@ -39,6 +41,8 @@ class Account:
         """Editors limited to a municipality or an operator touch only those listings."""
         if self.role == "admin":
             return True
+        if self.role == "host":  # a host organisation: its own listings only
+            return bool(self.operator) and listing.get("operator") == self.operator
         if self.role != "editor":
             return False
         if self.municipality_code and listing.get("municipality_code") != self.municipality_code:
@@ -50,23 +54,34 @@ class Account:
 
 def _account(user: User) -> Account:
     assert user.id is not None
-    return Account(user.id, user.email, user.role, user.municipality_code, user.operator)
+    return Account(user.id, user.email, user.role, user.municipality_code, user.operator, user.window)
 
 
 def add_user(engine: Engine, email: str, role: str, password: str | None, *,
-             municipality_code: str | None = None, operator: str | None = None) -> Account:
+             municipality_code: str | None = None, operator: str | None = None,
+             window: str | None = None) -> Account:
+    """A new account. A host is tied to its organisation (`operator`, created when new); `window` names the
+    相談窓口 (a center's listing id, or general:<municipality code>) whose 相談依頼シート the account receives."""
     if role not in ROLES:
         raise ValueError(f"不明な役割です: {role}（{', '.join(ROLES)}）")
     if not email.strip() or len(email.strip()) > 200 or "\x00" in email:
         raise ValueError("メールアドレスは200文字以内で指定してください")
+    operator = (operator or "").strip() or None
+    if role == "host" and not operator:
+        raise ValueError("受け入れ先のアカウントには団体名（--operator）が必要です")
     if password is not None and len(password) < 10:
         raise ValueError("パスワードは10文字以上にしてください")
     password_hash = _hasher.hash(password) if password else None  # argon2 outside the write lock
     with write_session(engine) as session:
         if session.exec(select(User).where(User.email == email.strip().lower())).first() is not None:
             raise ValueError(f"{email} は既に登録されています")
+        if role == "host":
+            from resdb.models import Organization
+
+            if session.exec(select(Organization).where(Organization.name == operator)).first() is None:
+                session.add(Organization(name=operator))
         user = User(email=email.strip().lower(), role=role, password_hash=password_hash,
-                    municipality_code=municipality_code, operator=operator)
+                    municipality_code=municipality_code, operator=operator, window=(window or "").strip() or None)
         session.add(user)
         session.flush()
         return _account(user)

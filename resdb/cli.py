@@ -188,8 +188,15 @@ def export(fmt: str, output: Path | None, japanese_headers: bool, bom: bool) -> 
     """Export every published listing (CSV cells that look like formulas are neutralised)."""
     from resdb.exchange import EXPORTERS, to_csv
 
-    listings = open_directory().all_listings()
-    text = to_csv(listings, japanese_headers=japanese_headers) if fmt == "csv" else EXPORTERS[fmt](listings)
+    directory = open_directory()
+    listings = directory.all_listings()
+    if fmt == "hsds":  # open places carry the date they were reported
+        from resdb.capacity import latest
+        from resdb.exchange import to_hsds
+
+        text = to_hsds(listings, latest(directory.engine, [x["id"] for x in listings if x.get("capacity") is not None]))
+    else:
+        text = to_csv(listings, japanese_headers=japanese_headers) if fmt == "csv" else EXPORTERS[fmt](listings)
     if bom and fmt == "csv":
         text = "\ufeff" + text
     if output:
@@ -494,10 +501,11 @@ def user() -> None:
 
 @user.command("add")
 @click.argument("email")
-@click.option("--role", required=True, type=click.Choice(["admin", "editor", "coordinator"]))
-@click.option("--municipality", help="limit an editor to one municipality (code)")
-@click.option("--operator", help="limit an editor to one operator (運営主体)")
-def user_add(email: str, role: str, municipality: str | None, operator: str | None) -> None:
+@click.option("--role", required=True, type=click.Choice(["admin", "editor", "coordinator", "host", "supporter"]))
+@click.option("--municipality", help="limit an editor to one municipality (code); a supporter's city")
+@click.option("--operator", help="limit an editor to one operator (運営主体); a host's organisation (required)")
+@click.option("--window", help="the 相談窓口 whose 相談依頼シート this account receives: a center's listing id or general:<code>")
+def user_add(email: str, role: str, municipality: str | None, operator: str | None, window: str | None) -> None:
     """Create an account; the password is read from stdin or asked for."""
     from resdb.accounts import add_user
     from resdb.validation import municipality_code6
@@ -511,7 +519,8 @@ def user_add(email: str, role: str, municipality: str | None, operator: str | No
     engine = open_directory().engine
     try:
         account = add_user(engine, email, role, password or None,
-                           municipality_code=municipality_code6(municipality) if municipality else None, operator=operator)
+                           municipality_code=municipality_code6(municipality) if municipality else None, operator=operator,
+                           window=window)
     except ValueError as exc:
         fail(str(exc))
     audit_now(engine, _cli_actor(), "user.create", "user", str(account.id), f"role={role}")
@@ -541,6 +550,26 @@ def token_create(email: str) -> None:
 
 def _cli_actor() -> str:
     return f"cli:{os.environ.get('USER', 'cli')}"
+
+
+@main.group()
+def sheets() -> None:
+    """相談依頼シート."""
+
+
+@sheets.command("purge")
+@click.option("--days", type=click.IntRange(min=1), help="keep closed sheets this many days (default RESDB_SHEET_RETENTION_DAYS)")
+@click.option("--json", "as_json", is_flag=True, help="print one JSON document")
+def sheets_purge(days: int | None, as_json: bool) -> None:
+    """Delete closed sheets past the retention period (run daily; the window's queue also does it)."""
+    from resdb.sheets import Sheets, retention_days
+
+    days = days or retention_days()
+    deleted = Sheets(open_directory(ready=False)).purge(days=days)
+    if as_json:
+        click.echo(json.dumps({"deleted": deleted, "retention_days": days}))
+    else:
+        err.print(f"保存期間（{days}日）を過ぎた終了済みのシートを {deleted} 件削除しました")
 
 
 if __name__ == "__main__":

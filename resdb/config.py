@@ -46,6 +46,8 @@ SETTINGS: tuple[Setting, ...] = (
         "14",
         "days the listing change log is kept; a host whose search index is older rebuilds it from the database",
     ),
+    Setting("RESDB_HOST_EDITS_REVIEWED", "0", "1: a host's listing edits wait for an editor's review (corrections queue)"),
+    Setting("RESDB_SHEET_RETENTION_DAYS", "365", "days a closed 相談依頼シート is kept before it is deleted"),
     Setting("RESDB_RATE_LIMIT", "120/2", "search requests per client IP: burst/refill-per-second (`off` disables)"),
 )
 

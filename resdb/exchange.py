@@ -234,10 +234,11 @@ def to_geojson(listings: Iterable[dict[str, Any]]) -> str:
 _HSDS_DAYS = {"mon": "MO", "tue": "TU", "wed": "WE", "thu": "TH", "fri": "FR", "sat": "SA", "sun": "SU"}
 
 
-def to_hsds(listings: Iterable[dict[str, Any]]) -> str:
-    """Open Referral HSDS 3.0 style: organizations, services, locations, service_at_locations,
-    schedules and phones as related arrays (ids are stable, derived from the listing id). A venue record
-    (kind `venue`) is a location only; a service naming that venue is linked to its location."""
+def to_hsds(listings: Iterable[dict[str, Any]], capacity_reports: dict[str, dict[str, Any]] | None = None) -> str:
+    """Open Referral HSDS 3.1 style: organizations, services (with `service_capacity`: open places and when they
+    were reported), locations, service_at_locations, schedules and phones as related arrays (stable ids). A venue
+    record (kind `venue`) is a location only; a service naming that venue is linked to its location."""
+    from resdb.capacity import hsds_service_capacity
     from resdb.venues import VENUE_KIND, venue_index, venue_of
 
     organizations: dict[str, dict[str, Any]] = {}
@@ -275,6 +276,7 @@ def to_hsds(listings: Iterable[dict[str, Any]]) -> str:
             "last_modified": listing.get("updated_at"), "assured_date": listing.get("verified_at"),
             "attributes": [{"taxonomy": "resdb-kind", "value": listing.get("kind")}]
             + [{"taxonomy": "resdb-target", "value": t} for t in listing.get("targets") or []],
+            "capacities": hsds_service_capacity(listing, (capacity_reports or {}).get(service_id)),
         })
         venue = venue_of(listing, venues)
         if venue is not None:
@@ -294,7 +296,7 @@ def to_hsds(listings: Iterable[dict[str, Any]]) -> str:
         if listing.get("phone"):
             phones.append({"id": f"ph:{service_id}", "service_id": service_id, "number": listing["phone"], "type": "voice"})
     return json.dumps({
-        "hsds_version": "3.0", "organizations": list(organizations.values()), "services": services,
+        "hsds_version": "3.1", "organizations": list(organizations.values()), "services": services,
         "locations": locations, "service_at_locations": links, "schedules": schedules, "phones": phones,
     }, ensure_ascii=False, indent=1)
 

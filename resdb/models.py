@@ -132,6 +132,7 @@ class User(SQLModel, table=True):
     password_hash: str | None = Field(default=None, max_length=300)
     municipality_code: str | None = Field(default=None, max_length=6)
     operator: str | None = Field(default=None, max_length=200)
+    window: str | None = Field(default=None, max_length=120)  # the 相談窓口 whose sheets this account receives
     active: bool = True
     failed_logins: int = 0
     locked_until: datetime | None = None
@@ -245,3 +246,77 @@ class StaffSession(SQLModel, table=True):
     user_id: int = Field(foreign_key="user.id", index=True)
     created_at: datetime = Field(default_factory=utcnow)
     last_seen: datetime = Field(default_factory=utcnow)
+
+
+class CapacityReport(SQLModel, table=True):
+    """Open places as reported (「今月の受け入れ可能: 2人」), with who reported them and when."""
+
+    __tablename__ = "capacity_report"
+
+    id: int | None = Field(default=None, primary_key=True)
+    listing_id: str = Field(max_length=100, index=True)
+    open_places: int
+    month: str = Field(max_length=7)  # YYYY-MM the report is for
+    reported_at: datetime = Field(default_factory=utcnow)
+    actor: str = Field(max_length=200)
+    role: str = Field(max_length=20)  # host | editor | admin
+
+
+class Referral(SQLModel, table=True):
+    """A coordinator's referral of a saved case to a host: only what the coordinator chose to send."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="case.id", index=True)
+    placement_id: int | None = Field(default=None, foreign_key="placement.id", index=True)
+    listing_id: str = Field(max_length=100, index=True)
+    host: str = Field(max_length=200, index=True)  # the host organisation (the listing's operator)
+    coordinator_id: int = Field(foreign_key="user.id", index=True)
+    pseudonym: str = Field(max_length=100)
+    proposed_dates: str | None = Field(default=None, max_length=300)
+    helps: str | None = Field(default=None, sa_type=Text)
+    contact_route: str = Field(max_length=300)
+    basis: str = Field(max_length=20)  # consent | support_meeting
+    status: str = Field(default="sent", max_length=20, index=True)
+    answer: str | None = Field(default=None, max_length=20)  # accept | visit | decline
+    answer_reason: str | None = Field(default=None, max_length=30)
+    visit_date: date | None = None
+    attended: int = 0
+    sent_at: datetime = Field(default_factory=utcnow, index=True)
+    answered_at: datetime | None = None
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class ReferralEvent(SQLModel, table=True):
+    """One step of a referral seen by both sides (sent, answer, status, attended); no free text."""
+
+    __tablename__ = "referral_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    referral_id: int = Field(foreign_key="referral.id", index=True)
+    at: datetime = Field(default_factory=utcnow)
+    actor: str = Field(max_length=200)
+    side: str = Field(max_length=12)  # coordinator | host
+    kind: str = Field(max_length=20)
+    from_status: str | None = Field(default=None, max_length=20)
+    to_status: str | None = Field(default=None, max_length=20)
+    on_date: date | None = None
+
+
+class ConsultSheet(SQLModel, table=True):
+    """相談依頼シート: a community supporter passes someone to the window that serves their area."""
+
+    __tablename__ = "consult_sheet"
+
+    id: int | None = Field(default=None, primary_key=True)
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+    updated_at: datetime = Field(default_factory=utcnow)
+    supporter_id: int = Field(foreign_key="user.id", index=True)
+    window: str = Field(max_length=120, index=True)  # a window listing id, or general:<municipality code>
+    municipality_code: str | None = Field(default=None, max_length=6)
+    area: str = Field(max_length=300)
+    observed: str = Field(sa_type=Text)
+    consent: str = Field(max_length=12)  # agreed | not_yet | unknown
+    supporter_contact: str = Field(max_length=200)
+    status: str = Field(default="received", max_length=20, index=True)
+    referred_to: str | None = Field(default=None, max_length=300)
+    closed_at: datetime | None = None

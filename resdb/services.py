@@ -14,9 +14,13 @@ from typing import Any
 
 from sqlmodel import Session
 
+from resdb import capacity
 from resdb.accounts import Account
+from resdb.audit import audit
 from resdb.directory import Conflict, Directory, ImportReport, NotFound, StaleEdit
 from resdb.policy import Forbidden, authorize
+from resdb.referrals import Referrals
+from resdb.sheets import Sheets
 from resdb.validation import Problem, ValidationFailed
 from resdb.workspace import RateLimited, Workspace
 
@@ -121,10 +125,38 @@ class Services:
         return self.directory.create(raw, actor=actor.email, hook=self._scope(actor, "listing.create"))
 
     def update(self, actor: Account, listing_id: str, raw: dict[str, Any], *, expected_version: int | None,
-               action: str = "update") -> dict[str, Any]:
+               action: str = "update", today: date | None = None) -> dict[str, Any]:
+        """An edit; a changed capacity is kept as a dated capacity report in the same transaction."""
         authorize(actor, "listing.update")
+        scope = self._scope(actor, "listing.update")
+
+        def check(session: Session, before: dict[str, Any] | None, after: dict[str, Any]) -> None:
+            scope(session, before, after)
+            if before is not None and after.get("capacity") is not None and after["capacity"] != before.get("capacity"):
+                capacity.record(session, after["id"], after["capacity"], actor=actor.email, role=actor.role,
+                                today=today or date.today())
+
         return self.directory.update(listing_id, raw, actor.email, expected_version=expected_version,
-                                     action=action, hook=self._scope(actor, "listing.update"))
+                                     action=action, hook=check)
+
+    def report_capacity(self, actor: Account, listing_id: str, open_places: int | None, *,
+                        today: date | None = None) -> dict[str, Any]:
+        """「今月の受け入れ可能: N人」: the listing's capacity and a dated report, in one transaction (a report of
+        an unchanged number still renews its date)."""
+        authorize(actor, "listing.capacity")
+        if (open_places is None or isinstance(open_places, bool) or not isinstance(open_places, int)
+                or not 0 <= open_places <= capacity.OPEN_PLACES_MAX):
+            raise ValidationFailed([Problem("capacity", f"受け入れ可能な人数は 0〜{capacity.OPEN_PLACES_MAX} の数字で入れてください")])
+        scope = self._scope(actor, "listing.capacity")
+
+        def check(session: Session, before: dict[str, Any] | None, after: dict[str, Any]) -> None:
+            scope(session, before, after)
+            capacity.record(session, after["id"], open_places, actor=actor.email, role=actor.role,
+                            today=today or date.today())
+            audit(session, actor.email, "listing.capacity", "listing", after["id"], f"open_places={open_places}")
+
+        return self.directory.update(listing_id, {"capacity": open_places}, actor.email, expected_version=None,
+                                     action="capacity", hook=check)
 
     def verify(self, actor: Account, listing_id: str, *, on: date | None = None,
                expected_version: int | None = None) -> dict[str, Any]:
@@ -169,6 +201,29 @@ class Services:
             report.dry_run = dry_run
         return report
 
+    def propose_edit(self, actor: Account, listing_id: str, raw: dict[str, Any]) -> int:
+        """A host's edit held for an editor's review (RESDB_HOST_EDITS_REVIEWED): it waits in the corrections
+        queue, where accepting it goes through the listing's history like any edit."""
+        from resdb.models import ChangeRequest
+        from resdb.validation import validate_listing
+
+        listing = self.listing_for_edit(actor, listing_id)
+        clean, problems = validate_listing(raw, partial=True)
+        if problems:
+            raise ValidationFailed(problems)
+        authorize(actor, "listing.update", listing, {**listing, **clean})
+        changes = {k: (v.isoformat() if isinstance(v, date) else v) for k, v in clean.items() if listing.get(k) != v}
+        from resdb.db import write_session
+
+        with write_session(self.directory.engine) as session:
+            request = ChangeRequest(listing_id=listing_id, proposed=changes, contact=actor.email[:200],
+                                    message=f"受け入れ先「{actor.operator}」からの変更の提案")
+            session.add(request)
+            session.flush()
+            assert request.id is not None
+            audit(session, actor.email, "correction.submit", "listing", listing_id, f"request {request.id} (host)")
+            return request.id
+
     # -- residents' corrections ----------------------------------------------------------------
     def submit_correction(self, listing_id: str, message: str, *, proposed: dict[str, Any] | None = None,
                           contact: str | None = None, client: str | None = None) -> int:
@@ -199,3 +254,36 @@ class Services:
         return self.workspace.record(placement_id, actor, kind=kind, to_stage=to_stage, note=note,
                                      next_follow_up=next_follow_up)
 
+
+    # -- referrals (coordinator ↔ host) ---------------------------------------------------------
+    @property
+    def referrals(self) -> Referrals:
+        return Referrals(self.directory)
+
+    def send_referral(self, actor: Account, case_id: int, placement_id: int, *, pseudonym: str, proposed_dates: str,
+                      helps: str, contact_route: str, confirmed: bool) -> dict[str, Any]:
+        return self.referrals.send(actor, case_id, placement_id, pseudonym=pseudonym, proposed_dates=proposed_dates,
+                                   helps=helps, contact_route=contact_route, confirmed=confirmed)
+
+    def answer_referral(self, actor: Account, referral_id: int, *, answer: str, reason: str | None = None,
+                        visit_date: date | None = None, today: date | None = None) -> dict[str, Any]:
+        return self.referrals.answer(actor, referral_id, answer=answer, reason=reason, visit_date=visit_date, today=today)
+
+    def referral_status(self, actor: Account, referral_id: int, to_status: str) -> dict[str, Any]:
+        return self.referrals.set_status(actor, referral_id, to_status)
+
+    def referral_attended(self, actor: Account, referral_id: int, on: date, *, today: date | None = None) -> dict[str, Any]:
+        return self.referrals.attended(actor, referral_id, on, today=today)
+
+    # -- 相談依頼シート ----------------------------------------------------------------------------
+    @property
+    def sheets(self) -> Sheets:
+        return Sheets(self.directory)
+
+    def submit_sheet(self, actor: Account, *, area: str, observed: str, consent: str, supporter_contact: str,
+                     municipality_code: str) -> dict[str, Any]:
+        return self.sheets.submit(actor, area=area, observed=observed, consent=consent,
+                                  supporter_contact=supporter_contact, municipality_code=municipality_code)
+
+    def update_sheet(self, actor: Account, sheet_id: int, *, status: str, referred_to: str | None = None) -> dict[str, Any]:
+        return self.sheets.update(actor, sheet_id, status=status, referred_to=referred_to)

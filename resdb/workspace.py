@@ -307,7 +307,11 @@ class Workspace:
     def indicators_csv(rows: list[dict[str, Any]]) -> str:
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\r\n")
-        writer.writerow(["年度", "参加支援のプラン作成件数", "活動参加の場への利用につながった人数", "受け入れ先の数"])
+        extra = [("partner_hosts", "協力企業・団体数"), ("sheets_total", "相談依頼シート件数")]
+        extra = [(key, title) for key, title in extra if rows and key in rows[0]]
+        writer.writerow(["年度", "参加支援のプラン作成件数", "活動参加の場への利用につながった人数", "受け入れ先の数"]
+                        + [title for _, title in extra])
         for row in rows:
-            writer.writerow([row["label"], row["plans"], row["joined_persons"], row["host_organizations"]])
+            writer.writerow([row["label"], row["plans"], row["joined_persons"], row["host_organizations"]]
+                            + [row[key] for key, _ in extra])
         return out.getvalue()

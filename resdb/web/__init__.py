@@ -61,7 +61,7 @@ def _gzip(response: Response) -> Response:
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """The web app. `test_config` may give DIRECTORY (an open Directory), or DATABASE_URL / INSTANCE, and
     override any setting (TILE_URL, RATE_LIMIT=(burst, per_second) or None, TODAY=callable, …)."""
-    from resdb.web import api, coordinator, corrections, editor, match, public, staff
+    from resdb.web import api, coordinator, corrections, editor, host, match, public, sheets, staff
     from resdb.web.bodies import init_body_limits
     from resdb.web.errors import register_error_handlers
     from resdb.web.features import FeatureCache
@@ -86,6 +86,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         SESSION_COOKIE_NAME="resdb_session",
         SEND_FILE_MAX_AGE_DEFAULT=3600,
         GZIP=True,
+        HOST_EDITS_REVIEWED=config.setting("RESDB_HOST_EDITS_REVIEWED") in {"1", "true", "on", "yes"},
     )
     app.config.update({k: v for k, v in settings.items() if k not in {"DIRECTORY"}})
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
@@ -114,6 +115,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(editor.bp)
     app.register_blueprint(coordinator.bp)
     app.register_blueprint(match.bp)
+    app.register_blueprint(host.bp)
+    app.register_blueprint(sheets.supporter_bp)
+    app.register_blueprint(sheets.window_bp)
     app.register_blueprint(staff.bp)
     app.register_blueprint(corrections.bp)
     return app

@@ -29,8 +29,11 @@ from flask import (
 )
 from shapely.geometry import Point, shape
 
-from resdb.directory import NotFound
+from resdb import capacity
+from resdb.directory import Conflict, NotFound
 from resdb.matching import Matching, PersonError
+from resdb.referrals import DECLINE_REASONS, LATER_STATUSES, Referrals
+from resdb.referrals import STATUSES as REFERRAL_STATUSES
 from resdb.services import Services
 from resdb.validation import ValidationFailed
 from resdb.vocab import GOALS, GROUP_SIZES, MOBILITY, TARGETS, WEEKDAYS, target_id
@@ -240,15 +243,24 @@ def _session_label(iso: str) -> str:
 def enrich(proposals: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Proposals with their listings (for the list, the map and the print sheet)."""
     listings = {x["id"]: x for x in get_directory().get_many([p["resource_id"] for p in proposals])}
+    capacities, hosts = _capacity_and_hosts(list(listings.values()))
     out = []
     for p in proposals:
         listing = listings.get(p["resource_id"]) or {}
+        p = {**p, "capacity_info": capacities.get(p["resource_id"]), "host_stats": hosts.get(listing.get("operator") or "")}
         travel = next((r["text"] for r in p.get("reasons", []) if r.get("factor") == "travel"), None)
         out.append({**p, "listing": listing, "travel_text": travel,
                     "session_labels": [_session_label(s) for s in p.get("next_sessions") or []],
                     "schedule_text": describe_schedule(listing.get("schedule")) if listing else "",
                     "cost_text": yen(listing.get("cost_yen")) if listing else "不明"})
     return out
+
+
+def _capacity_and_hosts(listings: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Open places with the age of their report, and each host's responsiveness (shown from 5 referrals)."""
+    directory = get_directory()
+    stats = Referrals(directory).host_stats([x.get("operator") or "" for x in listings])
+    return capacity.describe_many(directory.engine, listings, _today()), stats
 
 
 def _map_points(items: list[dict[str, Any]], person: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -310,7 +322,9 @@ def home() -> Response:
         case["overdue"] = bool(follow and follow < today)
         case["due_today"] = bool(follow and follow == today)
     overdue = sum(1 for c in cases if c["overdue"])
-    return _page("coordinator/home.html", cases=cases, overdue=overdue, today=today, LEGAL_LABELS=LEGAL_BASES)
+    referrals = Referrals(get_directory()).by_case(g.account, [c["id"] for c in cases])
+    return _page("coordinator/home.html", cases=cases, overdue=overdue, today=today, LEGAL_LABELS=LEGAL_BASES,
+                 referrals=referrals)
 
 
 # -- matching -----------------------------------------------------------------------------------------
@@ -397,9 +411,57 @@ def case_page(case_id: int) -> Response:
         suggestions = [p for p in answer["proposals"] if p["resource_id"] not in placed]
     except PersonError:
         pass
-    return _page("coordinator/case.html", case=case, today=today, STAGES=STAGES, STAGE_FLOW=STAGE_FLOW,
-                 EVENT_KINDS=EVENT_KINDS, LEGAL_BASES=LEGAL_BASES, suggestions=suggestions,
-                 summary=_person_summary(case["person"]), message=request.args.get("done"))
+    return _case_page(case, suggestions, message=request.args.get("done"))
+
+
+def _case_page(case: dict[str, Any], suggestions: list[dict[str, Any]], *, status: int = 200,
+               message: str | None = None, referral_problems: dict[int, list[str]] | None = None,
+               referral_values: dict[str, str] | None = None) -> Response:
+    referrals = Referrals(get_directory()).for_case(g.account, case["id"])
+    listings = get_directory().get_many_any([p["listing_id"] for p in case["placements"]])
+    capacities, hosts = _capacity_and_hosts(listings)
+    by_listing = {x["id"]: x for x in listings}
+    return _page("coordinator/case.html", status=status, case=case, today=_today(), STAGES=STAGES,
+                 STAGE_FLOW=STAGE_FLOW, EVENT_KINDS=EVENT_KINDS, LEGAL_BASES=LEGAL_BASES, suggestions=suggestions,
+                 summary=_person_summary(case["person"]), message=message,
+                 referrals={r["placement_id"]: r for r in referrals}, all_referrals=referrals,
+                 REFERRAL_STATUSES=REFERRAL_STATUSES, REFERRAL_LATER=LATER_STATUSES, REASONS=DECLINE_REASONS,
+                 capacities=capacities, host_stats=hosts, listings=by_listing,
+                 referral_problems=referral_problems or {}, referral_values=referral_values or {})
+
+
+@bp.post("/cases/<int:case_id>/placements/<int:placement_id>/referral")
+@login_required(*ROLES)
+def send_referral(case_id: int, placement_id: int) -> Response:
+    """「受け入れ先へ紹介を送る」: only the fields filled in here travel to the host."""
+    case = _load_case(case_id, audit_view=False)
+    if placement_id not in {p["id"] for p in case["placements"]}:
+        raise ApiError(404, "この場所はこのケースにありません。")
+    values = {k: (request.form.get(k) or "").strip() for k in ("pseudonym", "proposed_dates", "helps", "contact_route")}
+    try:
+        _services().send_referral(g.account, case_id, placement_id, confirmed=request.form.get("confirm") == "yes", **values)
+    except ValidationFailed as exc:
+        return _case_page(case, [], status=422, referral_problems={placement_id: [p.message for p in exc.problems]},
+                          referral_values=values)
+    except Conflict as exc:
+        return _case_page(case, [], status=409, referral_problems={placement_id: [str(exc)]}, referral_values=values)
+    return redirect(url_for("coordinator.case_page", case_id=case_id, done="referred") + f"#placement-{placement_id}", code=303)
+
+
+@bp.post("/referrals/<int:referral_id>/status")
+@login_required(*ROLES)
+def referral_status(referral_id: int) -> Response:
+    """The coordinator's side of the shared status (見学 → 体験 → 参加中 → 定着 / 中断)."""
+    try:
+        referral = Referrals(get_directory()).get(g.account, referral_id, audit_view=False)
+        _services().referral_status(g.account, referral_id, request.form.get("status", ""))
+    except (Forbidden, NotFound):
+        raise ApiError(404, "紹介が見つかりません。") from None
+    except (ValidationFailed, Conflict) as exc:
+        text = "、".join(p.message for p in exc.problems) if isinstance(exc, ValidationFailed) else str(exc)
+        raise ApiError(409, text) from None
+    return redirect(url_for("coordinator.case_page", case_id=referral["case_id"], done="recorded")
+                    + f"#placement-{referral['placement_id']}", code=303)
 
 
 def _person_summary(person: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -500,8 +562,9 @@ def batch() -> Response:
     assigned = [{"case": full[a["person"]], "resource_id": a["resource_id"], "score": a["score"],
                  "listing": names.get(a["resource_id"], {"name": a["resource_id"]})} for a in answer["assignments"]]
     unassigned = [{"case": full[u["person"]], "reason": u["reason"]} for u in answer["unassigned"]]
+    capacities, _hosts = _capacity_and_hosts(list(names.values()))
     return _page("coordinator/batch.html", cases=cases, result={"assigned": assigned, "unassigned": unassigned},
-                 selected=wanted)
+                 selected=wanted, capacities=capacities)
 
 
 @bp.post("/batch/apply")
@@ -751,7 +814,18 @@ def _indicator_rows() -> tuple[int, list[dict[str, Any]]]:
     if not 2000 <= year <= 2100:
         raise ApiError(400, "年度は 2000〜2100 で指定してください。")
     workspace = _workspace()
-    return year, [workspace.indicators(year), workspace.indicators(year - 1)]
+    return year, [_with_hosts_and_sheets(workspace.indicators(year)), _with_hosts_and_sheets(workspace.indicators(year - 1))]
+
+
+def _with_hosts_and_sheets(row: dict[str, Any]) -> dict[str, Any]:
+    """協力企業・団体数 (hosts that accepted a referral in the 年度) and 相談依頼シート件数 by window."""
+    from resdb.sheets import Sheets
+
+    start, end = Workspace.fiscal_year_bounds(row["fiscal_year"])
+    partners = Referrals(get_directory()).accepting_hosts(start, end)
+    sheets = Sheets(get_directory()).counts_by_window(start, end)
+    return {**row, "partner_hosts": len(partners), "partners": partners, "sheets": sheets,
+            "sheets_total": sum(x["count"] for x in sheets)}
 
 
 @bp.get("/indicators")

@@ -130,8 +130,16 @@ def resource(listing_id: str) -> Response:
         venue=venue,
         held_here=held_here,
         map_config=map_config,
+        capacity_info=_capacity_info(listing, today),
         nav="",
     )
+
+
+def _capacity_info(listing: dict[str, Any], today: Any) -> dict[str, Any] | None:
+    """Open places with the date they were reported (and how old that is)."""
+    from resdb import capacity
+
+    return capacity.describe_many(get_directory().engine, [listing], today).get(listing["id"])
 
 
 @bp.get("/areas")

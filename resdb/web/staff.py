@@ -30,6 +30,8 @@ def _safe_next(target: str | None) -> str | None:
 def home_for(account: accounts.Account) -> str:
     if account.role == "coordinator":
         return url_for("coordinator.home")
+    if account.role in {"host", "supporter"}:
+        return url_for(f"{account.role}.home")
     return url_for("editor.home")
 
 

@@ -11,11 +11,14 @@ import pytest
 
 from resdb import accounts
 from resdb.models import AuditEntry, ListingHistory
-from tests.web.conftest import csrf_of
+from tests.web.conftest import PASSWORD, csrf_of
 
-ROLES = ("anonymous", "coordinator", "editor_out", "editor_in", "admin")  # refused roles first: the allowed ones change state
+ROLES = ("anonymous", "supporter", "host", "window", "coordinator", "editor_out", "editor_in", "admin")  # refused roles first: the allowed ones change state
 LOGINS = {"coordinator": "coord@example.jp", "editor_in": "imizu@example.jp", "editor_out": "inagi@example.jp",
-          "admin": "admin@example.jp"}
+          "admin": "admin@example.jp", "host": "host@example.jp", "supporter": "supporter@example.jp",
+          "window": "window@example.jp"}
+# Pages of one role only (an administrator is refused too: they hold no organisation and no window).
+OWN_ROLE = {"host": {"host"}, "supporter": {"supporter"}, "window": {"window"}}
 # Endpoints anyone may use (public pages, the read API, the matcher API, sign-in, residents' reports).
 PUBLIC = {
     "public.index", "public.search", "public.resource", "public.areas", "corrections.report",
@@ -29,7 +32,7 @@ API_TOKEN = API_WRITES | {"api.resource_history"}  # who changed what: token hol
 SCOPED = {"editor.edit_listing", "editor.save_listing", "editor.verify_listing", "editor.confirm_delete",
           "editor.delete_listing", "editor.restore_listing", "editor.history", "editor.review_correction"}
 ADMIN_ONLY = {"editor.audit_log"}
-ARGS = {"listing_id": "t-salon", "request_id": 1, "case_id": 1, "placement_id": 1}
+ARGS = {"listing_id": "t-salon", "request_id": 1, "case_id": 1, "placement_id": 1, "referral_id": 1, "sheet_id": 1}
 
 
 def routes(app: Any) -> list[tuple[str, str, str]]:
@@ -52,7 +55,7 @@ def family(endpoint: str) -> str:
     if endpoint in API_TOKEN:
         return "api_write"
     prefix = endpoint.split(".")[0]
-    if prefix in {"editor", "coordinator"}:
+    if prefix in {"editor", "coordinator", "host", "supporter", "window"}:
         return prefix
     return "unclassified"
 
@@ -62,6 +65,10 @@ def matrix(staff: Any) -> dict[str, Any]:
     from resdb.workspace import Workspace
 
     Workspace(staff.directory).submit_correction("t-salon", "電話番号が違います", proposed={"phone": "0766-00-0000"})
+    engine = staff.directory.engine
+    accounts.add_user(engine, "host@example.jp", "host", PASSWORD, operator="戸破地区社協")
+    accounts.add_user(engine, "supporter@example.jp", "supporter", PASSWORD, municipality_code="132250")
+    accounts.add_user(engine, "window@example.jp", "coordinator", PASSWORD, window="t-inagi")
     clients = {"anonymous": staff.client()}
     for role, email in LOGINS.items():
         clients[role] = staff.login(email)
@@ -118,8 +125,14 @@ def test_authorization_matrix(staff: Any, matrix: dict[str, Any]) -> None:
                     failures.append("allowed role refused: " + where)
                 if not allowed and status != 403:
                     failures.append("must be 403: " + where)
+            elif kind in OWN_ROLE:
+                allowed = role in OWN_ROLE[kind]
+                if allowed and (status == 403 or to_login):
+                    failures.append("allowed role refused: " + where)
+                if not allowed and status != 403:
+                    failures.append("must be 403: " + where)
             elif kind == "coordinator":
-                allowed = role in {"coordinator", "admin"}
+                allowed = role in {"coordinator", "window", "admin"}
                 if allowed and (status == 403 or to_login):
                     failures.append("allowed role refused: " + where)
                 if not allowed and status != 403:
@@ -231,6 +244,40 @@ def test_two_editors_racing(staff: Any) -> None:
     again = dict(theirs, version="2")
     assert second.post("/editor/listings/t-cafe", data=again).status_code == 303
     assert staff.directory.get("t-cafe")["capacity"] == 7
+
+
+def test_referral_and_sheet_policy() -> None:
+    """The one policy function: who reads and moves referrals and 相談依頼シート (no other door decides)."""
+    from resdb.accounts import Account
+    from resdb.policy import Forbidden, authorize
+
+    host = Account(1, "h@x", "host", operator="戸破地区社協")
+    other_host = Account(2, "o@x", "host", operator="射水市社会福祉協議会")
+    coordinator, other_coordinator = Account(3, "c@x", "coordinator"), Account(4, "d@x", "coordinator")
+    supporter, window = Account(5, "s@x", "supporter"), Account(6, "w@x", "coordinator", window="t-hirao")
+    admin = Account(7, "a@x", "admin")
+    referral = {"host": "戸破地区社協", "coordinator_id": 3}
+    sheet = {"window": "t-hirao", "supporter_id": 5}
+    allowed: list[tuple[str, Any, set[Account]]] = [
+        ("referral.read", referral, {host, coordinator, admin}),
+        ("referral.answer", referral, {host}),
+        ("referral.update", referral, {host, coordinator, admin}),
+        ("referral.send", {"coordinator_id": 3}, {coordinator, admin}),
+        ("sheet.submit", None, {supporter}),
+        ("sheet.own", sheet, {supporter}),
+        ("sheet.read", sheet, {window}),
+        ("sheet.update", sheet, {window}),
+        ("listing.capacity", {"operator": "戸破地区社協"}, {host, admin}),
+        ("listing.delete", {"operator": "戸破地区社協"}, {admin}),
+    ]
+    everyone = (host, other_host, coordinator, other_coordinator, supporter, window, admin)
+    for action, target, who in allowed:
+        for actor in everyone:
+            if actor in who:
+                authorize(actor, action, target)
+            else:
+                with pytest.raises(Forbidden):
+                    authorize(actor, action, target)
 
 
 def test_restore_and_import_obey_scope(staff: Any) -> None:

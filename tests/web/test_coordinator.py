@@ -154,7 +154,8 @@ def test_full_flow(staff: StaffSetup) -> None:
     body = csv_response.get_data()
     assert body.startswith("\ufeff".encode()) and csv_response.mimetype == "text/csv"
     rows = list(csv.reader(io.StringIO(body.decode("utf-8-sig"))))
-    assert rows[0][1] == "参加支援のプラン作成件数" and rows[1] == [f"{year}年度", "1", "1", "1"]
+    assert rows[0][1] == "参加支援のプラン作成件数" and rows[1] == [f"{year}年度", "1", "1", "1", "0", "0"]
+    assert rows[0][4:] == ["協力企業・団体数", "相談依頼シート件数"]
 
     # 8. another coordinator: 403 on the case and its placements; not in their caseload; admin may see
     other = staff.login("coord2@example.jp")

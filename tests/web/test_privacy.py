@@ -172,6 +172,70 @@ def test_access_log_and_cookies_over_http(staff: StaffSetup, caplog: pytest.LogC
             assert "ZQ7x9" not in str(session_of(staff.app, cookie.value))
 
 
+def test_referral_and_sheet_text_stay_out_of_logs_urls_and_the_index(staff: StaffSetup,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
+    """What a coordinator sends a host and what a supporter writes on a 相談依頼シート is stored on purpose (in
+    its own table, for its reader only) and nowhere else: not the audit log, logs, URLs, cookies or the index."""
+    from resdb import accounts
+    from tests.web.test_hosts import INAGI_CENTERS, placement_of, save_case
+
+    engine = staff.directory.engine
+    accounts.add_user(engine, "salon@example.jp", "host", PASSWORD, operator="戸破地区社協")
+    accounts.add_user(engine, "minsei@example.jp", "supporter", PASSWORD, municipality_code="132250")
+    accounts.add_user(engine, "hirao@example.jp", "coordinator", PASSWORD, window="t-hirao")
+    for raw in INAGI_CENTERS:
+        staff.directory.create(dict(raw), actor="fixture")
+    caplog.set_level(logging.DEBUG)
+    coordinator = staff.login("coord@example.jp")
+    case_id = save_case(coordinator, "Bさん")
+    placement_id = placement_of(staff, case_id)
+    responses = [coordinator.post(f"/coordinator/cases/{case_id}/placements/{placement_id}/referral", data={
+        "pseudonym": "Bさん", "proposed_dates": f"水曜 {CANARY}", "helps": f"配慮 {CANARY}", "contact_route": f"電話 {CANARY}",
+        "confirm": "yes", "csrf_token": csrf_of(coordinator, f"/coordinator/cases/{case_id}")})]
+    assert responses[0].status_code == 303
+    responses.append(coordinator.get(f"/coordinator/cases/{case_id}"))
+    host = staff.login("salon@example.jp")
+    home = host.get("/host/")
+    referral_id = int(re.search(r"/host/referrals/(\d+)", home.get_data(as_text=True)).group(1))
+    page = host.get(f"/host/referrals/{referral_id}")
+    assert CANARY in page.get_data(as_text=True)  # the host reads what was sent
+    token = csrf_of(host, f"/host/referrals/{referral_id}")
+    responses += [home, page, host.post(f"/host/referrals/{referral_id}/answer", data={"answer": "accept", "csrf_token": token})]
+    supporter = staff.login("minsei@example.jp")
+    responses.append(supporter.post("/supporter/sheets", data={
+        "area": "平尾", "observed": f"見守りで {CANARY}", "consent": "agreed", "supporter_contact": f"電話 {CANARY}",
+        "csrf_token": csrf_of(supporter, "/supporter/")}))
+    assert responses[-1].status_code == 303
+    responses.append(supporter.get("/supporter/"))
+    assert CANARY not in responses[-1].get_data(as_text=True)  # the supporter sees only received / closed
+    window = staff.login("hirao@example.jp")
+    queue = window.get("/window/")
+    sheet_id = int(re.search(r"/window/sheets/(\d+)", queue.get_data(as_text=True)).group(1))
+    sheet = window.get(f"/window/sheets/{sheet_id}")
+    assert CANARY in sheet.get_data(as_text=True)
+    responses += [queue, sheet, window.post(f"/window/sheets/{sheet_id}", data={
+        "status": "referred", "referred_to": "生活支援コーディネーター", "csrf_token": csrf_of(window, f"/window/sheets/{sheet_id}")})]
+    for response in responses:
+        if response.status_code == 303:
+            assert "ZQ7x9" not in response.headers["Location"]
+            continue
+        check_response(staff.app, response)
+    for client in (coordinator, host, supporter, window):
+        cookie = client.get_cookie(staff.app.config["SESSION_COOKIE_NAME"])
+        assert cookie is not None and "ZQ7x9" not in str(session_of(staff.app, cookie.value))
+    # stored only where it belongs: the referral and the sheet, not the audit log or any other table
+    with engine.connect() as conn:
+        for table in ("audit_log", "placement_event", "referral_event", "case", "listing_history"):
+            rows = conn.execute(text(f'SELECT * FROM "{table}"')).fetchall()
+            assert all("ZQ7x9" not in " ".join(map(str, row)) for row in rows), table
+        assert "ZQ7x9" in " ".join(map(str, conn.execute(text("SELECT * FROM referral")).fetchall()))
+        assert "ZQ7x9" in " ".join(map(str, conn.execute(text("SELECT * FROM consult_sheet")).fetchall()))
+    assert_no_canary_in_files(Path(staff.directory.instance_dir) / "index")
+    assert "ZQ7x9" not in caplog.text
+    for record in caplog.records:
+        assert "ZQ7x9" not in str(record.args or "") and "ZQ7x9" not in record.getMessage()
+
+
 def _no_canary_logged(caplog: pytest.LogCaptureFixture) -> None:
     assert "ZQ7x9" not in caplog.text
     for record in caplog.records:
