@@ -146,23 +146,41 @@ def import_(file: Path, dry_run: bool, actor: str, as_json: bool) -> None:
 
 
 @main.command()
-@click.option("--format", "fmt", type=click.Choice(["csv", "json", "geojson", "hsds"]), default="csv", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["csv", "json", "geojson", "hsds", "event", "kaigo", "kosodate"]),
+              default="csv", show_default=True,
+              help="event / kaigo / kosodate: 自治体標準オープンデータセット イベント一覧 / 介護サービス事業所一覧 / 子育て施設一覧")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="file to write (default stdout)")
 @click.option("--japanese-headers", is_flag=True, help="CSV with 自治体標準オープンデータセット style headers")
 @click.option("--bom", is_flag=True, help="CSV with a UTF-8 BOM (for Excel)")
-def export(fmt: str, output: Path | None, japanese_headers: bool, bom: bool) -> None:
-    """Export every published listing (CSV cells that look like formulas are neutralised)."""
+@click.option("--encoding", type=click.Choice(["utf-8", "utf-8-sig", "cp932"]), default=None,
+              help="CSV encoding (municipal formats default to utf-8-sig; cp932 = Shift_JIS)")
+@click.option("--private-locations", is_flag=True,
+              help="staff copy: keep private hosts' street addresses and true points (never publish this file)")
+def export(fmt: str, output: Path | None, japanese_headers: bool, bom: bool, encoding: str | None,
+           private_locations: bool) -> None:
+    """Export every published listing (CSV cells that look like formulas are neutralised).
+    Private hosts appear at their 町字 only unless --private-locations is given."""
     from resdb.exchange import EXPORTERS, to_csv
 
-    listings = open_directory().all_listings()
-    text = to_csv(listings, japanese_headers=japanese_headers) if fmt == "csv" else EXPORTERS[fmt](listings)
-    if bom and fmt == "csv":
-        text = "\ufeff" + text
-    if output:
-        output.write_text(text, encoding="utf-8", newline="")
-        err.print(f"{len(listings)} 件を {output} に書き出しました")
+    from resdb import opendata
+
+    directory = open_directory()
+    listings = list(directory.iter_published(public=not private_locations))
+    if fmt in opendata.FORMATS:
+        text = opendata.export_text(fmt, listings)
+        encoding = encoding or "utf-8-sig"
     else:
-        sys.stdout.write(text)
+        text = to_csv(listings, japanese_headers=japanese_headers) if fmt == "csv" else EXPORTERS[fmt](listings)
+        encoding = encoding or ("utf-8-sig" if bom and fmt == "csv" else "utf-8")
+    try:
+        data = opendata.encode(text, encoding)
+    except opendata.EncodeProblem as exc:
+        fail(str(exc), 1)
+    if output:
+        output.write_bytes(data)
+        err.print(f"{len(listings)} 件から {output} に書き出しました")
+    else:
+        sys.stdout.buffer.write(data)
 
 
 def _parse_point(value: str | None) -> tuple[float, float] | None:

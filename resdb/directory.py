@@ -21,7 +21,7 @@ from sqlalchemy import event, func, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, delete, select
 
-from resdb import config, geo
+from resdb import config, geo, hosts
 from resdb.db import ensure_schema, is_sqlite, make_engine, read_session, write_session
 from resdb.models import (
     District,
@@ -48,6 +48,7 @@ CONTRACT_FIELDS = (
 EXTENSION_FIELDS = (
     "district", "venue", "location_precision", "email", "reservation_required", "holidays_closed",
     "source_detail", "is_sample", "notes", "status", "version", "updated_at",
+    "source_url", "source_read_at", "location_private",
 )
 PUBLIC_FIELDS = CONTRACT_FIELDS + EXTENSION_FIELDS
 BULK_REINDEX_THRESHOLD = 2000
@@ -239,7 +240,8 @@ class Directory:
     def _invalidate(self) -> None:
         self._revision_checked = 0.0
 
-    def iter_published(self, batch: int = 2000) -> Iterable[dict[str, Any]]:
+    def iter_published(self, batch: int = 2000, *, public: bool = False) -> Iterable[dict[str, Any]]:
+        """Every published listing in id order; `public` shows private hosts at their 町字 only."""
         last = ""
         while True:
             with read_session(self.engine) as session:
@@ -252,14 +254,14 @@ class Directory:
             if not rows:
                 return
             for row in rows:
-                yield listing_to_dict(row)
+                yield self.public_view(listing_to_dict(row)) if public else listing_to_dict(row)
             last = rows[-1].id
 
     def reindex(self, progress: Callable[[int], None] | None = None) -> int:
         """Rebuild the search index from the database (the database is the truth)."""
         with read_session(self.engine) as session:
             high = session.exec(select(func.max(IndexOutbox.seq))).one()
-        count = self.index.rebuild(self.iter_published(), progress)
+        count = self.index.rebuild(self.iter_published(public=True), progress)
         if high is not None:
             with write_session(self.engine) as session:
                 session.exec(delete(IndexOutbox).where(col(IndexOutbox.seq) <= high))
@@ -292,7 +294,8 @@ class Directory:
         if listings is None:
             self.reindex()
             return
-        upserts = [listing_to_dict(listings[i]) for i in ids if i in listings and listings[i].status == "published"]
+        upserts = [self.public_view(listing_to_dict(listings[i])) for i in ids
+                   if i in listings and listings[i].status == "published"]
         deletes = [i for i in ids if i not in listings or listings[i].status != "published"]
         try:
             self.index.apply(upserts, deletes)
@@ -310,6 +313,16 @@ class Directory:
             raise NotFound(listing_id)
         return listing_to_dict(row)
 
+    def public_view(self, listing: dict[str, Any]) -> dict[str, Any]:
+        """The listing as the public sees it: a private host's home only at its 町字 (see resdb.hosts)."""
+        if not listing.get("location_private"):
+            return listing
+        return hosts.public_view(listing, self.gazetteer())
+
+    def get_public(self, listing_id: str) -> dict[str, Any]:
+        """A published listing for public pages and the anonymous API."""
+        return self.public_view(self.get(listing_id))
+
     def get_many(self, ids: Sequence[str]) -> list[dict[str, Any]]:
         """Published listings in the order of `ids` (missing ones skipped)."""
         return [x for x in self.get_many_any(ids) if x["status"] == "published"]
@@ -323,7 +336,7 @@ class Directory:
     def search(self, query: SearchQuery) -> dict[str, Any]:
         """Ranked listings: {"items": [...], "total": n}; each item carries `distance_km` when a point is given."""
         result = self.search_ids(query)
-        items = self.get_many(result.ids)
+        items = [self.public_view(x) for x in self.get_many(result.ids)]
         hits = {hit.id: hit for hit in result.hits}
         for item in items:
             hit = hits[item["id"]]
@@ -443,7 +456,7 @@ class Directory:
 
     def areas_lookup(self, lat: float, lon: float) -> list[dict[str, Any]]:
         """The listings (centers) whose service area holds the point, with the town it falls in."""
-        return self.get_many(self.area_index().lookup(lat, lon))
+        return [self.public_view(x) for x in self.get_many(self.area_index().lookup(lat, lon))]
 
     def place(self, clean: dict[str, Any], row: int | None = None) -> list[Problem]:
         """Fill coordinates / district / municipality from the address or district name (town level)."""
@@ -656,7 +669,7 @@ class Directory:
         seen_ids: dict[str, int] = {}
         for row_no, raw in records:
             if "__row_error__" in raw:
-                report.problems.append(Problem("row", raw["__row_error__"], row_no))
+                report.problems.append(Problem(raw.get("__row_field__", "row"), raw["__row_error__"], row_no))
                 continue
             clean, problems = validate_listing(raw, row_no)
             if not problems:

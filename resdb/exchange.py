@@ -94,6 +94,11 @@ def _fold_row(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _table_records(headers: list[str], rows: Iterable[tuple[int, list[Any]]]) -> tuple[list[tuple[int, dict[str, Any]]], list[Problem]]:
+    from resdb import opendata
+
+    municipal = opendata.detect(headers)
+    if municipal is not None:  # 自治体標準オープンデータセット: イベント一覧, 介護サービス事業所一覧, 子育て施設一覧
+        return list(opendata.read_table(municipal, headers, rows)), []
     keys = [_header_key(h) for h in headers]
     warnings = [Problem(str(h), "この列は使われません（不明な見出し）", 1) for h, k in zip(headers, keys, strict=True) if k is None and str(h or "").strip()]
     if "name" not in keys:

@@ -46,6 +46,9 @@ class ListingBase(SQLModel):
     verified_at: date | None = None
     source: str | None = Field(default=None, max_length=300)
     source_detail: str | None = Field(default=None, max_length=500)
+    source_url: str | None = Field(default=None, max_length=500)
+    source_read_at: date | None = None  # when the source was read (verified_at stays empty until an editor confirms)
+    location_private: bool = False  # held in a private home: public outputs show the 町字 only
     is_sample: bool = False
     notes: str | None = Field(default=None, sa_type=Text)
 

@@ -22,17 +22,18 @@ LIST_SPLIT = re.compile(r"[;；、,，/／|｜\n]+")
 # Fields the listing carries (contract + extensions), with what they hold.
 TEXT_FIELDS = (
     "name", "name_kana", "description", "address", "district", "venue", "operator", "phone", "email",
-    "url", "source", "source_detail", "notes", "location_precision",
+    "url", "source", "source_detail", "notes", "location_precision", "source_url",
 )
 LIST_FIELDS = ("targets", "activities")
 INT_FIELDS = ("cost_yen", "capacity")
-BOOL_FIELDS = ("accepts_referrals", "barrier_free", "pickup", "is_sample", "reservation_required", "holidays_closed")
+BOOL_FIELDS = ("accepts_referrals", "barrier_free", "pickup", "is_sample", "reservation_required", "holidays_closed",
+               "location_private")
 FLOAT_FIELDS = ("lat", "lon")
 KNOWN_FIELDS = set(TEXT_FIELDS) | set(LIST_FIELDS) | set(INT_FIELDS) | set(BOOL_FIELDS) | set(FLOAT_FIELDS) | {
     "id", "kind", "municipality_code", "schedule", "group_size", "eligibility", "service_area",
-    "verified_at", "status", "version",
+    "verified_at", "status", "version", "source_read_at",
 }
-MAX_LENGTH = {"name": 200, "name_kana": 200, "address": 300, "operator": 200, "url": 500, "phone": 50}
+MAX_LENGTH = {"name": 200, "name_kana": 200, "address": 300, "operator": 200, "url": 500, "phone": 50, "source_url": 500}
 
 
 @dataclass(frozen=True)
@@ -135,7 +136,7 @@ def validate_listing(raw: dict[str, Any], row: int | None = None, *, partial: bo
         try:
             if key in TEXT_FIELDS:
                 text = None if _blank(value) else str(value).strip()
-                if key == "url" and text and not re.match(r"^https?://", text, re.IGNORECASE):
+                if key in {"url", "source_url"} and text and not re.match(r"^https?://", text, re.IGNORECASE):
                     raise ValueError("http:// または https:// で始まる URL にしてください")
                 if text is not None and len(text) > MAX_LENGTH.get(key, 5000):
                     raise ValueError(f"{MAX_LENGTH.get(key, 5000)}文字以内にしてください")
@@ -148,7 +149,7 @@ def validate_listing(raw: dict[str, Any], row: int | None = None, *, partial: bo
                     raise ValueError("0以上の整数で指定してください")
                 clean[key] = number
             elif key in BOOL_FIELDS:
-                clean[key] = None if _blank(value) else parse_bool(value)
+                clean[key] = (False if key == "location_private" else None) if _blank(value) else parse_bool(value)
             elif key in FLOAT_FIELDS:
                 clean[key] = None if _blank(value) else float(str(value).strip())
             elif key == "id":
@@ -181,7 +182,7 @@ def validate_listing(raw: dict[str, Any], row: int | None = None, *, partial: bo
                 clean[key] = _eligibility(value)
             elif key == "service_area":
                 clean[key] = _service_area(value)
-            elif key == "verified_at":
+            elif key in {"verified_at", "source_read_at"}:
                 clean[key] = None if _blank(value) else parse_date(value)
                 if clean[key] and clean[key] > date.today():
                     raise ValueError("未来の日付です")

@@ -58,7 +58,7 @@ def _sort_key(listing: dict[str, Any]) -> tuple[Any, ...]:
 
 
 def build_snapshot(directory: Directory, revision: str) -> Snapshot:
-    listings = sorted(directory.iter_published(), key=_sort_key)
+    listings = sorted(directory.iter_published(public=True), key=_sort_key)
     count = len(listings)
     lon = np.zeros(count, dtype=np.float64)
     lat = np.zeros(count, dtype=np.float64)
