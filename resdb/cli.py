@@ -114,12 +114,23 @@ def serve(host: str, port: int, workers: int | None, dev: bool) -> None:
 @click.option("--dry-run", is_flag=True, help="report every problem and change nothing")
 @click.option("--actor", default=lambda: os.environ.get("USER", "cli"), help="who is recorded in the history")
 @click.option("--json", "as_json", is_flag=True)
-def import_(file: Path, dry_run: bool, actor: str, as_json: bool) -> None:
-    """Import listings from CSV, JSON, GeoJSON or Excel (.xlsx); all-or-nothing."""
+@click.option("--publish", is_flag=True, help="new listings go public at once (default: 下書き for review)")
+@click.option("--good-rows-only", is_flag=True, help="import the rows without problems and list the others")
+@click.option("--source", "source", default=None,
+              help="出典 for rows without one: the organisation or document (e.g. 「射水市 地域福祉課 イベント一覧」)")
+@click.option("--kind", "default_kind", default=None, help="種別 for municipal イベント一覧 rows that have none (id or label)")
+def import_(file: Path, dry_run: bool, actor: str, as_json: bool, publish: bool, good_rows_only: bool,
+            source: str | None, default_kind: str | None) -> None:
+    """Import listings from CSV (also 自治体標準オープンデータセット イベント一覧 / 介護サービス事業所一覧 /
+    子育て施設一覧), JSON, GeoJSON or Excel (.xlsx); all-or-nothing unless --good-rows-only."""
     from resdb.exchange import FileProblem, read_file
+    from resdb.vocab import kind_id
 
+    kind = kind_id(default_kind) if default_kind else None
+    if default_kind and kind is None:
+        fail(f"--kind: 不明な種別です（{'、'.join(KINDS.values())} のいずれか）", 2)
     try:
-        records, file_warnings = read_file(file)
+        records, file_warnings = read_file(file, default_kind=kind)
     except FileProblem as exc:
         if as_json:
             emit_json({"written": False, "problems": [exc.problem.as_dict()]})
@@ -127,7 +138,9 @@ def import_(file: Path, dry_run: bool, actor: str, as_json: bool) -> None:
         fail(str(exc), 1)
     directory = open_directory()
     with progress_bar(f"検査 {file.name}", len(records)) as advance:
-        report = directory.import_records(records, actor=f"cli:{actor}", source_name=file.name, dry_run=dry_run, progress=advance)
+        report = directory.import_records(records, actor=f"cli:{actor}", source_name=file.name, dry_run=dry_run,
+                                          progress=advance, status="published" if publish else "draft",
+                                          good_rows_only=good_rows_only, source=source)
     report.warnings[:0] = file_warnings
     if as_json:
         emit_json(report.as_dict())
@@ -138,10 +151,19 @@ def import_(file: Path, dry_run: bool, actor: str, as_json: bool) -> None:
             err.print(f"[yellow]![/yellow] {warning}")
         for duplicate in report.duplicates:
             err.print(f"[yellow]≒[/yellow] {duplicate['message']}（類似度 {duplicate['similarity']}）")
-        verb = "取り込めます" if dry_run and not report.problems else "取り込みました" if report.written else "取り込みません"
-        out.print(f"{report.total} 行: 追加 {report.created} / 更新 {report.updated} / 変更なし {report.unchanged} — {verb}"
-                  + (f"（問題 {len(report.problems)} 件、何も書き込んでいません）" if report.problems else ""))
-    if report.problems:
+        state = "公開" if publish else "下書き"
+        if report.written:
+            verb = f"取り込みました（新しい掲載は{state}）"
+        elif dry_run and (not report.problems or good_rows_only):
+            verb = f"取り込めます（新しい掲載は{state}）"
+        else:
+            verb = "取り込みません"
+        good = "問題のない行" if report.problems else ""
+        out.print(f"{report.total} 行: {good}追加 {report.created} / 更新 {report.updated} / 変更なし {report.unchanged} — {verb}"
+                  + (f"（問題のある行 {len(report.skipped_rows)} 行"
+                     + ("は取り込んでいません" if report.written else "。--good-rows-only で問題のない行だけ取り込めます")
+                     + "）" if report.problems else ""))
+    if report.problems and not report.written:
         sys.exit(1)
 
 
@@ -160,9 +182,8 @@ def export(fmt: str, output: Path | None, japanese_headers: bool, bom: bool, enc
            private_locations: bool) -> None:
     """Export every published listing (CSV cells that look like formulas are neutralised).
     Private hosts appear at their 町字 only unless --private-locations is given."""
-    from resdb.exchange import EXPORTERS, to_csv
-
     from resdb import opendata
+    from resdb.exchange import EXPORTERS, to_csv
 
     directory = open_directory()
     listings = list(directory.iter_published(public=not private_locations))

@@ -98,10 +98,15 @@ class ImportReport:
     duplicates: list[dict[str, Any]] = field(default_factory=list)
     dry_run: bool = False
     written: bool = False
+    skipped_rows: list[int] = field(default_factory=list)  # rows left out (good-rows-only import)
+    status: str = "published"  # what new listings became
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "total": self.total,
+            "skipped": len(self.skipped_rows),
+            "skipped_rows": self.skipped_rows,
+            "status": self.status,
             "created": self.created,
             "updated": self.updated,
             "unchanged": self.unchanged,
@@ -662,14 +667,21 @@ class Directory:
 
     # -- import ------------------------------------------------------------------------------
     def import_records(self, records: Sequence[tuple[int, dict[str, Any]]], *, actor: str, source_name: str,
-                       dry_run: bool = False, progress: Callable[[int], None] | None = None) -> ImportReport:
-        """All-or-nothing import of (row number, raw record) pairs; dry_run reports and writes nothing."""
-        report = ImportReport(total=len(records), dry_run=dry_run)
+                       dry_run: bool = False, progress: Callable[[int], None] | None = None,
+                       status: str = "published", good_rows_only: bool = False,
+                       source: str | None = None) -> ImportReport:
+        """Import (row number, raw record) pairs: all-or-nothing, or only the rows without problems when
+        `good_rows_only`. New listings become `status` (draft = for review) unless the row says otherwise;
+        `source` (an organisation or document, never a file name) fills rows without 出典; `source_name`
+        (the file) goes to the history only. dry_run reports and writes nothing."""
+        report = ImportReport(total=len(records), dry_run=dry_run, status=status)
         cleaned: list[tuple[int, dict[str, Any]]] = []
         seen_ids: dict[str, int] = {}
+        bad_rows: set[int] = set()
         for row_no, raw in records:
             if "__row_error__" in raw:
                 report.problems.append(Problem(raw.get("__row_field__", "row"), raw["__row_error__"], row_no))
+                bad_rows.add(row_no)
                 continue
             clean, problems = validate_listing(raw, row_no)
             if not problems:
@@ -683,16 +695,23 @@ class Directory:
                 for name in unresolved:
                     report.warnings.append(Problem("service_area", f"地区「{name}」が見つかりません", row_no, name))
             report.problems.extend(problems)
-            if not clean.get("source"):
-                clean["source"] = source_name
+            if problems:
+                bad_rows.add(row_no)
+            if not clean.get("source") and source:
+                clean["source"] = source
+            if "status" not in clean:
+                clean["__new_status__"] = status
             cleaned.append((row_no, clean))
             if progress:
                 progress(1)
         report.duplicates = self.likely_duplicates([(r, c) for r, c in cleaned])
-        if report.problems or dry_run:
-            self._count_changes(cleaned, report)
+        good = [(r, c) for r, c in cleaned if r not in bad_rows]
+        if report.problems:
+            report.skipped_rows = sorted(bad_rows)
+        if (report.problems and not good_rows_only) or dry_run or not good:
+            self._count_changes(good, report)
             return report
-        self._write_import(cleaned, actor, report)
+        self._write_import(good, actor, report, source_name)
         report.written = True
         return report
 
@@ -715,7 +734,8 @@ class Directory:
                     found[row.id] = row
         return [listing_to_dict(found[i]) for i in dict.fromkeys(ids) if i in found]
 
-    def _write_import(self, cleaned: list[tuple[int, dict[str, Any]]], actor: str, report: ImportReport) -> None:
+    def _write_import(self, cleaned: list[tuple[int, dict[str, Any]]], actor: str, report: ImportReport,
+                      source_name: str | None = None) -> None:
         """One transaction: new listings by bulk insert, changed ones through the ORM, history for each."""
         organizations: dict[str, int] = {}
         now = utcnow()
@@ -730,13 +750,17 @@ class Directory:
             areas: list[Listing] = []
             for _row_no, clean in cleaned:
                 clean.pop("version", None)
+                new_status = clean.pop("__new_status__", None)
                 listing_id = clean.pop("id", None) or self.new_id(clean)
                 listing = existing.get(listing_id)
                 if listing is None:
                     row = {**_listing_defaults(), **clean, "id": listing_id, "created_at": now, "updated_at": now,
                            "organization_id": self._organization_id(session, clean.get("operator"), organizations)}
+                    if new_status:
+                        row["status"] = new_status
                     new_rows.append(row)
-                    history_rows.append(self._history_row(listing_id, 1, "import", actor, None, _public(row), clean.get("source")))
+                    history_rows.append(self._history_row(listing_id, 1, "import", actor, None, _public(row),
+                                                          source_name or clean.get("source")))
                     report.created += 1
                     continue
                 before = listing_to_dict(listing)
@@ -752,7 +776,7 @@ class Directory:
                 listing.version += 1
                 listing.updated_at = now
                 history_rows.append(self._history_row(listing_id, listing.version, "import", actor, before,
-                                                      listing_to_dict(listing), clean.get("source")))
+                                                      listing_to_dict(listing), source_name or clean.get("source")))
                 areas.append(listing)
                 report.updated += 1
             for start in range(0, len(new_rows), 1000):

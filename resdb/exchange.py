@@ -93,12 +93,13 @@ def _fold_row(row: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
-def _table_records(headers: list[str], rows: Iterable[tuple[int, list[Any]]]) -> tuple[list[tuple[int, dict[str, Any]]], list[Problem]]:
+def _table_records(headers: list[str], rows: Iterable[tuple[int, list[Any]]], *,
+                   default_kind: str | None = None) -> tuple[list[tuple[int, dict[str, Any]]], list[Problem]]:
     from resdb import opendata
 
     municipal = opendata.detect(headers)
     if municipal is not None:  # 自治体標準オープンデータセット: イベント一覧, 介護サービス事業所一覧, 子育て施設一覧
-        return list(opendata.read_table(municipal, headers, rows)), []
+        return list(opendata.read_table(municipal, headers, rows, default_kind=default_kind)), []
     keys = [_header_key(h) for h in headers]
     warnings = [Problem(str(h), "この列は使われません（不明な見出し）", 1) for h, k in zip(headers, keys, strict=True) if k is None and str(h or "").strip()]
     if "name" not in keys:
@@ -117,7 +118,7 @@ def _table_records(headers: list[str], rows: Iterable[tuple[int, list[Any]]]) ->
     return records, warnings
 
 
-def read_csv_text(text: str) -> tuple[list[tuple[int, dict[str, Any]]], list[Problem]]:
+def read_csv_text(text: str, *, default_kind: str | None = None) -> tuple[list[tuple[int, dict[str, Any]]], list[Problem]]:
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
         headers = next(reader)
@@ -133,10 +134,10 @@ def read_csv_text(text: str) -> tuple[list[tuple[int, dict[str, Any]]], list[Pro
         except csv.Error as exc:
             raise FileProblem(Problem("file", f"CSV として読めません: {exc}", reader.line_num)) from exc
 
-    return _table_records(headers, rows())
+    return _table_records(headers, rows(), default_kind=default_kind)
 
 
-def read_xlsx(data: bytes) -> tuple[list[tuple[int, dict[str, Any]]], list[Problem]]:
+def read_xlsx(data: bytes, *, default_kind: str | None = None) -> tuple[list[tuple[int, dict[str, Any]]], list[Problem]]:
     from openpyxl import load_workbook
 
     try:
@@ -149,7 +150,7 @@ def read_xlsx(data: bytes) -> tuple[list[tuple[int, dict[str, Any]]], list[Probl
         headers = [str(h) if h is not None else "" for h in next(rows)]
     except StopIteration:
         raise FileProblem(Problem("file", "シートが空です")) from None
-    return _table_records(headers, ((i, list(r)) for i, r in enumerate(rows, start=2)))
+    return _table_records(headers, ((i, list(r)) for i, r in enumerate(rows, start=2)), default_kind=default_kind)
 
 
 def read_json_data(payload: Any) -> list[tuple[int, dict[str, Any]]]:
@@ -176,16 +177,16 @@ def read_json_data(payload: Any) -> list[tuple[int, dict[str, Any]]]:
     return records
 
 
-def read_file(path: Path) -> tuple[list[tuple[int, dict[str, Any]]], list[Problem]]:
+def read_file(path: Path, *, default_kind: str | None = None) -> tuple[list[tuple[int, dict[str, Any]]], list[Problem]]:
     """(row number, raw record) pairs and file-level warnings; FileProblem when unreadable."""
     data = Path(path).read_bytes()
-    return read_bytes(data, Path(path).name)
+    return read_bytes(data, Path(path).name, default_kind=default_kind)
 
 
-def read_bytes(data: bytes, filename: str) -> tuple[list[tuple[int, dict[str, Any]]], list[Problem]]:
+def read_bytes(data: bytes, filename: str, *, default_kind: str | None = None) -> tuple[list[tuple[int, dict[str, Any]]], list[Problem]]:
     suffix = Path(filename).suffix.lower()
     if suffix in {".xlsx", ".xlsm"}:
-        return read_xlsx(data)
+        return read_xlsx(data, default_kind=default_kind)
     if suffix in {".json", ".geojson"}:
         try:
             payload = json.loads(decode(data))
@@ -193,7 +194,7 @@ def read_bytes(data: bytes, filename: str) -> tuple[list[tuple[int, dict[str, An
             raise FileProblem(Problem("file", f"JSON として読めません（{exc.lineno}行目 {exc.colno}文字目）", exc.lineno)) from exc
         return read_json_data(payload), []
     if suffix in {".csv", ".txt", ".tsv"}:
-        return read_csv_text(decode(data))
+        return read_csv_text(decode(data), default_kind=default_kind)
     raise FileProblem(Problem("file", f"対応していない形式です（{suffix}）。CSV, JSON, GeoJSON, Excel (.xlsx) が使えます"))
 
 
@@ -249,11 +250,26 @@ def to_geojson(listings: Iterable[dict[str, Any]]) -> str:
 _HSDS_DAYS = {"mon": "MO", "tue": "TU", "wed": "WE", "thu": "TH", "fri": "FR", "sat": "SA", "sun": "SU"}
 
 
+HSDS_UNIT = {"id": "unit:persons", "name": "人", "scheme": "resdb", "identifier": "persons", "uri": None}
+
+
+def _hsds_datetime(value: Any) -> str | None:
+    """An ISO 8601 date-time (HSDS `updated`): dates become midnight Asia/Tokyo."""
+    if not value:
+        return None
+    text = str(value)
+    if "T" in text or " " in text:
+        text = text.replace(" ", "T")
+        return text if text.endswith("Z") or "+" in text[10:] else text + "Z"
+    return f"{text}T00:00:00+09:00"
+
+
 def to_hsds(listings: Iterable[dict[str, Any]]) -> str:
-    """Open Referral HSDS 3.0 style: organizations, services, locations, service_at_locations,
-    schedules and phones as related arrays (ids are stable, derived from the listing id)."""
+    """Open Referral HSDS 3.1: organizations, services, locations, service_at_locations, schedules, phones,
+    and service_capacity (open places for referrals, with when it was last updated) in `units` of persons;
+    related arrays with stable ids derived from the listing id."""
     organizations: dict[str, dict[str, Any]] = {}
-    services, locations, links, schedules, phones = [], [], [], [], []
+    services, locations, links, schedules, phones, capacities = [], [], [], [], [], []
     for listing in listings:
         org_id = None
         if listing.get("operator"):
@@ -288,11 +304,19 @@ def to_hsds(listings: Iterable[dict[str, Any]]) -> str:
                 "opens_at": entry["start"], "closes_at": entry["end"], "timezone": 9,
                 "description": f"{WEEKDAYS[entry['weekday']]}曜 {entry['start']}〜{entry['end']}",
             })
+        if listing.get("capacity") is not None:
+            capacities.append({
+                "id": f"cap:{service_id}", "service_id": service_id, "unit_id": HSDS_UNIT["id"],
+                "available": listing["capacity"], "maximum": None,
+                "description": "参加支援の紹介で受け入れられる人数",
+                "updated": _hsds_datetime(listing.get("updated_at") or listing.get("verified_at")),
+            })
         if listing.get("phone"):
             phones.append({"id": f"ph:{service_id}", "service_id": service_id, "number": listing["phone"], "type": "voice"})
     return json.dumps({
-        "hsds_version": "3.0", "organizations": list(organizations.values()), "services": services,
+        "hsds_version": "3.1", "organizations": list(organizations.values()), "services": services,
         "locations": locations, "service_at_locations": links, "schedules": schedules, "phones": phones,
+        "service_capacity": capacities, "units": [HSDS_UNIT] if capacities else [],
     }, ensure_ascii=False, indent=1)
 
 

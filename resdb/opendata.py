@@ -8,6 +8,7 @@ gives the dataset's current header set, one row per listing (イベント一覧:
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import io
 import re
@@ -130,8 +131,10 @@ def _listing_id(prefix: str, code: str | None, *parts: str) -> str:
     return f"{prefix}-{code or 'x'}-{digest}"
 
 
-def _notes(*pairs: tuple[str, str]) -> str | None:
-    lines = [f"{label}: {value}" for label, value in pairs if value]
+def _notes(remarks: str, *pairs: tuple[str, str]) -> str | None:
+    """備考 as written, then labelled facts the listing has no field for (those already in 備考 not repeated)."""
+    lines = [remarks] if remarks else []
+    lines += [f"{label}: {value}" for label, value in pairs if value and f"{label}: {value}" not in remarks]
     return "\n".join(lines) or None
 
 
@@ -204,7 +207,7 @@ def read_events(table: Table, *, default_kind: str | None = None) -> Iterator[tu
     for row_no, cells in table.rows:
         if not any(_fold(c) for c in cells if c is not None):
             continue
-        get = lambda name: table.cell(cells, name)  # noqa: E731
+        get = functools.partial(table.cell, cells)
         name = get("イベント名")
         if not name:
             yield row_no, _row_error("イベント名", "イベント名が空です。催しの名前を書いてください")
@@ -253,7 +256,7 @@ def read_events(table: Table, *, default_kind: str | None = None) -> Iterator[tu
 
 
 def _event_base(table: Table, cells: list[Any], default_kind: str | None) -> dict[str, Any]:
-    get = lambda name: table.cell(cells, name)  # noqa: E731
+    get = functools.partial(table.cell, cells)
     code = _code6(get(CODE)) if get(CODE) else None
     name = get("イベント名")
     kind_text = get("種別") or get("カテゴリー") or get("カテゴリ")
@@ -271,8 +274,8 @@ def _event_base(table: Table, cells: list[Any], default_kind: str | None) -> dic
         "url": get("URL") or None, "cost_yen": _cost(fee_basic) if _cost(fee_basic) is not None else _cost(fee_detail),
         "capacity": get("定員") or None,
         "reservation_required": None if not apply else not any(w in apply for w in ("不要", "なし", "直接")),
-        "notes": _notes(("料金", fee_detail if _cost(fee_basic) is None or fee_detail else ""), ("申込", apply),
-                        ("アクセス", get("アクセス方法")), ("駐車場", get("駐車場情報")), ("備考", get("備考"))),
+        "notes": _notes(get("備考"), ("料金", fee_detail), ("申込", apply), ("アクセス", get("アクセス方法")),
+                        ("駐車場", get("駐車場情報"))),
         "__no__": get("NO"),
     }
     if kind is None:
@@ -371,7 +374,7 @@ def read_facilities(table: Table, fmt: str, *, default_kind: str | None = None) 
     for row_no, cells in table.rows:
         if not any(_fold(c) for c in cells if c is not None):
             continue
-        get = lambda name: table.cell(cells, name)  # noqa: E731
+        get = functools.partial(table.cell, cells)
         name = get("名称")
         if not name:
             yield row_no, _row_error("名称", "名称が空です。施設・事業所の名前を書いてください")
@@ -401,10 +404,10 @@ def read_facilities(table: Table, fmt: str, *, default_kind: str | None = None) 
             "capacity": (get("定員") if fmt == "kaigo" else get("収容定員")) or None,
             "targets": ["elderly"] if fmt == "kaigo" else ["children", "parents"],
             "activities": [service] if service else None, "schedule": schedule or None,
-            "notes": _notes(("利用日時", get("利用可能日時特記事項") if not schedule or fmt == "kosodate" else ""),
+            "notes": _notes(get("備考"), ("利用日時", get("利用可能日時特記事項") if not schedule or fmt == "kosodate" else ""),
                             ("受入年齢", get("受入年齢") if fmt == "kosodate" else ""),
                             ("一時預かり", get("一時預かりの有無") if fmt == "kosodate" else ""),
-                            ("事業所番号", get("事業所番号") if fmt == "kaigo" else ""), ("備考", get("備考"))),
+                            ("事業所番号", get("事業所番号") if fmt == "kaigo" else "")),
         }
         if record["capacity"] is not None and not re.fullmatch(r"\d+\s*[人名]?", _fold(record["capacity"])):
             record["notes"] = "\n".join(filter(None, [f"定員: {record.pop('capacity')}", record["notes"]]))

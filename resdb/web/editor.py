@@ -24,10 +24,10 @@ bp = Blueprint("editor", __name__, url_prefix="/editor")
 
 
 TEXT_FIELDS = ("name", "name_kana", "description", "address", "district", "venue", "operator", "phone", "email",
-               "url", "notes", "source")
+               "url", "notes", "source", "source_url", "source_read_at")
 NUMBER_FIELDS = ("lat", "lon", "cost_yen", "capacity")
 OPTIONAL_BOOLS = ("barrier_free", "pickup", "reservation_required")
-REQUIRED_BOOLS = ("accepts_referrals", "holidays_closed")
+REQUIRED_BOOLS = ("accepts_referrals", "holidays_closed", "location_private")
 FIELD_LABELS: dict[str, str] = {
     "id": "ID", "name": "名称", "name_kana": "名称（かな）", "kind": "種別", "description": "説明",
     "municipality_code": "地方公共団体コード", "address": "住所", "district": "地区", "venue": "会場",
@@ -38,6 +38,7 @@ FIELD_LABELS: dict[str, str] = {
     "service_area": "担当地区", "verified_at": "確認日", "source": "出典", "notes": "備考", "status": "公開状態",
     "location_precision": "位置の精度", "is_sample": "サンプル", "source_detail": "出典の詳細", "version": "版",
     "updated_at": "更新日時", "message": "内容", "row": "行", "file": "ファイル",
+    "location_private": "個人宅（公開は町字まで）", "source_url": "出典の URL", "source_read_at": "出典を読んだ日",
 }
 ACTION_LABELS = {"create": "作成", "update": "編集", "verify": "確認", "delete": "削除", "restore": "復元",
                  "import": "取り込み", "correction": "訂正依頼の反映"}
