@@ -118,30 +118,38 @@ def serve(host: str, port: int, workers: int | None, dev: bool) -> None:
 @click.option("--good-rows-only", is_flag=True, help="import the rows without problems and list the others")
 @click.option("--source", "source", default=None,
               help="出典 for rows without one: the organisation or document (e.g. 「射水市 地域福祉課 イベント一覧」)")
-@click.option("--kind", "default_kind", default=None, help="種別 for municipal イベント一覧 rows that have none (id or label)")
+@click.option("--kind", "default_kind", default=None, help="種別 for rows that have none (id or label)")
+@click.option("--problems-csv", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="write the problems (行, 項目, 内容, 値) to this CSV")
 def import_(file: Path, dry_run: bool, actor: str, as_json: bool, publish: bool, good_rows_only: bool,
-            source: str | None, default_kind: str | None) -> None:
+            source: str | None, default_kind: str | None, problems_csv: Path | None) -> None:
     """Import listings from CSV (also 自治体標準オープンデータセット イベント一覧 / 介護サービス事業所一覧 /
     子育て施設一覧), JSON, GeoJSON or Excel (.xlsx); all-or-nothing unless --good-rows-only."""
-    from resdb.exchange import FileProblem, read_file
+    from resdb.exchange import FileProblem, iter_file
+    from resdb.intake import CLI_LIMITS
+    from resdb.intake import problems_csv as problems_text
     from resdb.vocab import kind_id
 
     kind = kind_id(default_kind) if default_kind else None
     if default_kind and kind is None:
         fail(f"--kind: 不明な種別です（{'、'.join(KINDS.values())} のいずれか）", 2)
+    directory = open_directory()
     try:
-        records, file_warnings = read_file(file, default_kind=kind)
+        records, file_warnings = iter_file(file, default_kind=kind, limits=CLI_LIMITS)
+        with progress_bar(f"検査 {file.name}", None) as advance:
+            report = directory.import_records(records, actor=f"cli:{actor}", source_name=file.name, dry_run=dry_run,
+                                              progress=advance, status="published" if publish else "draft",
+                                              good_rows_only=good_rows_only, source=source)
     except FileProblem as exc:
+        if problems_csv:
+            problems_csv.write_text(problems_text([exc.problem]), encoding="utf-8")
         if as_json:
             emit_json({"written": False, "problems": [exc.problem.as_dict()]})
             sys.exit(1)
-        fail(str(exc), 1)
-    directory = open_directory()
-    with progress_bar(f"検査 {file.name}", len(records)) as advance:
-        report = directory.import_records(records, actor=f"cli:{actor}", source_name=file.name, dry_run=dry_run,
-                                          progress=advance, status="published" if publish else "draft",
-                                          good_rows_only=good_rows_only, source=source)
+        fail(f"{exc}（何も書き込んでいません）", 1)
     report.warnings[:0] = file_warnings
+    if problems_csv:
+        problems_csv.write_text(problems_text(report.problems), encoding="utf-8")
     if as_json:
         emit_json(report.as_dict())
     else:

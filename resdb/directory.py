@@ -55,6 +55,8 @@ BULK_REINDEX_THRESHOLD = 2000
 log = logging.getLogger(__name__)
 DUPLICATE_NAME_SCORE = 85.0
 DUPLICATE_DISTANCE_KM = 0.2
+DUPLICATE_CHECK_ROWS = 100_000  # rows of one import compared for likely duplicates
+MAX_REPORTED_PROBLEMS = 10_000  # problems kept in a report (all are counted)
 
 
 class NotFound(LookupError):
@@ -98,13 +100,15 @@ class ImportReport:
     duplicates: list[dict[str, Any]] = field(default_factory=list)
     dry_run: bool = False
     written: bool = False
-    skipped_rows: list[int] = field(default_factory=list)  # rows left out (good-rows-only import)
+    skipped_rows: list[int] = field(default_factory=list)  # rows with problems (left out by a good-rows-only import)
+    problem_count: int = 0  # every problem found (only the first MAX_REPORTED_PROBLEMS are kept)
     status: str = "published"  # what new listings became
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "total": self.total,
             "skipped": len(self.skipped_rows),
+            "problem_count": self.problem_count,
             "skipped_rows": self.skipped_rows,
             "status": self.status,
             "created": self.created,
@@ -666,52 +670,85 @@ class Directory:
                                        f"version {to_version}" if to_version else None)
 
     # -- import ------------------------------------------------------------------------------
-    def import_records(self, records: Sequence[tuple[int, dict[str, Any]]], *, actor: str, source_name: str,
+    def import_records(self, records: Iterable[tuple[int, dict[str, Any]]], *, actor: str, source_name: str,
                        dry_run: bool = False, progress: Callable[[int], None] | None = None,
                        status: str = "published", good_rows_only: bool = False,
                        source: str | None = None) -> ImportReport:
         """Import (row number, raw record) pairs: all-or-nothing, or only the rows without problems when
         `good_rows_only`. New listings become `status` (draft = for review) unless the row says otherwise;
         `source` (an organisation or document, never a file name) fills rows without 出典; `source_name`
-        (the file) goes to the history only. dry_run reports and writes nothing."""
-        report = ImportReport(total=len(records), dry_run=dry_run, status=status)
+        (the file) goes to the history only. dry_run reports and writes nothing and keeps only a few facts
+        per row (records may be a lazy stream: memory stays flat however long the file)."""
+        report = ImportReport(dry_run=dry_run, status=status)
         cleaned: list[tuple[int, dict[str, Any]]] = []
+        light: list[tuple[int, dict[str, Any]]] = []  # what the duplicate check needs (bounded)
         seen_ids: dict[str, int] = {}
-        bad_rows: set[int] = set()
+        bad_rows: list[int] = []
+        pending_ids: list[str] = []
+
+        def count_pending() -> None:
+            existing = {d["id"] for d in self.get_many_any(pending_ids)} if pending_ids else set()
+            report.updated += len(existing)
+            report.created += len(pending_ids) - len(existing)
+            pending_ids.clear()
+
+        def problem(found: Problem) -> None:
+            report.problem_count += 1
+            if len(report.problems) < MAX_REPORTED_PROBLEMS:
+                report.problems.append(found)
+
         for row_no, raw in records:
+            report.total += 1
+            if progress:
+                progress(1)
             if "__row_error__" in raw:
-                report.problems.append(Problem(raw.get("__row_field__", "row"), raw["__row_error__"], row_no))
-                bad_rows.add(row_no)
+                problem(Problem(raw.get("__row_field__", "row"), raw["__row_error__"], row_no))
+                bad_rows.append(row_no)
                 continue
             clean, problems = validate_listing(raw, row_no)
             if not problems:
                 problems = self.place(clean, row_no)
             if clean.get("id"):
                 if clean["id"] in seen_ids:
-                    problems.append(Problem("id", f"{seen_ids[clean['id']]}行目と同じ id です", row_no, clean["id"]))
+                    problems.append(Problem("id", f"{seen_ids[clean['id']]}行目と同じ id です。id を変えるか、どちらかの行を消してください",
+                                            row_no, clean["id"]))
                 seen_ids.setdefault(clean["id"], row_no)
             if clean.get("service_area") and not problems:
                 _geometry, _resolved, unresolved = self._resolve_area(clean["service_area"], clean.get("municipality_code"))
                 for name in unresolved:
                     report.warnings.append(Problem("service_area", f"地区「{name}」が見つかりません", row_no, name))
-            report.problems.extend(problems)
+            for found in problems:
+                problem(found)
             if problems:
-                bad_rows.add(row_no)
+                bad_rows.append(row_no)
+                continue
             if not clean.get("source") and source:
                 clean["source"] = source
             if "status" not in clean:
                 clean["__new_status__"] = status
-            cleaned.append((row_no, clean))
-            if progress:
-                progress(1)
-        report.duplicates = self.likely_duplicates([(r, c) for r, c in cleaned])
-        good = [(r, c) for r, c in cleaned if r not in bad_rows]
-        if report.problems:
-            report.skipped_rows = sorted(bad_rows)
-        if (report.problems and not good_rows_only) or dry_run or not good:
-            self._count_changes(good, report)
+            if dry_run:
+                if len(light) < DUPLICATE_CHECK_ROWS and clean.get("lat") is not None:
+                    light.append((row_no, {k: clean.get(k) for k in ("id", "name", "lat", "lon")}))
+                if clean.get("id"):
+                    pending_ids.append(clean["id"])
+                    if len(pending_ids) >= 500:
+                        count_pending()
+                else:
+                    report.created += 1
+            else:
+                cleaned.append((row_no, clean))
+        report.skipped_rows = bad_rows
+        checked = light if dry_run else cleaned[:DUPLICATE_CHECK_ROWS]
+        report.duplicates = self.likely_duplicates(checked)
+        if report.total > DUPLICATE_CHECK_ROWS:
+            report.warnings.append(Problem("file", f"重複の可能性は最初の {DUPLICATE_CHECK_ROWS:,}行だけ確かめました"))
+        if dry_run:
+            count_pending()
             return report
-        self._write_import(good, actor, report, source_name)
+        if (report.problems and not good_rows_only) or not cleaned:
+            self._count_changes(cleaned, report)
+            return report
+        self._write_import(cleaned, actor, report, source_name)
         report.written = True
         return report
 

@@ -10,7 +10,7 @@ from datetime import date, datetime
 from typing import Any
 
 from resdb import schedule as schedule_mod
-from resdb.vocab import GROUP_SIZES, kind_id, target_id
+from resdb.vocab import GROUP_SIZES, KINDS, TARGETS, kind_id, target_id
 
 JAPAN_LAT = (20.0, 46.0)
 JAPAN_LON = (122.0, 154.0)
@@ -98,6 +98,19 @@ def parse_list(value: Any) -> list[str]:
     return [part.strip() for part in LIST_SPLIT.split(str(value)) if part.strip()]
 
 
+def parse_coordinate(value: Any, key: str) -> float:
+    """A decimal degree (36.7217); anything else is refused with what to write instead."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    text = unicodedata.normalize("NFKC", str(value)).strip()
+    try:
+        return float(text)
+    except ValueError:
+        example = "36.7217" if key == "lat" else "137.1107"
+        label = "緯度" if key == "lat" else "経度"
+        raise ValueError(f"{label}は 10進数の度で書いてください（例: {example}）。「北緯36度」や度分秒の書き方は読めません") from None
+
+
 def parse_date(value: Any) -> date:
     if isinstance(value, datetime):
         return value.date()
@@ -151,7 +164,7 @@ def validate_listing(raw: dict[str, Any], row: int | None = None, *, partial: bo
             elif key in BOOL_FIELDS:
                 clean[key] = (False if key == "location_private" else None) if _blank(value) else parse_bool(value)
             elif key in FLOAT_FIELDS:
-                clean[key] = None if _blank(value) else float(str(value).strip())
+                clean[key] = None if _blank(value) else parse_coordinate(value, key)
             elif key == "id":
                 if not _blank(value):
                     text = str(value).strip()
@@ -163,7 +176,7 @@ def validate_listing(raw: dict[str, Any], row: int | None = None, *, partial: bo
                     raise ValueError("種別は必須です")
                 kind = kind_id(str(value))
                 if kind is None:
-                    raise ValueError("不明な種別です（ibasho, kayoi, shokudo, kosodate, chikatsu, work_trial, volunteer, learning, center, other または日本語の名称）")
+                    raise ValueError("不明な種別です。" + "・".join(KINDS.values()) + " のどれかを書いてください")
                 clean["kind"] = kind
             elif key == "municipality_code":
                 clean[key] = None if _blank(value) else municipality_code6(str(value))
@@ -194,14 +207,17 @@ def validate_listing(raw: dict[str, Any], row: int | None = None, *, partial: bo
             elif key == "version":
                 clean[key] = None if _blank(value) else parse_int(value)
         except (ValueError, TypeError) as exc:
-            bad(key, str(exc) or "値が不正です", value)
+            message = str(exc)
+            # Never show Python's own wording (「could not convert …」): only our Japanese messages pass.
+            bad(key, message if re.search(r"[\u3040-\u30ff\u4e00-\u9fff]", message) else
+                "この値は読み取れません。項目の説明にある書き方で書いてください", value)
 
     if "targets" in clean:
         resolved = []
         for target in clean["targets"]:
             target_key = target_id(target)
             if target_key is None:
-                bad("targets", f"不明な対象です: {target}", target)
+                bad("targets", f"不明な対象です: {target}。" + "・".join(TARGETS.values()) + " から選んで書いてください", target)
             elif target_key not in resolved:
                 resolved.append(target_key)
         clean["targets"] = resolved
@@ -299,5 +315,11 @@ def parse_schedule(value: Any) -> list[dict[str, Any]]:
     """A schedule from a list of entries, JSON text, or Japanese text; validated and normalized."""
     if isinstance(value, str):
         text = value.strip()
-        value = json.loads(text) if text.startswith("[") else schedule_from_text(text)
+        if text.startswith("["):
+            try:
+                value = json.loads(text)
+            except json.JSONDecodeError:
+                raise ValueError("日程の JSON を読めません。「毎月第2・第4土曜 13:30〜15:00」のように日本語で書くこともできます") from None
+        else:
+            value = schedule_from_text(text)
     return schedule_mod.validate(value)

@@ -11,9 +11,10 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, g, redirect, render_template, request, url_for
 
+from resdb import intake, opendata
 from resdb.accounts import Account
 from resdb.directory import Conflict, Directory, NotFound, StaleEdit
-from resdb.exchange import FileProblem, read_bytes
+from resdb.exchange import FileProblem, read_bytes, to_csv
 from resdb.validation import Problem, ValidationFailed, validate_listing
 from resdb.vocab import GROUP_SIZES, KINDS, TARGETS, WEEKDAYS
 from resdb.web.auth import login_required
@@ -221,7 +222,19 @@ def home() -> Response:
     drafts = [x for x in listings if x["status"] == "draft"]
     open_corrections = len(workspace.corrections("open", account))
     return _render("editor/home.html", q=q, listings=listings[:200], total=len(listings), queue=queue[:100],
-                   queue_total=len(queue), drafts=drafts, open_corrections=open_corrections, account=account)
+                   queue_total=len(queue), drafts=drafts, open_corrections=open_corrections, account=account,
+                   attention=needs_attention(listings))
+
+
+def needs_attention(listings: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Listings a resident could not act on: no way to contact anyone, or no address (placed only at a
+    地区 / 担当地区 because the source named the place without one)."""
+    real = [x for x in listings if not x.get("is_sample") and x.get("source") != "synthetic"]
+    return {
+        "no_contact": [x for x in real if not any(x.get(k) for k in ("phone", "email", "url"))],
+        "no_address": [x for x in real if not x.get("location_private") and x.get("kind") != "center"
+                       and (not x.get("address") or x.get("location_precision") in {"district", "service_area", "municipality"})],
+    }
 
 
 @bp.get("/deleted")
@@ -395,9 +408,13 @@ def history(listing_id: str) -> Response:
 
 
 # -- import -----------------------------------------------------------------------------------------
+IMPORT_OPTIONS = ("publish", "good_rows_only", "source", "kind")
+
+
 def _uploads() -> Path:
     path = _directory().instance_dir / "uploads"
     path.mkdir(parents=True, exist_ok=True)
+    intake.expire_uploads(path)  # a dry run never confirmed is not kept
     return path
 
 
@@ -425,46 +442,66 @@ def _scope_problems(records: list[tuple[int, dict[str, Any]]]) -> list[Problem]:
     return problems
 
 
-def _run_import(stored_name: str, original: str, *, dry_run: bool) -> tuple[Any, list[Problem]]:
+def _import_options(form: Any) -> dict[str, Any]:
+    kind = (form.get("kind") or "").strip()
+    return {"publish": form.get("publish") == "1", "good_rows_only": form.get("good_rows_only") == "1",
+            "source": (form.get("source") or "").strip()[:300], "kind": kind if kind in KINDS else ""}
+
+
+def _run_import(stored_name: str, original: str, options: dict[str, Any], *, dry_run: bool) -> tuple[Any, list[Problem]]:
     data = (_uploads() / stored_name).read_bytes()
-    records, read_problems = read_bytes(data, stored_name)
+    records, read_problems = read_bytes(data, stored_name, default_kind=options["kind"] or None, limits=intake.WEB_LIMITS)
     scope = _scope_problems(records)
-    if scope or read_problems:
-        report = _directory().import_records(records, actor=_account().email, source_name=original, dry_run=True)
-        report.problems = read_problems + scope + report.problems
-        return report, scope
-    report = _directory().import_records(records, actor=_account().email, source_name=original, dry_run=dry_run)
+    if scope:
+        scoped_rows = {p.row for p in scope}
+        records = [(r, {"__row_error__": next(p.message for p in scope if p.row == r), "__row_field__": "municipality_code"})
+                   if r in scoped_rows else (r, raw) for r, raw in records]
+    report = _directory().import_records(
+        records, actor=_account().email, source_name=original, dry_run=dry_run,
+        status="published" if options["publish"] else "draft", good_rows_only=options["good_rows_only"],
+        source=options["source"] or None)
+    report.warnings[:0] = read_problems
     return report, scope
+
+
+def _import_page(status: int = 200, **context: Any) -> Response:
+    context.setdefault("options", {"publish": False, "good_rows_only": False, "source": "", "kind": ""})
+    context.setdefault("formats", [("listing", "掲載情報（resdb の見出し）")] +
+                       [(name, spec.title) for name, spec in opendata.FORMATS.items()])
+    context.setdefault("limits", intake.WEB_LIMITS.describe())
+    context.setdefault("kinds", KINDS)
+    return _render("editor/import.html", status, **context)
 
 
 @bp.get("/import")
 @login_required("admin", "editor")
 def import_page() -> Response:
-    return _render("editor/import.html", report=None)
+    _uploads()  # old unconfirmed uploads go
+    return _import_page(report=None)
 
 
 @bp.post("/import")
 @login_required("admin", "editor")
 def import_dry_run() -> Response:
+    request.max_content_length = intake.WEB_LIMITS.max_bytes + 64 * 1024
+    options = _import_options(request.form)
     upload = request.files.get("file")
     if upload is None or not upload.filename:
-        return _render("editor/import.html", 400, report=None, error="ファイルを選んでください")
+        return _import_page(400, report=None, error="ファイルを選んでください", options=options)
     original = Path(upload.filename).name[:200]
     suffix = Path(original).suffix.lower()
     if suffix not in {".csv", ".txt", ".tsv", ".json", ".geojson", ".xlsx", ".xlsm"}:
-        return _render("editor/import.html", 400, report=None,
-                       error="対応していない形式です。CSV, JSON, GeoJSON, Excel (.xlsx) が使えます")
+        return _import_page(400, report=None, options=options,
+                            error="対応していない形式です。CSV, JSON, GeoJSON, Excel (.xlsx) が使えます")
     stored = f"{secrets.token_urlsafe(24)}{suffix}"
     (_uploads() / stored).write_bytes(upload.read())
     try:
-        report, _scope = _run_import(stored, original, dry_run=True)
+        report, _scope = _run_import(stored, original, options, dry_run=True)
     except FileProblem as error:
         (_uploads() / stored).unlink(missing_ok=True)
-        return _render("editor/import.html", 422, report=None, error=str(error.args[0] if error.args else error))
+        return _import_page(422, report=None, error=error.problem.message, options=options)
     status = 422 if report.problems else 200
-    if report.problems:
-        (_uploads() / stored).unlink(missing_ok=True)
-    return _render("editor/import.html", status, report=report, stored=stored, original=original)
+    return _import_page(status, report=report, stored=stored, original=original, options=options)
 
 
 @bp.post("/import/confirm")
@@ -472,18 +509,53 @@ def import_dry_run() -> Response:
 def import_confirm() -> Response:
     stored = request.form.get("upload", "")
     original = Path(request.form.get("original", "") or "upload").name[:200]
+    options = _import_options(request.form)
     if not UPLOAD_NAME.match(stored) or not (_uploads() / stored).exists():
-        return _render("editor/import.html", 400, report=None,
-                       error="取り込むファイルが見つかりません。もう一度ファイルを選んで確認してください")
+        return _import_page(400, report=None, options=options,
+                            error="取り込むファイルが見つかりません（確認から24時間たつと消えます）。もう一度ファイルを選んで確認してください")
     try:
-        report, _scope = _run_import(stored, original, dry_run=False)
+        report, _scope = _run_import(stored, original, options, dry_run=False)
     except FileProblem as error:
-        return _render("editor/import.html", 422, report=None, error=str(error.args[0] if error.args else error))
+        return _import_page(422, report=None, error=error.problem.message, options=options)
     if report.written:
         (_uploads() / stored).unlink(missing_ok=True)
-        _audit("import", None, f"{original}: created {report.created}, updated {report.updated}", target_type="import")
-        return _render("editor/import.html", report=report, done=True, original=original)
-    return _render("editor/import.html", 422, report=report, stored=None, original=original)
+        _audit("import", None, f"{original}: created {report.created}, updated {report.updated}, "
+               f"skipped {len(report.skipped_rows)}, {'published' if options['publish'] else 'draft'}", target_type="import")
+        return _import_page(report=report, done=True, original=original, options=options)
+    return _import_page(422, report=report, stored=stored, original=original, options=options)
+
+
+@bp.post("/import/problems.csv")
+@login_required("admin", "editor")
+def import_problems_csv() -> Response:
+    """The dry run's problems as a CSV (行, 項目, 内容, 値) to fix the file with."""
+    stored = request.form.get("upload", "")
+    if not UPLOAD_NAME.match(stored) or not (_uploads() / stored).exists():
+        raise ApiError(404, "確認したファイルが見つかりません。もう一度ファイルを選んで確認してください")
+    try:
+        report, _scope = _run_import(stored, "problems", _import_options(request.form), dry_run=True)
+        problems = report.problems
+    except FileProblem as error:
+        problems = [error.problem]
+    body = intake.problems_csv(problems, FIELD_LABELS)
+    return Response(body.encode("utf-8"), mimetype="text/csv", headers={
+        "Content-Disposition": "attachment; filename=\"import-problems.csv\"", "Cache-Control": "no-store"})
+
+
+@bp.get("/import/template/<fmt>.csv")
+@login_required("admin", "editor")
+def import_template(fmt: str) -> Response:
+    """An empty file with the right header row for each format (UTF-8 with BOM, opens in Excel)."""
+    if fmt == "listing":
+        text = to_csv([], japanese_headers=True)
+        name = "listing-template.csv"
+    elif fmt in opendata.FORMATS:
+        text = opendata.template_text(fmt)
+        name = f"{fmt}-template.csv"
+    else:
+        raise ApiError(404, "その形式のひな形はありません")
+    return Response(("\ufeff" + text).encode("utf-8"), mimetype="text/csv",
+                    headers={"Content-Disposition": f"attachment; filename=\"{name}\""})
 
 
 # -- corrections queue ------------------------------------------------------------------------------
