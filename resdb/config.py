@@ -41,7 +41,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("RESDB_DEFAULT_MUNICIPALITY", "162116", "municipality the map and demo centre on (6-digit code)"),
     Setting("RESDB_STALE_DAYS", "365", "a listing not verified for this many days carries a caution"),
     Setting("RESDB_SECURE_COOKIES", "1", "mark the session cookie Secure (set 0 only for plain-http testing off localhost)"),
-    Setting("RESDB_RATE_LIMIT", "120/2", "search requests per client IP: burst/refill-per-second (`off` disables)"),
+    Setting("RESDB_RATE_LIMIT", "120/2",
+            "anonymous search requests per client IP: burst/refill-per-second (`off` disables)"),
+    Setting("RESDB_STAFF_RATE_LIMIT", "600/10",
+            "requests per signed-in staff account (session or API token), whatever their IP: burst/refill-per-second"),
+    Setting("RESDB_TRUSTED_PROXIES", "",
+            "comma-separated proxy addresses or networks whose X-Forwarded-For is believed (empty: none)"),
 )
 
 
@@ -84,9 +89,9 @@ def secret_key(environ: dict[str, str] | None = None) -> str:
     return key_file.read_text().strip()
 
 
-def rate_limit(environ: dict[str, str] | None = None) -> tuple[int, float] | None:
-    """(burst, refill per second) from RESDB_RATE_LIMIT, or None when `off`."""
-    value = (setting("RESDB_RATE_LIMIT", environ) or "off").strip().lower()
+def rate_limit(environ: dict[str, str] | None = None, name: str = "RESDB_RATE_LIMIT") -> tuple[int, float] | None:
+    """(burst, refill per second) from RESDB_RATE_LIMIT (or another limit setting), or None when `off`."""
+    value = (setting(name, environ) or "off").strip().lower()
     if value in {"off", "0", "none", ""}:
         return None
     burst, _, per_second = value.partition("/")
