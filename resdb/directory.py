@@ -57,6 +57,8 @@ DUPLICATE_NAME_SCORE = 85.0
 DUPLICATE_DISTANCE_KM = 0.2
 DUPLICATE_CHECK_ROWS = 100_000  # rows of one import compared for likely duplicates
 MAX_REPORTED_PROBLEMS = 10_000  # problems kept in a report (all are counted)
+MAX_REPORTED_DUPLICATES = 1_000
+DUPLICATE_CELL_LIMIT = 200  # rows kept per ~300 m grid cell for the duplicate check
 
 
 class NotFound(LookupError):
@@ -869,7 +871,11 @@ class Directory:
                                 "other": other_id, "other_origin": origin, "similarity": round(score, 1),
                                 "message": f"{row_no}行目「{clean['name']}」は{origin}の {other_id} と同じ場所の可能性があります",
                             })
-            grid.setdefault(k, []).append((clean.get("id") or f"row-{row_no}", name, lat, lon, f"{row_no}行目"))
+            if len(found) >= MAX_REPORTED_DUPLICATES:
+                break
+            here = grid.setdefault(k, [])
+            if len(here) < DUPLICATE_CELL_LIMIT:  # thousands of rows on one point must not cost n² comparisons
+                here.append((clean.get("id") or f"row-{row_no}", name, lat, lon, f"{row_no}行目"))
         return found
 
 

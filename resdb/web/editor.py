@@ -232,7 +232,7 @@ def needs_attention(listings: list[dict[str, Any]]) -> dict[str, list[dict[str, 
     real = [x for x in listings if not x.get("is_sample") and x.get("source") != "synthetic"]
     return {
         "no_contact": [x for x in real if not any(x.get(k) for k in ("phone", "email", "url"))],
-        "no_address": [x for x in real if not x.get("location_private") and x.get("kind") != "center"
+        "no_address": [x for x in real if not x.get("location_private")
                        and (not x.get("address") or x.get("location_precision") in {"district", "service_area", "municipality"})],
     }
 
