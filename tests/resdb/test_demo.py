@@ -9,8 +9,8 @@ import re
 import pytest
 
 from resdb.demo import listing_files
-from resdb.exchange import read_file
 from resdb.directory import Directory
+from resdb.exchange import read_file
 from resdb.search import SearchQuery
 
 PLAN_FILES = {"000_58df7db5238c0035.txt", "001_35703290ad656668.txt", "002_c485c2aed9bec652.txt",
