@@ -317,13 +317,38 @@ def districts() -> None:
 @click.option("--municipality", required=True, help="municipality code (5 or 6 digits)")
 @click.option("--name-field", required=True, help="property holding the district name")
 @click.option("--level", default="town", type=click.Choice(["town", "chiku"]), show_default=True)
-def districts_import(file: Path, municipality: str, name_field: str, level: str) -> None:
-    """Replace approximate areas with real polygons (GeoJSON or shapefile)."""
-    from resdb import geo
+@click.option("--skip-bad", is_flag=True, help="import the good features even when some cannot be read (each is listed)")
+@click.option("--encoding", default=None, help="shapefile .dbf encoding when it has no .cpg (e.g. cp932)")
+@click.option("--json", "as_json", is_flag=True)
+def districts_import(file: Path, municipality: str, name_field: str, level: str, skip_bad: bool,
+                     encoding: str | None, as_json: bool) -> None:
+    """Replace approximate areas with real polygons (GeoJSON or shapefile). A feature that cannot be an area
+    (no geometry, a point, bad coordinates) is named by its number; nothing is stored unless --skip-bad."""
+    from resdb.districtfile import read_district_file
+    from resdb.intake import FileProblem
 
-    records = geo.import_district_polygons(file, municipality, name_field, level=level)
-    count = open_directory().load_districts(records)
-    err.print(f"{count} 地区を取り込みました（近似の区域を置き換え）")
+    try:
+        read = read_district_file(file, municipality, name_field, level=level, encoding=encoding)
+    except FileProblem as exc:
+        if as_json:
+            emit_json({"imported": 0, "problems": [exc.problem.as_dict()]})
+            sys.exit(1)
+        fail(f"{exc.problem.message}（何も取り込んでいません）", 1)
+    refused = bool(read.problems) and not skip_bad
+    count = 0 if refused or not read.records else open_directory().load_districts(read.records)
+    if as_json:
+        emit_json({"features": read.features, "imported": count, "problems": [p.as_dict() for p in read.problems]})
+    else:
+        for problem in read.problems:
+            err.print(f"[red]✗[/red] {problem.message}")
+        if refused:
+            err.print(f"{read.features} 件の地物のうち {len(read.problems)} 件を読めないため、何も取り込んでいません。"
+                      "読める地物だけ取り込むには --skip-bad を付けてください")
+        else:
+            err.print(f"{count} 地区を取り込みました（近似の区域を置き換え）"
+                      + (f"。読めなかった {len(read.problems)} 件の地物は取り込んでいません" if read.problems else ""))
+    if refused or (not count and not read.problems):
+        sys.exit(1)
 
 
 @districts.command("list")
