@@ -15,6 +15,7 @@ from resdb import intake, opendata
 from resdb.accounts import Account
 from resdb.directory import Conflict, Directory, NotFound, StaleEdit
 from resdb.exchange import FileProblem, read_bytes, to_csv
+from resdb.importjobs import ImportJobs
 from resdb.validation import Problem, ValidationFailed, validate_listing
 from resdb.vocab import GROUP_SIZES, KINDS, TARGETS, WEEKDAYS
 from resdb.web.auth import login_required
@@ -418,12 +419,10 @@ def _uploads() -> Path:
     return path
 
 
-def _scope_problems(records: list[tuple[int, dict[str, Any]]]) -> list[Problem]:
+def _scope_problems(records: list[tuple[int, dict[str, Any]]], account: Account, directory: Directory) -> list[Problem]:
     """Rows a limited editor may not import (outside their municipality / operator, or changing such a listing)."""
-    account = _account()
     if account.role == "admin" or (not account.municipality_code and not account.operator):
         return []
-    directory = _directory()
     existing = {x["id"]: x for x in directory.get_many_any([r.get("id") for _, r in records if r.get("id")])}
     problems = []
     for row_no, raw in records:
@@ -448,16 +447,22 @@ def _import_options(form: Any) -> dict[str, Any]:
             "source": (form.get("source") or "").strip()[:300], "kind": kind if kind in KINDS else ""}
 
 
-def _run_import(stored_name: str, original: str, options: dict[str, Any], *, dry_run: bool) -> tuple[Any, list[Problem]]:
-    data = (_uploads() / stored_name).read_bytes()
+def _run_import(stored_name: str, original: str, options: dict[str, Any], *, dry_run: bool,
+                account: Account | None = None, directory: Directory | None = None, folder: Path | None = None,
+                progress: Any = None) -> tuple[Any, list[Problem]]:
+    """Read the stored upload and import it (or check it). Outside a request (a job), pass account,
+    directory and upload folder explicitly."""
+    account = account or _account()
+    directory = directory or _directory()
+    data = ((folder or _uploads()) / stored_name).read_bytes()
     records, read_problems = read_bytes(data, stored_name, default_kind=options["kind"] or None, limits=intake.WEB_LIMITS)
-    scope = _scope_problems(records)
+    scope = _scope_problems(records, account, directory)
     if scope:
         scoped_rows = {p.row for p in scope}
         records = [(r, {"__row_error__": next(p.message for p in scope if p.row == r), "__row_field__": "municipality_code"})
                    if r in scoped_rows else (r, raw) for r, raw in records]
-    report = _directory().import_records(
-        records, actor=_account().email, source_name=original, dry_run=dry_run,
+    report = directory.import_records(
+        records, actor=account.email, source_name=original, dry_run=dry_run, progress=progress,
         status="published" if options["publish"] else "draft", good_rows_only=options["good_rows_only"],
         source=options["source"] or None)
     report.warnings[:0] = read_problems
@@ -495,6 +500,8 @@ def import_dry_run() -> Response:
                             error="対応していない形式です。CSV, JSON, GeoJSON, Excel (.xlsx) が使えます")
     stored = f"{secrets.token_urlsafe(24)}{suffix}"
     (_uploads() / stored).write_bytes(upload.read())
+    if (_uploads() / stored).stat().st_size > current_app.config.get("IMPORT_JOB_BYTES", JOB_THRESHOLD_BYTES):
+        return _start_job(stored, original, options, dry_run=True)
     try:
         report, _scope = _run_import(stored, original, options, dry_run=True)
     except FileProblem as error:
@@ -513,6 +520,8 @@ def import_confirm() -> Response:
     if not UPLOAD_NAME.match(stored) or not (_uploads() / stored).exists():
         return _import_page(400, report=None, options=options,
                             error="取り込むファイルが見つかりません（確認から24時間たつと消えます）。もう一度ファイルを選んで確認してください")
+    if (_uploads() / stored).stat().st_size > current_app.config.get("IMPORT_JOB_BYTES", JOB_THRESHOLD_BYTES):
+        return _start_job(stored, original, options, dry_run=False)
     try:
         report, _scope = _run_import(stored, original, options, dry_run=False)
     except FileProblem as error:
@@ -525,6 +534,61 @@ def import_confirm() -> Response:
     return _import_page(422, report=report, stored=stored, original=original, options=options)
 
 
+JOB_THRESHOLD_BYTES = 256 * 1024  # larger files are checked and imported outside the request
+
+
+def _jobs() -> ImportJobs:
+    return ImportJobs(_directory().instance_dir / "import-jobs")
+
+
+def _start_job(stored: str, original: str, options: dict[str, Any], *, dry_run: bool) -> Response:
+    """Check or import a large file in a thread; the browser follows its progress on the job page."""
+    account, directory, folder = _account(), _directory(), _uploads()
+
+    def work(progress: Any) -> Any:
+        report, _scope = _run_import(stored, original, options, dry_run=dry_run, account=account,
+                                     directory=directory, folder=folder, progress=progress)
+        if report.written:
+            (folder / stored).unlink(missing_ok=True)
+            audit_now(directory.engine, account.email, "import", "import", None,
+                      f"{original}: created {report.created}, updated {report.updated}, skipped {len(report.skipped_rows)}, "
+                      f"{'published' if options['publish'] else 'draft'}")
+        return report
+
+    job_id = _jobs().start(work, actor=account.email, stored=stored, original=original, options=options, dry_run=dry_run)
+    return redirect(url_for("editor.import_job", job_id=job_id), 303)
+
+
+def _report_from(data: dict[str, Any]) -> Any:
+    """A finished job's report, shaped for the import page."""
+    from types import SimpleNamespace
+
+    def problems(items: list[dict[str, Any]]) -> list[Problem]:
+        return [Problem(p["field"], p["message"], p.get("row"), p.get("value")) for p in items]
+
+    return SimpleNamespace(**{**data, "problems": problems(data["problems"]), "warnings": problems(data["warnings"]),
+                              "duplicates": data.get("likely_duplicates") or []})
+
+
+@bp.get("/import/jobs/<job_id>")
+@login_required("admin", "editor")
+def import_job(job_id: str) -> Response:
+    """A long check or import: progress while it runs (the page reloads itself), then its result."""
+    job = _jobs().get(job_id)
+    if job is None or job.get("actor") != _account().email:
+        raise ApiError(404, "取り込みの記録が見つかりません")
+    options = job["options"]
+    if job["state"] == "running":
+        return _import_page(202, report=None, job=job, options=options)
+    if job["state"] == "failed":
+        return _import_page(422, report=None, error=job["error"], options=options)
+    report = _report_from(job["report"])
+    if report.written:
+        return _import_page(report=report, done=True, original=job["original"], options=options)
+    return _import_page(422 if report.problems else 200, report=report, stored=job["stored"],
+                        original=job["original"], options=options)
+
+
 @bp.post("/import/problems.csv")
 @login_required("admin", "editor")
 def import_problems_csv() -> Response:
@@ -533,7 +597,7 @@ def import_problems_csv() -> Response:
     if not UPLOAD_NAME.match(stored) or not (_uploads() / stored).exists():
         raise ApiError(404, "確認したファイルが見つかりません。もう一度ファイルを選んで確認してください")
     try:
-        report, _scope = _run_import(stored, "problems", _import_options(request.form), dry_run=True)
+        report, _scope = _run_import(stored, "problems", _import_options(request.form), dry_run=True)  # re-checked
         problems = report.problems
     except FileProblem as error:
         problems = [error.problem]

@@ -186,3 +186,54 @@ def test_cli_good_rows_only_problems_csv_and_drafts(directory: Any, tmp_path: Pa
     rows = directory.all_listings(include_unpublished=True)
     assert sorted(x["name"] for x in rows) == ["よい通いの場", "連絡先のない居場所"]
     assert {x["status"] for x in rows} == {"draft"} and {x["source"] for x in rows} == {"射水市"}
+
+
+def test_large_files_are_checked_and_imported_outside_the_request(staff: Any) -> None:
+    from resdb.importjobs import ImportJobs
+
+    staff.app.config["IMPORT_JOB_BYTES"] = 0  # every file counts as large here
+    jobs = ImportJobs(Path(staff.directory.instance_dir) / "import-jobs")
+    client = staff.login("admin@example.jp", PASSWORD)
+    started = _upload(client, MIXED_GOOD_BAD.encode(), "big.csv", source="射水市")
+    assert started.status_code == 303 and "/editor/import/jobs/" in started.headers["Location"]
+    job_id = started.headers["Location"].rsplit("/", 1)[1]
+    assert jobs.wait(job_id)["state"] == "done"  # type: ignore[index]
+    page = client.get(f"/editor/import/jobs/{job_id}")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 422 and "問題のない 2件だけ取り込む" in html
+    stored = UPLOAD.search(html).group(1)  # type: ignore[union-attr]
+    confirm = client.post("/editor/import/confirm", data={"csrf_token": _csrf(client), "upload": stored, "original": "big.csv",
+                                                          "good_rows_only": "1", "source": "射水市"})
+    write_job = confirm.headers["Location"].rsplit("/", 1)[1]
+    assert jobs.wait(write_job)["state"] == "done"  # type: ignore[index]
+    assert "取り込みました" in client.get(f"/editor/import/jobs/{write_job}").get_data(as_text=True)
+    assert sorted(x["name"] for x in staff.directory.all_listings(include_unpublished=True) if x["source"] == "射水市") == [
+        "よい通いの場", "連絡先のない居場所"]
+    # Another editor cannot follow someone else's job.
+    assert staff.login("imizu@example.jp", PASSWORD).get(f"/editor/import/jobs/{write_job}").status_code == 404
+
+
+def test_a_running_job_shows_progress_and_reloads(staff: Any, tmp_path: Path) -> None:
+    import threading
+
+    from resdb.importjobs import ImportJobs
+
+    jobs = ImportJobs(Path(staff.directory.instance_dir) / "import-jobs")
+    release = threading.Event()
+
+    def work(progress: Any) -> Any:
+        progress(41)
+        release.wait(10)
+        raise RuntimeError("boom")
+
+    job_id = jobs.start(work, actor="admin@example.jp", stored="x.csv", original="x.csv", dry_run=True,
+                        options={"publish": False, "good_rows_only": False, "source": "", "kind": ""})
+    time.sleep(0.8)
+    jobs._write(job_id, {**jobs.get(job_id), "rows": 41})  # type: ignore[dict-item]  # noqa: SLF001
+    client = staff.login("admin@example.jp", PASSWORD)
+    html = client.get(f"/editor/import/jobs/{job_id}").get_data(as_text=True)
+    assert 'http-equiv="refresh"' in html and "41件を処理しました" in html
+    release.set()
+    assert jobs.wait(job_id)["state"] == "failed"  # type: ignore[index]
+    failed = client.get(f"/editor/import/jobs/{job_id}").get_data(as_text=True)
+    assert "途中で止まりました" in failed and "boom" not in failed
