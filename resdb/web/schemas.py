@@ -68,8 +68,11 @@ class ListingFields(BaseModel):
     eligibility: Eligibility | None = None
     service_area: ServiceArea | None = None
     verified_at: str | None = Field(None, description="最終確認日 YYYY-MM-DD")
-    source: str | None = Field(None, description="出典（計画のファイル名・取込ファイル名）")
+    source: str | None = Field(None, description="出典（計画・広報紙・ページの名前、または取り込んだ団体・資料の名前）")
     source_detail: str | None = None
+    source_url: str | None = Field(None, description="出典の URL")
+    source_read_at: str | None = Field(None, description="出典を読んだ日 YYYY-MM-DD")
+    location_private: bool | None = Field(None, description="個人宅: 公開の出力では住所・位置は町字まで（町字の代表点）")
     is_sample: bool | None = Field(None, description="架空のサンプル（画面には「サンプル（架空）」と表示）")
     notes: str | None = None
 
