@@ -151,3 +151,23 @@ def test_a_home_without_a_known_town_shows_only_the_municipality(directory: Any)
                "lat": None, "lon": None, "district": None, "location_private": True}
     shown = hosts.public_view(listing, directory.gazetteer())
     assert shown["address"] == "射水市" and "1-2-3" not in json.dumps(shown, ensure_ascii=False)
+
+
+def test_editor_marks_a_listing_private_on_the_form(setup: Any) -> None:
+    from tests.web.conftest import csrf_of
+
+    client = setup.login("imizu@example.jp", PASSWORD)
+    form = {"csrf_token": csrf_of(client, "/editor/listings/new"), "name": "縁側サロン", "kind": "kayoi",
+            "municipality_code": "162116", "address": "富山県射水市戸破5678番地", "lat": "36.7219", "lon": "137.1101",
+            "accepts_referrals": "true", "holidays_closed": "true", "location_private": "true", "status": "published",
+            "source": "射水市社会福祉協議会", "source_url": "https://example.jp/salon", "source_read_at": "2026-11-30"}
+    response = client.post("/editor/listings/new", data=form)
+    assert response.status_code == 303, response.get_data(as_text=True)[:500]
+    listing_id = response.headers["Location"].split("/editor/listings/")[1].split("?")[0]
+    stored = setup.directory.get(listing_id)
+    assert stored["location_private"] is True and stored["source_read_at"] == "2026-11-30"
+    edit_page = client.get(f"/editor/listings/{listing_id}").get_data(as_text=True)
+    assert "5678番地" in edit_page and "個人宅（公開は町字まで）" in edit_page
+    public = setup.client().get(f"/resources/{listing_id}").get_data(as_text=True)
+    assert "5678" not in public and "射水市戸破" in public and 'href="https://example.jp/salon"' in public
+    assert "2026-11-30 閲覧" in public
