@@ -196,7 +196,8 @@ def export(fmt: str, output: Path | None, japanese_headers: bool, bom: bool, enc
     directory = open_directory()
     listings = list(directory.iter_published(public=not private_locations))
     if fmt in opendata.FORMATS:
-        text = opendata.export_text(fmt, listings)
+        names = {r.municipality_code: r.name for r in directory.gazetteer().records if r.level == "municipality"}
+        text = opendata.export_text(fmt, listings, municipality_names=names)
         encoding = encoding or "utf-8-sig"
     else:
         text = to_csv(listings, japanese_headers=japanese_headers) if fmt == "csv" else EXPORTERS[fmt](listings)

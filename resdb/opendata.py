@@ -348,10 +348,26 @@ def _event_row(listing: dict[str, Any], n: int, entry: dict[str, Any], first: st
     return [values.get(h, "") for h in EVENT_HEADERS]
 
 
+PREFECTURES = (
+    "北海道", "青森県", "岩手県", "宮城県", "秋田県", "山形県", "福島県", "茨城県", "栃木県", "群馬県", "埼玉県", "千葉県",
+    "東京都", "神奈川県", "新潟県", "富山県", "石川県", "福井県", "山梨県", "長野県", "岐阜県", "静岡県", "愛知県", "三重県",
+    "滋賀県", "京都府", "大阪府", "兵庫県", "奈良県", "和歌山県", "鳥取県", "島根県", "岡山県", "広島県", "山口県", "徳島県",
+    "香川県", "愛媛県", "高知県", "福岡県", "佐賀県", "長崎県", "熊本県", "大分県", "宮崎県", "鹿児島県", "沖縄県",
+)
+
+
+def prefecture_name(code: str | None) -> str:
+    """都道府県名 from the first two digits of a 全国地方公共団体コード."""
+    digits = re.sub(r"\D", "", code or "")[:2]
+    return PREFECTURES[int(digits) - 1] if len(digits) == 2 and 1 <= int(digits) <= 47 else ""
+
+
 def _common(listing: dict[str, Any]) -> dict[str, str]:
     lat, lon = listing.get("lat"), listing.get("lon")
+    code = listing.get("municipality_code") or ""
     return {
-        CODE: listing.get("municipality_code") or "", "住所": listing.get("address") or "",
+        CODE: code, "都道府県名": prefecture_name(code), "市区町村名": listing.get("__municipality_name__") or "",
+        "住所": listing.get("address") or "",
         "緯度": "" if lat is None else f"{lat}", "経度": "" if lon is None else f"{lon}", "URL": listing.get("url") or "",
         "備考": listing.get("notes") or "",
     }
@@ -504,9 +520,15 @@ def rows_for(fmt: str, listings: Iterable[dict[str, Any]], *, today: date | None
     return write_kaigo(chosen) if fmt == "kaigo" else write_kosodate(chosen)
 
 
-def export_text(fmt: str, listings: Iterable[dict[str, Any]], *, today: date | None = None) -> str:
-    """The dataset as CSV text (CRLF; cells that look like formulas neutralised)."""
+def export_text(fmt: str, listings: Iterable[dict[str, Any]], *, today: date | None = None,
+                municipality_names: dict[str, str] | None = None) -> str:
+    """The dataset as CSV text (CRLF; cells that look like formulas neutralised); `municipality_names`
+    (6-digit code → 「射水市」) fills 市区町村名."""
     from resdb.exchange import safe_cell
+
+    if municipality_names:
+        listings = ({**x, "__municipality_name__": municipality_names.get(x.get("municipality_code") or "", "")}
+                    for x in listings)
 
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")

@@ -169,3 +169,12 @@ def test_hsds_3_1_service_capacity_with_its_timestamp() -> None:
         "id": "cap:a", "service_id": "a", "unit_id": "unit:persons", "available": 3, "maximum": None,
         "description": "参加支援の紹介で受け入れられる人数", "updated": "2026-11-30T10:00:00+00:00"}]
     assert hsds["units"][0]["id"] == "unit:persons"
+
+
+def test_export_names_the_prefecture_and_municipality() -> None:
+    listing = {"id": "a", "name": "体操", "kind": "kayoi", "municipality_code": "162116",
+               "schedule": [{"weekday": "mon", "start": "10:00", "end": "11:00"}]}
+    text = opendata.export_text("event", [listing], municipality_names={"162116": "射水市"}, today=date(2026, 12, 1))
+    row = list(csv.reader(io.StringIO(text)))[1]
+    assert row[:4] == ["162116", "a", "富山県", "射水市"]
+    assert opendata.prefecture_name("132250") == "東京都" and opendata.prefecture_name("") == ""
