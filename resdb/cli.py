@@ -166,8 +166,8 @@ def import_(file: Path, dry_run: bool, actor: str, as_json: bool, publish: bool,
             verb = f"取り込めます（新しい掲載は{state}）"
         else:
             verb = "取り込みません"
-        good = "問題のない行" if report.problems else ""
-        out.print(f"{report.total} 行: {good}追加 {report.created} / 更新 {report.updated} / 変更なし {report.unchanged} — {verb}"
+        good = "問題のないもの: " if report.problems else ""
+        out.print(f"{report.total} 件を確認（イベント一覧は催しごとに1件）— {good}追加 {report.created} / 更新 {report.updated} / 変更なし {report.unchanged} — {verb}"
                   + (f"（問題のある行 {len(report.skipped_rows)} 行"
                      + ("は取り込んでいません" if report.written else "。--good-rows-only で問題のない行だけ取り込めます")
                      + "）" if report.problems else ""))

@@ -164,7 +164,8 @@ class Table:
 
 
 def _row_error(field_label: str, message: str) -> dict[str, Any]:
-    return {"__row_error__": f"{field_label}: {message}", "__row_field__": field_label}
+    """A row that cannot become a listing: the field (Japanese header) and what to write instead."""
+    return {"__row_error__": message, "__row_field__": field_label}
 
 
 # --- イベント一覧 ---------------------------------------------------------------------------------
@@ -220,7 +221,7 @@ def read_events(table: Table, *, default_kind: str | None = None) -> Iterator[tu
             start, end = _time(get("開始時間")), _time(get("終了時間"))
         except ValueError:
             group.error = group.error or {**_row_error(
-                "開始時間", f"{row_no}行目の時刻「{get('開始時間')}〜{get('終了時間')}」を読めません。10:00 のように書いてください"), "row": row_no}
+                "開始時間", f"時刻「{get('開始時間')}〜{get('終了時間')}」を読めません。10:00 のように書いてください"), "row": row_no}
             continue
         note = get("開始日時特記事項")
         pattern = None
@@ -234,25 +235,26 @@ def read_events(table: Table, *, default_kind: str | None = None) -> Iterator[tu
             continue
         if start is None or end is None:
             group.error = group.error or {**_row_error(
-                "開始時間", f"{row_no}行目に開始時間・終了時間がありません。10:00 のように両方書いてください"), "row": row_no}
+                "開始時間", "開始時間・終了時間がありません。10:00 のように両方書いてください"), "row": row_no}
             continue
         text_day = get("開始日")
         try:
             day = parse_date(text_day)
         except ValueError:
             group.error = group.error or {**_row_error(
-                "開始日", f"{row_no}行目の開始日「{text_day}」を読めません。2026-12-03 のように書くか、"
+                "開始日", f"開始日「{text_day}」を読めません。2026-12-03 のように書くか、"
                 "開始日時特記事項に「毎週木曜」「毎月第1・第3木曜」のように繰り返しを書いてください"), "row": row_no}
             continue
         end_day = get("終了日")
         if end_day and end_day != text_day:
             group.error = group.error or {**_row_error(
-                "終了日", f"{row_no}行目は{text_day}〜{end_day}の期間です。1回ごとに1行にするか、"
+                "終了日", f"{text_day}〜{end_day}の期間になっています。1回ごとに1行にするか、"
                 "開始日時特記事項に「毎週木曜」のように繰り返しを書いてください"), "row": row_no}
             continue
         group.dates.setdefault((start, end), []).append((row_no, day))
     for group in groups.values():
-        yield group.first_row, _finish_event(group)
+        record = _finish_event(group)
+        yield record.pop("row", group.first_row), record
 
 
 def _event_base(table: Table, cells: list[Any], default_kind: str | None) -> dict[str, Any]:
@@ -279,7 +281,7 @@ def _event_base(table: Table, cells: list[Any], default_kind: str | None) -> dic
         "__no__": get("NO"),
     }
     if kind is None:
-        record["__row_error__"] = ("種別: 種別が分かりません。「種別」の列（通いの場・居場所 など）を加えるか、"
+        record["__row_error__"] = ("種別が分かりません。「種別」の列（通いの場・居場所 など）を加えるか、"
                                    "取り込むときに種別を選んでください")
         record["__row_field__"] = "種別"
     else:
@@ -302,7 +304,7 @@ def _finish_event(group: _EventGroup) -> dict[str, Any]:
             rows = "、".join(f"{r}行目" for r, _ in dated[:10])
             listed = "、".join(d.isoformat() for d in sorted(days)[:6])
             if len(days) == 1:
-                return _row_error("開始日", f"{rows}: 1回だけの開催（{listed}）は毎週・第n週の日程で表せません。"
+                return _row_error("開始日", f"1回だけの開催（{listed}）は毎週・第n週の日程で表せません。"
                                   "繰り返しなら開始日時特記事項に「毎週木曜」「毎月第1・第3木曜」のように書いてください")
             return _row_error("開始日", f"{rows}: 日付（{listed}）が毎週・第n週の決まった曜日になっていません。"
                               "開始日時特記事項に「毎月第1・第3木曜」のように書くか、日付を確かめてください")
