@@ -23,6 +23,7 @@ from sqlmodel import Session, col, delete, select
 
 from resdb import config, geo, hosts
 from resdb.db import ensure_schema, is_sqlite, make_engine, read_session, write_session
+from resdb.intake import is_file_name
 from resdb.models import (
     District,
     IndexOutbox,
@@ -325,7 +326,10 @@ class Directory:
         return listing_to_dict(row)
 
     def public_view(self, listing: dict[str, Any]) -> dict[str, Any]:
-        """The listing as the public sees it: a private host's home only at its 町字 (see resdb.hosts)."""
+        """The listing as the public sees it: a private host's home only at its 町字 (see resdb.hosts), and
+        no uploaded file's name as 出典."""
+        if is_file_name(listing.get("source")):
+            listing = {**listing, "source": None}
         if not listing.get("location_private"):
             return listing
         return hosts.public_view(listing, self.gazetteer())

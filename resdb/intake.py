@@ -203,6 +203,17 @@ def expire_uploads(folder: Path, ttl_seconds: int = UPLOAD_TTL_SECONDS, now: flo
     return removed
 
 
+_UPLOAD_NAME = re.compile(r"^[^/\\\s]{1,200}\.(csv|tsv|txt|xlsx|xlsm|xls|json|geojson)$", re.IGNORECASE)
+_PLAN_FILE = re.compile(r"^\d{3}_[0-9a-f]{16}\.txt$")
+
+
+def is_file_name(source: str | None) -> bool:
+    """Whether a 出典 is only an uploaded file's name (「import_good.csv」), which the public never sees;
+    the municipal plan files the shipped data cites are documents and pass."""
+    text = (source or "").strip()
+    return bool(_UPLOAD_NAME.match(text)) and not _PLAN_FILE.match(text)
+
+
 def problems_csv(problems: list[Problem], labels: dict[str, str] | None = None) -> str:
     """The problems as a CSV a spreadsheet opens (UTF-8 with BOM): 行, 項目, 内容, 値."""
     out = io.StringIO()

@@ -171,3 +171,15 @@ def test_editor_marks_a_listing_private_on_the_form(setup: Any) -> None:
     public = setup.client().get(f"/resources/{listing_id}").get_data(as_text=True)
     assert "5678" not in public and "射水市戸破" in public and 'href="https://example.jp/salon"' in public
     assert "2026-11-30 閲覧" in public
+
+
+def test_an_uploaded_file_name_is_never_the_public_source(setup: Any) -> None:
+    setup.directory.create({"id": "t-legacy", "name": "古い取り込みのサロン", "kind": "kayoi", "lat": 36.7236, "lon": 137.0991,
+                            "municipality_code": "162116", "source": "import_good.csv"}, actor="fixture")
+    client = setup.client()
+    for path in ("/resources/t-legacy", "/api/resources/t-legacy", "/api/resources?q=古い取り込み"):
+        text = client.get(path).get_data(as_text=True)
+        assert "古い取り込みのサロン" in text and "import_good.csv" not in text, path
+    assert "出典の記載なし" in client.get("/resources/t-legacy").get_data(as_text=True)
+    assert setup.directory.get("t-legacy")["source"] == "import_good.csv"  # kept for editors
+    assert "import_good.csv" not in exchange.to_csv(setup.directory.iter_published(public=True))
