@@ -7,6 +7,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import lru_cache
 from typing import Any
 
 from resdb import schedule as schedule_mod
@@ -313,6 +314,19 @@ def schedule_from_text(text: str) -> list[dict[str, Any]]:
 
 def parse_schedule(value: Any) -> list[dict[str, Any]]:
     """A schedule from a list of entries, JSON text, or Japanese text; validated and normalized."""
+    if isinstance(value, str):
+        # Long files repeat the same few schedule texts: parse each once (copies, since callers may change them).
+        return [dict(entry, **({"weeks": list(entry["weeks"])} if "weeks" in entry else {}))
+                for entry in _parse_schedule_text(value)]
+    return _parse_schedule_value(value)
+
+
+@lru_cache(maxsize=4096)
+def _parse_schedule_text(value: str) -> tuple[dict[str, Any], ...]:
+    return tuple(_parse_schedule_value(value))
+
+
+def _parse_schedule_value(value: Any) -> list[dict[str, Any]]:
     if isinstance(value, str):
         text = value.strip()
         if text.startswith("["):
