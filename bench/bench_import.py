@@ -80,8 +80,15 @@ def run_case(case: str, file: Path, instance: Path) -> dict[str, object]:
     base = peak_mb()
     started = time.perf_counter()
     records, _warnings = iter_file(file)
+    seen = [0]
+
+    def progress(n: int = 1) -> None:  # a line on stderr every 50,000 rows: how far, how fast, how big
+        seen[0] += n
+        if seen[0] % 50_000 == 0:
+            print(f"{seen[0]} rows {time.perf_counter() - started:.0f}s peak {peak_mb():.0f} MB", file=sys.stderr, flush=True)
+
     report = directory.import_records(records, actor="bench", source_name=file.name, dry_run=case == "dry",
-                                      status="draft", source="bench")
+                                      status="draft", source="bench", progress=progress)
     elapsed = time.perf_counter() - started
     with file.open(encoding="utf-8-sig", newline="") as fh:
         rows = sum(1 for _ in csv.reader(fh)) - 1  # CSV rows (an イベント一覧 listing gathers several)
