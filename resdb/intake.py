@@ -102,7 +102,6 @@ def csv_rows(stream: IO[bytes], limits: Limits) -> tuple[list[str], Iterator[tup
     encoding = detect_encoding(stream)
     stream.seek(0)
     text = io.TextIOWrapper(stream, encoding=encoding, newline="")
-    csv.field_size_limit(limits.max_cell_chars)
     sample = text.read(4096)
     text.seek(0)
     delimiter = "\t" if sample.count("\t") > sample.count(",") else ","
@@ -124,6 +123,9 @@ def csv_rows(stream: IO[bytes], limits: Limits) -> tuple[list[str], Iterator[tup
             except csv.Error as exc:
                 raise _fail(_csv_message(exc, reader.line_num), reader.line_num) from None
             count += 1
+            if any(len(cell) > limits.max_cell_chars for cell in cells):
+                raise _fail(f"{reader.line_num}行目に長すぎるセルがあります（1セル {limits.max_cell_chars:,}文字まで）。"
+                            "引用符 \" の閉じ忘れがないか確かめてください", reader.line_num)
             if count > limits.max_rows:
                 raise _fail(f"行が多すぎます（{limits.max_rows:,}行を超えました）。一度に取り込めるのは {limits.describe()} です。"
                             "ファイルを分けてください", reader.line_num)
@@ -135,7 +137,7 @@ def csv_rows(stream: IO[bytes], limits: Limits) -> tuple[list[str], Iterator[tup
 def _csv_message(exc: csv.Error, line: int) -> str:
     text = str(exc)
     if "field larger than field limit" in text:
-        return f"{line}行目に長すぎるセルがあります（1セル {CLI_LIMITS.max_cell_chars:,}文字まで）"
+        return f"{line}行目に長すぎるセルがあります。引用符 \" の閉じ忘れがないか確かめてください"
     if "new-line character seen in unquoted field" in text or "unexpected end of data" in text or "EOF" in text:
         return f"{line}行目の引用符（\"）が閉じていません。セルの中の \" は \"\" と2つ重ねてください"
     return f"{line}行目を CSV として読めません。区切りの , と引用符 \" を確かめてください"

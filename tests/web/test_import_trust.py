@@ -237,3 +237,13 @@ def test_a_running_job_shows_progress_and_reloads(staff: Any, tmp_path: Path) ->
     assert jobs.wait(job_id)["state"] == "failed"  # type: ignore[index]
     failed = client.get(f"/editor/import/jobs/{job_id}").get_data(as_text=True)
     assert "途中で止まりました" in failed and "boom" not in failed
+
+
+def test_an_overlong_cell_is_named_and_csv_reading_elsewhere_is_untouched() -> None:
+    import csv as csv_module
+
+    limit_before = csv_module.field_size_limit()
+    data = ("名称,種別,緯度,経度,説明\n" + "場,居場所,36.72,137.11," + "あ" * 50 + "\n").encode()
+    with pytest.raises(FileProblem, match="2行目に長すぎるセル"):
+        read_bytes(data, "long.csv", limits=intake.Limits(max_cell_chars=20))
+    assert csv_module.field_size_limit() == limit_before
