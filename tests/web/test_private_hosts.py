@@ -183,3 +183,14 @@ def test_an_uploaded_file_name_is_never_the_public_source(setup: Any) -> None:
     assert "出典の記載なし" in client.get("/resources/t-legacy").get_data(as_text=True)
     assert setup.directory.get("t-legacy")["source"] == "import_good.csv"  # kept for editors
     assert "import_good.csv" not in exchange.to_csv(setup.directory.iter_published(public=True))
+
+
+def test_area_lookup_shows_a_private_centre_at_its_town(setup: Any) -> None:
+    setup.directory.create({"id": "t-home-center", "name": "自宅開放の相談所", "kind": "center", "municipality_code": "162116",
+                            "address": f"富山県射水市戸破{STREET}", "lat": TRUE_LAT, "lon": TRUE_LON, "location_private": True,
+                            "service_area": {"districts": ["戸破"]}}, actor="fixture")
+    town = _town(setup.directory)
+    client = setup.client()
+    for path in (f"/api/areas/lookup?lat={town.lat}&lon={town.lon}", f"/areas?lat={town.lat}&lon={town.lon}"):
+        text = client.get(path).get_data(as_text=True)
+        assert "自宅開放の相談所" in text and _leaks(text) == [], path
