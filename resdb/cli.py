@@ -365,6 +365,25 @@ def districts_list(municipality: str | None, as_json: bool) -> None:
 
 
 @main.command()
+@click.argument("fmt", metavar="FORMAT", type=click.Choice(["listing", "event", "kaigo", "kosodate"]))
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="file to write (default stdout)")
+@click.option("--encoding", type=click.Choice(["utf-8-sig", "cp932"]), default="utf-8-sig", show_default=True)
+def template(fmt: str, output: Path | None, encoding: str) -> None:
+    """An empty CSV with the header row of a format to fill in (listing: this product's Japanese headers;
+    event / kaigo / kosodate: 自治体標準オープンデータセット イベント一覧 / 介護サービス事業所一覧 / 子育て施設一覧)."""
+    from resdb import opendata
+    from resdb.exchange import to_csv
+
+    text = to_csv([], japanese_headers=True) if fmt == "listing" else opendata.template_text(fmt)
+    data = opendata.encode(text, encoding)
+    if output:
+        output.write_bytes(data)
+        err.print(f"{output} にひな形を書き出しました")
+    else:
+        sys.stdout.buffer.write(data)
+
+
+@main.command()
 @click.option("--count", default=20000, show_default=True, type=int)
 @click.option("--seed", default=1, type=int)
 @click.option("--output", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path))

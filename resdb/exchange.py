@@ -27,6 +27,7 @@ JAPANESE_HEADERS: dict[str, str] = {
     "最終確認日": "verified_at", "確認日": "verified_at", "出典": "source", "出典詳細": "source_detail",
     "サンプル": "is_sample", "備考": "notes", "担当地区": "service_area", "対象年齢下限": "min_age",
     "対象年齢上限": "max_age", "市内在住者のみ": "residents_only", "状態": "status",
+    "出典URL": "source_url", "出典のURL": "source_url", "出典閲覧日": "source_read_at", "個人宅": "location_private",
 }
 ELIGIBILITY_KEYS = ("min_age", "max_age", "residents_only")
 JSON_CELL_KEYS = ("schedule", "eligibility", "service_area")
@@ -36,7 +37,7 @@ CSV_FIELDS = (
     "district", "venue", "operator", "phone", "email", "url", "targets", "activities", "schedule",
     "cost_yen", "capacity", "accepts_referrals", "group_size", "barrier_free", "pickup",
     "reservation_required", "holidays_closed", "eligibility", "service_area", "verified_at", "source",
-    "source_detail", "is_sample", "notes",
+    "source_detail", "is_sample", "notes", "source_url", "source_read_at", "location_private",
 )
 
 

@@ -178,3 +178,16 @@ def test_export_names_the_prefecture_and_municipality() -> None:
     row = list(csv.reader(io.StringIO(text)))[1]
     assert row[:4] == ["162116", "a", "富山県", "射水市"]
     assert opendata.prefecture_name("132250") == "東京都" and opendata.prefecture_name("") == ""
+
+
+def test_listing_csv_keeps_private_host_and_source_fields() -> None:
+    listing = {"id": "a", "name": "縁側サロン", "kind": "kayoi", "lat": 36.72, "lon": 137.11, "location_private": True,
+               "source_url": "https://example.jp/x", "source_read_at": "2026-11-30"}
+    from resdb.exchange import to_csv
+    from resdb.validation import validate_listing
+
+    for japanese in (False, True):
+        records, _ = read_bytes(to_csv([listing], japanese_headers=japanese).encode(), "x.csv")
+        clean, problems = validate_listing(records[0][1])
+        assert problems == [] and clean["location_private"] is True and clean["source_url"] == "https://example.jp/x"
+        assert clean["source_read_at"] == date(2026, 11, 30)
