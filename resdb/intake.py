@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
-from xml.etree.ElementTree import iterparse
 
 from resdb.validation import Problem
 
@@ -144,7 +143,14 @@ def _csv_message(exc: csv.Error, line: int) -> str:
 
 
 # --- Excel: count before expanding ----------------------------------------------------------------
-_DIMENSION = re.compile(r"^([A-Z]+)(\d+)(?::([A-Z]+)(\d+))?$")
+_DIMENSION_TAG = re.compile(rb'<(?:\w+:)?dimension\s+ref="([A-Z]+)(\d+)(?::([A-Z]+)(\d+))?"')
+_PREFIXED_CELL_TAG = re.compile(rb"<\w+:c[\s>/]")
+
+
+def _count_cells(data: bytes) -> int:
+    """Cell tags in a piece of sheet XML: plain `<c …>` by bytes.count (fast), prefixed `<x:c …>` by regex."""
+    plain = data.count(b"<c ") + data.count(b"<c>") + data.count(b"<c/")
+    return plain + (len(_PREFIXED_CELL_TAG.findall(data)) if b":c" in data else 0)
 
 
 def _column_number(letters: str) -> int:
@@ -172,22 +178,29 @@ def check_xlsx(data: IO[bytes] | bytes, limits: Limits) -> None:
         if info.file_size > limits.max_xlsx_xml_bytes:
             raise _fail(too_many)
         cells = 0
-        with archive.open(info) as sheet:
-            for _event, element in iterparse(sheet, events=("end",)):
-                tag = element.tag.rsplit("}", 1)[-1]
-                if tag == "dimension":
-                    match = _DIMENSION.match(element.get("ref", ""))
+        tail = b""
+        with archive.open(info) as sheet:  # raw bytes scanned, never parsed into rows (≈ 1 s per 500 MB)
+            first = True
+            while True:
+                chunk = sheet.read(1 << 20)
+                if not chunk:
+                    break
+                data_now = tail + chunk
+                if first:
+                    first = False
+                    match = _DIMENSION_TAG.search(data_now)
                     if match and match.group(3):
-                        width = _column_number(match.group(3)) - _column_number(match.group(1)) + 1
+                        width = _column_number(match.group(3).decode()) - _column_number(match.group(1).decode()) + 1
                         height = int(match.group(4)) - int(match.group(2)) + 1
                         if width * height > limits.max_xlsx_cells or height > limits.max_rows + 1:
                             raise _fail(too_many)
-                elif tag == "c":
-                    cells += 1
-                    if cells > limits.max_xlsx_cells:
-                        raise _fail(too_many)
-                elif tag == "row":
-                    element.clear()
+                tail = data_now[-16:]  # tags cut by the chunk edge are counted with the next chunk
+                cells += _count_cells(data_now) - _count_cells(tail)
+                if cells > limits.max_xlsx_cells:
+                    raise _fail(too_many)
+            cells += _count_cells(tail)
+            if cells > limits.max_xlsx_cells:
+                raise _fail(too_many)
 
 
 # --- uploads --------------------------------------------------------------------------------------
