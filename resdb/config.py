@@ -48,7 +48,12 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("RESDB_HOST_EDITS_REVIEWED", "0", "1: a host's listing edits wait for an editor's review (corrections queue)"),
     Setting("RESDB_SHEET_RETENTION_DAYS", "365", "days a closed 相談依頼シート is kept before it is deleted"),
-    Setting("RESDB_RATE_LIMIT", "120/2", "search requests per client IP: burst/refill-per-second (`off` disables)"),
+    Setting("RESDB_RATE_LIMIT", "120/2",
+            "anonymous search requests per client IP: burst/refill-per-second (`off` disables)"),
+    Setting("RESDB_STAFF_RATE_LIMIT", "600/10",
+            "requests per signed-in staff account (session or API token), whatever their IP: burst/refill-per-second"),
+    Setting("RESDB_TRUSTED_PROXIES", "",
+            "comma-separated proxy addresses or networks whose X-Forwarded-For is believed (empty: none)"),
 )
 
 
@@ -91,9 +96,9 @@ def secret_key(environ: dict[str, str] | None = None) -> str:
     return key_file.read_text().strip()
 
 
-def rate_limit(environ: dict[str, str] | None = None) -> tuple[int, float] | None:
-    """(burst, refill per second) from RESDB_RATE_LIMIT, or None when `off`."""
-    value = (setting("RESDB_RATE_LIMIT", environ) or "off").strip().lower()
+def rate_limit(environ: dict[str, str] | None = None, name: str = "RESDB_RATE_LIMIT") -> tuple[int, float] | None:
+    """(burst, refill per second) from RESDB_RATE_LIMIT (or another limit setting), or None when `off`."""
+    value = (setting(name, environ) or "off").strip().lower()
     if value in {"off", "0", "none", ""}:
         return None
     burst, _, per_second = value.partition("/")

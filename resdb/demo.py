@@ -46,6 +46,10 @@ def load_demo(
         records, _warnings = read_file(path)
         report = directory.import_records(records, actor="demo-loader", source_name=path.name)
         if progress:
-            progress(f"{path.name}: {report.created} 件追加, {report.updated} 件更新, 問題 {len(report.problems)} 件")
+            if report.total == 0:
+                progress(f"{path.name}: 掲載なし（空のファイル。問題ではありません）")
+            else:
+                progress(f"{path.name}: {report.created} 件追加, {report.updated} 件更新, 変更なし {report.unchanged} 件, "
+                         f"問題 {len(report.problems)} 件")
         reports.append((path, report))
     return reports

@@ -24,9 +24,10 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, delete, select
 
-from resdb import config, fields, geo
+from resdb import config, fields, geo, hosts
 from resdb.audit import audit
 from resdb.db import ensure_schema, is_sqlite, make_engine, read_session, write_session
+from resdb.intake import is_file_name
 from resdb.models import (
     ChangeLog,
     District,
@@ -55,6 +56,10 @@ APPLY_BATCH = 500
 log = logging.getLogger(__name__)
 DUPLICATE_NAME_SCORE = 85.0
 DUPLICATE_DISTANCE_KM = 0.2
+DUPLICATE_CHECK_ROWS = 100_000  # rows of one import compared for likely duplicates
+MAX_REPORTED_PROBLEMS = 10_000  # problems kept in a report (all are counted)
+MAX_REPORTED_DUPLICATES = 1_000
+DUPLICATE_CELL_LIMIT = 200  # rows kept per ~300 m grid cell for the duplicate check
 
 
 class ChangesPruned(LookupError):
@@ -102,10 +107,17 @@ class ImportReport:
     duplicates: list[dict[str, Any]] = field(default_factory=list)
     dry_run: bool = False
     written: bool = False
+    skipped_rows: list[int] = field(default_factory=list)  # rows with problems (left out by a good-rows-only import)
+    problem_count: int = 0  # every problem found (only the first MAX_REPORTED_PROBLEMS are kept)
+    status: str = "published"  # what new listings became
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "total": self.total,
+            "skipped": len(self.skipped_rows),
+            "problem_count": self.problem_count,
+            "skipped_rows": self.skipped_rows,
+            "status": self.status,
             "created": self.created,
             "updated": self.updated,
             "unchanged": self.unchanged,
@@ -325,7 +337,8 @@ class Directory:
             districts = session.get(Meta, "districts")
         return f"{max(int(high or 0), self._pruned_through())}/{districts.value if districts else 0}"
 
-    def iter_published(self, batch: int = 2000) -> Iterable[dict[str, Any]]:
+    def iter_published(self, batch: int = 2000, *, public: bool = False) -> Iterable[dict[str, Any]]:
+        """Every published listing in id order; `public` shows private hosts at their 町字 only."""
         last = ""
         while True:
             with read_session(self.engine) as session:
@@ -338,7 +351,7 @@ class Directory:
             if not rows:
                 return
             for row in rows:
-                yield listing_to_dict(row)
+                yield self.public_view(listing_to_dict(row)) if public else listing_to_dict(row)
             last = rows[-1].id
 
     def reindex(self, progress: Callable[[int], None] | None = None) -> int:
@@ -346,7 +359,7 @@ class Directory:
         with what changed meanwhile. One rebuild at a time per host; a second caller waits for it."""
         with self.index.rebuild_lock.hold(wait=3600.0):
             high = self.head_seq()  # read before the rows: whatever commits later is applied after the swap
-            count = self.index.rebuild(self.iter_published(), high, progress)
+            count = self.index.rebuild(self.iter_published(public=True), high, progress)
         self.follow_changes(wait=600.0)
         return count
 
@@ -420,7 +433,7 @@ class Directory:
         ids = sorted({listing_id for _, listing_id in changes})
         with read_session(self.engine) as session:
             rows = {row.id: row for row in session.exec(select(Listing).where(col(Listing.id).in_(ids))).all()}
-        upserts = [listing_to_dict(rows[i]) for i in ids if i in rows and rows[i].status == "published"]
+        upserts = [self.public_view(listing_to_dict(rows[i])) for i in ids if i in rows and rows[i].status == "published"]
         deletes = [i for i in ids if i not in rows or rows[i].status != "published"]
         problems = self.index.apply(upserts, deletes, changes[-1][0])
         for listing_id, reason in problems.items():
@@ -438,6 +451,19 @@ class Directory:
             raise NotFound(listing_id)
         return listing_to_dict(row)
 
+    def public_view(self, listing: dict[str, Any]) -> dict[str, Any]:
+        """The listing as the public sees it: a private host's home only at its 町字 (see resdb.hosts), and
+        no uploaded file's name as 出典."""
+        if is_file_name(listing.get("source")):
+            listing = {**listing, "source": None}
+        if not listing.get("location_private"):
+            return listing
+        return hosts.public_view(listing, self.gazetteer())
+
+    def get_public(self, listing_id: str) -> dict[str, Any]:
+        """A published listing for public pages and the anonymous API."""
+        return self.public_view(self.get(listing_id))
+
     def get_many(self, ids: Sequence[str]) -> list[dict[str, Any]]:
         """Published listings in the order of `ids` (missing ones skipped)."""
         return [x for x in self.get_many_any(ids) if x["status"] == "published"]
@@ -451,10 +477,10 @@ class Directory:
     def search(self, query: SearchQuery) -> dict[str, Any]:
         """Ranked listings: {"items": [...], "total": n}; each item carries `distance_km` when a point is given."""
         result = self.search_ids(query)
-        items = self.get_many(result.ids)
+        items = [self.public_view(x) for x in self.get_many(result.ids)]
         if len(items) != len(result.ids):  # a listing changed between the index and the rows: ask again
             result = self.search_ids(query)
-            items = self.get_many(result.ids)
+            items = [self.public_view(x) for x in self.get_many(result.ids)]
         hits = {hit.id: hit for hit in result.hits}
         for item in items:
             hit = hits[item["id"]]
@@ -573,7 +599,7 @@ class Directory:
 
     def areas_lookup(self, lat: float, lon: float) -> list[dict[str, Any]]:
         """The listings (centers) whose service area holds the point, with the town it falls in."""
-        return self.get_many(self.area_index().lookup(lat, lon))
+        return [self.public_view(x) for x in self.get_many(self.area_index().lookup(lat, lon))]
 
     def place(self, clean: dict[str, Any], row: int | None = None) -> list[Problem]:
         """Fill coordinates / district / municipality from the address or district name (town level)."""
@@ -789,41 +815,87 @@ class Directory:
                                        f"version {to_version}" if to_version else None, hook)
 
     # -- import ------------------------------------------------------------------------------
-    def import_records(self, records: Sequence[tuple[int, dict[str, Any]]], *, actor: str, source_name: str,
+    def import_records(self, records: Iterable[tuple[int, dict[str, Any]]], *, actor: str, source_name: str,
                        dry_run: bool = False, progress: Callable[[int], None] | None = None,
-                       hook: WriteHook | None = None,
+                       status: str = "published", good_rows_only: bool = False,
+                       source: str | None = None, hook: WriteHook | None = None,
                        check: Callable[[int, dict[str, Any]], list[Problem]] | None = None) -> ImportReport:
-        """All-or-nothing import of (row number, raw record) pairs; dry_run reports and writes nothing.
-        `check` names more problems of a valid, placed row (the dry run reports them as the real import
-        would refuse them); `hook` sees each row's before/after inside the write's transaction."""
-        report = ImportReport(total=len(records), dry_run=dry_run)
+        """Import (row number, raw record) pairs: all-or-nothing, or only the rows without problems when
+        `good_rows_only`. New listings become `status` (draft = for review) unless the row says otherwise;
+        `source` (an organisation or document, never a file name) fills rows without 出典; `source_name`
+        (the file) goes to the history only. dry_run reports and writes nothing and keeps only a few facts
+        per row (records may be a lazy stream: memory stays flat however long the file). `check` names more
+        problems of a valid, placed row (the dry run reports them as the real import would refuse them);
+        `hook` sees each row's before/after inside the write's transaction."""
+        report = ImportReport(dry_run=dry_run, status=status)
         cleaned: list[tuple[int, dict[str, Any]]] = []
+        light: list[tuple[int, dict[str, Any]]] = []  # what the duplicate check needs (bounded)
         seen_ids: dict[str, int] = {}
+        bad_rows: list[int] = []
+        pending_ids: list[str] = []
+
+        def count_pending() -> None:
+            existing = {d["id"] for d in self.get_many_any(pending_ids)} if pending_ids else set()
+            report.updated += len(existing)
+            report.created += len(pending_ids) - len(existing)
+            pending_ids.clear()
+
+        def problem(found: Problem) -> None:
+            report.problem_count += 1
+            if len(report.problems) < MAX_REPORTED_PROBLEMS:
+                report.problems.append(found)
+
         for row_no, raw in records:
+            report.total += 1
+            if progress:
+                progress(1)
             if "__row_error__" in raw:
-                report.problems.append(Problem("row", raw["__row_error__"], row_no))
+                problem(Problem(raw.get("__row_field__", "row"), raw["__row_error__"], row_no))
+                bad_rows.append(row_no)
                 continue
             clean, problems = validate_listing(raw, row_no)
             if not problems:
                 problems = self.place(clean, row_no)
             if clean.get("id"):
                 if clean["id"] in seen_ids:
-                    problems.append(Problem("id", f"{seen_ids[clean['id']]}行目と同じ id です", row_no, clean["id"]))
+                    problems.append(Problem("id", f"{seen_ids[clean['id']]}行目と同じ id です。id を変えるか、どちらかの行を消してください",
+                                            row_no, clean["id"]))
                 seen_ids.setdefault(clean["id"], row_no)
             if clean.get("service_area") and not problems:
                 _geometry, _resolved, unresolved = self._resolve_area(clean["service_area"], clean.get("municipality_code"))
                 for name in unresolved:
                     report.warnings.append(Problem("service_area", f"地区「{name}」が見つかりません", row_no, name))
-            if not clean.get("source"):
-                clean["source"] = source_name[: fields.max_length("source") or 300]
             if not problems and check is not None:
                 problems = check(row_no, clean)
-            report.problems.extend(problems)
-            cleaned.append((row_no, clean))
-            if progress:
-                progress(1)
-        report.duplicates = self.likely_duplicates([(r, c) for r, c in cleaned])
-        if report.problems or dry_run:
+            for found in problems:
+                problem(found)
+            if problems:
+                bad_rows.append(row_no)
+                continue
+            if not clean.get("source") and source:
+                clean["source"] = source
+            if "status" not in clean:
+                clean["__new_status__"] = status
+            if dry_run:
+                if len(light) < DUPLICATE_CHECK_ROWS and clean.get("lat") is not None:
+                    light.append((row_no, {k: clean.get(k) for k in ("id", "name", "lat", "lon")}))
+                if clean.get("id"):
+                    pending_ids.append(clean["id"])
+                    if len(pending_ids) >= 500:
+                        count_pending()
+                else:
+                    report.created += 1
+            else:
+                cleaned.append((row_no, clean))
+        report.skipped_rows = bad_rows
+        checked = light if dry_run else cleaned[:DUPLICATE_CHECK_ROWS]
+        report.duplicates = self.likely_duplicates(checked)
+        if report.total > DUPLICATE_CHECK_ROWS:
+            report.warnings.append(Problem("file", f"重複の可能性は最初の {DUPLICATE_CHECK_ROWS:,}行だけ確かめました"))
+        if dry_run:
+            count_pending()
+            return report
+        if (report.problems and not good_rows_only) or not cleaned:
             self._count_changes(cleaned, report)
             return report
         self._write_import(cleaned, actor, report, hook, source_name)
@@ -850,7 +922,7 @@ class Directory:
         return [listing_to_dict(found[i]) for i in dict.fromkeys(ids) if i in found]
 
     def _write_import(self, cleaned: list[tuple[int, dict[str, Any]]], actor: str, report: ImportReport,
-                      hook: WriteHook | None = None, source_name: str = "") -> None:
+                      hook: WriteHook | None = None, source_name: str | None = None) -> None:
         """One transaction: new listings by bulk insert, changed ones through the ORM, history for each."""
         organizations: dict[str, int] = {}
         now = utcnow()
@@ -865,15 +937,19 @@ class Directory:
             areas: list[Listing] = []
             for _row_no, clean in cleaned:
                 clean.pop("version", None)
+                new_status = clean.pop("__new_status__", None)
                 listing_id = clean.pop("id", None) or self.new_id(clean)
                 listing = existing.get(listing_id)
                 if listing is None:
                     row = {**_listing_defaults(), **clean, "id": listing_id, "created_at": now, "updated_at": now,
                            "organization_id": self._organization_id(session, clean.get("operator"), organizations)}
+                    if new_status:
+                        row["status"] = new_status
                     new_rows.append(row)
                     if hook is not None:
                         hook(session, None, _public(row))
-                    history_rows.append(self._history_row(listing_id, 1, "import", actor, None, _public(row), clean.get("source")))
+                    history_rows.append(self._history_row(listing_id, 1, "import", actor, None, _public(row),
+                                                          source_name or clean.get("source")))
                     report.created += 1
                     continue
                 before = listing_to_dict(listing)
@@ -892,7 +968,7 @@ class Directory:
                 if hook is not None:
                     hook(session, before, after)
                 history_rows.append(self._history_row(listing_id, listing.version, "import", actor, before,
-                                                      after, clean.get("source")))
+                                                      after, source_name or clean.get("source")))
                 areas.append(listing)
                 report.updated += 1
             for start in range(0, len(new_rows), 1000):
@@ -950,7 +1026,11 @@ class Directory:
                                 "other": other_id, "other_origin": origin, "similarity": round(score, 1),
                                 "message": f"{row_no}行目「{clean['name']}」は{origin}の {other_id} と同じ場所の可能性があります",
                             })
-            grid.setdefault(k, []).append((clean.get("id") or f"row-{row_no}", name, lat, lon, f"{row_no}行目"))
+            if len(found) >= MAX_REPORTED_DUPLICATES:
+                break
+            here = grid.setdefault(k, [])
+            if len(here) < DUPLICATE_CELL_LIMIT:  # thousands of rows on one point must not cost n² comparisons
+                here.append((clean.get("id") or f"row-{row_no}", name, lat, lon, f"{row_no}行目"))
         return found
 
 

@@ -8,9 +8,10 @@ import io
 import json
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from resdb.fields import ELIGIBILITY_HEADERS, csv_headers, spec
+from resdb.intake import CLI_LIMITS, FileProblem, Limits, check_size, check_xlsx, csv_rows
 from resdb.validation import Problem
 from resdb.vocab import KINDS, WEEKDAYS
 
@@ -24,17 +25,9 @@ CSV_FIELDS = (
     "district", "venue", "operator", "phone", "email", "url", "targets", "activities", "schedule",
     "cost_yen", "capacity", "accepts_referrals", "group_size", "barrier_free", "pickup",
     "reservation_required", "holidays_closed", "eligibility", "service_area", "verified_at", "source",
-    "source_detail", "is_sample", "notes",
+    "source_detail", "is_sample", "notes", "source_url", "source_read_at", "location_private",
 )
 assert all(spec(name).writable for name in CSV_FIELDS)  # every column is a declared, writable field
-
-
-class FileProblem(ValueError):
-    """The file as a whole cannot be read (encoding, syntax, missing headers)."""
-
-    def __init__(self, problem: Problem) -> None:
-        super().__init__(str(problem))
-        self.problem = problem
 
 
 def decode(data: bytes) -> str:
@@ -83,67 +76,82 @@ def _fold_row(row: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
-def _table_records(headers: list[str], rows: Iterable[tuple[int, list[Any]]]) -> tuple[list[tuple[int, dict[str, Any]]], list[Problem]]:
+Records = Iterable[tuple[int, dict[str, Any]]]
+
+
+def _table_records(headers: list[str], rows: Iterable[tuple[int, list[Any]]], *,
+                   default_kind: str | None = None) -> tuple[Records, list[Problem]]:
+    """Lazy (row number, raw record) pairs for a table, and warnings about its header row."""
+    from resdb import opendata
+
+    municipal = opendata.detect(headers)
+    if municipal is not None:  # 自治体標準オープンデータセット: イベント一覧, 介護サービス事業所一覧, 子育て施設一覧
+        return opendata.read_table(municipal, headers, rows, default_kind=default_kind), []
     keys = [_header_key(h) for h in headers]
     warnings = [Problem(str(h), "この列は使われません（不明な見出し）", 1) for h, k in zip(headers, keys, strict=True) if k is None and str(h or "").strip()]
     if "name" not in keys:
-        raise FileProblem(Problem("name", "見出し行に 名称（name）の列がありません", 1))
-    if "kind" not in keys:
-        raise FileProblem(Problem("kind", "見出し行に 種別（kind）の列がありません", 1))
-    records = []
-    for row_no, cells in rows:
-        if not any(str(c).strip() for c in cells if c is not None):
-            continue
-        if len(cells) > len(headers) and any(str(c).strip() for c in cells[len(headers):] if c is not None):
-            records.append((row_no, {"__row_error__": f"列の数が見出し（{len(headers)}列）より多くなっています（{len(cells)}列）"}))
-            continue
-        row = {k: v for k, v in zip(keys, cells, strict=False) if k is not None}
-        records.append((row_no, _fold_row(row)))
-    return records, warnings
+        raise FileProblem(Problem("name", "見出し行に 名称（name）の列がありません。1行目に「名称」と書いてください", 1))
+    if "kind" not in keys and default_kind is None:
+        raise FileProblem(Problem("kind", "見出し行に 種別（kind）の列がありません。1行目に「種別」の列を加え、"
+                                  "通いの場・居場所 などを書いてください", 1))
+
+    def records() -> Records:
+        for row_no, cells in rows:
+            if not any(str(c).strip() for c in cells if c is not None):
+                continue
+            if len(cells) > len(headers) and any(str(c).strip() for c in cells[len(headers):] if c is not None):
+                yield row_no, {"__row_error__": f"列の数が見出し（{len(headers)}列）より多くなっています（{len(cells)}列）。"
+                                                "セルの中の , は引用符 \" で囲んでください"}
+                continue
+            row = {k: v for k, v in zip(keys, cells, strict=False) if k is not None}
+            if default_kind and not row.get("kind"):
+                row["kind"] = default_kind
+            yield row_no, _fold_row(row)
+
+    return records(), warnings
 
 
-def read_csv_text(text: str) -> tuple[list[tuple[int, dict[str, Any]]], list[Problem]]:
-    reader = csv.reader(io.StringIO(text, newline=""))
-    try:
-        headers = next(reader)
-    except StopIteration:
-        raise FileProblem(Problem("file", "ファイルが空です")) from None
-    except csv.Error as exc:
-        raise FileProblem(Problem("file", f"CSV として読めません: {exc}", 1)) from exc
-
-    def rows() -> Iterable[tuple[int, list[Any]]]:
-        try:
-            for cells in reader:
-                yield reader.line_num, cells
-        except csv.Error as exc:
-            raise FileProblem(Problem("file", f"CSV として読めません: {exc}", reader.line_num)) from exc
-
-    return _table_records(headers, rows())
+def read_csv_text(text: str, *, default_kind: str | None = None) -> tuple[list[tuple[int, dict[str, Any]]], list[Problem]]:
+    records, warnings = read_csv_stream(io.BytesIO(text.encode("utf-8")), default_kind=default_kind)
+    return list(records), warnings
 
 
-def read_xlsx(data: bytes) -> tuple[list[tuple[int, dict[str, Any]]], list[Problem]]:
+def read_csv_stream(stream: IO[bytes], *, default_kind: str | None = None,
+                    limits: Limits = CLI_LIMITS) -> tuple[Records, list[Problem]]:
+    """A CSV (or TSV) read lazily: encoding detected for the whole file, rows and cells within `limits`."""
+    headers, rows = csv_rows(stream, limits)
+    return _table_records(headers, rows, default_kind=default_kind)
+
+
+def read_xlsx(data: bytes | IO[bytes], *, default_kind: str | None = None,
+              limits: Limits = CLI_LIMITS) -> tuple[Records, list[Problem]]:
+    """The first sheet, after its cells are counted (a zip bomb is refused before any row is expanded)."""
     from openpyxl import load_workbook
 
+    check_xlsx(data, limits)
+    source = io.BytesIO(data) if isinstance(data, bytes) else data
+    if not isinstance(data, bytes):
+        source.seek(0)
     try:
-        workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except Exception as exc:  # openpyxl raises many kinds
-        raise FileProblem(Problem("file", f"Excel ファイルとして読めません: {exc}")) from exc
+        workbook = load_workbook(source, read_only=True, data_only=True)
+    except Exception:  # openpyxl raises many kinds
+        raise FileProblem(Problem("file", "Excel ファイル（.xlsx）として読めません。Excel で開いて .xlsx 形式で保存し直してください")) from None
     sheet = workbook.worksheets[0]
     rows = sheet.iter_rows(values_only=True)
     try:
         headers = [str(h) if h is not None else "" for h in next(rows)]
     except StopIteration:
-        raise FileProblem(Problem("file", "シートが空です")) from None
-    return _table_records(headers, ((i, list(r)) for i, r in enumerate(rows, start=2)))
+        raise FileProblem(Problem("file", "シートが空です。1行目に見出し（名称、種別 など）を書いてください")) from None
+    return _table_records(headers, ((i, list(r)) for i, r in enumerate(rows, start=2)), default_kind=default_kind)
 
 
 def read_json_data(payload: Any) -> list[tuple[int, dict[str, Any]]]:
     if isinstance(payload, dict) and payload.get("type") == "FeatureCollection":
         records = []
         for i, feature in enumerate(payload.get("features") or [], start=1):
-            properties = dict(feature.get("properties") or {})
-            geometry = feature.get("geometry") or {}
-            if geometry.get("type") == "Point":
+            properties = dict(feature.get("properties") or {}) if isinstance(feature, dict) else {}
+            geometry = (feature.get("geometry") if isinstance(feature, dict) else None) or {}
+            if geometry.get("type") == "Point" and isinstance(geometry.get("coordinates"), list) and len(geometry["coordinates"]) >= 2:
                 lon, lat = geometry["coordinates"][:2]
                 properties.setdefault("lat", lat)
                 properties.setdefault("lon", lon)
@@ -154,31 +162,52 @@ def read_json_data(payload: Any) -> list[tuple[int, dict[str, Any]]]:
     if isinstance(payload, dict):
         payload = [payload]
     if not isinstance(payload, list):
-        raise FileProblem(Problem("file", "JSON は掲載情報の配列にしてください"))
+        raise FileProblem(Problem("file", "JSON は掲載情報の配列（[{...}, {...}]）にしてください"))
     records = []
     for i, item in enumerate(payload, start=1):
-        records.append((i, item if isinstance(item, dict) else {"__row_error__": "オブジェクトではありません"}))
+        records.append((i, item if isinstance(item, dict) else {"__row_error__": f"{i}件目がオブジェクト（{{...}}）ではありません"}))
     return records
 
 
-def read_file(path: Path) -> tuple[list[tuple[int, dict[str, Any]]], list[Problem]]:
+def iter_file(path: Path, *, default_kind: str | None = None, limits: Limits = CLI_LIMITS) -> tuple[Records, list[Problem]]:
+    """(row number, raw record) pairs, lazily for CSV (memory stays flat), and file-level warnings."""
+    path = Path(path)
+    check_size(path.stat().st_size, limits)
+    suffix = path.suffix.lower()
+    if suffix in {".csv", ".txt", ".tsv"}:
+        stream = path.open("rb")
+        return read_csv_stream(stream, default_kind=default_kind, limits=limits)
+    if suffix in {".xlsx", ".xlsm"}:
+        return read_xlsx(path.open("rb"), default_kind=default_kind, limits=limits)
+    return read_bytes(path.read_bytes(), path.name, default_kind=default_kind, limits=limits)
+
+
+def read_file(path: Path, *, default_kind: str | None = None,
+              limits: Limits = CLI_LIMITS) -> tuple[list[tuple[int, dict[str, Any]]], list[Problem]]:
     """(row number, raw record) pairs and file-level warnings; FileProblem when unreadable."""
-    data = Path(path).read_bytes()
-    return read_bytes(data, Path(path).name)
+    records, warnings = iter_file(path, default_kind=default_kind, limits=limits)
+    return list(records), warnings
 
 
-def read_bytes(data: bytes, filename: str) -> tuple[list[tuple[int, dict[str, Any]]], list[Problem]]:
+def read_bytes(data: bytes, filename: str, *, default_kind: str | None = None,
+               limits: Limits = CLI_LIMITS) -> tuple[list[tuple[int, dict[str, Any]]], list[Problem]]:
+    check_size(len(data), limits)
     suffix = Path(filename).suffix.lower()
     if suffix in {".xlsx", ".xlsm"}:
-        return read_xlsx(data)
+        records, warnings = read_xlsx(data, default_kind=default_kind, limits=limits)
+        return list(records), warnings
     if suffix in {".json", ".geojson"}:
+        if not data.strip():
+            return [], []  # an empty file holds no listings (not an error)
         try:
             payload = json.loads(decode(data))
         except json.JSONDecodeError as exc:
-            raise FileProblem(Problem("file", f"JSON として読めません（{exc.lineno}行目 {exc.colno}文字目）", exc.lineno)) from exc
+            raise FileProblem(Problem("file", f"JSON として読めません（{exc.lineno}行目 {exc.colno}文字目）。"
+                                      "括弧 {} [] と , \" の対応を確かめてください", exc.lineno)) from None
         return read_json_data(payload), []
     if suffix in {".csv", ".txt", ".tsv"}:
-        return read_csv_text(decode(data))
+        records, warnings = read_csv_stream(io.BytesIO(data), default_kind=default_kind, limits=limits)
+        return list(records), warnings
     raise FileProblem(Problem("file", f"対応していない形式です（{suffix}）。CSV, JSON, GeoJSON, Excel (.xlsx) が使えます"))
 
 
@@ -234,6 +263,20 @@ def to_geojson(listings: Iterable[dict[str, Any]]) -> str:
 _HSDS_DAYS = {"mon": "MO", "tue": "TU", "wed": "WE", "thu": "TH", "fri": "FR", "sat": "SA", "sun": "SU"}
 
 
+HSDS_UNIT = {"id": "unit:persons", "name": "人", "scheme": "resdb", "identifier": "persons", "uri": None}
+
+
+def _hsds_datetime(value: Any) -> str | None:
+    """An ISO 8601 date-time (HSDS `updated`): dates become midnight Asia/Tokyo."""
+    if not value:
+        return None
+    text = str(value)
+    if "T" in text or " " in text:
+        text = text.replace(" ", "T")
+        return text if text.endswith("Z") or "+" in text[10:] else text + "Z"
+    return f"{text}T00:00:00+09:00"
+
+
 def to_hsds(listings: Iterable[dict[str, Any]], capacity_reports: dict[str, dict[str, Any]] | None = None) -> str:
     """Open Referral HSDS 3.1 style: organizations, services (with `service_capacity`: open places and when they
     were reported), locations, service_at_locations, schedules and phones as related arrays (stable ids). A venue
@@ -242,7 +285,7 @@ def to_hsds(listings: Iterable[dict[str, Any]], capacity_reports: dict[str, dict
     from resdb.venues import VENUE_KIND, venue_index, venue_of
 
     organizations: dict[str, dict[str, Any]] = {}
-    services, locations, links, schedules, phones = [], [], [], [], []
+    services, locations, links, schedules, phones, capacities = [], [], [], [], [], []
     listings = list(listings)
     venues = venue_index(listings)
 
@@ -293,11 +336,21 @@ def to_hsds(listings: Iterable[dict[str, Any]], capacity_reports: dict[str, dict
                 "opens_at": entry["start"], "closes_at": entry["end"], "timezone": 9,
                 "description": f"{WEEKDAYS[entry['weekday']]}曜 {entry['start']}〜{entry['end']}",
             })
+        if listing.get("capacity") is not None:
+            # When the host reported the number (a dated capacity report), that is when it was updated.
+            reported = services[-1]["capacities"][0]["updated"] if services[-1]["capacities"] else None
+            capacities.append({
+                "id": f"cap:{service_id}", "service_id": service_id, "unit_id": HSDS_UNIT["id"],
+                "available": listing["capacity"], "maximum": None,
+                "description": "参加支援の紹介で受け入れられる人数",
+                "updated": _hsds_datetime(reported or listing.get("updated_at") or listing.get("verified_at")),
+            })
         if listing.get("phone"):
             phones.append({"id": f"ph:{service_id}", "service_id": service_id, "number": listing["phone"], "type": "voice"})
     return json.dumps({
         "hsds_version": "3.1", "organizations": list(organizations.values()), "services": services,
         "locations": locations, "service_at_locations": links, "schedules": schedules, "phones": phones,
+        "service_capacity": capacities, "units": [HSDS_UNIT] if capacities else [],
     }, ensure_ascii=False, indent=1)
 
 

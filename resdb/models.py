@@ -48,6 +48,9 @@ class ListingBase(SQLModel):
     verified_at: date | None = None
     source: str | None = Field(default=None, max_length=L("source"))
     source_detail: str | None = Field(default=None, max_length=L("source_detail"))
+    source_url: str | None = Field(default=None, max_length=L("source_url"))
+    source_read_at: date | None = None  # when the source was read (verified_at stays empty until an editor confirms)
+    location_private: bool = False  # held in a private home: public outputs show the 町字 only
     is_sample: bool = False
     notes: str | None = Field(default=None, sa_type=Text)
 

@@ -7,7 +7,7 @@ listing out of the actor's scope). `OUTCOMES` maps every refusal to an HTTP stat
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -176,18 +176,24 @@ class Services:
         return self.directory.restore(listing_id, actor.email, to_version=to_version,
                                       hook=self._scope(actor, "listing.restore"))
 
-    def import_records(self, actor: Account, records: Sequence[tuple[int, dict[str, Any]]], *, source_name: str,
+    def import_records(self, actor: Account, records: Iterable[tuple[int, dict[str, Any]]], *, source_name: str,
                        dry_run: bool = False, read_problems: Sequence[Problem] = (),
-                       progress: Callable[[int], None] | None = None) -> ImportReport:
-        """All-or-nothing import. The dry run names every row the real import would refuse, scope included;
-        file-level problems (`read_problems`) make it a dry run."""
+                       progress: Callable[[int], None] | None = None, status: str = "published",
+                       good_rows_only: bool = False, source: str | None = None) -> ImportReport:
+        """Import (all-or-nothing, or only the good rows). The dry run names every row the real import
+        would refuse, scope included; file-level problems (`read_problems`) make it a dry run. `records`
+        may be a lazy stream: rows are checked one by one (stored listings looked up only for a scoped
+        editor). New listings land as `status` (draft for review unless the importer publishes)."""
         authorize(actor, "listing.import")
-        existing = {x["id"]: x for x in self.directory.get_many_any(
-            [str(r["id"]).strip() for _, r in records if isinstance(r.get("id"), str | int) and str(r["id"]).strip()])}
+        scoped = actor.role != "admin" and bool(actor.municipality_code or actor.operator)
 
         def in_scope(row_no: int, clean: dict[str, Any]) -> list[Problem]:
+            stored = None
+            if scoped and clean.get("id"):
+                found = self.directory.get_many_any([clean["id"]])
+                stored = found[0] if found else None
             try:
-                authorize(actor, "listing.import", existing.get(clean.get("id") or ""), clean)
+                authorize(actor, "listing.import", stored, clean)
             except Forbidden as refused:
                 field = "municipality_code" if actor.municipality_code else "operator"
                 return [Problem(field, f"{refused}（この行は取り込めません）", row_no)]
@@ -195,7 +201,8 @@ class Services:
 
         report = self.directory.import_records(
             records, actor=actor.email, source_name=source_name, dry_run=dry_run or bool(read_problems),
-            progress=progress, hook=self._scope(actor, "listing.import"), check=in_scope)
+            progress=progress, hook=self._scope(actor, "listing.import"), check=in_scope, status=status,
+            good_rows_only=good_rows_only, source=source)
         if read_problems:
             report.problems[:0] = list(read_problems)
             report.dry_run = dry_run

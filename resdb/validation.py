@@ -7,6 +7,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import lru_cache
 from typing import Any
 
 from resdb import schedule as schedule_mod
@@ -19,7 +20,7 @@ from resdb.fields import (
     names_of,
     spec,
 )
-from resdb.vocab import GROUP_SIZES, kind_id, target_id
+from resdb.vocab import GROUP_SIZES, KINDS, TARGETS, kind_id, target_id
 
 JAPAN_LAT = (spec("lat").minimum, spec("lat").maximum)
 JAPAN_LON = (spec("lon").minimum, spec("lon").maximum)
@@ -117,6 +118,19 @@ def parse_list(value: Any) -> list[str]:
     return [part.strip() for part in LIST_SPLIT.split(str(value)) if part.strip()]
 
 
+def parse_coordinate(value: Any, key: str) -> float:
+    """A decimal degree (36.7217); anything else is refused with what to write instead."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    text = unicodedata.normalize("NFKC", str(value)).strip()
+    try:
+        return float(text)
+    except ValueError:
+        example = "36.7217" if key == "lat" else "137.1107"
+        label = "緯度" if key == "lat" else "経度"
+        raise ValueError(f"{label}は 10進数の度で書いてください（例: {example}）。「北緯36度」や度分秒の書き方は読めません") from None
+
+
 def parse_date(value: Any) -> date:
     if isinstance(value, datetime):
         return value.date()
@@ -165,7 +179,7 @@ def validate_listing(raw: dict[str, Any], row: int | None = None, *, partial: bo
                 if isinstance(value, list | dict | bool):
                     raise ValueError("文字列で指定してください")
                 text = None if _blank(value) else str(value).strip()
-                if key == "url" and text and not re.match(r"^https?://", text, re.IGNORECASE):
+                if key in {"url", "source_url"} and text and not re.match(r"^https?://", text, re.IGNORECASE):
                     raise ValueError("http:// または https:// で始まる URL にしてください")
                 if text is not None and len(text) > (field_spec.max_length or 0):
                     raise ValueError(field_spec.bound_message())
@@ -187,7 +201,7 @@ def validate_listing(raw: dict[str, Any], row: int | None = None, *, partial: bo
                 if clean[key] is None and not field_spec.nullable:
                     del clean[key]  # a blank cell keeps the default (true / false as declared)
             elif key in FLOAT_FIELDS:
-                clean[key] = None if _blank(value) else parse_float(value)
+                clean[key] = None if _blank(value) else parse_coordinate(value, key)
             elif key == "id":
                 if not _blank(value):
                     text = str(value).strip()
@@ -199,7 +213,7 @@ def validate_listing(raw: dict[str, Any], row: int | None = None, *, partial: bo
                     raise ValueError("種別は必須です")
                 kind = kind_id(str(value))
                 if kind is None:
-                    raise ValueError("不明な種別です（ibasho, kayoi, shokudo, kosodate, chikatsu, work_trial, volunteer, learning, center, other または日本語の名称）")
+                    raise ValueError("不明な種別です。" + "・".join(KINDS.values()) + " のどれかを書いてください")
                 clean["kind"] = kind
             elif key == "municipality_code":
                 clean[key] = None if _blank(value) else municipality_code6(str(value))
@@ -220,7 +234,7 @@ def validate_listing(raw: dict[str, Any], row: int | None = None, *, partial: bo
                 clean[key] = _eligibility(value)
             elif key == "service_area":
                 clean[key] = _service_area(value)
-            elif key == "verified_at":
+            elif key in {"verified_at", "source_read_at"}:
                 clean[key] = None if _blank(value) else parse_date(value)
                 if clean[key] and clean[key] > date.today():
                     raise ValueError("未来の日付です")
@@ -234,14 +248,17 @@ def validate_listing(raw: dict[str, Any], row: int | None = None, *, partial: bo
                 if clean[key] is not None and not 0 <= clean[key] <= (field_spec.maximum or 0):
                     raise ValueError(field_spec.bound_message())
         except (ValueError, TypeError, OverflowError, RecursionError) as exc:
-            bad(key, str(exc) or "値が不正です", value)
+            message = str(exc)
+            # Never show Python's own wording (「could not convert …」): only our Japanese messages pass.
+            bad(key, message if re.search(r"[\u3040-\u30ff\u4e00-\u9fff]", message) else
+                "この値は読み取れません。項目の説明にある書き方で書いてください", value)
 
     if "targets" in clean:
         resolved = []
         for target in clean["targets"]:
             target_key = target_id(target)
             if target_key is None:
-                bad("targets", f"不明な対象です: {target}", target)
+                bad("targets", f"不明な対象です: {target}。" + "・".join(TARGETS.values()) + " から選んで書いてください", target)
             elif target_key not in resolved:
                 resolved.append(target_key)
         clean["targets"] = resolved
@@ -347,6 +364,25 @@ def schedule_from_text(text: str) -> list[dict[str, Any]]:
 def parse_schedule(value: Any) -> list[dict[str, Any]]:
     """A schedule from a list of entries, JSON text, or Japanese text; validated and normalized."""
     if isinstance(value, str):
+        # Long files repeat the same few schedule texts: parse each once (copies, since callers may change them).
+        return [dict(entry, **({"weeks": list(entry["weeks"])} if "weeks" in entry else {}))
+                for entry in _parse_schedule_text(value)]
+    return _parse_schedule_value(value)
+
+
+@lru_cache(maxsize=4096)
+def _parse_schedule_text(value: str) -> tuple[dict[str, Any], ...]:
+    return tuple(_parse_schedule_value(value))
+
+
+def _parse_schedule_value(value: Any) -> list[dict[str, Any]]:
+    if isinstance(value, str):
         text = value.strip()
-        value = json.loads(text) if text.startswith("[") else schedule_from_text(text)
+        if text.startswith("["):
+            try:
+                value = json.loads(text)
+            except json.JSONDecodeError:
+                raise ValueError("日程の JSON を読めません。「毎月第2・第4土曜 13:30〜15:00」のように日本語で書くこともできます") from None
+        else:
+            value = schedule_from_text(text)
     return schedule_mod.validate(value)

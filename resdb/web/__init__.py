@@ -78,6 +78,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         DEFAULT_MUNICIPALITY=geo.code6(config.setting("RESDB_DEFAULT_MUNICIPALITY") or "16211"),
         STALE_DAYS=int(config.setting("RESDB_STALE_DAYS") or 365),
         RATE_LIMIT=config.rate_limit(),  # per client IP: default a burst of 120 searches, then 2 per second
+        STAFF_RATE_LIMIT=config.rate_limit(name="RESDB_STAFF_RATE_LIMIT"),  # per signed-in account
+        TRUSTED_PROXIES=config.setting("RESDB_TRUSTED_PROXIES") or "",
         TODAY=today_tokyo,
         MAX_CONTENT_LENGTH=2 * 1024 * 1024,
         SESSION_COOKIE_HTTPONLY=True,

@@ -152,9 +152,16 @@ def resources_geojson() -> Response:
          responses={200: ("掲載情報（ETag: \"v<version>\"）", Listing), 304: "変更なし（If-None-Match）", 404: "見つからない"})
 def get_resource(listing_id: str) -> Response:
     listing = _get_or_404(listing_id)
+    # The public view (a private host's home at its 町字, no uploaded file name as 出典); editors get the
+    # stored listing, since their edits start from it.
+    account = auth.bearer_account() if request.headers.get("Authorization") else None
+    if account is None or not account.can_edit:
+        listing = get_directory().public_view(listing)
     if _etag(listing) in {t.strip() for t in request.headers.get("If-None-Match", "").split(",")}:
-        return Response(status=304, headers={"ETag": _etag(listing)})
-    return _listing_response(listing)
+        return Response(status=304, headers={"ETag": _etag(listing), "Vary": "Authorization"})
+    response = _listing_response(listing)
+    response.headers["Vary"] = "Authorization"
+    return response
 
 
 @bp.get("/resources/<listing_id>/history")

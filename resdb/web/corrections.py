@@ -10,6 +10,7 @@ from resdb.directory import NotFound
 from resdb.services import Services
 from resdb.validation import ValidationFailed
 from resdb.web.errors import ApiError
+from resdb.web.security import request_ip
 from resdb.workspace import RateLimited, client_key
 
 
@@ -52,7 +53,7 @@ def report(listing_id: str) -> Response:
     try:
         Services(_directory()).submit_correction(
             listing_id, values["message"], proposed=proposed or None, contact=values["contact"] or None,
-            client=client_key(request.remote_addr, current_app.config["SECRET_KEY"]))
+            client=client_key(request_ip(), current_app.config["SECRET_KEY"]))
     except ValidationFailed as error:
         problems: dict[str, list[str]] = {}
         for problem in error.problems:

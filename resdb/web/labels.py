@@ -102,7 +102,9 @@ def freshness(verified_at: Any, today: date, stale_days: int) -> dict[str, Any]:
 
 def source_label(source: str | None) -> dict[str, str | None]:
     """「射水市 重層的支援体制整備事業実施計画」 plus the file name for plan files; other sources as given."""
-    if not source:
+    from resdb.intake import is_file_name
+
+    if not source or is_file_name(source):  # an uploaded file's name is not a source a resident can check
         return {"label": "出典の記載なし", "file": None}
     match = _PLAN_FILE.match(source.strip())
     if match and match.group(1) in PLAN_MUNICIPALITIES:

@@ -89,7 +89,7 @@ def search() -> Response:
 
 def _listing_or_404(listing_id: str) -> dict[str, Any]:
     try:
-        return get_directory().get(listing_id)
+        return get_directory().get_public(listing_id)
     except NotFound:
         raise ApiError(404, "お探しの掲載情報は見つかりませんでした。削除されたか、アドレスが変わった可能性があります。") from None
 

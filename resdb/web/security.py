@@ -1,9 +1,11 @@
-"""Security headers on every response (strict CSP, no inline script) and a per-IP token-bucket rate limit."""
+"""Security headers on every response (strict CSP, no inline script) and token-bucket rate limits that fit
+offices: signed-in staff per account, anonymous clients per IP (X-Forwarded-For only from trusted proxies)."""
 
 from __future__ import annotations
 
 import functools
 import hmac
+import ipaddress
 import math
 import secrets
 import threading
@@ -100,19 +102,88 @@ class TokenBucket:
                 del self._buckets[key]
 
 
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def parse_proxies(value: str | None) -> tuple[Network, ...]:
+    """Trusted proxy addresses / networks from "10.0.0.1, 192.168.0.0/24" (empty: trust none)."""
+    networks = []
+    for part in (value or "").replace(";", ",").split(","):
+        if part.strip():
+            networks.append(ipaddress.ip_network(part.strip(), strict=False))
+    return tuple(networks)
+
+
+def _trusted(address: str, proxies: tuple[Network, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address.strip())
+    except ValueError:
+        return False
+    return any(ip in network for network in proxies)
+
+
+def client_ip(remote_addr: str | None, forwarded_for: str | None, proxies: tuple[Network, ...]) -> str:
+    """The client's address: `X-Forwarded-For` is believed only when the connection comes from a trusted
+    proxy, and then read from the right, skipping further trusted proxies (the rightmost untrusted hop)."""
+    address = remote_addr or "unknown"
+    if not proxies or not forwarded_for or not _trusted(address, proxies):
+        return address
+    hops = [h.strip() for h in forwarded_for.split(",") if h.strip()]
+    for hop in reversed(hops):
+        if not _trusted(hop, proxies):
+            try:
+                return str(ipaddress.ip_address(hop))
+            except ValueError:
+                return address  # a malformed header from the client side: fall back to the proxy
+    return hops[0] if hops else address
+
+
+def request_ip() -> str:
+    return client_ip(request.remote_addr, request.headers.get("X-Forwarded-For"),
+                     current_app.config.get("TRUSTED_PROXIES") or ())
+
+
 def init_rate_limit(app: Flask) -> None:
     setting = app.config.get("RATE_LIMIT")
+    staff = app.config.get("STAFF_RATE_LIMIT")
     app.extensions["resdb.limiter"] = TokenBucket(*setting) if setting else None
+    app.extensions["resdb.staff_limiter"] = TokenBucket(*staff) if staff else None
+    proxies = app.config.get("TRUSTED_PROXIES")
+    if isinstance(proxies, str):
+        app.config["TRUSTED_PROXIES"] = parse_proxies(proxies)
 
 
-def rate_limited(view: F) -> F:
-    """Refuse with 429 (JSON under /api, a Japanese page elsewhere) when the client's bucket is empty."""
+def _staff_key() -> str | None:
+    """"account:<id>" for a signed-in staff member (session cookie or API token), else None."""
+    from resdb.web import auth
+
+    account = None
+    if "sid" in session:
+        account = auth.session_account()
+    elif request.headers.get("Authorization"):
+        account = auth.bearer_account()
+    return f"account:{account.id}" if account is not None else None
+
+
+def rate_limit_key() -> tuple[TokenBucket | None, str]:
+    """Which bucket a request draws from: its staff account's, else its client IP's."""
+    staff_limiter: TokenBucket | None = current_app.extensions.get("resdb.staff_limiter")
+    key = _staff_key() if (staff_limiter is not None or current_app.extensions.get("resdb.limiter")) else None
+    if key is not None:
+        return staff_limiter, key
+    return current_app.extensions.get("resdb.limiter"), "ip:" + request_ip()
+
+
+def rate_limited(view: F, scope: str = "") -> F:
+    """Refuse with 429 (JSON under /api, a Japanese page elsewhere) when the client's bucket is empty.
+    Views with another `scope` (sign-in) count apart from searches."""
 
     @functools.wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        limiter: TokenBucket | None = current_app.extensions.get("resdb.limiter")
+        limiter, key = rate_limit_key()
+        key = f"{scope}:{key}" if scope else key
         if limiter is not None:
-            wait = limiter.take(request.remote_addr or "unknown")
+            wait = limiter.take(key)
             if wait > 0:
                 retry = str(max(1, math.ceil(wait)))
                 raise ApiError(429, f"アクセスが集中しています。{retry}秒ほど待ってから、もう一度お試しください。",
@@ -121,6 +192,11 @@ def rate_limited(view: F) -> F:
 
     wrapper.__rate_limited__ = True  # type: ignore[attr-defined]
     return wrapper  # type: ignore[return-value]
+
+
+def rate_limited_as(scope: str) -> Callable[[F], F]:
+    """`rate_limited` with buckets of its own (e.g. "login": residents' searches never block a sign-in)."""
+    return lambda view: rate_limited(view, scope)
 
 
 CSRF_FIELD = "csrf_token"

@@ -10,7 +10,7 @@ from flask import Blueprint, Response, redirect, render_template, request, url_f
 from resdb import accounts
 from resdb.web import get_directory
 from resdb.web.auth import session_account, sign_in, sign_out
-from resdb.web.security import rate_limited
+from resdb.web.security import rate_limited_as
 from resdb.workspace import audit_now
 
 bp = Blueprint("staff", __name__)
@@ -49,7 +49,7 @@ def login() -> Any:
 
 
 @bp.post("/login")
-@rate_limited
+@rate_limited_as("login")
 def login_post() -> Any:
     email = (request.form.get("email") or "").strip()
     password = request.form.get("password") or ""

@@ -67,7 +67,9 @@ def test_dry_run_then_import(instance: Path, tmp_path: Path) -> None:
     dry = json.loads(run(instance, "import", str(good), "--dry-run", "--json").output)
     assert dry["created"] == 1 and not dry["written"]
     assert json.loads(run(instance, "search", "CLIテスト", "--json").output)["total"] == 0
-    assert run(instance, "import", str(good)).exit_code == 0
+    assert run(instance, "import", str(good)).exit_code == 0  # lands as a draft for review: not public yet
+    assert json.loads(run(instance, "search", "CLIテスト", "--json").output)["total"] == 0
+    assert run(instance, "import", str(good), "--publish").exit_code == 0
     found = json.loads(run(instance, "search", "CLIテスト", "--json").output)["items"]
     assert found[0]["district"] == "戸破" and found[0]["schedule"][0]["weekday"] == "fri"
 

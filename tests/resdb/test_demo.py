@@ -4,11 +4,13 @@ and the 射水市 demo answers the questions the issue names."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
 from resdb.demo import listing_files
 from resdb.directory import Directory
+from resdb.exchange import read_file
 from resdb.search import SearchQuery
 
 PLAN_FILES = {"000_58df7db5238c0035.txt", "001_35703290ad656668.txt", "002_c485c2aed9bec652.txt",
@@ -38,8 +40,43 @@ def test_plan_facts_cite_the_plan_and_samples_are_labelled() -> None:
             if path.stem.endswith("_samples"):
                 assert listing["is_sample"] is True and listing["source"] == "sample"
                 assert listing["name"].startswith("（サンプル）")
+            elif path.stem.endswith("_leads"):
+                continue  # public sources other than the plans (next test)
             elif not path.stem.endswith("_venues"):
                 assert listing["source"] in PLAN_FILES and not listing.get("is_sample")
+
+
+MOBILE = re.compile(r"0[789]0-?\d{4}-?\d{4}")
+
+
+def test_public_source_listings_name_their_source_and_wait_for_an_editor() -> None:
+    leads = [(path, x) for path in listing_files() if path.stem.endswith("_leads")
+             for x in json.loads(path.read_text(encoding="utf-8"))]
+    assert {path.stem.split("_")[0] for path, _ in leads} >= {"16211", "13225", "28206", "07204"}
+    for path, listing in leads:
+        where = (path.name, listing["id"])
+        assert listing["source"] and not re.search(r"\.(txt|csv|json|xlsx)$", listing["source"]), where
+        assert "source_url" in listing and (listing["source_url"] is None or listing["source_url"].startswith("https://")), where
+        assert listing["source_read_at"] and listing["verified_at"] is None and not listing.get("is_sample"), where
+        assert not MOBILE.search(json.dumps(listing, ensure_ascii=False)), where  # no private phone numbers
+        if listing.get("location_private"):
+            assert not listing.get("address") and listing.get("lat") is None, where
+
+
+def test_private_home_is_shipped_private_and_shown_at_municipality_level(demo_directory: Directory) -> None:
+    home = demo_directory.get("ashiya-tsudoiba-yu-mi")
+    assert home["location_private"] is True
+    shown = demo_directory.public_view(home)
+    assert shown["address"] == "芦屋市" and shown["location_precision"] == "municipality"
+
+
+def test_every_municipality_file_loads_and_none_reads_as_a_failure(demo_directory: Directory) -> None:
+    codes = {x["municipality_code"] for x in demo_directory.all_listings() if not x["id"].endswith("-venue")}
+    assert {"162116", "132250", "282065", "072044", "465330"} <= codes
+    for path in listing_files():
+        if path.stem.endswith(("_leads", "_iwaki")):
+            records, _ = read_file(path)
+            assert records, path.name
 
 
 def test_search_saron_finds_the_salons_first(demo_directory: Directory) -> None:

@@ -215,8 +215,8 @@ def test_import_dry_run_then_confirm(staff: Any) -> None:
     client = staff.login("imizu@example.jp")
     response = _upload(client, CSV_BAD)
     html = response.get_data(as_text=True)
-    assert response.status_code == 422 and "3" in html and "kind" in html and "lat" in html
-    assert "/editor/import/confirm" not in html
+    assert response.status_code == 422 and "3" in html and "種別" in html and "緯度" in html
+    assert "問題のない 1件だけ取り込む" in html  # the good row may be imported alone (never silently)
     response = _upload(client, CSV_OK, "../../evil name.csv")
     html = response.get_data(as_text=True)
     assert response.status_code == 200, html[:2000]
@@ -228,7 +228,8 @@ def test_import_dry_run_then_confirm(staff: Any) -> None:
     token = csrf_of(client, "/editor/import")
     done = client.post("/editor/import/confirm", data={"csrf_token": token, "upload": stored, "original": "evil name.csv"})
     assert done.status_code == 200 and "取り込みました" in done.get_data(as_text=True)
-    assert staff.directory.get("imp-1")["name"] == "新しい通いの場"
+    new = staff.directory.get("imp-1", include_unpublished=True)
+    assert new["name"] == "新しい通いの場" and new["status"] == "draft"  # new listings wait for review
     assert staff.directory.get("t-salon")["phone"] == "0766-00-0002"
     assert not (staff.directory.instance_dir / "uploads" / stored).exists()
     assert any(e["action"] == "import" for e in audit_entries(staff.directory.engine))
