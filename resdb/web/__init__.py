@@ -57,7 +57,7 @@ def _gzip(response: Response) -> Response:
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """The web app. `test_config` may give DIRECTORY (an open Directory), or DATABASE_URL / INSTANCE, and
     override any setting (TILE_URL, RATE_LIMIT=(burst, per_second) or None, TODAY=callable, …)."""
-    from resdb.web import api, coordinator, corrections, editor, match, public, staff
+    from resdb.web import api, basemap, coordinator, corrections, editor, match, public, staff
     from resdb.web.errors import register_error_handlers
     from resdb.web.features import FeatureCache
     from resdb.web.labels import register_filters
@@ -88,7 +88,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     directory = _open_directory(settings)
     app.extensions["resdb"] = directory
-    app.extensions["resdb.features"] = FeatureCache(directory)
+    app.extensions["resdb.features"] = FeatureCache(directory, lambda: app.config["TODAY"]())
     app.config["SECRET_KEY"] = _secret_key(settings, directory)
 
     register_filters(app)
@@ -109,6 +109,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(match.bp)
     app.register_blueprint(staff.bp)
     app.register_blueprint(corrections.bp)
+    app.register_blueprint(basemap.bp)
+    app.extensions["resdb.basemap"] = basemap.BasemapCache()
     return app
 
 

@@ -84,7 +84,9 @@ def _page(template: str, status: int = 200, **context: Any) -> Response:
 
 
 def _map_settings() -> dict[str, Any]:
-    return {"tileUrl": current_app.config["TILE_URL"], "tileAttribution": current_app.config["TILE_ATTRIBUTION"]}
+    from resdb.web.basemap import map_settings
+
+    return map_settings(current_app.config["DEFAULT_MUNICIPALITY"])
 
 
 def _int(value: Any) -> int | None:

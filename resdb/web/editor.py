@@ -192,7 +192,9 @@ def _form_context(values: dict[str, Any], **extra: Any) -> dict[str, Any]:
     blank = {"weekday": "", "weeks": [], "start": "", "end": ""}
     rows = list(values["schedule"]) + [dict(blank) for _ in range(BLANK_SCHEDULE_ROWS)]
     lat, lon = values.get("lat"), values.get("lon")
-    map_config = {"tileUrl": current_app.config["TILE_URL"], "tileAttribution": current_app.config["TILE_ATTRIBUTION"]}
+    from resdb.web.basemap import map_settings
+
+    map_config = map_settings(values.get("municipality_code") or current_app.config["DEFAULT_MUNICIPALITY"])
     return {"values": values, "schedule_rows": rows, "kinds": KINDS, "targets": TARGETS, "weekdays": WEEKDAYS,
             "group_sizes": GROUP_SIZES, "map_config": map_config, "point": bool(lat and lon),
             "problems": {}, **extra}

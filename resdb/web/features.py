@@ -7,7 +7,9 @@ import gzip
 import json
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import date
 from typing import Any
 
 import numpy as np
@@ -15,6 +17,7 @@ import numpy as np
 from resdb.directory import Directory
 from resdb.search import SearchQuery
 from resdb.vocab import KINDS
+from resdb.web.labels import session_ja, upcoming, yen
 
 _KIND_ORDER = {kind: n for n, kind in enumerate(KINDS)}
 
@@ -34,8 +37,17 @@ class Snapshot:
     bounds_by_municipality: dict[str, tuple[float, float, float, float]]
 
 
-def compact_feature(listing: dict[str, Any]) -> dict[str, Any]:
-    """The map's feature: a point and id, name, kind, kind_label, is_sample."""
+def _when(listing: dict[str, Any], today: date | None) -> str | None:
+    """「次回 12月3日（水）13:30」, or None (no schedule, or no session in the next six weeks)."""
+    if today is None or not listing.get("schedule"):
+        return None
+    sessions = upcoming(listing, today, count=1)
+    return f"次回 {session_ja(sessions[0])}" if sessions else None
+
+
+def compact_feature(listing: dict[str, Any], today: date | None = None) -> dict[str, Any]:
+    """The map's feature: a point and id, name, kind, kind_label, is_sample; with `today`, also the next
+    session (`next`) and the cost in words (`cost`, None when unknown)."""
     geometry = None
     if listing.get("lat") is not None and listing.get("lon") is not None:
         geometry = {"type": "Point", "coordinates": [listing["lon"], listing["lat"]]}
@@ -47,6 +59,8 @@ def compact_feature(listing: dict[str, Any]) -> dict[str, Any]:
         "properties": {
             "id": listing["id"], "name": listing.get("name") or "", "kind": kind,
             "kind_label": KINDS.get(kind, KINDS["other"]), "is_sample": bool(listing.get("is_sample")),
+            "next": _when(listing, today),
+            "cost": None if listing.get("cost_yen") is None else yen(listing.get("cost_yen")),
         },
     }
 
@@ -57,7 +71,7 @@ def _sort_key(listing: dict[str, Any]) -> tuple[Any, ...]:
             listing.get("name_kana") or listing.get("name") or "", listing["id"])
 
 
-def build_snapshot(directory: Directory, revision: str) -> Snapshot:
+def build_snapshot(directory: Directory, revision: str, today: date | None = None) -> Snapshot:
     listings = sorted(directory.iter_published(), key=_sort_key)
     count = len(listings)
     lon = np.zeros(count, dtype=np.float64)
@@ -68,7 +82,7 @@ def build_snapshot(directory: Directory, revision: str) -> Snapshot:
     encoded: list[bytes] = []
     for n, listing in enumerate(listings):
         ids.append(listing["id"])
-        encoded.append(json.dumps(compact_feature(listing), ensure_ascii=False, separators=(",", ":")).encode())
+        encoded.append(json.dumps(compact_feature(listing, today), ensure_ascii=False, separators=(",", ":")).encode())
         if listing.get("lat") is not None and listing.get("lon") is not None:
             lon[n], lat[n], has_point[n] = listing["lon"], listing["lat"], True
         municipality[n] = listing.get("municipality_code") or ""
@@ -91,23 +105,25 @@ def _bbox_only(query: SearchQuery) -> bool:
 
 
 class FeatureCache:
-    """One snapshot per app, rebuilt when `directory.revision()` moves."""
+    """One snapshot per app, rebuilt when `directory.revision()` moves or the day changes (next dates)."""
 
-    def __init__(self, directory: Directory) -> None:
+    def __init__(self, directory: Directory, today: Callable[[], date] | None = None) -> None:
         self.directory = directory
+        self.today = today
         self._snapshot: Snapshot | None = None
         self._lock = threading.Lock()
         self._gzipped: OrderedDict[str, bytes] = OrderedDict()
         self._gzip_lock = threading.Lock()
 
     def snapshot(self) -> Snapshot:
-        revision = self.directory.revision()
+        today = self.today() if self.today else None
+        revision = f"{self.directory.revision()}@{today.isoformat() if today else ''}"
         current = self._snapshot
         if current is not None and current.revision == revision:
             return current
         with self._lock:
             if self._snapshot is None or self._snapshot.revision != revision:
-                self._snapshot = build_snapshot(self.directory, revision)
+                self._snapshot = build_snapshot(self.directory, revision, today)
             return self._snapshot
 
     def bounds(self, municipality_code: str | None = None) -> tuple[float, float, float, float] | None:

@@ -10,6 +10,7 @@ from flask import Blueprint, Response, current_app, render_template, request, ur
 from resdb.directory import NotFound
 from resdb.vocab import TARGETS
 from resdb.web import get_directory
+from resdb.web.basemap import map_settings
 from resdb.web.errors import ApiError
 from resdb.web.labels import freshness, source_label, upcoming
 from resdb.web.params import PAGE_SIZE, form_args, parse_search
@@ -23,13 +24,6 @@ def municipality_options() -> list[tuple[str, str]]:
     gazetteer = get_directory().gazetteer()
     found = {r.municipality_code: r.name for r in gazetteer.records if r.level == "municipality"}
     return sorted(found.items())
-
-
-def _map_settings() -> dict[str, Any]:
-    return {
-        "tileUrl": current_app.config["TILE_URL"],
-        "tileAttribution": current_app.config["TILE_ATTRIBUTION"],
-    }
 
 
 def _initial_bounds(form: dict[str, Any]) -> list[list[float]] | None:
@@ -55,7 +49,7 @@ def _render(template: str, status: int = 200, **context: Any) -> Response:
 def index() -> Response:
     parsed = parse_search(request.args, today=_today(), paging="page")
     config = {
-        **_map_settings(),
+        **map_settings(parsed.form.get("municipality") or current_app.config["DEFAULT_MUNICIPALITY"]),
         "geojsonUrl": url_for("api.resources_geojson"),
         "lookupUrl": url_for("api.areas_lookup"),
         "searchUrl": url_for("public.search"),
@@ -97,10 +91,19 @@ def resource(listing_id: str) -> Response:
     listing = _listing_or_404(listing_id)
     today = _today()
     area = listing.get("service_area") or {}
-    map_config = {**_map_settings(), "lat": listing.get("lat"), "lon": listing.get("lon"), "name": listing["name"]}
+    map_config = {**map_settings(listing.get("municipality_code")), "lat": listing.get("lat"), "lon": listing.get("lon"),
+                  "name": listing["name"]}
+    town = None
+    if listing.get("lat") is not None and listing.get("lon") is not None:
+        try:
+            found = get_directory().gazetteer().town_at(listing["lat"], listing["lon"], listing.get("municipality_code"))
+        except ValueError:  # an unreadable municipality code: name no 町字 rather than fail
+            found = None
+        town = found.name if found is not None else None
     return _render(
         "resource.html",
         listing=listing,
+        town=town,
         sessions=upcoming(listing, today),
         freshness=freshness(listing.get("verified_at"), today, current_app.config["STALE_DAYS"]),
         source=source_label(listing.get("source")),

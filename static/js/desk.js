@@ -24,7 +24,7 @@
   L.control.zoom({zoomInTitle: "拡大", zoomOutTitle: "縮小"}).addTo(map);
   L.control.scale({imperial: false}).addTo(map);
   map.attributionControl.setPrefix(false);
-  R.tileLayer(config).addTo(map);
+  R.baseLayer(map, config);
 
   if (config.points) {
     var bounds = [];
@@ -53,7 +53,9 @@
       },
       onEachFeature: function (feature, featureLayer) {
         var props = feature.properties;
-        featureLayer.bindTooltip(props.name + (props.approximate ? "（近似）" : "") + ": 不足 " + props.unmet + "人 / ニーズ " + props.needs + "人");
+        // A text node, never an HTML string: district names come from imported files.
+        featureLayer.bindTooltip(el("span", {text: String(props.name) + (props.approximate ? "（近似）" : "") +
+          ": 不足 " + Number(props.unmet) + "人 / ニーズ " + Number(props.needs) + "人"}));
       }
     }).addTo(map);
     map.fitBounds(layer.getBounds(), {padding: [10, 10]});

@@ -22,12 +22,42 @@
   L.control.zoom({zoomInTitle: "拡大", zoomOutTitle: "縮小"}).addTo(map);
   L.control.scale({imperial: false}).addTo(map);
   map.attributionControl.setPrefix(false);
-  R.tileLayer(config).addTo(map);
+  R.baseLayer(map, config);
   if (config.bounds) {
     map.fitBounds(config.bounds, {padding: [10, 10], maxZoom: 15});
   } else {
     map.setView([36.2, 138.0], 5);
   }
+
+  // -- phones: the list first, the map behind a toggle ----------------------------------------------
+  const layout = document.querySelector(".map-layout");
+  const toggle = document.getElementById("map-toggle");
+  const narrow = window.matchMedia ? window.matchMedia("(max-width: 59.99rem)") : null;
+  let mapOpen = false;
+
+  function showMap(open) {
+    if (!layout || !toggle || !narrow || !narrow.matches) { return; }
+    mapOpen = open;
+    layout.classList.toggle("map-layout--map-open", open);
+    toggle.setAttribute("aria-expanded", open ? "true" : "false");
+    toggle.textContent = open ? "地図を閉じて一覧だけにする" : "地図を表示";
+    if (open) { map.invalidateSize(); }
+  }
+
+  function applyLayout() {
+    const listFirst = !!(layout && toggle && narrow && narrow.matches);
+    if (layout) { layout.classList.toggle("map-layout--list-first", listFirst); }
+    if (toggle) { toggle.parentNode.hidden = !listFirst; }
+    if (listFirst) { showMap(mapOpen); } else if (layout) { layout.classList.remove("map-layout--map-open"); map.invalidateSize(); }
+  }
+
+  if (toggle) {
+    toggle.addEventListener("click", function () { showMap(!mapOpen); });
+  }
+  if (narrow) {
+    if (narrow.addEventListener) { narrow.addEventListener("change", applyLayout); } else if (narrow.addListener) { narrow.addListener(applyLayout); }
+  }
+  applyLayout();
 
   function clusterIcon(cluster) {
     const count = cluster.getChildCount();
@@ -44,6 +74,31 @@
   });
   map.addLayer(cluster);
 
+  // -- keyboard: an opened popup takes focus (its link first); Esc closes it and focus goes back ------
+  let returnFocus = null;
+  map.on("popupopen", function (event) {
+    const node = event.popup.getElement();
+    if (!node) { return; }
+    const active = document.activeElement;
+    if (!returnFocus && active && active !== document.body && !node.contains(active)) { returnFocus = active; }
+    const link = node.querySelector(".leaflet-popup-content a");
+    if (link) { window.setTimeout(function () { link.focus({preventScroll: true}); }, 0); }
+    node.addEventListener("keydown", function (keyEvent) {
+      if (keyEvent.key === "Escape" || keyEvent.key === "Esc") {
+        keyEvent.preventDefault();
+        keyEvent.stopPropagation();
+        map.closePopup();
+      }
+    });
+  });
+  map.on("popupclose", function () {
+    const target = returnFocus;
+    returnFocus = null;
+    if (target && document.contains(target) && (document.activeElement === document.body || mapNode.contains(document.activeElement))) {
+      target.focus({preventScroll: true});
+    }
+  });
+
   // -- markers and popups -------------------------------------------------------------------------
   const markers = new Map(); // id -> marker
   let features = []; // last response, in server order
@@ -56,16 +111,29 @@
     return config.detailUrl.replace("__ID__", encodeURIComponent(id));
   }
 
+  /** 「次回 12月3日（水）13:30」・「無料」 as text, or null when neither is known. */
+  function whenAndCost(props, className) {
+    const parts = [];
+    if (props.next) { parts.push(props.next); }
+    if (props.cost) { parts.push("費用 " + props.cost); }
+    return parts.length ? el("span", {className: className, text: parts.join("・")}) : null;
+  }
+
   function popupContent(props) {
+    const when = whenAndCost(props, "popup__when");
     return el("div", {className: "popup"}, [
       el("p", {className: "popup__title"}, [el("a", {href: detailUrl(props.id)}, [props.name])]),
       el("p", {className: "popup__meta"}, [
         el("span", {className: "tag tag--" + kindClass(props.kind), text: props.kind_label}),
         props.is_sample ? " " : null,
         props.is_sample ? R.sampleBadge(config.sampleLabel) : null
-      ])
+      ]),
+      when ? el("p", {className: "popup__facts"}, [when]) : null
     ]);
   }
+
+  // Popups stay clear of the zoom control (top left) and the attribution (bottom right).
+  const POPUP_OPTIONS = {maxWidth: 280, autoPanPaddingTopLeft: L.point(56, 12), autoPanPaddingBottomRight: L.point(12, 36)};
 
   function makeMarker(feature) {
     const props = feature.properties;
@@ -81,7 +149,7 @@
       riseOnHover: true
     });
     marker.feature = feature;
-    marker.bindPopup(function () { return popupContent(props); }, {maxWidth: 280});
+    marker.bindPopup(function () { return popupContent(props); }, POPUP_OPTIONS);
     return marker;
   }
 
@@ -119,10 +187,15 @@
     button.setAttribute("aria-label", props.name + " を地図で表示");
     button.addEventListener("click", function () {
       const marker = markers.get(String(f.id));
-      if (marker) { showInMap(marker); }
+      if (!marker) { return; }
+      returnFocus = button;
+      showMap(true);
+      showInMap(marker);
     });
+    const when = whenAndCost(props, "visible-list__when");
     return el("li", {className: "visible-list__item"}, [
       el("a", {href: detailUrl(props.id), className: "visible-list__name"}, [props.name]),
+      when,
       el("span", {className: "visible-list__meta"}, [
         el("span", {className: "tag tag--" + kindClass(props.kind), text: props.kind_label}),
         props.is_sample ? " " : null,
