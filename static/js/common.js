@@ -87,12 +87,13 @@
     return state;
   }
 
-  var LABEL_ZOOM = {municipality: [0, 11], chiku: [12, 13], town: [14, 20]};
+  var LABEL_ZOOM = {municipality: [0, 12], chiku: [12, 13], town: [14, 20]};
 
   function drawBuiltin(map, config, reason, opts) {
     var L = window.L;
     var container = map.getContainer();
     container.classList.add("map--builtin");
+    if (window.performance && performance.mark) { performance.mark("resdb-basemap-start"); }
     if (!map.getPane("basemap")) {
       map.createPane("basemap").style.zIndex = 250;
       map.createPane("basemapLabels").style.zIndex = 350;
