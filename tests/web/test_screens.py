@@ -1,0 +1,90 @@
+"""Screens that fit the work (server side): the correction form, map features with next dates, the base map."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from tests.web.conftest import csrf_of
+
+
+def test_correction_form_prefills_current_values_and_gives_a_reference(staff: Any) -> None:
+    public = staff.client()
+    html = public.get("/resources/t-salon/report").get_data(as_text=True)
+    assert 'value="100"' in html  # cost
+    assert re.search(r'id="report-schedule"[^>]*value="[^"]*水曜', html)
+    token = csrf_of(public, "/resources/t-salon/report")
+    # the resident changes only the phone; the pre-filled schedule and cost are not proposed
+    schedule_text = re.search(r'id="report-schedule"[^>]*value="([^"]*)"', html).group(1)  # type: ignore[union-attr]
+    response = public.post("/resources/t-salon/report", data={
+        "csrf_token": token, "message": "電話が変わりました", "phone": "0766-99-9999", "cost_yen": "100",
+        "schedule": schedule_text.replace("&amp;", "&"), "address": ""})
+    body = response.get_data(as_text=True)
+    assert response.status_code == 200
+    reference = re.search(r"受付番号: <strong class=\"reference\">(R-\d{6})</strong>", body)
+    assert reference
+    from resdb.workspace import Workspace
+
+    stored = Workspace(staff.directory).corrections()
+    assert stored[0]["proposed"] == {"phone": "0766-99-9999"}
+    assert reference.group(1) == f"R-{stored[0]['id']:06d}"
+
+
+def test_correction_errors_come_with_a_focusable_summary(staff: Any) -> None:
+    public = staff.client()
+    token = csrf_of(public, "/resources/t-salon/report")
+    bad = public.post("/resources/t-salon/report", data={"csrf_token": token, "message": "", "cost_yen": "たくさん"})
+    html = bad.get_data(as_text=True)
+    assert bad.status_code == 422
+    assert 'id="form-problems" tabindex="-1"' in html and "js/forms.js" in html
+    assert 'href="#report-message"' in html
+    assert 'value="たくさん"' in html  # nothing typed is lost
+
+
+def test_map_features_carry_next_date_and_cost(client: Any) -> None:
+    body = client.get("/api/resources.geojson?q=戸破ふれあいサロン").get_json()
+    props = [f["properties"] for f in body["features"] if "サロン" in f["properties"]["name"]]
+    assert props
+    with_next = [p for p in props if p["next"]]
+    assert with_next and with_next[0]["next"].startswith("次回 12月")
+    assert all(p["cost"] is None or p["cost"] == "無料" or p["cost"].endswith("円") for p in props)
+
+
+def test_basemap_for_each_shipped_municipality(client: Any) -> None:
+    for code, name in [("162116", "射水市"), ("132250", "稲城市"), ("282065", "芦屋市"), ("072044", "いわき市"),
+                       ("465330", "和泊町")]:
+        response = client.get(f"/basemap/{code}.json")
+        assert response.status_code == 200, code
+        assert response.mimetype == "application/geo+json"
+        body = json.loads(response.get_data())
+        assert body["municipality"]["name"].endswith(name)
+        towns = [f for f in body["features"] if f["properties"]["level"] == "town"]
+        assert towns and all(f["properties"]["label"] for f in towns if f["geometry"])
+        assert len(response.get_data()) < 400_000
+    assert client.get("/basemap/16211.json").status_code == 200  # the 5-digit code works too
+    for bad in ("162117", "000000", "1"):
+        response = client.get(f"/basemap/{bad}.json")
+        assert response.status_code == 404 and "地図はありません" in response.get_data(as_text=True)
+
+
+def test_tiles_off_sends_no_tile_url_and_a_basemap(demo_directory: Any) -> None:
+    from resdb.web import create_app
+
+    app = create_app({"DIRECTORY": demo_directory, "TILE_URL": "off", "RATE_LIMIT": None, "SECRET_KEY": "x"})
+    client = app.test_client()
+    for path in ("/", "/resources/imizu-steppi-cafe"):
+        html = client.get(path).get_data(as_text=True)
+        config = json.loads(re.search(r'<script type="application/json" id="map-config">(.*?)</script>', html, re.S).group(1))  # type: ignore[union-attr]
+        assert config["tileUrl"] is None and config["basemapUrl"] == "/basemap/__CODE__.json"
+        assert config["basemapFocus"] == "162116"
+        assert {a["code"] for a in config["basemapAreas"]} >= {"162116", "132250"}
+    csp = client.get("/").headers["Content-Security-Policy"]
+    assert "img-src 'self' data:;" in csp
+
+
+def test_detail_page_location_text_names_the_town(client: Any) -> None:
+    html = client.get("/resources/imizu-steppi-cafe").get_data(as_text=True)
+    block = re.search(r'<p class="location-text" id="location-text">(.*?)</p>', html, re.S)
+    assert block
+    assert "付近" in block.group(1) and "https://maps.gsi.go.jp/#16/" in block.group(1)
