@@ -92,8 +92,12 @@
     });
   });
   map.on("popupclose", function () {
-    const target = returnFocus;
+    let target = returnFocus;
     returnFocus = null;
+    // The list may have been redrawn while the map moved: find the same listing's button again.
+    if (target && !document.contains(target) && target.dataset && target.dataset.listingId) {
+      target = listNode.querySelector('button[data-listing-id="' + CSS.escape(target.dataset.listingId) + '"]');
+    }
     if (target && document.contains(target) && (document.activeElement === document.body || mapNode.contains(document.activeElement))) {
       target.focus({preventScroll: true});
     }
@@ -185,6 +189,7 @@
     const props = f.properties;
     const button = el("button", {type: "button", className: "link-button", text: "地図で表示"});
     button.setAttribute("aria-label", props.name + " を地図で表示");
+    button.setAttribute("data-listing-id", String(f.id));
     button.addEventListener("click", function () {
       const marker = markers.get(String(f.id));
       if (!marker) { return; }
@@ -230,9 +235,16 @@
       const c = f.geometry.coordinates;
       return bounds.contains([c[1], c[0]]);
     });
+    // Keep keyboard focus on the same listing's button when the list is redrawn under it.
+    const active = document.activeElement;
+    const focusedId = active && listNode.contains(active) && active.getAttribute("data-listing-id");
     listNode.replaceChildren();
     shown = 0;
     showMore(LIST_STEP);
+    if (focusedId) {
+      const again = listNode.querySelector('button[data-listing-id="' + CSS.escape(focusedId) + '"]');
+      if (again) { again.focus({preventScroll: true}); }
+    }
     let text = "地図の範囲に " + visibleFeatures.length + " 件あります。";
     if (visibleFeatures.length > LIST_LIMIT) {
       text += "一覧に出せるのは " + LIST_LIMIT + " 件までです。地図を拡大するか、条件で絞り込んでください。";
