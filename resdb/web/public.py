@@ -52,6 +52,7 @@ def index() -> Response:
         **map_settings(parsed.form.get("municipality") or current_app.config["DEFAULT_MUNICIPALITY"]),
         "geojsonUrl": url_for("api.resources_geojson"),
         "lookupUrl": url_for("api.areas_lookup"),
+        "areasUrl": url_for("public.areas"),
         "searchUrl": url_for("public.search"),
         "detailUrl": url_for("public.resource", listing_id="__ID__"),
         "bounds": _initial_bounds(parsed.form),
@@ -119,8 +120,10 @@ def resource(listing_id: str) -> Response:
 def areas() -> Response:
     """わたしの地域 without JavaScript: an address (or lat/lon) → the centers responsible for it."""
     from resdb.web.api import lookup_area
+    from resdb.web.areas import arrange
 
     result: dict[str, Any] | None = None
+    arranged: dict[str, Any] | None = None
     error: str | None = None
     status = 200
     if request.args.get("address") or request.args.get("lat") or request.args.get("lon"):
@@ -128,5 +131,11 @@ def areas() -> Response:
             result = lookup_area(request.args)
         except ApiError as problem:
             error, status = problem.message, problem.status
+    outside = error is not None and status == 422
+    if result is not None:
+        town = result.get("town") or {}
+        outside = not town and not result["items"]
+        arranged = arrange(result["items"], town.get("municipality"))
+    covered = [name for _code, name in municipality_options()]
     return _render("areas.html", status=status, address=(request.args.get("address") or "").strip(),
-                   result=result, error=error, nav="areas")
+                   result=result, arranged=arranged, error=error, outside=outside, covered=covered, nav="areas")

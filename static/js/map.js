@@ -390,7 +390,9 @@
     } else {
       body = el("p", {text: "この場所を担当地区に含む窓口は登録されていません。市町村の福祉の総合窓口にお問い合わせください。"});
     }
-    areaResults.replaceChildren(heading, body);
+    const more = el("p", {}, [el("a", {href: config.areasUrl + "?" + new URLSearchParams(lastLookup).toString()},
+      ["困りごとの種類ごとに窓口を見る（まずはここ・高齢・障がい・子育て・暮らし・ひきこもり）"])]);
+    areaResults.replaceChildren(heading, body, more);
     if (data.point) {
       const point = [data.point.lat, data.point.lon];
       if (homeMarker) { map.removeLayer(homeMarker); }
@@ -399,7 +401,9 @@
     }
   }
 
+  let lastLookup = {};
   function lookup(params) {
+    lastLookup = params;
     areaResults.replaceChildren(el("p", {text: "調べています…"}));
     fetch(config.lookupUrl + "?" + new URLSearchParams(params).toString(), {headers: {Accept: "application/json"}})
       .then(function (response) {

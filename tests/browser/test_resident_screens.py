@@ -133,3 +133,30 @@ def test_correction_form_focus_prefill_and_reference(live_server: LiveServer, ma
     page.get_by_label("どこが違っていますか（必須）").fill("開始時間が変わりました")
     page.get_by_role("button", name="送る").click()
     expect(page.locator(".reference")).to_have_text(re.compile(r"^R-\d{6}$"))
+
+
+@pytest.mark.parametrize(("width", "height"), SIZES)
+def test_areas_answers_whom_to_call_about_a_parent(live_server: LiveServer, make_page: Any, width: int,
+                                                   height: int) -> None:
+    from playwright.sync_api import expect
+
+    page = make_page(width=width, height=height, mobile=width < 400)
+    page.goto(live_server.url + "/areas")
+    page.get_by_label("住所（市町村名から）").fill("富山県射水市戸破2475")
+    page.get_by_role("button", name="調べる").click()
+    first = page.locator(".first-contact")
+    expect(first.get_by_role("heading", name="まずはここ")).to_be_visible()
+    expect(first).to_contain_text("小杉・下地域包括支援センター")
+    expect(first.locator("a[href^='tel:']").first).to_be_visible()
+    page.get_by_role("navigation", name="困りごとの種類").get_by_role("link", name="高齢・介護").click()
+    elderly = page.locator("#topic-elderly")
+    expect(elderly).to_contain_text("総合相談")
+    expect(elderly).to_contain_text("受付時間")
+    serious = [v for v in run_axe(page) if v["impact"] in {"serious", "critical"}]
+    assert serious == [], serious
+    # from the map page's わたしの地域, one link leads to the same grouped answer
+    page.goto(live_server.url + "/")
+    page.get_by_label("住所（市町村名から）").fill("射水市戸破")
+    page.get_by_role("button", name="調べる").click()
+    page.get_by_role("link", name=re.compile("困りごとの種類ごとに窓口を見る")).click()
+    expect(page.locator(".first-contact")).to_contain_text("地域包括支援センター")

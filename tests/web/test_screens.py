@@ -88,3 +88,36 @@ def test_detail_page_location_text_names_the_town(client: Any) -> None:
     block = re.search(r'<p class="location-text" id="location-text">(.*?)</p>', html, re.S)
     assert block
     assert "付近" in block.group(1) and "https://maps.gsi.go.jp/#16/" in block.group(1)
+
+
+def _text(html: str) -> str:
+    main = html[html.index("<main"):html.index("</main>")]
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", main))
+
+
+def test_areas_first_contact_then_topics(client: Any) -> None:
+    response = client.get("/areas", query_string={"address": "富山県射水市戸破2475"})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200
+    first = html[html.index('id="first-heading"'):html.index('class="topic-nav"')]
+    assert "小杉・下地域包括支援センター" in first
+    assert 'href="tel:0766558217"' in first
+    assert "新湊西地域包括支援センター" not in html  # another area's center is not offered
+    text = _text(html)
+    order = [text.index(label) for label in ("まずはここ", "高齢・介護", "障がい", "子ども・子育て", "暮らし・お金",
+                                             "ひきこもり・生きづらさ")]
+    assert order == sorted(order)
+    topics = {m.group(1): m.group(2) for m in re.finditer(r'id="topic-(\w+)"(.*?)</section>', html, re.S)}
+    assert "障がい者相談支援" in topics["disability"] and "地域包括" not in topics["disability"]
+    assert "こども家庭センター" in topics["children"]
+    assert "すてっぷ" in topics["money"] and "すてっぷ" in topics["hikikomori"]
+    assert "受付時間" in topics["elderly"]
+
+
+def test_areas_outside_the_covered_municipalities_says_which_are_covered(client: Any) -> None:
+    response = client.get("/areas", query_string={"address": "東京都新宿区西新宿2-8-1"})
+    text = _text(response.get_data(as_text=True))
+    assert response.status_code == 422
+    assert "射水市" in text and "稲城市" in text and "芦屋市" in text and "調べられるのは" in text
+    response = client.get("/areas", query_string={"lat": "35.0", "lon": "135.0"})
+    assert response.status_code == 200 and "対象地域" in _text(response.get_data(as_text=True))
