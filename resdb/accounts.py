@@ -29,6 +29,7 @@ class Account:
     role: str
     municipality_code: str | None = None
     operator: str | None = None
+    display_name: str | None = None
 
     @property
     def can_edit(self) -> bool:
@@ -49,11 +50,12 @@ class Account:
 
 def _account(user: User) -> Account:
     assert user.id is not None
-    return Account(user.id, user.email, user.role, user.municipality_code, user.operator)
+    return Account(user.id, user.email, user.role, user.municipality_code, user.operator, user.display_name)
 
 
 def add_user(engine: Engine, email: str, role: str, password: str | None, *,
-             municipality_code: str | None = None, operator: str | None = None) -> Account:
+             municipality_code: str | None = None, operator: str | None = None,
+             display_name: str | None = None) -> Account:
     if role not in ROLES:
         raise ValueError(f"不明な役割です: {role}（{', '.join(ROLES)}）")
     if password is not None and len(password) < 10:
@@ -62,7 +64,8 @@ def add_user(engine: Engine, email: str, role: str, password: str | None, *,
         if session.exec(select(User).where(User.email == email.strip().lower())).first() is not None:
             raise ValueError(f"{email} は既に登録されています")
         user = User(email=email.strip().lower(), role=role, password_hash=_hasher.hash(password) if password else None,
-                    municipality_code=municipality_code, operator=operator)
+                    municipality_code=municipality_code, operator=operator,
+                    display_name=(display_name or "").strip()[:100] or None)
         session.add(user)
         session.flush()
         return _account(user)

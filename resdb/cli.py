@@ -397,7 +397,8 @@ def user() -> None:
 @click.option("--role", required=True, type=click.Choice(["admin", "editor", "coordinator"]))
 @click.option("--municipality", help="limit an editor to one municipality (code)")
 @click.option("--operator", help="limit an editor to one operator (運営主体)")
-def user_add(email: str, role: str, municipality: str | None, operator: str | None) -> None:
+@click.option("--name", "display_name", help="name shown on the coordinator's print sheet and compare page")
+def user_add(email: str, role: str, municipality: str | None, operator: str | None, display_name: str | None) -> None:
     """Create an account; the password is read from stdin or asked for."""
     from resdb.accounts import add_user
     from resdb.validation import municipality_code6
@@ -408,7 +409,8 @@ def user_add(email: str, role: str, municipality: str | None, operator: str | No
         password = sys.stdin.readline().rstrip("\n")
     try:
         add_user(open_directory().engine, email, role, password or None,
-                 municipality_code=municipality_code6(municipality) if municipality else None, operator=operator)
+                 municipality_code=municipality_code6(municipality) if municipality else None, operator=operator,
+                 display_name=display_name)
     except ValueError as exc:
         fail(str(exc))
     err.print(f"{email}（{role}）を登録しました")

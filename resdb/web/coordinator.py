@@ -12,8 +12,10 @@ import csv
 import io
 import json
 import re
+import tempfile
 from collections.abc import Mapping
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 from flask import (
@@ -25,6 +27,7 @@ from flask import (
     redirect,
     render_template,
     request,
+    session,
     url_for,
 )
 from shapely.geometry import Point, shape
@@ -37,6 +40,7 @@ from resdb.web import get_directory
 from resdb.web.auth import login_required
 from resdb.web.errors import ApiError
 from resdb.web.labels import describe_schedule, session_ja, yen
+from resdb.web.results import DEFAULT_TTL_SECONDS, ResultGone, ResultStore, valid_token
 from resdb.workspace import EVENT_KINDS, LEGAL_BASES, STAGES, Forbidden, Workspace
 
 bp = Blueprint("coordinator", __name__, url_prefix="/coordinator")
@@ -315,14 +319,38 @@ def match_form() -> Response:
     return _page("coordinator/match_form.html", **_form_context({"need_barrier_free": "", "need_pickup": ""}))
 
 
+# Post/Redirect/Get: each POST below stores its answer (encrypted, minutes) and redirects to /coordinator/r/<token>,
+# so the browser's Back button finds it again; nothing about the person is in that URL.
+def _results() -> ResultStore:
+    store = current_app.extensions.get("resdb.results")
+    if store is None:
+        instance = get_directory().instance_dir
+        folder = Path(instance) / "results" if instance else Path(tempfile.mkdtemp(prefix="resdb-results-"))
+        store = ResultStore(folder, int(current_app.config.get("RESULT_TTL_SECONDS", DEFAULT_TTL_SECONDS)))
+        current_app.extensions["resdb.results"] = store
+    return store
+
+
+def _session_id() -> str:
+    sid = session.get("sid")
+    return sid if isinstance(sid, str) else ""
+
+
+def _redirect_to_result(view: str, values: dict[str, Any], answer: dict[str, Any], **extra: Any) -> Response:
+    token = _results().put({"view": view, "values": values, "answer": answer, **extra}, _session_id())
+    return redirect(url_for("coordinator.result", token=token), code=303)
+
+
+def _back_token() -> str | None:
+    token = request.form.get("result_token") or ""
+    return token if valid_token(token) else None
+
+
 @bp.post("/match")
 @login_required(*ROLES)
 def match() -> Response:
-    values, person, answer = _posted_match()
-    items = enrich(answer["proposals"])
-    return _page("coordinator/match_result.html", items=items, excluded=answer["excluded"],
-                 hidden=hidden_fields(values), values=values, person=person, map_config=_map_points(items, person),
-                 LEGAL_BASES=LEGAL_BASES, max_compare=MAX_PICK_COMPARE)
+    values, _person, answer = _posted_match()
+    return _redirect_to_result("match", values, answer)
 
 
 @bp.post("/match/sheet")
@@ -330,20 +358,51 @@ def match() -> Response:
 def sheet() -> Response:
     """A print-friendly sheet in plain Japanese for the person (no scores): picked places, or the top three."""
     values, _person, answer = _posted_match()
-    chosen = _picked(answer) or answer["proposals"][:3]
-    return _page("coordinator/sheet.html", items=enrich(chosen), today=_today())
+    return _redirect_to_result("sheet", values, answer, picks=request.form.getlist("pick"))
 
 
 @bp.post("/match/compare")
 @login_required(*ROLES)
 def compare() -> Response:
-    values, person, answer = _posted_match()
-    chosen = _picked(answer)
-    message = None
-    if not 2 <= len(chosen) <= MAX_PICK_COMPARE:
-        message = f"比べる場所を2〜{MAX_PICK_COMPARE}か所選んでください。"
-        chosen = answer["proposals"][:MAX_PICK_COMPARE] if len(chosen) < 2 else chosen[:MAX_PICK_COMPARE]
-    return _page("coordinator/compare.html", items=enrich(chosen), message=message, hidden=hidden_fields(values))
+    values, _person, answer = _posted_match()
+    return _redirect_to_result("compare", values, answer, picks=request.form.getlist("pick"), back=_back_token())
+
+
+def _match_page(token: str, values: dict[str, Any], answer: dict[str, Any], status: int = 200,
+                **extra: Any) -> Response:
+    person, _problems = person_from_values(values)
+    items = enrich(answer["proposals"])
+    return _page("coordinator/match_result.html", status=status, items=items, excluded=answer["excluded"],
+                 hidden=hidden_fields(values), values=values, person=person, map_config=_map_points(items, person),
+                 LEGAL_BASES=LEGAL_BASES, max_compare=MAX_PICK_COMPARE, result_token=token,
+                 expires=_results().expires_at(token) if token else None, **extra)
+
+
+@bp.get("/r/<token>")
+@login_required(*ROLES)
+def result(token: str) -> Response:
+    """A stored answer (match list, compare or sheet) for the session that made it, until it expires."""
+    try:
+        payload = _results().get(token, _session_id())
+    except ResultGone:
+        minutes = _results().ttl // 60
+        return _page("coordinator/result_gone.html", status=410, minutes=minutes)
+    values, answer, view = payload["values"], payload["answer"], payload.get("view")
+    picks = list(payload.get("picks") or [])
+    chosen = [p for p in answer["proposals"] if p["resource_id"] in picks]
+    if view == "sheet":
+        chosen = chosen or answer["proposals"][:3]
+        return _private(render_template("coordinator/sheet.html", items=enrich(chosen), today=_today(),
+                                         coordinator=g.account))
+    if view == "compare":
+        message = None
+        if not 2 <= len(chosen) <= MAX_PICK_COMPARE:
+            message = f"比べる場所を2〜{MAX_PICK_COMPARE}か所選んでください。"
+            chosen = answer["proposals"][:MAX_PICK_COMPARE] if len(chosen) < 2 else chosen[:MAX_PICK_COMPARE]
+        back = payload.get("back")
+        return _page("coordinator/compare.html", items=enrich(chosen), message=message, hidden=hidden_fields(values),
+                     back_url=url_for("coordinator.result", token=back) if back else None, coordinator=g.account)
+    return _match_page(token, values, answer, picked=picks)
 
 
 @bp.post("/match/save")
@@ -358,14 +417,12 @@ def save() -> Response:
             person=person, notes=(request.form.get("notes") or values.get("memo") or "").strip() or None,
             proposals=[{"resource_id": p["resource_id"], "score": p["score"]} for p in chosen])
     except ValidationFailed as exc:
-        items = enrich(answer["proposals"])
-        return _page("coordinator/match_result.html", status=422, items=items, excluded=answer["excluded"],
-                     hidden=hidden_fields(values), values=values, person=person,
-                     map_config=_map_points(items, person), LEGAL_BASES=LEGAL_BASES, max_compare=MAX_PICK_COMPARE,
-                     save_problems=[p.message for p in exc.problems], picked=[p["resource_id"] for p in chosen],
-                     save_values={"pseudonym": request.form.get("pseudonym", ""), "notes": request.form.get("notes", ""),
-                                  "legal_basis": request.form.get("legal_basis", "")})
-    return redirect(url_for("coordinator.case_page", case_id=case["id"]), code=303)
+        return _match_page(_back_token() or "", values, answer, status=422,
+                           save_problems=[p.message for p in exc.problems], picked=[p["resource_id"] for p in chosen],
+                           save_values={"pseudonym": request.form.get("pseudonym", ""),
+                                        "notes": request.form.get("notes", ""),
+                                        "legal_basis": request.form.get("legal_basis", "")})
+    return redirect(url_for("coordinator.case_page", case_id=case["id"], done="saved"), code=303)
 
 
 # -- cases --------------------------------------------------------------------------------------------
