@@ -53,10 +53,14 @@ STAGE_FLOW = ("proposed", "visited", "trial", "participating", "settled", "stopp
 # Form fields that describe the person (carried back as hidden fields; never stored until 保存).
 PERSON_FIELDS = (
     "goals", "interests", "mobility", "max_minutes", "home_address", "home_district", "home_lat", "home_lon",
-    "age", "targets", "need_barrier_free", "need_pickup", "budget_yen", "group_size", "memo",
+    "age", "targets", "need_barrier_free", "need_pickup", "budget_yen", "group_size", "memo", "avail_grid",
     *[f"avail_{k}_{i}" for i in range(AVAILABLE_ROWS) for k in ("weekday", "start", "end")],
 )
 _TIME = re.compile(r"^([01]?\d|2[0-3]):[0-5]\d$")
+# The availability grid: a week × 午前 / 午後 / 夜 (one checkbox each; exact times in the rows below it).
+PERIODS: dict[str, tuple[str, str, str]] = {
+    "am": ("午前", "09:00", "12:00"), "pm": ("午後", "13:00", "17:00"), "eve": ("夜", "18:00", "21:00"),
+}
 
 
 # -- helpers ------------------------------------------------------------------------------------------
@@ -115,7 +119,7 @@ def form_values(form: Mapping[str, Any]) -> dict[str, Any]:
     """The person fields of a (Multi)dict as plain values: lists for the checkboxes, strings otherwise."""
     out: dict[str, Any] = {}
     for name in PERSON_FIELDS:
-        if name in ("goals", "targets"):
+        if name in ("goals", "targets", "avail_grid"):
             values = form.getlist(name) if hasattr(form, "getlist") else form.get(name) or []
             out[name] = [v for v in values if v]
         else:
@@ -187,6 +191,11 @@ def person_from_values(values: Mapping[str, Any]) -> tuple[dict[str, Any], list[
         else:
             person["budget_yen"] = budget
     available = []
+    for cell in values.get("avail_grid") or []:
+        weekday, _, period = str(cell).partition("_")
+        if weekday in WEEKDAYS and period in PERIODS:
+            _label, start, end = PERIODS[period]
+            available.append({"weekday": weekday, "start": start, "end": end})
     for i in range(AVAILABLE_ROWS):
         weekday, start, end = (values.get(f"avail_{k}_{i}") or "" for k in ("weekday", "start", "end"))
         if not (weekday or start or end):
@@ -222,7 +231,16 @@ def values_from_person(person: Mapping[str, Any]) -> dict[str, Any]:
         "need_pickup": "1" if (person.get("needs") or {}).get("pickup") else "",
         "group_size": (person.get("prefers") or {}).get("group_size") or "", "memo": "",
     }
-    for i, slot in enumerate((person.get("available") or [])[:AVAILABLE_ROWS]):
+    grid_times = {(start, end): key for key, (_label, start, end) in PERIODS.items()}
+    rows: list[dict[str, Any]] = []
+    values["avail_grid"] = []
+    for slot in person.get("available") or []:
+        period = grid_times.get((slot.get("start"), slot.get("end")))
+        if period and slot.get("weekday") in WEEKDAYS:
+            values["avail_grid"].append(f"{slot['weekday']}_{period}")
+        else:
+            rows.append(slot)
+    for i, slot in enumerate(rows[:AVAILABLE_ROWS]):
         values.update({f"avail_weekday_{i}": slot.get("weekday", ""), f"avail_start_{i}": slot.get("start", ""),
                        f"avail_end_{i}": slot.get("end", "")})
     return values
@@ -256,7 +274,15 @@ def _map_points(items: list[dict[str, Any]], person: Mapping[str, Any] | None) -
                "lon": x["listing"].get("lon"), "travel": x.get("travel_text") or "",
                "url": url_for("public.resource", listing_id=x["resource_id"])}
               for i, x in enumerate(items) if x["listing"].get("lat") is not None]
-    return {**_map_settings(), "points": points}
+    home = None
+    if person:
+        try:
+            placed = _matching().resolve_home(person)["home"]
+            if placed.get("lat") is not None and placed.get("lon") is not None:
+                home = {"lat": round(float(placed["lat"]), 5), "lon": round(float(placed["lon"]), 5)}
+        except (PersonError, TypeError, ValueError):
+            home = None
+    return {**_map_settings(), "points": points, "home": home}
 
 
 def _run_match(values: dict[str, Any]) -> tuple[dict[str, Any] | None, dict[str, Any] | None, list[str]]:
@@ -290,7 +316,8 @@ def _field_message(message: str) -> str:
 
 def _form_context(values: dict[str, Any] | None = None, problems: list[str] | None = None) -> dict[str, Any]:
     return {"values": values or {}, "problems": problems or [], "GOALS": GOALS, "TARGET_CHOICES": TARGETS,
-            "MOBILITY": MOBILITY, "GROUP_SIZES": GROUP_SIZES, "WEEKDAYS": WEEKDAYS, "rows": range(AVAILABLE_ROWS)}
+            "MOBILITY": MOBILITY, "GROUP_SIZES": GROUP_SIZES, "WEEKDAYS": WEEKDAYS, "rows": range(AVAILABLE_ROWS),
+            "PERIODS": PERIODS}
 
 
 def _picked(answer: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -299,17 +326,72 @@ def _picked(answer: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 # -- desk home ----------------------------------------------------------------------------------------
+QUIET_CHOICES = (7, 14, 30, 60)
+
+
+def _caseload_facts(case_ids: list[int]) -> dict[int, dict[str, Any]]:
+    """Per case: its coordinator (id, name) and the last contact (the newest recorded event, else the save)."""
+    from sqlmodel import col, select
+
+    from resdb.db import read_session
+    from resdb.models import Case, Placement, PlacementEvent, User
+
+    if not case_ids:
+        return {}
+    with read_session(get_directory().engine) as db:
+        rows = db.exec(select(Case.id, Case.coordinator_id, Case.created_at, User.email, User.display_name)
+                       .join(User, col(User.id) == col(Case.coordinator_id))
+                       .where(col(Case.id).in_(case_ids))).all()
+        events = db.exec(select(Placement.case_id, PlacementEvent.at)
+                         .join(PlacementEvent, col(PlacementEvent.placement_id) == col(Placement.id))
+                         .where(col(Placement.case_id).in_(case_ids))).all()
+    last: dict[int, Any] = {}
+    for case_id, at in events:
+        if case_id not in last or at > last[case_id]:
+            last[case_id] = at
+    return {case_id: {"coordinator_id": coordinator_id, "coordinator": display_name or email,
+                      "last_contact": last.get(case_id, created_at)}
+            for case_id, coordinator_id, created_at, email, display_name in rows}
+
+
+def _jst_date(moment: Any) -> date:
+    from datetime import UTC
+    from zoneinfo import ZoneInfo
+
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(ZoneInfo("Asia/Tokyo")).date()
+
+
 @bp.get("/")
 @login_required(*ROLES)
 def home() -> Response:
     today = _today()
     cases = _workspace().cases(g.account)
+    facts = _caseload_facts([c["id"] for c in cases])
     for case in cases:
         follow = case.get("next_follow_up")
         case["overdue"] = bool(follow and follow < today)
         case["due_today"] = bool(follow and follow == today)
+        fact = facts.get(case["id"], {})
+        case["coordinator"] = fact.get("coordinator") or "—"
+        case["coordinator_id"] = fact.get("coordinator_id")
+        contact = fact.get("last_contact")
+        case["last_contact"] = _jst_date(contact) if contact else None
+        case["quiet_days"] = (today - case["last_contact"]).days if case["last_contact"] else None
+    coordinators = sorted({(c["coordinator_id"], c["coordinator"]) for c in cases if c["coordinator_id"]},
+                          key=lambda x: x[1])
+    who = _int(request.args.get("coordinator"))
+    quiet = _int(request.args.get("quiet"))
+    quiet = quiet if quiet in QUIET_CHOICES else None
+    shown = [c for c in cases if (who is None or c["coordinator_id"] == who)
+             and (quiet is None or (c["quiet_days"] is not None and c["quiet_days"] >= quiet))]
+    if quiet is not None:
+        shown.sort(key=lambda c: -(c["quiet_days"] or 0))
     overdue = sum(1 for c in cases if c["overdue"])
-    return _page("coordinator/home.html", cases=cases, overdue=overdue, today=today, LEGAL_LABELS=LEGAL_BASES)
+    return _page("coordinator/home.html", cases=shown, total=len(cases), overdue=overdue, today=today,
+                 LEGAL_LABELS=LEGAL_BASES, coordinators=coordinators, who=who, quiet=quiet,
+                 QUIET_CHOICES=QUIET_CHOICES, show_coordinator=g.account.role == "admin" or len(coordinators) > 1)
 
 
 # -- matching -----------------------------------------------------------------------------------------

@@ -121,3 +121,79 @@ def test_areas_outside_the_covered_municipalities_says_which_are_covered(client:
     assert "射水市" in text and "稲城市" in text and "芦屋市" in text and "調べられるのは" in text
     response = client.get("/areas", query_string={"lat": "35.0", "lon": "135.0"})
     assert response.status_code == 200 and "対象地域" in _text(response.get_data(as_text=True))
+
+
+# -- coordinator flow ---------------------------------------------------------------------------------------
+def _follow(client: Any, path: str, data: dict[str, Any]) -> Any:
+    posted = client.post(path, data={**data, "csrf_token": csrf_of(client, "/coordinator/match")})
+    assert posted.status_code == 303, posted.get_data(as_text=True)[:400]
+    return client.get(posted.headers["Location"])
+
+
+GRID_FORM = {"goals": ["health", "friends"], "targets": ["elderly"], "home_district": "戸破", "mobility": "walk",
+             "max_minutes": "20", "age": "82", "avail_grid": ["wed_pm", "fri_am"]}
+
+
+def test_availability_grid_matches_and_comes_back(staff: Any) -> None:
+    from resdb.web.coordinator import person_from_values, values_from_person
+
+    coord = staff.login("coord@example.jp")
+    page = coord.get("/coordinator/match").get_data(as_text=True)
+    assert page.count('name="avail_grid"') == 21  # a week × 午前/午後/夜
+    result = _follow(coord, "/coordinator/match", GRID_FORM)
+    html = result.get_data(as_text=True)
+    assert "戸破ふれあいサロン" in html  # Wednesdays 13:30-15:30 fit 「水曜 午後」
+    assert 'name="avail_grid" value="wed_pm"' in html and 'name="avail_grid" value="fri_am"' in html  # carried
+    with staff.app.test_request_context():
+        person, problems = person_from_values({**GRID_FORM, "avail_weekday_0": "sat", "avail_start_0": "10:30",
+                                               "avail_end_0": "11:15"})
+        assert problems == []
+        assert {"weekday": "wed", "start": "13:00", "end": "17:00"} in person["available"]
+        again = values_from_person(person)
+    assert sorted(again["avail_grid"]) == ["fri_am", "wed_pm"]
+    assert (again["avail_weekday_0"], again["avail_start_0"], again["avail_end_0"]) == ("sat", "10:30", "11:15")
+
+
+def test_proposal_map_has_the_home_and_compare_sheet_have_contact_visit_and_name(staff: Any) -> None:
+    from resdb import accounts
+
+    accounts.add_user(staff.directory.engine, "named@example.jp", "coordinator", "correct horse battery staple",
+                      display_name="山田 花子")
+    coord = staff.login("named@example.jp", "correct horse battery staple")
+    result = _follow(coord, "/coordinator/match", GRID_FORM)
+    html = result.get_data(as_text=True)
+    config = json.loads(re.search(r'<script type="application/json" id="desk-config">(.*?)</script>', html, re.S).group(1))  # type: ignore[union-attr]
+    assert config["home"] and abs(config["home"]["lat"] - 36.72) < 0.05
+    token = re.search(r'name="result_token" value="([^"]+)"', html).group(1)  # type: ignore[union-attr]
+    compared = _follow(coord, "/coordinator/match/compare", {**GRID_FORM, "pick": ["t-salon", "t-cafe"],
+                                                            "result_token": token})
+    text = compared.get_data(as_text=True)
+    assert "連絡先" in text and "見学" in text and "戸破地区社協" in text
+    assert "担当: 山田 花子" in text
+    assert f'href="/coordinator/r/{token}"' in text  # 「提案の一覧に戻る」 is the stored result (GET), Back-safe
+    sheet = _follow(coord, "/coordinator/match/sheet", {**GRID_FORM, "pick": ["t-salon"]})
+    text = sheet.get_data(as_text=True)
+    assert "担当の相談員: 山田 花子" in text and "見学" in text
+
+
+def test_saved_notice_and_caseload_filters(staff: Any) -> None:
+    from sqlalchemy import text
+
+    for email, pseudonym in (("coord@example.jp", "Aさん"), ("coord2@example.jp", "Bさん")):
+        client = staff.login(email)
+        saved = client.post("/coordinator/match/save", data={
+            **GRID_FORM, "pseudonym": pseudonym, "legal_basis": "consent", "pick": ["t-salon"],
+            "csrf_token": csrf_of(client, "/coordinator/match")})
+        assert saved.status_code == 303 and saved.headers["Location"].endswith("?done=saved")
+        assert "保存しました" in client.get(saved.headers["Location"]).get_data(as_text=True)
+    with staff.directory.engine.begin() as conn:  # Aさん was saved long ago and nothing recorded since
+        conn.execute(text("UPDATE \"case\" SET created_at = :old WHERE pseudonym = 'Aさん'"), {"old": "2026-09-01 00:00:00"})
+    admin = staff.login("admin@example.jp")
+    everything = admin.get("/coordinator/").get_data(as_text=True)
+    assert "Aさん" in everything and "Bさん" in everything and "日連絡なし" in everything
+    quiet = admin.get("/coordinator/?quiet=30").get_data(as_text=True)
+    assert "Aさん" in quiet and "Bさん" not in quiet and re.search(r"\d+日連絡なし", quiet)
+    coord2 = re.search(r'<option value="(\d+)">coord2@example.jp</option>', everything).group(1)  # type: ignore[union-attr]
+    mine = admin.get(f"/coordinator/?coordinator={coord2}").get_data(as_text=True)
+    assert "Bさん" in mine and "Aさん" not in mine
+    assert admin.get("/coordinator/?quiet=abc&coordinator=x").status_code == 200  # bad filters are ignored
