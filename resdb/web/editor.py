@@ -206,23 +206,71 @@ def _editable_listings() -> list[dict[str, Any]]:
     return [x for x in _directory().all_listings(include_unpublished=True) if account.may_edit(x)]
 
 
+def _municipality_names() -> dict[str, str]:
+    gazetteer = _directory().gazetteer()
+    return {r.municipality_code: r.name for r in gazetteer.records if r.level == "municipality"}
+
+
 @bp.get("/")
 @login_required("admin", "editor")
 def home() -> Response:
+    """Search and filters first; the verification queue is one click away (its own paged page)."""
     account = _account()
     q = (request.args.get("q") or "").strip()
+    municipality = (request.args.get("municipality") or "").strip()
+    kind = (request.args.get("kind") or "").strip()
+    status = (request.args.get("status") or "").strip()
     listings = [x for x in _editable_listings() if x["status"] != "deleted"]
     if q:
         needle = q.lower()
         listings = [x for x in listings if any(needle in str(x.get(k) or "").lower()
                                                 for k in ("id", "name", "name_kana", "address", "operator", "district"))]
+    if municipality:
+        listings = [x for x in listings if x.get("municipality_code") == municipality]
+    if kind:
+        listings = [x for x in listings if x.get("kind") == kind]
+    if status in {"draft", "published"}:
+        listings = [x for x in listings if x["status"] == status]
     workspace = _workspace()
     today = current_app.config["TODAY"]()
     queue = workspace.verification_queue(account=account, today=today)
-    drafts = [x for x in listings if x["status"] == "draft"]
+    by_municipality: dict[str, int] = {}
+    for item in queue:
+        code = item.get("municipality_code") or ""
+        by_municipality[code] = by_municipality.get(code, 0) + 1
+    drafts = [x for x in _editable_listings() if x["status"] == "draft"]
     open_corrections = len(workspace.corrections("open", account))
-    return _render("editor/home.html", q=q, listings=listings[:200], total=len(listings), queue=queue[:100],
-                   queue_total=len(queue), drafts=drafts, open_corrections=open_corrections, account=account)
+    return _render("editor/home.html", q=q, municipality=municipality, kind=kind, status_filter=status,
+                   listings=listings[:200 if q or municipality or kind or status else 50], total=len(listings),
+                   queue_total=len(queue),
+                   queue_by_municipality=sorted(by_municipality.items()), municipalities=_municipality_names(),
+                   drafts=drafts, open_corrections=open_corrections, account=account, kinds=KINDS,
+                   searched=bool(q or municipality or kind or status))
+
+
+@bp.get("/queue")
+@login_required("admin", "editor")
+def queue() -> Response:
+    """The verification queue for one municipality and kind, oldest first, a page at a time."""
+    from resdb.web.editor_views import ISSUES, queue_page
+
+    account = _account()
+    today = current_app.config["TODAY"]()
+    municipality = (request.args.get("municipality") or "").strip()
+    kind = (request.args.get("kind") or "").strip()
+    issue = (request.args.get("issue") or "").strip()
+    try:
+        page_no = max(1, int(request.args.get("page") or 1))
+    except ValueError:
+        page_no = 1
+    everything = _workspace().verification_queue(account=account, today=today)
+    page = queue_page(everything, municipality=municipality or None, kind=kind or None,
+                      issue=issue if issue in ISSUES else None, page=page_no)
+    names = _municipality_names()
+    present = sorted({x.get("municipality_code") or "" for x in everything} - {""})
+    return _render("editor/queue.html", page=page, municipality=municipality, kind=kind, issue=issue,
+                   municipalities=[(c, names.get(c, c)) for c in present], kinds=KINDS, ISSUES=ISSUES,
+                   verified=request.args.get("verified"), total_all=len(everything))
 
 
 @bp.get("/deleted")
@@ -272,8 +320,11 @@ def create_listing() -> Response:
 @login_required("admin", "editor")
 def edit_listing(listing_id: str) -> Response:
     listing = _listing_for_edit(listing_id)
+    back = request.args.get("back") or ""
     return _render("editor/edit.html", **_form_context(form_values(listing), listing=listing,
-                                                       saved=request.args.get("saved") == "1"))
+                                                       saved=request.args.get("saved") == "1",
+                                                       verified=request.args.get("verified") == "1",
+                                                       back=back if _local(back) else ""))
 
 
 @bp.post("/listings/<listing_id>")
@@ -329,11 +380,21 @@ def _norm(value: Any) -> Any:
 @bp.post("/listings/<listing_id>/verify")
 @login_required("admin", "editor")
 def verify_listing(listing_id: str) -> Response:
-    _listing_for_edit(listing_id)
+    """「確認しました」 only from the listing's page, after ticking that what it shows was confirmed."""
+    listing = _listing_for_edit(listing_id)
+    if request.form.get("confirm") != "yes":
+        return _render("editor/edit.html", 400, **_form_context(
+            form_values(listing), listing=listing, verify_problem="確かめた内容にチェックを入れてから「確認しました」を押してください"))
     today: date = min(current_app.config["TODAY"](), date.today())  # never a future date
     _directory().verify(listing_id, _account().email, on=today)
     _audit("listing.verify", listing_id, today.isoformat())
-    return redirect(request.form.get("next") if _local(request.form.get("next")) else url_for("editor.home"), 303)
+    back = request.form.get("back") or ""
+    target = url_for("editor.edit_listing", listing_id=listing_id, verified=1, back=back if _local(back) else None)
+    return redirect(target, 303)
+
+
+def _as_date(value: Any) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
 
 
 def _local(target: str | None) -> bool:
@@ -369,11 +430,16 @@ def delete_listing(listing_id: str) -> Response:
 @bp.post("/listings/<listing_id>/restore")
 @login_required("admin", "editor")
 def restore_listing(listing_id: str) -> Response:
-    _listing_for_edit(listing_id, allow_deleted=True)
+    before = _listing_for_edit(listing_id, allow_deleted=True)
     raw_version = request.form.get("to_version", "").strip()
     to_version = int(raw_version) if raw_version.isdigit() else None
+    keep_verified = request.form.get("keep_verified") == "yes" and before.get("verified_at")
     try:
         _directory().restore(listing_id, _account().email, to_version=to_version)
+        restored = _directory().get(listing_id, include_unpublished=True)
+        if keep_verified and restored.get("verified_at") != before.get("verified_at") and restored["status"] == "published":
+            # The editor chose to keep the confirmation date the listing had before the restore.
+            _directory().verify(listing_id, _account().email, on=_as_date(before["verified_at"]))
     except NotFound:
         raise ApiError(404, "その版は見つかりません") from None
     except ValidationFailed as error:
@@ -387,11 +453,15 @@ def restore_listing(listing_id: str) -> Response:
 def history(listing_id: str) -> Response:
     listing = _listing_for_edit(listing_id, allow_deleted=True)
     entries = []
+    from resdb.web.editor_views import field_value
+
     for entry in reversed(_directory().history(listing_id)):
         before, after = entry["before"] or {}, entry["after"] or {}
         keys = [k for k in (*after.keys(), *[k for k in before if k not in after]) if k not in HIDDEN_DIFF]
-        diff = [(k, before.get(k), after.get(k)) for k in keys if before.get(k) != after.get(k)]
-        entries.append({**entry, "diff": diff, "action_label": ACTION_LABELS.get(entry["action"], entry["action"])})
+        diff = [(k, field_value(k, before.get(k)), field_value(k, after.get(k)))
+                for k in keys if before.get(k) != after.get(k)]
+        entries.append({**entry, "diff": diff, "action_label": ACTION_LABELS.get(entry["action"], entry["action"]),
+                        "verified_at": after.get("verified_at")})
     return _render("editor/history.html", listing=listing, entries=entries, restored=request.args.get("restored") == "1")
 
 
@@ -498,7 +568,8 @@ def corrections() -> Response:
         current = listings.get(item["listing_id"]) or {}
         item["rows"] = [(k, current.get(k), v) for k, v in (item.get("proposed") or {}).items()]
     done = [x for x in _workspace().corrections(None, account) if x["status"] != "open"][:30]
-    return _render("editor/corrections.html", items=items, done=done)
+    return _render("editor/corrections.html", items=items, done=done, notice=request.args.get("done"),
+                   notice_fields=request.args.get("fields"))
 
 
 @bp.post("/corrections/<int:request_id>")
@@ -507,8 +578,16 @@ def review_correction(request_id: int) -> Response:
     decision = request.form.get("decision")
     if decision not in {"accept", "reject"}:
         raise ApiError(400, "採用か不採用を選んでください")
+    fields: dict[str, Any] | None = None
+    taken: list[str] = []
+    if decision == "accept" and request.form.get("per_field") == "1":
+        # Per-field: only the ticked proposals are applied; the rest are left as they are.
+        proposed = next((c.get("proposed") or {} for c in _workspace().corrections("open", _account())
+                         if c["id"] == request_id), {})
+        taken = [k for k in request.form.getlist("take") if k in proposed]
+        fields = {k: proposed[k] for k in taken}
     try:
-        _workspace().review_correction(request_id, _account(), accept=decision == "accept",
+        _workspace().review_correction(request_id, _account(), accept=decision == "accept", fields=fields,
                                        note=(request.form.get("note") or "").strip()[:500] or None)
     except NotFound:
         raise ApiError(404, "訂正依頼が見つからないか、処理済みです") from None
@@ -516,7 +595,7 @@ def review_correction(request_id: int) -> Response:
         raise ApiError(403, "この掲載を編集する権限がありません") from None
     except ValidationFailed as error:
         raise ApiError(422, "提案された値を反映できません: " + "; ".join(str(p) for p in error.problems)) from None
-    return redirect(url_for("editor.corrections", done=decision), 303)
+    return redirect(url_for("editor.corrections", done=decision, fields=",".join(taken) or None), 303)
 
 
 # -- audit (admin only, read-only) ---------------------------------------------------------------------
@@ -526,6 +605,28 @@ def audit_log() -> Response:
     target = (request.args.get("target") or "").strip() or None
     entries = audit_entries(_directory().engine, limit=500, target_id=target)
     return _render("editor/audit.html", entries=entries, target=target or "")
+
+
+@bp.app_template_filter("jst")
+def jst_filter(value: Any) -> str:
+    from resdb.web.editor_views import jst
+
+    return jst(value)
+
+
+@bp.app_template_filter("jst_iso")
+def jst_iso_filter(value: Any) -> str:
+    from resdb.web.editor_views import jst_iso
+
+    return jst_iso(value)
+
+
+@bp.app_template_filter("field_value")
+def field_value_filter(value: Any, key: str) -> str:
+    """A stored value of field `key` in Japanese (codes → labels), as plain text."""
+    from resdb.web.editor_views import field_value
+
+    return editor_value(field_value(key, value))
 
 
 @bp.app_template_filter("editor_value")
