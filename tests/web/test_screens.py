@@ -197,3 +197,92 @@ def test_saved_notice_and_caseload_filters(staff: Any) -> None:
     mine = admin.get(f"/coordinator/?coordinator={coord2}").get_data(as_text=True)
     assert "Bさん" in mine and "Aさん" not in mine
     assert admin.get("/coordinator/?quiet=abc&coordinator=x").status_code == 200  # bad filters are ignored
+
+
+# -- editor workflow ----------------------------------------------------------------------------------------
+def _many_unverified(directory: Any, count: int = 30) -> None:
+    for n in range(count):
+        directory.create({"id": f"q-{n:02d}", "name": f"確認待ちの通いの場{n:02d}", "kind": "kayoi",
+                          "lat": 36.72 + n / 1000, "lon": 137.1, "municipality_code": "162116",
+                          "verified_at": f"2025-{1 + n % 12:02d}-{1 + n // 12:02d}",
+                          **({"phone": "0766-00-0000"} if n % 3 else {}),
+                          **({"schedule": [{"weekday": "mon", "start": "10:00", "end": "11:00"}]} if n % 2 else {})},
+                         actor="fixture")
+
+
+def test_queue_is_paged_per_municipality_and_kind_oldest_first(staff: Any) -> None:
+    _many_unverified(staff.directory)
+    editor = staff.login("imizu@example.jp")
+    first = editor.get("/editor/queue?municipality=162116&kind=kayoi").get_data(as_text=True)
+    names = re.findall(r">(確認待ちの通いの場\d\d)</a>", first)
+    assert len(names) == 25 and "1 / 2ページ" in first
+    second = editor.get("/editor/queue?municipality=162116&kind=kayoi&page=2").get_data(as_text=True)
+    later = re.findall(r">(確認待ちの通いの場\d\d)</a>", second)
+    assert len(later) == 5 and not set(names) & set(later)
+    dates = [staff.directory.get(f"q-{n[-2:]}")["verified_at"] for n in names + later]
+    assert dates == sorted(dates)  # oldest first across pages
+    no_contact = editor.get("/editor/queue?municipality=162116&kind=kayoi&issue=no_contact").get_data(as_text=True)
+    rows = re.findall(r">(確認待ちの通いの場\d\d)</a>", no_contact)
+    assert rows and all(int(r[-2:]) % 3 == 0 for r in rows)
+    no_schedule = editor.get("/editor/queue?issue=no_schedule&kind=kayoi").get_data(as_text=True)
+    assert all(int(r[-2:]) % 2 == 0 for r in re.findall(r">(確認待ちの通いの場\d\d)</a>", no_schedule))
+    assert editor.get("/editor/queue?page=abc&issue=zzz").status_code == 200
+    # the 稲城市 editor sees none of them
+    assert "確認待ちの通いの場" not in staff.login("inagi@example.jp").get("/editor/queue").get_data(as_text=True)
+
+
+def test_verify_needs_the_explicit_confirmation_from_the_listing_page(staff: Any) -> None:
+    editor = staff.login("imizu@example.jp")
+    page = editor.get("/editor/listings/t-salon?back=/editor/queue%3Fpage%3D2").get_data(as_text=True)
+    assert "上の内容が今も正しいことを確かめました" in page and "毎月第1・第3水曜" in page
+    token = csrf_of(editor, "/editor/listings/t-salon")
+    refused = editor.post("/editor/listings/t-salon/verify", data={"csrf_token": token})
+    assert refused.status_code == 400 and "チェックを入れて" in refused.get_data(as_text=True)
+    assert staff.directory.get("t-salon")["verified_at"] == "2026-06-01"
+    done = editor.post("/editor/listings/t-salon/verify", data={"csrf_token": token, "confirm": "yes",
+                                                                "back": "/editor/queue?page=2"})
+    assert done.status_code == 303 and "verified=1" in done.headers["Location"]
+    shown = editor.get(done.headers["Location"]).get_data(as_text=True)
+    assert "確認日を" in shown and 'href="/editor/queue?page=2"' in shown
+    assert staff.directory.get("t-salon")["verified_at"] != "2026-06-01"
+
+
+def test_corrections_per_field_and_notices(staff: Any) -> None:
+    public = staff.client()
+    token = csrf_of(public, "/resources/t-salon/report")
+    public.post("/resources/t-salon/report", data={"csrf_token": token, "message": "電話と費用が変わりました",
+                                                   "phone": "0766-99-0000", "cost_yen": "200"})
+    editor = staff.login("imizu@example.jp")
+    html = editor.get("/editor/corrections").get_data(as_text=True)
+    request_id = re.search(r"/editor/corrections/(\d+)", html).group(1)  # type: ignore[union-attr]
+    assert f"R-{int(request_id):06d}" in html and "+00:00" not in html and "年" in html
+    token = csrf_of(editor, "/editor/corrections")
+    response = editor.post(f"/editor/corrections/{request_id}", data={
+        "csrf_token": token, "decision": "accept", "per_field": "1", "take": ["cost_yen"]})
+    assert response.status_code == 303
+    listing = staff.directory.get("t-salon")
+    assert listing["cost_yen"] == 200 and listing["phone"] != "0766-99-0000"  # the phone was not taken
+    notice = editor.get(response.headers["Location"]).get_data(as_text=True)
+    assert "採用しました" in notice and "費用（円）" in notice
+
+
+def test_history_in_japanese_and_jst_and_restore_keeps_the_check_date(staff: Any) -> None:
+    editor = staff.login("imizu@example.jp")
+    token = csrf_of(editor, "/editor/listings/t-salon")
+    staff.directory.update("t-salon", {"group_size": "large", "cost_yen": 300}, "imizu@example.jp", expected_version=None)
+    editor.post("/editor/listings/t-salon/verify", data={"csrf_token": token, "confirm": "yes"})
+    checked = staff.directory.get("t-salon")["verified_at"]
+    html = editor.get("/editor/listings/t-salon/history").get_data(as_text=True)
+    text = re.sub(r"<[^>]+>", " ", html)
+    assert "kayoi" not in text and "通いの場" in text and "large" not in text and "published" not in text
+    assert "+00:00" not in text and re.search(r"\d{4}年\d+月\d+日 \d\d:\d\d", text)
+    assert "確認日も" in html and "のままにする" in html  # restoring version 1 would roll 確認日 back
+    kept = editor.post("/editor/listings/t-salon/restore", data={"csrf_token": token, "to_version": "1",
+                                                                 "keep_verified": "yes"})
+    assert kept.status_code == 303
+    listing = staff.directory.get("t-salon")
+    assert listing["cost_yen"] == 100 and listing["verified_at"] == checked
+    assert "元に戻しました" in editor.get(kept.headers["Location"]).get_data(as_text=True)
+    # without the box, the old 確認日 comes back with the old version (as the warning said)
+    rolled = editor.post("/editor/listings/t-salon/restore", data={"csrf_token": token, "to_version": "1"})
+    assert rolled.status_code == 303 and staff.directory.get("t-salon")["verified_at"] == "2026-06-01"
