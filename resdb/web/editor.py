@@ -277,7 +277,7 @@ def queue() -> Response:
 @login_required("admin", "editor")
 def deleted() -> Response:
     items = [x for x in _editable_listings() if x["status"] == "deleted"]
-    return _render("editor/deleted.html", items=items)
+    return _render("editor/deleted.html", items=items, just_deleted=request.args.get("done") or "")
 
 
 # -- one listing --------------------------------------------------------------------------------------
@@ -424,7 +424,7 @@ def delete_listing(listing_id: str) -> Response:
         return _render("editor/delete.html", 409, listing=error.current,
                        problem="読み込んだ後に他の人が変更しました。内容を確かめてから、もう一度削除してください")
     _audit("listing.delete", listing_id)
-    return redirect(url_for("editor.deleted"), 303)
+    return redirect(url_for("editor.deleted", done=listing_id), 303)
 
 
 @bp.post("/listings/<listing_id>/restore")

@@ -131,9 +131,10 @@ def test_delete_and_restore(staff: Any) -> None:
     token = csrf_of(client, "/editor/listings/t-cafe/delete")
     refused = client.post("/editor/listings/t-cafe/delete", data={"csrf_token": token, "version": "1"})
     assert refused.status_code == 400  # the confirmation box was not ticked
-    assert client.post("/editor/listings/t-cafe/delete",
-                       data={"csrf_token": token, "version": "1", "confirm": "yes"}).status_code == 303
-    assert "すてっぴカフェ" in client.get("/editor/deleted").get_data(as_text=True)
+    deleted = client.post("/editor/listings/t-cafe/delete", data={"csrf_token": token, "version": "1", "confirm": "yes"})
+    assert deleted.status_code == 303
+    page = client.get(deleted.headers["Location"]).get_data(as_text=True)
+    assert "すてっぴカフェ" in page and "「すてっぴカフェ」を削除しました" in page  # a notice after the action
     assert client.get("/resources/t-cafe").status_code == 404
     assert client.post("/editor/listings/t-cafe/restore", data={"csrf_token": token}).status_code == 303
     assert staff.directory.get("t-cafe")["status"] == "published"
