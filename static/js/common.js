@@ -177,5 +177,27 @@
     map.on("moveend", function () { loadVisible(); refreshLabels(); });
   }
 
-  window.resdb = {readConfig: readConfig, el: el, sampleBadge: sampleBadge, tileLayer: tileLayer, baseLayer: baseLayer};
+  /** Popups for keyboard users: an opened popup takes focus (its first link); Esc closes it and focus goes back. */
+  function keyboardPopups(map) {
+    var back = null;
+    map.on("popupopen", function (event) {
+      var node = event.popup.getElement();
+      if (!node) { return; }
+      var active = document.activeElement;
+      back = active && active !== document.body && !node.contains(active) ? active : back;
+      var link = node.querySelector(".leaflet-popup-content a");
+      if (link) { window.setTimeout(function () { link.focus({preventScroll: true}); }, 0); }
+      node.addEventListener("keydown", function (keyEvent) {
+        if (keyEvent.key === "Escape" || keyEvent.key === "Esc") { keyEvent.preventDefault(); map.closePopup(); }
+      });
+    });
+    map.on("popupclose", function () {
+      var target = back;
+      back = null;
+      if (target && document.contains(target)) { target.focus({preventScroll: true}); }
+    });
+  }
+
+  window.resdb = {readConfig: readConfig, el: el, sampleBadge: sampleBadge, tileLayer: tileLayer, baseLayer: baseLayer,
+                  keyboardPopups: keyboardPopups};
 }());

@@ -25,6 +25,7 @@
   L.control.scale({imperial: false}).addTo(map);
   map.attributionControl.setPrefix(false);
   R.baseLayer(map, config);
+  R.keyboardPopups(map);
 
   if (config.points) {
     var bounds = [];

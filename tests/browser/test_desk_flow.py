@@ -103,6 +103,14 @@ def test_match_compare_back_sheet(flow_server: LiveServer, make_page: Any, width
     expect(page.locator("#desk-map .map-notice")).to_contain_text("簡易地図")
     expect(page.locator("#desk-map .leaflet-marker-icon.desk-home")).to_have_count(1)
     assert page.locator("#desk-map .desk-pin").count() >= 1
+    # a numbered place by keyboard: Enter opens its popup with focus on the link, Esc closes and returns
+    pin = page.locator("#desk-map .leaflet-marker-icon.desk-pin").first
+    pin.focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#desk-map .leaflet-popup-content a")).to_be_focused()
+    page.keyboard.press("Escape")
+    expect(page.locator("#desk-map .leaflet-popup")).to_have_count(0)
+    expect(pin).to_be_focused()
     serious = [v for v in run_axe(page) if v["impact"] in {"serious", "critical"}]
     assert serious == [], serious
     screenshot(page, f"desk-result-{width}")
