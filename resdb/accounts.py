@@ -32,6 +32,7 @@ class Account:
     municipality_code: str | None = None
     operator: str | None = None
     window: str | None = None  # the 相談窓口 whose 相談依頼シート this account receives
+    display_name: str | None = None
 
     @property
     def can_edit(self) -> bool:
@@ -54,12 +55,12 @@ class Account:
 
 def _account(user: User) -> Account:
     assert user.id is not None
-    return Account(user.id, user.email, user.role, user.municipality_code, user.operator, user.window)
+    return Account(user.id, user.email, user.role, user.municipality_code, user.operator, user.window, user.display_name)
 
 
 def add_user(engine: Engine, email: str, role: str, password: str | None, *,
              municipality_code: str | None = None, operator: str | None = None,
-             window: str | None = None) -> Account:
+             window: str | None = None, display_name: str | None = None) -> Account:
     """A new account. A host is tied to its organisation (`operator`, created when new); `window` names the
     相談窓口 (a center's listing id, or general:<municipality code>) whose 相談依頼シート the account receives."""
     if role not in ROLES:
@@ -81,7 +82,8 @@ def add_user(engine: Engine, email: str, role: str, password: str | None, *,
             if session.exec(select(Organization).where(Organization.name == operator)).first() is None:
                 session.add(Organization(name=operator))
         user = User(email=email.strip().lower(), role=role, password_hash=password_hash,
-                    municipality_code=municipality_code, operator=operator, window=(window or "").strip() or None)
+                    municipality_code=municipality_code, operator=operator, window=(window or "").strip() or None,
+                    display_name=(display_name or "").strip()[:100] or None)
         session.add(user)
         session.flush()
         return _account(user)

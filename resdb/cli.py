@@ -594,7 +594,9 @@ def user() -> None:
 @click.option("--municipality", help="limit an editor to one municipality (code); a supporter's city")
 @click.option("--operator", help="limit an editor to one operator (運営主体); a host's organisation (required)")
 @click.option("--window", help="the 相談窓口 whose 相談依頼シート this account receives: a center's listing id or general:<code>")
-def user_add(email: str, role: str, municipality: str | None, operator: str | None, window: str | None) -> None:
+@click.option("--name", "display_name", help="name shown on the coordinator's print sheet and compare page")
+def user_add(email: str, role: str, municipality: str | None, operator: str | None, window: str | None,
+             display_name: str | None) -> None:
     """Create an account; the password is read from stdin or asked for."""
     from resdb.accounts import add_user
     from resdb.validation import municipality_code6
@@ -609,7 +611,7 @@ def user_add(email: str, role: str, municipality: str | None, operator: str | No
     try:
         account = add_user(engine, email, role, password or None,
                            municipality_code=municipality_code6(municipality) if municipality else None, operator=operator,
-                           window=window)
+                           window=window, display_name=display_name)
     except ValueError as exc:
         fail(str(exc))
     audit_now(engine, _cli_actor(), "user.create", "user", str(account.id), f"role={role}")

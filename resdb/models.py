@@ -133,6 +133,7 @@ class User(SQLModel, table=True):
     email: str = Field(max_length=200, unique=True)
     role: str = Field(max_length=20)
     password_hash: str | None = Field(default=None, max_length=300)
+    display_name: str | None = Field(default=None, max_length=100)  # shown to the person on the print sheet
     municipality_code: str | None = Field(default=None, max_length=6)
     operator: str | None = Field(default=None, max_length=200)
     window: str | None = Field(default=None, max_length=120)  # the 相談窓口 whose sheets this account receives

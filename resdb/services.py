@@ -239,9 +239,10 @@ class Services:
                                                 client=client)
 
     def review_correction(self, actor: Account, request_id: int, *, accept: bool,
-                          note: str | None = None) -> dict[str, Any]:
+                          fields: dict[str, Any] | None = None, note: str | None = None) -> dict[str, Any]:
+        """Accept (all proposed fields, or only `fields`) or reject a resident's correction."""
         authorize(actor, "listing.correction")
-        return self.workspace.review_correction(request_id, actor, accept=accept, note=note)
+        return self.workspace.review_correction(request_id, actor, accept=accept, fields=fields, note=note)
 
     # -- cases ---------------------------------------------------------------------------------
     def save_case(self, actor: Account, *, pseudonym: str, legal_basis: str, person: dict[str, Any],

@@ -61,7 +61,18 @@ def _gzip(response: Response) -> Response:
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """The web app. `test_config` may give DIRECTORY (an open Directory), or DATABASE_URL / INSTANCE, and
     override any setting (TILE_URL, RATE_LIMIT=(burst, per_second) or None, TODAY=callable, …)."""
-    from resdb.web import api, coordinator, corrections, editor, host, match, public, sheets, staff
+    from resdb.web import (
+        api,
+        basemap,
+        coordinator,
+        corrections,
+        editor,
+        host,
+        match,
+        public,
+        sheets,
+        staff,
+    )
     from resdb.web.bodies import init_body_limits
     from resdb.web.errors import register_error_handlers
     from resdb.web.features import FeatureCache
@@ -97,7 +108,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     directory = _open_directory(settings)
     directory.serving = True
     app.extensions["resdb"] = directory
-    app.extensions["resdb.features"] = FeatureCache(directory)
+    app.extensions["resdb.features"] = FeatureCache(directory, lambda: app.config["TODAY"]())
     app.config["SECRET_KEY"] = signing_key(settings, directory)
 
     register_filters(app)
@@ -122,6 +133,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(sheets.window_bp)
     app.register_blueprint(staff.bp)
     app.register_blueprint(corrections.bp)
+    app.register_blueprint(basemap.bp)
+    app.extensions["resdb.basemap"] = basemap.BasemapCache()
     return app
 
 

@@ -127,7 +127,7 @@ def list_resources() -> Response:
 @api_doc("地図用の GeoJSON", tags=["resources"], params=SEARCH_PARAMS + (
     Param("limit", f"最大件数（既定はすべて、上限 {GEOJSON_LIMIT}）", {"type": "integer", "minimum": 1, "maximum": GEOJSON_LIMIT}),
     Param("offset", "開始位置", {"type": "integer", "minimum": 0}),
-), description="検索と同じ条件の FeatureCollection。properties は id, name, kind, kind_label, is_sample のみ（詳細は /api/resources/{id}）。",
+), description="検索と同じ条件の FeatureCollection。properties は id, name, kind, kind_label, is_sample, next（次回の日時）, cost（費用）のみ（詳細は /api/resources/{id}）。",
     responses={200: ("FeatureCollection", FeatureCollection, "application/geo+json"), 304: "変更なし（If-None-Match）",
                400: "パラメータが正しくない"})
 def resources_geojson() -> Response:

@@ -12,8 +12,10 @@ import csv
 import io
 import json
 import re
+import tempfile
 from collections.abc import Mapping
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 from flask import (
@@ -25,6 +27,7 @@ from flask import (
     redirect,
     render_template,
     request,
+    session,
     url_for,
 )
 from shapely.geometry import Point, shape
@@ -41,6 +44,7 @@ from resdb.web import get_directory
 from resdb.web.auth import login_required
 from resdb.web.errors import ApiError
 from resdb.web.labels import describe_schedule, session_ja, yen
+from resdb.web.results import DEFAULT_TTL_SECONDS, ResultGone, ResultStore, valid_token
 from resdb.workspace import EVENT_KINDS, LEGAL_BASES, STAGES, Forbidden, Workspace
 
 bp = Blueprint("coordinator", __name__, url_prefix="/coordinator")
@@ -53,10 +57,14 @@ STAGE_FLOW = ("proposed", "visited", "trial", "participating", "settled", "stopp
 # Form fields that describe the person (carried back as hidden fields; never stored until 保存).
 PERSON_FIELDS = (
     "goals", "interests", "mobility", "max_minutes", "home_address", "home_district", "home_lat", "home_lon",
-    "age", "targets", "need_barrier_free", "need_pickup", "budget_yen", "group_size", "memo",
+    "age", "targets", "need_barrier_free", "need_pickup", "budget_yen", "group_size", "memo", "avail_grid",
     *[f"avail_{k}_{i}" for i in range(AVAILABLE_ROWS) for k in ("weekday", "start", "end")],
 )
 _TIME = re.compile(r"^([01]?\d|2[0-3]):[0-5]\d$")
+# The availability grid: a week × 午前 / 午後 / 夜 (one checkbox each; exact times in the rows below it).
+PERIODS: dict[str, tuple[str, str, str]] = {
+    "am": ("午前", "09:00", "12:00"), "pm": ("午後", "13:00", "17:00"), "eve": ("夜", "18:00", "21:00"),
+}
 
 
 # -- helpers ------------------------------------------------------------------------------------------
@@ -93,7 +101,9 @@ def _page(template: str, status: int = 200, **context: Any) -> Response:
 
 
 def _map_settings() -> dict[str, Any]:
-    return {"tileUrl": current_app.config["TILE_URL"], "tileAttribution": current_app.config["TILE_ATTRIBUTION"]}
+    from resdb.web.basemap import map_settings
+
+    return map_settings(current_app.config["DEFAULT_MUNICIPALITY"])
 
 
 def _int(value: Any) -> int | None:
@@ -118,7 +128,7 @@ def form_values(form: Mapping[str, Any]) -> dict[str, Any]:
     """The person fields of a (Multi)dict as plain values: lists for the checkboxes, strings otherwise."""
     out: dict[str, Any] = {}
     for name in PERSON_FIELDS:
-        if name in ("goals", "targets"):
+        if name in ("goals", "targets", "avail_grid"):
             values = form.getlist(name) if hasattr(form, "getlist") else form.get(name) or []
             out[name] = [v for v in values if v]
         else:
@@ -190,6 +200,11 @@ def person_from_values(values: Mapping[str, Any]) -> tuple[dict[str, Any], list[
         else:
             person["budget_yen"] = budget
     available = []
+    for cell in values.get("avail_grid") or []:
+        weekday, _, period = str(cell).partition("_")
+        if weekday in WEEKDAYS and period in PERIODS:
+            _label, start, end = PERIODS[period]
+            available.append({"weekday": weekday, "start": start, "end": end})
     for i in range(AVAILABLE_ROWS):
         weekday, start, end = (values.get(f"avail_{k}_{i}") or "" for k in ("weekday", "start", "end"))
         if not (weekday or start or end):
@@ -225,7 +240,16 @@ def values_from_person(person: Mapping[str, Any]) -> dict[str, Any]:
         "need_pickup": "1" if (person.get("needs") or {}).get("pickup") else "",
         "group_size": (person.get("prefers") or {}).get("group_size") or "", "memo": "",
     }
-    for i, slot in enumerate((person.get("available") or [])[:AVAILABLE_ROWS]):
+    grid_times = {(start, end): key for key, (_label, start, end) in PERIODS.items()}
+    rows: list[dict[str, Any]] = []
+    values["avail_grid"] = []
+    for slot in person.get("available") or []:
+        period = grid_times.get((slot.get("start"), slot.get("end")))
+        if period and slot.get("weekday") in WEEKDAYS:
+            values["avail_grid"].append(f"{slot['weekday']}_{period}")
+        else:
+            rows.append(slot)
+    for i, slot in enumerate(rows[:AVAILABLE_ROWS]):
         values.update({f"avail_weekday_{i}": slot.get("weekday", ""), f"avail_start_{i}": slot.get("start", ""),
                        f"avail_end_{i}": slot.get("end", "")})
     return values
@@ -268,7 +292,15 @@ def _map_points(items: list[dict[str, Any]], person: Mapping[str, Any] | None) -
                "lon": x["listing"].get("lon"), "travel": x.get("travel_text") or "",
                "url": url_for("public.resource", listing_id=x["resource_id"])}
               for i, x in enumerate(items) if x["listing"].get("lat") is not None]
-    return {**_map_settings(), "points": points}
+    home = None
+    if person:
+        try:
+            placed = _matching().resolve_home(person)["home"]
+            if placed.get("lat") is not None and placed.get("lon") is not None:
+                home = {"lat": round(float(placed["lat"]), 5), "lon": round(float(placed["lon"]), 5)}
+        except (PersonError, TypeError, ValueError):
+            home = None
+    return {**_map_settings(), "points": points, "home": home}
 
 
 def _run_match(values: dict[str, Any], *, all_excluded: bool = False
@@ -303,7 +335,8 @@ def _field_message(message: str) -> str:
 
 def _form_context(values: dict[str, Any] | None = None, problems: list[str] | None = None) -> dict[str, Any]:
     return {"values": values or {}, "problems": problems or [], "GOALS": GOALS, "TARGET_CHOICES": TARGETS,
-            "MOBILITY": MOBILITY, "GROUP_SIZES": GROUP_SIZES, "WEEKDAYS": WEEKDAYS, "rows": range(AVAILABLE_ROWS)}
+            "MOBILITY": MOBILITY, "GROUP_SIZES": GROUP_SIZES, "WEEKDAYS": WEEKDAYS, "rows": range(AVAILABLE_ROWS),
+            "PERIODS": PERIODS}
 
 
 def _picked(answer: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -312,18 +345,73 @@ def _picked(answer: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 # -- desk home ----------------------------------------------------------------------------------------
+QUIET_CHOICES = (7, 14, 30, 60)
+
+
+def _caseload_facts(case_ids: list[int]) -> dict[int, dict[str, Any]]:
+    """Per case: its coordinator (id, name) and the last contact (the newest recorded event, else the save)."""
+    from sqlmodel import col, select
+
+    from resdb.db import read_session
+    from resdb.models import Case, Placement, PlacementEvent, User
+
+    if not case_ids:
+        return {}
+    with read_session(get_directory().engine) as db:
+        rows = db.exec(select(Case.id, Case.coordinator_id, Case.created_at, User.email, User.display_name)
+                       .join(User, col(User.id) == col(Case.coordinator_id))
+                       .where(col(Case.id).in_(case_ids))).all()
+        events = db.exec(select(Placement.case_id, PlacementEvent.at)
+                         .join(PlacementEvent, col(PlacementEvent.placement_id) == col(Placement.id))
+                         .where(col(Placement.case_id).in_(case_ids))).all()
+    last: dict[int, Any] = {}
+    for case_id, at in events:
+        if case_id not in last or at > last[case_id]:
+            last[case_id] = at
+    return {case_id: {"coordinator_id": coordinator_id, "coordinator": display_name or email,
+                      "last_contact": last.get(case_id, created_at)}
+            for case_id, coordinator_id, created_at, email, display_name in rows}
+
+
+def _jst_date(moment: Any) -> date:
+    from datetime import UTC
+    from zoneinfo import ZoneInfo
+
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(ZoneInfo("Asia/Tokyo")).date()
+
+
 @bp.get("/")
 @login_required(*ROLES)
 def home() -> Response:
     today = _today()
     cases = _workspace().cases(g.account)
+    facts = _caseload_facts([c["id"] for c in cases])
     for case in cases:
         follow = case.get("next_follow_up")
         case["overdue"] = bool(follow and follow < today)
         case["due_today"] = bool(follow and follow == today)
+        fact = facts.get(case["id"], {})
+        case["coordinator"] = fact.get("coordinator") or "—"
+        case["coordinator_id"] = fact.get("coordinator_id")
+        contact = fact.get("last_contact")
+        case["last_contact"] = _jst_date(contact) if contact else None
+        case["quiet_days"] = (today - case["last_contact"]).days if case["last_contact"] else None
+    coordinators = sorted({(c["coordinator_id"], c["coordinator"]) for c in cases if c["coordinator_id"]},
+                          key=lambda x: x[1])
+    who = _int(request.args.get("coordinator"))
+    quiet = _int(request.args.get("quiet"))
+    quiet = quiet if quiet in QUIET_CHOICES else None
+    shown = [c for c in cases if (who is None or c["coordinator_id"] == who)
+             and (quiet is None or (c["quiet_days"] is not None and c["quiet_days"] >= quiet))]
+    if quiet is not None:
+        shown.sort(key=lambda c: -(c["quiet_days"] or 0))
     overdue = sum(1 for c in cases if c["overdue"])
-    referrals = Referrals(get_directory()).by_case(g.account, [c["id"] for c in cases])
-    return _page("coordinator/home.html", cases=cases, overdue=overdue, today=today, LEGAL_LABELS=LEGAL_BASES,
+    referrals = Referrals(get_directory()).by_case(g.account, [c["id"] for c in shown])
+    return _page("coordinator/home.html", cases=shown, total=len(cases), overdue=overdue, today=today,
+                 LEGAL_LABELS=LEGAL_BASES, coordinators=coordinators, who=who, quiet=quiet,
+                 QUIET_CHOICES=QUIET_CHOICES, show_coordinator=g.account.role == "admin" or len(coordinators) > 1,
                  referrals=referrals)
 
 
@@ -334,15 +422,38 @@ def match_form() -> Response:
     return _page("coordinator/match_form.html", **_form_context({"need_barrier_free": "", "need_pickup": ""}))
 
 
+# Post/Redirect/Get: each POST below stores its answer (encrypted, minutes) and redirects to /coordinator/r/<token>,
+# so the browser's Back button finds it again; nothing about the person is in that URL.
+def _results() -> ResultStore:
+    store = current_app.extensions.get("resdb.results")
+    if store is None:
+        instance = get_directory().instance_dir
+        folder = Path(instance) / "results" if instance else Path(tempfile.mkdtemp(prefix="resdb-results-"))
+        store = ResultStore(folder, int(current_app.config.get("RESULT_TTL_SECONDS", DEFAULT_TTL_SECONDS)))
+        current_app.extensions["resdb.results"] = store
+    return store
+
+
+def _session_id() -> str:
+    sid = session.get("sid")
+    return sid if isinstance(sid, str) else ""
+
+
+def _redirect_to_result(view: str, values: dict[str, Any], answer: dict[str, Any], **extra: Any) -> Response:
+    token = _results().put({"view": view, "values": values, "answer": answer, **extra}, _session_id())
+    return redirect(url_for("coordinator.result", token=token), code=303)
+
+
+def _back_token() -> str | None:
+    token = request.form.get("result_token") or ""
+    return token if valid_token(token) else None
+
+
 @bp.post("/match")
 @login_required(*ROLES)
 def match() -> Response:
-    values, person, answer = _posted_match()
-    items = enrich(answer["proposals"])
-    return _page("coordinator/match_result.html", items=items, excluded=answer["excluded"],
-                 near_misses=enrich(answer.get("near_misses") or []), all_excluded=request.form.get("all_excluded") == "1",
-                 hidden=hidden_fields(values), values=values, person=person, map_config=_map_points(items, person),
-                 LEGAL_BASES=LEGAL_BASES, max_compare=MAX_PICK_COMPARE)
+    values, _person, answer = _posted_match()
+    return _redirect_to_result("match", values, answer)
 
 
 @bp.post("/match/sheet")
@@ -350,20 +461,53 @@ def match() -> Response:
 def sheet() -> Response:
     """A print-friendly sheet in plain Japanese for the person (no scores): picked places, or the top three."""
     values, _person, answer = _posted_match()
-    chosen = _picked(answer) or answer["proposals"][:3]
-    return _page("coordinator/sheet.html", items=enrich(chosen), today=_today())
+    return _redirect_to_result("sheet", values, answer, picks=request.form.getlist("pick"))
 
 
 @bp.post("/match/compare")
 @login_required(*ROLES)
 def compare() -> Response:
-    values, person, answer = _posted_match()
-    chosen = _picked(answer)
-    message = None
-    if not 2 <= len(chosen) <= MAX_PICK_COMPARE:
-        message = f"比べる場所を2〜{MAX_PICK_COMPARE}か所選んでください。"
-        chosen = answer["proposals"][:MAX_PICK_COMPARE] if len(chosen) < 2 else chosen[:MAX_PICK_COMPARE]
-    return _page("coordinator/compare.html", items=enrich(chosen), message=message, hidden=hidden_fields(values))
+    values, _person, answer = _posted_match()
+    return _redirect_to_result("compare", values, answer, picks=request.form.getlist("pick"), back=_back_token())
+
+
+def _match_page(token: str, values: dict[str, Any], answer: dict[str, Any], status: int = 200,
+                **extra: Any) -> Response:
+    person, _problems = person_from_values(values)
+    items = enrich(answer["proposals"])
+    return _page("coordinator/match_result.html", status=status, items=items, excluded=answer["excluded"],
+                 near_misses=enrich(answer.get("near_misses") or []),
+                 all_excluded=bool(answer.get("all_excluded")) or values.get("all_excluded") == "1",
+                 hidden=hidden_fields(values), values=values, person=person, map_config=_map_points(items, person),
+                 LEGAL_BASES=LEGAL_BASES, max_compare=MAX_PICK_COMPARE, result_token=token,
+                 expires=_results().expires_at(token) if token else None, **extra)
+
+
+@bp.get("/r/<token>")
+@login_required(*ROLES)
+def result(token: str) -> Response:
+    """A stored answer (match list, compare or sheet) for the session that made it, until it expires."""
+    try:
+        payload = _results().get(token, _session_id())
+    except ResultGone:
+        minutes = _results().ttl // 60
+        return _page("coordinator/result_gone.html", status=410, minutes=minutes)
+    values, answer, view = payload["values"], payload["answer"], payload.get("view")
+    picks = list(payload.get("picks") or [])
+    chosen = [p for p in answer["proposals"] if p["resource_id"] in picks]
+    if view == "sheet":
+        chosen = chosen or answer["proposals"][:3]
+        return _private(render_template("coordinator/sheet.html", items=enrich(chosen), today=_today(),
+                                         coordinator=g.account))
+    if view == "compare":
+        message = None
+        if not 2 <= len(chosen) <= MAX_PICK_COMPARE:
+            message = f"比べる場所を2〜{MAX_PICK_COMPARE}か所選んでください。"
+            chosen = answer["proposals"][:MAX_PICK_COMPARE] if len(chosen) < 2 else chosen[:MAX_PICK_COMPARE]
+        back = payload.get("back")
+        return _page("coordinator/compare.html", items=enrich(chosen), message=message, hidden=hidden_fields(values),
+                     back_url=url_for("coordinator.result", token=back) if back else None, coordinator=g.account)
+    return _match_page(token, values, answer, picked=picks)
 
 
 @bp.post("/match/save")
@@ -378,14 +522,12 @@ def save() -> Response:
             person=person, notes=(request.form.get("notes") or values.get("memo") or "").strip() or None,
             proposals=[{"resource_id": p["resource_id"], "score": p["score"]} for p in chosen])
     except ValidationFailed as exc:
-        items = enrich(answer["proposals"])
-        return _page("coordinator/match_result.html", status=422, items=items, excluded=answer["excluded"],
-                     near_misses=enrich(answer.get("near_misses") or []), hidden=hidden_fields(values), values=values, person=person,
-                     map_config=_map_points(items, person), LEGAL_BASES=LEGAL_BASES, max_compare=MAX_PICK_COMPARE,
-                     save_problems=[p.message for p in exc.problems], picked=[p["resource_id"] for p in chosen],
-                     save_values={"pseudonym": request.form.get("pseudonym", ""), "notes": request.form.get("notes", ""),
-                                  "legal_basis": request.form.get("legal_basis", "")})
-    return redirect(url_for("coordinator.case_page", case_id=case["id"]), code=303)
+        return _match_page(_back_token() or "", values, answer, status=422,
+                           save_problems=[p.message for p in exc.problems], picked=[p["resource_id"] for p in chosen],
+                           save_values={"pseudonym": request.form.get("pseudonym", ""),
+                                        "notes": request.form.get("notes", ""),
+                                        "legal_basis": request.form.get("legal_basis", "")})
+    return redirect(url_for("coordinator.case_page", case_id=case["id"], done="saved"), code=303)
 
 
 # -- cases --------------------------------------------------------------------------------------------

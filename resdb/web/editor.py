@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -174,7 +175,9 @@ def _form_context(values: dict[str, Any], **extra: Any) -> dict[str, Any]:
     blank = {"weekday": "", "weeks": [], "start": "", "end": ""}
     rows = list(values["schedule"]) + [dict(blank) for _ in range(BLANK_SCHEDULE_ROWS)]
     lat, lon = values.get("lat"), values.get("lon")
-    map_config = {"tileUrl": current_app.config["TILE_URL"], "tileAttribution": current_app.config["TILE_ATTRIBUTION"]}
+    from resdb.web.basemap import map_settings
+
+    map_config = map_settings(values.get("municipality_code") or current_app.config["DEFAULT_MUNICIPALITY"])
     return {"values": values, "schedule_rows": rows, "kinds": KINDS, "targets": TARGETS, "weekdays": WEEKDAYS,
             "group_sizes": GROUP_SIZES, "map_config": map_config, "point": bool(lat and lon),
             "problems": {}, **extra}
@@ -186,24 +189,48 @@ def _editable_listings() -> list[dict[str, Any]]:
     return [x for x in _directory().all_listings(include_unpublished=True) if account.may_edit(x)]
 
 
+def _municipality_names() -> dict[str, str]:
+    gazetteer = _directory().gazetteer()
+    return {r.municipality_code: r.name for r in gazetteer.records if r.level == "municipality"}
+
+
 @bp.get("/")
 @login_required("admin", "editor")
 def home() -> Response:
+    """Search and filters first; the verification queue is one click away (its own paged page)."""
     account = _account()
     q = (request.args.get("q") or "").strip()
+    municipality = (request.args.get("municipality") or "").strip()
+    kind = (request.args.get("kind") or "").strip()
+    status = (request.args.get("status") or "").strip()
     listings = [x for x in _editable_listings() if x["status"] != "deleted"]
     if q:
         needle = q.lower()
         listings = [x for x in listings if any(needle in str(x.get(k) or "").lower()
                                                 for k in ("id", "name", "name_kana", "address", "operator", "district"))]
+    if municipality:
+        listings = [x for x in listings if x.get("municipality_code") == municipality]
+    if kind:
+        listings = [x for x in listings if x.get("kind") == kind]
+    if status in {"draft", "published"}:
+        listings = [x for x in listings if x["status"] == status]
     workspace = _workspace()
     today = current_app.config["TODAY"]()
     queue = workspace.verification_queue(account=account, today=today)
-    drafts = [x for x in listings if x["status"] == "draft"]
+    by_municipality: dict[str, int] = {}
+    for item in queue:
+        code = item.get("municipality_code") or ""
+        by_municipality[code] = by_municipality.get(code, 0) + 1
+    drafts = [x for x in _editable_listings() if x["status"] == "draft"]
     open_corrections = len(workspace.corrections("open", account))
-    return _render("editor/home.html", q=q, listings=listings[:200], total=len(listings), queue=queue[:100],
-                   queue_total=len(queue), drafts=drafts, open_corrections=open_corrections, account=account,
-                   attention=needs_attention(listings))
+    return _render("editor/home.html", q=q, municipality=municipality, kind=kind, status_filter=status,
+                   listings=listings[:200 if q or municipality or kind or status else 50], total=len(listings),
+                   queue_total=len(queue),
+                   queue_by_municipality=sorted(by_municipality.items()), municipalities=_municipality_names(),
+                   drafts=drafts, open_corrections=open_corrections, account=account, kinds=KINDS,
+                   searched=bool(q or municipality or kind or status), attention=needs_attention(listings),
+                   index_problems=_directory().index_problems())
+
 
 
 def needs_attention(listings: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
@@ -217,11 +244,36 @@ def needs_attention(listings: list[dict[str, Any]]) -> dict[str, list[dict[str, 
     }
 
 
+@bp.get("/queue")
+@login_required("admin", "editor")
+def queue() -> Response:
+    """The verification queue for one municipality and kind, oldest first, a page at a time."""
+    from resdb.web.editor_views import ISSUES, queue_page
+
+    account = _account()
+    today = current_app.config["TODAY"]()
+    municipality = (request.args.get("municipality") or "").strip()
+    kind = (request.args.get("kind") or "").strip()
+    issue = (request.args.get("issue") or "").strip()
+    try:
+        page_no = max(1, int(request.args.get("page") or 1))
+    except ValueError:
+        page_no = 1
+    everything = _workspace().verification_queue(account=account, today=today)
+    page = queue_page(everything, municipality=municipality or None, kind=kind or None,
+                      issue=issue if issue in ISSUES else None, page=page_no)
+    names = _municipality_names()
+    present = sorted({x.get("municipality_code") or "" for x in everything} - {""})
+    return _render("editor/queue.html", page=page, municipality=municipality, kind=kind, issue=issue,
+                   municipalities=[(c, names.get(c, c)) for c in present], kinds=KINDS, ISSUES=ISSUES,
+                   verified=request.args.get("verified"), total_all=len(everything))
+
+
 @bp.get("/deleted")
 @login_required("admin", "editor")
 def deleted() -> Response:
     items = [x for x in _editable_listings() if x["status"] == "deleted"]
-    return _render("editor/deleted.html", items=items)
+    return _render("editor/deleted.html", items=items, just_deleted=request.args.get("done") or "")
 
 
 # -- one listing --------------------------------------------------------------------------------------
@@ -254,8 +306,11 @@ def create_listing() -> Response:
 @login_required("admin", "editor")
 def edit_listing(listing_id: str) -> Response:
     listing = _listing_for_edit(listing_id)
+    back = request.args.get("back") or ""
     return _render("editor/edit.html", **_form_context(form_values(listing), listing=listing,
-                                                       saved=request.args.get("saved") == "1"))
+                                                       saved=request.args.get("saved") == "1",
+                                                       verified=request.args.get("verified") == "1",
+                                                       back=back if _local(back) else ""))
 
 
 @bp.post("/listings/<listing_id>")
@@ -306,9 +361,20 @@ def _norm(value: Any) -> Any:
 @bp.post("/listings/<listing_id>/verify")
 @login_required("admin", "editor")
 def verify_listing(listing_id: str) -> Response:
-    _listing_for_edit(listing_id)
-    _services().verify(_account(), listing_id, on=current_app.config["TODAY"]())
-    return redirect(request.form.get("next") if _local(request.form.get("next")) else url_for("editor.home"), 303)
+    """「確認しました」 only from the listing's page, after ticking that what it shows was confirmed."""
+    listing = _listing_for_edit(listing_id)
+    if request.form.get("confirm") != "yes":
+        return _render("editor/edit.html", 400, **_form_context(
+            form_values(listing), listing=listing, verify_problem="確かめた内容にチェックを入れてから「確認しました」を押してください"))
+    today: date = min(current_app.config["TODAY"](), date.today())  # never a future date
+    _services().verify(_account(), listing_id, on=today)  # one door: scope, history and audit together
+    back = request.form.get("back") or ""
+    target = url_for("editor.edit_listing", listing_id=listing_id, verified=1, back=back if _local(back) else None)
+    return redirect(target, 303)
+
+
+def _as_date(value: Any) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
 
 
 def _local(target: str | None) -> bool:
@@ -337,17 +403,22 @@ def delete_listing(listing_id: str) -> Response:
     except StaleEdit as error:
         return _render("editor/delete.html", 409, listing=error.current,
                        problem="読み込んだ後に他の人が変更しました。内容を確かめてから、もう一度削除してください")
-    return redirect(url_for("editor.deleted"), 303)
+    return redirect(url_for("editor.deleted", done=listing_id), 303)
 
 
 @bp.post("/listings/<listing_id>/restore")
 @login_required("admin", "editor")
 def restore_listing(listing_id: str) -> Response:
-    _listing_for_edit(listing_id, allow_deleted=True)
+    before = _listing_for_edit(listing_id, allow_deleted=True)
     raw_version = request.form.get("to_version", "").strip()
     to_version = int(raw_version) if raw_version.isdigit() else None
+    keep_verified = request.form.get("keep_verified") == "yes" and before.get("verified_at")
     try:
         _services().restore(_account(), listing_id, to_version=to_version)
+        restored = _directory().get(listing_id, include_unpublished=True)
+        if keep_verified and restored.get("verified_at") != before.get("verified_at") and restored["status"] == "published":
+            # The editor chose to keep the confirmation date the listing had before the restore.
+            _services().verify(_account(), listing_id, on=_as_date(before["verified_at"]))
     except NotFound:
         raise ApiError(404, "その版は見つかりません") from None
     except ValidationFailed as error:
@@ -360,11 +431,15 @@ def restore_listing(listing_id: str) -> Response:
 def history(listing_id: str) -> Response:
     listing = _listing_for_edit(listing_id, allow_deleted=True)
     entries = []
+    from resdb.web.editor_views import field_value
+
     for entry in reversed(_directory().history(listing_id)):
         before, after = entry["before"] or {}, entry["after"] or {}
         keys = [k for k in (*after.keys(), *[k for k in before if k not in after]) if k not in HIDDEN_DIFF]
-        diff = [(k, before.get(k), after.get(k)) for k in keys if before.get(k) != after.get(k)]
-        entries.append({**entry, "diff": diff, "action_label": ACTION_LABELS.get(entry["action"], entry["action"])})
+        diff = [(k, field_value(k, before.get(k)), field_value(k, after.get(k)))
+                for k in keys if before.get(k) != after.get(k)]
+        entries.append({**entry, "diff": diff, "action_label": ACTION_LABELS.get(entry["action"], entry["action"]),
+                        "verified_at": after.get("verified_at")})
     return _render("editor/history.html", listing=listing, entries=entries, restored=request.args.get("restored") == "1")
 
 
@@ -562,7 +637,8 @@ def corrections() -> Response:
         current = listings.get(item["listing_id"]) or {}
         item["rows"] = [(k, current.get(k), v) for k, v in (item.get("proposed") or {}).items()]
     done = [x for x in _workspace().corrections(None, account) if x["status"] != "open"][:30]
-    return _render("editor/corrections.html", items=items, done=done)
+    return _render("editor/corrections.html", items=items, done=done, notice=request.args.get("done"),
+                   notice_fields=request.args.get("fields"))
 
 
 @bp.post("/corrections/<int:request_id>")
@@ -571,14 +647,22 @@ def review_correction(request_id: int) -> Response:
     decision = request.form.get("decision")
     if decision not in {"accept", "reject"}:
         raise ApiError(400, "採用か不採用を選んでください")
+    fields: dict[str, Any] | None = None
+    taken: list[str] = []
+    if decision == "accept" and request.form.get("per_field") == "1":
+        # Per-field: only the ticked proposals are applied; the rest are left as they are.
+        proposed = next((c.get("proposed") or {} for c in _workspace().corrections("open", _account())
+                         if c["id"] == request_id), {})
+        taken = [k for k in request.form.getlist("take") if k in proposed]
+        fields = {k: proposed[k] for k in taken}
     try:
-        _services().review_correction(_account(), request_id, accept=decision == "accept",
+        _services().review_correction(_account(), request_id, accept=decision == "accept", fields=fields,
                                       note=(request.form.get("note") or "").strip()[:500] or None)
     except NotFound:
         raise ApiError(404, "訂正依頼が見つからないか、処理済みです") from None
     except ValidationFailed as error:
         raise ApiError(422, "提案された値を反映できません: " + "; ".join(str(p) for p in error.problems)) from None
-    return redirect(url_for("editor.corrections", done=decision), 303)
+    return redirect(url_for("editor.corrections", done=decision, fields=",".join(taken) or None), 303)
 
 
 # -- audit (admin only, read-only) ---------------------------------------------------------------------
@@ -588,6 +672,28 @@ def audit_log() -> Response:
     target = (request.args.get("target") or "").strip() or None
     entries = audit_entries(_directory().engine, limit=500, target_id=target)
     return _render("editor/audit.html", entries=entries, target=target or "")
+
+
+@bp.app_template_filter("jst")
+def jst_filter(value: Any) -> str:
+    from resdb.web.editor_views import jst
+
+    return jst(value)
+
+
+@bp.app_template_filter("jst_iso")
+def jst_iso_filter(value: Any) -> str:
+    from resdb.web.editor_views import jst_iso
+
+    return jst_iso(value)
+
+
+@bp.app_template_filter("field_value")
+def field_value_filter(value: Any, key: str) -> str:
+    """A stored value of field `key` in Japanese (codes → labels), as plain text."""
+    from resdb.web.editor_views import field_value
+
+    return editor_value(field_value(key, value))
 
 
 @bp.app_template_filter("editor_value")

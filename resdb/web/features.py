@@ -8,7 +8,9 @@ import gzip
 import json
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import date
 from typing import Any
 
 import numpy as np
@@ -16,6 +18,7 @@ import numpy as np
 from resdb.directory import ChangesPruned, Directory
 from resdb.search import SearchQuery
 from resdb.vocab import HIDDEN_IN_SEARCH_KINDS, KINDS
+from resdb.web.labels import session_ja, upcoming, yen
 
 _KIND_ORDER = {kind: n for n, kind in enumerate(KINDS)}
 
@@ -37,8 +40,17 @@ class Snapshot:
     hidden: np.ndarray  # venues: shown only as their own layer (include_venues or kind=venue)
 
 
-def compact_feature(listing: dict[str, Any]) -> dict[str, Any]:
-    """The map's feature: a point and id, name, kind, kind_label, is_sample."""
+def _when(listing: dict[str, Any], today: date | None) -> str | None:
+    """「次回 12月3日（水）13:30」, or None (no schedule, or no session in the next six weeks)."""
+    if today is None or not listing.get("schedule"):
+        return None
+    sessions = upcoming(listing, today, count=1)
+    return f"次回 {session_ja(sessions[0])}" if sessions else None
+
+
+def compact_feature(listing: dict[str, Any], today: date | None = None) -> dict[str, Any]:
+    """The map's feature: a point and id, name, kind, kind_label, is_sample; with `today`, also the next
+    session (`next`) and the cost in words (`cost`, None when unknown)."""
     geometry = None
     if listing.get("lat") is not None and listing.get("lon") is not None:
         geometry = {"type": "Point", "coordinates": [listing["lon"], listing["lat"]]}
@@ -50,6 +62,8 @@ def compact_feature(listing: dict[str, Any]) -> dict[str, Any]:
         "properties": {
             "id": listing["id"], "name": listing.get("name") or "", "kind": kind,
             "kind_label": KINDS.get(kind, KINDS["other"]), "is_sample": bool(listing.get("is_sample")),
+            "next": _when(listing, today),
+            "cost": None if listing.get("cost_yen") is None else yen(listing.get("cost_yen")),
         },
     }
 
@@ -63,11 +77,11 @@ def _sort_key(listing: dict[str, Any]) -> tuple[Any, ...]:
 _Entry = tuple[tuple[Any, ...], str, bytes, float, float, bool, str, bool]
 
 
-def _entry(listing: dict[str, Any]) -> _Entry:
+def _entry(listing: dict[str, Any], today: date | None) -> _Entry:
     has_point = listing.get("lat") is not None and listing.get("lon") is not None
     return (
         _sort_key(listing), listing["id"],
-        json.dumps(compact_feature(listing), ensure_ascii=False, separators=(",", ":")).encode(),
+        json.dumps(compact_feature(listing, today), ensure_ascii=False, separators=(",", ":")).encode(),
         float(listing["lon"]) if has_point else 0.0, float(listing["lat"]) if has_point else 0.0,
         has_point, listing.get("municipality_code") or "", listing.get("kind") in HIDDEN_IN_SEARCH_KINDS,
     )
@@ -95,28 +109,30 @@ def _assemble(revision: str, entries: list[_Entry]) -> Snapshot:
                     {listing_id: n for n, listing_id in enumerate(ids)}, bounds, [entry[0] for entry in entries], hidden)
 
 
-def build_snapshot(directory: Directory, revision: str) -> Snapshot:
-    return _assemble(revision, [_entry(listing) for listing in directory.iter_published()])
+def build_snapshot(directory: Directory, revision: str, today: date | None = None) -> Snapshot:
+    """`revision` is the directory's revision, then `@` and the day the next dates are counted from.
+    Private hosts appear at their 町字 only (the public view)."""
+    return _assemble(revision, [_entry(listing, today) for listing in directory.iter_published(public=True)])
 
 
-def update_snapshot(old: Snapshot, directory: Directory, revision: str) -> Snapshot:
+def update_snapshot(old: Snapshot, directory: Directory, revision: str, today: date | None = None) -> Snapshot:
     """The snapshot moved forward along the change log: only changed listings are fetched and encoded
-    again (a full build when the districts changed, the log was pruned or the batch is large)."""
-    old_seq, _, old_districts = old.revision.partition("/")
-    if revision.partition("/")[2] != old_districts:
-        return build_snapshot(directory, revision)
+    again (a full build when the day or the districts changed, the log was pruned or the batch is large)."""
+    old_seq, _, old_rest = old.revision.partition("/")
+    if revision.partition("/")[2] != old_rest:
+        return build_snapshot(directory, revision, today)
     try:
         changed = {listing_id for _, listing_id in directory.changes_since(int(old_seq))}
     except ChangesPruned:
-        return build_snapshot(directory, revision)
+        return build_snapshot(directory, revision, today)
     if len(changed) > max(2000, len(old.ids) // 4):
-        return build_snapshot(directory, revision)
+        return build_snapshot(directory, revision, today)
     entries = [
         (old.sort_keys[n], listing_id, old.encoded[n], float(old.lon[n]), float(old.lat[n]), bool(old.has_point[n]),
          str(old.municipality[n]), bool(old.hidden[n]))
         for n, listing_id in enumerate(old.ids) if listing_id not in changed
     ]
-    entries.extend(_entry(listing) for listing in directory.get_many(sorted(changed)))
+    entries.extend(_entry(directory.public_view(listing), today) for listing in directory.get_many(sorted(changed)))
     return _assemble(revision, entries)
 
 
@@ -127,25 +143,28 @@ def _bbox_only(query: SearchQuery) -> bool:
 
 
 class FeatureCache:
-    """One snapshot per app, moved forward when `directory.revision()` moves (checked on every use)."""
+    """One snapshot per app, moved forward when `directory.revision()` moves (checked on every use), rebuilt
+    when the day changes (next dates)."""
 
-    def __init__(self, directory: Directory) -> None:
+    def __init__(self, directory: Directory, today: Callable[[], date] | None = None) -> None:
         self.directory = directory
+        self.today = today
         self._snapshot: Snapshot | None = None
         self._lock = threading.Lock()
         self._gzipped: OrderedDict[str, bytes] = OrderedDict()
         self._gzip_lock = threading.Lock()
 
     def snapshot(self) -> Snapshot:
-        revision = self.directory.revision()
+        today = self.today() if self.today else None
+        revision = f"{self.directory.revision()}@{today.isoformat() if today else ''}"
         current = self._snapshot
         if current is not None and current.revision == revision:
             return current
         with self._lock:
             if self._snapshot is None:
-                self._snapshot = build_snapshot(self.directory, revision)
+                self._snapshot = build_snapshot(self.directory, revision, today)
             elif self._snapshot.revision != revision:
-                self._snapshot = update_snapshot(self._snapshot, self.directory, revision)
+                self._snapshot = update_snapshot(self._snapshot, self.directory, revision, today)
             return self._snapshot
 
     def bounds(self, municipality_code: str | None = None) -> tuple[float, float, float, float] | None:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
+import time
+from datetime import UTC, date, datetime
 from typing import Any
 
 from resdb import schedule as schedule_mod
@@ -127,6 +128,49 @@ def tel_href(value: str | None) -> str | None:
     return f"tel:{digits}" if len(digits) >= 6 else None
 
 
+def visit_text(listing: dict[str, Any]) -> str:
+    """What a visitor should know before a first look (見学), from what the listing says."""
+    if not listing:
+        return "お問い合わせください"
+    parts = []
+    reserve = listing.get("reservation_required")
+    if reserve is True:
+        parts.append("見学・参加の前に予約が必要です")
+    elif reserve is False:
+        parts.append("予約なしで見学できます")
+    else:
+        parts.append("見学の方法はお問い合わせください")
+    if listing.get("accepts_referrals") is False:
+        parts.append("いまは紹介での受け入れをしていません")
+    elif listing.get("capacity") == 0:
+        parts.append("いまは空きがありません")
+    if listing.get("barrier_free"):
+        parts.append("バリアフリー")
+    if listing.get("pickup"):
+        parts.append("送迎あり")
+    return "。".join(parts[:1]) + ("（" + "・".join(parts[1:]) + "）" if parts[1:] else "")
+
+
+def jst_time(value: Any) -> str:
+    """A moment (unix seconds or datetime; naive means UTC) as 「14:05」 in Japan time."""
+    from zoneinfo import ZoneInfo
+
+    tokyo = ZoneInfo("Asia/Tokyo")
+    if isinstance(value, (int, float)):
+        moment = datetime.fromtimestamp(value, tokyo)
+    elif isinstance(value, datetime):
+        moment = (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(tokyo)
+    else:
+        return ""
+    return f"{moment:%H:%M}"
+
+
+def coordinator_name(account: Any) -> str:
+    """The coordinator's name for the person to see (a blank to write in when the account has none)."""
+    name = getattr(account, "display_name", None) if account is not None else None
+    return name or "＿＿＿＿＿＿＿＿（相談員の名前）"
+
+
 def yes_no(value: bool | None) -> str:
     return "不明" if value is None else ("あり" if value else "なし")
 
@@ -137,7 +181,9 @@ def register_filters(app: Any) -> None:
         kind_label=kind_label, target_label=target_label, weekday_label=weekday_label,
         group_size_label=group_size_label, yen=yen, date_ja=date_ja, session_ja=session_ja,
         describe_schedule=describe_schedule, safe_url=safe_url, tel_href=tel_href, yes_no=yes_no,
+        visit_text=visit_text, jst_time=jst_time,
     )
     app.jinja_env.globals.update(
         KINDS=KINDS, TARGETS=TARGETS, WEEKDAYS=WEEKDAYS, SAMPLE_LABEL=SAMPLE_LABEL, source_label=source_label,
+        coordinator_name=coordinator_name, now_ts=time.time,
     )

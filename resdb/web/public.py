@@ -10,6 +10,7 @@ from flask import Blueprint, Response, current_app, render_template, request, ur
 from resdb.directory import NotFound
 from resdb.vocab import TARGETS
 from resdb.web import get_directory
+from resdb.web.basemap import map_settings
 from resdb.web.errors import ApiError
 from resdb.web.labels import freshness, source_label, upcoming
 from resdb.web.params import PAGE_SIZE, form_args, parse_search
@@ -23,13 +24,6 @@ def municipality_options() -> list[tuple[str, str]]:
     gazetteer = get_directory().gazetteer()
     found = {r.municipality_code: r.name for r in gazetteer.records if r.level == "municipality"}
     return sorted(found.items())
-
-
-def _map_settings() -> dict[str, Any]:
-    return {
-        "tileUrl": current_app.config["TILE_URL"],
-        "tileAttribution": current_app.config["TILE_ATTRIBUTION"],
-    }
 
 
 def _initial_bounds(form: dict[str, Any]) -> list[list[float]] | None:
@@ -56,9 +50,10 @@ def index() -> Response:
     parsed = parse_search(request.args, today=_today(), paging="page",
                           default_municipality=current_app.config["DEFAULT_MUNICIPALITY"])
     config = {
-        **_map_settings(),
+        **map_settings(parsed.form.get("municipality") or current_app.config["DEFAULT_MUNICIPALITY"]),
         "geojsonUrl": url_for("api.resources_geojson"),
         "lookupUrl": url_for("api.areas_lookup"),
+        "areasUrl": url_for("public.areas"),
         "searchUrl": url_for("public.search"),
         "detailUrl": url_for("public.resource", listing_id="__ID__"),
         "bounds": _initial_bounds(parsed.form),
@@ -118,10 +113,19 @@ def resource(listing_id: str) -> Response:
     venue, held_here = _venue_links(listing)
     today = _today()
     area = listing.get("service_area") or {}
-    map_config = {**_map_settings(), "lat": listing.get("lat"), "lon": listing.get("lon"), "name": listing["name"]}
+    map_config = {**map_settings(listing.get("municipality_code")), "lat": listing.get("lat"), "lon": listing.get("lon"),
+                  "name": listing["name"]}
+    town = None
+    if listing.get("lat") is not None and listing.get("lon") is not None:
+        try:
+            found = get_directory().gazetteer().town_at(listing["lat"], listing["lon"], listing.get("municipality_code"))
+        except ValueError:  # an unreadable municipality code: name no 町字 rather than fail
+            found = None
+        town = found.name if found is not None else None
     return _render(
         "resource.html",
         listing=listing,
+        town=town,
         sessions=upcoming(listing, today),
         freshness=freshness(listing.get("verified_at"), today, current_app.config["STALE_DAYS"]),
         source=source_label(listing.get("source")),
@@ -147,8 +151,10 @@ def _capacity_info(listing: dict[str, Any], today: Any) -> dict[str, Any] | None
 def areas() -> Response:
     """わたしの地域 without JavaScript: an address (or lat/lon) → the centers responsible for it."""
     from resdb.web.api import lookup_area
+    from resdb.web.areas import arrange
 
     result: dict[str, Any] | None = None
+    arranged: dict[str, Any] | None = None
     error: str | None = None
     status = 200
     if request.args.get("address") or request.args.get("lat") or request.args.get("lon"):
@@ -156,5 +162,11 @@ def areas() -> Response:
             result = lookup_area(request.args)
         except ApiError as problem:
             error, status = problem.message, problem.status
+    outside = error is not None and status == 422
+    if result is not None:
+        town = result.get("town") or {}
+        outside = not town and not result["items"]
+        arranged = arrange(result["items"], town.get("municipality"))
+    covered = [name for _code, name in municipality_options()]
     return _render("areas.html", status=status, address=(request.args.get("address") or "").strip(),
-                   result=result, error=error, nav="areas")
+                   result=result, arranged=arranged, error=error, outside=outside, covered=covered, nav="areas")

@@ -140,6 +140,8 @@ class FeatureProperties(BaseModel):
     kind: str
     kind_label: str
     is_sample: bool
+    next: str | None = Field(None, description="次の開催（例: 「次回 12月3日（水）13:30」）。6週間以内に予定がなければ null")
+    cost: str | None = Field(None, description="費用（「無料」「100円」）。不明なら null")
 
 
 class PointGeometry(BaseModel):

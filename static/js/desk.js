@@ -24,7 +24,8 @@
   L.control.zoom({zoomInTitle: "拡大", zoomOutTitle: "縮小"}).addTo(map);
   L.control.scale({imperial: false}).addTo(map);
   map.attributionControl.setPrefix(false);
-  R.tileLayer(config).addTo(map);
+  R.baseLayer(map, config);
+  R.keyboardPopups(map);
 
   if (config.points) {
     var bounds = [];
@@ -38,6 +39,19 @@
       marker.addTo(map);
       bounds.push([p.lat, p.lon]);
     });
+    if (config.home) {
+      // The person's home (approximate: the address's 町字 or the given point); not interactive, named for AT.
+      var homeIcon = L.divIcon({className: "desk-home", html: el("span", {text: "家"}), iconSize: [30, 30]});
+      L.marker([config.home.lat, config.home.lon], {icon: homeIcon, title: "本人の自宅（おおよその位置）",
+                                                    alt: "本人の自宅（おおよその位置）", keyboard: false, interactive: false,
+                                                    zIndexOffset: -100}).addTo(map);
+      bounds.push([config.home.lat, config.home.lon]);
+      var homeLegend = L.control({position: "bottomleft"});
+      homeLegend.onAdd = function () {
+        return el("div", {className: "desk-legend"}, [el("p", {}, [el("span", {className: "desk-home desk-home--swatch", text: "家"}), " 本人の自宅（おおよそ）・番号は一覧の順"])]);
+      };
+      homeLegend.addTo(map);
+    }
     if (bounds.length) { map.fitBounds(bounds, {padding: [30, 30], maxZoom: 15}); } else { map.setView([36.75, 137.1], 12); }
   }
 
@@ -53,7 +67,9 @@
       },
       onEachFeature: function (feature, featureLayer) {
         var props = feature.properties;
-        featureLayer.bindTooltip(props.name + (props.approximate ? "（近似）" : "") + ": 不足 " + props.unmet + "人 / ニーズ " + props.needs + "人");
+        // A text node, never an HTML string: district names come from imported files.
+        featureLayer.bindTooltip(el("span", {text: String(props.name) + (props.approximate ? "（近似）" : "") +
+          ": 不足 " + Number(props.unmet) + "人 / ニーズ " + Number(props.needs) + "人"}));
       }
     }).addTo(map);
     map.fitBounds(layer.getBounds(), {padding: [10, 10]});

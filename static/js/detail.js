@@ -1,4 +1,4 @@
-/* The small map on a listing's page (the static fallback text stays when JavaScript is off). */
+/* The small map on a listing's page (the text location above it stays, with or without JavaScript). */
 (function () {
   "use strict";
 
@@ -16,7 +16,7 @@
   const map = L.map(node, {scrollWheelZoom: false, zoomControl: false}).setView(point, 16);
   L.control.zoom({zoomInTitle: "拡大", zoomOutTitle: "縮小"}).addTo(map);
   map.attributionControl.setPrefix(false);
-  R.tileLayer(config).addTo(map);
+  R.baseLayer(map, config);
   L.marker(point, {
     icon: L.divIcon({className: "pin pin--detail", iconSize: [24, 24]}),
     title: config.name,

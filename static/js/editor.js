@@ -71,7 +71,8 @@
     var lon = parseFloat(lonInput.value);
     var has = isFinite(lat) && isFinite(lon);
     var map = L.map(node, {scrollWheelZoom: false}).setView(has ? [lat, lon] : [36.72, 137.1], has ? 16 : 10);
-    L.tileLayer(config.tileUrl, {attribution: config.tileAttribution, maxZoom: 18, minZoom: 5}).addTo(map);
+    if (window.resdb && window.resdb.baseLayer) { window.resdb.baseLayer(map, config); }
+    else if (config.tileUrl) { L.tileLayer(config.tileUrl, {attribution: config.tileAttribution, maxZoom: 18, minZoom: 5}).addTo(map); }
     var marker = null;
 
     function place(a, b, pan) {

@@ -22,12 +22,42 @@
   L.control.zoom({zoomInTitle: "拡大", zoomOutTitle: "縮小"}).addTo(map);
   L.control.scale({imperial: false}).addTo(map);
   map.attributionControl.setPrefix(false);
-  R.tileLayer(config).addTo(map);
+  R.baseLayer(map, config);
   if (config.bounds) {
     map.fitBounds(config.bounds, {padding: [10, 10], maxZoom: 15});
   } else {
     map.setView([36.2, 138.0], 5);
   }
+
+  // -- phones: the list first, the map behind a toggle ----------------------------------------------
+  const layout = document.querySelector(".map-layout");
+  const toggle = document.getElementById("map-toggle");
+  const narrow = window.matchMedia ? window.matchMedia("(max-width: 59.99rem)") : null;
+  let mapOpen = false;
+
+  function showMap(open) {
+    if (!layout || !toggle || !narrow || !narrow.matches) { return; }
+    mapOpen = open;
+    layout.classList.toggle("map-layout--map-open", open);
+    toggle.setAttribute("aria-expanded", open ? "true" : "false");
+    toggle.textContent = open ? "地図を閉じて一覧だけにする" : "地図を表示";
+    if (open) { map.invalidateSize(); }
+  }
+
+  function applyLayout() {
+    const listFirst = !!(layout && toggle && narrow && narrow.matches);
+    if (layout) { layout.classList.toggle("map-layout--list-first", listFirst); }
+    if (toggle) { toggle.parentNode.hidden = !listFirst; }
+    if (listFirst) { showMap(mapOpen); } else if (layout) { layout.classList.remove("map-layout--map-open"); map.invalidateSize(); }
+  }
+
+  if (toggle) {
+    toggle.addEventListener("click", function () { showMap(!mapOpen); });
+  }
+  if (narrow) {
+    if (narrow.addEventListener) { narrow.addEventListener("change", applyLayout); } else if (narrow.addListener) { narrow.addListener(applyLayout); }
+  }
+  applyLayout();
 
   function clusterIcon(cluster) {
     const count = cluster.getChildCount();
@@ -44,6 +74,35 @@
   });
   map.addLayer(cluster);
 
+  // -- keyboard: an opened popup takes focus (its link first); Esc closes it and focus goes back ------
+  let returnFocus = null;
+  map.on("popupopen", function (event) {
+    const node = event.popup.getElement();
+    if (!node) { return; }
+    const active = document.activeElement;
+    if (!returnFocus && active && active !== document.body && !node.contains(active)) { returnFocus = active; }
+    const link = node.querySelector(".leaflet-popup-content a");
+    if (link) { window.setTimeout(function () { link.focus({preventScroll: true}); }, 0); }
+    node.addEventListener("keydown", function (keyEvent) {
+      if (keyEvent.key === "Escape" || keyEvent.key === "Esc") {
+        keyEvent.preventDefault();
+        keyEvent.stopPropagation();
+        map.closePopup();
+      }
+    });
+  });
+  map.on("popupclose", function () {
+    let target = returnFocus;
+    returnFocus = null;
+    // The list may have been redrawn while the map moved: find the same listing's button again.
+    if (target && !document.contains(target) && target.dataset && target.dataset.listingId) {
+      target = listNode.querySelector('button[data-listing-id="' + CSS.escape(target.dataset.listingId) + '"]');
+    }
+    if (target && document.contains(target) && (document.activeElement === document.body || mapNode.contains(document.activeElement))) {
+      target.focus({preventScroll: true});
+    }
+  });
+
   // -- markers and popups -------------------------------------------------------------------------
   const markers = new Map(); // id -> marker
   let features = []; // last response, in server order
@@ -56,16 +115,29 @@
     return config.detailUrl.replace("__ID__", encodeURIComponent(id));
   }
 
+  /** 「次回 12月3日（水）13:30」・「無料」 as text, or null when neither is known. */
+  function whenAndCost(props, className) {
+    const parts = [];
+    if (props.next) { parts.push(props.next); }
+    if (props.cost) { parts.push("費用 " + props.cost); }
+    return parts.length ? el("span", {className: className, text: parts.join("・")}) : null;
+  }
+
   function popupContent(props) {
+    const when = whenAndCost(props, "popup__when");
     return el("div", {className: "popup"}, [
       el("p", {className: "popup__title"}, [el("a", {href: detailUrl(props.id)}, [props.name])]),
       el("p", {className: "popup__meta"}, [
         el("span", {className: "tag tag--" + kindClass(props.kind), text: props.kind_label}),
         props.is_sample ? " " : null,
         props.is_sample ? R.sampleBadge(config.sampleLabel) : null
-      ])
+      ]),
+      when ? el("p", {className: "popup__facts"}, [when]) : null
     ]);
   }
+
+  // Popups stay clear of the zoom control (top left) and the attribution (bottom right).
+  const POPUP_OPTIONS = {maxWidth: 280, autoPanPaddingTopLeft: L.point(56, 12), autoPanPaddingBottomRight: L.point(12, 36)};
 
   function makeMarker(feature) {
     const props = feature.properties;
@@ -81,7 +153,7 @@
       riseOnHover: true
     });
     marker.feature = feature;
-    marker.bindPopup(function () { return popupContent(props); }, {maxWidth: 280});
+    marker.bindPopup(function () { return popupContent(props); }, POPUP_OPTIONS);
     return marker;
   }
 
@@ -117,12 +189,18 @@
     const props = f.properties;
     const button = el("button", {type: "button", className: "link-button", text: "地図で表示"});
     button.setAttribute("aria-label", props.name + " を地図で表示");
+    button.setAttribute("data-listing-id", String(f.id));
     button.addEventListener("click", function () {
       const marker = markers.get(String(f.id));
-      if (marker) { showInMap(marker); }
+      if (!marker) { return; }
+      returnFocus = button;
+      showMap(true);
+      showInMap(marker);
     });
+    const when = whenAndCost(props, "visible-list__when");
     return el("li", {className: "visible-list__item"}, [
       el("a", {href: detailUrl(props.id), className: "visible-list__name"}, [props.name]),
+      when,
       el("span", {className: "visible-list__meta"}, [
         el("span", {className: "tag tag--" + kindClass(props.kind), text: props.kind_label}),
         props.is_sample ? " " : null,
@@ -157,9 +235,16 @@
       const c = f.geometry.coordinates;
       return bounds.contains([c[1], c[0]]);
     });
+    // Keep keyboard focus on the same listing's button when the list is redrawn under it.
+    const active = document.activeElement;
+    const focusedId = active && listNode.contains(active) && active.getAttribute("data-listing-id");
     listNode.replaceChildren();
     shown = 0;
     showMore(LIST_STEP);
+    if (focusedId) {
+      const again = listNode.querySelector('button[data-listing-id="' + CSS.escape(focusedId) + '"]');
+      if (again) { again.focus({preventScroll: true}); }
+    }
     let text = "地図の範囲に " + visibleFeatures.length + " 件あります。";
     if (visibleFeatures.length > LIST_LIMIT) {
       text += "一覧に出せるのは " + LIST_LIMIT + " 件までです。地図を拡大するか、条件で絞り込んでください。";
@@ -305,7 +390,9 @@
     } else {
       body = el("p", {text: "この場所を担当地区に含む窓口は登録されていません。市町村の福祉の総合窓口にお問い合わせください。"});
     }
-    areaResults.replaceChildren(heading, body);
+    const more = el("p", {}, [el("a", {href: config.areasUrl + "?" + new URLSearchParams(lastLookup).toString()},
+      ["困りごとの種類ごとに窓口を見る（まずはここ・高齢・障がい・子育て・暮らし・ひきこもり）"])]);
+    areaResults.replaceChildren(heading, body, more);
     if (data.point) {
       const point = [data.point.lat, data.point.lon];
       if (homeMarker) { map.removeLayer(homeMarker); }
@@ -314,7 +401,9 @@
     }
   }
 
+  let lastLookup = {};
   function lookup(params) {
+    lastLookup = params;
     areaResults.replaceChildren(el("p", {text: "調べています…"}));
     fetch(config.lookupUrl + "?" + new URLSearchParams(params).toString(), {headers: {Accept: "application/json"}})
       .then(function (response) {

@@ -3,6 +3,7 @@ a map, open the print sheet (a new tab, from the same POSTed form: nothing in th
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -48,6 +49,7 @@ def test_coordinator_matches_and_prints(desk_server: LiveServer, make_page: Any)
     page.get_by_label("健康・介護予防").check()
     page.get_by_label("仲間・交流").check()
     page.fill("#interests", "体操、手芸")
+    page.get_by_text("時間を細かく指定する").click()  # exact times, below the week grid
     page.select_option("#avail_weekday_0", "wed")
     page.fill("#avail_start_0", "13:00")
     page.fill("#avail_end_0", "16:00")
@@ -60,7 +62,7 @@ def test_coordinator_matches_and_prints(desk_server: LiveServer, make_page: Any)
     page.get_by_role("button", name="提案を見る").click()
 
     expect(page.locator("h1")).to_contain_text("提案")
-    assert "?" not in page.url and page.url.endswith("/coordinator/match")
+    assert "?" not in page.url and re.search(r"/coordinator/r/[A-Za-z0-9_-]{43}$", page.url)  # PRG: a stored result
     first = page.locator(".proposal").first
     expect(first).to_contain_text("戸破ふれあいサロン")
     expect(first).to_contain_text("次回 12月2日")

@@ -291,7 +291,7 @@ def test_geojson_shape(client: Any) -> None:
     assert body["total"] == len(body["features"]) > 20
     for feature in body["features"]:
         assert feature["type"] == "Feature"
-        assert set(feature["properties"]) == {"id", "name", "kind", "kind_label", "is_sample"}
+        assert set(feature["properties"]) == {"id", "name", "kind", "kind_label", "is_sample", "next", "cost"}
         assert feature["geometry"]["type"] == "Point"
         lon, lat = feature["geometry"]["coordinates"]
         assert 136.9 <= lon <= 137.3 and 36.6 <= lat <= 36.9

@@ -24,7 +24,7 @@ PUBLIC = {
     "public.index", "public.search", "public.resource", "public.areas", "corrections.report",
     "api.list_resources", "api.resources_geojson", "api.get_resource", "api.areas_lookup",
     "api.openapi", "match_api.match", "match_api.match_batch", "match_api.gaps",
-    "staff.login", "staff.login_post", "staff.logout",
+    "staff.login", "staff.login_post", "staff.logout", "basemap.municipality",
 }
 API_WRITES = {"api.create_resource", "api.update_resource", "api.delete_resource"}
 API_TOKEN = API_WRITES | {"api.resource_history"}  # who changed what: token holders only

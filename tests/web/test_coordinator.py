@@ -16,7 +16,7 @@ import pytest
 from tests.web.conftest import StaffSetup, csrf_of
 
 PERSONS = Path(__file__).resolve().parents[2] / "data" / "demo" / "persons"
-_CASE_URL = re.compile(r"/coordinator/cases/(\d+)$")
+_CASE_URL = re.compile(r"/coordinator/cases/(\d+)\?done=saved$")
 
 
 def persona(name: str) -> dict[str, Any]:
@@ -49,8 +49,18 @@ def form_of(person: dict[str, Any], **extra: Any) -> dict[str, Any]:
     return data
 
 
+_PRG_PATHS = {"/coordinator/match", "/coordinator/match/sheet", "/coordinator/match/compare"}
+_RESULT_URL = re.compile(r"^/coordinator/r/[A-Za-z0-9_-]{43}$")
+
+
 def post_form(client: Any, path: str, data: dict[str, Any], csrf_path: str = "/coordinator/match") -> Any:
-    return client.post(path, data={**data, "csrf_token": csrf_of(client, csrf_path)})
+    """POST like the browser; the matching answers redirect (303) to a stored result, which is then fetched."""
+    response = client.post(path, data={**data, "csrf_token": csrf_of(client, csrf_path)})
+    if path in _PRG_PATHS and response.status_code == 303:
+        location = response.headers["Location"]
+        assert _RESULT_URL.match(location), location
+        response = client.get(location)
+    return response
 
 
 def save_case(client: Any, person: dict[str, Any], pseudonym: str, picks: list[str], basis: str = "consent") -> int:

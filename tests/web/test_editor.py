@@ -42,8 +42,10 @@ def test_home_lists_scope_queue_and_corrections(staff: Any) -> None:
     client = staff.login("imizu@example.jp")
     html = client.get("/editor/").get_data(as_text=True)
     assert "戸破ふれあいサロン" in html and "稲城の体操クラブ" not in html
-    assert "確認しました" in html  # t-cafe was never verified: it is in the queue
+    assert html.index('id="editor-q"') < html.index("確認が必要な掲載")  # search first
     assert "未処理の訂正依頼" in html
+    queue = client.get("/editor/queue").get_data(as_text=True)
+    assert "すてっぴカフェ" in queue and "/verify" not in queue  # t-cafe was never verified; verify on its page
 
 
 def test_fix_schedule_then_verify_appears_in_history(staff: Any) -> None:
@@ -61,7 +63,7 @@ def test_fix_schedule_then_verify_appears_in_history(staff: Any) -> None:
     assert listing["name"] == "戸破ふれあいサロン" and listing["version"] == 2
 
     token = csrf_of(client, "/editor/")
-    assert client.post("/editor/listings/t-cafe/verify", data={"csrf_token": token}).status_code == 303
+    assert client.post("/editor/listings/t-cafe/verify", data={"csrf_token": token, "confirm": "yes"}).status_code == 303
     today = min(date(2026, 12, 2), date.today()).isoformat()
     assert staff.directory.get("t-cafe")["verified_at"] == today
     history = client.get("/editor/listings/t-cafe/history").get_data(as_text=True)
@@ -129,9 +131,10 @@ def test_delete_and_restore(staff: Any) -> None:
     token = csrf_of(client, "/editor/listings/t-cafe/delete")
     refused = client.post("/editor/listings/t-cafe/delete", data={"csrf_token": token, "version": "1"})
     assert refused.status_code == 400  # the confirmation box was not ticked
-    assert client.post("/editor/listings/t-cafe/delete",
-                       data={"csrf_token": token, "version": "1", "confirm": "yes"}).status_code == 303
-    assert "すてっぴカフェ" in client.get("/editor/deleted").get_data(as_text=True)
+    deleted = client.post("/editor/listings/t-cafe/delete", data={"csrf_token": token, "version": "1", "confirm": "yes"})
+    assert deleted.status_code == 303
+    page = client.get(deleted.headers["Location"]).get_data(as_text=True)
+    assert "すてっぴカフェ" in page and "「すてっぴカフェ」を削除しました" in page  # a notice after the action
     assert client.get("/resources/t-cafe").status_code == 404
     assert client.post("/editor/listings/t-cafe/restore", data={"csrf_token": token}).status_code == 303
     assert staff.directory.get("t-cafe")["status"] == "published"
@@ -248,7 +251,7 @@ def test_import_refuses_rows_outside_scope(staff: Any) -> None:
 def test_audit_page_admin_only(staff: Any) -> None:
     admin = staff.login("admin@example.jp")
     token = csrf_of(admin, "/editor/")
-    admin.post("/editor/listings/t-salon/verify", data={"csrf_token": token})
+    admin.post("/editor/listings/t-salon/verify", data={"csrf_token": token, "confirm": "yes"})
     html = admin.get("/editor/audit").get_data(as_text=True)
     assert "listing.verify" in html and "admin@example.jp" in html
     assert staff.login("imizu@example.jp").get("/editor/audit").status_code == 403

@@ -80,7 +80,8 @@ def check_response(app: Any, response: Any) -> None:
     for url in _URL_ATTR.findall(body):
         url = html_mod.unescape(url)
         assert "ZQ7x9" not in url and "ZQ7x9" not in urllib.parse.unquote(url), url
-    assert "no-store" in response.headers.get("Cache-Control", "")
+    if response.status_code != 303:
+        assert "no-store" in response.headers.get("Cache-Control", "")
 
 
 def test_canary_never_leaves_the_unsaved_form(staff: StaffSetup, caplog: pytest.LogCaptureFixture) -> None:
@@ -91,7 +92,11 @@ def test_canary_never_leaves_the_unsaved_form(staff: StaffSetup, caplog: pytest.
     responses = []
     for path, extra in (("/coordinator/match", {}), ("/coordinator/match/sheet", {"pick": ["t-salon"]}),
                         ("/coordinator/match/compare", {"pick": ["t-salon", "t-cafe"]})):
-        response = client.post(path, data={**form, **extra, "csrf_token": csrf_of(client, "/coordinator/match")})
+        posted = client.post(path, data={**form, **extra, "csrf_token": csrf_of(client, "/coordinator/match")})
+        assert posted.status_code == 303, path  # Post/Redirect/Get to a stored, expiring result
+        check_response(app, posted)
+        assert re.fullmatch(r"/coordinator/r/[A-Za-z0-9_-]{43}", posted.headers["Location"])
+        response = client.get(posted.headers["Location"])
         assert response.status_code == 200, path
         assert response.request.query_string == b"" and "ZQ7x9" not in response.request.url
         responses.append(response)
@@ -164,7 +169,8 @@ def test_access_log_and_cookies_over_http(staff: StaffSetup, caplog: pytest.LogC
     finally:
         server.shutdown()
     access = [r.getMessage() for r in caplog.records if r.name == "werkzeug"]
-    assert any('"POST /coordinator/match HTTP/1.1" 200' in line for line in access), access
+    assert any("POST /coordinator/match HTTP/1.1" in line and '" 303' in line for line in access), access
+    assert any(re.search(r'"GET /coordinator/r/[A-Za-z0-9_-]{43} HTTP/1.1" 200', line) for line in access), access
     assert "ZQ7x9" not in caplog.text and urllib.parse.quote(CANARY) not in caplog.text
     for cookie in jar:
         assert "ZQ7x9" not in cookie.value
@@ -312,3 +318,75 @@ def test_database_errors_are_logged_without_values(staff: StaffSetup, caplog: py
                          coordinator_id=1))
         session.commit()
     assert "ZQ7x9" not in str(raised.value) and "hidden" in str(raised.value).lower()
+
+
+def _result_url(client: Any, form: dict[str, Any]) -> str:
+    posted = client.post("/coordinator/match", data={**form, "csrf_token": csrf_of(client, "/coordinator/match")})
+    assert posted.status_code == 303
+    return str(posted.headers["Location"])
+
+
+def test_stored_result_is_ciphertext_for_this_session_only(staff: StaffSetup) -> None:
+    """The result behind the redirect: an encrypted file (no canary, not in the database), readable by the
+    session that made it, by the Back button again and again, and by no one else."""
+    client = staff.login("coord@example.jp")
+    url = _result_url(client, canary_form())
+    folder = Path(staff.directory.instance_dir) / "results"
+    stored = list(folder.glob("*.bin"))
+    assert len(stored) == 1 and stored[0].stat().st_mode & 0o077 == 0  # one file, owner-only
+    assert url.rsplit("/", 1)[1] not in stored[0].name  # the file name is not the token
+    assert_no_canary_in_files(folder)
+    assert "ZQ7x9" not in database_text(staff.directory.engine)
+    for _ in range(2):  # Back, Back: the same answer each time
+        again = client.get(url)
+        assert again.status_code == 200 and CANARY in again.get_data(as_text=True)
+        assert again.headers["Cache-Control"] == "no-store"
+    # another coordinator (another session) with the same URL gets nothing
+    other = staff.login("coord@example.jp")
+    refused = other.get(url)
+    assert refused.status_code == 410 and CANARY not in refused.get_data(as_text=True)
+    # a guessed or altered token gets nothing either
+    altered = url[:-2] + ("AA" if not url.endswith("AA") else "BB")
+    assert client.get(altered).status_code == 410
+    assert client.get("/coordinator/r/short").status_code == 410
+    # signing out ends the session the key depends on
+    client.post("/logout", data={"csrf_token": csrf_of(client, "/coordinator/")})
+    assert staff.login("coord@example.jp").get(url).status_code == 410
+
+
+def test_stored_result_expires_and_is_deleted(staff: StaffSetup) -> None:
+    from resdb.web.results import ResultStore
+
+    now = [1_800_000_000.0]
+    folder = Path(staff.directory.instance_dir) / "results-clock"
+    staff.app.extensions["resdb.results"] = ResultStore(folder, ttl_seconds=600, clock=lambda: now[0])
+    client = staff.login("coord@example.jp")
+    url = _result_url(client, canary_form())
+    assert client.get(url).status_code == 200
+    now[0] += 599
+    assert client.get(url).status_code == 200
+    now[0] += 2
+    gone = client.get(url)
+    assert gone.status_code == 410 and "表示期限" in gone.get_data(as_text=True)
+    assert list(folder.glob("*.bin")) == []  # deleted when found expired
+    # an abandoned result is swept by the next one
+    _result_url(client, canary_form())
+    now[0] += 601
+    _result_url(client, canary_form())
+    assert len(list(folder.glob("*.bin"))) == 1
+
+
+def test_stored_result_opens_in_another_worker(staff: StaffSetup) -> None:
+    """gunicorn runs several workers: a second app over the same instance folder reads the same result."""
+    from resdb.web import create_app
+
+    second = create_app({"DIRECTORY": staff.directory, "TESTING": True, "RATE_LIMIT": None,
+                         "SECRET_KEY": staff.app.config["SECRET_KEY"], "SESSION_COOKIE_SECURE": False,
+                         "TODAY": staff.app.config["TODAY"]})
+    client = staff.login("coord@example.jp")
+    url = _result_url(client, canary_form())
+    cookie = client.get_cookie(staff.app.config["SESSION_COOKIE_NAME"])
+    other_worker = second.test_client()
+    other_worker.set_cookie(staff.app.config["SESSION_COOKIE_NAME"], cookie.value)
+    page = other_worker.get(url)
+    assert page.status_code == 200 and "戸破ふれあいサロン" in page.get_data(as_text=True)
