@@ -46,7 +46,7 @@ def main() -> int:
         total = directory.search(SearchQuery(q="", limit=1))["total"]
         rows = []
         for query, grades in evaluation.load_graded_set():
-            result = directory.search(SearchQuery(q=query, limit=10))
+            result = directory.search(SearchQuery(q=query, limit=10, municipality_code="162116"))  # as / and /search ask
             ranked = [item["id"] for item in result["items"]]
             rows.append({"q": query, "ndcg10": round(evaluation.ndcg_at(ranked, grades, 10), 3),
                          "matches": result["total"], "top3": [item["name"] for item in result["items"][:3]]})

@@ -322,9 +322,11 @@ _FIELD_NAMES = {"home.address": "自宅の住所", "home.district": "自宅の�
 def _posted_match() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """(form values, person, answer) from the POSTed form; a form with problems goes back as 422, filled in."""
     values = form_values(request.form)
-    person, answer, problems = _run_match(values, all_excluded=request.form.get("all_excluded") == "1")
+    all_excluded = request.form.get("all_excluded") == "1"
+    person, answer, problems = _run_match(values, all_excluded=all_excluded)
     if problems or answer is None or person is None:
         abort(_page("coordinator/match_form.html", status=422, **_form_context(values, problems)))
+    answer["all_excluded"] = all_excluded  # kept with the stored result, so the page after the redirect says so
     return values, person, answer
 
 

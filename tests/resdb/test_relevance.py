@@ -21,7 +21,7 @@ def search(directory: Directory, q: str, limit: int = 10, **filters: Any) -> lis
 def test_graded_set_mean_ndcg_at_10(demo_directory: Directory) -> None:
     scores = {}
     for query, grades in load_graded_set():
-        ranked = [item["id"] for item in search(demo_directory, query)]
+        ranked = [item["id"] for item in search(demo_directory, query, municipality_code="162116")]  # as / and /search ask
         scores[query] = ndcg_at(ranked, grades, 10)
     assert sum(scores.values()) / len(scores) >= 0.9, scores
     assert min(scores.values()) >= 0.6, scores  # no query a resident types is lost

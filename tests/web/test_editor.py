@@ -67,7 +67,8 @@ def test_fix_schedule_then_verify_appears_in_history(staff: Any) -> None:
     today = min(date(2026, 12, 2), date.today()).isoformat()
     assert staff.directory.get("t-cafe")["verified_at"] == today
     history = client.get("/editor/listings/t-cafe/history").get_data(as_text=True)
-    assert "確認" in history and today in history and "imizu@example.jp" in history
+    day = date.fromisoformat(today)
+    assert "確認" in history and f"{day.year}年{day.month}月{day.day}日" in history and "imizu@example.jp" in history
     history = client.get("/editor/listings/t-salon/history").get_data(as_text=True)
     assert "編集" in history and "木" in history  # the schedule diff shows the new weekday
     actions = {(e["action"], e["target_id"]) for e in audit_entries(staff.directory.engine)}

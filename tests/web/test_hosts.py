@@ -42,7 +42,7 @@ def save_case(client: Any, pseudonym: str = "Aさん", pick: str = "t-salon") ->
     response = client.post("/coordinator/match/save", data={**PERSON, "pseudonym": pseudonym, "legal_basis": "consent",
                                                            "pick": [pick], "csrf_token": csrf_of(client, "/coordinator/match")})
     assert response.status_code == 303, response.get_data(as_text=True)[:500]
-    return int(response.headers["Location"].rstrip("/").split("/")[-1])
+    return int(re.search(r"/cases/(\d+)", response.headers["Location"]).group(1))
 
 
 def placement_of(staff: StaffSetup, case_id: int) -> int:
@@ -75,7 +75,7 @@ def test_host_updates_places_and_answers_a_referral(hosts: StaffSetup) -> None:
     assert host.post("/host/listings/t-cafe/capacity", data={"open_places": "5", "csrf_token": csrf_of(host, "/host/")}).status_code == 404
     assert hosts.directory.get("t-cafe")["capacity"] is None
 
-    proposals = coordinator.post("/coordinator/match", data={**PERSON, "csrf_token": csrf_of(coordinator, "/coordinator/match")})
+    proposals = coordinator.post("/coordinator/match", data={**PERSON, "csrf_token": csrf_of(coordinator, "/coordinator/match")}, follow_redirects=True)
     assert re.search(r"今月の受け入れ可能: 2人（\d+月\d+日に受け入れ先が報告（", proposals.get_data(as_text=True))
     case_id = save_case(coordinator)
     placement_id = placement_of(hosts, case_id)
@@ -148,7 +148,7 @@ def test_answer_time_shown_from_five_referrals(hosts: StaffSetup) -> None:
         case_id = save_case(coordinator, f"P{n}")
         ids.append(services.send_referral(me, case_id, placement_of(hosts, case_id), pseudonym=f"P{n}", proposed_dates="",
                                           helps="", contact_route="電話", confirmed=True)["id"])
-        html = coordinator.post("/coordinator/match", data={**PERSON, "csrf_token": csrf_of(coordinator, "/coordinator/match")}).get_data(as_text=True)
+        html = coordinator.post("/coordinator/match", data={**PERSON, "csrf_token": csrf_of(coordinator, "/coordinator/match")}, follow_redirects=True).get_data(as_text=True)
         assert "回答まで中央値" not in html
     for n, referral_id in enumerate(ids[:4]):
         services.answer_referral(host, referral_id, answer="accept" if n < 3 else "decline", reason="full")
@@ -157,7 +157,7 @@ def test_answer_time_shown_from_five_referrals(hosts: StaffSetup) -> None:
             row.sent_at = utcnow() - timedelta(days=n + 1)
             session.add(row)
             session.commit()
-    html = coordinator.post("/coordinator/match", data={**PERSON, "csrf_token": csrf_of(coordinator, "/coordinator/match")}).get_data(as_text=True)
+    html = coordinator.post("/coordinator/match", data={**PERSON, "csrf_token": csrf_of(coordinator, "/coordinator/match")}, follow_redirects=True).get_data(as_text=True)
     assert "回答まで中央値 2.5日・受け入れ 75%（紹介 5 件）" in html
 
 
