@@ -496,7 +496,8 @@ def result(token: str) -> Response:
         return _page("coordinator/result_gone.html", status=410, minutes=minutes)
     values, answer, view = payload["values"], payload["answer"], payload.get("view")
     picks = list(payload.get("picks") or [])
-    chosen = [p for p in answer["proposals"] if p["resource_id"] in picks]
+    # A place can be picked from the proposals or from the near misses (「少し遠いが…」).
+    chosen = [p for p in [*answer["proposals"], *(answer.get("near_misses") or [])] if p["resource_id"] in picks]
     if view == "sheet":
         chosen = chosen or answer["proposals"][:3]
         return _private(render_template("coordinator/sheet.html", items=enrich(chosen), today=_today(),
