@@ -19,7 +19,6 @@ import json
 import os
 import queue
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,20 +35,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 RESDB = str(ROOT / ".venv" / "bin" / "resdb")
 PG_URL = os.environ.get("RESDB_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+from bench_web import free_port, pct  # noqa: E402  (the same helpers as the web bench)
+
 QUERIES = ["サロン", "体操", "子ども食堂", "カフェ", "学習支援", "農作業", "ボランティア", "ふれあい", "さろん", "日本語教室"]
-
-
-def pct(samples: list[float], p: float) -> float:
-    if not samples:
-        return float("nan")
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def call(base: str, method: str, path: str, body: dict[str, Any] | None = None, token: str | None = None,
