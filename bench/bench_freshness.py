@@ -100,7 +100,7 @@ def build(url: str, instance: Path, count: int) -> tuple[str, list[str]]:
         raise SystemExit(f"import failed: {report.problems[:3]}")
     accounts.add_user(directory.engine, "bench@example.jp", "admin", None)
     token = accounts.create_token(directory.engine, "bench@example.jp")
-    ids = [row["id"] for row in directory.search(__import__("resdb.search", fromlist=["SearchQuery"]).SearchQuery(limit=200))["items"]]
+    ids = [listing["id"] for listing in listings[:4000]]
     directory.index.close()
     directory.engine.dispose()
     return token, ids
@@ -122,10 +122,10 @@ def two_hosts(base_a: str, base_b: str, token: str, ids: list[str], editors: int
     stop_at = time.monotonic() + seconds
 
     def editor(n: int) -> None:
-        mine = ids[n::editors][:5]
+        mine = ids[n::editors]  # each listing renamed once: a later rename must not hide an earlier one
         count = 0
-        while time.monotonic() < stop_at:
-            listing_id = mine[count % len(mine)]
+        while time.monotonic() < stop_at and count < len(mine):
+            listing_id = mine[count]
             name = f"点検中の場{n}の{count}回目"
             status, _ = rename(base_a, token, listing_id, name)
             if status == 200:
