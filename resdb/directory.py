@@ -290,7 +290,8 @@ class Directory:
         """The newest committed change-log number (0 for a store that never changed)."""
         with read_session(self.engine) as session:
             high = session.exec(select(func.max(ChangeLog.seq))).one()
-        return max(int(high or 0), self._pruned_through())
+        # Pruning always keeps the newest entry, so the pruned mark only matters for an empty log.
+        return int(high) if high is not None else self._pruned_through()
 
     def _pruned_through(self) -> int:
         with read_session(self.engine) as session:
@@ -333,9 +334,8 @@ class Directory:
         """What derived caches key on: the change-log head and the districts' version, read fresh on
         every call (one indexed query), so no cache answers from before the last committed change."""
         with read_session(self.engine) as session:
-            high = session.exec(select(func.max(ChangeLog.seq))).one()
             districts = session.get(Meta, "districts")
-        return f"{max(int(high or 0), self._pruned_through())}/{districts.value if districts else 0}"
+        return f"{self.head_seq()}/{districts.value if districts else 0}"
 
     def iter_published(self, batch: int = 2000, *, public: bool = False) -> Iterable[dict[str, Any]]:
         """Every published listing in id order; `public` shows private hosts at their 町字 only."""
