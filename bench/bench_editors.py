@@ -38,9 +38,18 @@ def build(url: str, instance: Path, listings: int, editors: int) -> list[str]:
 
     directory = Directory.open(url, instance)
     for n in range(listings):
-        directory.create({"id": f"bench-{n:02d}", "name": f"ベンチの居場所 {n}", "kind": "ibasho",
-                          "lat": 36.70 + n * 0.001, "lon": 137.10, "municipality_code": "162116", "capacity": 0},
-                         actor="bench")
+        directory.create(
+            {
+                "id": f"bench-{n:02d}",
+                "name": f"ベンチの居場所 {n}",
+                "kind": "ibasho",
+                "lat": 36.70 + n * 0.001,
+                "lon": 137.10,
+                "municipality_code": "162116",
+                "capacity": 0,
+            },
+            actor="bench",
+        )
     tokens = []
     for n in range(editors):
         email = f"bench-editor-{n}@example.jp"
@@ -51,11 +60,24 @@ def build(url: str, instance: Path, listings: int, editors: int) -> list[str]:
     return tokens
 
 
-def request(method: str, url: str, token: str, body: dict[str, Any] | None = None,
-            headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], Any]:
+def request(
+    method: str,
+    url: str,
+    token: str,
+    body: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, dict[str, str], Any]:
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method, headers={
-        "Authorization": f"Bearer {token}", "Content-Type": "application/json", **(headers or {})})
+    req = urllib.request.Request(
+        url,
+        data=data,
+        method=method,
+        headers={
+            "Authorization": f"Bearer {token}",
+            "Content-Type": "application/json",
+            **(headers or {}),
+        },
+    )
     try:
         with urllib.request.urlopen(req, timeout=30) as response:
             return response.status, dict(response.headers), json.loads(response.read() or b"null")
@@ -66,7 +88,9 @@ def request(method: str, url: str, token: str, body: dict[str, Any] | None = Non
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--editors", type=int, default=8)
     parser.add_argument("--edits", type=int, default=1000, help="edits per editor")
     parser.add_argument("--listings", type=int, default=20)
@@ -82,12 +106,21 @@ def main() -> None:
     url = os.environ.get("RESDB_BENCH_DATABASE_URL") or f"sqlite:///{instance / 'resdb.sqlite3'}"
     tokens = build(url, instance, args.listings, args.editors)
     port = free_port()
-    env = {**os.environ, "RESDB_INSTANCE": str(instance), "RESDB_DATABASE_URL": url, "RESDB_SECRET_KEY": "bench"}
+    env = {
+        **os.environ,
+        "RESDB_INSTANCE": str(instance),
+        "RESDB_DATABASE_URL": url,
+        "RESDB_SECRET_KEY": "bench",
+    }
     log_path = ROOT / "bench" / "out" / "bench_editors_server.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log = log_path.open("w")
-    server = subprocess.Popen([sys.executable, __file__, "--serve", str(port), "--workers", str(args.workers)],
-                              env=env, stdout=log, stderr=subprocess.STDOUT)
+    server = subprocess.Popen(
+        [sys.executable, __file__, "--serve", str(port), "--workers", str(args.workers)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     base = f"http://127.0.0.1:{port}/api/resources/"
     try:
         deadline = time.time() + 120
@@ -113,11 +146,18 @@ def main() -> None:
                         stats["requests"] += 1
                     if status != 200:
                         with lock:
-                            stats["server_errors" if status >= 500 or status == 0 else "other_errors"] += 1
+                            stats[
+                                "server_errors" if status >= 500 or status == 0 else "other_errors"
+                            ] += 1
                         continue
                     etag = headers.get("ETag") or headers.get("Etag")
-                    status, _h, _b = request("PUT", base + listing_id, token, {"capacity": (body["capacity"] or 0) + 1},
-                                             {"If-Match": etag})
+                    status, _h, _b = request(
+                        "PUT",
+                        base + listing_id,
+                        token,
+                        {"capacity": (body["capacity"] or 0) + 1},
+                        {"If-Match": etag},
+                    )
                     with lock:
                         stats["requests"] += 1
                         if status == 200:
@@ -147,13 +187,21 @@ def main() -> None:
             if status != 200 or body["capacity"] != count:
                 lost += abs(count - ((body or {}).get("capacity") or 0))
         writes = sum(successes.values())
-        print(f"editors={args.editors} edits/editor={args.edits} listings={args.listings} backend={url.split(':')[0]}")
+        print(
+            f"editors={args.editors} edits/editor={args.edits} listings={args.listings} backend={url.split(':')[0]}"
+        )
         print(f"successful writes: {writes} (of {args.editors * args.edits} edits)")
         print(f"lost updates: {lost}")
         print(f"server errors (5xx / no response): {stats['server_errors']}")
-        print(f"other errors: {stats['other_errors']}   stale retries (412/409): {stats['retries']}")
-        print(f"elapsed: {elapsed:.1f} s   edits/s: {writes / elapsed:.1f}   requests/s: {stats['requests'] / elapsed:.1f}")
-        print(f"read-modify-write latency (retries included): p50 {pct(latencies, 50):.1f} ms   p95 {pct(latencies, 95):.1f} ms")
+        print(
+            f"other errors: {stats['other_errors']}   stale retries (412/409): {stats['retries']}"
+        )
+        print(
+            f"elapsed: {elapsed:.1f} s   edits/s: {writes / elapsed:.1f}   requests/s: {stats['requests'] / elapsed:.1f}"
+        )
+        print(
+            f"read-modify-write latency (retries included): p50 {pct(latencies, 50):.1f} ms   p95 {pct(latencies, 95):.1f} ms"
+        )
         if lost or stats["server_errors"]:
             raise SystemExit(1)
     finally:

@@ -37,13 +37,32 @@ RESDB = str(ROOT / ".venv" / "bin" / "resdb")
 PG_URL = os.environ.get("RESDB_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 from bench_web import free_port, pct  # noqa: E402  (the same helpers as the web bench)
 
-QUERIES = ["サロン", "体操", "子ども食堂", "カフェ", "学習支援", "農作業", "ボランティア", "ふれあい", "さろん", "日本語教室"]
+QUERIES = [
+    "サロン",
+    "体操",
+    "子ども食堂",
+    "カフェ",
+    "学習支援",
+    "農作業",
+    "ボランティア",
+    "ふれあい",
+    "さろん",
+    "日本語教室",
+]
 
 
-def call(base: str, method: str, path: str, body: dict[str, Any] | None = None, token: str | None = None,
-         headers: dict[str, str] | None = None) -> tuple[int, Any, float]:
+def call(
+    base: str,
+    method: str,
+    path: str,
+    body: dict[str, Any] | None = None,
+    token: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, Any, float]:
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(base + quote(path, safe="/?&=:,\"'"), data=data, method=method, headers=headers or {})
+    request = urllib.request.Request(
+        base + quote(path, safe="/?&=:,\"'"), data=data, method=method, headers=headers or {}
+    )
     if data is not None:
         request.add_header("Content-Type", "application/json")
     if token:
@@ -64,8 +83,16 @@ def serve(url: str, instance: Path, workers: int) -> tuple[subprocess.Popen[byte
     port = free_port()
     process = subprocess.Popen(
         [RESDB, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
-        env={**os.environ, "RESDB_DATABASE_URL": url, "RESDB_INSTANCE": str(instance), "RESDB_RATE_LIMIT": "off"},
-        stdout=subprocess.DEVNULL, stderr=open(instance.with_suffix(".log"), "ab"), start_new_session=True)  # noqa: SIM115
+        env={
+            **os.environ,
+            "RESDB_DATABASE_URL": url,
+            "RESDB_INSTANCE": str(instance),
+            "RESDB_RATE_LIMIT": "off",
+        },
+        stdout=subprocess.DEVNULL,
+        stderr=open(instance.with_suffix(".log"), "ab"),
+        start_new_session=True,
+    )
     base = f"http://127.0.0.1:{port}"
     deadline = time.time() + 900
     while time.time() < deadline:
@@ -95,7 +122,9 @@ def build(url: str, instance: Path, count: int) -> tuple[str, list[str]]:
     directory = Directory.open(url, instance)
     load_districts(directory, ("16211",))
     listings = list(synthetic_listings(count, 7))
-    report = directory.import_records(list(enumerate(listings, start=1)), actor="bench", source_name="synthetic")
+    report = directory.import_records(
+        list(enumerate(listings, start=1)), actor="bench", source_name="synthetic"
+    )
     if report.problems:
         raise SystemExit(f"import failed: {report.problems[:3]}")
     accounts.add_user(directory.engine, "bench@example.jp", "admin", None)
@@ -110,11 +139,19 @@ def rename(base: str, token: str, listing_id: str, name: str) -> tuple[int, floa
     status, current, _ = call(base, "GET", f"/api/resources/{listing_id}")
     if status != 200:
         return status, 0.0
-    status, _, ms = call(base, "PATCH", f"/api/resources/{listing_id}", {"name": name, "version": current["version"]}, token)
+    status, _, ms = call(
+        base,
+        "PATCH",
+        f"/api/resources/{listing_id}",
+        {"name": name, "version": current["version"]},
+        token,
+    )
     return status, ms
 
 
-def two_hosts(base_a: str, base_b: str, token: str, ids: list[str], editors: int, seconds: float) -> dict[str, Any]:
+def two_hosts(
+    base_a: str, base_b: str, token: str, ids: list[str], editors: int, seconds: float
+) -> dict[str, Any]:
     pending: queue.Queue[tuple[str, str, float] | None] = queue.Queue()
     lags: list[float] = []
     last_written: dict[str, str] = {}
@@ -122,7 +159,9 @@ def two_hosts(base_a: str, base_b: str, token: str, ids: list[str], editors: int
     stop_at = time.monotonic() + seconds
 
     def editor(n: int) -> None:
-        mine = ids[n::editors]  # each listing renamed once: a later rename must not hide an earlier one
+        mine = ids[
+            n::editors
+        ]  # each listing renamed once: a later rename must not hide an earlier one
         count = 0
         while time.monotonic() < stop_at and count < len(mine):
             listing_id = mine[count]
@@ -144,7 +183,9 @@ def two_hosts(base_a: str, base_b: str, token: str, ids: list[str], editors: int
             deadline = written + 30
             while time.monotonic() < deadline:
                 status, body, _ = call(base_b, "GET", f"/api/resources?q={name}&limit=5")
-                if status == 200 and any(x["id"] == listing_id and x["name"] == name for x in body["items"]):
+                if status == 200 and any(
+                    x["id"] == listing_id and x["name"] == name for x in body["items"]
+                ):
                     lags.append((time.monotonic() - written) * 1000)
                     break
                 time.sleep(0.02)
@@ -159,13 +200,24 @@ def two_hosts(base_a: str, base_b: str, token: str, ids: list[str], editors: int
         pending.put(None)
     for thread in checkers:
         thread.join()
-    lost = sum(1 for listing_id, name in last_written.items()
-               if (call(base_b, "GET", f"/api/resources/{listing_id}")[1] or {}).get("name") != name)
-    return {"edits": len(lags), "lag_p50": pct(lags, 50), "lag_p95": pct(lags, 95), "lag_max": max(lags, default=0),
-            "lost": lost, "stale_refused": refused[0]}
+    lost = sum(
+        1
+        for listing_id, name in last_written.items()
+        if (call(base_b, "GET", f"/api/resources/{listing_id}")[1] or {}).get("name") != name
+    )
+    return {
+        "edits": len(lags),
+        "lag_p50": pct(lags, 50),
+        "lag_p95": pct(lags, 95),
+        "lag_max": max(lags, default=0),
+        "lost": lost,
+        "stale_refused": refused[0],
+    }
 
 
-def search_load(base: str, seconds: float, edits_per_second: float, token: str, ids: list[str]) -> dict[str, Any]:
+def search_load(
+    base: str, seconds: float, edits_per_second: float, token: str, ids: list[str]
+) -> dict[str, Any]:
     samples: list[float] = []
     errors = [0]
     stop_at = time.monotonic() + seconds
@@ -173,7 +225,9 @@ def search_load(base: str, seconds: float, edits_per_second: float, token: str, 
     def searcher(n: int) -> None:
         count = 0
         while time.monotonic() < stop_at:
-            status, _, ms = call(base, "GET", f"/api/resources?q={QUERIES[(n + count) % len(QUERIES)]}&limit=20")
+            status, _, ms = call(
+                base, "GET", f"/api/resources?q={QUERIES[(n + count) % len(QUERIES)]}&limit=20"
+            )
             samples.append(ms)
             errors[0] += status != 200
             count += 1
@@ -193,18 +247,29 @@ def search_load(base: str, seconds: float, edits_per_second: float, token: str, 
         thread.start()
     for thread in threads:
         thread.join()
-    return {"n": len(samples), "p50": pct(samples, 50), "p95": pct(samples, 95), "p99": pct(samples, 99),
-            "rps": len(samples) / seconds, "errors": errors[0]}
+    return {
+        "n": len(samples),
+        "p50": pct(samples, 50),
+        "p95": pct(samples, 95),
+        "p99": pct(samples, 99),
+        "rps": len(samples) / seconds,
+        "errors": errors[0],
+    }
 
 
-def edits_during_import(base: str, url: str, token: str, ids: list[str], rows: int, work: Path) -> dict[str, Any]:
+def edits_during_import(
+    base: str, url: str, token: str, ids: list[str], rows: int, work: Path
+) -> dict[str, Any]:
     from resdb.synth import write_synthetic
 
     csv_path = work / "bulk.csv"
     write_synthetic(csv_path, rows, seed=99)
-    importer = subprocess.Popen([RESDB, "import", str(csv_path)], env={
-        **os.environ, "RESDB_DATABASE_URL": url, "RESDB_INSTANCE": str(work / "importer")},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    importer = subprocess.Popen(
+        [RESDB, "import", str(csv_path)],
+        env={**os.environ, "RESDB_DATABASE_URL": url, "RESDB_INSTANCE": str(work / "importer")},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     samples: list[float] = []
     errors = 0
     count = 0
@@ -216,12 +281,22 @@ def edits_during_import(base: str, url: str, token: str, ids: list[str], rows: i
         count += 1
         time.sleep(0.5)
     importer.wait()
-    return {"rows": rows, "import_s": time.monotonic() - started, "edits": len(samples), "p50": pct(samples, 50),
-            "p95": pct(samples, 95), "max": max(samples, default=0), "errors": errors, "import_exit": importer.returncode}
+    return {
+        "rows": rows,
+        "import_s": time.monotonic() - started,
+        "edits": len(samples),
+        "p50": pct(samples, 50),
+        "p95": pct(samples, 95),
+        "max": max(samples, default=0),
+        "errors": errors,
+        "import_exit": importer.returncode,
+    }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--count", type=int, default=20000)
     parser.add_argument("--import-rows", type=int, default=50000)
     parser.add_argument("--seconds", type=float, default=20.0)
@@ -240,27 +315,41 @@ def main() -> None:
     try:
         started = time.perf_counter()
         token, ids = build(url, work / "host-a", args.count)
-        print(f"resdb freshness bench — {args.count:,} synthetic listings on PostgreSQL (built in {time.perf_counter() - started:.1f} s)")
+        print(
+            f"resdb freshness bench — {args.count:,} synthetic listings on PostgreSQL (built in {time.perf_counter() - started:.1f} s)"
+        )
         host_a, base_a = serve(url, work / "host-a", 2)
         processes.append(host_a)
         started = time.perf_counter()
-        host_b, base_b = serve(url, work / "host-b", 2)  # a new host: builds its index from the database
+        host_b, base_b = serve(
+            url, work / "host-b", 2
+        )  # a new host: builds its index from the database
         processes.append(host_b)
-        print(f"host B joined (index rebuilt from PostgreSQL) in {time.perf_counter() - started:.1f} s")
+        print(
+            f"host B joined (index rebuilt from PostgreSQL) in {time.perf_counter() - started:.1f} s"
+        )
         result = two_hosts(base_a, base_b, token, ids, args.editors, args.seconds)
-        print(f"\n1. edit on host A → found by search on host B, {args.editors} concurrent editors, {args.seconds:.0f} s")
-        print(f"   {result['edits']} edits: lag p50 {result['lag_p50']:.0f} ms / p95 {result['lag_p95']:.0f} ms / "
-              f"max {result['lag_max']:.0f} ms; lost updates {result['lost']}; stale edits refused {result['stale_refused']}")
+        print(
+            f"\n1. edit on host A → found by search on host B, {args.editors} concurrent editors, {args.seconds:.0f} s"
+        )
+        print(
+            f"   {result['edits']} edits: lag p50 {result['lag_p50']:.0f} ms / p95 {result['lag_p95']:.0f} ms / "
+            f"max {result['lag_max']:.0f} ms; lost updates {result['lost']}; stale edits refused {result['stale_refused']}"
+        )
         print(f"\n2. search on host A (2 workers × 4 threads, 4 clients), {args.count:,} listings")
         idle = search_load(base_a, args.seconds / 2, 0, token, ids)
         busy = search_load(base_a, args.seconds / 2, 5, token, ids)
         for label, row in (("idle", idle), ("5 edits/s", busy)):
-            print(f"   {label:10} p50 {row['p50']:.1f} / p95 {row['p95']:.1f} / p99 {row['p99']:.1f} ms, "
-                  f"{row['rps']:.0f} req/s, errors {row['errors']}")
+            print(
+                f"   {label:10} p50 {row['p50']:.1f} / p95 {row['p95']:.1f} / p99 {row['p99']:.1f} ms, "
+                f"{row['rps']:.0f} req/s, errors {row['errors']}"
+            )
         print(f"\n3. API edits on host A while `resdb import` writes {args.import_rows:,} rows")
         row = edits_during_import(base_a, url, token, ids, args.import_rows, work)
-        print(f"   import {row['import_s']:.0f} s (exit {row['import_exit']}); {row['edits']} edits: p50 {row['p50']:.0f} / "
-              f"p95 {row['p95']:.0f} / max {row['max']:.0f} ms, errors {row['errors']}")
+        print(
+            f"   import {row['import_s']:.0f} s (exit {row['import_exit']}); {row['edits']} edits: p50 {row['p50']:.0f} / "
+            f"p95 {row['p95']:.0f} / max {row['max']:.0f} ms, errors {row['errors']}"
+        )
     finally:
         for process in processes:
             stop(process)

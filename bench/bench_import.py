@@ -23,8 +23,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 # 射水市 町字 points to scatter rows over (real places, so placement does real work).
-TOWNS = [(36.721682, 137.110661), (36.777418, 137.083124), (36.750901, 137.072663), (36.709701, 137.095284),
-         (36.759302, 137.078660), (36.713394, 137.097277), (36.718314, 137.102458)]
+TOWNS = [
+    (36.721682, 137.110661),
+    (36.777418, 137.083124),
+    (36.750901, 137.072663),
+    (36.709701, 137.095284),
+    (36.759302, 137.078660),
+    (36.713394, 137.097277),
+    (36.718314, 137.102458),
+]
 
 
 def write_event_csv(path: Path, rows: int, seed: int = 1) -> int:
@@ -45,11 +52,25 @@ def write_event_csv(path: Path, rows: int, seed: int = 1) -> int:
             hour = 9 + n % 8
             for week in range(4):
                 day = (start + timedelta(days=7 * week)).isoformat()
-                values = {CODE: "162116", "NO": f"{n}-{week}", "イベント名": f"きららか100歳体操 第{n}グループ",
-                          "開始日": day, "終了日": day, "開始時間": f"{hour}:00", "終了時間": f"{hour + 1}:00",
-                          "説明": "重りを使った体操", "料金(基本)": "無料", "連絡先電話番号": "0766-51-6625",
-                          "主催者": "射水市 地域福祉課", "場所名称": f"第{n}公民館", "住所": "",
-                          "緯度": f"{lat:.6f}", "経度": f"{lon:.6f}", "定員": "20", "参加申込方法": "申込不要"}
+                values = {
+                    CODE: "162116",
+                    "NO": f"{n}-{week}",
+                    "イベント名": f"きららか100歳体操 第{n}グループ",
+                    "開始日": day,
+                    "終了日": day,
+                    "開始時間": f"{hour}:00",
+                    "終了時間": f"{hour + 1}:00",
+                    "説明": "重りを使った体操",
+                    "料金(基本)": "無料",
+                    "連絡先電話番号": "0766-51-6625",
+                    "主催者": "射水市 地域福祉課",
+                    "場所名称": f"第{n}公民館",
+                    "住所": "",
+                    "緯度": f"{lat:.6f}",
+                    "経度": f"{lon:.6f}",
+                    "定員": "20",
+                    "参加申込方法": "申込不要",
+                }
                 writer.writerow([values.get(h, "") for h in EVENT_HEADERS])
     return events * 4
 
@@ -58,12 +79,25 @@ def write_listing_csv(path: Path, rows: int, seed: int = 2) -> None:
     rng = random.Random(seed)
     with path.open("w", encoding="utf-8", newline="") as fh:
         writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(["ID", "名称", "種別", "緯度", "経度", "電話番号", "対象", "日程", "費用", "説明"])
+        writer.writerow(
+            ["ID", "名称", "種別", "緯度", "経度", "電話番号", "対象", "日程", "費用", "説明"]
+        )
         for n in range(rows):
             lat, lon = rng.choice(TOWNS)
-            writer.writerow([f"bench-{n}", f"ふれあいサロン{n}", "通いの場", f"{lat + rng.uniform(-0.01, 0.01):.6f}",
-                             f"{lon + rng.uniform(-0.01, 0.01):.6f}", "0766-00-0000", "高齢者",
-                             "毎月第1・第3水曜 13:30〜15:30", "100", "地域のサロン"])
+            writer.writerow(
+                [
+                    f"bench-{n}",
+                    f"ふれあいサロン{n}",
+                    "通いの場",
+                    f"{lat + rng.uniform(-0.01, 0.01):.6f}",
+                    f"{lon + rng.uniform(-0.01, 0.01):.6f}",
+                    "0766-00-0000",
+                    "高齢者",
+                    "毎月第1・第3水曜 13:30〜15:30",
+                    "100",
+                    "地域のサロン",
+                ]
+            )
 
 
 def peak_mb() -> float:
@@ -82,21 +116,44 @@ def run_case(case: str, file: Path, instance: Path) -> dict[str, object]:
     records, _warnings = iter_file(file)
     seen = [0]
 
-    def progress(n: int = 1) -> None:  # a line on stderr every 50,000 rows: how far, how fast, how big
+    def progress(
+        n: int = 1,
+    ) -> None:  # a line on stderr every 50,000 rows: how far, how fast, how big
         seen[0] += n
         if seen[0] % 50_000 == 0:
-            print(f"{seen[0]} rows {time.perf_counter() - started:.0f}s peak {peak_mb():.0f} MB", file=sys.stderr, flush=True)
+            print(
+                f"{seen[0]} rows {time.perf_counter() - started:.0f}s peak {peak_mb():.0f} MB",
+                file=sys.stderr,
+                flush=True,
+            )
 
-    report = directory.import_records(records, actor="bench", source_name=file.name, dry_run=case == "dry",
-                                      status="draft", source="bench", progress=progress)
+    report = directory.import_records(
+        records,
+        actor="bench",
+        source_name=file.name,
+        dry_run=case == "dry",
+        status="draft",
+        source="bench",
+        progress=progress,
+    )
     elapsed = time.perf_counter() - started
     with file.open(encoding="utf-8-sig", newline="") as fh:
-        rows = sum(1 for _ in csv.reader(fh)) - 1  # CSV rows (an イベント一覧 listing gathers several)
-    return {"case": case, "csv_rows": rows, "listings": report.total, "listings_created": report.created,
-            "problems": report.problem_count, "seconds": round(elapsed, 2), "csv_rows_per_s": round(rows / elapsed),
-            "peak_rss_mb": round(peak_mb(), 1),
-            "rss_before_import_mb": round(base, 1), "file_mb": round(file.stat().st_size / 1e6, 1),
-            "written": report.written}
+        rows = (
+            sum(1 for _ in csv.reader(fh)) - 1
+        )  # CSV rows (an イベント一覧 listing gathers several)
+    return {
+        "case": case,
+        "csv_rows": rows,
+        "listings": report.total,
+        "listings_created": report.created,
+        "problems": report.problem_count,
+        "seconds": round(elapsed, 2),
+        "csv_rows_per_s": round(rows / elapsed),
+        "peak_rss_mb": round(peak_mb(), 1),
+        "rss_before_import_mb": round(base, 1),
+        "file_mb": round(file.stat().st_size / 1e6, 1),
+        "written": report.written,
+    }
 
 
 def main() -> None:
@@ -120,8 +177,12 @@ def main() -> None:
             write_listing_csv(dry_file, args.dry_rows)
             results.append(("dry", dry_file))
         for case, file in results:
-            done = subprocess.run([sys.executable, __file__, "--case", case, "--file", str(file)],
-                                  capture_output=True, text=True, check=True)
+            done = subprocess.run(
+                [sys.executable, __file__, "--case", case, "--file", str(file)],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             print(done.stdout.strip())
 
 

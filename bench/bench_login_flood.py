@@ -55,8 +55,10 @@ def run(edits: int, threads: int, flood: str) -> list[float]:
     directory = Directory.open(url, instance)
     services = Services(directory)
     actor = system_actor("bench")
-    listing = directory.create({"name": "ベンチのサロン", "kind": "kayoi", "lat": 36.72, "lon": 137.1,
-                                "capacity": 0}, actor="bench")
+    listing = directory.create(
+        {"name": "ベンチのサロン", "kind": "kayoi", "lat": 36.72, "lon": 137.1, "capacity": 0},
+        actor="bench",
+    )
     emails = [f"flood-{n}-{time.time_ns()}@example.jp" for n in range(threads)]
     for email in emails:
         accounts.add_user(directory.engine, email, "editor", PASSWORD)
@@ -80,7 +82,11 @@ def run(edits: int, threads: int, flood: str) -> list[float]:
             except OperationalError:  # SQLite's busy timeout ran out waiting for the write lock
                 failures[0] += 1
 
-    workers = [threading.Thread(target=flood_worker, args=(e,)) for e in emails] if flood != "none" else []
+    workers = (
+        [threading.Thread(target=flood_worker, args=(e,)) for e in emails]
+        if flood != "none"
+        else []
+    )
     for worker in workers:
         worker.start()
     time.sleep(0.5 if workers else 0)
@@ -92,7 +98,9 @@ def run(edits: int, threads: int, flood: str) -> list[float]:
         started = time.perf_counter()
         try:
             services.update(actor, listing["id"], {"capacity": n + 1}, expected_version=None)
-        except OperationalError:  # waited longer than SQLite's busy timeout (15 s) for the write lock
+        except (
+            OperationalError
+        ):  # waited longer than SQLite's busy timeout (15 s) for the write lock
             failed_edits += 1
         latencies.append((time.perf_counter() - started) * 1000)
     stop.set()
@@ -100,9 +108,11 @@ def run(edits: int, threads: int, flood: str) -> list[float]:
         worker.join()
     directory.index.close()
     directory.engine.dispose()
-    print(f"{flood:>5} flood: edits p50 {pct(latencies, .5):7.1f} ms  p95 {pct(latencies, .95):7.1f} ms  "
-          f"p99 {pct(latencies, .99):7.1f} ms   ({logins[0]} sign-ins meanwhile, {failures[0]} timed out; "
-          f"{failed_edits} edits failed)")
+    print(
+        f"{flood:>5} flood: edits p50 {pct(latencies, 0.5):7.1f} ms  p95 {pct(latencies, 0.95):7.1f} ms  "
+        f"p99 {pct(latencies, 0.99):7.1f} ms   ({logins[0]} sign-ins meanwhile, {failures[0]} timed out; "
+        f"{failed_edits} edits failed)"
+    )
     return latencies
 
 
@@ -110,7 +120,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--edits", type=int, default=100)
     parser.add_argument("--threads", type=int, default=8)
-    parser.add_argument("--old", action="store_true", help="also run the flood the old way (argon2 inside the lock)")
+    parser.add_argument(
+        "--old", action="store_true", help="also run the flood the old way (argon2 inside the lock)"
+    )
     args = parser.parse_args()
     run(args.edits, args.threads, "none")
     run(args.edits, args.threads, "cpu")

@@ -73,13 +73,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--listings", type=int, nargs="+", default=[20000, 300000])
     parser.add_argument("--persons", type=int, default=100)
-    parser.add_argument("--radius", type=float, default=15.0, help="km radius the listings are spread over")
+    parser.add_argument(
+        "--radius", type=float, default=15.0, help="km radius the listings are spread over"
+    )
     parser.add_argument("--batch", type=int, default=200, help="batch size (0 to skip)")
     args = parser.parse_args()
     for n in args.listings:
-        print({**bench_match(n, args.persons, args.radius), 'rss_mb': round(psutil.Process().memory_info().rss / 1e6)})
+        print(
+            {
+                **bench_match(n, args.persons, args.radius),
+                "rss_mb": round(psutil.Process().memory_info().rss / 1e6),
+            }
+        )
     if args.batch:
-        print({**bench_batch(args.listings[0], args.batch, args.radius), 'rss_mb': round(psutil.Process().memory_info().rss / 1e6)})
+        print(
+            {
+                **bench_batch(args.listings[0], args.batch, args.radius),
+                "rss_mb": round(psutil.Process().memory_info().rss / 1e6),
+            }
+        )
 
 
 if __name__ == "__main__":

@@ -34,7 +34,18 @@ from resdb.synth import REGION  # noqa: E402
 
 # The whole synthetic region as the map asks for it: min_lon,min_lat,max_lon,max_lat.
 WHOLE_REGION = f"{REGION[1]},{REGION[0]},{REGION[3]},{REGION[2]}"
-QUERIES = ["サロン", "体操", "子ども食堂", "カフェ", "学習支援", "農作業", "ボランティア", "ふれあい", "さろん", "日本語教室"]
+QUERIES = [
+    "サロン",
+    "体操",
+    "子ども食堂",
+    "カフェ",
+    "学習支援",
+    "農作業",
+    "ボランティア",
+    "ふれあい",
+    "さろん",
+    "日本語教室",
+]
 
 
 def pct(samples: list[float], p: float) -> float:
@@ -79,8 +90,11 @@ def build(instance: Path, count: int, seed: int) -> float:
     start = time.perf_counter()
     directory = Directory.open(f"sqlite:///{instance / 'resdb.sqlite3'}", instance)
     load_districts(directory, ("16211",))
-    report = directory.import_records(list(enumerate(synthetic_listings(count, seed), start=1)),
-                                      actor="bench", source_name="synthetic")
+    report = directory.import_records(
+        list(enumerate(synthetic_listings(count, seed), start=1)),
+        actor="bench",
+        source_name="synthetic",
+    )
     if report.problems:
         raise SystemExit(f"import failed: {report.problems[:3]}")
     directory.index.close()
@@ -91,7 +105,9 @@ def build(instance: Path, count: int, seed: int) -> float:
 # -- the client side -------------------------------------------------------------------------------
 def fetch(url: str, gzip: bool = False) -> tuple[int, int, float]:
     """(status, bytes on the wire, milliseconds) for one GET."""
-    request = urllib.request.Request(url, headers={"Accept-Encoding": "gzip" if gzip else "identity"})
+    request = urllib.request.Request(
+        url, headers={"Accept-Encoding": "gzip" if gzip else "identity"}
+    )
     start = time.perf_counter()
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
@@ -122,11 +138,18 @@ def sequential(make_url: Callable[[int], str], count: int, gzip: bool = False) -
             errors += 1
         samples.append(ms)
         sizes.append(size)
-    return {"p50": pct(samples, 50), "p95": pct(samples, 95), "bytes": statistics.median(sizes), "errors": errors,
-            "n": count}
+    return {
+        "p50": pct(samples, 50),
+        "p95": pct(samples, 95),
+        "bytes": statistics.median(sizes),
+        "errors": errors,
+        "n": count,
+    }
 
 
-def concurrent(make_url: Callable[[int], str], concurrency: int, seconds: float, gzip: bool = False) -> dict[str, Any]:
+def concurrent(
+    make_url: Callable[[int], str], concurrency: int, seconds: float, gzip: bool = False
+) -> dict[str, Any]:
     """`concurrency` threads issuing requests back to back for `seconds` (bounded in time and count)."""
     samples: list[float] = []
     errors = [0]
@@ -153,20 +176,33 @@ def concurrent(make_url: Callable[[int], str], concurrency: int, seconds: float,
     for thread in threads:
         thread.join()
     elapsed = time.perf_counter() - started
-    return {"n": len(samples), "rps": len(samples) / elapsed, "p50": pct(samples, 50), "p95": pct(samples, 95),
-            "error_rate": errors[0] / max(1, len(samples))}
+    return {
+        "n": len(samples),
+        "rps": len(samples) / elapsed,
+        "p50": pct(samples, 50),
+        "p95": pct(samples, 95),
+        "error_rate": errors[0] / max(1, len(samples)),
+    }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--count", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--requests", type=int, default=100, help="sequential requests per measurement")
+    parser.add_argument(
+        "--requests", type=int, default=100, help="sequential requests per measurement"
+    )
     parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--seconds", type=float, default=10.0, help="duration of each concurrent run")
+    parser.add_argument(
+        "--seconds", type=float, default=10.0, help="duration of each concurrent run"
+    )
     parser.add_argument("--instance", type=Path, help="reuse (or keep) this instance folder")
-    parser.add_argument("--json", action="store_true", help="print the results as one JSON document")
+    parser.add_argument(
+        "--json", action="store_true", help="print the results as one JSON document"
+    )
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -186,13 +222,20 @@ def main() -> None:
         built = build(instance, args.count, args.seed)
 
     port = free_port()
-    env = {**os.environ, "RESDB_INSTANCE": str(instance),
-           "RESDB_DATABASE_URL": f"sqlite:///{instance / 'resdb.sqlite3'}"}
+    env = {
+        **os.environ,
+        "RESDB_INSTANCE": str(instance),
+        "RESDB_DATABASE_URL": f"sqlite:///{instance / 'resdb.sqlite3'}",
+    }
     log_path = ROOT / "bench" / "out" / "bench_web_server.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log = log_path.open("w")
-    server = subprocess.Popen([sys.executable, __file__, "--serve", str(port), "--workers", str(args.workers)],
-                              env=env, stdout=log, stderr=subprocess.STDOUT)
+    server = subprocess.Popen(
+        [sys.executable, __file__, "--serve", str(port), "--workers", str(args.workers)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         wait_until_up(base)
@@ -210,7 +253,9 @@ def main() -> None:
             "geojson_whole_region_gzip": sequential(lambda n: geojson, args.requests, gzip=True),
             "search_q": sequential(search_url, args.requests),
             "search_q_concurrent": concurrent(search_url, args.concurrency, args.seconds),
-            "geojson_concurrent_gzip": concurrent(lambda n: geojson, args.concurrency, args.seconds, gzip=True),
+            "geojson_concurrent_gzip": concurrent(
+                lambda n: geojson, args.concurrency, args.seconds, gzip=True
+            ),
         }
         total = fetch(geojson)[1]
         results["features_bytes_identity"] = total
@@ -227,19 +272,31 @@ def main() -> None:
     if args.json:
         print(json.dumps(results, ensure_ascii=False, indent=2))
         return
-    print(f"\nresdb web bench — {args.count:,} listings, gunicorn {args.workers} workers × 4 threads, client: urllib threads")
+    print(
+        f"\nresdb web bench — {args.count:,} listings, gunicorn {args.workers} workers × 4 threads, client: urllib threads"
+    )
     if built is not None:
         print(f"import (validate, store, index): {built:.1f} s")
-    print(f"{'measurement':<44} {'p50 ms':>8} {'p95 ms':>8} {'size':>10} {'req/s':>8} {'errors':>7}")
-    for name, label in (("geojson_whole_region", "GET /api/resources.geojson whole region"),
-                        ("geojson_whole_region_gzip", "  … with Accept-Encoding: gzip"),
-                        ("search_q", "GET /api/resources?q=… (sequential)")):
+    print(
+        f"{'measurement':<44} {'p50 ms':>8} {'p95 ms':>8} {'size':>10} {'req/s':>8} {'errors':>7}"
+    )
+    for name, label in (
+        ("geojson_whole_region", "GET /api/resources.geojson whole region"),
+        ("geojson_whole_region_gzip", "  … with Accept-Encoding: gzip"),
+        ("search_q", "GET /api/resources?q=… (sequential)"),
+    ):
         row = results[name]
-        print(f"{label:<44} {row['p50']:>8.1f} {row['p95']:>8.1f} {row['bytes'] / 1e6:>8.2f}MB {'':>8} {row['errors']:>7}")
-    for name, label in (("search_q_concurrent", f"GET /api/resources?q=… concurrency {args.concurrency}"),
-                        ("geojson_concurrent_gzip", f"GET geojson (gzip) concurrency {args.concurrency}")):
+        print(
+            f"{label:<44} {row['p50']:>8.1f} {row['p95']:>8.1f} {row['bytes'] / 1e6:>8.2f}MB {'':>8} {row['errors']:>7}"
+        )
+    for name, label in (
+        ("search_q_concurrent", f"GET /api/resources?q=… concurrency {args.concurrency}"),
+        ("geojson_concurrent_gzip", f"GET geojson (gzip) concurrency {args.concurrency}"),
+    ):
         row = results[name]
-        print(f"{label:<44} {row['p50']:>8.1f} {row['p95']:>8.1f} {'':>10} {row['rps']:>8.1f} {row['error_rate']:>7.1%}")
+        print(
+            f"{label:<44} {row['p50']:>8.1f} {row['p95']:>8.1f} {'':>10} {row['rps']:>8.1f} {row['error_rate']:>7.1%}"
+        )
 
 
 if __name__ == "__main__":

@@ -95,7 +95,7 @@ def normalise_address(address: str, prefix: str) -> tuple[str, str | None]:
     # The file writes 和泊町 without its 郡 (鹿児島県和泊町…).
     short = re.sub(r"^(.+?[都道府県]).+?郡", r"\1", prefix)
     if short != prefix and address.startswith(short):
-        return prefix + address[len(short):], f"元データの住所表記: {address}"
+        return prefix + address[len(short) :], f"元データの住所表記: {address}"
     return address, f"元データの住所が{prefix}で始まらない: {address}"
 
 
@@ -150,12 +150,19 @@ def build(geodata: Path, folder: str) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("geodata", nargs="?", type=Path, default=DEFAULT_GEODATA,
-                    help=f"folder holding <code>/shelters_designated_evacuation_gsi.geojson (default {DEFAULT_GEODATA})")
-    ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder (default: data/listings)")
+    ap.add_argument(
+        "geodata",
+        nargs="?",
+        type=Path,
+        default=DEFAULT_GEODATA,
+        help=f"folder holding <code>/shelters_designated_evacuation_gsi.geojson (default {DEFAULT_GEODATA})",
+    )
+    ap.add_argument(
+        "--out", type=Path, default=DEFAULT_OUT, help="output folder (default: data/listings)"
+    )
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    for folder, (code, _slug, _prefix) in CITIES.items():
+    for folder, (_code, _slug, _prefix) in CITIES.items():
         venues = build(args.geodata, folder)
         target = args.out / f"{folder}_venues.json"
         with target.open("w", encoding="utf-8") as fh:

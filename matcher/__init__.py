@@ -44,8 +44,12 @@ __all__ = [
 ]
 
 DIVERSITY_POOL = 3  # re-rank among the best limit × 3 feasible listings (of each fit group)
-CHECK_RESERVE = 3  # places kept for 「要確認の候補」 at the end of the list when enough are known to fit
-NEAR_MISS_SLACK = 1.2  # a place at most 20 % over max_minutes (and breaking no other rule) is a near miss
+CHECK_RESERVE = (
+    3  # places kept for 「要確認の候補」 at the end of the list when enough are known to fit
+)
+NEAR_MISS_SLACK = (
+    1.2  # a place at most 20 % over max_minutes (and breaking no other rule) is a near miss
+)
 NEAR_MISSES_SHOWN = 5
 
 
@@ -84,8 +88,15 @@ def match(
     q = parse_person(person, today, stale_days=stale_days)
     pool = as_pool(listings)
     if limit == 0:
-        return {"proposals": [], "excluded": [], "near_misses": [], "fit_counts": {"known": 0, "to_confirm": 0}}
-    ranking = rank(q, pool, covers_home, want_feasible=limit * DIVERSITY_POOL * 2, want_overall=limit)
+        return {
+            "proposals": [],
+            "excluded": [],
+            "near_misses": [],
+            "fit_counts": {"known": 0, "to_confirm": 0},
+        }
+    ranking = rank(
+        q, pool, covers_home, want_feasible=limit * DIVERSITY_POOL * 2, want_overall=limit
+    )
     view = ranking.view
     best = ranking.top(limit * DIVERSITY_POOL * 2, feasible_only=True)
     known: list[Candidate] = []
@@ -106,8 +117,10 @@ def match(
         "proposals": proposals,
         "excluded": _excluded(ranking, limit, all_excluded),
         "near_misses": _near_misses(ranking),
-        "fit_counts": {"known": sum(p["fit"] == "known" for p in proposals),
-                       "to_confirm": sum(p["fit"] != "known" for p in proposals)},
+        "fit_counts": {
+            "known": sum(p["fit"] == "known" for p in proposals),
+            "to_confirm": sum(p["fit"] != "known" for p in proposals),
+        },
     }
 
 
@@ -146,14 +159,18 @@ def _near_misses(ranking: Ranking) -> list[dict[str, Any]]:
         return []
     travel = RULE_INDEX["travel"]
     others = np.delete(ranking.violated, travel, axis=0).any(axis=0)
-    near = np.flatnonzero(ranking.violated[travel] & ~others & (view.minutes <= q.max_minutes * NEAR_MISS_SLACK))
+    near = np.flatnonzero(
+        ranking.violated[travel] & ~others & (view.minutes <= q.max_minutes * NEAR_MISS_SLACK)
+    )
     if near.size == 0:
         return []
     ranking.resolve_area(near)
     near = near[~np.delete(ranking.violated[:, near], travel, axis=0).any(axis=0)]
     scores = WEIGHTS @ ranking.values[:, near]
     out = []
-    for local, score in sorted(zip(near.tolist(), scores.tolist(), strict=True), key=lambda x: -x[1])[:NEAR_MISSES_SHOWN]:
+    for local, score in sorted(
+        zip(near.tolist(), scores.tolist(), strict=True), key=lambda x: -x[1]
+    )[:NEAR_MISSES_SHOWN]:
         explainer = Explainer(q, view, local, ranking.values[:, local])
         minutes = explainer.travel_minutes()
         proposal = explainer.proposal(score)

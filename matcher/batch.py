@@ -156,10 +156,16 @@ def solve_assignment(
     return result
 
 
-def greedy_assignment(cands: Sequence[PersonCandidates], pool: CandidatePool) -> dict[int, tuple[int, float]]:
+def greedy_assignment(
+    cands: Sequence[PersonCandidates], pool: CandidatePool
+) -> dict[int, tuple[int, float]]:
     """Best remaining (person, listing) pair first, while capacity lasts."""
     edges = sorted(
-        ((score, pc.person, j) for pc in cands for j, score in zip(pc.listings, pc.scores, strict=True)),
+        (
+            (score, pc.person, j)
+            for pc in cands
+            for j, score in zip(pc.listings, pc.scores, strict=True)
+        ),
         key=lambda e: (-e[0], e[1], e[2]),
     )
     left: dict[int, float] = {}
@@ -196,7 +202,10 @@ def _answer(
             )
             continue
         pc = cands[i]
-        reason = pc.reason or f"候補の場（{len(pc.listings)}か所）の定員が他の方への割り当てで埋まりました"
+        reason = (
+            pc.reason
+            or f"候補の場（{len(pc.listings)}か所）の定員が他の方への割り当てで埋まりました"
+        )
         unassigned.append({"person": i, "reason": reason})
     return {"assignments": assignments, "unassigned": unassigned}
 
@@ -216,7 +225,9 @@ def match_batch(
              "unassigned": [{"person": i, "reason"}]}.
     """
     pool = as_pool(listings)
-    cands = person_candidates(persons, pool, today=today, covers_home_for=covers_home_for, top_k=top_k)
+    cands = person_candidates(
+        persons, pool, today=today, covers_home_for=covers_home_for, top_k=top_k
+    )
     placed = solve_assignment(list(cands.values()), pool, objective)
     k = top_k
     for _round in range(EXPAND_ROUNDS):
@@ -225,7 +236,9 @@ def match_batch(
             break
         k *= 4
         cands.update(
-            person_candidates(persons, pool, today=today, covers_home_for=covers_home_for, top_k=k, only=retry)
+            person_candidates(
+                persons, pool, today=today, covers_home_for=covers_home_for, top_k=k, only=retry
+            )
         )
         placed = solve_assignment(list(cands.values()), pool, objective)
     return _answer(persons, pool, cands, placed)
@@ -241,7 +254,9 @@ def greedy_baseline(
 ) -> dict[str, Any]:
     """The greedy placement (same candidates, same output shape) for comparison and benchmarks."""
     pool = as_pool(listings)
-    cands = person_candidates(persons, pool, today=today, covers_home_for=covers_home_for, top_k=top_k)
+    cands = person_candidates(
+        persons, pool, today=today, covers_home_for=covers_home_for, top_k=top_k
+    )
     return _answer(persons, pool, cands, greedy_assignment(list(cands.values()), pool))
 
 

@@ -104,7 +104,11 @@ class Ranking:
     def blocking_rule(self) -> tuple[str | None, int]:
         """The rule blocking the most listings in reach (each listing counts once per rule)."""
         counts = Counter(
-            {rule.id: int(self.violated[r].sum()) for r, rule in enumerate(RULES) if self.violated[r].any()}
+            {
+                rule.id: int(self.violated[r].sum())
+                for r, rule in enumerate(RULES)
+                if self.violated[r].any()
+            }
         )
         if not counts:
             return None, 0
@@ -114,14 +118,18 @@ class Ranking:
     def blocking_reason(self) -> str:
         """Why nothing fits, in Japanese."""
         if len(self.view) == 0:
-            return f"移動できる範囲（{self.q.mode_label}で{self.q.max_minutes:g}分）に場がありません"
+            return (
+                f"移動できる範囲（{self.q.mode_label}で{self.q.max_minutes:g}分）に場がありません"
+            )
         rule_id, count = self.blocking_rule()
         if rule_id is None:
             return "条件に合う場がありません"
         return f"{GENERIC_MESSAGES[rule_id]}（近くの{count}か所）"
 
 
-def _best_first(keys: np.ndarray, tiebreak: np.ndarray, candidates: np.ndarray, block: int) -> Iterator[np.ndarray]:
+def _best_first(
+    keys: np.ndarray, tiebreak: np.ndarray, candidates: np.ndarray, block: int
+) -> Iterator[np.ndarray]:
     """Chunks of candidates by descending key (ties: ascending tiebreak), sorted lazily: only the
     best `block` are sorted at first (argpartition), the rest when the caller asks for more."""
     remaining = candidates
@@ -208,7 +216,9 @@ def rank(
     return ranking
 
 
-def feasible_mask(q: Query, pool: CandidatePool, covers_home: CoversHome | None) -> tuple[Ranking, np.ndarray]:
+def feasible_mask(
+    q: Query, pool: CandidatePool, covers_home: CoversHome | None
+) -> tuple[Ranking, np.ndarray]:
     """Every rule-passing listing in reach (area rule resolved for all that need it), unscored."""
     v = pool.view(q)
     violated, applies = evaluate_rules(q, v)

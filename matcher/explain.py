@@ -54,8 +54,22 @@ KIND_NOUNS: dict[str, str] = {
 }
 # Interests that are things one does: 「農作業ができる」. Others read 「日本語に関わる活動がある」.
 DOING_WORDS: tuple[str, ...] = (
-    "農作業", "体操", "料理", "手芸", "音楽", "ゲーム", "散歩", "囲碁", "書道", "勉強", "ボランティア",
-    "読書", "絵", "スポーツ", "パソコン", "園芸",
+    "農作業",
+    "体操",
+    "料理",
+    "手芸",
+    "音楽",
+    "ゲーム",
+    "散歩",
+    "囲碁",
+    "書道",
+    "勉強",
+    "ボランティア",
+    "読書",
+    "絵",
+    "スポーツ",
+    "パソコン",
+    "園芸",
 )
 NEXT_SESSIONS_SHOWN = 3
 
@@ -80,7 +94,7 @@ def period_of_day(minute: int) -> str:
 
 
 def iso_minutes(moment: datetime) -> str:
-    """"2026-12-01T10:00+09:00"."""
+    """ "2026-12-01T10:00+09:00"."""
     return moment.isoformat(timespec="minutes")
 
 
@@ -143,7 +157,9 @@ def joinable_window(q: Query, entry: sched.Entry) -> tuple[int, int]:
     windows = [
         (max(entry.start_minute, slot.start), min(entry.end_minute, slot.end))
         for slot in q.slots
-        if slot.weekday == entry.weekday and entry.start_minute < slot.end and slot.start < entry.end_minute
+        if slot.weekday == entry.weekday
+        and entry.start_minute < slot.end
+        and slot.start < entry.end_minute
     ]
     return max(windows, key=lambda w: w[1] - w[0]) if windows else best
 
@@ -263,7 +279,11 @@ class Explainer:
 
     def outcome_text(self) -> str | None:
         outcome = self.listing.get("outcome")
-        return str(outcome.get("text")) if isinstance(outcome, Mapping) and outcome.get("text") else None
+        return (
+            str(outcome.get("text"))
+            if isinstance(outcome, Mapping) and outcome.get("text")
+            else None
+        )
 
     def outcome(self) -> str | None:
         """「紹介8人中6人が続いています」 when most referrals continue (aggregate of ≥ 5 cases only)."""
@@ -288,7 +308,9 @@ class Explainer:
         for f, factor in enumerate(FACTORS):
             text = texts[factor.id]()
             if text:
-                out.append({"factor": factor.id, "score": round(float(self.values[f]), 2), "text": text})
+                out.append(
+                    {"factor": factor.id, "score": round(float(self.values[f]), 2), "text": text}
+                )
         return out
 
     def cautions(self) -> list[str]:
@@ -318,7 +340,9 @@ class Explainer:
             out.append("自宅の位置が分からないため移動時間を計算していません")
         rate = float(self.pool.outcome_rate[self.j])
         if not math.isnan(rate) and rate < OUTCOME_POSITIVE and self.outcome_text():
-            out.append(f"これまでの紹介: {self.outcome_text()}（続かない人も多い場所です。受け入れ先と事前に相談を）")
+            out.append(
+                f"これまでの紹介: {self.outcome_text()}（続かない人も多い場所です。受け入れ先と事前に相談を）"
+            )
         return out
 
     def to_confirm(self) -> list[str]:

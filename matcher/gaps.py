@@ -30,7 +30,17 @@ from .rules import GENERIC_MESSAGES, RULES
 from .scoring import GOAL_FIT, GOAL_IDS
 
 SERVES_GOAL = 0.6
-CSV_COLUMNS: tuple[str, ...] = ("地区", "目的", "対象", "移動手段", "件数", "利用可能な場", "空き定員", "不足", "主な理由")
+CSV_COLUMNS: tuple[str, ...] = (
+    "地区",
+    "目的",
+    "対象",
+    "移動手段",
+    "件数",
+    "利用可能な場",
+    "空き定員",
+    "不足",
+    "主な理由",
+)
 FLAG_NONE, FLAG_ONLY_ONE, FLAG_SHORT = "該当なし", "1か所のみ", "定員不足"
 NOT_TAKING = "開催日時が不明か、紹介を受け入れていない場です"
 NO_PLACE_FOR_GOAL = "目的に合う種類の場が移動できる範囲にありません"
@@ -55,7 +65,9 @@ def _need_person(need: Mapping[str, Any]) -> dict[str, Any]:
     return person
 
 
-def _labels(values: Iterable[str], table: Mapping[str, str], lookup: Callable[[str], str | None]) -> str:
+def _labels(
+    values: Iterable[str], table: Mapping[str, str], lookup: Callable[[str], str | None]
+) -> str:
     out = []
     for value in values:
         key = lookup(value) or value
@@ -83,7 +95,9 @@ def gap_report(
         ranking, ok = feasible_mask(q, pool, covers)
         kinds = pool.kind[ranking.view.idx]
         if q.goals:
-            serves = GOAL_FIT[[GOAL_IDS.index(g) for g in q.goals]][:, kinds].max(axis=0) >= SERVES_GOAL
+            serves = (
+                GOAL_FIT[[GOAL_IDS.index(g) for g in q.goals]][:, kinds].max(axis=0) >= SERVES_GOAL
+            )
         else:
             serves = np.ones(len(ranking.view), dtype=bool)
         idx = ranking.view.idx
@@ -97,7 +111,9 @@ def gap_report(
         reason = ""
         if available < min_places:
             blocked = ranking.violated[:, serves]
-            counts = Counter({rule.id: int(blocked[r].sum()) for r, rule in enumerate(RULES) if blocked[r].any()})
+            counts = Counter(
+                {rule.id: int(blocked[r].sum()) for r, rule in enumerate(RULES) if blocked[r].any()}
+            )
             if (ok & serves & ~taking).any():
                 counts[NOT_TAKING] = int((ok & serves & ~taking).sum())
             if counts:
@@ -116,7 +132,9 @@ def gap_report(
         rows.append(
             {
                 "need": i,
-                "district": str(need.get("district") or (need.get("home") or {}).get("district") or ""),
+                "district": str(
+                    need.get("district") or (need.get("home") or {}).get("district") or ""
+                ),
                 "goal": q.goals[0] if q.goals else "",
                 "targets": [target_id(str(t)) or str(t) for t in (need.get("targets") or [])],
                 "mobility": q.mobility,
@@ -152,20 +170,31 @@ def _shortages(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     for row in rows:
         if not row["flags"]:
             continue
-        group = grouped.setdefault(row["district"], {"district": row["district"], "persons": 0, "flags": [], "needs": []})
+        group = grouped.setdefault(
+            row["district"], {"district": row["district"], "persons": 0, "flags": [], "needs": []}
+        )
         group["persons"] += row["count"]
         for flag in row["flags"]:
             if flag not in group["flags"]:
                 group["flags"].append(flag)
         capacity = "不明" if row["open_capacity"] is None else f"{row['open_capacity']}人"
-        group["needs"].append({
-            "need": row["need"], "goal": row["goal"], "targets": row["targets"], "mobility": row["mobility"],
-            "count": row["count"], "available": row["available"], "open_capacity": row["open_capacity"],
-            "flags": row["flags"],
-            "text": (f"{GOALS.get(row['goal'], row['goal'] or '目的なし')}・{_labels(row['targets'], TARGETS, target_id) or '対象なし'}"
-                     f"・{MOBILITY.get(row['mobility'], row['mobility'])}・{row['count']}人: 受け入れ可能な場 {row['available']}か所"
-                     f"（空き定員 {capacity}）— {'・'.join(row['flags'])}"),
-        })
+        group["needs"].append(
+            {
+                "need": row["need"],
+                "goal": row["goal"],
+                "targets": row["targets"],
+                "mobility": row["mobility"],
+                "count": row["count"],
+                "available": row["available"],
+                "open_capacity": row["open_capacity"],
+                "flags": row["flags"],
+                "text": (
+                    f"{GOALS.get(row['goal'], row['goal'] or '目的なし')}・{_labels(row['targets'], TARGETS, target_id) or '対象なし'}"
+                    f"・{MOBILITY.get(row['mobility'], row['mobility'])}・{row['count']}人: 受け入れ可能な場 {row['available']}か所"
+                    f"（空き定員 {capacity}）— {'・'.join(row['flags'])}"
+                ),
+            }
+        )
     return sorted(grouped.values(), key=lambda g: (-g["persons"], g["district"]))
 
 

@@ -167,7 +167,9 @@ class CandidatePool:
         first_lat = np.array([_num(item.get("lat")) for item in source], dtype=float).reshape(n)
         first_lon = np.array([_num(item.get("lon")) for item in source], dtype=float).reshape(n)
         missing = np.isnan(first_lat) | np.isnan(first_lon)
-        self.position = np.argsort(np.where(missing, np.inf, first_lat), kind="stable").astype(np.int64)
+        self.position = np.argsort(np.where(missing, np.inf, first_lat), kind="stable").astype(
+            np.int64
+        )
         self.n_located = int((~missing).sum())
         self.listings: list[Mapping[str, Any]] = [source[i] for i in self.position]
         lat = first_lat[self.position]
@@ -188,7 +190,9 @@ class CandidatePool:
         sample = np.zeros(n, dtype=bool)
         reservation = np.zeros(n, dtype=bool)
         holidays_open = np.zeros(n, dtype=bool)
-        outcome_rate = np.full(n, np.nan)  # shrunk continuing rate of past referrals (resdb.outcomes), nan = none
+        outcome_rate = np.full(
+            n, np.nan
+        )  # shrunk continuing rate of past referrals (resdb.outcomes), nan = none
         ids: list[str] = []
         ent_ptr = np.zeros(n + 1, dtype=np.int64)
         ent_rows: list[tuple[int, int, int, int]] = []
@@ -213,7 +217,11 @@ class CandidatePool:
                 mask |= bit if bit is not None else _target_bit(t)
             targets[i] = mask
             area = get("service_area")
-            if area and isinstance(area, Mapping) and (area.get("districts") or area.get("geometry")):
+            if (
+                area
+                and isinstance(area, Mapping)
+                and (area.get("districts") or area.get("geometry"))
+            ):
                 has_area[i] = True
             capacity[i] = _num(get("capacity"))
             cost[i] = _num(get("cost_yen"))
@@ -238,7 +246,12 @@ class CandidatePool:
         self.lat, self.lon = lat, lon
         self.kind, self.min_age, self.max_age, self.targets = kind, min_age, max_age, targets
         self.residents_only, self.has_area = residents_only, has_area
-        self.capacity, self.cost, self.pickup, self.barrier_free = capacity, cost, pickup, barrier_free
+        self.capacity, self.cost, self.pickup, self.barrier_free = (
+            capacity,
+            cost,
+            pickup,
+            barrier_free,
+        )
         self.referrals, self.group, self.verified = referrals, group, verified
         self.sample, self.reservation, self.holidays_open = sample, reservation, holidays_open
         self.proposable = ~np.isin(kind, NOT_PROPOSABLE_CODES)
@@ -270,10 +283,14 @@ class CandidatePool:
             raw = "\n".join(_raw_text(item) for item in self.listings)
             blob = normalize(raw)
             lines = blob.split("\n")
-            if len(lines) != len(self.listings):  # a normalization changed line breaks: go one by one
+            if len(lines) != len(
+                self.listings
+            ):  # a normalization changed line breaks: go one by one
                 lines = [normalize(_raw_text(item)) for item in self.listings]
                 blob = "\n".join(lines)
-            lengths = np.fromiter((len(line) + 1 for line in lines), dtype=np.int64, count=len(lines))
+            lengths = np.fromiter(
+                (len(line) + 1 for line in lines), dtype=np.int64, count=len(lines)
+            )
             self._line_starts = np.concatenate(([0], np.cumsum(lengths)[:-1])).astype(np.int64)
             self._blob = blob
             self._lines = lines
@@ -293,7 +310,9 @@ class CandidatePool:
         usable = sorted((t for t in terms if t and "\n" not in t), key=len, reverse=True)
         if usable and self.listings:
             pattern = re.compile("|".join(re.escape(t) for t in usable))
-            positions = np.fromiter((m.start() for m in pattern.finditer(self._blob)), dtype=np.int64)
+            positions = np.fromiter(
+                (m.start() for m in pattern.finditer(self._blob)), dtype=np.int64
+            )
             hits = np.unique(np.searchsorted(self._line_starts, positions, side="right") - 1)
         else:
             hits = np.zeros(0, dtype=np.int64)
@@ -411,7 +430,12 @@ class View:
         )
         hit = np.zeros(pos.size, dtype=bool)
         for slot in self.q.slots:
-            hit |= (wd == slot.weekday) & (start < slot.end) & (end > slot.start) & ((weeks & slot.weeks) != 0)
+            hit |= (
+                (wd == slot.weekday)
+                & (start < slot.end)
+                & (end > slot.start)
+                & ((weeks & slot.weeks) != 0)
+            )
         return hit
 
     @cached_property

@@ -106,7 +106,9 @@ class Query:
     budget: int | None
     exclude: frozenset[str]
     stale_days: int = DEFAULT_STALE_DAYS
-    active_places: frozenset[str] = frozenset()  # listings where the person already takes part (never proposed)
+    active_places: frozenset[str] = (
+        frozenset()
+    )  # listings where the person already takes part (never proposed)
 
     @property
     def has_home(self) -> bool:
@@ -167,7 +169,9 @@ def _goal_id(value: str) -> str | None:
     return None
 
 
-def parse_person(person: Mapping[str, Any], today: date, *, stale_days: int = DEFAULT_STALE_DAYS) -> Query:
+def parse_person(
+    person: Mapping[str, Any], today: date, *, stale_days: int = DEFAULT_STALE_DAYS
+) -> Query:
     """Validate a contract Person (home already resolved to lat/lon where possible) into a Query.
 
     Raises ValueError with a Japanese message naming the field for unusable input.
@@ -195,7 +199,10 @@ def parse_person(person: Mapping[str, Any], today: date, *, stale_days: int = DE
                 mobility = mid
                 break
         else:
-            raise _bad("mobility", f"移動手段が正しくありません（{mobility!r}）。{', '.join(MOBILITY)} のいずれか")
+            raise _bad(
+                "mobility",
+                f"移動手段が正しくありません（{mobility!r}）。{', '.join(MOBILITY)} のいずれか",
+            )
     max_minutes = _number(person.get("max_minutes"), "max_minutes", minimum=0)
     if max_minutes is None:
         max_minutes = DEFAULT_MAX_MINUTES
@@ -209,7 +216,9 @@ def parse_person(person: Mapping[str, Any], today: date, *, stale_days: int = DE
     for value in _string_list(person.get("goals"), "goals"):
         gid = _goal_id(value)
         if gid is None:
-            raise _bad("goals", f"目的が正しくありません（{value!r}）。{', '.join(GOALS)} のいずれか")
+            raise _bad(
+                "goals", f"目的が正しくありません（{value!r}）。{', '.join(GOALS)} のいずれか"
+            )
         if gid not in goals:
             goals.append(gid)
 
@@ -223,7 +232,9 @@ def parse_person(person: Mapping[str, Any], today: date, *, stale_days: int = DE
     for value in _string_list(person.get("targets"), "targets"):
         tid = target_id(value)
         if tid is None:
-            raise _bad("targets", f"対象が正しくありません（{value!r}）。{', '.join(TARGETS)} のいずれか")
+            raise _bad(
+                "targets", f"対象が正しくありません（{value!r}）。{', '.join(TARGETS)} のいずれか"
+            )
         targets.add(tid)
     targets |= implied_targets(age)
     mask = 0
@@ -235,7 +246,10 @@ def parse_person(person: Mapping[str, Any], today: date, *, stale_days: int = DE
         raise _bad("prefers", "オブジェクトで指定してください")
     group_size = prefers.get("group_size") or None
     if group_size is not None and group_size not in GROUP_SIZES:
-        raise _bad("prefers.group_size", f"{', '.join(GROUP_SIZES)} のいずれかで指定してください（{group_size!r}）")
+        raise _bad(
+            "prefers.group_size",
+            f"{', '.join(GROUP_SIZES)} のいずれかで指定してください（{group_size!r}）",
+        )
 
     needs = person.get("needs") or {}
     if not isinstance(needs, Mapping):
@@ -266,5 +280,7 @@ def parse_person(person: Mapping[str, Any], today: date, *, stale_days: int = DE
         budget=int(budget_value) if budget_value is not None else None,
         exclude=exclude,
         stale_days=stale_days,
-        active_places=frozenset(str(x) for x in _string_list(person.get("active_places"), "active_places")),
+        active_places=frozenset(
+            str(x) for x in _string_list(person.get("active_places"), "active_places")
+        ),
     )

@@ -130,7 +130,9 @@ def district_covers(q: Query, listing: Mapping[str, Any]) -> bool | None:
     return any(place_key(str(d)) == home for d in districts)
 
 
-def area_violated(q: Query, listing: Mapping[str, Any], has_area: bool, covers_home: CoversHome | None) -> bool:
+def area_violated(
+    q: Query, listing: Mapping[str, Any], has_area: bool, covers_home: CoversHome | None
+) -> bool:
     """The service-area rule for one listing it applies to (residents_only or a center).
 
     covers_home(listing) True → inside; False → outside; None (unknown) → district-name fallback,

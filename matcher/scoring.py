@@ -31,7 +31,9 @@ class Factor:
     label: str
     weight: float
     function: FactorFn
-    bound: FactorFn | None = None  # cheap upper bound of a costly function; None = function is cheap
+    bound: FactorFn | None = (
+        None  # cheap upper bound of a costly function; None = function is cheap
+    )
 
     @property
     def cheap(self) -> bool:
@@ -45,27 +47,119 @@ class Factor:
 # ibasho/kayoi/shokudo; routine → chikatsu and places with regular weekly sessions. A place whose
 # text shows the goal (体操 for health, 就労 for work …, GOAL_KEYWORDS) gains KEYWORD_BONUS.
 GOAL_KIND_FIT: dict[str, dict[str, float]] = {
-    "first_step": {"ibasho": 1.0, "kayoi": 0.85, "shokudo": 0.75, "chikatsu": 0.65, "learning": 0.6,
-                   "kosodate": 0.55, "volunteer": 0.5, "center": 0.45, "work_trial": 0.3, "other": 0.4},
-    "friends": {"ibasho": 1.0, "kayoi": 0.95, "shokudo": 0.9, "volunteer": 0.7, "kosodate": 0.7,
-                "learning": 0.6, "chikatsu": 0.6, "work_trial": 0.35, "center": 0.2, "other": 0.4},
-    "role": {"volunteer": 1.0, "work_trial": 0.65, "shokudo": 0.6, "chikatsu": 0.55, "ibasho": 0.4,
-             "kayoi": 0.4, "learning": 0.3, "kosodate": 0.3, "center": 0.1, "other": 0.4},
-    "work": {"work_trial": 1.0, "chikatsu": 0.7, "volunteer": 0.5, "learning": 0.4, "center": 0.4,
-             "ibasho": 0.3, "shokudo": 0.25, "kayoi": 0.15, "kosodate": 0.1, "other": 0.3},
-    "health": {"kayoi": 0.85, "ibasho": 0.45, "volunteer": 0.4, "learning": 0.4, "shokudo": 0.4,
-               "chikatsu": 0.4, "work_trial": 0.3, "kosodate": 0.3, "center": 0.3, "other": 0.3},
-    "learn": {"learning": 1.0, "work_trial": 0.5, "chikatsu": 0.5, "volunteer": 0.5, "kayoi": 0.4,
-              "ibasho": 0.4, "kosodate": 0.4, "shokudo": 0.3, "center": 0.2, "other": 0.3},
-    "childcare_peers": {"kosodate": 1.0, "shokudo": 0.7, "ibasho": 0.5, "learning": 0.4, "center": 0.4,
-                        "kayoi": 0.3, "volunteer": 0.3, "chikatsu": 0.1, "work_trial": 0.1, "other": 0.2},
-    "consult": {"center": 1.0, "ibasho": 0.6, "kosodate": 0.6, "chikatsu": 0.5, "shokudo": 0.4,
-                "kayoi": 0.4, "learning": 0.3, "volunteer": 0.3, "work_trial": 0.3, "other": 0.3},
-    "routine": {"chikatsu": 1.0, "work_trial": 0.8, "kayoi": 0.7, "ibasho": 0.6, "volunteer": 0.5,
-                "learning": 0.5, "kosodate": 0.5, "shokudo": 0.4, "center": 0.2, "other": 0.3},
+    "first_step": {
+        "ibasho": 1.0,
+        "kayoi": 0.85,
+        "shokudo": 0.75,
+        "chikatsu": 0.65,
+        "learning": 0.6,
+        "kosodate": 0.55,
+        "volunteer": 0.5,
+        "center": 0.45,
+        "work_trial": 0.3,
+        "other": 0.4,
+    },
+    "friends": {
+        "ibasho": 1.0,
+        "kayoi": 0.95,
+        "shokudo": 0.9,
+        "volunteer": 0.7,
+        "kosodate": 0.7,
+        "learning": 0.6,
+        "chikatsu": 0.6,
+        "work_trial": 0.35,
+        "center": 0.2,
+        "other": 0.4,
+    },
+    "role": {
+        "volunteer": 1.0,
+        "work_trial": 0.65,
+        "shokudo": 0.6,
+        "chikatsu": 0.55,
+        "ibasho": 0.4,
+        "kayoi": 0.4,
+        "learning": 0.3,
+        "kosodate": 0.3,
+        "center": 0.1,
+        "other": 0.4,
+    },
+    "work": {
+        "work_trial": 1.0,
+        "chikatsu": 0.7,
+        "volunteer": 0.5,
+        "learning": 0.4,
+        "center": 0.4,
+        "ibasho": 0.3,
+        "shokudo": 0.25,
+        "kayoi": 0.15,
+        "kosodate": 0.1,
+        "other": 0.3,
+    },
+    "health": {
+        "kayoi": 0.85,
+        "ibasho": 0.45,
+        "volunteer": 0.4,
+        "learning": 0.4,
+        "shokudo": 0.4,
+        "chikatsu": 0.4,
+        "work_trial": 0.3,
+        "kosodate": 0.3,
+        "center": 0.3,
+        "other": 0.3,
+    },
+    "learn": {
+        "learning": 1.0,
+        "work_trial": 0.5,
+        "chikatsu": 0.5,
+        "volunteer": 0.5,
+        "kayoi": 0.4,
+        "ibasho": 0.4,
+        "kosodate": 0.4,
+        "shokudo": 0.3,
+        "center": 0.2,
+        "other": 0.3,
+    },
+    "childcare_peers": {
+        "kosodate": 1.0,
+        "shokudo": 0.7,
+        "ibasho": 0.5,
+        "learning": 0.4,
+        "center": 0.4,
+        "kayoi": 0.3,
+        "volunteer": 0.3,
+        "chikatsu": 0.1,
+        "work_trial": 0.1,
+        "other": 0.2,
+    },
+    "consult": {
+        "center": 1.0,
+        "ibasho": 0.6,
+        "kosodate": 0.6,
+        "chikatsu": 0.5,
+        "shokudo": 0.4,
+        "kayoi": 0.4,
+        "learning": 0.3,
+        "volunteer": 0.3,
+        "work_trial": 0.3,
+        "other": 0.3,
+    },
+    "routine": {
+        "chikatsu": 1.0,
+        "work_trial": 0.8,
+        "kayoi": 0.7,
+        "ibasho": 0.6,
+        "volunteer": 0.5,
+        "learning": 0.5,
+        "kosodate": 0.5,
+        "shokudo": 0.4,
+        "center": 0.2,
+        "other": 0.3,
+    },
 }
 GOAL_IDS: tuple[str, ...] = tuple(GOALS)
-GOAL_FIT = np.array([[GOAL_KIND_FIT[g].get(k, 0.0) for k in KINDS] for g in GOAL_IDS])  # venues/programmes: 0
+GOAL_FIT = np.array(
+    [[GOAL_KIND_FIT[g].get(k, 0.0) for k in KINDS] for g in GOAL_IDS]
+)  # venues/programmes: 0
 
 # Words in a listing's activities/description that show it serves a goal (synonyms added).
 GOAL_KEYWORDS: dict[str, tuple[str, ...]] = {
@@ -86,7 +180,10 @@ GROUP_ADJUST_FIRST_STEP = {1: 0.1, 2: 0.0, 3: -0.2}  # small groups help a first
 @lru_cache(maxsize=1)
 def goal_terms() -> dict[str, frozenset[str]]:
     """Normalized keyword sets per goal, with the shared synonym groups."""
-    return {g: frozenset(expand_terms(words) | {normalize(w) for w in words}) for g, words in GOAL_KEYWORDS.items()}
+    return {
+        g: frozenset(expand_terms(words) | {normalize(w) for w in words})
+        for g, words in GOAL_KEYWORDS.items()
+    }
 
 
 def _goal_rows(q: Query) -> list[int]:
@@ -105,7 +202,9 @@ def goal_kind_fits(q: Query, v: View, sel: np.ndarray) -> np.ndarray:
                 adjust[groups == code] = delta
             fits[row] = np.clip(fits[row] + adjust, 0.0, 1.0)
         elif goal == "routine":
-            regular = np.where(v.has_schedule[sel], 0.6 + 0.4 * np.minimum(v.upcoming[sel], 4) / 4, 0.7)
+            regular = np.where(
+                v.has_schedule[sel], 0.6 + 0.4 * np.minimum(v.upcoming[sel], 4) / 4, 0.7
+            )
             fits[row] = fits[row] * regular
     return fits
 
@@ -121,7 +220,9 @@ def goal_keyword_hits(q: Query, v: View, sel: np.ndarray) -> np.ndarray:
     idx = v.idx[sel]
     if not q.goals:
         return np.zeros((0, sel.size), dtype=bool)
-    return np.array([v.pool.contains_any(terms[g], idx) for g in q.goals]).reshape(len(q.goals), sel.size)
+    return np.array([v.pool.contains_any(terms[g], idx) for g in q.goals]).reshape(
+        len(q.goals), sel.size
+    )
 
 
 def goal_fit(q: Query, v: View, sel: np.ndarray) -> np.ndarray:
@@ -218,7 +319,9 @@ def referral_fit(q: Query, v: View, sel: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(accepts), 0.6, np.where(accepts > 0, 1.0, 0.2))
 
 
-OUTCOME_POSITIVE = 0.5  # a shrunk continuing rate from here up is read aloud as a reason, below as a caution
+OUTCOME_POSITIVE = (
+    0.5  # a shrunk continuing rate from here up is read aloud as a reason, below as a caution
+)
 
 
 def outcome_fit(q: Query, v: View, sel: np.ndarray) -> np.ndarray:
@@ -247,4 +350,3 @@ CHEAP = np.array([f.cheap for f in FACTORS])
 def score_values(values: np.ndarray) -> np.ndarray:
     """Weighted mean of factor values (factors × listings) → scores in 0..1."""
     return WEIGHTS @ values
-

@@ -10,13 +10,31 @@ from resdb.vocab import GOALS, PARTICIPATION_KINDS, TARGETS, WEEKDAY_IDS
 
 IMIZU_CENTER = (36.7236, 137.0991)  # 射水市戸破 (小杉駅付近)
 _ACTIVITIES = (
-    "カフェ", "交流", "農作業", "体操", "100歳体操", "料理", "手芸", "ボードゲーム", "学習支援",
-    "日本語教室", "子育て", "親子あそび", "清掃ボランティア", "軽作業", "園芸", "音楽", "書道", "相談",
+    "カフェ",
+    "交流",
+    "農作業",
+    "体操",
+    "100歳体操",
+    "料理",
+    "手芸",
+    "ボードゲーム",
+    "学習支援",
+    "日本語教室",
+    "子育て",
+    "親子あそび",
+    "清掃ボランティア",
+    "軽作業",
+    "園芸",
+    "音楽",
+    "書道",
+    "相談",
 )
 _INTERESTS = ("畑", "料理", "手芸", "ゲーム", "音楽", "散歩", "書道", "体操", "パソコン", "読書")
 
 
-def _point(rng: random.Random, center: tuple[float, float], radius_km: float) -> tuple[float, float]:
+def _point(
+    rng: random.Random, center: tuple[float, float], radius_km: float
+) -> tuple[float, float]:
     r = radius_km * math.sqrt(rng.random())
     theta = rng.random() * 2 * math.pi
     lat = center[0] + r * math.cos(theta) / 111.2
@@ -24,7 +42,9 @@ def _point(rng: random.Random, center: tuple[float, float], radius_km: float) ->
     return round(lat, 6), round(lon, 6)
 
 
-def listing(i: int, rng: random.Random, center: tuple[float, float] = IMIZU_CENTER, radius_km: float = 15.0) -> dict[str, Any]:
+def listing(
+    i: int, rng: random.Random, center: tuple[float, float] = IMIZU_CENTER, radius_km: float = 15.0
+) -> dict[str, Any]:
     """One random contract-shaped listing, marked is_sample."""
     lat, lon = _point(rng, center, radius_km)
     kind = rng.choice(PARTICIPATION_KINDS)
@@ -68,19 +88,29 @@ def listing(i: int, rng: random.Random, center: tuple[float, float] = IMIZU_CENT
     }
 
 
-def listings(n: int, seed: int = 0, center: tuple[float, float] = IMIZU_CENTER, radius_km: float = 15.0) -> list[dict[str, Any]]:
+def listings(
+    n: int, seed: int = 0, center: tuple[float, float] = IMIZU_CENTER, radius_km: float = 15.0
+) -> list[dict[str, Any]]:
     rng = random.Random(seed)
     return [listing(i, rng, center, radius_km) for i in range(n)]
 
 
-def person(rng: random.Random, center: tuple[float, float] = IMIZU_CENTER, radius_km: float = 10.0) -> dict[str, Any]:
+def person(
+    rng: random.Random, center: tuple[float, float] = IMIZU_CENTER, radius_km: float = 10.0
+) -> dict[str, Any]:
     """One random contract Person."""
     lat, lon = _point(rng, center, radius_km)
     mobility = rng.choice(("walk", "bicycle", "bus", "car", "pickup_needed"))
     available = []
     for wd in rng.sample(WEEKDAY_IDS, rng.choice((0, 1, 2, 3))):
         start = rng.choice((9, 10, 13))
-        available.append({"weekday": wd, "start": f"{start:02d}:00", "end": f"{start + rng.choice((2, 3, 5)):02d}:00"})
+        available.append(
+            {
+                "weekday": wd,
+                "start": f"{start:02d}:00",
+                "end": f"{start + rng.choice((2, 3, 5)):02d}:00",
+            }
+        )
     return {
         "home": {"lat": lat, "lon": lon},
         "age": rng.randint(10, 90),
@@ -97,6 +127,8 @@ def person(rng: random.Random, center: tuple[float, float] = IMIZU_CENTER, radiu
     }
 
 
-def persons(n: int, seed: int = 1, center: tuple[float, float] = IMIZU_CENTER, radius_km: float = 10.0) -> list[dict[str, Any]]:
+def persons(
+    n: int, seed: int = 1, center: tuple[float, float] = IMIZU_CENTER, radius_km: float = 10.0
+) -> list[dict[str, Any]]:
     rng = random.Random(seed)
     return [person(rng, center, radius_km) for _ in range(n)]

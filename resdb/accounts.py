@@ -11,13 +11,18 @@ from functools import lru_cache
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from resdb.db import read_session, write_session
 from resdb.models import ApiToken, StaffSession, User, utcnow
 
-ROLES: dict[str, str] = {"admin": "管理者", "editor": "編集者（地域の担当者）", "coordinator": "参加支援コーディネーター",
-                         "host": "受け入れ先（協力企業・団体）", "supporter": "地域の支援者（民生委員など）"}
+ROLES: dict[str, str] = {
+    "admin": "管理者",
+    "editor": "編集者（地域の担当者）",
+    "coordinator": "参加支援コーディネーター",
+    "host": "受け入れ先（協力企業・団体）",
+    "supporter": "地域の支援者（民生委員など）",
+}
 WRITE_ROLES = {"admin", "editor"}
 _hasher = PasswordHasher()
 
@@ -55,12 +60,28 @@ class Account:
 
 def _account(user: User) -> Account:
     assert user.id is not None
-    return Account(user.id, user.email, user.role, user.municipality_code, user.operator, user.window, user.display_name)
+    return Account(
+        user.id,
+        user.email,
+        user.role,
+        user.municipality_code,
+        user.operator,
+        user.window,
+        user.display_name,
+    )
 
 
-def add_user(engine: Engine, email: str, role: str, password: str | None, *,
-             municipality_code: str | None = None, operator: str | None = None,
-             window: str | None = None, display_name: str | None = None) -> Account:
+def add_user(
+    engine: Engine,
+    email: str,
+    role: str,
+    password: str | None,
+    *,
+    municipality_code: str | None = None,
+    operator: str | None = None,
+    window: str | None = None,
+    display_name: str | None = None,
+) -> Account:
     """A new account. A host is tied to its organisation (`operator`, created when new); `window` names the
     相談窓口 (a center's listing id, or general:<municipality code>) whose 相談依頼シート the account receives."""
     if role not in ROLES:
@@ -74,16 +95,28 @@ def add_user(engine: Engine, email: str, role: str, password: str | None, *,
         raise ValueError("パスワードは10文字以上にしてください")
     password_hash = _hasher.hash(password) if password else None  # argon2 outside the write lock
     with write_session(engine) as session:
-        if session.exec(select(User).where(User.email == email.strip().lower())).first() is not None:
+        if (
+            session.exec(select(User).where(User.email == email.strip().lower())).first()
+            is not None
+        ):
             raise ValueError(f"{email} は既に登録されています")
         if role == "host":
             from resdb.models import Organization
 
-            if session.exec(select(Organization).where(Organization.name == operator)).first() is None:
+            if (
+                session.exec(select(Organization).where(Organization.name == operator)).first()
+                is None
+            ):
                 session.add(Organization(name=operator))
-        user = User(email=email.strip().lower(), role=role, password_hash=password_hash,
-                    municipality_code=municipality_code, operator=operator, window=(window or "").strip() or None,
-                    display_name=(display_name or "").strip()[:100] or None)
+        user = User(
+            email=email.strip().lower(),
+            role=role,
+            password_hash=password_hash,
+            municipality_code=municipality_code,
+            operator=operator,
+            window=(window or "").strip() or None,
+            display_name=(display_name or "").strip()[:100] or None,
+        )
         session.add(user)
         session.flush()
         return _account(user)
@@ -116,7 +149,7 @@ def _dummy_hash() -> str:
 def _locked_user(session: Session, email: str) -> User | None:
     """The active user by email, its row locked for this transaction (SQLite: the whole database is)."""
     return session.exec(
-        select(User).where(User.email == email, User.active == True).with_for_update()  # noqa: E712
+        select(User).where(User.email == email, col(User.active).is_(True)).with_for_update()
     ).first()
 
 
@@ -153,11 +186,27 @@ def authenticate(engine: Engine, email: str, password: str) -> Account | None:
                 user.failed_logins += 1
                 if user.failed_logins >= MAX_FAILED_LOGINS:
                     user.locked_until, user.failed_logins = now + LOCKOUT, 0
-                    audit(session, email, "login.locked", "user", str(user_id), f"{int(LOCKOUT.total_seconds() // 60)} min")
-    correct = _verify(stored or _dummy_hash(), password) and stored is not None  # same work either way
+                    audit(
+                        session,
+                        email,
+                        "login.locked",
+                        "user",
+                        str(user_id),
+                        f"{int(LOCKOUT.total_seconds() // 60)} min",
+                    )
+    correct = (
+        _verify(stored or _dummy_hash(), password) and stored is not None
+    )  # same work either way
     if not correct:
         known = user_id is not None
-        audit_now(engine, email if known else "(unknown)", "login.failed", "user", str(user_id) if known else None, state)
+        audit_now(
+            engine,
+            email if known else "(unknown)",
+            "login.failed",
+            "user",
+            str(user_id) if known else None,
+            state,
+        )
         return None
     new_hash = _hasher.hash(password) if _hasher.check_needs_rehash(stored or "") else None
     with write_session(engine) as session:
@@ -209,7 +258,9 @@ def account(engine: Engine, user_id: int) -> Account | None:
 
 def account_by_email(engine: Engine, email: str) -> Account | None:
     with read_session(engine) as session:
-        user = session.exec(select(User).where(User.email == email.strip().lower(), User.active == True)).first()  # noqa: E712
+        user = session.exec(
+            select(User).where(User.email == email.strip().lower(), col(User.active).is_(True))
+        ).first()
     return _account(user) if user is not None else None
 
 
@@ -231,8 +282,12 @@ def create_token(engine: Engine, email: str) -> str:
 def account_for_token(engine: Engine, token: str) -> Account | None:
     with read_session(engine) as session:
         row = session.exec(
-            select(User).join(ApiToken, ApiToken.user_id == User.id).where(
-                ApiToken.token_hash == _digest(token), ApiToken.revoked == False, User.active == True  # noqa: E712
+            select(User)
+            .join(ApiToken, ApiToken.user_id == User.id)
+            .where(
+                ApiToken.token_hash == _digest(token),
+                col(ApiToken.revoked).is_(False),
+                col(User.active).is_(True),
             )
         ).first()
     return _account(row) if row is not None else None

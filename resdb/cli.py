@@ -58,8 +58,13 @@ def acting_as(directory, email: str | None, actor: str):  # type: ignore[no-unty
 def progress_bar(label: str, total: int | None):
     """A rich progress bar on stderr (silent when stderr is not a terminal and CI is set)."""
     with Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=err, transient=True, disable=not err.is_terminal,
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
     ) as bar:
         task = bar.add_task(label, total=total)
         yield lambda n=1: bar.advance(task, n)
@@ -77,8 +82,16 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--demo/--no-demo", default=True, help="ship data: districts, plan facilities, venues and labelled samples")
-@click.option("--samples/--no-samples", default=True, help="include the invented demo listings (labelled サンプル)")
+@click.option(
+    "--demo/--no-demo",
+    default=True,
+    help="ship data: districts, plan facilities, venues and labelled samples",
+)
+@click.option(
+    "--samples/--no-samples",
+    default=True,
+    help="include the invented demo listings (labelled サンプル)",
+)
 def init(demo: bool, samples: bool) -> None:
     """Create or upgrade the database and load the shipped data (idempotent)."""
     from resdb.demo import load_demo
@@ -86,11 +99,15 @@ def init(demo: bool, samples: bool) -> None:
     directory = open_directory()
     failed = False
     if demo:
-        for path, report in load_demo(directory, samples=samples, progress=lambda line: err.print(line)):
+        for path, report in load_demo(
+            directory, samples=samples, progress=lambda line: err.print(line)
+        ):
             for problem in report.problems:
                 failed = True
                 err.print(f"[red]✗[/red] {path.name} {problem}")
-    err.print(f"準備完了: {directory.published_count()} 件の掲載 ({config.database_url().split('@')[-1]})")
+    err.print(
+        f"準備完了: {directory.published_count()} 件の掲載 ({config.database_url().split('@')[-1]})"
+    )
     if failed:
         fail("同梱データの一部を取り込めませんでした（上の一覧）", 1)
 
@@ -108,8 +125,11 @@ def serve(host: str, port: int, workers: int | None, dev: bool) -> None:
     from resdb.web import signing_key
 
     if not directory.is_embedded and not directory.same_signing_key(signing_key({}, directory)):
-        fail("このホストの RESDB_SECRET_KEY が、同じデータベースを使う他のホストと異なります。"
-             "すべてのホストで同じ値にするか、すべてのホストで未設定にしてください（未設定ならデータベースの鍵を共有します）", 2)
+        fail(
+            "このホストの RESDB_SECRET_KEY が、同じデータベースを使う他のホストと異なります。"
+            "すべてのホストで同じ値にするか、すべてのホストで未設定にしてください（未設定ならデータベースの鍵を共有します）",
+            2,
+        )
     if dev:
         from resdb.web import create_app
 
@@ -139,18 +159,46 @@ def serve(host: str, port: int, workers: int | None, dev: bool) -> None:
 @main.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--dry-run", is_flag=True, help="report every problem and change nothing")
-@click.option("--actor", default=lambda: os.environ.get("USER", "cli"), help="who is recorded in the history")
-@click.option("--as", "as_email", help="act as this registered account (an editor's scope then applies)")
+@click.option(
+    "--actor", default=lambda: os.environ.get("USER", "cli"), help="who is recorded in the history"
+)
+@click.option(
+    "--as", "as_email", help="act as this registered account (an editor's scope then applies)"
+)
 @click.option("--json", "as_json", is_flag=True)
-@click.option("--publish", is_flag=True, help="new listings go public at once (default: 下書き for review)")
-@click.option("--good-rows-only", is_flag=True, help="import the rows without problems and list the others")
-@click.option("--source", "source", default=None,
-              help="出典 for rows without one: the organisation or document (e.g. 「射水市 地域福祉課 イベント一覧」)")
-@click.option("--kind", "default_kind", default=None, help="種別 for rows that have none (id or label)")
-@click.option("--problems-csv", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="write the problems (行, 項目, 内容, 値) to this CSV")
-def import_(file: Path, dry_run: bool, actor: str, as_email: str | None, as_json: bool, publish: bool,
-            good_rows_only: bool, source: str | None, default_kind: str | None, problems_csv: Path | None) -> None:
+@click.option(
+    "--publish", is_flag=True, help="new listings go public at once (default: 下書き for review)"
+)
+@click.option(
+    "--good-rows-only", is_flag=True, help="import the rows without problems and list the others"
+)
+@click.option(
+    "--source",
+    "source",
+    default=None,
+    help="出典 for rows without one: the organisation or document (e.g. 「射水市 地域福祉課 イベント一覧」)",
+)
+@click.option(
+    "--kind", "default_kind", default=None, help="種別 for rows that have none (id or label)"
+)
+@click.option(
+    "--problems-csv",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="write the problems (行, 項目, 内容, 値) to this CSV",
+)
+def import_(
+    file: Path,
+    dry_run: bool,
+    actor: str,
+    as_email: str | None,
+    as_json: bool,
+    publish: bool,
+    good_rows_only: bool,
+    source: str | None,
+    default_kind: str | None,
+    problems_csv: Path | None,
+) -> None:
     """Import listings from CSV (also 自治体標準オープンデータセット イベント一覧 / 介護サービス事業所一覧 /
     子育て施設一覧), JSON, GeoJSON or Excel (.xlsx); all-or-nothing unless --good-rows-only; audited."""
     from resdb.exchange import FileProblem, iter_file
@@ -168,8 +216,15 @@ def import_(file: Path, dry_run: bool, actor: str, as_email: str | None, as_json
         records, file_warnings = iter_file(file, default_kind=kind, limits=CLI_LIMITS)
         with progress_bar(f"検査 {file.name}", None) as advance:
             report = Services(directory).import_records(
-                who, records, source_name=file.name, dry_run=dry_run, progress=advance,
-                status="published" if publish else "draft", good_rows_only=good_rows_only, source=source)
+                who,
+                records,
+                source_name=file.name,
+                dry_run=dry_run,
+                progress=advance,
+                status="published" if publish else "draft",
+                good_rows_only=good_rows_only,
+                source=source,
+            )
     except FileProblem as exc:
         if problems_csv:
             problems_csv.write_text(problems_text([exc.problem]), encoding="utf-8")
@@ -190,7 +245,9 @@ def import_(file: Path, dry_run: bool, actor: str, as_email: str | None, as_json
         for warning in report.warnings:
             err.print(f"[yellow]![/yellow] {warning}")
         for duplicate in report.duplicates:
-            err.print(f"[yellow]≒[/yellow] {duplicate['message']}（類似度 {duplicate['similarity']}）")
+            err.print(
+                f"[yellow]≒[/yellow] {duplicate['message']}（類似度 {duplicate['similarity']}）"
+            )
         state = "公開" if publish else "下書き"
         if report.written:
             verb = f"取り込みました（新しい掲載は{state}）"
@@ -199,27 +256,62 @@ def import_(file: Path, dry_run: bool, actor: str, as_email: str | None, as_json
         else:
             verb = "取り込みません"
         good = "問題のないもの: " if report.problems else ""
-        out.print(f"{report.total} 件を確認（イベント一覧は催しごとに1件）— {good}追加 {report.created} / 更新 {report.updated} / 変更なし {report.unchanged} — {verb}"
-                  + (f"（問題のある行 {len(report.skipped_rows)} 行"
-                     + ("は取り込んでいません" if report.written else "。--good-rows-only で問題のない行だけ取り込めます")
-                     + "）" if report.problems else ""))
+        out.print(
+            f"{report.total} 件を確認（イベント一覧は催しごとに1件）— {good}追加 {report.created} / 更新 {report.updated} / 変更なし {report.unchanged} — {verb}"
+            + (
+                f"（問題のある行 {len(report.skipped_rows)} 行"
+                + (
+                    "は取り込んでいません"
+                    if report.written
+                    else "。--good-rows-only で問題のない行だけ取り込めます"
+                )
+                + "）"
+                if report.problems
+                else ""
+            )
+        )
     if report.problems and not report.written:
         sys.exit(1)
 
 
 @main.command()
-@click.option("--format", "fmt", type=click.Choice(["csv", "json", "geojson", "hsds", "event", "kaigo", "kosodate"]),
-              default="csv", show_default=True,
-              help="event / kaigo / kosodate: 自治体標準オープンデータセット イベント一覧 / 介護サービス事業所一覧 / 子育て施設一覧")
-@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="file to write (default stdout)")
-@click.option("--japanese-headers", is_flag=True, help="CSV with 自治体標準オープンデータセット style headers")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["csv", "json", "geojson", "hsds", "event", "kaigo", "kosodate"]),
+    default="csv",
+    show_default=True,
+    help="event / kaigo / kosodate: 自治体標準オープンデータセット イベント一覧 / 介護サービス事業所一覧 / 子育て施設一覧",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="file to write (default stdout)",
+)
+@click.option(
+    "--japanese-headers", is_flag=True, help="CSV with 自治体標準オープンデータセット style headers"
+)
 @click.option("--bom", is_flag=True, help="CSV with a UTF-8 BOM (for Excel)")
-@click.option("--encoding", type=click.Choice(["utf-8", "utf-8-sig", "cp932"]), default=None,
-              help="CSV encoding (municipal formats default to utf-8-sig; cp932 = Shift_JIS)")
-@click.option("--private-locations", is_flag=True,
-              help="staff copy: keep private hosts' street addresses and true points (never publish this file)")
-def export(fmt: str, output: Path | None, japanese_headers: bool, bom: bool, encoding: str | None,
-           private_locations: bool) -> None:
+@click.option(
+    "--encoding",
+    type=click.Choice(["utf-8", "utf-8-sig", "cp932"]),
+    default=None,
+    help="CSV encoding (municipal formats default to utf-8-sig; cp932 = Shift_JIS)",
+)
+@click.option(
+    "--private-locations",
+    is_flag=True,
+    help="staff copy: keep private hosts' street addresses and true points (never publish this file)",
+)
+def export(
+    fmt: str,
+    output: Path | None,
+    japanese_headers: bool,
+    bom: bool,
+    encoding: str | None,
+    private_locations: bool,
+) -> None:
     """Export every published listing (CSV cells that look like formulas are neutralised).
     Private hosts appear at their 町字 only unless --private-locations is given."""
     from resdb import opendata
@@ -228,17 +320,28 @@ def export(fmt: str, output: Path | None, japanese_headers: bool, bom: bool, enc
     directory = open_directory()
     listings = list(directory.iter_published(public=not private_locations))
     if fmt in opendata.FORMATS:
-        names = {r.municipality_code: r.name for r in directory.gazetteer().records if r.level == "municipality"}
+        names = {
+            r.municipality_code: r.name
+            for r in directory.gazetteer().records
+            if r.level == "municipality"
+        }
         text = opendata.export_text(fmt, listings, municipality_names=names)
         encoding = encoding or "utf-8-sig"
     elif fmt == "hsds":  # open places carry the date they were reported
         from resdb.capacity import latest
         from resdb.exchange import to_hsds
 
-        text = to_hsds(listings, latest(directory.engine, [x["id"] for x in listings if x.get("capacity") is not None]))
+        text = to_hsds(
+            listings,
+            latest(directory.engine, [x["id"] for x in listings if x.get("capacity") is not None]),
+        )
         encoding = encoding or "utf-8"
     else:
-        text = to_csv(listings, japanese_headers=japanese_headers) if fmt == "csv" else EXPORTERS[fmt](listings)
+        text = (
+            to_csv(listings, japanese_headers=japanese_headers)
+            if fmt == "csv"
+            else EXPORTERS[fmt](listings)
+        )
         encoding = encoding or ("utf-8-sig" if bom and fmt == "csv" else "utf-8")
     try:
         data = opendata.encode(text, encoding)
@@ -269,7 +372,9 @@ def _municipality_code(value: str | None) -> str | None:
     try:
         return geo.code6(value)
     except ValueError:
-        raise click.UsageError(f"--municipality: 5桁または6桁の地方公共団体コードで指定してください（{value}）") from None
+        raise click.UsageError(
+            f"--municipality: 5桁または6桁の地方公共団体コードで指定してください（{value}）"
+        ) from None
 
 
 @main.command()
@@ -288,19 +393,50 @@ def _municipality_code(value: str | None) -> str | None:
 @click.option("--limit", default=20, show_default=True, type=int)
 @click.option("--offset", default=0, type=int)
 @click.option("--json", "as_json", is_flag=True)
-def search(query: str, kind: tuple[str, ...], target: tuple[str, ...], weekday: tuple[str, ...], today: bool,
-           this_week: bool, free: bool, max_cost: int | None, near: str | None, radius_km: float | None,
-           municipality: str | None, venues: bool, limit: int, offset: int, as_json: bool) -> None:
+def search(
+    query: str,
+    kind: tuple[str, ...],
+    target: tuple[str, ...],
+    weekday: tuple[str, ...],
+    today: bool,
+    this_week: bool,
+    free: bool,
+    max_cost: int | None,
+    near: str | None,
+    radius_km: float | None,
+    municipality: str | None,
+    venues: bool,
+    limit: int,
+    offset: int,
+    as_json: bool,
+) -> None:
     """Search the directory (Japanese: kana/width/variant-blind, synonyms, typos)."""
     from resdb.search import SearchQuery
 
     point = _parse_point(near)
-    open_on = [date.today()] if today else [date.today() + timedelta(days=i) for i in range(7)] if this_week else []
-    result = open_directory().search(SearchQuery(
-        q=query, kinds=kind, targets=target, weekdays=weekday, open_on=open_on,
-        max_cost=0 if free else max_cost, near=point, radius_km=radius_km, limit=limit, offset=offset,
-        municipality_code=_municipality_code(municipality), include_venues=venues,
-    ))
+    open_on = (
+        [date.today()]
+        if today
+        else [date.today() + timedelta(days=i) for i in range(7)]
+        if this_week
+        else []
+    )
+    result = open_directory().search(
+        SearchQuery(
+            q=query,
+            kinds=kind,
+            targets=target,
+            weekdays=weekday,
+            open_on=open_on,
+            max_cost=0 if free else max_cost,
+            near=point,
+            radius_km=radius_km,
+            limit=limit,
+            offset=offset,
+            municipality_code=_municipality_code(municipality),
+            include_venues=venues,
+        )
+    )
     if as_json:
         emit_json(result)
         return
@@ -308,9 +444,17 @@ def search(query: str, kind: tuple[str, ...], target: tuple[str, ...], weekday: 
     for column in ("id", "名称", "種別", "地区", "距離"):
         table.add_column(column)
     for item in result["items"]:
-        name = ("（サンプル）" if item.get("is_sample") and "サンプル" not in item["name"] else "") + item["name"]
+        name = (
+            "（サンプル）" if item.get("is_sample") and "サンプル" not in item["name"] else ""
+        ) + item["name"]
         distance = f"{item['distance_km']:.1f}km" if item.get("distance_km") is not None else ""
-        table.add_row(item["id"], name, KINDS.get(item["kind"], item["kind"]), item.get("district") or "", distance)
+        table.add_row(
+            item["id"],
+            name,
+            KINDS.get(item["kind"], item["kind"]),
+            item.get("district") or "",
+            distance,
+        )
     out.print(table)
 
 
@@ -324,14 +468,18 @@ def areas(lat: float, lon: float, as_json: bool) -> None:
     centers = directory.areas_lookup(lat, lon)
     town = directory.gazetteer().town_at(lat, lon)
     payload = {
-        "lat": lat, "lon": lon, "town": town.name if town else None,
+        "lat": lat,
+        "lon": lon,
+        "town": town.name if town else None,
         "municipality_code": town.municipality_code if town else None,
         "items": centers,
     }
     if as_json:
         emit_json(payload)
         return
-    out.print(f"地点 {lat}, {lon}（{payload['town'] or '町字不明'}）を担当する機関: {len(centers)} 件")
+    out.print(
+        f"地点 {lat}, {lon}（{payload['town'] or '町字不明'}）を担当する機関: {len(centers)} 件"
+    )
     for center in centers:
         out.print(f"・{center['name']}　{center.get('phone') or ''}　{center.get('address') or ''}")
     if not centers:
@@ -358,16 +506,24 @@ def check(as_json: bool) -> None:
     status = directory.ensure_ready()
     problems = directory.index_problems()
     payload = {
-        "index": status, "listings": directory.published_count(), "change_log_head": directory.head_seq(),
+        "index": status,
+        "listings": directory.published_count(),
+        "change_log_head": directory.head_seq(),
         "index_cursor": directory.index.cursor(),
-        "not_indexed": [{"id": listing_id, "reason": reason} for listing_id, reason in sorted(problems.items())],
+        "not_indexed": [
+            {"id": listing_id, "reason": reason} for listing_id, reason in sorted(problems.items())
+        ],
     }
     if as_json:
         emit_json(payload)
         return
-    out.print(f"索引: {status}（{payload['listings']} 件、変更ログ {payload['index_cursor']}/{payload['change_log_head']}）")
+    out.print(
+        f"索引: {status}（{payload['listings']} 件、変更ログ {payload['index_cursor']}/{payload['change_log_head']}）"
+    )
     for problem in payload["not_indexed"]:
-        err.print(f"索引に入れられない掲載: {problem['id']}: {problem['reason']}（値を直すと自動で索引されます）")
+        err.print(
+            f"索引に入れられない掲載: {problem['id']}: {problem['reason']}（値を直すと自動で索引されます）"
+        )
 
 
 @main.group("index")
@@ -412,11 +568,24 @@ def districts() -> None:
 @click.option("--municipality", required=True, help="municipality code (5 or 6 digits)")
 @click.option("--name-field", required=True, help="property holding the district name")
 @click.option("--level", default="town", type=click.Choice(["town", "chiku"]), show_default=True)
-@click.option("--skip-bad", is_flag=True, help="import the good features even when some cannot be read (each is listed)")
-@click.option("--encoding", default=None, help="shapefile .dbf encoding when it has no .cpg (e.g. cp932)")
+@click.option(
+    "--skip-bad",
+    is_flag=True,
+    help="import the good features even when some cannot be read (each is listed)",
+)
+@click.option(
+    "--encoding", default=None, help="shapefile .dbf encoding when it has no .cpg (e.g. cp932)"
+)
 @click.option("--json", "as_json", is_flag=True)
-def districts_import(file: Path, municipality: str, name_field: str, level: str, skip_bad: bool,
-                     encoding: str | None, as_json: bool) -> None:
+def districts_import(
+    file: Path,
+    municipality: str,
+    name_field: str,
+    level: str,
+    skip_bad: bool,
+    encoding: str | None,
+    as_json: bool,
+) -> None:
     """Replace approximate areas with real polygons (GeoJSON or shapefile). A feature that cannot be an area
     (no geometry, a point, bad coordinates) is named by its number; nothing is stored unless --skip-bad."""
     from resdb.districtfile import read_district_file
@@ -432,16 +601,30 @@ def districts_import(file: Path, municipality: str, name_field: str, level: str,
     refused = bool(read.problems) and not skip_bad
     count = 0 if refused or not read.records else open_directory().load_districts(read.records)
     if as_json:
-        emit_json({"features": read.features, "imported": count, "problems": [p.as_dict() for p in read.problems]})
+        emit_json(
+            {
+                "features": read.features,
+                "imported": count,
+                "problems": [p.as_dict() for p in read.problems],
+            }
+        )
     else:
         for problem in read.problems:
             err.print(f"[red]✗[/red] {problem.message}")
         if refused:
-            err.print(f"{read.features} 件の地物のうち {len(read.problems)} 件を読めないため、何も取り込んでいません。"
-                      "読める地物だけ取り込むには --skip-bad を付けてください")
+            err.print(
+                f"{read.features} 件の地物のうち {len(read.problems)} 件を読めないため、何も取り込んでいません。"
+                "読める地物だけ取り込むには --skip-bad を付けてください"
+            )
         else:
-            err.print(f"{count} 地区を取り込みました（近似の区域を置き換え）"
-                      + (f"。読めなかった {len(read.problems)} 件の地物は取り込んでいません" if read.problems else ""))
+            err.print(
+                f"{count} 地区を取り込みました（近似の区域を置き換え）"
+                + (
+                    f"。読めなかった {len(read.problems)} 件の地物は取り込んでいません"
+                    if read.problems
+                    else ""
+                )
+            )
     if refused or (not count and not read.problems):
         sys.exit(1)
 
@@ -455,13 +638,24 @@ def districts_list(municipality: str | None, as_json: bool) -> None:
         emit_json([{k: v for k, v in r.items() if k != "geometry"} for r in rows])
         return
     for r in rows:
-        out.print(f"{r['municipality_code']} {r['level']:6} {r['name']} {'(近似)' if r['approximate'] else ''}")
+        out.print(
+            f"{r['municipality_code']} {r['level']:6} {r['name']} {'(近似)' if r['approximate'] else ''}"
+        )
 
 
 @main.command()
-@click.argument("fmt", metavar="FORMAT", type=click.Choice(["listing", "event", "kaigo", "kosodate"]))
-@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="file to write (default stdout)")
-@click.option("--encoding", type=click.Choice(["utf-8-sig", "cp932"]), default="utf-8-sig", show_default=True)
+@click.argument(
+    "fmt", metavar="FORMAT", type=click.Choice(["listing", "event", "kaigo", "kosodate"])
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="file to write (default stdout)",
+)
+@click.option(
+    "--encoding", type=click.Choice(["utf-8-sig", "cp932"]), default="utf-8-sig", show_default=True
+)
 def template(fmt: str, output: Path | None, encoding: str) -> None:
     """An empty CSV with the header row of a format to fill in (listing: this product's Japanese headers;
     event / kaigo / kosodate: 自治体標準オープンデータセット イベント一覧 / 介護サービス事業所一覧 / 子育て施設一覧)."""
@@ -516,7 +710,9 @@ def match(file: Path, limit: int, today: str | None, as_json: bool) -> None:
 
     payload = _read_json(file)
     matching = Matching(open_directory())
-    persons = payload.get("persons") if isinstance(payload, dict) and "persons" in payload else payload
+    persons = (
+        payload.get("persons") if isinstance(payload, dict) and "persons" in payload else payload
+    )
     try:
         if isinstance(persons, list):
             result = matching.match_batch(persons, today=_day(today))
@@ -535,7 +731,9 @@ def match(file: Path, limit: int, today: str | None, as_json: bool) -> None:
             if proposal.get("fit_label") and proposal["fit_label"] != heading:
                 heading = proposal["fit_label"]
                 out.print(f"[bold underline]{heading}[/bold underline]")
-            out.print(f"[bold]{rank}. {proposal['name']}[/bold]（{KINDS.get(proposal.get('kind', ''), '')}）スコア {proposal['score']:.2f}")
+            out.print(
+                f"[bold]{rank}. {proposal['name']}[/bold]（{KINDS.get(proposal.get('kind', ''), '')}）スコア {proposal['score']:.2f}"
+            )
             if proposal.get("to_confirm"):
                 out.print(f"   [yellow]確認すること: {'・'.join(proposal['to_confirm'])}[/yellow]")
             for reason in proposal["reasons"]:
@@ -549,17 +747,28 @@ def match(file: Path, limit: int, today: str | None, as_json: bool) -> None:
         if result["excluded"]:
             out.print("[dim]提案しなかった主な場所:[/dim]")
             for item in result["excluded"]:
-                out.print(f"[dim]   ・{item.get('name', item['resource_id'])}: {item['reason']}[/dim]")
+                out.print(
+                    f"[dim]   ・{item.get('name', item['resource_id'])}: {item['reason']}[/dim]"
+                )
     else:
         for assignment in result["assignments"]:
-            out.print(f"{assignment['person'] + 1}人目 → {assignment.get('name', assignment['resource_id'])}（{assignment['score']:.2f}）")
+            out.print(
+                f"{assignment['person'] + 1}人目 → {assignment.get('name', assignment['resource_id'])}（{assignment['score']:.2f}）"
+            )
         for miss in result["unassigned"]:
-            out.print(f"[yellow]{miss['person'] + 1}人目: 提案できる場所がありません — {miss['reason']}[/yellow]")
+            out.print(
+                f"[yellow]{miss['person'] + 1}人目: 提案できる場所がありません — {miss['reason']}[/yellow]"
+            )
 
 
 @main.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path), help="also write the report as CSV (Excel-ready, BOM)")
+@click.option(
+    "--csv",
+    "csv_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="also write the report as CSV (Excel-ready, BOM)",
+)
 @click.option("--today", help="date to plan from (YYYY-MM-DD)")
 @click.option("--json", "as_json", is_flag=True)
 def gaps(file: Path, csv_path: Path | None, today: str | None, as_json: bool) -> None:
@@ -570,7 +779,7 @@ def gaps(file: Path, csv_path: Path | None, today: str | None, as_json: bool) ->
     payload = _read_json(file)
     needs = payload.get("needs") if isinstance(payload, dict) else payload
     if not isinstance(needs, list):
-        fail("ニーズの一覧（配列、または {\"needs\": [...]}）を指定してください", 1)
+        fail('ニーズの一覧（配列、または {"needs": [...]}）を指定してください', 1)
     try:
         report = Matching(open_directory()).gaps(needs, today=_day(today))
     except PersonError as exc:
@@ -590,13 +799,33 @@ def user() -> None:
 
 @user.command("add")
 @click.argument("email")
-@click.option("--role", required=True, type=click.Choice(["admin", "editor", "coordinator", "host", "supporter"]))
-@click.option("--municipality", help="limit an editor to one municipality (code); a supporter's city")
-@click.option("--operator", help="limit an editor to one operator (運営主体); a host's organisation (required)")
-@click.option("--window", help="the 相談窓口 whose 相談依頼シート this account receives: a center's listing id or general:<code>")
-@click.option("--name", "display_name", help="name shown on the coordinator's print sheet and compare page")
-def user_add(email: str, role: str, municipality: str | None, operator: str | None, window: str | None,
-             display_name: str | None) -> None:
+@click.option(
+    "--role",
+    required=True,
+    type=click.Choice(["admin", "editor", "coordinator", "host", "supporter"]),
+)
+@click.option(
+    "--municipality", help="limit an editor to one municipality (code); a supporter's city"
+)
+@click.option(
+    "--operator",
+    help="limit an editor to one operator (運営主体); a host's organisation (required)",
+)
+@click.option(
+    "--window",
+    help="the 相談窓口 whose 相談依頼シート this account receives: a center's listing id or general:<code>",
+)
+@click.option(
+    "--name", "display_name", help="name shown on the coordinator's print sheet and compare page"
+)
+def user_add(
+    email: str,
+    role: str,
+    municipality: str | None,
+    operator: str | None,
+    window: str | None,
+    display_name: str | None,
+) -> None:
     """Create an account; the password is read from stdin or asked for."""
     from resdb.accounts import add_user
     from resdb.validation import municipality_code6
@@ -609,9 +838,16 @@ def user_add(email: str, role: str, municipality: str | None, operator: str | No
 
     engine = open_directory().engine
     try:
-        account = add_user(engine, email, role, password or None,
-                           municipality_code=municipality_code6(municipality) if municipality else None, operator=operator,
-                           window=window, display_name=display_name)
+        account = add_user(
+            engine,
+            email,
+            role,
+            password or None,
+            municipality_code=municipality_code6(municipality) if municipality else None,
+            operator=operator,
+            window=window,
+            display_name=display_name,
+        )
     except ValueError as exc:
         fail(str(exc))
     audit_now(engine, _cli_actor(), "user.create", "user", str(account.id), f"role={role}")
@@ -649,7 +885,11 @@ def sheets() -> None:
 
 
 @sheets.command("purge")
-@click.option("--days", type=click.IntRange(min=1), help="keep closed sheets this many days (default RESDB_SHEET_RETENTION_DAYS)")
+@click.option(
+    "--days",
+    type=click.IntRange(min=1),
+    help="keep closed sheets this many days (default RESDB_SHEET_RETENTION_DAYS)",
+)
 @click.option("--json", "as_json", is_flag=True, help="print one JSON document")
 def sheets_purge(days: int | None, as_json: bool) -> None:
     """Delete closed sheets past the retention period (run daily; the window's queue also does it)."""

@@ -21,7 +21,11 @@ SETTINGS: tuple[Setting, ...] = (
         None,
         "SQLAlchemy URL (sqlite:///… or postgresql+psycopg://…); default: resdb.sqlite3 in the instance folder",
     ),
-    Setting("RESDB_INSTANCE", "./instance", "folder for the SQLite file, search index, secret key and uploads"),
+    Setting(
+        "RESDB_INSTANCE",
+        "./instance",
+        "folder for the SQLite file, search index, secret key and uploads",
+    ),
     Setting(
         "RESDB_SECRET_KEY",
         None,
@@ -38,22 +42,49 @@ SETTINGS: tuple[Setting, ...] = (
         "attribution shown under the map tiles",
     ),
     Setting("RESDB_WORKERS", "3", "worker processes for `resdb serve` (gunicorn)"),
-    Setting("RESDB_DEFAULT_MUNICIPALITY", "162116", "municipality the map and demo centre on (6-digit code)"),
-    Setting("RESDB_STALE_DAYS", "365", "a listing not verified for this many days carries a caution"),
-    Setting("RESDB_SECURE_COOKIES", "1", "mark the session cookie Secure (set 0 only for plain-http testing off localhost)"),
+    Setting(
+        "RESDB_DEFAULT_MUNICIPALITY",
+        "162116",
+        "municipality the map and demo centre on (6-digit code)",
+    ),
+    Setting(
+        "RESDB_STALE_DAYS", "365", "a listing not verified for this many days carries a caution"
+    ),
+    Setting(
+        "RESDB_SECURE_COOKIES",
+        "1",
+        "mark the session cookie Secure (set 0 only for plain-http testing off localhost)",
+    ),
     Setting(
         "RESDB_CHANGE_LOG_DAYS",
         "14",
         "days the listing change log is kept; a host whose search index is older rebuilds it from the database",
     ),
-    Setting("RESDB_HOST_EDITS_REVIEWED", "0", "1: a host's listing edits wait for an editor's review (corrections queue)"),
-    Setting("RESDB_SHEET_RETENTION_DAYS", "365", "days a closed 相談依頼シート is kept before it is deleted"),
-    Setting("RESDB_RATE_LIMIT", "120/2",
-            "anonymous search requests per client IP: burst/refill-per-second (`off` disables)"),
-    Setting("RESDB_STAFF_RATE_LIMIT", "600/10",
-            "requests per signed-in staff account (session or API token), whatever their IP: burst/refill-per-second"),
-    Setting("RESDB_TRUSTED_PROXIES", "",
-            "comma-separated proxy addresses or networks whose X-Forwarded-For is believed (empty: none)"),
+    Setting(
+        "RESDB_HOST_EDITS_REVIEWED",
+        "0",
+        "1: a host's listing edits wait for an editor's review (corrections queue)",
+    ),
+    Setting(
+        "RESDB_SHEET_RETENTION_DAYS",
+        "365",
+        "days a closed 相談依頼シート is kept before it is deleted",
+    ),
+    Setting(
+        "RESDB_RATE_LIMIT",
+        "120/2",
+        "anonymous search requests per client IP: burst/refill-per-second (`off` disables)",
+    ),
+    Setting(
+        "RESDB_STAFF_RATE_LIMIT",
+        "600/10",
+        "requests per signed-in staff account (session or API token), whatever their IP: burst/refill-per-second",
+    ),
+    Setting(
+        "RESDB_TRUSTED_PROXIES",
+        "",
+        "comma-separated proxy addresses or networks whose X-Forwarded-For is believed (empty: none)",
+    ),
 )
 
 
@@ -96,7 +127,9 @@ def secret_key(environ: dict[str, str] | None = None) -> str:
     return key_file.read_text().strip()
 
 
-def rate_limit(environ: dict[str, str] | None = None, name: str = "RESDB_RATE_LIMIT") -> tuple[int, float] | None:
+def rate_limit(
+    environ: dict[str, str] | None = None, name: str = "RESDB_RATE_LIMIT"
+) -> tuple[int, float] | None:
     """(burst, refill per second) from RESDB_RATE_LIMIT (or another limit setting), or None when `off`."""
     value = (setting(name, environ) or "off").strip().lower()
     if value in {"off", "0", "none", ""}:

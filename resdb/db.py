@@ -39,10 +39,14 @@ def make_engine(url: str | None = None) -> Engine:
     url = url or config.database_url()
     if url.startswith("sqlite"):
         # hide_parameters: a failed statement is logged without its values (they can be personal data).
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 15}, hide_parameters=True)
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 15}, hide_parameters=True
+        )
         _configure_sqlite(engine)
     else:
-        engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, hide_parameters=True)
+        engine = create_engine(
+            url, pool_pre_ping=True, pool_size=5, max_overflow=5, hide_parameters=True
+        )
     return engine
 
 
@@ -74,7 +78,9 @@ def alembic_config(engine: Engine):  # type: ignore[no-untyped-def]
 
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
-    cfg.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False).replace("%", "%%"))
+    cfg.set_main_option(
+        "sqlalchemy.url", engine.url.render_as_string(hide_password=False).replace("%", "%%")
+    )
     cfg.attributes["engine"] = engine
     return cfg
 

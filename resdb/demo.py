@@ -49,7 +49,9 @@ def load_demo(
             if report.total == 0:
                 progress(f"{path.name}: 掲載なし（空のファイル。問題ではありません）")
             else:
-                progress(f"{path.name}: {report.created} 件追加, {report.updated} 件更新, 変更なし {report.unchanged} 件, "
-                         f"問題 {len(report.problems)} 件")
+                progress(
+                    f"{path.name}: {report.created} 件追加, {report.updated} 件更新, 変更なし {report.unchanged} 件, "
+                    f"問題 {len(report.problems)} 件"
+                )
         reports.append((path, report))
     return reports

@@ -49,9 +49,17 @@ EXTENSION_FIELDS = fields.EXTENSION_FIELDS
 PUBLIC_FIELDS = fields.PUBLIC_FIELDS
 # Called inside a write's transaction with (session, before, after): may refuse (raise) or add rows.
 WriteHook = Callable[[Session, "dict[str, Any] | None", "dict[str, Any]"], None]
-ACTION_AUDIT = {"create": "listing.create", "update": "listing.update", "verify": "listing.verify",
-                "delete": "listing.delete", "restore": "listing.restore", "correction": "listing.correction"}
-BULK_REINDEX_THRESHOLD = 5000  # a larger backlog of changes is rebuilt (beside the live index), not applied
+ACTION_AUDIT = {
+    "create": "listing.create",
+    "update": "listing.update",
+    "verify": "listing.verify",
+    "delete": "listing.delete",
+    "restore": "listing.restore",
+    "correction": "listing.correction",
+}
+BULK_REINDEX_THRESHOLD = (
+    5000  # a larger backlog of changes is rebuilt (beside the live index), not applied
+)
 APPLY_BATCH = 500
 log = logging.getLogger(__name__)
 DUPLICATE_NAME_SCORE = 85.0
@@ -74,7 +82,9 @@ class StaleEdit(Exception):
     """The listing changed since the editor read it; nothing was written."""
 
     def __init__(self, current: dict[str, Any], expected_version: int | None) -> None:
-        super().__init__(f"listing {current['id']} is at version {current['version']}, not {expected_version}")
+        super().__init__(
+            f"listing {current['id']} is at version {current['version']}, not {expected_version}"
+        )
         self.current = current
         self.expected_version = expected_version
 
@@ -107,7 +117,9 @@ class ImportReport:
     duplicates: list[dict[str, Any]] = field(default_factory=list)
     dry_run: bool = False
     written: bool = False
-    skipped_rows: list[int] = field(default_factory=list)  # rows with problems (left out by a good-rows-only import)
+    skipped_rows: list[int] = field(
+        default_factory=list
+    )  # rows with problems (left out by a good-rows-only import)
     problem_count: int = 0  # every problem found (only the first MAX_REPORTED_PROBLEMS are kept)
     status: str = "published"  # what new listings became
 
@@ -142,9 +154,14 @@ def queue_for_index(session: Session, listing_ids: Iterable[str]) -> None:
 def _note_listing_changes(session: Session, _context: Any, _instances: Any) -> None:
     if session.info.get("directory") is None:
         return
-    queue_for_index(session, (
-        obj.id for obj in (*session.new, *session.dirty, *session.deleted) if isinstance(obj, Listing) and obj.id
-    ))
+    queue_for_index(
+        session,
+        (
+            obj.id
+            for obj in (*session.new, *session.dirty, *session.deleted)
+            if isinstance(obj, Listing) and obj.id
+        ),
+    )
 
 
 @event.listens_for(Session, "before_commit")
@@ -191,10 +208,14 @@ class Directory:
         self._area_cache: tuple[str, geo.AreaIndex] | None = None
         self._gazetteer_cache: tuple[str, geo.Gazetteer] | None = None
         self._rebuilder: threading.Thread | None = None
-        self.serving = False  # True in web workers: large catch-ups then rebuild in a background thread
+        self.serving = (
+            False  # True in web workers: large catch-ups then rebuild in a background thread
+        )
 
     @staticmethod
-    def open(url: str | None = None, instance_dir: Path | None = None, *, ready: bool = True) -> Directory:
+    def open(
+        url: str | None = None, instance_dir: Path | None = None, *, ready: bool = True
+    ) -> Directory:
         """The directory for a database URL (default from the configuration), made ready for use."""
         engine = make_engine(url or config.database_url())
         instance = Path(instance_dir) if instance_dir else config.instance_path()
@@ -209,12 +230,12 @@ class Directory:
         session_cm = write_session(self.engine)
 
         class _Tracked:
-            def __enter__(inner) -> Session:  # noqa: N805
+            def __enter__(inner) -> Session:
                 inner.session = session_cm.__enter__()
                 inner.session.info["directory"] = self
                 return inner.session
 
-            def __exit__(inner, *exc: Any) -> Any:  # noqa: N805
+            def __exit__(inner, *exc: Any) -> Any:
                 return session_cm.__exit__(*exc)
 
         return _Tracked()
@@ -304,7 +325,11 @@ class Directory:
         if seq < self._pruned_through():
             raise ChangesPruned(seq)
         with read_session(self.engine) as session:
-            statement = select(ChangeLog.seq, ChangeLog.listing_id).where(ChangeLog.seq > seq).order_by(ChangeLog.seq)
+            statement = (
+                select(ChangeLog.seq, ChangeLog.listing_id)
+                .where(ChangeLog.seq > seq)
+                .order_by(ChangeLog.seq)
+            )
             if limit is not None:
                 statement = statement.limit(limit)
             return [(int(row[0]), row[1]) for row in session.exec(statement).all()]
@@ -312,11 +337,17 @@ class Directory:
     def prune_change_log(self, keep_days: int | None = None) -> int:
         """Drop change-log entries older than RESDB_CHANGE_LOG_DAYS (the newest one always stays); a host
         whose index is older than what remains rebuilds from the database. Returns entries removed."""
-        days = keep_days if keep_days is not None else int(config.setting("RESDB_CHANGE_LOG_DAYS") or 14)
+        days = (
+            keep_days
+            if keep_days is not None
+            else int(config.setting("RESDB_CHANGE_LOG_DAYS") or 14)
+        )
         cutoff = utcnow() - timedelta(days=days)
         with self._writing() as session:
             newest = session.exec(select(func.max(ChangeLog.seq))).one()
-            high = session.exec(select(func.max(ChangeLog.seq)).where(col(ChangeLog.at) < cutoff)).one()
+            high = session.exec(
+                select(func.max(ChangeLog.seq)).where(col(ChangeLog.at) < cutoff)
+            ).one()
             if high is None or newest is None:
                 return 0
             high = min(int(high), int(newest) - 1)
@@ -337,7 +368,9 @@ class Directory:
             districts = session.get(Meta, "districts")
         return f"{self.head_seq()}/{districts.value if districts else 0}"
 
-    def iter_published(self, batch: int = 2000, *, public: bool = False) -> Iterable[dict[str, Any]]:
+    def iter_published(
+        self, batch: int = 2000, *, public: bool = False
+    ) -> Iterable[dict[str, Any]]:
         """Every published listing in id order; `public` shows private hosts at their 町字 only."""
         last = ""
         while True:
@@ -358,7 +391,9 @@ class Directory:
         """Rebuild the search index from the database (the truth) beside the live one, then catch up
         with what changed meanwhile. One rebuild at a time per host; a second caller waits for it."""
         with self.index.rebuild_lock.hold(wait=3600.0):
-            high = self.head_seq()  # read before the rows: whatever commits later is applied after the swap
+            high = (
+                self.head_seq()
+            )  # read before the rows: whatever commits later is applied after the swap
             count = self.index.rebuild(self.iter_published(public=True), high, progress)
         self.follow_changes(wait=600.0)
         return count
@@ -366,7 +401,9 @@ class Directory:
     def rebuild_in_background(self) -> bool:
         """Start a rebuild in a thread of this process unless one runs on this host (for a backlog too
         large to apply inside a request); requests keep answering from the live index meanwhile."""
-        if self.index.rebuild_lock.busy() or (self._rebuilder is not None and self._rebuilder.is_alive()):
+        if self.index.rebuild_lock.busy() or (
+            self._rebuilder is not None and self._rebuilder.is_alive()
+        ):
             return False
 
         def run() -> None:
@@ -379,8 +416,13 @@ class Directory:
         self._rebuilder.start()
         return True
 
-    def follow_changes(self, wait: float = 1.0, *, rebuild_inline: bool | None = None,
-                       progress: Callable[[int], None] | None = None) -> bool:
+    def follow_changes(
+        self,
+        wait: float = 1.0,
+        *,
+        rebuild_inline: bool | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> bool:
         """Apply the committed changes this host's index has not seen, oldest first, until it is at the
         head of the change log. Returns True when the index is current. One applier per host at a time
         (a file lock); another caller waits up to `wait` seconds for it, then answers from the index as
@@ -393,7 +435,11 @@ class Directory:
         cursor = self.index.cursor()
         if cursor is not None and cursor >= head:
             return True
-        if cursor is None or cursor < self._pruned_through() or head - cursor > BULK_REINDEX_THRESHOLD:
+        if (
+            cursor is None
+            or cursor < self._pruned_through()
+            or head - cursor > BULK_REINDEX_THRESHOLD
+        ):
             if rebuild_inline:
                 self.reindex(progress)
                 return True
@@ -425,15 +471,24 @@ class Directory:
         try:
             return self.follow_changes(wait)
         except Exception:
-            log.warning("search index update failed; the change stays in the change log", exc_info=True)
+            log.warning(
+                "search index update failed; the change stays in the change log", exc_info=True
+            )
             return False
 
     def _apply_changes(self, changes: list[tuple[int, str]]) -> None:
         """Apply one batch of change-log entries to the index (the caller holds the apply lock)."""
         ids = sorted({listing_id for _, listing_id in changes})
         with read_session(self.engine) as session:
-            rows = {row.id: row for row in session.exec(select(Listing).where(col(Listing.id).in_(ids))).all()}
-        upserts = [self.public_view(listing_to_dict(rows[i])) for i in ids if i in rows and rows[i].status == "published"]
+            rows = {
+                row.id: row
+                for row in session.exec(select(Listing).where(col(Listing.id).in_(ids))).all()
+            }
+        upserts = [
+            self.public_view(listing_to_dict(rows[i]))
+            for i in ids
+            if i in rows and rows[i].status == "published"
+        ]
         deletes = [i for i in ids if i not in rows or rows[i].status != "published"]
         problems = self.index.apply(upserts, deletes, changes[-1][0])
         for listing_id, reason in problems.items():
@@ -478,14 +533,18 @@ class Directory:
         """Ranked listings: {"items": [...], "total": n}; each item carries `distance_km` when a point is given."""
         result = self.search_ids(query)
         items = [self.public_view(x) for x in self.get_many(result.ids)]
-        if len(items) != len(result.ids):  # a listing changed between the index and the rows: ask again
+        if len(items) != len(
+            result.ids
+        ):  # a listing changed between the index and the rows: ask again
             result = self.search_ids(query)
             items = [self.public_view(x) for x in self.get_many(result.ids)]
         hits = {hit.id: hit for hit in result.hits}
         for item in items:
             hit = hits[item["id"]]
             if hit.distance_km is None and query.near and item.get("lat") is not None:
-                hit.distance_km = haversine_km(query.near[0], query.near[1], item["lat"], item["lon"])
+                hit.distance_km = haversine_km(
+                    query.near[0], query.near[1], item["lat"], item["lon"]
+                )
             item["distance_km"] = round(hit.distance_km, 3) if hit.distance_km is not None else None
             item["fuzzy"] = hit.fuzzy
         return {"items": items, "total": result.total}
@@ -493,12 +552,19 @@ class Directory:
     def history(self, listing_id: str) -> list[dict[str, Any]]:
         with read_session(self.engine) as session:
             rows = session.exec(
-                select(ListingHistory).where(ListingHistory.listing_id == listing_id).order_by(ListingHistory.id)
+                select(ListingHistory)
+                .where(ListingHistory.listing_id == listing_id)
+                .order_by(ListingHistory.id)
             ).all()
         return [
             {
-                "version": r.version, "action": r.action, "actor": r.actor, "at": r.at.isoformat(),
-                "before": r.before, "after": r.after, "note": r.note,
+                "version": r.version,
+                "action": r.action,
+                "actor": r.actor,
+                "at": r.at.isoformat(),
+                "before": r.before,
+                "after": r.after,
+                "note": r.note,
             }
             for r in rows
         ]
@@ -511,7 +577,9 @@ class Directory:
             return [listing_to_dict(row) for row in session.exec(statement).all()]
 
     # -- geography ---------------------------------------------------------------------------
-    def load_districts(self, records: Iterable[geo.DistrictRecord], *, replace_approximate: bool = True) -> int:
+    def load_districts(
+        self, records: Iterable[geo.DistrictRecord], *, replace_approximate: bool = True
+    ) -> int:
         """Store district areas; real polygons replace approximations of the same name, never the reverse."""
         count = 0
         with write_session(self.engine) as session:
@@ -531,13 +599,24 @@ class Directory:
                 lat = record.lat if record.lat is not None else (point.y if point else None)
                 lon = record.lon if record.lon is not None else (point.x if point else None)
                 values = {
-                    "kana": record.kana, "geometry": json.dumps(mapping(record.geometry)),
-                    "approximate": record.approximate, "method": record.method, "source": record.source,
+                    "kana": record.kana,
+                    "geometry": json.dumps(mapping(record.geometry)),
+                    "approximate": record.approximate,
+                    "method": record.method,
+                    "source": record.source,
                     "members": list(record.members),
-                    "lat": lat, "lon": lon,
+                    "lat": lat,
+                    "lon": lon,
                 }
                 if existing is None:
-                    session.add(District(municipality_code=record.municipality_code, name=record.name, level=record.level, **values))
+                    session.add(
+                        District(
+                            municipality_code=record.municipality_code,
+                            name=record.name,
+                            level=record.level,
+                            **values,
+                        )
+                    )
                 else:
                     for key, value in values.items():
                         setattr(existing, key, value)
@@ -550,9 +629,13 @@ class Directory:
         self.resolve_service_areas()
         return count
 
-    def districts(self, municipality_code: str | None = None, level: str | None = None) -> list[dict[str, Any]]:
+    def districts(
+        self, municipality_code: str | None = None, level: str | None = None
+    ) -> list[dict[str, Any]]:
         with read_session(self.engine) as session:
-            statement = select(District).order_by(District.municipality_code, District.level, District.name)
+            statement = select(District).order_by(
+                District.municipality_code, District.level, District.name
+            )
             if municipality_code:
                 statement = statement.where(District.municipality_code == municipality_code)
             if level:
@@ -560,9 +643,17 @@ class Directory:
             rows = session.exec(statement).all()
         return [
             {
-                "municipality_code": r.municipality_code, "name": r.name, "kana": r.kana, "level": r.level,
-                "approximate": r.approximate, "method": r.method, "source": r.source, "members": r.members,
-                "geometry": json.loads(r.geometry), "lat": r.lat, "lon": r.lon,
+                "municipality_code": r.municipality_code,
+                "name": r.name,
+                "kana": r.kana,
+                "level": r.level,
+                "approximate": r.approximate,
+                "method": r.method,
+                "source": r.source,
+                "members": r.members,
+                "geometry": json.loads(r.geometry),
+                "lat": r.lat,
+                "lon": r.lon,
             }
             for r in rows
         ]
@@ -572,10 +663,17 @@ class Directory:
         if self._gazetteer_cache is None or self._gazetteer_cache[0] != revision:
             records = [
                 geo.DistrictRecord(
-                    municipality_code=d["municipality_code"], name=d["name"], kana=d["kana"], level=d["level"],
-                    geometry=shape(d["geometry"]), approximate=d["approximate"],
-                    method=d["method"] or "", source=d["source"] or "", members=list(d["members"] or []),
-                    lat=d["lat"], lon=d["lon"],
+                    municipality_code=d["municipality_code"],
+                    name=d["name"],
+                    kana=d["kana"],
+                    level=d["level"],
+                    geometry=shape(d["geometry"]),
+                    approximate=d["approximate"],
+                    method=d["method"] or "",
+                    source=d["source"] or "",
+                    members=list(d["members"] or []),
+                    lat=d["lat"],
+                    lon=d["lon"],
                 )
                 for d in self.districts()
             ]
@@ -608,30 +706,53 @@ class Directory:
         if clean.get("lat") is None or clean.get("lon") is None:
             placement = gazetteer.place_address(clean["address"]) if clean.get("address") else None
             if placement is None and clean.get("district"):
-                geometry, unresolved = gazetteer.resolve([clean["district"]], clean.get("municipality_code"))
+                geometry, unresolved = gazetteer.resolve(
+                    [clean["district"]], clean.get("municipality_code")
+                )
                 if geometry is not None and not unresolved:
                     point = geometry.representative_point()
-                    clean.update(lat=round(point.y, 6), lon=round(point.x, 6), location_precision="district")
+                    clean.update(
+                        lat=round(point.y, 6), lon=round(point.x, 6), location_precision="district"
+                    )
             elif placement is not None:
                 clean.update(lat=placement.lat, lon=placement.lon, location_precision="town")
-                clean["municipality_code"] = clean.get("municipality_code") or placement.municipality_code
+                clean["municipality_code"] = (
+                    clean.get("municipality_code") or placement.municipality_code
+                )
                 clean["district"] = clean.get("district") or placement.town
             if clean.get("lat") is None and clean.get("service_area"):
-                geometry, _resolved, unresolved = self._resolve_area(clean["service_area"], clean.get("municipality_code"))
+                geometry, _resolved, unresolved = self._resolve_area(
+                    clean["service_area"], clean.get("municipality_code")
+                )
                 if geometry is not None and not unresolved:
                     # No address given: shown at its 担当地区, and labelled so.
                     point = geometry.representative_point()
-                    clean.update(lat=round(point.y, 6), lon=round(point.x, 6), location_precision="service_area")
+                    clean.update(
+                        lat=round(point.y, 6),
+                        lon=round(point.x, 6),
+                        location_precision="service_area",
+                    )
             if clean.get("lat") is None:
-                problems.append(Problem("address", "住所・地区から場所を特定できません。緯度・経度を指定してください", row, clean.get("address") or clean.get("district")))
+                problems.append(
+                    Problem(
+                        "address",
+                        "住所・地区から場所を特定できません。緯度・経度を指定してください",
+                        row,
+                        clean.get("address") or clean.get("district"),
+                    )
+                )
         elif not clean.get("district") or not clean.get("municipality_code"):
             town = gazetteer.town_at(clean["lat"], clean["lon"])
             if town is not None:
                 clean["district"] = clean.get("district") or town.name
-                clean["municipality_code"] = clean.get("municipality_code") or town.municipality_code
+                clean["municipality_code"] = (
+                    clean.get("municipality_code") or town.municipality_code
+                )
         return problems
 
-    def _resolve_area(self, area: dict[str, Any] | None, municipality_code: str | None) -> tuple[Any, list[str], list[str]]:
+    def _resolve_area(
+        self, area: dict[str, Any] | None, municipality_code: str | None
+    ) -> tuple[Any, list[str], list[str]]:
         if not area:
             return None, [], []
         if area.get("geometry"):
@@ -641,7 +762,9 @@ class Directory:
         return geometry, [n for n in names if n not in unresolved], unresolved
 
     def _store_area(self, session: Session, listing: Listing) -> list[str]:
-        geometry, resolved, unresolved = self._resolve_area(listing.service_area, listing.municipality_code)
+        geometry, resolved, unresolved = self._resolve_area(
+            listing.service_area, listing.municipality_code
+        )
         existing = session.get(ServiceArea, listing.id)
         if geometry is None:
             if existing is not None:
@@ -649,9 +772,20 @@ class Directory:
             return unresolved
         payload = json.dumps(mapping(geometry))
         if existing is None:
-            session.add(ServiceArea(listing_id=listing.id, geometry=payload, districts=resolved, unresolved=unresolved))
+            session.add(
+                ServiceArea(
+                    listing_id=listing.id,
+                    geometry=payload,
+                    districts=resolved,
+                    unresolved=unresolved,
+                )
+            )
         else:
-            existing.geometry, existing.districts, existing.unresolved = payload, resolved, unresolved
+            existing.geometry, existing.districts, existing.unresolved = (
+                payload,
+                resolved,
+                unresolved,
+            )
         return unresolved
 
     def resolve_service_areas(self) -> int:
@@ -663,7 +797,9 @@ class Directory:
         return len(rows)
 
     # -- writing -----------------------------------------------------------------------------
-    def _organization_id(self, session: Session, operator: str | None, cache: dict[str, int] | None = None) -> int | None:
+    def _organization_id(
+        self, session: Session, operator: str | None, cache: dict[str, int] | None = None
+    ) -> int | None:
         if not operator:
             return None
         if cache is not None and operator in cache:
@@ -682,14 +818,41 @@ class Directory:
         prefix = clean.get("municipality_code") or "res"
         return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
-    def _history(self, session: Session, listing_id: str, version: int, action: str, actor: str,
-                 before: dict[str, Any] | None, after: dict[str, Any] | None, note: str | None = None) -> None:
+    def _history(
+        self,
+        session: Session,
+        listing_id: str,
+        version: int,
+        action: str,
+        actor: str,
+        before: dict[str, Any] | None,
+        after: dict[str, Any] | None,
+        note: str | None = None,
+    ) -> None:
         """The listing's history row and the audit entry of the same change (same transaction)."""
-        session.add(ListingHistory(listing_id=listing_id, version=version, action=action, actor=actor[:200],
-                                   before=before, after=after, note=note and note[:500]))
-        audit(session, actor, ACTION_AUDIT.get(action, f"listing.{action}"), "listing", listing_id, f"version {version}")
+        session.add(
+            ListingHistory(
+                listing_id=listing_id,
+                version=version,
+                action=action,
+                actor=actor[:200],
+                before=before,
+                after=after,
+                note=note and note[:500],
+            )
+        )
+        audit(
+            session,
+            actor,
+            ACTION_AUDIT.get(action, f"listing.{action}"),
+            "listing",
+            listing_id,
+            f"version {version}",
+        )
 
-    def _prepare(self, raw: dict[str, Any], *, partial: bool = False, row: int | None = None) -> dict[str, Any]:
+    def _prepare(
+        self, raw: dict[str, Any], *, partial: bool = False, row: int | None = None
+    ) -> dict[str, Any]:
         clean, problems = validate_listing(raw, row, partial=partial)
         if not problems and not partial:
             problems += self.place(clean, row)
@@ -697,7 +860,9 @@ class Directory:
             raise ValidationFailed(problems)
         return clean
 
-    def create(self, raw: dict[str, Any], actor: str, *, hook: WriteHook | None = None) -> dict[str, Any]:
+    def create(
+        self, raw: dict[str, Any], actor: str, *, hook: WriteHook | None = None
+    ) -> dict[str, Any]:
         clean = self._prepare(raw)
         clean.pop("version", None)
         listing_id = clean.pop("id", None) or self.new_id(clean)
@@ -715,7 +880,9 @@ class Directory:
             self._history(session, listing_id, listing.version, "create", actor, None, after)
         return after
 
-    def _editable(self, session: Session, listing_id: str, expected_version: int | None) -> tuple[Listing, dict[str, Any]]:
+    def _editable(
+        self, session: Session, listing_id: str, expected_version: int | None
+    ) -> tuple[Listing, dict[str, Any]]:
         """The locked row and its current public form; NotFound, or StaleEdit when it moved on."""
         listing = self._lock_listing(session, listing_id)
         if listing is None or listing.status == "deleted":
@@ -725,8 +892,16 @@ class Directory:
             raise StaleEdit(before, expected_version)
         return listing, before
 
-    def _record_change(self, session: Session, listing: Listing, before: dict[str, Any], action: str, actor: str,
-                       note: str | None = None, hook: WriteHook | None = None) -> dict[str, Any]:
+    def _record_change(
+        self,
+        session: Session,
+        listing: Listing,
+        before: dict[str, Any],
+        action: str,
+        actor: str,
+        note: str | None = None,
+        hook: WriteHook | None = None,
+    ) -> dict[str, Any]:
         """Bump the version and keep the change in the listing's history (and the audit log); returns the new
         public form. `hook` sees before and after first and may refuse the change."""
         listing.version += 1
@@ -737,20 +912,34 @@ class Directory:
         self._history(session, listing.id, listing.version, action, actor, before, after, note)
         return after
 
-    def update(self, listing_id: str, raw: dict[str, Any], actor: str, *, expected_version: int | None,
-               action: str = "update", note: str | None = None, hook: WriteHook | None = None) -> dict[str, Any]:
+    def update(
+        self,
+        listing_id: str,
+        raw: dict[str, Any],
+        actor: str,
+        *,
+        expected_version: int | None,
+        action: str = "update",
+        note: str | None = None,
+        hook: WriteHook | None = None,
+    ) -> dict[str, Any]:
         """Partial update; refused with StaleEdit when the listing moved past `expected_version`."""
         patch = self._prepare(raw, partial=True)
         patch.pop("id", None)
         patch.pop("version", None)
         with self._writing() as session:
             listing, before = self._editable(session, listing_id, expected_version)
-            merged = {**before, **{k: (v.isoformat() if isinstance(v, date) else v) for k, v in patch.items()}}
+            merged = {
+                **before,
+                **{k: (v.isoformat() if isinstance(v, date) else v) for k, v in patch.items()},
+            }
             if "address" in patch and "lat" not in patch and "lon" not in patch:
                 merged["lat"] = merged["lon"] = None  # place the new address
                 if "district" not in patch:
                     merged["district"] = None
-            placed, problems = validate_listing({k: merged[k] for k in merged if k not in {"status", "updated_at", "version"}})
+            placed, problems = validate_listing(
+                {k: merged[k] for k in merged if k not in {"status", "updated_at", "version"}}
+            )
             if not problems:
                 problems = self.place(placed)
             if problems:
@@ -771,22 +960,47 @@ class Directory:
                 self._store_area(session, listing)
             return self._record_change(session, listing, before, action, actor, note, hook)
 
-    def verify(self, listing_id: str, actor: str, *, on: date | None = None, expected_version: int | None = None,
-               hook: WriteHook | None = None) -> dict[str, Any]:
+    def verify(
+        self,
+        listing_id: str,
+        actor: str,
+        *,
+        on: date | None = None,
+        expected_version: int | None = None,
+        hook: WriteHook | None = None,
+    ) -> dict[str, Any]:
         """「確認しました」: the facts were checked today."""
-        return self.update(listing_id, {"verified_at": (on or date.today()).isoformat()}, actor,
-                           expected_version=expected_version, action="verify", hook=hook)
+        return self.update(
+            listing_id,
+            {"verified_at": (on or date.today()).isoformat()},
+            actor,
+            expected_version=expected_version,
+            action="verify",
+            hook=hook,
+        )
 
-    def delete(self, listing_id: str, actor: str, *, expected_version: int | None,
-               hook: WriteHook | None = None) -> dict[str, Any]:
+    def delete(
+        self,
+        listing_id: str,
+        actor: str,
+        *,
+        expected_version: int | None,
+        hook: WriteHook | None = None,
+    ) -> dict[str, Any]:
         """Soft delete: hidden everywhere, kept with its history, restorable."""
         with self._writing() as session:
             listing, before = self._editable(session, listing_id, expected_version)
             listing.status = "deleted"
             return self._record_change(session, listing, before, "delete", actor, None, hook)
 
-    def restore(self, listing_id: str, actor: str, *, to_version: int | None = None,
-                hook: WriteHook | None = None) -> dict[str, Any]:
+    def restore(
+        self,
+        listing_id: str,
+        actor: str,
+        *,
+        to_version: int | None = None,
+        hook: WriteHook | None = None,
+    ) -> dict[str, Any]:
         """Undo a delete, or bring back the content a listing had at `to_version`."""
         with self._writing() as session:
             listing = self._lock_listing(session, listing_id)
@@ -797,13 +1011,21 @@ class Directory:
                 snapshot = {"status": "published"}
             else:
                 entry = session.exec(
-                    select(ListingHistory).where(ListingHistory.listing_id == listing_id,
-                                                 ListingHistory.version == to_version)
+                    select(ListingHistory).where(
+                        ListingHistory.listing_id == listing_id,
+                        ListingHistory.version == to_version,
+                    )
                 ).first()
                 if entry is None or entry.after is None:
                     raise NotFound(f"{listing_id} version {to_version}")
-                snapshot = {k: v for k, v in entry.after.items() if k not in {"version", "updated_at", "id"}}
-                snapshot["status"] = "published" if snapshot.get("status") == "deleted" else snapshot.get("status", "published")
+                snapshot = {
+                    k: v for k, v in entry.after.items() if k not in {"version", "updated_at", "id"}
+                }
+                snapshot["status"] = (
+                    "published"
+                    if snapshot.get("status") == "deleted"
+                    else snapshot.get("status", "published")
+                )
             clean, problems = validate_listing(snapshot, partial=True)
             if problems:
                 raise ValidationFailed(problems)
@@ -811,15 +1033,31 @@ class Directory:
                 setattr(listing, key, value)
             listing.status = snapshot.get("status", "published")
             self._store_area(session, listing)
-            return self._record_change(session, listing, before, "restore", actor,
-                                       f"version {to_version}" if to_version else None, hook)
+            return self._record_change(
+                session,
+                listing,
+                before,
+                "restore",
+                actor,
+                f"version {to_version}" if to_version else None,
+                hook,
+            )
 
     # -- import ------------------------------------------------------------------------------
-    def import_records(self, records: Iterable[tuple[int, dict[str, Any]]], *, actor: str, source_name: str,
-                       dry_run: bool = False, progress: Callable[[int], None] | None = None,
-                       status: str = "published", good_rows_only: bool = False,
-                       source: str | None = None, hook: WriteHook | None = None,
-                       check: Callable[[int, dict[str, Any]], list[Problem]] | None = None) -> ImportReport:
+    def import_records(
+        self,
+        records: Iterable[tuple[int, dict[str, Any]]],
+        *,
+        actor: str,
+        source_name: str,
+        dry_run: bool = False,
+        progress: Callable[[int], None] | None = None,
+        status: str = "published",
+        good_rows_only: bool = False,
+        source: str | None = None,
+        hook: WriteHook | None = None,
+        check: Callable[[int, dict[str, Any]], list[Problem]] | None = None,
+    ) -> ImportReport:
         """Import (row number, raw record) pairs: all-or-nothing, or only the rows without problems when
         `good_rows_only`. New listings become `status` (draft = for review) unless the row says otherwise;
         `source` (an organisation or document, never a file name) fills rows without 出典; `source_name`
@@ -858,13 +1096,23 @@ class Directory:
                 problems = self.place(clean, row_no)
             if clean.get("id"):
                 if clean["id"] in seen_ids:
-                    problems.append(Problem("id", f"{seen_ids[clean['id']]}行目と同じ id です。id を変えるか、どちらかの行を消してください",
-                                            row_no, clean["id"]))
+                    problems.append(
+                        Problem(
+                            "id",
+                            f"{seen_ids[clean['id']]}行目と同じ id です。id を変えるか、どちらかの行を消してください",
+                            row_no,
+                            clean["id"],
+                        )
+                    )
                 seen_ids.setdefault(clean["id"], row_no)
             if clean.get("service_area") and not problems:
-                _geometry, _resolved, unresolved = self._resolve_area(clean["service_area"], clean.get("municipality_code"))
+                _geometry, _resolved, unresolved = self._resolve_area(
+                    clean["service_area"], clean.get("municipality_code")
+                )
                 for name in unresolved:
-                    report.warnings.append(Problem("service_area", f"地区「{name}」が見つかりません", row_no, name))
+                    report.warnings.append(
+                        Problem("service_area", f"地区「{name}」が見つかりません", row_no, name)
+                    )
             if not problems and check is not None:
                 problems = check(row_no, clean)
             for found in problems:
@@ -891,7 +1139,9 @@ class Directory:
         checked = light if dry_run else cleaned[:DUPLICATE_CHECK_ROWS]
         report.duplicates = self.likely_duplicates(checked)
         if report.total > DUPLICATE_CHECK_ROWS:
-            report.warnings.append(Problem("file", f"重複の可能性は最初の {DUPLICATE_CHECK_ROWS:,}行だけ確かめました"))
+            report.warnings.append(
+                Problem("file", f"重複の可能性は最初の {DUPLICATE_CHECK_ROWS:,}行だけ確かめました")
+            )
         if dry_run:
             count_pending()
             return report
@@ -902,7 +1152,9 @@ class Directory:
         report.written = True
         return report
 
-    def _count_changes(self, cleaned: list[tuple[int, dict[str, Any]]], report: ImportReport) -> None:
+    def _count_changes(
+        self, cleaned: list[tuple[int, dict[str, Any]]], report: ImportReport
+    ) -> None:
         ids = [c["id"] for _, c in cleaned if c.get("id")]
         existing = {d["id"] for d in self.get_many_any(ids)}
         for _, clean in cleaned:
@@ -921,8 +1173,14 @@ class Directory:
                     found[row.id] = row
         return [listing_to_dict(found[i]) for i in dict.fromkeys(ids) if i in found]
 
-    def _write_import(self, cleaned: list[tuple[int, dict[str, Any]]], actor: str, report: ImportReport,
-                      hook: WriteHook | None = None, source_name: str | None = None) -> None:
+    def _write_import(
+        self,
+        cleaned: list[tuple[int, dict[str, Any]]],
+        actor: str,
+        report: ImportReport,
+        hook: WriteHook | None = None,
+        source_name: str | None = None,
+    ) -> None:
         """One transaction: new listings by bulk insert, changed ones through the ORM, history for each."""
         organizations: dict[str, int] = {}
         now = utcnow()
@@ -930,7 +1188,9 @@ class Directory:
             ids = [c["id"] for _, c in cleaned if c.get("id")]
             existing: dict[str, Listing] = {}
             for start in range(0, len(ids), 500):
-                for row in session.exec(select(Listing).where(col(Listing.id).in_(ids[start : start + 500]))).all():
+                for row in session.exec(
+                    select(Listing).where(col(Listing.id).in_(ids[start : start + 500]))
+                ).all():
                     existing[row.id] = row
             new_rows: list[dict[str, Any]] = []
             history_rows: list[dict[str, Any]] = []
@@ -941,15 +1201,32 @@ class Directory:
                 listing_id = clean.pop("id", None) or self.new_id(clean)
                 listing = existing.get(listing_id)
                 if listing is None:
-                    row = {**_listing_defaults(), **clean, "id": listing_id, "created_at": now, "updated_at": now,
-                           "organization_id": self._organization_id(session, clean.get("operator"), organizations)}
+                    row = {
+                        **_listing_defaults(),
+                        **clean,
+                        "id": listing_id,
+                        "created_at": now,
+                        "updated_at": now,
+                        "organization_id": self._organization_id(
+                            session, clean.get("operator"), organizations
+                        ),
+                    }
                     if new_status:
                         row["status"] = new_status
                     new_rows.append(row)
                     if hook is not None:
                         hook(session, None, _public(row))
-                    history_rows.append(self._history_row(listing_id, 1, "import", actor, None, _public(row),
-                                                          source_name or clean.get("source")))
+                    history_rows.append(
+                        self._history_row(
+                            listing_id,
+                            1,
+                            "import",
+                            actor,
+                            None,
+                            _public(row),
+                            source_name or clean.get("source"),
+                        )
+                    )
                     report.created += 1
                     continue
                 before = listing_to_dict(listing)
@@ -961,20 +1238,33 @@ class Directory:
                     continue
                 for key, value in changed.items():
                     setattr(listing, key, value)
-                listing.organization_id = self._organization_id(session, listing.operator, organizations)
+                listing.organization_id = self._organization_id(
+                    session, listing.operator, organizations
+                )
                 listing.version += 1
                 listing.updated_at = now
                 after = listing_to_dict(listing)
                 if hook is not None:
                     hook(session, before, after)
-                history_rows.append(self._history_row(listing_id, listing.version, "import", actor, before,
-                                                      after, source_name or clean.get("source")))
+                history_rows.append(
+                    self._history_row(
+                        listing_id,
+                        listing.version,
+                        "import",
+                        actor,
+                        before,
+                        after,
+                        source_name or clean.get("source"),
+                    )
+                )
                 areas.append(listing)
                 report.updated += 1
             for start in range(0, len(new_rows), 1000):
                 session.execute(Listing.__table__.insert(), new_rows[start : start + 1000])  # type: ignore[attr-defined]
             for start in range(0, len(history_rows), 1000):
-                session.execute(ListingHistory.__table__.insert(), history_rows[start : start + 1000])  # type: ignore[attr-defined]
+                session.execute(
+                    ListingHistory.__table__.insert(), history_rows[start : start + 1000]
+                )  # type: ignore[attr-defined]
             queue_for_index(session, [row["id"] for row in new_rows])
             session.flush()
             for row in new_rows:
@@ -982,14 +1272,35 @@ class Directory:
                     areas.append(session.get(Listing, row["id"]))  # type: ignore[arg-type]
             for listing in areas:
                 self._store_area(session, listing)
-            audit(session, actor, "import", "import", None,
-                  f"{source_name}: created {report.created}, updated {report.updated}, unchanged {report.unchanged}")
+            audit(
+                session,
+                actor,
+                "import",
+                "import",
+                None,
+                f"{source_name}: created {report.created}, updated {report.updated}, unchanged {report.unchanged}",
+            )
 
     @staticmethod
-    def _history_row(listing_id: str, version: int, action: str, actor: str, before: dict[str, Any] | None,
-                     after: dict[str, Any] | None, note: str | None) -> dict[str, Any]:
-        return {"listing_id": listing_id, "version": version, "action": action, "actor": actor[:200], "at": utcnow(),
-                "before": before, "after": after, "note": note and note[:500]}
+    def _history_row(
+        listing_id: str,
+        version: int,
+        action: str,
+        actor: str,
+        before: dict[str, Any] | None,
+        after: dict[str, Any] | None,
+        note: str | None,
+    ) -> dict[str, Any]:
+        return {
+            "listing_id": listing_id,
+            "version": version,
+            "action": action,
+            "actor": actor[:200],
+            "at": utcnow(),
+            "before": before,
+            "after": after,
+            "note": note and note[:500],
+        }
 
     def likely_duplicates(self, cleaned: list[tuple[int, dict[str, Any]]]) -> list[dict[str, Any]]:
         """Same place under a slightly different name near the same point (within the file and the store)."""
@@ -1002,12 +1313,16 @@ class Directory:
         incoming_ids = {c.get("id") for _, c in cleaned if c.get("id")}
         with read_session(self.engine) as session:
             stored = session.exec(
-                select(Listing.id, Listing.name, Listing.lat, Listing.lon).where(Listing.status == "published")
+                select(Listing.id, Listing.name, Listing.lat, Listing.lon).where(
+                    Listing.status == "published"
+                )
             ).all()
         for listing_id, name, lat, lon in stored:
             if lat is None or listing_id in incoming_ids:
                 continue
-            grid.setdefault(key(lat, lon), []).append((listing_id, normalize(name), lat, lon, "既存"))
+            grid.setdefault(key(lat, lon), []).append(
+                (listing_id, normalize(name), lat, lon, "既存")
+            )
         found = []
         for row_no, clean in cleaned:
             if clean.get("lat") is None or not clean.get("name"):
@@ -1016,20 +1331,30 @@ class Directory:
             k = key(lat, lon)
             for dy in (-1, 0, 1):
                 for dx in (-1, 0, 1):
-                    for other_id, other_name, olat, olon, origin in grid.get((k[0] + dy, k[1] + dx), []):
+                    for other_id, other_name, olat, olon, origin in grid.get(
+                        (k[0] + dy, k[1] + dx), []
+                    ):
                         if haversine_km(lat, lon, olat, olon) > DUPLICATE_DISTANCE_KM:
                             continue
                         score = fuzz.ratio(name, other_name)
                         if score >= DUPLICATE_NAME_SCORE:
-                            found.append({
-                                "row": row_no, "id": clean.get("id"), "name": clean["name"],
-                                "other": other_id, "other_origin": origin, "similarity": round(score, 1),
-                                "message": f"{row_no}行目「{clean['name']}」は{origin}の {other_id} と同じ場所の可能性があります",
-                            })
+                            found.append(
+                                {
+                                    "row": row_no,
+                                    "id": clean.get("id"),
+                                    "name": clean["name"],
+                                    "other": other_id,
+                                    "other_origin": origin,
+                                    "similarity": round(score, 1),
+                                    "message": f"{row_no}行目「{clean['name']}」は{origin}の {other_id} と同じ場所の可能性があります",
+                                }
+                            )
             if len(found) >= MAX_REPORTED_DUPLICATES:
                 break
             here = grid.setdefault(k, [])
-            if len(here) < DUPLICATE_CELL_LIMIT:  # thousands of rows on one point must not cost n² comparisons
+            if (
+                len(here) < DUPLICATE_CELL_LIMIT
+            ):  # thousands of rows on one point must not cost n² comparisons
                 here.append((clean.get("id") or f"row-{row_no}", name, lat, lon, f"{row_no}行目"))
         return found
 
@@ -1063,5 +1388,6 @@ class PostgresDirectory(Directory):
     """PostgreSQL: rows to change are locked with SELECT … FOR UPDATE (SQLite locks the whole database)."""
 
     def _lock_listing(self, session: Session, listing_id: str) -> Listing | None:
-        return session.exec(select(Listing).where(Listing.id == listing_id).with_for_update()).first()
-
+        return session.exec(
+            select(Listing).where(Listing.id == listing_id).with_for_update()
+        ).first()

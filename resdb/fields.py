@@ -30,7 +30,9 @@ class FieldSpec:
     max_length: int | None = None  # characters, for str / text (and each list item)
     minimum: float | None = None
     maximum: float | None = None
-    nullable: bool = True  # False: the column refuses NULL (a default applies when the field is left out)
+    nullable: bool = (
+        True  # False: the column refuses NULL (a default applies when the field is left out)
+    )
     headers: tuple[str, ...] = ()  # Japanese CSV headers, the first is the one exports write
     public: bool = True  # in the public JSON shape (API, export, search index)
     writable: bool = True  # set by editors / imports (False: kept by the system)
@@ -38,7 +40,9 @@ class FieldSpec:
 
     def __post_init__(self) -> None:
         assert self.type in TYPES, self.type
-        assert self.type not in {"str"} or self.max_length, f"{self.name}: a str field needs max_length"
+        assert self.type not in {"str"} or self.max_length, (
+            f"{self.name}: a str field needs max_length"
+        )
 
     def bound_message(self) -> str:
         if self.type in {"int", "float"}:
@@ -55,25 +59,88 @@ def _number(value: float | None) -> str:
 
 
 LISTING_FIELDS: tuple[FieldSpec, ...] = (
-    FieldSpec("id", "str", "ID", max_length=100, nullable=False, headers=("ID", "id"), contract=True),
-    FieldSpec("name", "str", "名称", max_length=200, nullable=False, headers=("名称",), contract=True),
-    FieldSpec("name_kana", "str", "名称（かな）", max_length=200, headers=("名称_カナ", "名称カナ", "ふりがな"), contract=True),
-    FieldSpec("kind", "str", "種別", max_length=20, nullable=False, headers=("種別",), contract=True),
-    FieldSpec("description", "text", "説明", max_length=5000, headers=("説明", "概要"), contract=True),
-    FieldSpec("municipality_code", "str", "地方公共団体コード", max_length=6, headers=("地方公共団体コード",), contract=True),
+    FieldSpec(
+        "id", "str", "ID", max_length=100, nullable=False, headers=("ID", "id"), contract=True
+    ),
+    FieldSpec(
+        "name", "str", "名称", max_length=200, nullable=False, headers=("名称",), contract=True
+    ),
+    FieldSpec(
+        "name_kana",
+        "str",
+        "名称（かな）",
+        max_length=200,
+        headers=("名称_カナ", "名称カナ", "ふりがな"),
+        contract=True,
+    ),
+    FieldSpec(
+        "kind", "str", "種別", max_length=20, nullable=False, headers=("種別",), contract=True
+    ),
+    FieldSpec(
+        "description", "text", "説明", max_length=5000, headers=("説明", "概要"), contract=True
+    ),
+    FieldSpec(
+        "municipality_code",
+        "str",
+        "地方公共団体コード",
+        max_length=6,
+        headers=("地方公共団体コード",),
+        contract=True,
+    ),
     FieldSpec("address", "str", "住所", max_length=300, headers=("住所", "所在地"), contract=True),
     FieldSpec("lat", "float", "緯度", minimum=20.0, maximum=46.0, headers=("緯度",), contract=True),
-    FieldSpec("lon", "float", "経度", minimum=122.0, maximum=154.0, headers=("経度",), contract=True),
+    FieldSpec(
+        "lon", "float", "経度", minimum=122.0, maximum=154.0, headers=("経度",), contract=True
+    ),
     FieldSpec("operator", "str", "運営主体", max_length=200, headers=("運営主体",), contract=True),
     FieldSpec("phone", "str", "電話番号", max_length=50, headers=("電話番号",), contract=True),
     FieldSpec("url", "str", "URL", max_length=500, headers=("URL",), contract=True),
     FieldSpec("targets", "list", "対象", nullable=False, headers=("対象",), contract=True),
-    FieldSpec("activities", "list", "活動", nullable=False, headers=("活動", "活動内容"), contract=True),
-    FieldSpec("schedule", "schedule", "日程", nullable=False, headers=("日程", "開催日時", "スケジュール"), contract=True),
-    FieldSpec("cost_yen", "int", "費用（円）", minimum=0, maximum=1_000_000, headers=("費用",), contract=True),
-    FieldSpec("capacity", "int", "受け入れ可能人数", minimum=0, maximum=100_000, headers=("定員",), contract=True),
-    FieldSpec("accepts_referrals", "bool", "紹介を受け入れる", nullable=False, headers=("紹介受入",), contract=True),
-    FieldSpec("group_size", "str", "集まりの規模", max_length=10, headers=("集団の規模", "規模"), contract=True),
+    FieldSpec(
+        "activities", "list", "活動", nullable=False, headers=("活動", "活動内容"), contract=True
+    ),
+    FieldSpec(
+        "schedule",
+        "schedule",
+        "日程",
+        nullable=False,
+        headers=("日程", "開催日時", "スケジュール"),
+        contract=True,
+    ),
+    FieldSpec(
+        "cost_yen",
+        "int",
+        "費用（円）",
+        minimum=0,
+        maximum=1_000_000,
+        headers=("費用",),
+        contract=True,
+    ),
+    FieldSpec(
+        "capacity",
+        "int",
+        "受け入れ可能人数",
+        minimum=0,
+        maximum=100_000,
+        headers=("定員",),
+        contract=True,
+    ),
+    FieldSpec(
+        "accepts_referrals",
+        "bool",
+        "紹介を受け入れる",
+        nullable=False,
+        headers=("紹介受入",),
+        contract=True,
+    ),
+    FieldSpec(
+        "group_size",
+        "str",
+        "集まりの規模",
+        max_length=10,
+        headers=("集団の規模", "規模"),
+        contract=True,
+    ),
     FieldSpec("barrier_free", "bool", "バリアフリー", headers=("バリアフリー",), contract=True),
     FieldSpec("pickup", "bool", "送迎", headers=("送迎",), contract=True),
     FieldSpec("eligibility", "object", "参加条件", nullable=False, contract=True),
@@ -89,7 +156,9 @@ LISTING_FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("source_detail", "str", "出典の詳細", max_length=500, headers=("出典詳細",)),
     FieldSpec("source_url", "str", "出典のURL", max_length=500, headers=("出典URL", "出典のURL")),
     FieldSpec("source_read_at", "date", "出典を読んだ日", headers=("出典閲覧日",)),
-    FieldSpec("location_private", "bool", "個人宅（公開は町字まで）", nullable=False, headers=("個人宅",)),
+    FieldSpec(
+        "location_private", "bool", "個人宅（公開は町字まで）", nullable=False, headers=("個人宅",)
+    ),
     FieldSpec("is_sample", "bool", "サンプル", nullable=False, headers=("サンプル",)),
     FieldSpec("notes", "text", "備考", max_length=5000, headers=("備考",)),
     FieldSpec("status", "str", "公開状態", max_length=12, nullable=False, headers=("状態",)),
@@ -98,16 +167,22 @@ LISTING_FIELDS: tuple[FieldSpec, ...] = (
 )
 # Eligibility is one JSON column, flattened into three spreadsheet columns.
 ELIGIBILITY_HEADERS: dict[str, tuple[str, ...]] = {
-    "min_age": ("対象年齢下限",), "max_age": ("対象年齢上限",), "residents_only": ("市内在住者のみ",),
+    "min_age": ("対象年齢下限",),
+    "max_age": ("対象年齢上限",),
+    "residents_only": ("市内在住者のみ",),
 }
 AGE_RANGE = (0, 120)
 
 BY_NAME: dict[str, FieldSpec] = {spec.name: spec for spec in LISTING_FIELDS}
 PUBLIC_FIELDS: tuple[str, ...] = tuple(s.name for s in LISTING_FIELDS if s.public)
 CONTRACT_FIELDS: tuple[str, ...] = tuple(s.name for s in LISTING_FIELDS if s.contract)
-EXTENSION_FIELDS: tuple[str, ...] = tuple(s.name for s in LISTING_FIELDS if s.public and not s.contract)
+EXTENSION_FIELDS: tuple[str, ...] = tuple(
+    s.name for s in LISTING_FIELDS if s.public and not s.contract
+)
 # What files carry in and out (not the system's version / updated_at, nor status).
-EXCHANGE_FIELDS: tuple[str, ...] = tuple(s.name for s in LISTING_FIELDS if s.writable and s.name != "status")
+EXCHANGE_FIELDS: tuple[str, ...] = tuple(
+    s.name for s in LISTING_FIELDS if s.writable and s.name != "status"
+)
 
 
 def spec(name: str) -> FieldSpec:

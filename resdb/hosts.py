@@ -10,7 +10,9 @@ from typing import Any
 
 from resdb import geo
 
-PRIVATE_NOTE = "個人宅で開かれているため、場所は町字までの表示です。詳しい場所は連絡先にお問い合わせください。"
+PRIVATE_NOTE = (
+    "個人宅で開かれているため、場所は町字までの表示です。詳しい場所は連絡先にお問い合わせください。"
+)
 # Fields that could say where the home is: replaced (address, point) or withheld (venue).
 HIDDEN_FIELDS = ("venue",)
 
@@ -19,7 +21,11 @@ def town_of(listing: dict[str, Any], gazetteer: geo.Gazetteer) -> geo.DistrictRe
     """The 町字 a listing lies in: from its true point, else from its district name."""
     code = listing.get("municipality_code")
     # A point placed at a 地区 or 担当地区 (not at the home) says nothing about the home's 町字.
-    point_is_home = listing.get("location_precision") not in {"district", "service_area", "municipality"}
+    point_is_home = listing.get("location_precision") not in {
+        "district",
+        "service_area",
+        "municipality",
+    }
     if point_is_home and listing.get("lat") is not None and listing.get("lon") is not None:
         town = gazetteer.town_at(float(listing["lat"]), float(listing["lon"]), code)
         if town is not None:
@@ -55,7 +61,10 @@ def public_view(listing: dict[str, Any], gazetteer: geo.Gazetteer) -> dict[str, 
         out["district"] = None
         out["lat"] = out["lon"] = None
         if municipality is not None and municipality.lat is not None:
-            out["lat"], out["lon"] = round(float(municipality.lat), 6), round(float(municipality.lon), 6)  # type: ignore[arg-type]
+            out["lat"], out["lon"] = (
+                round(float(municipality.lat), 6),
+                round(float(municipality.lon), 6),
+            )  # type: ignore[arg-type]
         out["location_precision"] = "municipality"
     for key in HIDDEN_FIELDS:
         if key in out:

@@ -47,8 +47,15 @@ class ImportJobs:
     def start(self, work: Callable[[Callable[[int], None]], Any], **meta: Any) -> str:
         """Run `work(progress)` in a thread; `work` returns an ImportReport. Returns the job id."""
         job_id = secrets.token_urlsafe(16)[:JOB_ID_LENGTH]
-        state: dict[str, Any] = {**meta, "id": job_id, "state": "running", "rows": 0, "started": time.time(),
-                                 "report": None, "error": None}
+        state: dict[str, Any] = {
+            **meta,
+            "id": job_id,
+            "state": "running",
+            "rows": 0,
+            "started": time.time(),
+            "report": None,
+            "error": None,
+        }
         self._write(job_id, state)
         last = [0.0]
 
@@ -67,8 +74,11 @@ class ImportJobs:
                 state.update(state="failed", error=exc.problem.message, finished=time.time())
             except Exception:  # the page must say something true, never a traceback
                 log.exception("import job %s failed", job_id)
-                state.update(state="failed", error="取り込みの途中で止まりました。何も書き込んでいません。もう一度お試しください",
-                             finished=time.time())
+                state.update(
+                    state="failed",
+                    error="取り込みの途中で止まりました。何も書き込んでいません。もう一度お試しください",
+                    finished=time.time(),
+                )
             self._write(job_id, state)
 
         threading.Thread(target=run, name=f"import-{job_id}", daemon=True).start()

@@ -40,8 +40,12 @@ class Limits:
 
 
 CLI_LIMITS = Limits()
-WEB_LIMITS = Limits(max_bytes=20 * 1024 * 1024, max_rows=100_000, max_xlsx_cells=2_000_000,
-                    max_xlsx_xml_bytes=100 * 1024 * 1024)
+WEB_LIMITS = Limits(
+    max_bytes=20 * 1024 * 1024,
+    max_rows=100_000,
+    max_xlsx_cells=2_000_000,
+    max_xlsx_xml_bytes=100 * 1024 * 1024,
+)
 UPLOAD_TTL_SECONDS = 24 * 3600
 
 
@@ -55,13 +59,15 @@ def _fail(message: str, row: int | None = None, field: str = "file") -> FileProb
 
 def check_size(size: int, limits: Limits) -> None:
     if size > limits.max_bytes:
-        raise _fail(f"ファイルが大きすぎます（{_size(size)}）。一度に取り込めるのは {limits.describe()} です。"
-                    "ファイルを分けてください")
+        raise _fail(
+            f"ファイルが大きすぎます（{_size(size)}）。一度に取り込めるのは {limits.describe()} です。"
+            "ファイルを分けてください"
+        )
 
 
 # --- encodings ------------------------------------------------------------------------------------
 def detect_encoding(stream: IO[bytes]) -> str:
-    """"utf-8-sig" or "cp932" for the whole file, read line by line (memory stays flat). A file whose lines
+    """ "utf-8-sig" or "cp932" for the whole file, read line by line (memory stays flat). A file whose lines
     are partly UTF-8 and partly Shift_JIS is refused with the lines of each named."""
     utf8_lines: list[int] = []
     sjis_lines: list[int] = []
@@ -80,23 +86,33 @@ def detect_encoding(stream: IO[bytes]) -> str:
         try:
             line.decode("cp932")
         except UnicodeDecodeError:
-            raise _fail(f"{line_no}行目の文字コードを判別できません。UTF-8 または Shift_JIS で保存し直してください",
-                        line_no) from None
+            raise _fail(
+                f"{line_no}行目の文字コードを判別できません。UTF-8 または Shift_JIS で保存し直してください",
+                line_no,
+            ) from None
         sjis_count += 1
         if len(sjis_lines) < 5:
             sjis_lines.append(line_no)
     if utf8_count and sjis_count:
-        def lines(found: list[int], count: int) -> str:
-            return "、".join(f"{n}行目" for n in found) + (f" ほか{count - len(found)}行" if count > len(found) else "")
 
-        raise _fail(f"UTF-8 の行（{lines(utf8_lines, utf8_count)}）と Shift_JIS の行（{lines(sjis_lines, sjis_count)}）が"
-                    "混ざっています。このまま取り込むと文字化けするため取り込みません。"
-                    "表計算ソフトで開き、どちらか一方（UTF-8 を推奨）で保存し直してください", (sjis_lines or utf8_lines)[0])
+        def lines(found: list[int], count: int) -> str:
+            return "、".join(f"{n}行目" for n in found) + (
+                f" ほか{count - len(found)}行" if count > len(found) else ""
+            )
+
+        raise _fail(
+            f"UTF-8 の行（{lines(utf8_lines, utf8_count)}）と Shift_JIS の行（{lines(sjis_lines, sjis_count)}）が"
+            "混ざっています。このまま取り込むと文字化けするため取り込みません。"
+            "表計算ソフトで開き、どちらか一方（UTF-8 を推奨）で保存し直してください",
+            (sjis_lines or utf8_lines)[0],
+        )
     return "cp932" if sjis_count else "utf-8-sig"
 
 
 # --- CSV as a stream ------------------------------------------------------------------------------
-def csv_rows(stream: IO[bytes], limits: Limits) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
+def csv_rows(
+    stream: IO[bytes], limits: Limits
+) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
     """The header row and a lazy iterator of (line number, cells); `stream` must be seekable."""
     encoding = detect_encoding(stream)
     stream.seek(0)
@@ -123,11 +139,17 @@ def csv_rows(stream: IO[bytes], limits: Limits) -> tuple[list[str], Iterator[tup
                 raise _fail(_csv_message(exc, reader.line_num), reader.line_num) from None
             count += 1
             if any(len(cell) > limits.max_cell_chars for cell in cells):
-                raise _fail(f"{reader.line_num}行目に長すぎるセルがあります（1セル {limits.max_cell_chars:,}文字まで）。"
-                            "引用符 \" の閉じ忘れがないか確かめてください", reader.line_num)
+                raise _fail(
+                    f"{reader.line_num}行目に長すぎるセルがあります（1セル {limits.max_cell_chars:,}文字まで）。"
+                    '引用符 " の閉じ忘れがないか確かめてください',
+                    reader.line_num,
+                )
             if count > limits.max_rows:
-                raise _fail(f"行が多すぎます（{limits.max_rows:,}行を超えました）。一度に取り込めるのは {limits.describe()} です。"
-                            "ファイルを分けてください", reader.line_num)
+                raise _fail(
+                    f"行が多すぎます（{limits.max_rows:,}行を超えました）。一度に取り込めるのは {limits.describe()} です。"
+                    "ファイルを分けてください",
+                    reader.line_num,
+                )
             yield reader.line_num, cells
 
     return headers, rows()
@@ -136,10 +158,14 @@ def csv_rows(stream: IO[bytes], limits: Limits) -> tuple[list[str], Iterator[tup
 def _csv_message(exc: csv.Error, line: int) -> str:
     text = str(exc)
     if "field larger than field limit" in text:
-        return f"{line}行目に長すぎるセルがあります。引用符 \" の閉じ忘れがないか確かめてください"
-    if "new-line character seen in unquoted field" in text or "unexpected end of data" in text or "EOF" in text:
-        return f"{line}行目の引用符（\"）が閉じていません。セルの中の \" は \"\" と2つ重ねてください"
-    return f"{line}行目を CSV として読めません。区切りの , と引用符 \" を確かめてください"
+        return f'{line}行目に長すぎるセルがあります。引用符 " の閉じ忘れがないか確かめてください'
+    if (
+        "new-line character seen in unquoted field" in text
+        or "unexpected end of data" in text
+        or "EOF" in text
+    ):
+        return f'{line}行目の引用符（"）が閉じていません。セルの中の " は "" と2つ重ねてください'
+    return f'{line}行目を CSV として読めません。区切りの , と引用符 " を確かめてください'
 
 
 # --- Excel: count before expanding ----------------------------------------------------------------
@@ -167,19 +193,29 @@ def check_xlsx(data: IO[bytes] | bytes, limits: Limits) -> None:
     try:
         archive = zipfile.ZipFile(source)
     except zipfile.BadZipFile:
-        raise _fail("Excel ファイル（.xlsx）として読めません。Excel で開いて .xlsx 形式で保存し直してください") from None
+        raise _fail(
+            "Excel ファイル（.xlsx）として読めません。Excel で開いて .xlsx 形式で保存し直してください"
+        ) from None
     with archive:
-        sheets = sorted(n for n in archive.namelist() if re.fullmatch(r"xl/worksheets/sheet\d+\.xml", n))
+        sheets = sorted(
+            n for n in archive.namelist() if re.fullmatch(r"xl/worksheets/sheet\d+\.xml", n)
+        )
         if not sheets:
             raise _fail("Excel ファイルにシートがありません")
-        info = archive.getinfo("xl/worksheets/sheet1.xml" if "xl/worksheets/sheet1.xml" in sheets else sheets[0])
-        too_many = (f"シートが大きすぎます。一度に取り込めるのは {limits.max_xlsx_cells:,}セル（{limits.describe()}）です。"
-                    "ファイルを分けるか CSV で保存してください")
+        info = archive.getinfo(
+            "xl/worksheets/sheet1.xml" if "xl/worksheets/sheet1.xml" in sheets else sheets[0]
+        )
+        too_many = (
+            f"シートが大きすぎます。一度に取り込めるのは {limits.max_xlsx_cells:,}セル（{limits.describe()}）です。"
+            "ファイルを分けるか CSV で保存してください"
+        )
         if info.file_size > limits.max_xlsx_xml_bytes:
             raise _fail(too_many)
         cells = 0
         tail = b""
-        with archive.open(info) as sheet:  # raw bytes scanned, never parsed into rows (≈ 1 s per 500 MB)
+        with archive.open(
+            info
+        ) as sheet:  # raw bytes scanned, never parsed into rows (≈ 1 s per 500 MB)
             first = True
             while True:
                 chunk = sheet.read(1 << 20)
@@ -190,7 +226,11 @@ def check_xlsx(data: IO[bytes] | bytes, limits: Limits) -> None:
                     first = False
                     match = _DIMENSION_TAG.search(data_now)
                     if match and match.group(3):
-                        width = _column_number(match.group(3).decode()) - _column_number(match.group(1).decode()) + 1
+                        width = (
+                            _column_number(match.group(3).decode())
+                            - _column_number(match.group(1).decode())
+                            + 1
+                        )
                         height = int(match.group(4)) - int(match.group(2)) + 1
                         if width * height > limits.max_xlsx_cells or height > limits.max_rows + 1:
                             raise _fail(too_many)
@@ -204,7 +244,9 @@ def check_xlsx(data: IO[bytes] | bytes, limits: Limits) -> None:
 
 
 # --- uploads --------------------------------------------------------------------------------------
-def expire_uploads(folder: Path, ttl_seconds: int = UPLOAD_TTL_SECONDS, now: float | None = None) -> int:
+def expire_uploads(
+    folder: Path, ttl_seconds: int = UPLOAD_TTL_SECONDS, now: float | None = None
+) -> int:
     """Remove uploads never confirmed within `ttl_seconds`; returns how many were removed."""
     now = time.time() if now is None else now
     removed = 0
@@ -218,7 +260,9 @@ def expire_uploads(folder: Path, ttl_seconds: int = UPLOAD_TTL_SECONDS, now: flo
     return removed
 
 
-_UPLOAD_NAME = re.compile(r"^[^/\\\s]{1,200}\.(csv|tsv|txt|xlsx|xlsm|xls|json|geojson)$", re.IGNORECASE)
+_UPLOAD_NAME = re.compile(
+    r"^[^/\\\s]{1,200}\.(csv|tsv|txt|xlsx|xlsm|xls|json|geojson)$", re.IGNORECASE
+)
 _PLAN_FILE = re.compile(r"^\d{3}_[0-9a-f]{16}\.txt$")
 
 

@@ -44,7 +44,9 @@ class Matching:
             if self._pool is None or self._pool[0] != revision:
                 outcomes = placement_outcomes(self.directory.engine)
                 listings = (
-                    {**listing, "outcome": outcomes[listing["id"]].as_dict()} if listing["id"] in outcomes else listing
+                    {**listing, "outcome": outcomes[listing["id"]].as_dict()}
+                    if listing["id"] in outcomes
+                    else listing
                     for listing in self.directory.iter_published()
                 )
                 self._pool = (revision, matcher.CandidatePool(listings))
@@ -55,7 +57,9 @@ class Matching:
         resolved = dict(person)
         home = person.get("home")
         if not isinstance(home, Mapping):
-            raise PersonError(f"{field}: 自宅の位置（lat/lon、address、district のいずれか）を指定してください")
+            raise PersonError(
+                f"{field}: 自宅の位置（lat/lon、address、district のいずれか）を指定してください"
+            )
         home = dict(home)
         for key, (low, high) in (("lat", (-90.0, 90.0)), ("lon", (-180.0, 180.0))):
             if home.get(key) is None:
@@ -71,7 +75,9 @@ class Matching:
                 raise PersonError(f"{field}.{key}: {low}〜{high} の数値で指定してください")
             home[key] = number
         for key in ("address", "district", "municipality_code"):
-            if home.get(key) is not None and (not isinstance(home[key], str) or len(home[key]) > 300):
+            if home.get(key) is not None and (
+                not isinstance(home[key], str) or len(home[key]) > 300
+            ):
                 raise PersonError(f"{field}.{key}: 300文字以内の文字列で指定してください")
         if home.get("lat") is None or home.get("lon") is None:
             gazetteer = self.directory.gazetteer()
@@ -80,7 +86,11 @@ class Matching:
                 placement = gazetteer.place_address(str(home["address"]), code)
                 if placement is None:
                     raise PersonError(f"{field}.address: 住所から場所を特定できません")
-                home.update(lat=placement.lat, lon=placement.lon, district=home.get("district") or placement.town)
+                home.update(
+                    lat=placement.lat,
+                    lon=placement.lon,
+                    district=home.get("district") or placement.town,
+                )
             elif home.get("district"):
                 geometry, unresolved = gazetteer.resolve([str(home["district"])], code)
                 if geometry is None or unresolved:
@@ -103,38 +113,66 @@ class Matching:
 
         return covers_home
 
-    def match(self, person: Mapping[str, Any], *, limit: int = 10, today: date | None = None,
-              all_excluded: bool = False) -> dict[str, Any]:
+    def match(
+        self,
+        person: Mapping[str, Any],
+        *,
+        limit: int = 10,
+        today: date | None = None,
+        all_excluded: bool = False,
+    ) -> dict[str, Any]:
         resolved = self.resolve_home(person)
         try:
-            return matcher.match(resolved, self.pool(), today=today or date.today(),
-                                 covers_home=self._covers(resolved), limit=limit, stale_days=self.stale_days,
-                                 all_excluded=all_excluded)
+            return matcher.match(
+                resolved,
+                self.pool(),
+                today=today or date.today(),
+                covers_home=self._covers(resolved),
+                limit=limit,
+                stale_days=self.stale_days,
+                all_excluded=all_excluded,
+            )
         except (ValueError, TypeError) as exc:
             raise PersonError(_safe(exc)) from None
 
-    def match_batch(self, persons: Sequence[Mapping[str, Any]], *, today: date | None = None) -> dict[str, Any]:
+    def match_batch(
+        self, persons: Sequence[Mapping[str, Any]], *, today: date | None = None
+    ) -> dict[str, Any]:
         resolved = [self.resolve_home(p, f"persons[{i}].home") for i, p in enumerate(persons)]
         try:
             covers = [self._covers(p) for p in resolved]
             return matcher.match_batch(
-                resolved, self.pool(), today=today or date.today(),
+                resolved,
+                self.pool(),
+                today=today or date.today(),
                 covers_home_for=lambda i, listing: covers[i](listing) if covers[i] else None,
             )
         except (ValueError, TypeError) as exc:
             raise PersonError(_safe(exc)) from None
 
-    def gaps(self, needs: Sequence[Mapping[str, Any]], *, today: date | None = None) -> dict[str, Any]:
+    def gaps(
+        self, needs: Sequence[Mapping[str, Any]], *, today: date | None = None
+    ) -> dict[str, Any]:
         resolved = []
         for i, need in enumerate(needs):
             need = dict(need)
-            if need.get("home") is None and any(need.get(k) is not None for k in ("lat", "address", "district")):
-                need["home"] = {k: need[k] for k in ("lat", "lon", "address", "district", "municipality_code") if need.get(k) is not None}
+            if need.get("home") is None and any(
+                need.get(k) is not None for k in ("lat", "address", "district")
+            ):
+                need["home"] = {
+                    k: need[k]
+                    for k in ("lat", "lon", "address", "district", "municipality_code")
+                    if need.get(k) is not None
+                }
             resolved.append(self.resolve_home(need, f"needs[{i}].home"))
         try:
             covers = [self._covers(n) for n in resolved]
-            return matcher.gap_report(resolved, self.pool(), today=today or date.today(),
-                                      covers_home_for=lambda i, listing: covers[i](listing) if covers[i] else None)
+            return matcher.gap_report(
+                resolved,
+                self.pool(),
+                today=today or date.today(),
+                covers_home_for=lambda i, listing: covers[i](listing) if covers[i] else None,
+            )
         except (ValueError, TypeError) as exc:
             raise PersonError(_safe(exc)) from None
 

@@ -21,7 +21,9 @@ class ListingBase(SQLModel):
     name_kana: str | None = Field(default=None, max_length=L("name_kana"))
     kind: str = Field(max_length=L("kind"), index=True)
     description: str | None = Field(default=None, sa_type=Text)
-    municipality_code: str | None = Field(default=None, max_length=L("municipality_code"), index=True)
+    municipality_code: str | None = Field(
+        default=None, max_length=L("municipality_code"), index=True
+    )
     address: str | None = Field(default=None, max_length=L("address"))
     lat: float | None = None
     lon: float | None = None
@@ -49,7 +51,9 @@ class ListingBase(SQLModel):
     source: str | None = Field(default=None, max_length=L("source"))
     source_detail: str | None = Field(default=None, max_length=L("source_detail"))
     source_url: str | None = Field(default=None, max_length=L("source_url"))
-    source_read_at: date | None = None  # when the source was read (verified_at stays empty until an editor confirms)
+    source_read_at: date | None = (
+        None  # when the source was read (verified_at stays empty until an editor confirms)
+    )
     location_private: bool = False  # held in a private home: public outputs show the 町字 only
     is_sample: bool = False
     notes: str | None = Field(default=None, sa_type=Text)
@@ -133,10 +137,14 @@ class User(SQLModel, table=True):
     email: str = Field(max_length=200, unique=True)
     role: str = Field(max_length=20)
     password_hash: str | None = Field(default=None, max_length=300)
-    display_name: str | None = Field(default=None, max_length=100)  # shown to the person on the print sheet
+    display_name: str | None = Field(
+        default=None, max_length=100
+    )  # shown to the person on the print sheet
     municipality_code: str | None = Field(default=None, max_length=6)
     operator: str | None = Field(default=None, max_length=200)
-    window: str | None = Field(default=None, max_length=120)  # the 相談窓口 whose sheets this account receives
+    window: str | None = Field(
+        default=None, max_length=120
+    )  # the 相談窓口 whose sheets this account receives
     active: bool = True
     failed_logins: int = 0
     locked_until: datetime | None = None
@@ -151,8 +159,6 @@ class ApiToken(SQLModel, table=True):
     token_hash: str = Field(max_length=64, unique=True)
     created_at: datetime = Field(default_factory=utcnow)
     revoked: bool = False
-
-
 
 
 class ChangeLog(SQLModel, table=True):
@@ -315,7 +321,9 @@ class ConsultSheet(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, index=True)
     updated_at: datetime = Field(default_factory=utcnow)
     supporter_id: int = Field(foreign_key="user.id", index=True)
-    window: str = Field(max_length=120, index=True)  # a window listing id, or general:<municipality code>
+    window: str = Field(
+        max_length=120, index=True
+    )  # a window listing id, or general:<municipality code>
     municipality_code: str | None = Field(default=None, max_length=6)
     area: str = Field(max_length=300)
     observed: str = Field(sa_type=Text)

@@ -31,27 +31,52 @@ class Outcome:
     @property
     def text(self) -> str:
         """「紹介8人中6人が続いています（参加まで中央値14日）」."""
-        days = f"（参加まで中央値{self.median_days_to_join}日）" if self.median_days_to_join is not None else ""
+        days = (
+            f"（参加まで中央値{self.median_days_to_join}日）"
+            if self.median_days_to_join is not None
+            else ""
+        )
         return f"紹介{self.referred}人中{self.continuing}人が続いています{days}"
 
     def as_dict(self) -> dict[str, Any]:
-        return {"referred": self.referred, "continuing": self.continuing,
-                "median_days_to_join": self.median_days_to_join, "rate": round(self.rate, 3), "text": self.text}
+        return {
+            "referred": self.referred,
+            "continuing": self.continuing,
+            "median_days_to_join": self.median_days_to_join,
+            "rate": round(self.rate, 3),
+            "text": self.text,
+        }
 
 
 def outcomes_revision(engine: Engine) -> tuple[int, int]:
     """Changes whenever a placement or a stage is recorded (for caches)."""
     with read_session(engine) as session:
-        placements = session.exec(select(func.count(), func.max(Placement.id)).select_from(Placement)).one()
-        events = session.exec(select(func.count(), func.max(PlacementEvent.id)).select_from(PlacementEvent)).one()
-    return (int(placements[0] or 0) * 1_000_003 + int(placements[1] or 0), int(events[0] or 0) * 1_000_003 + int(events[1] or 0))
+        placements = session.exec(
+            select(func.count(), func.max(Placement.id)).select_from(Placement)
+        ).one()
+        events = session.exec(
+            select(func.count(), func.max(PlacementEvent.id)).select_from(PlacementEvent)
+        ).one()
+    return (
+        int(placements[0] or 0) * 1_000_003 + int(placements[1] or 0),
+        int(events[0] or 0) * 1_000_003 + int(events[1] or 0),
+    )
 
 
-def placement_outcomes(engine: Engine, *, min_cases: int = MIN_CASES, prior_cases: int = PRIOR_CASES) -> dict[str, Outcome]:
+def placement_outcomes(
+    engine: Engine, *, min_cases: int = MIN_CASES, prior_cases: int = PRIOR_CASES
+) -> dict[str, Outcome]:
     """listing id → Outcome, only for places with at least `min_cases` referred cases."""
     with read_session(engine) as session:
-        rows = session.exec(select(Placement.id, Placement.case_id, Placement.listing_id, Placement.stage,
-                                   Placement.created_at)).all()
+        rows = session.exec(
+            select(
+                Placement.id,
+                Placement.case_id,
+                Placement.listing_id,
+                Placement.stage,
+                Placement.created_at,
+            )
+        ).all()
         joined = session.exec(
             select(PlacementEvent.placement_id, func.min(PlacementEvent.at))
             .where(PlacementEvent.kind == "stage", col(PlacementEvent.to_stage) == "participating")
@@ -71,7 +96,14 @@ def placement_outcomes(engine: Engine, *, min_cases: int = MIN_CASES, prior_case
         if previous is None or (stage in CONTINUING and previous[0] not in CONTINUING):
             cases[case_id] = (stage, days)  # one case counts once per place: its best stage
     total = sum(len(c) for c in per_place.values())
-    overall = (sum(1 for c in per_place.values() for stage, _ in c.values() if stage in CONTINUING) / total) if total else 0.5
+    overall = (
+        (
+            sum(1 for c in per_place.values() for stage, _ in c.values() if stage in CONTINUING)
+            / total
+        )
+        if total
+        else 0.5
+    )
     out: dict[str, Outcome] = {}
     for listing_id, cases in per_place.items():
         referred = len(cases)
@@ -80,7 +112,8 @@ def placement_outcomes(engine: Engine, *, min_cases: int = MIN_CASES, prior_case
         continuing = sum(1 for stage, _ in cases.values() if stage in CONTINUING)
         days = [d for _, d in cases.values() if d is not None]
         out[listing_id] = Outcome(
-            referred=referred, continuing=continuing,
+            referred=referred,
+            continuing=continuing,
             median_days_to_join=int(statistics.median(days)) if len(days) >= min_cases else None,
             rate=(continuing + prior_cases * overall) / (referred + prior_cases),
         )

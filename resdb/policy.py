@@ -7,8 +7,17 @@ from typing import Any
 from resdb.accounts import ROLES, Account
 
 # Listing actions: the actor's scope must cover the listing before AND after the change.
-LISTING_ACTIONS = {"listing.create", "listing.update", "listing.verify", "listing.delete", "listing.restore",
-                   "listing.import", "listing.correction", "listing.read_private", "listing.capacity"}
+LISTING_ACTIONS = {
+    "listing.create",
+    "listing.update",
+    "listing.verify",
+    "listing.delete",
+    "listing.restore",
+    "listing.import",
+    "listing.correction",
+    "listing.read_private",
+    "listing.capacity",
+}
 # What a host organisation may do to its own listings (scope: listings whose operator is the host).
 HOST_LISTING_ACTIONS = {"listing.update", "listing.read_private", "listing.capacity"}
 REFERRAL_ACTIONS = {"referral.send", "referral.read", "referral.answer", "referral.update"}
@@ -30,8 +39,12 @@ def scope_text(actor: Account) -> str:
     return "、".join(parts) or "—"
 
 
-def authorize(actor: Account, action: str, target: dict[str, Any] | None = None,
-              after: dict[str, Any] | None = None) -> None:
+def authorize(
+    actor: Account,
+    action: str,
+    target: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+) -> None:
     """Raise Forbidden unless `actor` may do `action` to `target` (as it is) leaving it as `after`.
 
     Listings: admins everything; editors only inside their municipality / operator, before and after
@@ -46,7 +59,9 @@ def authorize(actor: Account, action: str, target: dict[str, Any] | None = None,
                     raise Forbidden(f"この掲載情報は団体「{actor.operator}」のものではありません")
             return
         if actor.role != "editor":
-            raise Forbidden(f"役割「{ROLES.get(actor.role, actor.role)}」では掲載情報を編集できません")
+            raise Forbidden(
+                f"役割「{ROLES.get(actor.role, actor.role)}」では掲載情報を編集できません"
+            )
         for listing in (target, after):
             if listing is not None and not actor.may_edit(listing):
                 raise Forbidden(f"この掲載情報は担当範囲（{scope_text(actor)}）の外です")
@@ -87,7 +102,9 @@ def _authorize_referral(actor: Account, action: str, referral: dict[str, Any]) -
         return
     if action == "referral.answer":
         raise Forbidden("紹介に回答できるのは受け入れ先だけです")
-    if actor.role == "admin" or (actor.role == "coordinator" and referral.get("coordinator_id") == actor.id):
+    if actor.role == "admin" or (
+        actor.role == "coordinator" and referral.get("coordinator_id") == actor.id
+    ):
         return
     raise Forbidden("この紹介は担当のコーディネーターと受け入れ先だけが扱えます")
 
@@ -103,5 +120,9 @@ def _authorize_sheet(actor: Account, action: str, sheet: dict[str, Any]) -> None
         if actor.role != "supporter" or sheet.get("supporter_id") != actor.id:
             raise Forbidden("このシートを送った支援者だけが状況を見られます")
         return
-    if actor.role in {"supporter", "host"} or not actor.window or sheet.get("window", actor.window) != actor.window:
+    if (
+        actor.role in {"supporter", "host"}
+        or not actor.window
+        or sheet.get("window", actor.window) != actor.window
+    ):
         raise Forbidden("相談依頼シートは受け付けた窓口だけが見られます")

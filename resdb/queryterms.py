@@ -120,7 +120,12 @@ def _intent_table() -> dict[str, tuple[Intent, ...]]:
             weight = float(raw_weight)
         except ValueError:
             continue
-        if field == "kind" and value not in KINDS or field == "target" and (value not in TARGETS or value == "all"):
+        if (
+            field == "kind"
+            and value not in KINDS
+            or field == "target"
+            and (value not in TARGETS or value == "all")
+        ):
             continue
         if field in ("kind", "target", "term") and 0 < weight <= 1:
             add(phrase, field, value, weight)
@@ -166,7 +171,10 @@ def place_names(municipality_code: str | None) -> tuple[str, ...]:
     if folder is None:
         return ()
     names: set[str] = set()
-    for raw in (*_csv_column(folder / "town_points_geolonia.csv", "town"), *_csv_column(folder / "chiku.csv", "chiku")):
+    for raw in (
+        *_csv_column(folder / "town_points_geolonia.csv", "town"),
+        *_csv_column(folder / "chiku.csv", "chiku"),
+    ):
         name = normalize(raw)
         base = re.sub(r"[一二三四五六七八九十\d]+丁目$", "", name)
         for candidate in (name, base):

@@ -94,7 +94,9 @@ def _parse_time(value: Any, field: str) -> time:
         hour, minute = int(match.group(1)), int(match.group(2))
         if hour < 24 and minute < 60:
             return time(hour, minute)
-    raise ScheduleError(field, f"時刻が正しくありません（{value!r}）。HH:MM（00:00〜23:59）で指定してください")
+    raise ScheduleError(
+        field, f"時刻が正しくありません（{value!r}）。HH:MM（00:00〜23:59）で指定してください"
+    )
 
 
 def _parse_weeks(value: Any, field: str) -> tuple[int, ...] | None:
@@ -103,7 +105,9 @@ def _parse_weeks(value: Any, field: str) -> tuple[int, ...] | None:
     if isinstance(value, int | str) and not isinstance(value, bool):
         value = [value]
     if not isinstance(value, list | tuple):
-        raise ScheduleError(field, f"第何週かの指定が正しくありません（{value!r}）。1〜5 の一覧で指定してください")
+        raise ScheduleError(
+            field, f"第何週かの指定が正しくありません（{value!r}）。1〜5 の一覧で指定してください"
+        )
     weeks: set[int] = set()
     for item in value:
         number: int | None = None

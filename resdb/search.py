@@ -67,8 +67,16 @@ class GramTokenizer(Tokenizer):
         return isinstance(other, GramTokenizer) and other.sizes == self.sizes
 
     def __call__(  # type: ignore[override]
-        self, value: str, positions: bool = False, chars: bool = False, keeporiginal: bool = False,
-        removestops: bool = True, start_pos: int = 0, start_char: int = 0, mode: str = "", **kwargs: Any,
+        self,
+        value: str,
+        positions: bool = False,
+        chars: bool = False,
+        keeporiginal: bool = False,
+        removestops: bool = True,
+        start_pos: int = 0,
+        start_char: int = 0,
+        mode: str = "",
+        **kwargs: Any,
     ):
         token = Token(positions, chars, removestops=removestops, mode=mode, **kwargs)
         for gram, pos in ngrams(value, self.sizes):
@@ -119,8 +127,18 @@ def listing_fields(doc: dict[str, Any]) -> dict[str, Any]:
         "name": " ".join(filter(None, [name, doc.get("name_kana")])),
         "place": places,
         "act": " ".join(doc.get("activities") or []),
-        "body": " ".join(filter(None, [doc.get("description"), doc.get("operator"), doc.get("venue"),
-                                       doc.get("district"), doc.get("address")])),
+        "body": " ".join(
+            filter(
+                None,
+                [
+                    doc.get("description"),
+                    doc.get("operator"),
+                    doc.get("venue"),
+                    doc.get("district"),
+                    doc.get("address"),
+                ],
+            )
+        ),
         "kind": doc.get("kind") or "other",
         "targets": " ".join(doc.get("targets") or []),
         "days": " ".join(schedule_mod.weekday_terms(doc.get("schedule") or [])),
@@ -236,14 +254,18 @@ class _Segment:
         self.ids: list[str] = [] if empty else list(leaf.column_reader("id"))
         self.names: list[str] = [] if empty else list(leaf.column_reader("name_norm"))
         columns = {
-            name: np.zeros(0) if empty else np.fromiter(leaf.column_reader(name), dtype=np.float64, count=self.size)
+            name: np.zeros(0)
+            if empty
+            else np.fromiter(leaf.column_reader(name), dtype=np.float64, count=self.size)
             for name in _NUMERIC_FIELDS
         }
         self.lat = columns["lat"] / MICRO - LAT_OFFSET
         self.lon = columns["lon"] / MICRO - LON_OFFSET
         self.cost = columns["cost"] - 1  # -1 = unknown
         self.name_len = np.fromiter((len(n) for n in self.names), dtype=np.float64, count=self.size)
-        self.tiebreak = np.fromiter((_tiebreak(i) for i in self.ids), dtype=np.int64, count=self.size)
+        self.tiebreak = np.fromiter(
+            (_tiebreak(i) for i in self.ids), dtype=np.int64, count=self.size
+        )
         self.postings: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
 
 
@@ -264,7 +286,8 @@ class _SegmentCache:
             for segment in toc_segments:
                 key = segment.segment_id()
                 fresh[key] = self._segments.get(key) or _Segment(
-                    SegmentReader(ix.storage, ix.schema, segment, generation=generation))
+                    SegmentReader(ix.storage, ix.schema, segment, generation=generation)
+                )
             self._segments = fresh
             return [fresh[segment.segment_id()] for segment in toc_segments]
 
@@ -277,7 +300,9 @@ class _Snapshot:
 
     def __init__(self, ix: Any, generation: tuple[str | None, int], cache: _SegmentCache) -> None:
         self.generation = generation
-        toc_segments = [seg for seg in ix._segments() if seg.doc_count_all()]  # whoosh's table of contents
+        toc_segments = [
+            seg for seg in ix._segments() if seg.doc_count_all()
+        ]  # whoosh's table of contents
         self.segments = cache.segments_for(ix, toc_segments, generation[1])
         self.offsets: list[int] = []
         offset = 0
@@ -290,7 +315,9 @@ class _Snapshot:
             if deleted:
                 part[np.asarray(deleted, dtype=np.int64)] = False
             live_parts.append(part)
-        self.leaves: list[tuple[Any, int]] = [(seg.reader, off) for seg, off in zip(self.segments, self.offsets, strict=True)]
+        self.leaves: list[tuple[Any, int]] = [
+            (seg.reader, off) for seg, off in zip(self.segments, self.offsets, strict=True)
+        ]
         self.size = offset
         self.live = _concat(live_parts, bool)
         self.live_count = int(self.live.sum())
@@ -455,7 +482,9 @@ class SearchIndex:
                 raise IndexUnhealthy("索引の形式が古くなっています")
             self._snapshot = None
             ix = whoosh_index.open_dir(str(self.root / target))
-            if set(ix.schema.names()) != set(_schema().names()):  # built by an older version (e.g. no `place`)
+            if set(ix.schema.names()) != set(
+                _schema().names()
+            ):  # built by an older version (e.g. no `place`)
                 ix.close()
                 raise IndexUnhealthy("索引の形式が古いため作り直します")
             self._ix = ix
@@ -506,7 +535,9 @@ class SearchIndex:
             raise IndexUnhealthy("索引の適用位置が記録されていません")
         skipped = len(self.problems())
         if count + skipped != expected_count:
-            raise IndexUnhealthy(f"索引の件数 {count}（除外 {skipped}）がデータベースの {expected_count} と一致しません")
+            raise IndexUnhealthy(
+                f"索引の件数 {count}（除外 {skipped}）がデータベースの {expected_count} と一致しません"
+            )
 
     def close(self) -> None:
         with self._lock:
@@ -517,8 +548,12 @@ class SearchIndex:
             self._ix_target = None
 
     # -- writing -----------------------------------------------------------------------------
-    def rebuild(self, docs: Iterable[dict[str, Any]], cursor: int = 0,
-                progress: Callable[[int], None] | None = None) -> int:
+    def rebuild(
+        self,
+        docs: Iterable[dict[str, Any]],
+        cursor: int = 0,
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
         """Build a fresh index beside the live one (which keeps answering) and swap it in atomically.
         `cursor` is the change-log position the documents reflect at least. One rebuild at a time per
         host: the caller holds `rebuild_lock`."""
@@ -560,11 +595,15 @@ class SearchIndex:
             shutil.rmtree(self.root / old_target, ignore_errors=True)
         for stale in self.root.glob("build-*"):
             if stale.name != build_dir.name and stale.is_dir():
-                shutil.rmtree(stale, ignore_errors=True)  # an interrupted earlier build, never the live one
+                shutil.rmtree(
+                    stale, ignore_errors=True
+                )  # an interrupted earlier build, never the live one
         self.close()
         return count - len(problems)
 
-    def apply(self, upserts: Iterable[dict[str, Any]], deletes: Iterable[str], cursor: int | None = None) -> dict[str, str]:
+    def apply(
+        self, upserts: Iterable[dict[str, Any]], deletes: Iterable[str], cursor: int | None = None
+    ) -> dict[str, str]:
         """Bring single documents in step with the database up to change `cursor`; the caller holds
         `apply_lock`. A document whoosh cannot hold is left out and reported, never blocking the rest.
         Returns the problems found in this batch."""
@@ -594,7 +633,9 @@ class SearchIndex:
             # segment instead of rewriting its neighbours (per-segment caches stay valid meanwhile).
             writer.commit(merge=len(ix._segments()) >= MERGE_AT_SEGMENTS)
             assert target is not None
-            _write_text(self.root / target / "problems.json", json.dumps(problems, ensure_ascii=False))
+            _write_text(
+                self.root / target / "problems.json", json.dumps(problems, ensure_ascii=False)
+            )
             if cursor is not None:
                 _write_text(self.root / target / "cursor", str(cursor))
             return found
@@ -606,7 +647,9 @@ class SearchIndex:
             target = self._target()
             if not got or target is None:
                 raise IndexUnhealthy("索引がありません")
-            shutil.copytree(self.root / target, destination, ignore=shutil.ignore_patterns("*LOCK*"))
+            shutil.copytree(
+                self.root / target, destination, ignore=shutil.ignore_patterns("*LOCK*")
+            )
         cursor = _read_text(destination / "cursor")
         return int(cursor or 0)
 
@@ -615,9 +658,14 @@ class SearchIndex:
         Refuses a folder that is not a whole index of this format. Returns its cursor."""
         source = Path(source)
         cursor = _read_text(source / "cursor")
-        if _read_text(source / "format") != INDEX_FORMAT or not (cursor and cursor.isdigit()) \
-                or not whoosh_index.exists_in(str(source)):
-            raise IndexUnhealthy(f"{source} は resdb の索引の写しではありません（形式 {INDEX_FORMAT} と cursor が必要です）")
+        if (
+            _read_text(source / "format") != INDEX_FORMAT
+            or not (cursor and cursor.isdigit())
+            or not whoosh_index.exists_in(str(source))
+        ):
+            raise IndexUnhealthy(
+                f"{source} は resdb の索引の写しではありません（形式 {INDEX_FORMAT} と cursor が必要です）"
+            )
         build_dir = self.root / f"build-{uuid.uuid4().hex[:12]}"
         shutil.copytree(source, build_dir)
         link_tmp = self.root / f"link-{uuid.uuid4().hex[:12]}"
@@ -635,7 +683,6 @@ class SearchIndex:
         target = self._target()
         if target is not None:
             _write_text(self.root / target / "cursor", str(cursor))
-
 
     # -- querying ----------------------------------------------------------------------------
     @staticmethod
@@ -681,7 +728,11 @@ class SearchIndex:
             for field_name, weight in FIELD_WEIGHTS.items():
                 docs = self._text_hits(snap, term, field_name)
                 if len(docs):
-                    value = weight if term_weight >= 1.0 else term_weight * (0.5 + 0.5 * weight / top_weight)
+                    value = (
+                        weight
+                        if term_weight >= 1.0
+                        else term_weight * (0.5 + 0.5 * weight / top_weight)
+                    )
                     np.maximum.at(found, docs, np.float32(value))
             if term_weight >= 1.0:
                 exact = np.maximum(exact, found)
@@ -703,7 +754,9 @@ class SearchIndex:
         if query.targets:
             mask &= snap.mask_of("targets", query.targets)
         if query.weekdays:
-            terms = {w for w in query.weekdays} | {f"{w}#{n}" for w in query.weekdays for n in range(1, 6)}
+            terms = {w for w in query.weekdays} | {
+                f"{w}#{n}" for w in query.weekdays for n in range(1, 6)
+            }
             mask &= snap.mask_of("days", terms)
         if query.open_on:
             mask &= snap.mask_of("days", schedule_mod.terms_for_days(list(query.open_on)))
@@ -718,11 +771,24 @@ class SearchIndex:
         box = query.bbox
         if query.near and query.radius_km:
             near_box = bbox_around(query.near[0], query.near[1], query.radius_km)
-            box = near_box if box is None else (max(box[0], near_box[0]), max(box[1], near_box[1]),
-                                                min(box[2], near_box[2]), min(box[3], near_box[3]))
+            box = (
+                near_box
+                if box is None
+                else (
+                    max(box[0], near_box[0]),
+                    max(box[1], near_box[1]),
+                    min(box[2], near_box[2]),
+                    min(box[3], near_box[3]),
+                )
+            )
         if box is not None:
             mask &= snap.mask_of("flags", ["point"])
-            mask &= (snap.lon >= box[0]) & (snap.lon <= box[2]) & (snap.lat >= box[1]) & (snap.lat <= box[3])
+            mask &= (
+                (snap.lon >= box[0])
+                & (snap.lon <= box[2])
+                & (snap.lat >= box[1])
+                & (snap.lat <= box[3])
+            )
         if query.ids is not None:
             wanted = np.zeros(snap.size, dtype=bool)
             for listing_id in query.ids:
@@ -734,10 +800,15 @@ class SearchIndex:
     def _distances(snap: _Snapshot, docs: np.ndarray, lat: float, lon: float) -> np.ndarray:
         lat1, lon1 = np.radians(lat), np.radians(lon)
         lat2, lon2 = np.radians(snap.lat[docs]), np.radians(snap.lon[docs])
-        a = np.sin((lat2 - lat1) / 2) ** 2 + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
+        a = (
+            np.sin((lat2 - lat1) / 2) ** 2
+            + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
+        )
         return 2 * 6371.0088 * np.arcsin(np.minimum(1.0, np.sqrt(a)))
 
-    def _fuzzy(self, snap: _Snapshot, text: str, allowed: np.ndarray, matched: np.ndarray) -> list[tuple[int, float]]:
+    def _fuzzy(
+        self, snap: _Snapshot, text: str, allowed: np.ndarray, matched: np.ndarray
+    ) -> list[tuple[int, float]]:
         """Every name close to the query (typos) among allowed, not already matched documents, by
         rapidfuzz over the indexed names; best first, ties in the stable listing order."""
         needle = "".join(self.query_words(text))
@@ -746,7 +817,8 @@ class SearchIndex:
         found = [
             (docnum, float(score))
             for _name, score, docnum in process.extract(
-                needle, snap.names, scorer=fuzz.WRatio, score_cutoff=FUZZY_CUTOFF, limit=None)
+                needle, snap.names, scorer=fuzz.WRatio, score_cutoff=FUZZY_CUTOFF, limit=None
+            )
             if allowed[docnum] and not matched[docnum]
         ]
         found.sort(key=lambda item: (-item[1], int(snap.tiebreak[item[0]])))
@@ -787,8 +859,14 @@ class SearchIndex:
         else:
             primary = np.asarray(snap.name_len[docs])  # short names first
         top = _first_in_order(primary, snap.tiebreak[docs], want)
-        hits = [Hit(snap.ids[docs[i]], float(score[docs[i]]) if score is not None else 0.0,
-                    float(distances[i]) if distances is not None else None) for i in top]
+        hits = [
+            Hit(
+                snap.ids[docs[i]],
+                float(score[docs[i]]) if score is not None else 0.0,
+                float(distances[i]) if distances is not None else None,
+            )
+            for i in top
+        ]
         fuzzy_used = False
         if terms and total < FUZZY_WHEN_FEWER:
             # Counted whole whatever the page size, so `total` and the pager agree on every page.
@@ -803,7 +881,11 @@ class SearchIndex:
                 hits.append(Hit(snap.ids[docnum], fscore / 100.0, distance, fuzzy=True))
                 fuzzy_used = True
                 total += 1
-        page = hits[query.offset : query.offset + query.limit] if query.limit is not None else hits[query.offset :]
+        page = (
+            hits[query.offset : query.offset + query.limit]
+            if query.limit is not None
+            else hits[query.offset :]
+        )
         return SearchResult(page, total, fuzzy_used, terms)
 
 

@@ -71,8 +71,10 @@ def message(error: BaseException) -> str:
         parts = [f"{label(p.field)}（{p.field}）: {p.message}" for p in error.problems[:5]]
         return "入力内容に問題があります: " + "、".join(parts)
     if isinstance(error, StaleEdit):
-        return (f"この掲載情報は読み込んだ後に更新されています（現在の版 {error.current['version']}、"
-                f"送信された版 {error.expected_version}）。最新の内容を読み込み直してから編集してください。")
+        return (
+            f"この掲載情報は読み込んだ後に更新されています（現在の版 {error.current['version']}、"
+            f"送信された版 {error.expected_version}）。最新の内容を読み込み直してから編集してください。"
+        )
     if isinstance(error, NotFound):
         return "掲載情報が見つかりません"
     if isinstance(error, Forbidden | Conflict | RateLimited) and str(error):
@@ -91,7 +93,9 @@ class Services:
         return Workspace(self.directory)
 
     @staticmethod
-    def _scope(actor: Account, action: str) -> Callable[[Session, dict[str, Any] | None, dict[str, Any]], None]:
+    def _scope(
+        actor: Account, action: str
+    ) -> Callable[[Session, dict[str, Any] | None, dict[str, Any]], None]:
         """The write hook: the policy sees the listing before and after, inside the write's transaction."""
 
         def check(_session: Session, before: dict[str, Any] | None, after: dict[str, Any]) -> None:
@@ -100,7 +104,9 @@ class Services:
         return check
 
     # -- reading what only staff see ----------------------------------------------------------
-    def listing_for_edit(self, actor: Account, listing_id: str, *, allow_deleted: bool = False) -> dict[str, Any]:
+    def listing_for_edit(
+        self, actor: Account, listing_id: str, *, allow_deleted: bool = False
+    ) -> dict[str, Any]:
         """A listing (drafts too) the actor may edit: NotFound when missing (or deleted), Forbidden outside scope."""
         listing = self.directory.get(listing_id, include_unpublished=True)
         if listing["status"] == "deleted" and not allow_deleted:
@@ -122,64 +128,153 @@ class Services:
                 raw["municipality_code"] = actor.municipality_code
             if actor.operator and not raw.get("operator"):
                 raw["operator"] = actor.operator
-        return self.directory.create(raw, actor=actor.email, hook=self._scope(actor, "listing.create"))
+        return self.directory.create(
+            raw, actor=actor.email, hook=self._scope(actor, "listing.create")
+        )
 
-    def update(self, actor: Account, listing_id: str, raw: dict[str, Any], *, expected_version: int | None,
-               action: str = "update", today: date | None = None) -> dict[str, Any]:
+    def update(
+        self,
+        actor: Account,
+        listing_id: str,
+        raw: dict[str, Any],
+        *,
+        expected_version: int | None,
+        action: str = "update",
+        today: date | None = None,
+    ) -> dict[str, Any]:
         """An edit; a changed capacity is kept as a dated capacity report in the same transaction."""
         authorize(actor, "listing.update")
         scope = self._scope(actor, "listing.update")
 
         def check(session: Session, before: dict[str, Any] | None, after: dict[str, Any]) -> None:
             scope(session, before, after)
-            if before is not None and after.get("capacity") is not None and after["capacity"] != before.get("capacity"):
-                capacity.record(session, after["id"], after["capacity"], actor=actor.email, role=actor.role,
-                                today=today or date.today())
+            if (
+                before is not None
+                and after.get("capacity") is not None
+                and after["capacity"] != before.get("capacity")
+            ):
+                capacity.record(
+                    session,
+                    after["id"],
+                    after["capacity"],
+                    actor=actor.email,
+                    role=actor.role,
+                    today=today or date.today(),
+                )
 
-        return self.directory.update(listing_id, raw, actor.email, expected_version=expected_version,
-                                     action=action, hook=check)
+        return self.directory.update(
+            listing_id,
+            raw,
+            actor.email,
+            expected_version=expected_version,
+            action=action,
+            hook=check,
+        )
 
-    def report_capacity(self, actor: Account, listing_id: str, open_places: int | None, *,
-                        today: date | None = None) -> dict[str, Any]:
+    def report_capacity(
+        self, actor: Account, listing_id: str, open_places: int | None, *, today: date | None = None
+    ) -> dict[str, Any]:
         """「今月の受け入れ可能: N人」: the listing's capacity and a dated report, in one transaction (a report of
         an unchanged number still renews its date)."""
         authorize(actor, "listing.capacity")
-        if (open_places is None or isinstance(open_places, bool) or not isinstance(open_places, int)
-                or not 0 <= open_places <= capacity.OPEN_PLACES_MAX):
-            raise ValidationFailed([Problem("capacity", f"受け入れ可能な人数は 0〜{capacity.OPEN_PLACES_MAX} の数字で入れてください")])
+        if (
+            open_places is None
+            or isinstance(open_places, bool)
+            or not isinstance(open_places, int)
+            or not 0 <= open_places <= capacity.OPEN_PLACES_MAX
+        ):
+            raise ValidationFailed(
+                [
+                    Problem(
+                        "capacity",
+                        f"受け入れ可能な人数は 0〜{capacity.OPEN_PLACES_MAX} の数字で入れてください",
+                    )
+                ]
+            )
         scope = self._scope(actor, "listing.capacity")
 
         def check(session: Session, before: dict[str, Any] | None, after: dict[str, Any]) -> None:
             scope(session, before, after)
-            capacity.record(session, after["id"], open_places, actor=actor.email, role=actor.role,
-                            today=today or date.today())
-            audit(session, actor.email, "listing.capacity", "listing", after["id"], f"open_places={open_places}")
+            capacity.record(
+                session,
+                after["id"],
+                open_places,
+                actor=actor.email,
+                role=actor.role,
+                today=today or date.today(),
+            )
+            audit(
+                session,
+                actor.email,
+                "listing.capacity",
+                "listing",
+                after["id"],
+                f"open_places={open_places}",
+            )
 
-        return self.directory.update(listing_id, {"capacity": open_places}, actor.email, expected_version=None,
-                                     action="capacity", hook=check)
+        return self.directory.update(
+            listing_id,
+            {"capacity": open_places},
+            actor.email,
+            expected_version=None,
+            action="capacity",
+            hook=check,
+        )
 
-    def verify(self, actor: Account, listing_id: str, *, on: date | None = None,
-               expected_version: int | None = None) -> dict[str, Any]:
+    def verify(
+        self,
+        actor: Account,
+        listing_id: str,
+        *,
+        on: date | None = None,
+        expected_version: int | None = None,
+    ) -> dict[str, Any]:
         authorize(actor, "listing.verify")
         on = min(on or date.today(), date.today())  # never a future date
-        return self.directory.verify(listing_id, actor.email, on=on, expected_version=expected_version,
-                                     hook=self._scope(actor, "listing.verify"))
+        return self.directory.verify(
+            listing_id,
+            actor.email,
+            on=on,
+            expected_version=expected_version,
+            hook=self._scope(actor, "listing.verify"),
+        )
 
-    def delete(self, actor: Account, listing_id: str, *, expected_version: int | None) -> dict[str, Any]:
+    def delete(
+        self, actor: Account, listing_id: str, *, expected_version: int | None
+    ) -> dict[str, Any]:
         authorize(actor, "listing.delete")
-        return self.directory.delete(listing_id, actor.email, expected_version=expected_version,
-                                     hook=self._scope(actor, "listing.delete"))
+        return self.directory.delete(
+            listing_id,
+            actor.email,
+            expected_version=expected_version,
+            hook=self._scope(actor, "listing.delete"),
+        )
 
-    def restore(self, actor: Account, listing_id: str, *, to_version: int | None = None) -> dict[str, Any]:
+    def restore(
+        self, actor: Account, listing_id: str, *, to_version: int | None = None
+    ) -> dict[str, Any]:
         """Undelete, or bring back an old version: the restored content must stay in the actor's scope too."""
         authorize(actor, "listing.restore")
-        return self.directory.restore(listing_id, actor.email, to_version=to_version,
-                                      hook=self._scope(actor, "listing.restore"))
+        return self.directory.restore(
+            listing_id,
+            actor.email,
+            to_version=to_version,
+            hook=self._scope(actor, "listing.restore"),
+        )
 
-    def import_records(self, actor: Account, records: Iterable[tuple[int, dict[str, Any]]], *, source_name: str,
-                       dry_run: bool = False, read_problems: Sequence[Problem] = (),
-                       progress: Callable[[int], None] | None = None, status: str = "published",
-                       good_rows_only: bool = False, source: str | None = None) -> ImportReport:
+    def import_records(
+        self,
+        actor: Account,
+        records: Iterable[tuple[int, dict[str, Any]]],
+        *,
+        source_name: str,
+        dry_run: bool = False,
+        read_problems: Sequence[Problem] = (),
+        progress: Callable[[int], None] | None = None,
+        status: str = "published",
+        good_rows_only: bool = False,
+        source: str | None = None,
+    ) -> ImportReport:
         """Import (all-or-nothing, or only the good rows). The dry run names every row the real import
         would refuse, scope included; file-level problems (`read_problems`) make it a dry run. `records`
         may be a lazy stream: rows are checked one by one (stored listings looked up only for a scoped
@@ -200,9 +295,17 @@ class Services:
             return []
 
         report = self.directory.import_records(
-            records, actor=actor.email, source_name=source_name, dry_run=dry_run or bool(read_problems),
-            progress=progress, hook=self._scope(actor, "listing.import"), check=in_scope, status=status,
-            good_rows_only=good_rows_only, source=source)
+            records,
+            actor=actor.email,
+            source_name=source_name,
+            dry_run=dry_run or bool(read_problems),
+            progress=progress,
+            hook=self._scope(actor, "listing.import"),
+            check=in_scope,
+            status=status,
+            good_rows_only=good_rows_only,
+            source=source,
+        )
         if read_problems:
             report.problems[:0] = list(read_problems)
             report.dry_run = dry_run
@@ -219,68 +322,159 @@ class Services:
         if problems:
             raise ValidationFailed(problems)
         authorize(actor, "listing.update", listing, {**listing, **clean})
-        changes = {k: (v.isoformat() if isinstance(v, date) else v) for k, v in clean.items() if listing.get(k) != v}
+        changes = {
+            k: (v.isoformat() if isinstance(v, date) else v)
+            for k, v in clean.items()
+            if listing.get(k) != v
+        }
         from resdb.db import write_session
 
         with write_session(self.directory.engine) as session:
-            request = ChangeRequest(listing_id=listing_id, proposed=changes, contact=actor.email[:200],
-                                    message=f"受け入れ先「{actor.operator}」からの変更の提案")
+            request = ChangeRequest(
+                listing_id=listing_id,
+                proposed=changes,
+                contact=actor.email[:200],
+                message=f"受け入れ先「{actor.operator}」からの変更の提案",
+            )
             session.add(request)
             session.flush()
             assert request.id is not None
-            audit(session, actor.email, "correction.submit", "listing", listing_id, f"request {request.id} (host)")
+            audit(
+                session,
+                actor.email,
+                "correction.submit",
+                "listing",
+                listing_id,
+                f"request {request.id} (host)",
+            )
             return request.id
 
     # -- residents' corrections ----------------------------------------------------------------
-    def submit_correction(self, listing_id: str, message: str, *, proposed: dict[str, Any] | None = None,
-                          contact: str | None = None, client: str | None = None) -> int:
+    def submit_correction(
+        self,
+        listing_id: str,
+        message: str,
+        *,
+        proposed: dict[str, Any] | None = None,
+        contact: str | None = None,
+        client: str | None = None,
+    ) -> int:
         """A resident's report (no account: anyone may send one, within the spam limit); audited as `public`."""
-        return self.workspace.submit_correction(listing_id, message, proposed=proposed, contact=contact,
-                                                client=client)
+        return self.workspace.submit_correction(
+            listing_id, message, proposed=proposed, contact=contact, client=client
+        )
 
-    def review_correction(self, actor: Account, request_id: int, *, accept: bool,
-                          fields: dict[str, Any] | None = None, note: str | None = None) -> dict[str, Any]:
+    def review_correction(
+        self,
+        actor: Account,
+        request_id: int,
+        *,
+        accept: bool,
+        fields: dict[str, Any] | None = None,
+        note: str | None = None,
+    ) -> dict[str, Any]:
         """Accept (all proposed fields, or only `fields`) or reject a resident's correction."""
         authorize(actor, "listing.correction")
-        return self.workspace.review_correction(request_id, actor, accept=accept, fields=fields, note=note)
+        return self.workspace.review_correction(
+            request_id, actor, accept=accept, fields=fields, note=note
+        )
 
     # -- cases ---------------------------------------------------------------------------------
-    def save_case(self, actor: Account, *, pseudonym: str, legal_basis: str, person: dict[str, Any],
-                  notes: str | None = None, proposals: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    def save_case(
+        self,
+        actor: Account,
+        *,
+        pseudonym: str,
+        legal_basis: str,
+        person: dict[str, Any],
+        notes: str | None = None,
+        proposals: list[dict[str, Any]] | None = None,
+    ) -> dict[str, Any]:
         authorize(actor, "case.create")
-        return self.workspace.save_case(actor, pseudonym=pseudonym, legal_basis=legal_basis, person=person,
-                                        notes=notes, proposals=proposals)
+        return self.workspace.save_case(
+            actor,
+            pseudonym=pseudonym,
+            legal_basis=legal_basis,
+            person=person,
+            notes=notes,
+            proposals=proposals,
+        )
 
-    def add_placement(self, actor: Account, case_id: int, listing_id: str, score: float | None = None) -> int:
+    def add_placement(
+        self, actor: Account, case_id: int, listing_id: str, score: float | None = None
+    ) -> int:
         authorize(actor, "case.create")
         return self.workspace.add_placement(case_id, actor, listing_id, score)
 
-    def record(self, actor: Account, placement_id: int, *, kind: str, to_stage: str | None = None,
-               note: str | None = None, next_follow_up: date | None = None) -> dict[str, Any]:
+    def record(
+        self,
+        actor: Account,
+        placement_id: int,
+        *,
+        kind: str,
+        to_stage: str | None = None,
+        note: str | None = None,
+        next_follow_up: date | None = None,
+    ) -> dict[str, Any]:
         """A stage change (提案 → 見学 → …), a follow-up or a host-support note."""
         authorize(actor, "case.create")
-        return self.workspace.record(placement_id, actor, kind=kind, to_stage=to_stage, note=note,
-                                     next_follow_up=next_follow_up)
-
+        return self.workspace.record(
+            placement_id,
+            actor,
+            kind=kind,
+            to_stage=to_stage,
+            note=note,
+            next_follow_up=next_follow_up,
+        )
 
     # -- referrals (coordinator ↔ host) ---------------------------------------------------------
     @property
     def referrals(self) -> Referrals:
         return Referrals(self.directory)
 
-    def send_referral(self, actor: Account, case_id: int, placement_id: int, *, pseudonym: str, proposed_dates: str,
-                      helps: str, contact_route: str, confirmed: bool) -> dict[str, Any]:
-        return self.referrals.send(actor, case_id, placement_id, pseudonym=pseudonym, proposed_dates=proposed_dates,
-                                   helps=helps, contact_route=contact_route, confirmed=confirmed)
+    def send_referral(
+        self,
+        actor: Account,
+        case_id: int,
+        placement_id: int,
+        *,
+        pseudonym: str,
+        proposed_dates: str,
+        helps: str,
+        contact_route: str,
+        confirmed: bool,
+    ) -> dict[str, Any]:
+        return self.referrals.send(
+            actor,
+            case_id,
+            placement_id,
+            pseudonym=pseudonym,
+            proposed_dates=proposed_dates,
+            helps=helps,
+            contact_route=contact_route,
+            confirmed=confirmed,
+        )
 
-    def answer_referral(self, actor: Account, referral_id: int, *, answer: str, reason: str | None = None,
-                        visit_date: date | None = None, today: date | None = None) -> dict[str, Any]:
-        return self.referrals.answer(actor, referral_id, answer=answer, reason=reason, visit_date=visit_date, today=today)
+    def answer_referral(
+        self,
+        actor: Account,
+        referral_id: int,
+        *,
+        answer: str,
+        reason: str | None = None,
+        visit_date: date | None = None,
+        today: date | None = None,
+    ) -> dict[str, Any]:
+        return self.referrals.answer(
+            actor, referral_id, answer=answer, reason=reason, visit_date=visit_date, today=today
+        )
 
     def referral_status(self, actor: Account, referral_id: int, to_status: str) -> dict[str, Any]:
         return self.referrals.set_status(actor, referral_id, to_status)
 
-    def referral_attended(self, actor: Account, referral_id: int, on: date, *, today: date | None = None) -> dict[str, Any]:
+    def referral_attended(
+        self, actor: Account, referral_id: int, on: date, *, today: date | None = None
+    ) -> dict[str, Any]:
         return self.referrals.attended(actor, referral_id, on, today=today)
 
     # -- 相談依頼シート ----------------------------------------------------------------------------
@@ -288,10 +482,26 @@ class Services:
     def sheets(self) -> Sheets:
         return Sheets(self.directory)
 
-    def submit_sheet(self, actor: Account, *, area: str, observed: str, consent: str, supporter_contact: str,
-                     municipality_code: str) -> dict[str, Any]:
-        return self.sheets.submit(actor, area=area, observed=observed, consent=consent,
-                                  supporter_contact=supporter_contact, municipality_code=municipality_code)
+    def submit_sheet(
+        self,
+        actor: Account,
+        *,
+        area: str,
+        observed: str,
+        consent: str,
+        supporter_contact: str,
+        municipality_code: str,
+    ) -> dict[str, Any]:
+        return self.sheets.submit(
+            actor,
+            area=area,
+            observed=observed,
+            consent=consent,
+            supporter_contact=supporter_contact,
+            municipality_code=municipality_code,
+        )
 
-    def update_sheet(self, actor: Account, sheet_id: int, *, status: str, referred_to: str | None = None) -> dict[str, Any]:
+    def update_sheet(
+        self, actor: Account, sheet_id: int, *, status: str, referred_to: str | None = None
+    ) -> dict[str, Any]:
         return self.sheets.update(actor, sheet_id, status=status, referred_to=referred_to)

@@ -15,19 +15,66 @@ from resdb.textnorm import DATA_DIR
 # A 富山県-sized region around 射水市 so that 300k listings have realistic density.
 REGION = (36.45, 136.75, 36.95, 137.55)  # min_lat, min_lon, max_lat, max_lon
 
-_PLACE_WORDS = ["ふれあい", "いきいき", "にこにこ", "ひだまり", "わいわい", "のんびり", "ほっと", "さくら", "みどり", "なかよし", "ゆうゆう", "すまいる"]
+_PLACE_WORDS = [
+    "ふれあい",
+    "いきいき",
+    "にこにこ",
+    "ひだまり",
+    "わいわい",
+    "のんびり",
+    "ほっと",
+    "さくら",
+    "みどり",
+    "なかよし",
+    "ゆうゆう",
+    "すまいる",
+]
 _KIND_NAMES: dict[str, list[tuple[str, list[str], list[str]]]] = {
-    "kayoi": [("サロン", ["交流", "お茶会"], ["elderly"]), ("100歳体操", ["体操", "介護予防"], ["elderly"]), ("健康クラブ", ["体操", "散歩"], ["elderly"])],
-    "ibasho": [("カフェ", ["カフェ", "交流"], ["all"]), ("居場所", ["交流", "ゲーム"], ["hikikomori", "youth"]), ("フリースペース", ["読書", "ゲーム"], ["youth"])],
-    "shokudo": [("子ども食堂", ["食事", "料理"], ["children", "parents"]), ("地域食堂", ["食事", "交流"], ["all"])],
-    "kosodate": [("子育てひろば", ["親子遊び", "相談"], ["parents"]), ("つどいの広場", ["親子遊び"], ["parents"])],
-    "work_trial": [("農園", ["農作業", "軽作業"], ["disability", "hikikomori", "youth"]), ("作業所体験", ["軽作業", "清掃"], ["disability", "poverty"])],
-    "volunteer": [("ボランティア", ["清掃", "見守り"], ["all"]), ("花壇づくり", ["園芸", "清掃"], ["all"])],
-    "learning": [("学習支援", ["学習支援", "勉強"], ["children", "poverty"]), ("公民館講座", ["手芸", "書道"], ["all"]), ("日本語教室", ["日本語", "交流"], ["foreign"])],
+    "kayoi": [
+        ("サロン", ["交流", "お茶会"], ["elderly"]),
+        ("100歳体操", ["体操", "介護予防"], ["elderly"]),
+        ("健康クラブ", ["体操", "散歩"], ["elderly"]),
+    ],
+    "ibasho": [
+        ("カフェ", ["カフェ", "交流"], ["all"]),
+        ("居場所", ["交流", "ゲーム"], ["hikikomori", "youth"]),
+        ("フリースペース", ["読書", "ゲーム"], ["youth"]),
+    ],
+    "shokudo": [
+        ("子ども食堂", ["食事", "料理"], ["children", "parents"]),
+        ("地域食堂", ["食事", "交流"], ["all"]),
+    ],
+    "kosodate": [
+        ("子育てひろば", ["親子遊び", "相談"], ["parents"]),
+        ("つどいの広場", ["親子遊び"], ["parents"]),
+    ],
+    "work_trial": [
+        ("農園", ["農作業", "軽作業"], ["disability", "hikikomori", "youth"]),
+        ("作業所体験", ["軽作業", "清掃"], ["disability", "poverty"]),
+    ],
+    "volunteer": [
+        ("ボランティア", ["清掃", "見守り"], ["all"]),
+        ("花壇づくり", ["園芸", "清掃"], ["all"]),
+    ],
+    "learning": [
+        ("学習支援", ["学習支援", "勉強"], ["children", "poverty"]),
+        ("公民館講座", ["手芸", "書道"], ["all"]),
+        ("日本語教室", ["日本語", "交流"], ["foreign"]),
+    ],
     "chikatsu": [("創作活動", ["手芸", "ものづくり"], ["disability"])],
     "center": [("相談室", ["相談"], ["all"])],
 }
-_KIND_WEIGHTS = {"kayoi": 30, "ibasho": 14, "shokudo": 8, "kosodate": 8, "work_trial": 8, "volunteer": 12, "learning": 14, "chikatsu": 3, "center": 3}
+_KIND_WEIGHTS = {
+    "kayoi": 30,
+    "ibasho": 14,
+    "shokudo": 8,
+    "kosodate": 8,
+    "work_trial": 8,
+    "volunteer": 12,
+    "learning": 14,
+    "chikatsu": 3,
+    "center": 3,
+}
 _WEEKDAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
 
@@ -51,7 +98,8 @@ def synthetic_listings(count: int, seed: int = 1) -> Iterator[dict[str, Any]]:
         town = rng.choice(towns)
         start_hour = rng.choice([9, 10, 13, 14, 18])
         entry: dict[str, Any] = {
-            "weekday": rng.choice(_WEEKDAYS), "start": f"{start_hour:02d}:{rng.choice(['00', '30'])}",
+            "weekday": rng.choice(_WEEKDAYS),
+            "start": f"{start_hour:02d}:{rng.choice(['00', '30'])}",
             "end": f"{start_hour + rng.choice([1, 2, 3]):02d}:00",
         }
         if rng.random() < 0.5:
@@ -64,7 +112,8 @@ def synthetic_listings(count: int, seed: int = 1) -> Iterator[dict[str, Any]]:
             "kind": kind,
             "description": f"{town}地区の{suffix}。{'、'.join(activities)}をしています（合成データ）",
             "municipality_code": "162116",
-            "lat": round(lat, 6), "lon": round(lon, 6),
+            "lat": round(lat, 6),
+            "lon": round(lon, 6),
             "district": town,
             "operator": f"{town}自治会" if rng.random() < 0.6 else "（合成）地域福祉ネットワーク",
             "targets": targets,

@@ -15,7 +15,9 @@ DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 SEARCH_DATA_DIR = DATA_DIR / "search"
 
 # Characters that separate words for our purposes (after NFKC).
-_SEPARATORS = re.compile(r"[\s\u3000、。・,.，．/／()（）「」『』【】\[\]{}<>＜＞\"'“”‘’!！?？:：;；~〜～\-‐―－_|*&^%$#@+=`]+")
+_SEPARATORS = re.compile(
+    r"[\s\u3000、。・,.，．/／()（）「」『』【】\[\]{}<>＜＞\"'“”‘’!！?？:：;；~〜～\-‐―－_|*&^%$#@+=`]+"
+)
 
 
 def _read_rows(path: Path) -> list[list[str]]:

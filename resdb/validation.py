@@ -128,7 +128,9 @@ def parse_coordinate(value: Any, key: str) -> float:
     except ValueError:
         example = "36.7217" if key == "lat" else "137.1107"
         label = "緯度" if key == "lat" else "経度"
-        raise ValueError(f"{label}は 10進数の度で書いてください（例: {example}）。「北緯36度」や度分秒の書き方は読めません") from None
+        raise ValueError(
+            f"{label}は 10進数の度で書いてください（例: {example}）。「北緯36度」や度分秒の書き方は読めません"
+        ) from None
 
 
 def parse_date(value: Any) -> date:
@@ -136,7 +138,9 @@ def parse_date(value: Any) -> date:
         return value.date()
     if isinstance(value, date):
         return value
-    text = str(value).strip().replace("/", "-").replace("年", "-").replace("月", "-").replace("日", "")
+    text = (
+        str(value).strip().replace("/", "-").replace("年", "-").replace("月", "-").replace("日", "")
+    )
     try:
         return date.fromisoformat("-".join(part.zfill(2) for part in text.split("-")))
     except ValueError:
@@ -155,13 +159,17 @@ def municipality_code6(code: str) -> str:
     return digits + str(check)
 
 
-def validate_listing(raw: dict[str, Any], row: int | None = None, *, partial: bool = False) -> tuple[dict[str, Any], list[Problem]]:
+def validate_listing(
+    raw: dict[str, Any], row: int | None = None, *, partial: bool = False
+) -> tuple[dict[str, Any], list[Problem]]:
     """Clean one listing record. Returns (clean fields, problems); clean holds only the fields given."""
     problems: list[Problem] = []
     clean: dict[str, Any] = {}
 
     def bad(field_name: str, message: str, value: Any = None) -> None:
-        problems.append(Problem(field_name, message, row, None if value is None else str(value)[:100]))
+        problems.append(
+            Problem(field_name, message, row, None if value is None else str(value)[:100])
+        )
 
     for key, value in raw.items():
         if key not in KNOWN_FIELDS:
@@ -179,7 +187,11 @@ def validate_listing(raw: dict[str, Any], row: int | None = None, *, partial: bo
                 if isinstance(value, list | dict | bool):
                     raise ValueError("文字列で指定してください")
                 text = None if _blank(value) else str(value).strip()
-                if key in {"url", "source_url"} and text and not re.match(r"^https?://", text, re.IGNORECASE):
+                if (
+                    key in {"url", "source_url"}
+                    and text
+                    and not re.match(r"^https?://", text, re.IGNORECASE)
+                ):
                     raise ValueError("http:// または https:// で始まる URL にしてください")
                 if text is not None and len(text) > (field_spec.max_length or 0):
                     raise ValueError(field_spec.bound_message())
@@ -193,7 +205,9 @@ def validate_listing(raw: dict[str, Any], row: int | None = None, *, partial: bo
                 clean[key] = items
             elif key in INT_FIELDS:
                 number = None if _blank(value) else parse_int(value)
-                if number is not None and not (field_spec.minimum or 0) <= number <= (field_spec.maximum or 0):
+                if number is not None and not (field_spec.minimum or 0) <= number <= (
+                    field_spec.maximum or 0
+                ):
                     raise ValueError(field_spec.bound_message())
                 clean[key] = number
             elif key in BOOL_FIELDS:
@@ -213,7 +227,9 @@ def validate_listing(raw: dict[str, Any], row: int | None = None, *, partial: bo
                     raise ValueError("種別は必須です")
                 kind = kind_id(str(value))
                 if kind is None:
-                    raise ValueError("不明な種別です。" + "・".join(KINDS.values()) + " のどれかを書いてください")
+                    raise ValueError(
+                        "不明な種別です。" + "・".join(KINDS.values()) + " のどれかを書いてください"
+                    )
                 clean["kind"] = kind
             elif key == "municipality_code":
                 clean[key] = None if _blank(value) else municipality_code6(str(value))
@@ -228,7 +244,9 @@ def validate_listing(raw: dict[str, Any], row: int | None = None, *, partial: bo
                     size = str(value).strip()
                     size = next((k for k, label in GROUP_SIZES.items() if size in (k, label)), None)
                     if size is None:
-                        raise ValueError("small / medium / large（少人数・中規模・大人数）で指定してください")
+                        raise ValueError(
+                            "small / medium / large（少人数・中規模・大人数）で指定してください"
+                        )
                     clean[key] = size
             elif key == "eligibility":
                 clean[key] = _eligibility(value)
@@ -250,15 +268,26 @@ def validate_listing(raw: dict[str, Any], row: int | None = None, *, partial: bo
         except (ValueError, TypeError, OverflowError, RecursionError) as exc:
             message = str(exc)
             # Never show Python's own wording (「could not convert …」): only our Japanese messages pass.
-            bad(key, message if re.search(r"[\u3040-\u30ff\u4e00-\u9fff]", message) else
-                "この値は読み取れません。項目の説明にある書き方で書いてください", value)
+            bad(
+                key,
+                message
+                if re.search(r"[\u3040-\u30ff\u4e00-\u9fff]", message)
+                else "この値は読み取れません。項目の説明にある書き方で書いてください",
+                value,
+            )
 
     if "targets" in clean:
         resolved = []
         for target in clean["targets"]:
             target_key = target_id(target)
             if target_key is None:
-                bad("targets", f"不明な対象です: {target}。" + "・".join(TARGETS.values()) + " から選んで書いてください", target)
+                bad(
+                    "targets",
+                    f"不明な対象です: {target}。"
+                    + "・".join(TARGETS.values())
+                    + " から選んで書いてください",
+                    target,
+                )
             elif target_key not in resolved:
                 resolved.append(target_key)
         clean["targets"] = resolved
@@ -266,7 +295,9 @@ def validate_listing(raw: dict[str, Any], row: int | None = None, *, partial: bo
         number = clean.get(coordinate)
         if number is not None and not low <= number <= high:
             bad(coordinate, f"日本の範囲外です（{low}〜{high}）", number)
-    if ("lat" in clean) != ("lon" in clean) or (clean.get("lat") is None) != (clean.get("lon") is None):
+    if ("lat" in clean) != ("lon" in clean) or (clean.get("lat") is None) != (
+        clean.get("lon") is None
+    ):
         if not any(p.field in {"lat", "lon"} for p in problems) and not partial:
             bad("lat" if clean.get("lat") is None else "lon", "緯度と経度は両方指定してください")
     if not partial:
@@ -277,7 +308,10 @@ def validate_listing(raw: dict[str, Any], row: int | None = None, *, partial: bo
         has_point = clean.get("lat") is not None and clean.get("lon") is not None
         if not has_point and not any(clean.get(k) for k in ("address", "district", "service_area")):
             if not any(p.field in {"lat", "lon"} for p in problems):
-                bad("address", "場所がありません（緯度・経度、住所、地区、担当地区のいずれかが必要です）")
+                bad(
+                    "address",
+                    "場所がありません（緯度・経度、住所、地区、担当地区のいずれかが必要です）",
+                )
     return clean, problems
 
 
@@ -293,7 +327,11 @@ def _eligibility(value: Any) -> dict[str, Any]:
             if not AGE_RANGE[0] <= age <= AGE_RANGE[1]:
                 raise ValueError(f"{key} は{AGE_RANGE[0]}〜{AGE_RANGE[1]}で指定してください")
             result[key] = age
-    if result.get("min_age") is not None and result.get("max_age") is not None and result["min_age"] > result["max_age"]:
+    if (
+        result.get("min_age") is not None
+        and result.get("max_age") is not None
+        and result["min_age"] > result["max_age"]
+    ):
         raise ValueError("min_age が max_age より大きくなっています")
     if not _blank(value.get("residents_only")):
         result["residents_only"] = parse_bool(value["residents_only"])
@@ -306,7 +344,9 @@ def _service_area(value: Any) -> dict[str, Any] | None:
     if isinstance(value, str):
         return {"districts": parse_list(value)}
     if not isinstance(value, dict):
-        raise ValueError("service_area は districts または geometry を持つオブジェクトで指定してください")
+        raise ValueError(
+            "service_area は districts または geometry を持つオブジェクトで指定してください"
+        )
     area: dict[str, Any] = {}
     if value.get("districts"):
         area["districts"] = parse_list(value["districts"])
@@ -314,7 +354,10 @@ def _service_area(value: Any) -> dict[str, Any] | None:
             raise ValueError("担当地区は500地区まで、地区名は100文字以内にしてください")
     if value.get("geometry"):
         geometry = value["geometry"]
-        if not isinstance(geometry, dict) or geometry.get("type") not in {"Polygon", "MultiPolygon"}:
+        if not isinstance(geometry, dict) or geometry.get("type") not in {
+            "Polygon",
+            "MultiPolygon",
+        }:
             raise ValueError("geometry は GeoJSON の Polygon / MultiPolygon で指定してください")
         try:
             from shapely.geometry import shape
@@ -322,7 +365,9 @@ def _service_area(value: Any) -> dict[str, Any] | None:
             if shape(geometry).is_empty:
                 raise ValueError
         except Exception:  # shapely raises many kinds for malformed coordinates
-            raise ValueError("geometry の座標が GeoJSON の Polygon / MultiPolygon として正しくありません") from None
+            raise ValueError(
+                "geometry の座標が GeoJSON の Polygon / MultiPolygon として正しくありません"
+            ) from None
         area["geometry"] = geometry
     return area or None
 
@@ -346,13 +391,20 @@ def schedule_from_text(text: str) -> list[dict[str, Any]]:
     for match in _SCHEDULE_TEXT.finditer(folded):
         weeks = [int(w) for w in re.findall(r"[1-5]", match.group("weeks") or "")]
         for char in re.findall(f"[{_DAY_CHARS}]", match.group("days")):
-            entry: dict[str, Any] = {"weekday": schedule_mod.WEEKDAY_IDS[_DAY_CHARS.index(char)],
-                                     "start": match.group("start").zfill(5), "end": match.group("end").zfill(5)}
+            entry: dict[str, Any] = {
+                "weekday": schedule_mod.WEEKDAY_IDS[_DAY_CHARS.index(char)],
+                "start": match.group("start").zfill(5),
+                "end": match.group("end").zfill(5),
+            }
             if weeks:
                 entry["weeks"] = weeks
             entries.append(entry)
     for match in _SCHEDULE_ASCII.finditer(folded.lower()):
-        entry = {"weekday": match.group("day"), "start": match.group("start").zfill(5), "end": match.group("end").zfill(5)}
+        entry = {
+            "weekday": match.group("day"),
+            "start": match.group("start").zfill(5),
+            "end": match.group("end").zfill(5),
+        }
         if match.group("weeks"):
             entry["weeks"] = [int(w) for w in match.group("weeks").split(",")]
         entries.append(entry)
@@ -365,8 +417,10 @@ def parse_schedule(value: Any) -> list[dict[str, Any]]:
     """A schedule from a list of entries, JSON text, or Japanese text; validated and normalized."""
     if isinstance(value, str):
         # Long files repeat the same few schedule texts: parse each once (copies, since callers may change them).
-        return [dict(entry, **({"weeks": list(entry["weeks"])} if "weeks" in entry else {}))
-                for entry in _parse_schedule_text(value)]
+        return [
+            dict(entry, **({"weeks": list(entry["weeks"])} if "weeks" in entry else {}))
+            for entry in _parse_schedule_text(value)
+        ]
     return _parse_schedule_value(value)
 
 
@@ -382,7 +436,9 @@ def _parse_schedule_value(value: Any) -> list[dict[str, Any]]:
             try:
                 value = json.loads(text)
             except json.JSONDecodeError:
-                raise ValueError("日程の JSON を読めません。「毎月第2・第4土曜 13:30〜15:00」のように日本語で書くこともできます") from None
+                raise ValueError(
+                    "日程の JSON を読めません。「毎月第2・第4土曜 13:30〜15:00」のように日本語で書くこともできます"
+                ) from None
         else:
             value = schedule_from_text(text)
     return schedule_mod.validate(value)

@@ -27,7 +27,9 @@ def venue_index(listings: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], 
     return index
 
 
-def venue_of(listing: Mapping[str, Any], index: Mapping[tuple[str, str], Mapping[str, Any]]) -> Mapping[str, Any] | None:
+def venue_of(
+    listing: Mapping[str, Any], index: Mapping[tuple[str, str], Mapping[str, Any]]
+) -> Mapping[str, Any] | None:
     """The venue record a (non-venue) listing names, if any."""
     if listing.get("kind") == VENUE_KIND:
         return None

@@ -25,7 +25,13 @@ def _pg_reachable() -> bool:
 PG_AVAILABLE = _pg_reachable()
 BACKENDS = [
     "sqlite",
-    pytest.param("postgres", marks=[pytest.mark.postgres, pytest.mark.skipif(not PG_AVAILABLE, reason="no PostgreSQL server reachable")]),
+    pytest.param(
+        "postgres",
+        marks=[
+            pytest.mark.postgres,
+            pytest.mark.skipif(not PG_AVAILABLE, reason="no PostgreSQL server reachable"),
+        ],
+    ),
 ]
 
 

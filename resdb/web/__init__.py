@@ -14,7 +14,14 @@ from resdb.directory import Directory
 
 ROOT = Path(__file__).resolve().parents[2]
 GZIP_MIN_BYTES = 2048
-_GZIP_TYPES = {"application/json", "application/geo+json", "text/html", "text/css", "text/javascript", "application/javascript"}
+_GZIP_TYPES = {
+    "application/json",
+    "application/geo+json",
+    "text/html",
+    "text/css",
+    "text/javascript",
+    "application/javascript",
+}
 
 
 def get_directory() -> Directory:
@@ -30,7 +37,9 @@ def _open_directory(settings: dict[str, Any]) -> Directory:
         return Directory.open(settings.get("DATABASE_URL"), None)
     instance_path = Path(instance)
     instance_path.mkdir(parents=True, exist_ok=True)
-    url = settings.get("DATABASE_URL") or config.database_url({**os.environ, "RESDB_INSTANCE": str(instance_path)})
+    url = settings.get("DATABASE_URL") or config.database_url(
+        {**os.environ, "RESDB_INSTANCE": str(instance_path)}
+    )
     return Directory.open(url, instance_path)
 
 
@@ -46,8 +55,13 @@ def signing_key(settings: dict[str, Any], directory: Directory) -> str:
 
 def _gzip(response: Response) -> Response:
     """Compress larger JSON/HTML bodies when the client accepts gzip (the map's GeoJSON shrinks ~10×)."""
-    if (response.direct_passthrough or response.status_code != 200 or "Content-Encoding" in response.headers
-            or response.mimetype not in _GZIP_TYPES or "gzip" not in request.headers.get("Accept-Encoding", "")):
+    if (
+        response.direct_passthrough
+        or response.status_code != 200
+        or "Content-Encoding" in response.headers
+        or response.mimetype not in _GZIP_TYPES
+        or "gzip" not in request.headers.get("Accept-Encoding", "")
+    ):
         return response
     body = response.get_data()
     if len(body) < GZIP_MIN_BYTES:
@@ -81,8 +95,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from resdb.web.security import init_csrf, init_rate_limit, init_security_headers
 
     settings = dict(test_config or {})
-    app = Flask(__name__, template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "static"),
-                static_url_path="/static")
+    app = Flask(
+        __name__,
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(ROOT / "static"),
+        static_url_path="/static",
+    )
     app.config.update(
         TILE_URL=config.setting("RESDB_TILE_URL"),
         TILE_ATTRIBUTION=config.setting("RESDB_TILE_ATTRIBUTION"),
@@ -99,7 +117,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         SESSION_COOKIE_NAME="resdb_session",
         SEND_FILE_MAX_AGE_DEFAULT=3600,
         GZIP=True,
-        HOST_EDITS_REVIEWED=config.setting("RESDB_HOST_EDITS_REVIEWED") in {"1", "true", "on", "yes"},
+        HOST_EDITS_REVIEWED=config.setting("RESDB_HOST_EDITS_REVIEWED")
+        in {"1", "true", "on", "yes"},
     )
     app.config.update({k: v for k, v in settings.items() if k not in {"DIRECTORY"}})
     app.json.ensure_ascii = False  # type: ignore[attr-defined]

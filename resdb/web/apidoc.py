@@ -21,8 +21,14 @@ from resdb.web.errors import STATUS_TEXT
 F = TypeVar("F", bound=Callable[..., Any])
 SchemaLike = type[BaseModel] | Mapping[str, Any] | None
 ResponseSpec = str | tuple[str, SchemaLike] | tuple[str, SchemaLike, str]
-_RULE_ARG = re.compile(r"<(?:(?P<converter>[a-zA-Z_][a-zA-Z0-9_]*)(?:\([^)]*\))?:)?(?P<name>[a-zA-Z_][a-zA-Z0-9_]*)>")
-_CONVERTER_SCHEMA = {"int": {"type": "integer"}, "float": {"type": "number"}, "uuid": {"type": "string", "format": "uuid"}}
+_RULE_ARG = re.compile(
+    r"<(?:(?P<converter>[a-zA-Z_][a-zA-Z0-9_]*)(?:\([^)]*\))?:)?(?P<name>[a-zA-Z_][a-zA-Z0-9_]*)>"
+)
+_CONVERTER_SCHEMA = {
+    "int": {"type": "integer"},
+    "float": {"type": "number"},
+    "uuid": {"type": "string", "format": "uuid"},
+}
 API_PREFIX = "/api/"
 
 
@@ -38,8 +44,13 @@ class Param:
     explode: bool | None = None
 
     def as_openapi(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"name": self.name, "in": self.location, "description": self.description,
-                               "required": self.required or self.location == "path", "schema": dict(self.schema)}
+        out: dict[str, Any] = {
+            "name": self.name,
+            "in": self.location,
+            "description": self.description,
+            "required": self.required or self.location == "path",
+            "schema": dict(self.schema),
+        }
         if self.explode is not None:
             out["explode"] = self.explode
         return out
@@ -57,14 +68,30 @@ class ApiDoc:
     auth: bool = False
 
 
-def api_doc(summary: str, *, description: str = "", params: Sequence[Param] = (), body: SchemaLike = None,
-            body_required: bool = True, responses: Mapping[int, ResponseSpec] | None = None,
-            tags: Sequence[str] = (), auth: bool = False) -> Callable[[F], F]:
+def api_doc(
+    summary: str,
+    *,
+    description: str = "",
+    params: Sequence[Param] = (),
+    body: SchemaLike = None,
+    body_required: bool = True,
+    responses: Mapping[int, ResponseSpec] | None = None,
+    tags: Sequence[str] = (),
+    auth: bool = False,
+) -> Callable[[F], F]:
     """Record the OpenAPI description of a view function (read by `openapi_spec`)."""
 
     def decorate(view: F) -> F:
-        view.__api_doc__ = ApiDoc(summary, description, tuple(params), body, body_required,  # type: ignore[attr-defined]
-                                  dict(responses or {}), tuple(tags), auth)
+        view.__api_doc__ = ApiDoc(
+            summary,
+            description,
+            tuple(params),
+            body,
+            body_required,  # type: ignore[attr-defined]
+            dict(responses or {}),
+            tuple(tags),
+            auth,
+        )
         return view
 
     return decorate
@@ -86,7 +113,9 @@ class _Components:
         if isinstance(schema, type) and issubclass(schema, BaseModel):
             name = schema.__name__
             if name not in self.schemas:
-                generated = schema.model_json_schema(ref_template="#/components/schemas/{model}", mode="serialization")
+                generated = schema.model_json_schema(
+                    ref_template="#/components/schemas/{model}", mode="serialization"
+                )
                 for def_name, definition in generated.pop("$defs", {}).items():
                     self.schemas.setdefault(def_name, definition)
                 self.schemas[name] = generated
@@ -122,7 +151,11 @@ def _response(components: _Components, status: int, spec: ResponseSpec | None) -
     else:
         description, schema, content_type = spec  # type: ignore[misc]
     out: dict[str, Any] = {"description": description}
-    ref = components.ref(schema) if schema is not None else (_error_schema() if status >= 400 else None)
+    ref = (
+        components.ref(schema)
+        if schema is not None
+        else (_error_schema() if status >= 400 else None)
+    )
     if ref is not None:
         out["content"] = {content_type: {"schema": ref}}
     return out
@@ -145,7 +178,8 @@ def openapi_spec(app: Flask, *, title: str = "resdb API", version: str = "1") ->
         methods = sorted((rule.methods or set()) - {"HEAD", "OPTIONS"})
         for method in methods:
             operation: dict[str, Any] = {
-                "operationId": rule.endpoint.replace(".", "_") + ("" if len(methods) == 1 else f"_{method.lower()}"),
+                "operationId": rule.endpoint.replace(".", "_")
+                + ("" if len(methods) == 1 else f"_{method.lower()}"),
             }
             if doc is None:
                 operation.update(summary=rule.endpoint, responses={"200": {"description": "OK"}})
@@ -177,7 +211,8 @@ def openapi_spec(app: Flask, *, title: str = "resdb API", version: str = "1") ->
             if not any(200 <= status < 300 for status in responses):
                 responses[200] = "OK"
             operation["responses"] = {
-                str(status): _response(components, status, spec) for status, spec in sorted(responses.items())
+                str(status): _response(components, status, spec)
+                for status, spec in sorted(responses.items())
             }
             paths.setdefault(path, {})[method.lower()] = operation
     return {
@@ -186,12 +221,17 @@ def openapi_spec(app: Flask, *, title: str = "resdb API", version: str = "1") ->
             "title": title,
             "version": version,
             "description": "地域の社会資源ディレクトリ（居場所・通いの場・相談窓口など）の検索・編集 API。"
-                           "エラーは {\"error\": {\"code\", \"message\", \"problems\"}} の形で返ります。",
+            'エラーは {"error": {"code", "message", "problems"}} の形で返ります。',
         },
         "paths": paths,
         "components": {
             "schemas": components.schemas,
-            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer",
-                                               "description": "`resdb token create EMAIL` で発行した API トークン"}},
+            "securitySchemes": {
+                "bearerAuth": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "`resdb token create EMAIL` で発行した API トークン",
+                }
+            },
         },
     }

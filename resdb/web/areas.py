@@ -11,9 +11,19 @@ from resdb.web.labels import describe_schedule, tel_href
 TOPICS: tuple[tuple[str, str, frozenset[str], tuple[str, ...]], ...] = (
     ("elderly", "高齢・介護", frozenset({"elderly"}), ("地域包括", "介護", "高齢")),
     ("disability", "障がい", frozenset({"disability"}), ("障がい", "障害")),
-    ("children", "子ども・子育て", frozenset({"children", "parents"}), ("子育て", "子ども", "こども", "母子", "保育")),
+    (
+        "children",
+        "子ども・子育て",
+        frozenset({"children", "parents"}),
+        ("子育て", "子ども", "こども", "母子", "保育"),
+    ),
     ("money", "暮らし・お金", frozenset({"poverty"}), ("生活困窮", "家計", "暮らし", "生活保護")),
-    ("hikikomori", "ひきこもり・生きづらさ", frozenset({"hikikomori", "youth"}), ("ひきこもり", "生きづらさ", "不登校")),
+    (
+        "hikikomori",
+        "ひきこもり・生きづらさ",
+        frozenset({"hikikomori", "youth"}),
+        ("ひきこもり", "生きづらさ", "不登校"),
+    ),
 )
 _FIRST_WORDS = ("地域包括支援センター", "総合相談")
 _SENTENCE = re.compile(r"^(.+?[。．])")
@@ -39,32 +49,49 @@ def _covers_whole_municipality(item: dict[str, Any], municipality_name: str | No
     districts = (item.get("service_area") or {}).get("districts") or []
     if not districts:
         return True
-    return bool(municipality_name) and any(municipality_name.endswith(d) or d.endswith(municipality_name or "")
-                                           for d in districts)
+    return bool(municipality_name) and any(
+        municipality_name.endswith(d) or d.endswith(municipality_name or "") for d in districts
+    )
 
 
 def _topics_of(item: dict[str, Any]) -> list[str]:
     targets = set(item.get("targets") or [])
     words = " ".join([item.get("name") or "", *(item.get("activities") or [])])
-    return [key for key, _label, topic_targets, topic_words in TOPICS
-            if targets & topic_targets or any(w in words for w in topic_words)]
+    return [
+        key
+        for key, _label, topic_targets, topic_words in TOPICS
+        if targets & topic_targets or any(w in words for w in topic_words)
+    ]
 
 
 def _window(item: dict[str, Any]) -> dict[str, Any]:
     phone = item.get("phone") or None
-    return {"id": item["id"], "name": item["name"], "is_sample": bool(item.get("is_sample")),
-            "handles": handles(item), "hours": hours(item), "phone": phone, "tel": tel_href(phone),
-            "address": item.get("address") or None}
+    return {
+        "id": item["id"],
+        "name": item["name"],
+        "is_sample": bool(item.get("is_sample")),
+        "handles": handles(item),
+        "hours": hours(item),
+        "phone": phone,
+        "tel": tel_href(phone),
+        "address": item.get("address") or None,
+    }
 
 
 def arrange(items: list[dict[str, Any]], municipality_name: str | None) -> dict[str, Any]:
     """{"first": [windows], "topics": [{"key", "label", "windows"}]}: the 地域包括支援センター for this area
     (or, where none, the 総合相談 window) first; then every window under each topic it serves."""
-    local_first = [i for i in items if "地域包括支援センター" in (i.get("name") or "")
-                   and not _covers_whole_municipality(i, municipality_name)]
+    local_first = [
+        i
+        for i in items
+        if "地域包括支援センター" in (i.get("name") or "")
+        and not _covers_whole_municipality(i, municipality_name)
+    ]
     general = [i for i in items if "総合相談" in (i.get("name") or "") and i not in local_first]
     if not local_first and not general:
-        general = [i for i in items if any(w in " ".join(i.get("activities") or []) for w in _FIRST_WORDS)]
+        general = [
+            i for i in items if any(w in " ".join(i.get("activities") or []) for w in _FIRST_WORDS)
+        ]
     first = local_first + general
     topics = []
     for key, label, _targets, _words in TOPICS:

@@ -35,8 +35,16 @@ def require_account() -> Account:
     account = bearer_account()
     if account is None:
         has_header = bool(request.headers.get("Authorization"))
-        raise ApiError(401, "API トークンが無効です" if has_header else "この操作には API トークン（Authorization: Bearer）が必要です",
-                       headers={"WWW-Authenticate": 'Bearer realm="resdb"' + (', error="invalid_token"' if has_header else "")})
+        raise ApiError(
+            401,
+            "API トークンが無効です"
+            if has_header
+            else "この操作には API トークン（Authorization: Bearer）が必要です",
+            headers={
+                "WWW-Authenticate": 'Bearer realm="resdb"'
+                + (', error="invalid_token"' if has_header else "")
+            },
+        )
     g.account = account
     return account
 
@@ -45,7 +53,10 @@ def require_writer() -> Account:
     """An account whose role may edit listings (admin, editor), else 401/403."""
     account = require_account()
     if not account.can_edit:
-        raise ApiError(403, f"役割「{accounts.ROLES.get(account.role, account.role)}」では掲載情報を編集できません")
+        raise ApiError(
+            403,
+            f"役割「{accounts.ROLES.get(account.role, account.role)}」では掲載情報を編集できません",
+        )
     return account
 
 
@@ -65,7 +76,9 @@ def session_account() -> Account | None:
     if "account" in g:
         return g.account
     token = session.get("sid")
-    account = accounts.session_account(_directory().engine, token) if isinstance(token, str) else None
+    account = (
+        accounts.session_account(_directory().engine, token) if isinstance(token, str) else None
+    )
     g.account = account
     return account
 

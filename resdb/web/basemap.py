@@ -26,7 +26,9 @@ ATTRIBUTION = "行政区域：国土数値情報（行政区域データ）（�
 def _simplified(geometry: Any) -> dict[str, Any] | None:
     if geometry is None or geometry.is_empty:
         return None
-    small = shapely.set_precision(geometry.simplify(SIMPLIFY_DEGREES, preserve_topology=True), GRID_DEGREES)
+    small = shapely.set_precision(
+        geometry.simplify(SIMPLIFY_DEGREES, preserve_topology=True), GRID_DEGREES
+    )
     if small.is_empty:
         return None
     return mapping(small)
@@ -54,12 +56,18 @@ def build_basemap(records: list[geo.DistrictRecord], code: str) -> dict[str, Any
             label = [round(point.x, 5), round(point.y, 5)]
         else:
             label = None
-        features.append({
-            "type": "Feature",
-            "geometry": geometry,
-            "properties": {"level": record.level, "name": record.name, "approximate": bool(record.approximate),
-                           "label": label},
-        })
+        features.append(
+            {
+                "type": "Feature",
+                "geometry": geometry,
+                "properties": {
+                    "level": record.level,
+                    "name": record.name,
+                    "approximate": bool(record.approximate),
+                    "label": label,
+                },
+            }
+        )
     minx, miny, maxx, maxy = top.geometry.bounds
     return {
         "type": "FeatureCollection",
@@ -103,8 +111,13 @@ def municipality_boxes() -> list[dict[str, Any]]:
     for record in get_directory().gazetteer().records:
         if record.level == "municipality" and not record.geometry.is_empty:
             minx, miny, maxx, maxy = record.geometry.bounds
-            boxes.append({"code": record.municipality_code, "name": record.name,
-                          "bbox": [round(minx, 4), round(miny, 4), round(maxx, 4), round(maxy, 4)]})
+            boxes.append(
+                {
+                    "code": record.municipality_code,
+                    "name": record.name,
+                    "bbox": [round(minx, 4), round(miny, 4), round(maxx, 4), round(maxy, 4)],
+                }
+            )
     return sorted(boxes, key=lambda b: b["code"])
 
 

@@ -56,14 +56,30 @@ MAX_NEEDS = 2000
 STAGE_FLOW = ("proposed", "visited", "trial", "participating", "settled", "stopped")
 # Form fields that describe the person (carried back as hidden fields; never stored until 保存).
 PERSON_FIELDS = (
-    "goals", "interests", "mobility", "max_minutes", "home_address", "home_district", "home_lat", "home_lon",
-    "age", "targets", "need_barrier_free", "need_pickup", "budget_yen", "group_size", "memo", "avail_grid",
+    "goals",
+    "interests",
+    "mobility",
+    "max_minutes",
+    "home_address",
+    "home_district",
+    "home_lat",
+    "home_lon",
+    "age",
+    "targets",
+    "need_barrier_free",
+    "need_pickup",
+    "budget_yen",
+    "group_size",
+    "memo",
+    "avail_grid",
     *[f"avail_{k}_{i}" for i in range(AVAILABLE_ROWS) for k in ("weekday", "start", "end")],
 )
 _TIME = re.compile(r"^([01]?\d|2[0-3]):[0-5]\d$")
 # The availability grid: a week × 午前 / 午後 / 夜 (one checkbox each; exact times in the rows below it).
 PERIODS: dict[str, tuple[str, str, str]] = {
-    "am": ("午前", "09:00", "12:00"), "pm": ("午後", "13:00", "17:00"), "eve": ("夜", "18:00", "21:00"),
+    "am": ("午前", "09:00", "12:00"),
+    "pm": ("午後", "13:00", "17:00"),
+    "eve": ("夜", "18:00", "21:00"),
 }
 
 
@@ -72,7 +88,8 @@ def _matching() -> Matching:
     matching = current_app.extensions.get("resdb.matching")
     if matching is None:
         matching = current_app.extensions["resdb.matching"] = Matching(
-            get_directory(), stale_days=current_app.config.get("STALE_DAYS"))
+            get_directory(), stale_days=current_app.config.get("STALE_DAYS")
+        )
     return matching
 
 
@@ -156,7 +173,9 @@ def person_from_values(values: Mapping[str, Any]) -> tuple[dict[str, Any], list[
     lat, lon = _float(values.get("home_lat")), _float(values.get("home_lon"))
     if values.get("home_lat") or values.get("home_lon"):
         if lat is None or lon is None or not (20 <= lat <= 46 and 122 <= lon <= 154):
-            problems.append("自宅の緯度・経度: 日本国内の数値で入れてください（例: 36.77 と 137.13）")
+            problems.append(
+                "自宅の緯度・経度: 日本国内の数値で入れてください（例: 36.77 と 137.13）"
+            )
         else:
             home.update(lat=lat, lon=lon)
     if values.get("home_address"):
@@ -206,7 +225,9 @@ def person_from_values(values: Mapping[str, Any]) -> tuple[dict[str, Any], list[
             _label, start, end = PERIODS[period]
             available.append({"weekday": weekday, "start": start, "end": end})
     for i in range(AVAILABLE_ROWS):
-        weekday, start, end = (values.get(f"avail_{k}_{i}") or "" for k in ("weekday", "start", "end"))
+        weekday, start, end = (
+            values.get(f"avail_{k}_{i}") or "" for k in ("weekday", "start", "end")
+        )
         if not (weekday or start or end):
             continue
         if weekday not in WEEKDAYS:
@@ -214,12 +235,17 @@ def person_from_values(values: Mapping[str, Any]) -> tuple[dict[str, Any], list[
             continue
         start, end = start or "00:00", end or "23:59"
         if not (_TIME.match(start) and _TIME.match(end)) or start.zfill(5) >= end.zfill(5):
-            problems.append(f"都合のよい時間 {i + 1} 行目: 「9:00」から「12:00」のように、始まりより遅い終わりを入れてください")
+            problems.append(
+                f"都合のよい時間 {i + 1} 行目: 「9:00」から「12:00」のように、始まりより遅い終わりを入れてください"
+            )
             continue
         available.append({"weekday": weekday, "start": start.zfill(5), "end": end.zfill(5)})
     if available:
         person["available"] = available
-    person["needs"] = {"barrier_free": bool(values.get("need_barrier_free")), "pickup": bool(values.get("need_pickup"))}
+    person["needs"] = {
+        "barrier_free": bool(values.get("need_barrier_free")),
+        "pickup": bool(values.get("need_pickup")),
+    }
     if values.get("group_size") in GROUP_SIZES:
         person["prefers"] = {"group_size": values["group_size"]}
     return person, problems
@@ -229,16 +255,21 @@ def values_from_person(person: Mapping[str, Any]) -> dict[str, Any]:
     """The form values of a saved or demo person (to fill the form again)."""
     home = person.get("home") or {}
     values: dict[str, Any] = {
-        "goals": list(person.get("goals") or []), "targets": list(person.get("targets") or []),
-        "interests": "、".join(person.get("interests") or []), "mobility": person.get("mobility") or "",
-        "max_minutes": str(person.get("max_minutes") or ""), "age": "" if person.get("age") is None else str(person["age"]),
+        "goals": list(person.get("goals") or []),
+        "targets": list(person.get("targets") or []),
+        "interests": "、".join(person.get("interests") or []),
+        "mobility": person.get("mobility") or "",
+        "max_minutes": str(person.get("max_minutes") or ""),
+        "age": "" if person.get("age") is None else str(person["age"]),
         "budget_yen": "" if person.get("budget_yen") is None else str(person["budget_yen"]),
-        "home_address": home.get("address") or "", "home_district": home.get("district") or "",
+        "home_address": home.get("address") or "",
+        "home_district": home.get("district") or "",
         "home_lat": "" if home.get("lat") is None else str(home["lat"]),
         "home_lon": "" if home.get("lon") is None else str(home["lon"]),
         "need_barrier_free": "1" if (person.get("needs") or {}).get("barrier_free") else "",
         "need_pickup": "1" if (person.get("needs") or {}).get("pickup") else "",
-        "group_size": (person.get("prefers") or {}).get("group_size") or "", "memo": "",
+        "group_size": (person.get("prefers") or {}).get("group_size") or "",
+        "memo": "",
     }
     grid_times = {(start, end): key for key, (_label, start, end) in PERIODS.items()}
     rows: list[dict[str, Any]] = []
@@ -250,8 +281,13 @@ def values_from_person(person: Mapping[str, Any]) -> dict[str, Any]:
         else:
             rows.append(slot)
     for i, slot in enumerate(rows[:AVAILABLE_ROWS]):
-        values.update({f"avail_weekday_{i}": slot.get("weekday", ""), f"avail_start_{i}": slot.get("start", ""),
-                       f"avail_end_{i}": slot.get("end", "")})
+        values.update(
+            {
+                f"avail_weekday_{i}": slot.get("weekday", ""),
+                f"avail_start_{i}": slot.get("start", ""),
+                f"avail_end_{i}": slot.get("end", ""),
+            }
+        )
     return values
 
 
@@ -271,12 +307,24 @@ def enrich(proposals: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for p in proposals:
         listing = listings.get(p["resource_id"]) or {}
-        p = {**p, "capacity_info": capacities.get(p["resource_id"]), "host_stats": hosts.get(listing.get("operator") or "")}
-        travel = next((r["text"] for r in p.get("reasons", []) if r.get("factor") == "travel"), None)
-        out.append({**p, "listing": listing, "travel_text": travel,
-                    "session_labels": [_session_label(s) for s in p.get("next_sessions") or []],
-                    "schedule_text": describe_schedule(listing.get("schedule")) if listing else "",
-                    "cost_text": yen(listing.get("cost_yen")) if listing else "不明"})
+        p = {
+            **p,
+            "capacity_info": capacities.get(p["resource_id"]),
+            "host_stats": hosts.get(listing.get("operator") or ""),
+        }
+        travel = next(
+            (r["text"] for r in p.get("reasons", []) if r.get("factor") == "travel"), None
+        )
+        out.append(
+            {
+                **p,
+                "listing": listing,
+                "travel_text": travel,
+                "session_labels": [_session_label(s) for s in p.get("next_sessions") or []],
+                "schedule_text": describe_schedule(listing.get("schedule")) if listing else "",
+                "cost_text": yen(listing.get("cost_yen")) if listing else "不明",
+            }
+        )
     return out
 
 
@@ -288,23 +336,36 @@ def _capacity_and_hosts(listings: list[dict[str, Any]]) -> tuple[dict[str, Any],
 
 
 def _map_points(items: list[dict[str, Any]], person: Mapping[str, Any] | None) -> dict[str, Any]:
-    points = [{"id": x["resource_id"], "name": x["name"], "n": i + 1, "lat": x["listing"].get("lat"),
-               "lon": x["listing"].get("lon"), "travel": x.get("travel_text") or "",
-               "url": url_for("public.resource", listing_id=x["resource_id"])}
-              for i, x in enumerate(items) if x["listing"].get("lat") is not None]
+    points = [
+        {
+            "id": x["resource_id"],
+            "name": x["name"],
+            "n": i + 1,
+            "lat": x["listing"].get("lat"),
+            "lon": x["listing"].get("lon"),
+            "travel": x.get("travel_text") or "",
+            "url": url_for("public.resource", listing_id=x["resource_id"]),
+        }
+        for i, x in enumerate(items)
+        if x["listing"].get("lat") is not None
+    ]
     home = None
     if person:
         try:
             placed = _matching().resolve_home(person)["home"]
             if placed.get("lat") is not None and placed.get("lon") is not None:
-                home = {"lat": round(float(placed["lat"]), 5), "lon": round(float(placed["lon"]), 5)}
+                home = {
+                    "lat": round(float(placed["lat"]), 5),
+                    "lon": round(float(placed["lon"]), 5),
+                }
         except (PersonError, TypeError, ValueError):
             home = None
     return {**_map_settings(), "points": points, "home": home}
 
 
-def _run_match(values: dict[str, Any], *, all_excluded: bool = False
-               ) -> tuple[dict[str, Any] | None, dict[str, Any] | None, list[str]]:
+def _run_match(
+    values: dict[str, Any], *, all_excluded: bool = False
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None, list[str]]:
     person, problems = person_from_values(values)
     if problems:
         return person, None, problems
@@ -315,8 +376,15 @@ def _run_match(values: dict[str, Any], *, all_excluded: bool = False
     return person, answer, []
 
 
-_FIELD_NAMES = {"home.address": "自宅の住所", "home.district": "自宅の地区", "home": "自宅", "age": "年齢",
-                "mobility": "移動手段", "available": "都合のよい時間", "max_minutes": "移動にかけられる時間"}
+_FIELD_NAMES = {
+    "home.address": "自宅の住所",
+    "home.district": "自宅の地区",
+    "home": "自宅",
+    "age": "年齢",
+    "mobility": "移動手段",
+    "available": "都合のよい時間",
+    "max_minutes": "移動にかけられる時間",
+}
 
 
 def _posted_match() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
@@ -326,7 +394,9 @@ def _posted_match() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     person, answer, problems = _run_match(values, all_excluded=all_excluded)
     if problems or answer is None or person is None:
         abort(_page("coordinator/match_form.html", status=422, **_form_context(values, problems)))
-    answer["all_excluded"] = all_excluded  # kept with the stored result, so the page after the redirect says so
+    answer["all_excluded"] = (
+        all_excluded  # kept with the stored result, so the page after the redirect says so
+    )
     return values, person, answer
 
 
@@ -335,15 +405,29 @@ def _field_message(message: str) -> str:
     return f"{_FIELD_NAMES.get(field, field)}: {rest}" if sep else message
 
 
-def _form_context(values: dict[str, Any] | None = None, problems: list[str] | None = None) -> dict[str, Any]:
-    return {"values": values or {}, "problems": problems or [], "GOALS": GOALS, "TARGET_CHOICES": TARGETS,
-            "MOBILITY": MOBILITY, "GROUP_SIZES": GROUP_SIZES, "WEEKDAYS": WEEKDAYS, "rows": range(AVAILABLE_ROWS),
-            "PERIODS": PERIODS}
+def _form_context(
+    values: dict[str, Any] | None = None, problems: list[str] | None = None
+) -> dict[str, Any]:
+    return {
+        "values": values or {},
+        "problems": problems or [],
+        "GOALS": GOALS,
+        "TARGET_CHOICES": TARGETS,
+        "MOBILITY": MOBILITY,
+        "GROUP_SIZES": GROUP_SIZES,
+        "WEEKDAYS": WEEKDAYS,
+        "rows": range(AVAILABLE_ROWS),
+        "PERIODS": PERIODS,
+    }
 
 
 def _picked(answer: Mapping[str, Any]) -> list[dict[str, Any]]:
     ids = request.form.getlist("pick")
-    return [p for p in [*answer["proposals"], *(answer.get("near_misses") or [])] if p["resource_id"] in ids]
+    return [
+        p
+        for p in [*answer["proposals"], *(answer.get("near_misses") or [])]
+        if p["resource_id"] in ids
+    ]
 
 
 # -- desk home ----------------------------------------------------------------------------------------
@@ -360,19 +444,28 @@ def _caseload_facts(case_ids: list[int]) -> dict[int, dict[str, Any]]:
     if not case_ids:
         return {}
     with read_session(get_directory().engine) as db:
-        rows = db.exec(select(Case.id, Case.coordinator_id, Case.created_at, User.email, User.display_name)
-                       .join(User, col(User.id) == col(Case.coordinator_id))
-                       .where(col(Case.id).in_(case_ids))).all()
-        events = db.exec(select(Placement.case_id, PlacementEvent.at)
-                         .join(PlacementEvent, col(PlacementEvent.placement_id) == col(Placement.id))
-                         .where(col(Placement.case_id).in_(case_ids))).all()
+        rows = db.exec(
+            select(Case.id, Case.coordinator_id, Case.created_at, User.email, User.display_name)
+            .join(User, col(User.id) == col(Case.coordinator_id))
+            .where(col(Case.id).in_(case_ids))
+        ).all()
+        events = db.exec(
+            select(Placement.case_id, PlacementEvent.at)
+            .join(PlacementEvent, col(PlacementEvent.placement_id) == col(Placement.id))
+            .where(col(Placement.case_id).in_(case_ids))
+        ).all()
     last: dict[int, Any] = {}
     for case_id, at in events:
         if case_id not in last or at > last[case_id]:
             last[case_id] = at
-    return {case_id: {"coordinator_id": coordinator_id, "coordinator": display_name or email,
-                      "last_contact": last.get(case_id, created_at)}
-            for case_id, coordinator_id, created_at, email, display_name in rows}
+    return {
+        case_id: {
+            "coordinator_id": coordinator_id,
+            "coordinator": display_name or email,
+            "last_contact": last.get(case_id, created_at),
+        }
+        for case_id, coordinator_id, created_at, email, display_name in rows
+    }
 
 
 def _jst_date(moment: Any) -> date:
@@ -400,28 +493,46 @@ def home() -> Response:
         contact = fact.get("last_contact")
         case["last_contact"] = _jst_date(contact) if contact else None
         case["quiet_days"] = (today - case["last_contact"]).days if case["last_contact"] else None
-    coordinators = sorted({(c["coordinator_id"], c["coordinator"]) for c in cases if c["coordinator_id"]},
-                          key=lambda x: x[1])
+    coordinators = sorted(
+        {(c["coordinator_id"], c["coordinator"]) for c in cases if c["coordinator_id"]},
+        key=lambda x: x[1],
+    )
     who = _int(request.args.get("coordinator"))
     quiet = _int(request.args.get("quiet"))
     quiet = quiet if quiet in QUIET_CHOICES else None
-    shown = [c for c in cases if (who is None or c["coordinator_id"] == who)
-             and (quiet is None or (c["quiet_days"] is not None and c["quiet_days"] >= quiet))]
+    shown = [
+        c
+        for c in cases
+        if (who is None or c["coordinator_id"] == who)
+        and (quiet is None or (c["quiet_days"] is not None and c["quiet_days"] >= quiet))
+    ]
     if quiet is not None:
         shown.sort(key=lambda c: -(c["quiet_days"] or 0))
     overdue = sum(1 for c in cases if c["overdue"])
     referrals = Referrals(get_directory()).by_case(g.account, [c["id"] for c in shown])
-    return _page("coordinator/home.html", cases=shown, total=len(cases), overdue=overdue, today=today,
-                 LEGAL_LABELS=LEGAL_BASES, coordinators=coordinators, who=who, quiet=quiet,
-                 QUIET_CHOICES=QUIET_CHOICES, show_coordinator=g.account.role == "admin" or len(coordinators) > 1,
-                 referrals=referrals)
+    return _page(
+        "coordinator/home.html",
+        cases=shown,
+        total=len(cases),
+        overdue=overdue,
+        today=today,
+        LEGAL_LABELS=LEGAL_BASES,
+        coordinators=coordinators,
+        who=who,
+        quiet=quiet,
+        QUIET_CHOICES=QUIET_CHOICES,
+        show_coordinator=g.account.role == "admin" or len(coordinators) > 1,
+        referrals=referrals,
+    )
 
 
 # -- matching -----------------------------------------------------------------------------------------
 @bp.get("/match")
 @login_required(*ROLES)
 def match_form() -> Response:
-    return _page("coordinator/match_form.html", **_form_context({"need_barrier_free": "", "need_pickup": ""}))
+    return _page(
+        "coordinator/match_form.html", **_form_context({"need_barrier_free": "", "need_pickup": ""})
+    )
 
 
 # Post/Redirect/Get: each POST below stores its answer (encrypted, minutes) and redirects to /coordinator/r/<token>,
@@ -430,8 +541,14 @@ def _results() -> ResultStore:
     store = current_app.extensions.get("resdb.results")
     if store is None:
         instance = get_directory().instance_dir
-        folder = Path(instance) / "results" if instance else Path(tempfile.mkdtemp(prefix="resdb-results-"))
-        store = ResultStore(folder, int(current_app.config.get("RESULT_TTL_SECONDS", DEFAULT_TTL_SECONDS)))
+        folder = (
+            Path(instance) / "results"
+            if instance
+            else Path(tempfile.mkdtemp(prefix="resdb-results-"))
+        )
+        store = ResultStore(
+            folder, int(current_app.config.get("RESULT_TTL_SECONDS", DEFAULT_TTL_SECONDS))
+        )
         current_app.extensions["resdb.results"] = store
     return store
 
@@ -441,8 +558,12 @@ def _session_id() -> str:
     return sid if isinstance(sid, str) else ""
 
 
-def _redirect_to_result(view: str, values: dict[str, Any], answer: dict[str, Any], **extra: Any) -> Response:
-    token = _results().put({"view": view, "values": values, "answer": answer, **extra}, _session_id())
+def _redirect_to_result(
+    view: str, values: dict[str, Any], answer: dict[str, Any], **extra: Any
+) -> Response:
+    token = _results().put(
+        {"view": view, "values": values, "answer": answer, **extra}, _session_id()
+    )
     return redirect(url_for("coordinator.result", token=token), code=303)
 
 
@@ -470,19 +591,33 @@ def sheet() -> Response:
 @login_required(*ROLES)
 def compare() -> Response:
     values, _person, answer = _posted_match()
-    return _redirect_to_result("compare", values, answer, picks=request.form.getlist("pick"), back=_back_token())
+    return _redirect_to_result(
+        "compare", values, answer, picks=request.form.getlist("pick"), back=_back_token()
+    )
 
 
-def _match_page(token: str, values: dict[str, Any], answer: dict[str, Any], status: int = 200,
-                **extra: Any) -> Response:
+def _match_page(
+    token: str, values: dict[str, Any], answer: dict[str, Any], status: int = 200, **extra: Any
+) -> Response:
     person, _problems = person_from_values(values)
     items = enrich(answer["proposals"])
-    return _page("coordinator/match_result.html", status=status, items=items, excluded=answer["excluded"],
-                 near_misses=enrich(answer.get("near_misses") or []),
-                 all_excluded=bool(answer.get("all_excluded")) or values.get("all_excluded") == "1",
-                 hidden=hidden_fields(values), values=values, person=person, map_config=_map_points(items, person),
-                 LEGAL_BASES=LEGAL_BASES, max_compare=MAX_PICK_COMPARE, result_token=token,
-                 expires=_results().expires_at(token) if token else None, **extra)
+    return _page(
+        "coordinator/match_result.html",
+        status=status,
+        items=items,
+        excluded=answer["excluded"],
+        near_misses=enrich(answer.get("near_misses") or []),
+        all_excluded=bool(answer.get("all_excluded")) or values.get("all_excluded") == "1",
+        hidden=hidden_fields(values),
+        values=values,
+        person=person,
+        map_config=_map_points(items, person),
+        LEGAL_BASES=LEGAL_BASES,
+        max_compare=MAX_PICK_COMPARE,
+        result_token=token,
+        expires=_results().expires_at(token) if token else None,
+        **extra,
+    )
 
 
 @bp.get("/r/<token>")
@@ -497,19 +632,39 @@ def result(token: str) -> Response:
     values, answer, view = payload["values"], payload["answer"], payload.get("view")
     picks = list(payload.get("picks") or [])
     # A place can be picked from the proposals or from the near misses (「少し遠いが…」).
-    chosen = [p for p in [*answer["proposals"], *(answer.get("near_misses") or [])] if p["resource_id"] in picks]
+    chosen = [
+        p
+        for p in [*answer["proposals"], *(answer.get("near_misses") or [])]
+        if p["resource_id"] in picks
+    ]
     if view == "sheet":
         chosen = chosen or answer["proposals"][:3]
-        return _private(render_template("coordinator/sheet.html", items=enrich(chosen), today=_today(),
-                                         coordinator=g.account))
+        return _private(
+            render_template(
+                "coordinator/sheet.html",
+                items=enrich(chosen),
+                today=_today(),
+                coordinator=g.account,
+            )
+        )
     if view == "compare":
         message = None
         if not 2 <= len(chosen) <= MAX_PICK_COMPARE:
             message = f"比べる場所を2〜{MAX_PICK_COMPARE}か所選んでください。"
-            chosen = answer["proposals"][:MAX_PICK_COMPARE] if len(chosen) < 2 else chosen[:MAX_PICK_COMPARE]
+            chosen = (
+                answer["proposals"][:MAX_PICK_COMPARE]
+                if len(chosen) < 2
+                else chosen[:MAX_PICK_COMPARE]
+            )
         back = payload.get("back")
-        return _page("coordinator/compare.html", items=enrich(chosen), message=message, hidden=hidden_fields(values),
-                     back_url=url_for("coordinator.result", token=back) if back else None, coordinator=g.account)
+        return _page(
+            "coordinator/compare.html",
+            items=enrich(chosen),
+            message=message,
+            hidden=hidden_fields(values),
+            back_url=url_for("coordinator.result", token=back) if back else None,
+            coordinator=g.account,
+        )
     return _match_page(token, values, answer, picked=picks)
 
 
@@ -521,15 +676,27 @@ def save() -> Response:
     chosen = _picked(answer)
     try:
         case = _services().save_case(
-            g.account, pseudonym=request.form.get("pseudonym", ""), legal_basis=request.form.get("legal_basis", ""),
-            person=person, notes=(request.form.get("notes") or values.get("memo") or "").strip() or None,
-            proposals=[{"resource_id": p["resource_id"], "score": p["score"]} for p in chosen])
+            g.account,
+            pseudonym=request.form.get("pseudonym", ""),
+            legal_basis=request.form.get("legal_basis", ""),
+            person=person,
+            notes=(request.form.get("notes") or values.get("memo") or "").strip() or None,
+            proposals=[{"resource_id": p["resource_id"], "score": p["score"]} for p in chosen],
+        )
     except ValidationFailed as exc:
-        return _match_page(_back_token() or "", values, answer, status=422,
-                           save_problems=[p.message for p in exc.problems], picked=[p["resource_id"] for p in chosen],
-                           save_values={"pseudonym": request.form.get("pseudonym", ""),
-                                        "notes": request.form.get("notes", ""),
-                                        "legal_basis": request.form.get("legal_basis", "")})
+        return _match_page(
+            _back_token() or "",
+            values,
+            answer,
+            status=422,
+            save_problems=[p.message for p in exc.problems],
+            picked=[p["resource_id"] for p in chosen],
+            save_values={
+                "pseudonym": request.form.get("pseudonym", ""),
+                "notes": request.form.get("notes", ""),
+                "legal_basis": request.form.get("legal_basis", ""),
+            },
+        )
     return redirect(url_for("coordinator.case_page", case_id=case["id"], done="saved"), code=303)
 
 
@@ -559,20 +726,42 @@ def case_page(case_id: int) -> Response:
     return _case_page(case, suggestions, message=request.args.get("done"))
 
 
-def _case_page(case: dict[str, Any], suggestions: list[dict[str, Any]], *, status: int = 200,
-               message: str | None = None, referral_problems: dict[int, list[str]] | None = None,
-               referral_values: dict[str, str] | None = None) -> Response:
+def _case_page(
+    case: dict[str, Any],
+    suggestions: list[dict[str, Any]],
+    *,
+    status: int = 200,
+    message: str | None = None,
+    referral_problems: dict[int, list[str]] | None = None,
+    referral_values: dict[str, str] | None = None,
+) -> Response:
     referrals = Referrals(get_directory()).for_case(g.account, case["id"])
     listings = get_directory().get_many_any([p["listing_id"] for p in case["placements"]])
     capacities, hosts = _capacity_and_hosts(listings)
     by_listing = {x["id"]: x for x in listings}
-    return _page("coordinator/case.html", status=status, case=case, today=_today(), STAGES=STAGES,
-                 STAGE_FLOW=STAGE_FLOW, EVENT_KINDS=EVENT_KINDS, LEGAL_BASES=LEGAL_BASES, suggestions=suggestions,
-                 summary=_person_summary(case["person"]), message=message,
-                 referrals={r["placement_id"]: r for r in referrals}, all_referrals=referrals,
-                 REFERRAL_STATUSES=REFERRAL_STATUSES, REFERRAL_LATER=LATER_STATUSES, REASONS=DECLINE_REASONS,
-                 capacities=capacities, host_stats=hosts, listings=by_listing,
-                 referral_problems=referral_problems or {}, referral_values=referral_values or {})
+    return _page(
+        "coordinator/case.html",
+        status=status,
+        case=case,
+        today=_today(),
+        STAGES=STAGES,
+        STAGE_FLOW=STAGE_FLOW,
+        EVENT_KINDS=EVENT_KINDS,
+        LEGAL_BASES=LEGAL_BASES,
+        suggestions=suggestions,
+        summary=_person_summary(case["person"]),
+        message=message,
+        referrals={r["placement_id"]: r for r in referrals},
+        all_referrals=referrals,
+        REFERRAL_STATUSES=REFERRAL_STATUSES,
+        REFERRAL_LATER=LATER_STATUSES,
+        REASONS=DECLINE_REASONS,
+        capacities=capacities,
+        host_stats=hosts,
+        listings=by_listing,
+        referral_problems=referral_problems or {},
+        referral_values=referral_values or {},
+    )
 
 
 @bp.post("/cases/<int:case_id>/placements/<int:placement_id>/referral")
@@ -582,15 +771,39 @@ def send_referral(case_id: int, placement_id: int) -> Response:
     case = _load_case(case_id, audit_view=False)
     if placement_id not in {p["id"] for p in case["placements"]}:
         raise ApiError(404, "この場所はこのケースにありません。")
-    values = {k: (request.form.get(k) or "").strip() for k in ("pseudonym", "proposed_dates", "helps", "contact_route")}
+    values = {
+        k: (request.form.get(k) or "").strip()
+        for k in ("pseudonym", "proposed_dates", "helps", "contact_route")
+    }
     try:
-        _services().send_referral(g.account, case_id, placement_id, confirmed=request.form.get("confirm") == "yes", **values)
+        _services().send_referral(
+            g.account,
+            case_id,
+            placement_id,
+            confirmed=request.form.get("confirm") == "yes",
+            **values,
+        )
     except ValidationFailed as exc:
-        return _case_page(case, [], status=422, referral_problems={placement_id: [p.message for p in exc.problems]},
-                          referral_values=values)
+        return _case_page(
+            case,
+            [],
+            status=422,
+            referral_problems={placement_id: [p.message for p in exc.problems]},
+            referral_values=values,
+        )
     except Conflict as exc:
-        return _case_page(case, [], status=409, referral_problems={placement_id: [str(exc)]}, referral_values=values)
-    return redirect(url_for("coordinator.case_page", case_id=case_id, done="referred") + f"#placement-{placement_id}", code=303)
+        return _case_page(
+            case,
+            [],
+            status=409,
+            referral_problems={placement_id: [str(exc)]},
+            referral_values=values,
+        )
+    return redirect(
+        url_for("coordinator.case_page", case_id=case_id, done="referred")
+        + f"#placement-{placement_id}",
+        code=303,
+    )
 
 
 @bp.post("/referrals/<int:referral_id>/status")
@@ -603,15 +816,29 @@ def referral_status(referral_id: int) -> Response:
     except (Forbidden, NotFound):
         raise ApiError(404, "紹介が見つかりません。") from None
     except (ValidationFailed, Conflict) as exc:
-        text = "、".join(p.message for p in exc.problems) if isinstance(exc, ValidationFailed) else str(exc)
+        text = (
+            "、".join(p.message for p in exc.problems)
+            if isinstance(exc, ValidationFailed)
+            else str(exc)
+        )
         raise ApiError(409, text) from None
-    return redirect(url_for("coordinator.case_page", case_id=referral["case_id"], done="recorded")
-                    + f"#placement-{referral['placement_id']}", code=303)
+    return redirect(
+        url_for("coordinator.case_page", case_id=referral["case_id"], done="recorded")
+        + f"#placement-{referral['placement_id']}",
+        code=303,
+    )
 
 
 def _person_summary(person: Mapping[str, Any]) -> list[tuple[str, str]]:
     home = person.get("home") or {}
-    rows = [("自宅", home.get("district") or home.get("address") or ("緯度経度で指定" if home.get("lat") is not None else "—"))]
+    rows = [
+        (
+            "自宅",
+            home.get("district")
+            or home.get("address")
+            or ("緯度経度で指定" if home.get("lat") is not None else "—"),
+        )
+    ]
     if person.get("age") is not None:
         rows.append(("年齢", f"{person['age']}歳"))
     if person.get("goals"):
@@ -621,13 +848,29 @@ def _person_summary(person: Mapping[str, Any]) -> list[tuple[str, str]]:
     if person.get("targets"):
         rows.append(("対象", "、".join(TARGETS.get(x, x) for x in person["targets"])))
     if person.get("mobility"):
-        rows.append(("移動", MOBILITY.get(person["mobility"], person["mobility"])
-                     + (f"（{person['max_minutes']}分まで）" if person.get("max_minutes") else "")))
+        rows.append(
+            (
+                "移動",
+                MOBILITY.get(person["mobility"], person["mobility"])
+                + (f"（{person['max_minutes']}分まで）" if person.get("max_minutes") else ""),
+            )
+        )
     if person.get("available"):
-        rows.append(("都合のよい時間", "、".join(f"{WEEKDAYS.get(a['weekday'], a['weekday'])}曜 {a['start']}〜{a['end']}"
-                                          for a in person["available"])))
+        rows.append(
+            (
+                "都合のよい時間",
+                "、".join(
+                    f"{WEEKDAYS.get(a['weekday'], a['weekday'])}曜 {a['start']}〜{a['end']}"
+                    for a in person["available"]
+                ),
+            )
+        )
     needs = person.get("needs") or {}
-    wanted = [label for key, label in (("barrier_free", "バリアフリー"), ("pickup", "送迎")) if needs.get(key)]
+    wanted = [
+        label
+        for key, label in (("barrier_free", "バリアフリー"), ("pickup", "送迎"))
+        if needs.get(key)
+    ]
     if wanted:
         rows.append(("必要な配慮", "、".join(wanted)))
     if person.get("budget_yen") is not None:
@@ -648,13 +891,25 @@ def record(case_id: int, placement_id: int) -> Response:
         try:
             next_date = date.fromisoformat(follow)
         except ValueError:
-            raise ApiError(400, "次回フォローアップの日付は 2026-12-24 の形で入れてください。") from None
+            raise ApiError(
+                400, "次回フォローアップの日付は 2026-12-24 の形で入れてください。"
+            ) from None
     try:
-        _services().record(g.account, placement_id, kind=kind, to_stage=request.form.get("to_stage") or None,
-                            note=(request.form.get("note") or "").strip() or None, next_follow_up=next_date)
+        _services().record(
+            g.account,
+            placement_id,
+            kind=kind,
+            to_stage=request.form.get("to_stage") or None,
+            note=(request.form.get("note") or "").strip() or None,
+            next_follow_up=next_date,
+        )
     except ValidationFailed as exc:
         raise ApiError(400, "、".join(p.message for p in exc.problems)) from None
-    return redirect(url_for("coordinator.case_page", case_id=case_id, done="recorded") + f"#placement-{placement_id}", code=303)
+    return redirect(
+        url_for("coordinator.case_page", case_id=case_id, done="recorded")
+        + f"#placement-{placement_id}",
+        code=303,
+    )
 
 
 @bp.post("/cases/<int:case_id>/places")
@@ -696,20 +951,46 @@ def batch() -> Response:
     cases = _open_cases()
     chosen = [c for c in cases if c["id"] in wanted]
     if not chosen:
-        return _page("coordinator/batch.html", status=422, cases=cases, result=None,
-                     problem="配置するケースを1件以上選んでください。")
+        return _page(
+            "coordinator/batch.html",
+            status=422,
+            cases=cases,
+            result=None,
+            problem="配置するケースを1件以上選んでください。",
+        )
     full = [_load_case(c["id"], audit_view=False) for c in chosen]
     try:
         answer = _matching().match_batch([_with_active_places(c) for c in full], today=_today())
     except PersonError as exc:
-        return _page("coordinator/batch.html", status=422, cases=cases, result=None, problem=_field_message(str(exc)))
-    names = {x["id"]: x for x in get_directory().get_many([a["resource_id"] for a in answer["assignments"]])}
-    assigned = [{"case": full[a["person"]], "resource_id": a["resource_id"], "score": a["score"],
-                 "listing": names.get(a["resource_id"], {"name": a["resource_id"]})} for a in answer["assignments"]]
+        return _page(
+            "coordinator/batch.html",
+            status=422,
+            cases=cases,
+            result=None,
+            problem=_field_message(str(exc)),
+        )
+    names = {
+        x["id"]: x
+        for x in get_directory().get_many([a["resource_id"] for a in answer["assignments"]])
+    }
+    assigned = [
+        {
+            "case": full[a["person"]],
+            "resource_id": a["resource_id"],
+            "score": a["score"],
+            "listing": names.get(a["resource_id"], {"name": a["resource_id"]}),
+        }
+        for a in answer["assignments"]
+    ]
     unassigned = [{"case": full[u["person"]], "reason": u["reason"]} for u in answer["unassigned"]]
     capacities, _hosts = _capacity_and_hosts(list(names.values()))
-    return _page("coordinator/batch.html", cases=cases, result={"assigned": assigned, "unassigned": unassigned},
-                 selected=wanted, capacities=capacities)
+    return _page(
+        "coordinator/batch.html",
+        cases=cases,
+        result={"assigned": assigned, "unassigned": unassigned},
+        selected=wanted,
+        capacities=capacities,
+    )
 
 
 @bp.post("/batch/apply")
@@ -761,15 +1042,30 @@ def parse_needs_text(text: str) -> list[dict[str, Any]]:
     reader = csv.reader(io.StringIO(text))
     rows = [r for r in reader if any(c.strip() for c in r)]
     header = [c.strip() for c in rows[0]] if rows else []
-    aliases = {"地区": "district", "district": "district", "目的": "goal", "goal": "goal", "対象": "targets",
-               "targets": "targets", "移動手段": "mobility", "mobility": "mobility", "件数": "count", "count": "count"}
+    aliases = {
+        "地区": "district",
+        "district": "district",
+        "目的": "goal",
+        "goal": "goal",
+        "対象": "targets",
+        "targets": "targets",
+        "移動手段": "mobility",
+        "mobility": "mobility",
+        "件数": "count",
+        "count": "count",
+    }
     if "地区" in header or "district" in header:
         columns = [aliases.get(h) for h in header]
         rows = rows[1:]
     else:
         columns = ["district", "goal", "targets", "mobility", "count"]
     needs = []
-    for n, row in enumerate(rows, start=2 if header and columns != ["district", "goal", "targets", "mobility", "count"] else 1):
+    for n, row in enumerate(
+        rows,
+        start=2
+        if header and columns != ["district", "goal", "targets", "mobility", "count"]
+        else 1,
+    ):
         cells = {c: (row[i].strip() if i < len(row) else "") for i, c in enumerate(columns) if c}
         need: dict[str, Any] = {"district": cells.get("district", "")}
         if not need["district"]:
@@ -777,7 +1073,9 @@ def parse_needs_text(text: str) -> list[dict[str, Any]]:
         if cells.get("goal"):
             goal = _choice(cells["goal"], GOALS)
             if goal is None:
-                raise ValueError(f"{n}行目 目的: 「{cells['goal']}」は使えません（{'、'.join(GOALS.values())}）")
+                raise ValueError(
+                    f"{n}行目 目的: 「{cells['goal']}」は使えません（{'、'.join(GOALS.values())}）"
+                )
             need["goal"] = goal
         targets = []
         for t in _split(cells.get("targets", "")):
@@ -789,7 +1087,9 @@ def parse_needs_text(text: str) -> list[dict[str, Any]]:
         if cells.get("mobility"):
             mobility = _choice(cells["mobility"], MOBILITY)
             if mobility is None:
-                raise ValueError(f"{n}行目 移動手段: 「{cells['mobility']}」は使えません（{'、'.join(MOBILITY.values())}）")
+                raise ValueError(
+                    f"{n}行目 移動手段: 「{cells['mobility']}」は使えません（{'、'.join(MOBILITY.values())}）"
+                )
             need["mobility"] = mobility
         if cells.get("count"):
             count = _int(cells["count"])
@@ -835,14 +1135,30 @@ def needs_from_cases() -> list[dict[str, Any]]:
             home = matching.resolve_home(person)["home"]
         except PersonError:
             continue
-        district = (_chiku_by_name(home.get("district"), districts)
-                    or _chiku_of(home.get("lat"), home.get("lon"), areas) or home.get("district"))
+        district = (
+            _chiku_by_name(home.get("district"), districts)
+            or _chiku_of(home.get("lat"), home.get("lon"), areas)
+            or home.get("district")
+        )
         if not district:
             continue
         goal = (person.get("goals") or [""])[0]
-        key = (district, goal, tuple(sorted(person.get("targets") or [])), person.get("mobility") or "")
-        need = out.setdefault(key, {"district": district, "goal": goal or None, "targets": list(key[2]),
-                                    "mobility": key[3] or None, "count": 0})
+        key = (
+            district,
+            goal,
+            tuple(sorted(person.get("targets") or [])),
+            person.get("mobility") or "",
+        )
+        need = out.setdefault(
+            key,
+            {
+                "district": district,
+                "goal": goal or None,
+                "targets": list(key[2]),
+                "mobility": key[3] or None,
+                "count": 0,
+            },
+        )
         need["count"] += 1
     return [{k: v for k, v in n.items() if v is not None} for n in out.values()]
 
@@ -865,8 +1181,12 @@ def _gap_map(needs: list[dict[str, Any]], report: dict[str, Any]) -> dict[str, A
         name = _chiku_by_name(need.get("district"), districts)
         if name is None:
             try:
-                home = matching.resolve_home({"home": {k: need.get(k) for k in ("lat", "lon", "address", "district")}
-                                              | {"municipality_code": code}})["home"]
+                home = matching.resolve_home(
+                    {
+                        "home": {k: need.get(k) for k in ("lat", "lon", "address", "district")}
+                        | {"municipality_code": code}
+                    }
+                )["home"]
                 name = _chiku_of(home.get("lat"), home.get("lon"), areas)
             except PersonError:
                 name = None
@@ -875,12 +1195,24 @@ def _gap_map(needs: list[dict[str, Any]], report: dict[str, Any]) -> dict[str, A
         total[name] = total.get(name, 0) + row["count"]
         if row["available"] < 1:
             unmet[name] = unmet.get(name, 0) + row["count"]
-    features = [{"type": "Feature", "geometry": d["geometry"],
-                 "properties": {"name": d["name"], "approximate": bool(d["approximate"]),
-                                "unmet": unmet.get(d["name"], 0), "needs": total.get(d["name"], 0)}}
-                for d in districts]
-    return {**_map_settings(), "districts": {"type": "FeatureCollection", "features": features},
-            "max": max(unmet.values(), default=0)}
+    features = [
+        {
+            "type": "Feature",
+            "geometry": d["geometry"],
+            "properties": {
+                "name": d["name"],
+                "approximate": bool(d["approximate"]),
+                "unmet": unmet.get(d["name"], 0),
+                "needs": total.get(d["name"], 0),
+            },
+        }
+        for d in districts
+    ]
+    return {
+        **_map_settings(),
+        "districts": {"type": "FeatureCollection", "features": features},
+        "max": max(unmet.values(), default=0),
+    }
 
 
 def _gap_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
@@ -902,11 +1234,22 @@ def gaps() -> Response:
         needs, needs_text = _needs_from_request()
         report = _run_gaps(needs)
     except (ValueError, PersonError) as exc:
-        return _page("coordinator/gaps.html", status=422, report=None, problem=_field_message(str(exc)),
-                     needs_text=request.form.get("needs_text", ""))
-    return _page("coordinator/gaps.html", report=report, rows=_gap_rows(report), needs_text=needs_text,
-                 needs_json=json.dumps(needs, ensure_ascii=False), map_config=_gap_map(needs, report),
-                 GOALS=GOALS)
+        return _page(
+            "coordinator/gaps.html",
+            status=422,
+            report=None,
+            problem=_field_message(str(exc)),
+            needs_text=request.form.get("needs_text", ""),
+        )
+    return _page(
+        "coordinator/gaps.html",
+        report=report,
+        rows=_gap_rows(report),
+        needs_text=needs_text,
+        needs_json=json.dumps(needs, ensure_ascii=False),
+        map_config=_gap_map(needs, report),
+        GOALS=GOALS,
+    )
 
 
 def _needs_from_request() -> tuple[list[dict[str, Any]], str]:
@@ -926,7 +1269,9 @@ def _needs_from_request() -> tuple[list[dict[str, Any]], str]:
             except UnicodeDecodeError:
                 continue
         else:
-            raise ValueError("ファイルの文字コードを読めません（UTF-8 か Shift_JIS にしてください）")
+            raise ValueError(
+                "ファイルの文字コードを読めません（UTF-8 か Shift_JIS にしてください）"
+            )
     needs = parse_needs_text(text)
     if len(needs) > MAX_NEEDS:
         raise ValueError(f"ニーズは一度に {MAX_NEEDS} 件までです")
@@ -944,7 +1289,9 @@ def gaps_csv() -> Response:
     except (ValueError, PersonError) as exc:
         raise ApiError(400, _field_message(str(exc))) from None
     response = Response("\ufeff" + gap_csv(report), mimetype="text/csv")
-    response.headers["Content-Disposition"] = "attachment; filename=\"gaps.csv\"; filename*=UTF-8''%E4%B8%8D%E8%B6%B3%E3%81%AE%E5%A0%B1%E5%91%8A.csv"
+    response.headers["Content-Disposition"] = (
+        "attachment; filename=\"gaps.csv\"; filename*=UTF-8''%E4%B8%8D%E8%B6%B3%E3%81%AE%E5%A0%B1%E5%91%8A.csv"
+    )
     response.headers["Cache-Control"] = "no-store"
     return response
 
@@ -959,7 +1306,10 @@ def _indicator_rows() -> tuple[int, list[dict[str, Any]]]:
     if not 2000 <= year <= 2100:
         raise ApiError(400, "年度は 2000〜2100 で指定してください。")
     workspace = _workspace()
-    return year, [_with_hosts_and_sheets(workspace.indicators(year)), _with_hosts_and_sheets(workspace.indicators(year - 1))]
+    return year, [
+        _with_hosts_and_sheets(workspace.indicators(year)),
+        _with_hosts_and_sheets(workspace.indicators(year - 1)),
+    ]
 
 
 def _with_hosts_and_sheets(row: dict[str, Any]) -> dict[str, Any]:
@@ -969,8 +1319,13 @@ def _with_hosts_and_sheets(row: dict[str, Any]) -> dict[str, Any]:
     start, end = Workspace.fiscal_year_bounds(row["fiscal_year"])
     partners = Referrals(get_directory()).accepting_hosts(start, end)
     sheets = Sheets(get_directory()).counts_by_window(start, end)
-    return {**row, "partner_hosts": len(partners), "partners": partners, "sheets": sheets,
-            "sheets_total": sum(x["count"] for x in sheets)}
+    return {
+        **row,
+        "partner_hosts": len(partners),
+        "partners": partners,
+        "sheets": sheets,
+        "sheets_total": sum(x["count"] for x in sheets),
+    }
 
 
 @bp.get("/indicators")

@@ -67,14 +67,23 @@ def report(listing_id: str) -> Response:
         raise ApiError(404, "掲載情報が見つかりません") from None
     current = current_values(listing)
     if request.method != "POST":
-        return _page("report.html", listing=listing, values={"message": "", "contact": "", **current}, problems={})
+        return _page(
+            "report.html",
+            listing=listing,
+            values={"message": "", "contact": "", **current},
+            problems={},
+        )
     values = {k: (request.form.get(k) or "").strip() for k in ("message", "contact", *PROPOSABLE)}
     # Only what the resident changed is proposed (the pre-filled current values are not a correction).
     proposed = {k: values[k] for k in PROPOSABLE if values[k] and values[k] != current.get(k, "")}
     try:
         request_id = Services(_directory()).submit_correction(
-            listing_id, values["message"], proposed=proposed or None, contact=values["contact"] or None,
-            client=client_key(request_ip(), current_app.config["SECRET_KEY"]))
+            listing_id,
+            values["message"],
+            proposed=proposed or None,
+            contact=values["contact"] or None,
+            client=client_key(request_ip(), current_app.config["SECRET_KEY"]),
+        )
     except ValidationFailed as error:
         problems: dict[str, list[str]] = {}
         for problem in error.problems:
@@ -82,9 +91,17 @@ def report(listing_id: str) -> Response:
             problems.setdefault(field if field in values else "message", []).append(problem.message)
         return _page("report.html", 422, listing=listing, values=values, problems=problems)
     except RateLimited as error:
-        return _page("report.html", 429, listing=listing, values=values, problems={}, limited=str(error))
-    return _page("report.html", listing=listing, values={}, problems={}, thanks=True,
-                 reference=reference(request_id))
+        return _page(
+            "report.html", 429, listing=listing, values=values, problems={}, limited=str(error)
+        )
+    return _page(
+        "report.html",
+        listing=listing,
+        values={},
+        problems={},
+        thanks=True,
+        reference=reference(request_id),
+    )
 
 
 bp.add_url_rule("/resources/<listing_id>/report", "report", report, methods=["GET", "POST"])

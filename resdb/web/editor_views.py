@@ -14,8 +14,12 @@ from resdb.vocab import GROUP_SIZES, KINDS, TARGETS, WEEKDAYS
 TOKYO = ZoneInfo("Asia/Tokyo")
 QUEUE_PAGE_SIZE = 25
 STATUS_LABELS = {"draft": "下書き", "published": "公開中", "deleted": "削除済み"}
-PRECISION_LABELS = {"exact": "番地まで", "town": "町字のおおよその位置", "district": "地区のおおよその位置",
-                    "service_area": "担当地区のおおよその位置"}
+PRECISION_LABELS = {
+    "exact": "番地まで",
+    "town": "町字のおおよその位置",
+    "district": "地区のおおよその位置",
+    "service_area": "担当地区のおおよその位置",
+}
 ISSUES = {"no_contact": "連絡先なし", "no_schedule": "日程なし"}
 
 
@@ -97,17 +101,30 @@ class QueuePage:
     counts: dict[str, int]  # by issue, before the issue filter
 
 
-def queue_page(queue: Iterable[dict[str, Any]], *, municipality: str | None = None, kind: str | None = None,
-               issue: str | None = None, page: int = 1, size: int = QUEUE_PAGE_SIZE) -> QueuePage:
+def queue_page(
+    queue: Iterable[dict[str, Any]],
+    *,
+    municipality: str | None = None,
+    kind: str | None = None,
+    issue: str | None = None,
+    page: int = 1,
+    size: int = QUEUE_PAGE_SIZE,
+) -> QueuePage:
     """The verification queue (already oldest first) for one municipality and kind, one page at a time."""
-    rows = [x for x in queue if (not municipality or x.get("municipality_code") == municipality)
-            and (not kind or x.get("kind") == kind)]
-    counts = {"no_contact": sum(1 for x in rows if not has_contact(x)),
-              "no_schedule": sum(1 for x in rows if not has_schedule(x))}
+    rows = [
+        x
+        for x in queue
+        if (not municipality or x.get("municipality_code") == municipality)
+        and (not kind or x.get("kind") == kind)
+    ]
+    counts = {
+        "no_contact": sum(1 for x in rows if not has_contact(x)),
+        "no_schedule": sum(1 for x in rows if not has_schedule(x)),
+    }
     if issue == "no_contact":
         rows = [x for x in rows if not has_contact(x)]
     elif issue == "no_schedule":
         rows = [x for x in rows if not has_schedule(x)]
     pages = max(1, math.ceil(len(rows) / size))
     page = min(max(1, page), pages)
-    return QueuePage(rows[(page - 1) * size: page * size], len(rows), page, pages, counts)
+    return QueuePage(rows[(page - 1) * size : page * size], len(rows), page, pages, counts)

@@ -13,29 +13,54 @@ STATUS_TEXT: dict[int, tuple[str, str]] = {
     400: ("リクエストが正しくありません", "指定された条件を確かめて、もう一度お試しください。"),
     401: ("ログインが必要です", "この操作には認証（API トークン）が必要です。"),
     403: ("権限がありません", "この操作を行う権限がありません。"),
-    404: ("ページが見つかりません", "お探しのページや情報は見つかりませんでした。削除されたか、アドレスが変わった可能性があります。"),
+    404: (
+        "ページが見つかりません",
+        "お探しのページや情報は見つかりませんでした。削除されたか、アドレスが変わった可能性があります。",
+    ),
     405: ("この方法では利用できません", "このアドレスはこの方法（メソッド）では利用できません。"),
     409: ("競合があります", "同じ内容がすでに登録されています。"),
-    412: ("他の人が先に更新しました", "読み込んだ後に内容が変わっています。最新の内容を読み込み直してください。"),
+    412: (
+        "他の人が先に更新しました",
+        "読み込んだ後に内容が変わっています。最新の内容を読み込み直してください。",
+    ),
     413: ("データが大きすぎます", "送信されたデータが大きすぎます。"),
     415: ("形式が正しくありません", "JSON（application/json）で送信してください。"),
     422: ("入力内容に問題があります", "入力内容を確かめてください。"),
-    429: ("アクセスが集中しています", "短い時間に多くの検索が行われました。少し時間をおいてからお試しください。"),
+    429: (
+        "アクセスが集中しています",
+        "短い時間に多くの検索が行われました。少し時間をおいてからお試しください。",
+    ),
     500: ("システムエラーが発生しました", "申し訳ありません。時間をおいてもう一度お試しください。"),
 }
 CODES: dict[int, str] = {
-    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
-    409: "conflict", 412: "precondition_failed", 413: "too_large", 415: "unsupported_media_type",
-    422: "invalid", 429: "rate_limited", 500: "server_error",
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    412: "precondition_failed",
+    413: "too_large",
+    415: "unsupported_media_type",
+    422: "invalid",
+    429: "rate_limited",
+    500: "server_error",
 }
 
 
 class ApiError(Exception):
     """An error the API reports as `{"error": {"code", "message", "problems"}}` (plus `extra` keys)."""
 
-    def __init__(self, status: int, message: str, *, code: str | None = None,
-                 problems: list[dict[str, Any]] | None = None, extra: dict[str, Any] | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        code: str | None = None,
+        problems: list[dict[str, Any]] | None = None,
+        extra: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code or CODES.get(status, "error")
@@ -45,7 +70,9 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
-def error_body(code: str, message: str, problems: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def error_body(
+    code: str, message: str, problems: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "problems": problems or []}}
 
 
@@ -63,10 +90,13 @@ def json_error(error: ApiError) -> Response:
     return response
 
 
-def html_error(status: int, message: str | None = None, headers: dict[str, str] | None = None) -> Response:
+def html_error(
+    status: int, message: str | None = None, headers: dict[str, str] | None = None
+) -> Response:
     title, explanation = STATUS_TEXT.get(status, STATUS_TEXT[500])
-    body = render_template("error.html", status=status, title=title,
-                           explanation=message or explanation)
+    body = render_template(
+        "error.html", status=status, title=title, explanation=message or explanation
+    )
     response = Response(body, status=status, mimetype="text/html")
     for key, value in (headers or {}).items():
         response.headers[key] = value
@@ -88,7 +118,9 @@ def register_error_handlers(app: Flask) -> None:
         if status == 405 and getattr(error, "valid_methods", None):
             headers["Allow"] = ", ".join(error.valid_methods or [])
         if wants_json():
-            return json_error(ApiError(status, title if status != 404 else "見つかりません", headers=headers))
+            return json_error(
+                ApiError(status, title if status != 404 else "見つかりません", headers=headers)
+            )
         return html_error(status, explanation, headers)
 
     from resdb import services
@@ -102,7 +134,9 @@ def register_error_handlers(app: Flask) -> None:
             raise error  # tests see the real traceback
         # Never the exception's message or arguments: they can hold what someone typed (要配慮個人情報).
         frames = "".join(traceback.format_tb(error.__traceback__))
-        app.logger.error("unhandled %s on %s %s\n%s", type(error).__name__, request.method, request.path, frames)
+        app.logger.error(
+            "unhandled %s on %s %s\n%s", type(error).__name__, request.method, request.path, frames
+        )
         if wants_json():
             return json_error(ApiError(500, STATUS_TEXT[500][0]))
         return html_error(500)
@@ -116,14 +150,22 @@ def refusal_error(error: BaseException) -> ApiError:
 
     result = services.outcome(error)
     assert result is not None
-    problems = [p.as_dict() for p in error.problems] if isinstance(error, ValidationFailed) else None
+    problems = (
+        [p.as_dict() for p in error.problems] if isinstance(error, ValidationFailed) else None
+    )
     extra: dict[str, Any] = {}
     headers: dict[str, str] = {}
     if isinstance(error, StaleEdit):
         extra = {"current_version": error.current["version"], "current": error.current}
         headers = {"ETag": f'"v{error.current["version"]}"'}
-    return ApiError(result.status, services.message(error), code=result.code, problems=problems, extra=extra,
-                    headers=headers)
+    return ApiError(
+        result.status,
+        services.message(error),
+        code=result.code,
+        problems=problems,
+        extra=extra,
+        headers=headers,
+    )
 
 
 def _refusal(error: Exception) -> Response:

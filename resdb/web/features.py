@@ -60,8 +60,11 @@ def compact_feature(listing: dict[str, Any], today: date | None = None) -> dict[
         "id": listing["id"],
         "geometry": geometry,
         "properties": {
-            "id": listing["id"], "name": listing.get("name") or "", "kind": kind,
-            "kind_label": KINDS.get(kind, KINDS["other"]), "is_sample": bool(listing.get("is_sample")),
+            "id": listing["id"],
+            "name": listing.get("name") or "",
+            "kind": kind,
+            "kind_label": KINDS.get(kind, KINDS["other"]),
+            "is_sample": bool(listing.get("is_sample")),
             "next": _when(listing, today),
             "cost": None if listing.get("cost_yen") is None else yen(listing.get("cost_yen")),
         },
@@ -70,8 +73,12 @@ def compact_feature(listing: dict[str, Any], today: date | None = None) -> dict[
 
 def _sort_key(listing: dict[str, Any]) -> tuple[Any, ...]:
     # Real listings before invented samples, then by kind and reading.
-    return (bool(listing.get("is_sample")), _KIND_ORDER.get(listing.get("kind") or "other", 99),
-            listing.get("name_kana") or listing.get("name") or "", listing["id"])
+    return (
+        bool(listing.get("is_sample")),
+        _KIND_ORDER.get(listing.get("kind") or "other", 99),
+        listing.get("name_kana") or listing.get("name") or "",
+        listing["id"],
+    )
 
 
 _Entry = tuple[tuple[Any, ...], str, bytes, float, float, bool, str, bool]
@@ -80,10 +87,16 @@ _Entry = tuple[tuple[Any, ...], str, bytes, float, float, bool, str, bool]
 def _entry(listing: dict[str, Any], today: date | None) -> _Entry:
     has_point = listing.get("lat") is not None and listing.get("lon") is not None
     return (
-        _sort_key(listing), listing["id"],
-        json.dumps(compact_feature(listing, today), ensure_ascii=False, separators=(",", ":")).encode(),
-        float(listing["lon"]) if has_point else 0.0, float(listing["lat"]) if has_point else 0.0,
-        has_point, listing.get("municipality_code") or "", listing.get("kind") in HIDDEN_IN_SEARCH_KINDS,
+        _sort_key(listing),
+        listing["id"],
+        json.dumps(
+            compact_feature(listing, today), ensure_ascii=False, separators=(",", ":")
+        ).encode(),
+        float(listing["lon"]) if has_point else 0.0,
+        float(listing["lat"]) if has_point else 0.0,
+        has_point,
+        listing.get("municipality_code") or "",
+        listing.get("kind") in HIDDEN_IN_SEARCH_KINDS,
     )
 
 
@@ -100,22 +113,46 @@ def _assemble(revision: str, entries: list[_Entry]) -> Snapshot:
     for code in {m for m in municipality if m}:
         mask = (municipality == code) & has_point
         if mask.any():
-            bounds[code] = (float(lon[mask].min()), float(lat[mask].min()), float(lon[mask].max()), float(lat[mask].max()))
+            bounds[code] = (
+                float(lon[mask].min()),
+                float(lat[mask].min()),
+                float(lon[mask].max()),
+                float(lat[mask].max()),
+            )
     if has_point.any():
-        bounds[""] = (float(lon[has_point].min()), float(lat[has_point].min()),
-                      float(lon[has_point].max()), float(lat[has_point].max()))
+        bounds[""] = (
+            float(lon[has_point].min()),
+            float(lat[has_point].min()),
+            float(lon[has_point].max()),
+            float(lat[has_point].max()),
+        )
     hidden = np.fromiter((entry[7] for entry in entries), dtype=bool, count=count)
-    return Snapshot(revision, ids, [entry[2] for entry in entries], lon, lat, has_point, municipality,
-                    {listing_id: n for n, listing_id in enumerate(ids)}, bounds, [entry[0] for entry in entries], hidden)
+    return Snapshot(
+        revision,
+        ids,
+        [entry[2] for entry in entries],
+        lon,
+        lat,
+        has_point,
+        municipality,
+        {listing_id: n for n, listing_id in enumerate(ids)},
+        bounds,
+        [entry[0] for entry in entries],
+        hidden,
+    )
 
 
 def build_snapshot(directory: Directory, revision: str, today: date | None = None) -> Snapshot:
     """`revision` is the directory's revision, then `@` and the day the next dates are counted from.
     Private hosts appear at their 町字 only (the public view)."""
-    return _assemble(revision, [_entry(listing, today) for listing in directory.iter_published(public=True)])
+    return _assemble(
+        revision, [_entry(listing, today) for listing in directory.iter_published(public=True)]
+    )
 
 
-def update_snapshot(old: Snapshot, directory: Directory, revision: str, today: date | None = None) -> Snapshot:
+def update_snapshot(
+    old: Snapshot, directory: Directory, revision: str, today: date | None = None
+) -> Snapshot:
     """The snapshot moved forward along the change log: only changed listings are fetched and encoded
     again (a full build when the day or the districts changed, the log was pruned or the batch is large)."""
     old_seq, _, old_rest = old.revision.partition("/")
@@ -128,18 +165,40 @@ def update_snapshot(old: Snapshot, directory: Directory, revision: str, today: d
     if len(changed) > max(2000, len(old.ids) // 4):
         return build_snapshot(directory, revision, today)
     entries = [
-        (old.sort_keys[n], listing_id, old.encoded[n], float(old.lon[n]), float(old.lat[n]), bool(old.has_point[n]),
-         str(old.municipality[n]), bool(old.hidden[n]))
-        for n, listing_id in enumerate(old.ids) if listing_id not in changed
+        (
+            old.sort_keys[n],
+            listing_id,
+            old.encoded[n],
+            float(old.lon[n]),
+            float(old.lat[n]),
+            bool(old.has_point[n]),
+            str(old.municipality[n]),
+            bool(old.hidden[n]),
+        )
+        for n, listing_id in enumerate(old.ids)
+        if listing_id not in changed
     ]
-    entries.extend(_entry(directory.public_view(listing), today) for listing in directory.get_many(sorted(changed)))
+    entries.extend(
+        _entry(directory.public_view(listing), today)
+        for listing in directory.get_many(sorted(changed))
+    )
     return _assemble(revision, entries)
 
 
 def _bbox_only(query: SearchQuery) -> bool:
     """Whether the query filters by nothing but bbox / municipality (answerable from the snapshot alone)."""
-    return not (query.q or query.kinds or query.targets or query.weekdays or query.open_on
-                or query.max_cost is not None or query.barrier_free or query.pickup or query.near or query.ids is not None)
+    return not (
+        query.q
+        or query.kinds
+        or query.targets
+        or query.weekdays
+        or query.open_on
+        or query.max_cost is not None
+        or query.barrier_free
+        or query.pickup
+        or query.near
+        or query.ids is not None
+    )
 
 
 class FeatureCache:
@@ -167,7 +226,9 @@ class FeatureCache:
                 self._snapshot = update_snapshot(self._snapshot, self.directory, revision, today)
             return self._snapshot
 
-    def bounds(self, municipality_code: str | None = None) -> tuple[float, float, float, float] | None:
+    def bounds(
+        self, municipality_code: str | None = None
+    ) -> tuple[float, float, float, float] | None:
         """The box around a municipality's listings (or all of them)."""
         found = self.snapshot().bounds_by_municipality
         return found.get(municipality_code or "") or found.get("")
@@ -179,7 +240,13 @@ class FeatureCache:
             mask = np.ones(len(snap.ids), dtype=bool)
             if query.bbox is not None:
                 min_lon, min_lat, max_lon, max_lat = query.bbox
-                mask &= snap.has_point & (snap.lon >= min_lon) & (snap.lon <= max_lon) & (snap.lat >= min_lat) & (snap.lat <= max_lat)
+                mask &= (
+                    snap.has_point
+                    & (snap.lon >= min_lon)
+                    & (snap.lon <= max_lon)
+                    & (snap.lat >= min_lat)
+                    & (snap.lat <= max_lat)
+                )
             if query.municipality_code:
                 mask &= snap.municipality == query.municipality_code
             if not query.include_venues:
@@ -197,10 +264,15 @@ class FeatureCache:
         """The FeatureCollection bytes, the number of features in it, the total, and the snapshot used."""
         positions, total, snap = self.select(query)
         encoded = snap.encoded
-        body = b"".join((
-            b'{"type":"FeatureCollection","total":', str(total).encode(), b',"features":[',
-            b",".join([encoded[p] for p in positions]), b"]}",
-        ))
+        body = b"".join(
+            (
+                b'{"type":"FeatureCollection","total":',
+                str(total).encode(),
+                b',"features":[',
+                b",".join([encoded[p] for p in positions]),
+                b"]}",
+            )
+        )
         return body, len(positions), total, snap
 
     def gzipped(self, key: str, body: bytes, keep: int = 16) -> bytes:

@@ -35,7 +35,9 @@ def _today() -> date:
 
 
 def _page(template: str, status: int = 200, **context: Any) -> Response:
-    response = Response(render_template(template, nav="host", **context), status=status, mimetype="text/html")
+    response = Response(
+        render_template(template, nav="host", **context), status=status, mimetype="text/html"
+    )
     response.headers["Cache-Control"] = "no-store"
     return response
 
@@ -47,17 +49,31 @@ def _guard() -> None:
 
 def _own_listings() -> list[dict[str, Any]]:
     operator = g.account.operator
-    return [x for x in get_directory().all_listings(include_unpublished=True)
-            if x.get("operator") == operator and x["status"] != "deleted"]
+    return [
+        x
+        for x in get_directory().all_listings(include_unpublished=True)
+        if x.get("operator") == operator and x["status"] != "deleted"
+    ]
 
 
-def _home(status: int = 200, problems: dict[str, list[str]] | None = None, message: str | None = None) -> Response:
+def _home(
+    status: int = 200, problems: dict[str, list[str]] | None = None, message: str | None = None
+) -> Response:
     listings = _own_listings()
     info = capacity.describe_many(get_directory().engine, listings, _today())
     referrals = _services().referrals.for_host(g.account)
-    return _page("host/home.html", status=status, listings=listings, capacity=info, referrals=referrals,
-                 problems=problems or {}, message=message or request.args.get("done"), STATUSES=STATUSES,
-                 organisation=g.account.operator, month=_today().month)
+    return _page(
+        "host/home.html",
+        status=status,
+        listings=listings,
+        capacity=info,
+        referrals=referrals,
+        problems=problems or {},
+        message=message or request.args.get("done"),
+        STATUSES=STATUSES,
+        organisation=g.account.operator,
+        month=_today().month,
+    )
 
 
 @bp.get("/")
@@ -79,7 +95,9 @@ def _number(text: str | None) -> int | None:
 def report_capacity(listing_id: str) -> Response:
     _guard()
     try:
-        _services().report_capacity(g.account, listing_id, _number(request.form.get("open_places")), today=_today())
+        _services().report_capacity(
+            g.account, listing_id, _number(request.form.get("open_places")), today=_today()
+        )
     except ValidationFailed as exc:
         return _home(422, {listing_id: [p.message for p in exc.problems]})
     except (Forbidden, NotFound):
@@ -116,17 +134,39 @@ def save_listing(listing_id: str) -> Response:
         except ValidationFailed as exc:
             from resdb.services import message
 
-            return _page("host/listing.html", status=422, listing=listing, values=values, problems=[message(exc)])
+            return _page(
+                "host/listing.html",
+                status=422,
+                listing=listing,
+                values=values,
+                problems=[message(exc)],
+            )
         return redirect(url_for("host.home", done="proposed") + f"#listing-{listing_id}", code=303)
     try:
-        _services().update(g.account, listing_id, raw, expected_version=version, action="host_update", today=_today())
+        _services().update(
+            g.account,
+            listing_id,
+            raw,
+            expected_version=version,
+            action="host_update",
+            today=_today(),
+        )
     except ValidationFailed as exc:
         from resdb.services import message
 
-        return _page("host/listing.html", status=422, listing=listing, values=values, problems=[message(exc)])
+        return _page(
+            "host/listing.html", status=422, listing=listing, values=values, problems=[message(exc)]
+        )
     except StaleEdit as exc:
-        return _page("host/listing.html", status=409, listing=exc.current, values=values,
-                     problems=["ほかの人が先に更新しました。最新の内容を確かめてから、もう一度保存してください。"])
+        return _page(
+            "host/listing.html",
+            status=409,
+            listing=exc.current,
+            values=values,
+            problems=[
+                "ほかの人が先に更新しました。最新の内容を確かめてから、もう一度保存してください。"
+            ],
+        )
     except (Forbidden, NotFound):
         raise ApiError(404, "この団体の掲載情報ではありません。") from None
     return redirect(url_for("host.home", done="listing") + f"#listing-{listing_id}", code=303)
@@ -140,11 +180,24 @@ def _referral(referral_id: int, *, audit_view: bool = True) -> dict[str, Any]:
         raise ApiError(404, "紹介が見つかりません。") from None
 
 
-def _referral_page(referral_id: int, status: int = 200, problems: list[str] | None = None) -> Response:
+def _referral_page(
+    referral_id: int, status: int = 200, problems: list[str] | None = None
+) -> Response:
     referral = _referral(referral_id, audit_view=status == 200)
-    return _page("host/referral.html", status=status, r=referral, problems=problems or [], ANSWERS=ANSWERS,
-                 REASONS=DECLINE_REASONS, STATUSES=STATUSES, STATUS_FLOW=STATUS_FLOW, LATER=LATER_STATUSES,
-                 LEGAL_BASES=LEGAL_BASES, today=_today(), message=request.args.get("done"))
+    return _page(
+        "host/referral.html",
+        status=status,
+        r=referral,
+        problems=problems or [],
+        ANSWERS=ANSWERS,
+        REASONS=DECLINE_REASONS,
+        STATUSES=STATUSES,
+        STATUS_FLOW=STATUS_FLOW,
+        LATER=LATER_STATUSES,
+        LEGAL_BASES=LEGAL_BASES,
+        today=_today(),
+        message=request.args.get("done"),
+    )
 
 
 @bp.get("/referrals/<int:referral_id>")
@@ -178,16 +231,27 @@ def _act(referral_id: int, action: Any) -> Response:
 @login_required("host")
 def answer(referral_id: int) -> Response:
     _guard()
-    return _act(referral_id, lambda: _services().answer_referral(
-        g.account, referral_id, answer=request.form.get("answer", ""), reason=request.form.get("reason") or None,
-        visit_date=_date(request.form.get("visit_date")), today=_today()))
+    return _act(
+        referral_id,
+        lambda: _services().answer_referral(
+            g.account,
+            referral_id,
+            answer=request.form.get("answer", ""),
+            reason=request.form.get("reason") or None,
+            visit_date=_date(request.form.get("visit_date")),
+            today=_today(),
+        ),
+    )
 
 
 @bp.post("/referrals/<int:referral_id>/status")
 @login_required("host")
 def status(referral_id: int) -> Response:
     _guard()
-    return _act(referral_id, lambda: _services().referral_status(g.account, referral_id, request.form.get("status", "")))
+    return _act(
+        referral_id,
+        lambda: _services().referral_status(g.account, referral_id, request.form.get("status", "")),
+    )
 
 
 @bp.post("/referrals/<int:referral_id>/attended")
@@ -197,4 +261,7 @@ def attended(referral_id: int) -> Response:
     on = _date(request.form.get("on"))
     if on is None:
         return _referral_page(referral_id, 422, ["来た日を 2026-12-02 の形で入れてください"])
-    return _act(referral_id, lambda: _services().referral_attended(g.account, referral_id, on, today=_today()))
+    return _act(
+        referral_id,
+        lambda: _services().referral_attended(g.account, referral_id, on, today=_today()),
+    )

@@ -79,12 +79,15 @@ def describe_schedule(schedule: Any) -> str:
         return "日程の記載を確認中です"
 
 
-def upcoming(listing: dict[str, Any], today: date, count: int = 6, days: int = 42) -> list[datetime]:
+def upcoming(
+    listing: dict[str, Any], today: date, count: int = 6, days: int = 42
+) -> list[datetime]:
     """The next session start times (Japanese public holidays skipped unless the listing says it opens)."""
     skip = listing.get("holidays_closed") is not False
     try:
-        return schedule_mod.next_sessions(listing.get("schedule") or [], today, days=days,
-                                          skip_holidays=skip)[:count]
+        return schedule_mod.next_sessions(
+            listing.get("schedule") or [], today, days=days, skip_holidays=skip
+        )[:count]
     except (ValueError, TypeError):
         return []
 
@@ -93,11 +96,16 @@ def freshness(verified_at: Any, today: date, stale_days: int) -> dict[str, Any]:
     """最終確認日 and whether it needs a caution (unknown, or older than `stale_days`)."""
     day = parse_date(verified_at)
     if day is None:
-        return {"text": "不明", "caution": "この情報がいつ確認されたかわかりません。利用の前に連絡先へお問い合わせください。"}
+        return {
+            "text": "不明",
+            "caution": "この情報がいつ確認されたかわかりません。利用の前に連絡先へお問い合わせください。",
+        }
     age = (today - day).days
     if age > stale_days:
-        return {"text": date_ja(day),
-                "caution": "最後の確認から1年以上たっています。内容が変わっている可能性があるため、利用の前にお問い合わせください。"}
+        return {
+            "text": date_ja(day),
+            "caution": "最後の確認から1年以上たっています。内容が変わっている可能性があるため、利用の前にお問い合わせください。",
+        }
     return {"text": date_ja(day), "caution": None}
 
 
@@ -105,11 +113,16 @@ def source_label(source: str | None) -> dict[str, str | None]:
     """「射水市 重層的支援体制整備事業実施計画」 plus the file name for plan files; other sources as given."""
     from resdb.intake import is_file_name
 
-    if not source or is_file_name(source):  # an uploaded file's name is not a source a resident can check
+    if not source or is_file_name(
+        source
+    ):  # an uploaded file's name is not a source a resident can check
         return {"label": "出典の記載なし", "file": None}
     match = _PLAN_FILE.match(source.strip())
     if match and match.group(1) in PLAN_MUNICIPALITIES:
-        return {"label": f"{PLAN_MUNICIPALITIES[match.group(1)]} {PLAN_TITLE}", "file": source.strip()}
+        return {
+            "label": f"{PLAN_MUNICIPALITIES[match.group(1)]} {PLAN_TITLE}",
+            "file": source.strip(),
+        }
     if source == "sample":
         return {"label": "説明用の架空のサンプルデータ", "file": None}
     if source == "synthetic":
@@ -178,12 +191,26 @@ def yes_no(value: bool | None) -> str:
 def register_filters(app: Any) -> None:
     """Template filters and globals used by the pages."""
     app.jinja_env.filters.update(
-        kind_label=kind_label, target_label=target_label, weekday_label=weekday_label,
-        group_size_label=group_size_label, yen=yen, date_ja=date_ja, session_ja=session_ja,
-        describe_schedule=describe_schedule, safe_url=safe_url, tel_href=tel_href, yes_no=yes_no,
-        visit_text=visit_text, jst_time=jst_time,
+        kind_label=kind_label,
+        target_label=target_label,
+        weekday_label=weekday_label,
+        group_size_label=group_size_label,
+        yen=yen,
+        date_ja=date_ja,
+        session_ja=session_ja,
+        describe_schedule=describe_schedule,
+        safe_url=safe_url,
+        tel_href=tel_href,
+        yes_no=yes_no,
+        visit_text=visit_text,
+        jst_time=jst_time,
     )
     app.jinja_env.globals.update(
-        KINDS=KINDS, TARGETS=TARGETS, WEEKDAYS=WEEKDAYS, SAMPLE_LABEL=SAMPLE_LABEL, source_label=source_label,
-        coordinator_name=coordinator_name, now_ts=time.time,
+        KINDS=KINDS,
+        TARGETS=TARGETS,
+        WEEKDAYS=WEEKDAYS,
+        SAMPLE_LABEL=SAMPLE_LABEL,
+        source_label=source_label,
+        coordinator_name=coordinator_name,
+        now_ts=time.time,
     )

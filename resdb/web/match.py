@@ -39,7 +39,9 @@ class Person(BaseModel):
     age: int | None = Field(None, ge=0, le=120)
     mobility: str | None = Field(None, json_schema_extra={"enum": list(MOBILITY)})
     max_minutes: float | None = Field(None, gt=0)
-    available: list[dict[str, str]] | None = Field(None, description='[{"weekday": "tue", "start": "09:00", "end": "12:00"}]')
+    available: list[dict[str, str]] | None = Field(
+        None, description='[{"weekday": "tue", "start": "09:00", "end": "12:00"}]'
+    )
     goals: list[str] | None = Field(None, json_schema_extra={"items": {"enum": list(GOALS)}})
     interests: list[str] | None = None
     targets: list[str] | None = Field(None, json_schema_extra={"items": {"enum": list(TARGETS)}})
@@ -61,14 +63,22 @@ class Proposal(BaseModel):
     score: float
     travel_minutes: float | None
     next_sessions: list[str]
-    reasons: list[Reason] = Field(description="合う理由（確かな事実のみ。不明・古い情報は cautions だけに入る）")
+    reasons: list[Reason] = Field(
+        description="合う理由（確かな事実のみ。不明・古い情報は cautions だけに入る）"
+    )
     cautions: list[str]
     kind: str | None = None
-    fit: str = Field("known", description="known = 合うことが確認できた場（日時が本人の都合に合う・費用が分かり予算内・"
-                     "RESDB_STALE_DAYS 以内に確認・紹介を受け入れ）; to_confirm = 要確認の候補",
-                     json_schema_extra={"enum": ["known", "to_confirm"]})
+    fit: str = Field(
+        "known",
+        description="known = 合うことが確認できた場（日時が本人の都合に合う・費用が分かり予算内・"
+        "RESDB_STALE_DAYS 以内に確認・紹介を受け入れ）; to_confirm = 要確認の候補",
+        json_schema_extra={"enum": ["known", "to_confirm"]},
+    )
     fit_label: str = Field("", description="fit の日本語（合うことが確認できた場 / 要確認の候補）")
-    to_confirm: list[str] = Field(default_factory=list, description="紹介する前に確認すること（開催日時・費用・情報の新しさ・紹介での受け入れ…）")
+    to_confirm: list[str] = Field(
+        default_factory=list,
+        description="紹介する前に確認すること（開催日時・費用・情報の新しさ・紹介での受け入れ…）",
+    )
 
 
 class NearMiss(Proposal):
@@ -82,10 +92,16 @@ class Excluded(BaseModel):
 
 
 class MatchAnswer(BaseModel):
-    proposals: list[Proposal] = Field(description="fit=known が先、続いて fit=to_confirm（要確認の候補）")
+    proposals: list[Proposal] = Field(
+        description="fit=known が先、続いて fit=to_confirm（要確認の候補）"
+    )
     excluded: list[Excluded]
-    near_misses: list[NearMiss] = Field(default_factory=list, description="移動時間だけが上限を2割以内で超える場所")
-    fit_counts: dict[str, int] = Field(default_factory=dict, description='{"known": n, "to_confirm": n}')
+    near_misses: list[NearMiss] = Field(
+        default_factory=list, description="移動時間だけが上限を2割以内で超える場所"
+    )
+    fit_counts: dict[str, int] = Field(
+        default_factory=dict, description='{"known": n, "to_confirm": n}'
+    )
 
 
 class BatchRequest(BaseModel):
@@ -109,14 +125,17 @@ class BatchAnswer(BaseModel):
 
 
 class GapsRequest(BaseModel):
-    needs: list[dict[str, Any]] = Field(..., description="匿名のニーズ: goal, targets, district, mobility, count …")
+    needs: list[dict[str, Any]] = Field(
+        ..., description="匿名のニーズ: goal, targets, district, mobility, count …"
+    )
 
 
 def _matching() -> Matching:
     matching = current_app.extensions.get("resdb.matching")
     if matching is None:
         matching = current_app.extensions["resdb.matching"] = Matching(
-            get_directory(), stale_days=current_app.config.get("STALE_DAYS"))
+            get_directory(), stale_days=current_app.config.get("STALE_DAYS")
+        )
     return matching
 
 
@@ -146,11 +165,24 @@ def _run(call: Any) -> Any:
 
 @bp.post("/match")
 @rate_limited
-@api_doc("一人の人に合う場所の提案（理由つき、規則に反する場所は excluded に）", tags=["matching"], body=Person,
-         params=[Param("limit", "提案の件数（既定 10、最大 50）", {"type": "integer", "minimum": 1, "maximum": 50, "default": 10}),
-                 Param("excluded", "all = 規則に反するすべての場所を excluded に（既定は上位の惜しい場所のみ）",
-                       {"type": "string", "enum": ["all"]})],
-         responses={200: ("提案", MatchAnswer), 400: "人の情報が不正"})
+@api_doc(
+    "一人の人に合う場所の提案（理由つき、規則に反する場所は excluded に）",
+    tags=["matching"],
+    body=Person,
+    params=[
+        Param(
+            "limit",
+            "提案の件数（既定 10、最大 50）",
+            {"type": "integer", "minimum": 1, "maximum": 50, "default": 10},
+        ),
+        Param(
+            "excluded",
+            "all = 規則に反するすべての場所を excluded に（既定は上位の惜しい場所のみ）",
+            {"type": "string", "enum": ["all"]},
+        ),
+    ],
+    responses={200: ("提案", MatchAnswer), 400: "人の情報が不正"},
+)
 def match() -> Any:
     person = _body()
     if not isinstance(person, dict):
@@ -164,13 +196,23 @@ def match() -> Any:
     mode = request.args.get("excluded", "")
     if mode not in ("", "all"):
         raise ApiError(400, "excluded は all のみ指定できます", code="bad_parameter")
-    return _private(_run(lambda: _matching().match(person, limit=limit, today=_today(), all_excluded=mode == "all")))
+    return _private(
+        _run(
+            lambda: _matching().match(
+                person, limit=limit, today=_today(), all_excluded=mode == "all"
+            )
+        )
+    )
 
 
 @bp.post("/match/batch")
 @rate_limited
-@api_doc("複数の人の配置（定員を超えない最適な割り当て）", tags=["matching"], body=BatchRequest,
-         responses={200: ("配置", BatchAnswer), 400: "人の情報が不正"})
+@api_doc(
+    "複数の人の配置（定員を超えない最適な割り当て）",
+    tags=["matching"],
+    body=BatchRequest,
+    responses={200: ("配置", BatchAnswer), 400: "人の情報が不正"},
+)
 def match_batch() -> Any:
     payload = _body()
     persons = payload.get("persons") if isinstance(payload, dict) else None
@@ -183,8 +225,12 @@ def match_batch() -> Any:
 
 @bp.post("/gaps")
 @rate_limited
-@api_doc("不足している社会資源の報告（匿名のニーズから、地区ごとに）", tags=["matching"], body=GapsRequest,
-         responses={200: "地区ごとの不足", 400: "ニーズが不正"})
+@api_doc(
+    "不足している社会資源の報告（匿名のニーズから、地区ごとに）",
+    tags=["matching"],
+    body=GapsRequest,
+    responses={200: "地区ごとの不足", 400: "ニーズが不正"},
+)
 def gaps() -> Any:
     payload = _body()
     needs = payload.get("needs") if isinstance(payload, dict) else payload

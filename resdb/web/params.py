@@ -21,7 +21,15 @@ MAX_RADIUS_KM = 300.0
 PAGE_SIZE = 20
 _TRUE = {"1", "true", "yes", "on", "y", "t"}
 _FALSE = {"", "0", "false", "no", "off", "n", "f"}
-_WEEKDAY_JA = {"月": "mon", "火": "tue", "水": "wed", "木": "thu", "金": "fri", "土": "sat", "日": "sun"}
+_WEEKDAY_JA = {
+    "月": "mon",
+    "火": "tue",
+    "水": "wed",
+    "木": "thu",
+    "金": "fri",
+    "土": "sat",
+    "日": "sun",
+}
 
 
 def today_tokyo() -> date:
@@ -51,7 +59,9 @@ def _values(args: MultiDict[str, str], name: str) -> list[str]:
     return out
 
 
-def _float(args: MultiDict[str, str], name: str, label: str, problems: list[dict[str, Any]]) -> float | None:
+def _float(
+    args: MultiDict[str, str], name: str, label: str, problems: list[dict[str, Any]]
+) -> float | None:
     raw = (args.get(name) or "").strip()
     if not raw:
         return None
@@ -65,8 +75,14 @@ def _float(args: MultiDict[str, str], name: str, label: str, problems: list[dict
     return value
 
 
-def _int(args: MultiDict[str, str], name: str, problems: list[dict[str, Any]], low: int, high: int,
-         message: str) -> int | None:
+def _int(
+    args: MultiDict[str, str],
+    name: str,
+    problems: list[dict[str, Any]],
+    low: int,
+    high: int,
+    message: str,
+) -> int | None:
     raw = (args.get(name) or "").strip()
     if not raw:
         return None
@@ -94,9 +110,16 @@ def _problem(name: str, message: str, value: str | None = None) -> dict[str, Any
     return {"field": name, "message": message, "value": value}
 
 
-def parse_search(args: MultiDict[str, str], *, today: date | None = None, paging: str = "offset",
-                 default_limit: int = PAGE_SIZE, max_limit: int = MAX_LIMIT,
-                 unlimited: bool = False, default_municipality: str | None = None) -> ParsedSearch:
+def parse_search(
+    args: MultiDict[str, str],
+    *,
+    today: date | None = None,
+    paging: str = "offset",
+    default_limit: int = PAGE_SIZE,
+    max_limit: int = MAX_LIMIT,
+    unlimited: bool = False,
+    default_municipality: str | None = None,
+) -> ParsedSearch:
     """Read the shared search parameters; `paging="page"` reads `page` (HTML list) instead of limit/offset.
 
     `default_municipality` (the public pages pass the deployment's) applies when no `municipality` is given;
@@ -113,21 +136,39 @@ def parse_search(args: MultiDict[str, str], *, today: date | None = None, paging
     for value in _values(args, "kind"):
         found = kind_id(value)
         if found is None:
-            problems.append(_problem("kind", f"kind（種別）「{value}」は使えません。{', '.join(KINDS)} のいずれかです", value))
+            problems.append(
+                _problem(
+                    "kind",
+                    f"kind（種別）「{value}」は使えません。{', '.join(KINDS)} のいずれかです",
+                    value,
+                )
+            )
         else:
             kinds.append(found)
     targets = []
     for value in _values(args, "target"):
         found = target_id(value)
         if found is None:
-            problems.append(_problem("target", f"target（対象）「{value}」は使えません。{', '.join(TARGETS)} のいずれかです", value))
+            problems.append(
+                _problem(
+                    "target",
+                    f"target（対象）「{value}」は使えません。{', '.join(TARGETS)} のいずれかです",
+                    value,
+                )
+            )
         else:
             targets.append(found)
     weekdays = []
     for value in _values(args, "weekday"):
         key = _WEEKDAY_JA.get(value[:1], value.lower())
         if key not in WEEKDAY_IDS:
-            problems.append(_problem("weekday", f"weekday（曜日）「{value}」は使えません。mon〜sun で指定してください", value))
+            problems.append(
+                _problem(
+                    "weekday",
+                    f"weekday（曜日）「{value}」は使えません。mon〜sun で指定してください",
+                    value,
+                )
+            )
         else:
             weekdays.append(key)
     form.update(kind=kinds, target=targets, weekday=weekdays)
@@ -140,7 +181,11 @@ def parse_search(args: MultiDict[str, str], *, today: date | None = None, paging
     elif when == "week":
         open_on = week_days(today, 7)
     elif when:
-        problems.append(_problem("open", "open（開催日）は today（今日）または week（今週）で指定してください", when))
+        problems.append(
+            _problem(
+                "open", "open（開催日）は today（今日）または week（今週）で指定してください", when
+            )
+        )
         when = ""
     form["open"] = when
 
@@ -160,7 +205,13 @@ def parse_search(args: MultiDict[str, str], *, today: date | None = None, paging
         try:
             municipality = geo.code6(municipality)
         except ValueError:
-            problems.append(_problem("municipality", "municipality（市町村）は5桁または6桁の地方公共団体コードで指定してください", municipality))
+            problems.append(
+                _problem(
+                    "municipality",
+                    "municipality（市町村）は5桁または6桁の地方公共団体コードで指定してください",
+                    municipality,
+                )
+            )
             municipality = None
     form["municipality"] = municipality or ""
 
@@ -169,7 +220,11 @@ def parse_search(args: MultiDict[str, str], *, today: date | None = None, paging
     radius = _float(args, "radius_km", "半径 km", problems)
     near = None
     if (lat is None) != (lon is None):
-        problems.append(_problem("lat" if lat is None else "lon", "lat（緯度）と lon（経度）は両方指定してください"))
+        problems.append(
+            _problem(
+                "lat" if lat is None else "lon", "lat（緯度）と lon（経度）は両方指定してください"
+            )
+        )
     elif lat is not None and lon is not None:
         if not (-90 <= lat <= 90 and -180 <= lon <= 180):
             problems.append(_problem("lat", "lat（緯度）・lon（経度）の値が範囲外です"))
@@ -177,13 +232,23 @@ def parse_search(args: MultiDict[str, str], *, today: date | None = None, paging
             near = (lat, lon)
     if radius is not None:
         if not 0 < radius <= MAX_RADIUS_KM:
-            problems.append(_problem("radius_km", f"radius_km（半径）は 0 より大きく {MAX_RADIUS_KM:g} 以下で指定してください"))
+            problems.append(
+                _problem(
+                    "radius_km",
+                    f"radius_km（半径）は 0 より大きく {MAX_RADIUS_KM:g} 以下で指定してください",
+                )
+            )
             radius = None
         elif near is None and lat is None and lon is None:
-            problems.append(_problem("radius_km", "radius_km（半径）を使うときは lat と lon も指定してください"))
+            problems.append(
+                _problem("radius_km", "radius_km（半径）を使うときは lat と lon も指定してください")
+            )
             radius = None
-    form.update(lat="" if lat is None else lat, lon="" if lon is None else lon,
-                radius_km="" if radius is None else radius)
+    form.update(
+        lat="" if lat is None else lat,
+        lon="" if lon is None else lon,
+        radius_km="" if radius is None else radius,
+    )
 
     bbox = None
     raw_bbox = (args.get("bbox") or "").strip()
@@ -194,11 +259,28 @@ def parse_search(args: MultiDict[str, str], *, today: date | None = None, paging
         except ValueError:
             numbers = []
         if len(numbers) != 4 or not all(math.isfinite(n) for n in numbers):
-            problems.append(_problem("bbox", "bbox（表示範囲）は 最小経度,最小緯度,最大経度,最大緯度 の4つの数値で指定してください", raw_bbox))
-        elif not (numbers[0] <= numbers[2] and numbers[1] <= numbers[3]
-                  and -180 <= numbers[0] <= 180 and -180 <= numbers[2] <= 180
-                  and -90 <= numbers[1] <= 90 and -90 <= numbers[3] <= 90):
-            problems.append(_problem("bbox", "bbox（表示範囲）の値が正しくありません（最小経度,最小緯度,最大経度,最大緯度 の順）", raw_bbox))
+            problems.append(
+                _problem(
+                    "bbox",
+                    "bbox（表示範囲）は 最小経度,最小緯度,最大経度,最大緯度 の4つの数値で指定してください",
+                    raw_bbox,
+                )
+            )
+        elif not (
+            numbers[0] <= numbers[2]
+            and numbers[1] <= numbers[3]
+            and -180 <= numbers[0] <= 180
+            and -180 <= numbers[2] <= 180
+            and -90 <= numbers[1] <= 90
+            and -90 <= numbers[3] <= 90
+        ):
+            problems.append(
+                _problem(
+                    "bbox",
+                    "bbox（表示範囲）の値が正しくありません（最小経度,最小緯度,最大経度,最大緯度 の順）",
+                    raw_bbox,
+                )
+            )
         else:
             bbox = (numbers[0], numbers[1], numbers[2], numbers[3])
     form["bbox"] = raw_bbox if bbox else ""
@@ -207,22 +289,59 @@ def parse_search(args: MultiDict[str, str], *, today: date | None = None, paging
     limit: int | None = default_limit
     offset = 0
     if paging == "page":
-        page = _int(args, "page", problems, 1, MAX_OFFSET // default_limit,
-                    "page（ページ）は1以上の整数で指定してください") or 1
+        page = (
+            _int(
+                args,
+                "page",
+                problems,
+                1,
+                MAX_OFFSET // default_limit,
+                "page（ページ）は1以上の整数で指定してください",
+            )
+            or 1
+        )
         offset = (page - 1) * default_limit
     else:
-        given = _int(args, "limit", problems, 1, max_limit, f"limit（件数）は1〜{max_limit}の整数で指定してください")
+        given = _int(
+            args,
+            "limit",
+            problems,
+            1,
+            max_limit,
+            f"limit（件数）は1〜{max_limit}の整数で指定してください",
+        )
         if given is not None:
             limit = given
         elif unlimited:
             limit = None
-        offset = _int(args, "offset", problems, 0, MAX_OFFSET, f"offset（開始位置）は0〜{MAX_OFFSET}の整数で指定してください") or 0
+        offset = (
+            _int(
+                args,
+                "offset",
+                problems,
+                0,
+                MAX_OFFSET,
+                f"offset（開始位置）は0〜{MAX_OFFSET}の整数で指定してください",
+            )
+            or 0
+        )
 
     query = SearchQuery(
-        q=q, kinds=tuple(kinds), targets=tuple(targets), weekdays=tuple(weekdays), open_on=tuple(open_on),
-        max_cost=0 if free else None, barrier_free=barrier_free, pickup=pickup, municipality_code=municipality,
+        q=q,
+        kinds=tuple(kinds),
+        targets=tuple(targets),
+        weekdays=tuple(weekdays),
+        open_on=tuple(open_on),
+        max_cost=0 if free else None,
+        barrier_free=barrier_free,
+        pickup=pickup,
+        municipality_code=municipality,
         include_venues=venues,
-        bbox=bbox, near=near, radius_km=radius if near else None, limit=limit, offset=offset,
+        bbox=bbox,
+        near=near,
+        radius_km=radius if near else None,
+        limit=limit,
+        offset=offset,
     )
     return ParsedSearch(query=query, form=form, problems=problems, page=page)
 
@@ -232,7 +351,9 @@ def form_args(form: dict[str, Any], **overrides: Any) -> dict[str, Any]:
     merged = {**form, **overrides}
     out: dict[str, Any] = {}
     if merged.pop("municipality_all", False) and not merged.get("municipality"):
-        out["municipality"] = "all"  # keep "every municipality" across pages (absent = the deployment's own)
+        out["municipality"] = (
+            "all"  # keep "every municipality" across pages (absent = the deployment's own)
+        )
     for key, value in merged.items():
         if value in ("", None, False, [], ()):
             continue

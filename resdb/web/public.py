@@ -47,10 +47,16 @@ def _render(template: str, status: int = 200, **context: Any) -> Response:
 
 @bp.get("/")
 def index() -> Response:
-    parsed = parse_search(request.args, today=_today(), paging="page",
-                          default_municipality=current_app.config["DEFAULT_MUNICIPALITY"])
+    parsed = parse_search(
+        request.args,
+        today=_today(),
+        paging="page",
+        default_municipality=current_app.config["DEFAULT_MUNICIPALITY"],
+    )
     config = {
-        **map_settings(parsed.form.get("municipality") or current_app.config["DEFAULT_MUNICIPALITY"]),
+        **map_settings(
+            parsed.form.get("municipality") or current_app.config["DEFAULT_MUNICIPALITY"]
+        ),
         "geojsonUrl": url_for("api.resources_geojson"),
         "lookupUrl": url_for("api.areas_lookup"),
         "areasUrl": url_for("public.areas"),
@@ -60,25 +66,45 @@ def index() -> Response:
         "sampleLabel": current_app.jinja_env.globals["SAMPLE_LABEL"],
         "listLimit": 100,
     }
-    return _render("index.html", form=parsed.form, problems=parsed.problems,
-                   municipalities=municipality_options(), map_config=config, nav="map")
+    return _render(
+        "index.html",
+        form=parsed.form,
+        problems=parsed.problems,
+        municipalities=municipality_options(),
+        map_config=config,
+        nav="map",
+    )
 
 
 @bp.get("/search")
 @rate_limited
 def search() -> Response:
-    parsed = parse_search(request.args, today=_today(), paging="page",
-                          default_municipality=current_app.config["DEFAULT_MUNICIPALITY"])
+    parsed = parse_search(
+        request.args,
+        today=_today(),
+        paging="page",
+        default_municipality=current_app.config["DEFAULT_MUNICIPALITY"],
+    )
     context: dict[str, Any] = {
-        "form": parsed.form, "problems": parsed.problems, "municipalities": municipality_options(),
-        "items": [], "total": 0, "page": parsed.page, "pages": 0, "nav": "search",
-        "searched": bool(request.args), "form_args": form_args,
+        "form": parsed.form,
+        "problems": parsed.problems,
+        "municipalities": municipality_options(),
+        "items": [],
+        "total": 0,
+        "page": parsed.page,
+        "pages": 0,
+        "nav": "search",
+        "searched": bool(request.args),
+        "form_args": form_args,
     }
     if parsed.problems:
         return _render("search.html", status=400, **context)
     result = get_directory().search(parsed.query)
-    context.update(items=result["items"], total=result["total"],
-                   pages=max(1, math.ceil(result["total"] / PAGE_SIZE)))
+    context.update(
+        items=result["items"],
+        total=result["total"],
+        pages=max(1, math.ceil(result["total"] / PAGE_SIZE)),
+    )
     return _render("search.html", **context)
 
 
@@ -86,7 +112,10 @@ def _listing_or_404(listing_id: str) -> dict[str, Any]:
     try:
         return get_directory().get_public(listing_id)
     except NotFound:
-        raise ApiError(404, "お探しの掲載情報は見つかりませんでした。削除されたか、アドレスが変わった可能性があります。") from None
+        raise ApiError(
+            404,
+            "お探しの掲載情報は見つかりませんでした。削除されたか、アドレスが変わった可能性があります。",
+        ) from None
 
 
 def _venue_links(listing: dict[str, Any]) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
@@ -98,12 +127,18 @@ def _venue_links(listing: dict[str, Any]) -> tuple[dict[str, Any] | None, list[d
     code = listing.get("municipality_code")
     if listing.get("kind") == VENUE_KIND:
         key = venue_key(listing.get("name"), code)
-        found = directory.search(SearchQuery(q=listing["name"], municipality_code=code, limit=50))["items"]
-        return None, [x for x in found if x["id"] != listing["id"] and venue_key(x.get("venue"), code) == key]
+        found = directory.search(SearchQuery(q=listing["name"], municipality_code=code, limit=50))[
+            "items"
+        ]
+        return None, [
+            x for x in found if x["id"] != listing["id"] and venue_key(x.get("venue"), code) == key
+        ]
     if not listing.get("venue"):
         return None, []
     key = venue_key(listing["venue"], code)
-    found = directory.search(SearchQuery(q=listing["venue"], kinds=[VENUE_KIND], municipality_code=code, limit=5))["items"]
+    found = directory.search(
+        SearchQuery(q=listing["venue"], kinds=[VENUE_KIND], municipality_code=code, limit=5)
+    )["items"]
     return next((x for x in found if venue_key(x.get("name"), code) == key), None), []
 
 
@@ -113,12 +148,20 @@ def resource(listing_id: str) -> Response:
     venue, held_here = _venue_links(listing)
     today = _today()
     area = listing.get("service_area") or {}
-    map_config = {**map_settings(listing.get("municipality_code")), "lat": listing.get("lat"), "lon": listing.get("lon"),
-                  "name": listing["name"]}
+    map_config = {
+        **map_settings(listing.get("municipality_code")),
+        "lat": listing.get("lat"),
+        "lon": listing.get("lon"),
+        "name": listing["name"],
+    }
     town = None
     if listing.get("lat") is not None and listing.get("lon") is not None:
         try:
-            found = get_directory().gazetteer().town_at(listing["lat"], listing["lon"], listing.get("municipality_code"))
+            found = (
+                get_directory()
+                .gazetteer()
+                .town_at(listing["lat"], listing["lon"], listing.get("municipality_code"))
+            )
         except ValueError:  # an unreadable municipality code: name no 町字 rather than fail
             found = None
         town = found.name if found is not None else None
@@ -168,5 +211,14 @@ def areas() -> Response:
         outside = not town and not result["items"]
         arranged = arrange(result["items"], town.get("municipality"))
     covered = [name for _code, name in municipality_options()]
-    return _render("areas.html", status=status, address=(request.args.get("address") or "").strip(),
-                   result=result, arranged=arranged, error=error, outside=outside, covered=covered, nav="areas")
+    return _render(
+        "areas.html",
+        status=status,
+        address=(request.args.get("address") or "").strip(),
+        result=result,
+        arranged=arranged,
+        error=error,
+        outside=outside,
+        covered=covered,
+        nav="areas",
+    )

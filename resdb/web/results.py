@@ -40,12 +40,17 @@ def _name(token: str) -> str:
 
 
 def _key(token: str, session_id: str) -> bytes:
-    return hmac.new(token.encode(), b"resdb-result-key|" + session_id.encode(), hashlib.sha256).digest()
+    return hmac.new(
+        token.encode(), b"resdb-result-key|" + session_id.encode(), hashlib.sha256
+    ).digest()
 
 
 def valid_token(token: str) -> bool:
     try:
-        return len(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))) == _TOKEN_BYTES and "=" not in token
+        return (
+            len(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))) == _TOKEN_BYTES
+            and "=" not in token
+        )
     except (ValueError, TypeError):
         return False
 
@@ -53,8 +58,12 @@ def valid_token(token: str) -> bool:
 class ResultStore:
     """put() a JSON-able payload for one session and get a token; get() it back until it expires."""
 
-    def __init__(self, folder: Path, ttl_seconds: int = DEFAULT_TTL_SECONDS,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        ttl_seconds: int = DEFAULT_TTL_SECONDS,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.folder = Path(folder)
         self.ttl = ttl_seconds
         self.clock = clock
@@ -86,12 +95,15 @@ class ResultStore:
             data = path.read_bytes()
         except FileNotFoundError:
             raise ResultGone(token) from None
-        header = data[:_HEADER.size]
+        header = data[: _HEADER.size]
         (expires,) = _HEADER.unpack(header)
         if expires <= self.clock():
             path.unlink(missing_ok=True)
             raise ResultGone(token)
-        nonce, sealed = data[_HEADER.size:_HEADER.size + _NONCE_BYTES], data[_HEADER.size + _NONCE_BYTES:]
+        nonce, sealed = (
+            data[_HEADER.size : _HEADER.size + _NONCE_BYTES],
+            data[_HEADER.size + _NONCE_BYTES :],
+        )
         try:
             plain = AESGCM(_key(token, session_id)).decrypt(nonce, sealed, header)
         except InvalidTag:
@@ -100,7 +112,7 @@ class ResultStore:
 
     def expires_at(self, token: str) -> float | None:
         try:
-            (expires,) = _HEADER.unpack(self._path(token).read_bytes()[:_HEADER.size])
+            (expires,) = _HEADER.unpack(self._path(token).read_bytes()[: _HEADER.size])
         except (FileNotFoundError, struct.error):
             return None
         return float(expires)

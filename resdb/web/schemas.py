@@ -37,7 +37,10 @@ class ServiceArea(BaseModel):
 
 
 _SPECIAL_SCHEMA: dict[str, dict[str, Any]] = {
-    "kind": {"json_schema_extra": {"enum": list(KINDS)}, "description": "種別: " + "、".join(f"{k}={v}" for k, v in KINDS.items())},
+    "kind": {
+        "json_schema_extra": {"enum": list(KINDS)},
+        "description": "種別: " + "、".join(f"{k}={v}" for k, v in KINDS.items()),
+    },
     "group_size": {"json_schema_extra": {"enum": list(GROUP_SIZES)}},
     "targets": {"json_schema_extra": {"items": {"enum": list(TARGETS)}}},
     "municipality_code": {"pattern": r"^\d{5,6}$"},
@@ -52,8 +55,14 @@ _OBJECTS: dict[str, Any] = {"eligibility": Eligibility, "service_area": ServiceA
 def _annotation(field_spec: FieldSpec) -> Any:
     """The Python type of one declared field as the API accepts it (null = leave out / clear)."""
     base: Any = {
-        "str": str, "text": str, "int": int, "float": float, "bool": bool, "date": str,
-        "list": list[str], "schedule": list[ScheduleEntry],
+        "str": str,
+        "text": str,
+        "int": int,
+        "float": float,
+        "bool": bool,
+        "date": str,
+        "list": list[str],
+        "schedule": list[ScheduleEntry],
     }.get(field_spec.type) or _OBJECTS[field_spec.name]
     return base if not field_spec.nullable and field_spec.type == "bool" else base | None
 
@@ -76,15 +85,20 @@ ListingFields: type[BaseModel] = create_model(  # type: ignore[call-overload]
     "ListingFields",
     __config__=ConfigDict(extra="allow"),
     __doc__="The writable fields of a listing (contract keys plus this product's extensions).",
-    **{s.name: (_annotation(s), _field_info(s)) for s in LISTING_FIELDS
-       if s.writable and s.name not in {"id", "status"}},
+    **{
+        s.name: (_annotation(s), _field_info(s))
+        for s in LISTING_FIELDS
+        if s.writable and s.name not in {"id", "status"}
+    },
 )
 
 
 class ListingCreate(ListingFields):  # type: ignore[valid-type,misc]
     """A new listing: name, kind and a location (lat+lon, or an address or district the system can place)."""
 
-    id: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$", description="省略すると自動で付番")
+    id: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$", description="省略すると自動で付番"
+    )
     name: str = Field(..., max_length=spec("name").max_length, description="名称")  # type: ignore[assignment]
     kind: str = Field(..., json_schema_extra={"enum": list(KINDS)}, description="種別")  # type: ignore[assignment]
 
@@ -102,7 +116,7 @@ class Listing(ListingFields):  # type: ignore[valid-type,misc]
     name: str  # type: ignore[assignment]
     kind: str  # type: ignore[assignment]
     status: str | None = None
-    version: int = Field(..., description="版（ETag は \"v<version>\"）")
+    version: int = Field(..., description='版（ETag は "v<version>"）')
     updated_at: str | None = None
     distance_km: float | None = Field(None, description="lat/lon を指定した検索での距離（km）")
 
@@ -120,7 +134,10 @@ class Problem(BaseModel):
 
 
 class ErrorDetail(BaseModel):
-    code: str = Field(..., description="bad_parameter, not_found, unauthorized, forbidden, precondition_failed, invalid, rate_limited …")
+    code: str = Field(
+        ...,
+        description="bad_parameter, not_found, unauthorized, forbidden, precondition_failed, invalid, rate_limited …",
+    )
     message: str = Field(..., description="日本語の説明")
     problems: list[Problem] = []
 
@@ -140,7 +157,10 @@ class FeatureProperties(BaseModel):
     kind: str
     kind_label: str
     is_sample: bool
-    next: str | None = Field(None, description="次の開催（例: 「次回 12月3日（水）13:30」）。6週間以内に予定がなければ null")
+    next: str | None = Field(
+        None,
+        description="次の開催（例: 「次回 12月3日（水）13:30」）。6週間以内に予定がなければ null",
+    )
     cost: str | None = Field(None, description="費用（「無料」「100円」）。不明なら null")
 
 

@@ -72,7 +72,9 @@ def init_security_headers(app: Flask) -> None:
 class TokenBucket:
     """Per-key buckets of `capacity` tokens refilled at `rate` per second (in-process memory)."""
 
-    def __init__(self, capacity: float, rate: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, capacity: float, rate: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.capacity = float(capacity)
         self.rate = float(rate)
         self.clock = clock
@@ -122,7 +124,9 @@ def _trusted(address: str, proxies: tuple[Network, ...]) -> bool:
     return any(ip in network for network in proxies)
 
 
-def client_ip(remote_addr: str | None, forwarded_for: str | None, proxies: tuple[Network, ...]) -> str:
+def client_ip(
+    remote_addr: str | None, forwarded_for: str | None, proxies: tuple[Network, ...]
+) -> str:
     """The client's address: `X-Forwarded-For` is believed only when the connection comes from a trusted
     proxy, and then read from the right, skipping further trusted proxies (the rightmost untrusted hop)."""
     address = remote_addr or "unknown"
@@ -139,8 +143,11 @@ def client_ip(remote_addr: str | None, forwarded_for: str | None, proxies: tuple
 
 
 def request_ip() -> str:
-    return client_ip(request.remote_addr, request.headers.get("X-Forwarded-For"),
-                     current_app.config.get("TRUSTED_PROXIES") or ())
+    return client_ip(
+        request.remote_addr,
+        request.headers.get("X-Forwarded-For"),
+        current_app.config.get("TRUSTED_PROXIES") or (),
+    )
 
 
 def init_rate_limit(app: Flask) -> None:
@@ -154,7 +161,7 @@ def init_rate_limit(app: Flask) -> None:
 
 
 def _staff_key() -> str | None:
-    """"account:<id>" for a signed-in staff member (session cookie or API token), else None."""
+    """ "account:<id>" for a signed-in staff member (session cookie or API token), else None."""
     from resdb.web import auth
 
     account = None
@@ -168,7 +175,11 @@ def _staff_key() -> str | None:
 def rate_limit_key() -> tuple[TokenBucket | None, str]:
     """Which bucket a request draws from: its staff account's, else its client IP's."""
     staff_limiter: TokenBucket | None = current_app.extensions.get("resdb.staff_limiter")
-    key = _staff_key() if (staff_limiter is not None or current_app.extensions.get("resdb.limiter")) else None
+    key = (
+        _staff_key()
+        if (staff_limiter is not None or current_app.extensions.get("resdb.limiter"))
+        else None
+    )
     if key is not None:
         return staff_limiter, key
     return current_app.extensions.get("resdb.limiter"), "ip:" + request_ip()
@@ -186,8 +197,11 @@ def rate_limited(view: F, scope: str = "") -> F:
             wait = limiter.take(key)
             if wait > 0:
                 retry = str(max(1, math.ceil(wait)))
-                raise ApiError(429, f"アクセスが集中しています。{retry}秒ほど待ってから、もう一度お試しください。",
-                               headers={"Retry-After": retry})
+                raise ApiError(
+                    429,
+                    f"アクセスが集中しています。{retry}秒ほど待ってから、もう一度お試しください。",
+                    headers={"Retry-After": retry},
+                )
         return view(*args, **kwargs)
 
     wrapper.__rate_limited__ = True  # type: ignore[attr-defined]
@@ -224,4 +238,8 @@ def init_csrf(app: Flask) -> None:
         expected = session.get("csrf")
         given = request.form.get(CSRF_FIELD) or request.headers.get(CSRF_HEADER) or ""
         if not isinstance(expected, str) or not hmac.compare_digest(expected, given):
-            raise ApiError(400, "フォームの有効期限が切れました。画面を読み込み直して、もう一度送ってください。", code="csrf")
+            raise ApiError(
+                400,
+                "フォームの有効期限が切れました。画面を読み込み直して、もう一度送ってください。",
+                code="csrf",
+            )

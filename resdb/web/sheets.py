@@ -28,7 +28,9 @@ def _services() -> Services:
 
 
 def _page(template: str, status: int = 200, **context: Any) -> Response:
-    response = Response(render_template(template, nav="sheets", **context), status=status, mimetype="text/html")
+    response = Response(
+        render_template(template, nav="sheets", **context), status=status, mimetype="text/html"
+    )
     response.headers["Cache-Control"] = "no-store"
     return response
 
@@ -38,13 +40,24 @@ def _municipality() -> str:
     return g.account.municipality_code or current_app.config["DEFAULT_MUNICIPALITY"]
 
 
-def _supporter_home(status: int = 200, values: dict[str, str] | None = None, problems: list[str] | None = None) -> Response:
+def _supporter_home(
+    status: int = 200, values: dict[str, str] | None = None, problems: list[str] | None = None
+) -> Response:
     if g.account.role != "supporter":
-        raise ApiError(403, "相談依頼シートは登録された地域の支援者（民生委員など）のアカウントで送ります。")
+        raise ApiError(
+            403, "相談依頼シートは登録された地域の支援者（民生委員など）のアカウントで送ります。"
+        )
     services = _services()
-    return _page("supporter/home.html", status=status, values=values or {}, problems=problems or [],
-                 sheets=services.sheets.mine(g.account), CONSENT=CONSENT,
-                 city=services.sheets.municipality_name(_municipality()), sent=request.args.get("sent"))
+    return _page(
+        "supporter/home.html",
+        status=status,
+        values=values or {},
+        problems=problems or [],
+        sheets=services.sheets.mine(g.account),
+        CONSENT=CONSENT,
+        city=services.sheets.municipality_name(_municipality()),
+        sent=request.args.get("sent"),
+    )
 
 
 @supporter_bp.get("/")
@@ -58,7 +71,9 @@ def home() -> Response:
 def submit() -> Response:
     values = {k: (request.form.get(k) or "").strip() for k in FORM_FIELDS}
     if g.account.role != "supporter":
-        raise ApiError(403, "相談依頼シートは登録された地域の支援者（民生委員など）のアカウントで送ります。")
+        raise ApiError(
+            403, "相談依頼シートは登録された地域の支援者（民生委員など）のアカウントで送ります。"
+        )
     try:
         sheet = _services().submit_sheet(g.account, municipality_code=_municipality(), **values)
     except ValidationFailed as exc:
@@ -77,8 +92,12 @@ def _window_guard() -> None:
 def queue() -> Response:
     _window_guard()
     services = _services()
-    return _page("window/queue.html", sheets=services.sheets.queue(g.account),
-                 window_name=services.sheets.window_name(g.account.window or ""), STATUSES=STATUSES)
+    return _page(
+        "window/queue.html",
+        sheets=services.sheets.queue(g.account),
+        window_name=services.sheets.window_name(g.account.window or ""),
+        STATUSES=STATUSES,
+    )
 
 
 def _sheet_page(sheet_id: int, status: int = 200, problems: list[str] | None = None) -> Response:
@@ -86,8 +105,15 @@ def _sheet_page(sheet_id: int, status: int = 200, problems: list[str] | None = N
         sheet = _services().sheets.get(g.account, sheet_id)
     except (Forbidden, NotFound):  # another window's sheet looks like a missing one
         raise ApiError(404, "シートが見つかりません。") from None
-    return _page("window/sheet.html", status=status, s=sheet, problems=problems or [], STATUSES=STATUSES,
-                 STATUS_FLOW=STATUS_FLOW, message=request.args.get("done"))
+    return _page(
+        "window/sheet.html",
+        status=status,
+        s=sheet,
+        problems=problems or [],
+        STATUSES=STATUSES,
+        STATUS_FLOW=STATUS_FLOW,
+        message=request.args.get("done"),
+    )
 
 
 @window_bp.get("/sheets/<int:sheet_id>")
@@ -102,8 +128,12 @@ def sheet(sheet_id: int) -> Response:
 def update(sheet_id: int) -> Response:
     _window_guard()
     try:
-        _services().update_sheet(g.account, sheet_id, status=request.form.get("status", ""),
-                                 referred_to=request.form.get("referred_to"))
+        _services().update_sheet(
+            g.account,
+            sheet_id,
+            status=request.form.get("status", ""),
+            referred_to=request.form.get("referred_to"),
+        )
     except ValidationFailed as exc:
         return _sheet_page(sheet_id, 422, [p.message for p in exc.problems])
     except Conflict as exc:

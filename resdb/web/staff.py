@@ -14,7 +14,9 @@ from resdb.web.security import rate_limited_as
 from resdb.workspace import audit_now
 
 bp = Blueprint("staff", __name__)
-LOGIN_FAILED = ("メールアドレスまたはパスワードが違います。誤りが続いたアカウントは15分間ログインできません。")
+LOGIN_FAILED = (
+    "メールアドレスまたはパスワードが違います。誤りが続いたアカウントは15分間ログインできません。"
+)
 
 
 def _safe_next(target: str | None) -> str | None:
@@ -36,7 +38,9 @@ def home_for(account: accounts.Account) -> str:
 
 
 def _form(error: str | None = None, status: int = 200, email: str = "") -> Response:
-    body = render_template("login.html", error=error, email=email, next_url=request.values.get("next", ""), nav="")
+    body = render_template(
+        "login.html", error=error, email=email, next_url=request.values.get("next", ""), nav=""
+    )
     return Response(body, status=status, mimetype="text/html")
 
 

@@ -14,8 +14,12 @@ import pytest
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--no-first-run",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
 ]
 AXE_JS = Path(__file__).parent / "vendor" / "axe.min.js"
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "bench" / "out" / "screenshots"
@@ -23,14 +27,18 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "bench" / "out" / "screensho
 EMPTY_PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII="
 )
-AXE_PATH = "/__tests__/axe.min.js"  # served by the browser context itself (same origin: CSP allows it)
+AXE_PATH = (
+    "/__tests__/axe.min.js"  # served by the browser context itself (same origin: CSP allows it)
+)
 TEST_TILE_URL = "https://tiles.invalid/{z}/{x}/{y}.png"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if CHROMIUM.exists():
         return
-    skip = pytest.mark.skip(reason="/usr/bin/chromium is not installed (run scripts/install-browser)")
+    skip = pytest.mark.skip(
+        reason="/usr/bin/chromium is not installed (run scripts/install-browser)"
+    )
     for item in items:
         if "browser" in item.keywords:
             item.add_marker(skip)
@@ -62,8 +70,14 @@ def live_server(demo_directory: Any) -> Iterator[LiveServer]:
     """The demo served over HTTP on a free port (rate limit off: the tests load pages quickly)."""
     from resdb.web import create_app
 
-    app = create_app({"DIRECTORY": demo_directory, "TILE_URL": TEST_TILE_URL, "RATE_LIMIT": None,
-                      "SECRET_KEY": "browser-tests"})
+    app = create_app(
+        {
+            "DIRECTORY": demo_directory,
+            "TILE_URL": TEST_TILE_URL,
+            "RATE_LIMIT": None,
+            "SECRET_KEY": "browser-tests",
+        }
+    )
     server = start_server(app)
     yield server
     server.shutdown()
@@ -101,16 +115,27 @@ def make_page(browser: Any) -> Iterator[Callable[..., Any]]:
     """Factory for pages in fresh contexts (viewport, JavaScript on/off); console errors are collected."""
     contexts: list[Any] = []
 
-    def factory(*, width: int = 1280, height: int = 900, javascript: bool = True, mobile: bool = False) -> Any:
+    def factory(
+        *, width: int = 1280, height: int = 900, javascript: bool = True, mobile: bool = False
+    ) -> Any:
         context = browser.new_context(
-            viewport={"width": width, "height": height}, java_script_enabled=javascript, locale="ja-JP",
-            is_mobile=mobile, has_touch=mobile, device_scale_factor=2 if mobile else 1,
+            viewport={"width": width, "height": height},
+            java_script_enabled=javascript,
+            locale="ja-JP",
+            is_mobile=mobile,
+            has_touch=mobile,
+            device_scale_factor=2 if mobile else 1,
         )
         context.route("**/*", _route_outside)
         contexts.append(context)
         page = context.new_page()
         page.console_errors = []  # type: ignore[attr-defined]
-        page.on("console", lambda message: page.console_errors.append(message.text) if message.type == "error" else None)  # type: ignore[attr-defined]
+        page.on(
+            "console",
+            lambda message: (
+                page.console_errors.append(message.text) if message.type == "error" else None
+            ),
+        )  # type: ignore[attr-defined]
         page.on("pageerror", lambda error: page.console_errors.append(str(error)))  # type: ignore[attr-defined]
         return page
 

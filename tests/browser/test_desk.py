@@ -29,8 +29,16 @@ def desk_server(make_directory: Any) -> Iterator[LiveServer]:
     for raw in LISTINGS:
         directory.create(dict(raw), actor="fixture")
     accounts.add_user(directory.engine, "coord@example.jp", "coordinator", PASSWORD)
-    app = create_app({"DIRECTORY": directory, "TILE_URL": TEST_TILE_URL, "RATE_LIMIT": None, "SECRET_KEY": "desk",
-                      "SESSION_COOKIE_SECURE": False, "TODAY": lambda: FIXED_TODAY})
+    app = create_app(
+        {
+            "DIRECTORY": directory,
+            "TILE_URL": TEST_TILE_URL,
+            "RATE_LIMIT": None,
+            "SECRET_KEY": "desk",
+            "SESSION_COOKIE_SECURE": False,
+            "TODAY": lambda: FIXED_TODAY,
+        }
+    )
     server = start_server(app)
     yield server
     server.shutdown()
@@ -43,7 +51,9 @@ def test_coordinator_matches_and_prints(desk_server: LiveServer, make_page: Any)
     page.goto(desk_server.url + "/coordinator/match")
     page.fill("#email", "coord@example.jp")
     page.fill("#password", PASSWORD)
-    page.locator("form[action='/login'] button[type=submit], form[action^='/login'] button[type=submit]").first.click()
+    page.locator(
+        "form[action='/login'] button[type=submit], form[action^='/login'] button[type=submit]"
+    ).first.click()
     expect(page.locator("h1")).to_contain_text("場所を探す")
 
     page.get_by_label("健康・介護予防").check()
@@ -62,7 +72,9 @@ def test_coordinator_matches_and_prints(desk_server: LiveServer, make_page: Any)
     page.get_by_role("button", name="提案を見る").click()
 
     expect(page.locator("h1")).to_contain_text("提案")
-    assert "?" not in page.url and re.search(r"/coordinator/r/[A-Za-z0-9_-]{43}$", page.url)  # PRG: a stored result
+    assert "?" not in page.url and re.search(
+        r"/coordinator/r/[A-Za-z0-9_-]{43}$", page.url
+    )  # PRG: a stored result
     first = page.locator(".proposal").first
     expect(first).to_contain_text("戸破ふれあいサロン")
     expect(first).to_contain_text("次回 12月2日")

@@ -43,13 +43,35 @@ def flow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
             listing["phone"] = "0766-00-1234"
             listing["reservation_required"] = False
         directory.create(listing, actor="fixture")
-    directory.create({"id": "t-taiso", "name": "戸破いきいき体操", "kind": "kayoi", "lat": 36.7226, "lon": 137.1003,
-                      "municipality_code": "162116", "targets": ["elderly"], "cost_yen": 0, "phone": "0766-00-5678",
-                      "schedule": [{"weekday": "wed", "start": "14:00", "end": "15:00"}], "reservation_required": True},
-                     actor="fixture")
-    accounts.add_user(directory.engine, "coord@example.jp", "coordinator", PASSWORD, display_name="山田 花子")
-    app = create_app({"DIRECTORY": directory, "TILE_URL": TEST_TILE_URL, "RATE_LIMIT": None, "SECRET_KEY": "flow",
-                      "SESSION_COOKIE_SECURE": False, "TODAY": lambda: FIXED_TODAY})
+    directory.create(
+        {
+            "id": "t-taiso",
+            "name": "戸破いきいき体操",
+            "kind": "kayoi",
+            "lat": 36.7226,
+            "lon": 137.1003,
+            "municipality_code": "162116",
+            "targets": ["elderly"],
+            "cost_yen": 0,
+            "phone": "0766-00-5678",
+            "schedule": [{"weekday": "wed", "start": "14:00", "end": "15:00"}],
+            "reservation_required": True,
+        },
+        actor="fixture",
+    )
+    accounts.add_user(
+        directory.engine, "coord@example.jp", "coordinator", PASSWORD, display_name="山田 花子"
+    )
+    app = create_app(
+        {
+            "DIRECTORY": directory,
+            "TILE_URL": TEST_TILE_URL,
+            "RATE_LIMIT": None,
+            "SECRET_KEY": "flow",
+            "SESSION_COOKIE_SECURE": False,
+            "TODAY": lambda: FIXED_TODAY,
+        }
+    )
     server = start_server(app)
     yield server
     server.shutdown()
@@ -84,7 +106,9 @@ def block_tiles(page: Any) -> None:
 
 
 @pytest.mark.parametrize(("width", "height"), [(1280, 900), (390, 844)])
-def test_match_compare_back_sheet(flow_server: LiveServer, make_page: Any, width: int, height: int) -> None:
+def test_match_compare_back_sheet(
+    flow_server: LiveServer, make_page: Any, width: int, height: int
+) -> None:
     from playwright.sync_api import expect
 
     page = make_page(width=width, height=height, mobile=width < 400)
@@ -97,7 +121,9 @@ def test_match_compare_back_sheet(flow_server: LiveServer, make_page: Any, width
     expect(page.locator("h1")).to_contain_text("提案")
     result_url = page.url
     assert re.search(r"/coordinator/r/[A-Za-z0-9_-]{43}$", result_url)
-    expect(page.locator(".proposals").first).to_contain_text("戸破ふれあいサロン")  # known fits come first
+    expect(page.locator(".proposals").first).to_contain_text(
+        "戸破ふれあいサロン"
+    )  # known fits come first
     # the proposal map: built-in base map (tiles blocked), numbered places and the person's home
     page.wait_for_selector("#desk-map[data-basemap=drawn]", timeout=15_000)
     expect(page.locator("#desk-map .map-notice")).to_contain_text("簡易地図")
@@ -116,7 +142,9 @@ def test_match_compare_back_sheet(flow_server: LiveServer, make_page: Any, width
     screenshot(page, f"desk-result-{width}")
 
     for name in ("戸破ふれあいサロン", "戸破いきいき体操"):
-        page.locator(".proposal", has_text=name).get_by_label("この場所を選ぶ（比べる・シート・保存）").check()
+        page.locator(".proposal", has_text=name).get_by_label(
+            "この場所を選ぶ（比べる・シート・保存）"
+        ).check()
     page.get_by_role("button", name=re.compile("選んだ場所を比べる")).click()
     expect(page.locator("h1")).to_have_text("場所を比べる")
     table = page.locator("table.compare")
@@ -130,8 +158,12 @@ def test_match_compare_back_sheet(flow_server: LiveServer, make_page: Any, width
     page.go_back()  # the browser's Back button: the proposals again, not ERR_CACHE_MISS
     expect(page.locator("h1")).to_contain_text("提案")
     assert page.url == result_url
-    expect(page.locator(".proposals").first).to_contain_text("戸破ふれあいサロン")  # known fits come first
-    page.locator(".proposal", has_text="戸破ふれあいサロン").get_by_label("この場所を選ぶ（比べる・シート・保存）").check()
+    expect(page.locator(".proposals").first).to_contain_text(
+        "戸破ふれあいサロン"
+    )  # known fits come first
+    page.locator(".proposal", has_text="戸破ふれあいサロン").get_by_label(
+        "この場所を選ぶ（比べる・シート・保存）"
+    ).check()
     with page.context.expect_page() as opened:
         page.get_by_role("button", name="印刷用の提案シート").click()
     sheet = opened.value
@@ -149,10 +181,14 @@ def test_match_compare_back_sheet(flow_server: LiveServer, make_page: Any, width
     # nothing typed about the person in any URL the browser asked for
     assert not [u for u in visited if "QW3" in u or "%E3%82%AB%E3%83%8A%E3%83%AA%E3%82%A2" in u]
     assert page.evaluate("window.__xss") is None and sheet.evaluate("window.__xss") is None
-    assert all("tiles.invalid" in e or "ERR_CONNECTION_REFUSED" in e for e in page.console_errors), page.console_errors
+    assert all(
+        "tiles.invalid" in e or "ERR_CONNECTION_REFUSED" in e for e in page.console_errors
+    ), page.console_errors
 
 
-def test_gap_map_and_basemap_show_a_district_name_as_text(flow_server: LiveServer, make_page: Any) -> None:
+def test_gap_map_and_basemap_show_a_district_name_as_text(
+    flow_server: LiveServer, make_page: Any
+) -> None:
     from playwright.sync_api import expect
 
     page = make_page()
@@ -171,7 +207,11 @@ def test_gap_map_and_basemap_show_a_district_name_as_text(flow_server: LiveServe
             continue
         paths.nth(n).hover(force=True)
         tooltip = page.locator(".leaflet-tooltip")
-        if tooltip.count() and "不足" in tooltip.inner_text() and "戸破地区" in tooltip.inner_text():
+        if (
+            tooltip.count()
+            and "不足" in tooltip.inner_text()
+            and "戸破地区" in tooltip.inner_text()
+        ):
             found = tooltip.inner_text()
             break
     assert found is not None and found.startswith(EVIL_CHIKU), found
@@ -189,7 +229,9 @@ def test_gap_map_and_basemap_show_a_district_name_as_text(flow_server: LiveServe
     assert page.locator("#desk-map .basemap-label img").count() == 0
 
 
-def test_public_pages_show_organisation_and_district_names_as_text(flow_server: LiveServer, make_page: Any) -> None:
+def test_public_pages_show_organisation_and_district_names_as_text(
+    flow_server: LiveServer, make_page: Any
+) -> None:
     from playwright.sync_api import expect
 
     page = make_page(width=390, height=844, mobile=True)

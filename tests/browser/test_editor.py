@@ -19,18 +19,38 @@ def editor_server(make_directory: Any) -> Iterator[tuple[LiveServer, Any]]:
     from resdb.web import create_app
 
     directory = make_directory("sqlite", "browser-editor")
-    directory.create({"id": "b-salon", "name": "戸破ふれあいサロン", "kind": "kayoi", "lat": 36.7236, "lon": 137.0991,
-                      "municipality_code": "162116",
-                      "schedule": [{"weekday": "wed", "weeks": [1, 3], "start": "13:30", "end": "15:30"}]}, actor="fixture")
-    accounts.add_user(directory.engine, "imizu@example.jp", "editor", PASSWORD, municipality_code="162116")
-    app = create_app({"DIRECTORY": directory, "TILE_URL": TEST_TILE_URL, "RATE_LIMIT": None, "SECRET_KEY": "browser-editor",
-                      "SESSION_COOKIE_SECURE": False})
+    directory.create(
+        {
+            "id": "b-salon",
+            "name": "戸破ふれあいサロン",
+            "kind": "kayoi",
+            "lat": 36.7236,
+            "lon": 137.0991,
+            "municipality_code": "162116",
+            "schedule": [{"weekday": "wed", "weeks": [1, 3], "start": "13:30", "end": "15:30"}],
+        },
+        actor="fixture",
+    )
+    accounts.add_user(
+        directory.engine, "imizu@example.jp", "editor", PASSWORD, municipality_code="162116"
+    )
+    app = create_app(
+        {
+            "DIRECTORY": directory,
+            "TILE_URL": TEST_TILE_URL,
+            "RATE_LIMIT": None,
+            "SECRET_KEY": "browser-editor",
+            "SESSION_COOKIE_SECURE": False,
+        }
+    )
     server = start_server(app)
     yield server, directory
     server.shutdown()
 
 
-def test_edit_schedule_in_the_browser(editor_server: tuple[LiveServer, Any], make_page: Any) -> None:
+def test_edit_schedule_in_the_browser(
+    editor_server: tuple[LiveServer, Any], make_page: Any
+) -> None:
     server, directory = editor_server
     page = make_page()
     page.goto(f"{server.url}/editor/listings/b-salon")
@@ -61,7 +81,9 @@ def test_edit_schedule_in_the_browser(editor_server: tuple[LiveServer, Any], mak
     page.wait_for_url("**/editor/listings/b-salon?saved=1")
     assert page.locator("text=保存しました").count() == 1
     listing = directory.get("b-salon")
-    assert listing["schedule"] == [{"weekday": "thu", "start": "14:00", "end": "16:00"},
-                                   {"weekday": "sat", "weeks": [2], "start": "10:00", "end": "12:00"}]
+    assert listing["schedule"] == [
+        {"weekday": "thu", "start": "14:00", "end": "16:00"},
+        {"weekday": "sat", "weeks": [2], "start": "10:00", "end": "12:00"},
+    ]
     assert listing["version"] == 2
     assert not page.console_errors, page.console_errors

@@ -25,13 +25,32 @@ def queue_server(make_directory: Any) -> Iterator[tuple[LiveServer, Any]]:
     directory = make_directory("sqlite", "editor-flow")
     load_districts(directory, ("16211",))
     for n in range(30):
-        directory.create({"id": f"q-{n:02d}", "name": f"確認待ちの通いの場{n:02d}", "kind": "kayoi",
-                          "lat": 36.72 + n / 1000, "lon": 137.1, "municipality_code": "162116",
-                          "verified_at": f"2025-{1 + n % 12:02d}-{1 + n // 12:02d}", "cost_yen": 100,
-                          **({"phone": "0766-00-0000"} if n % 3 else {})}, actor="fixture")
-    accounts.add_user(directory.engine, "imizu@example.jp", "editor", PASSWORD, municipality_code="162116")
-    app = create_app({"DIRECTORY": directory, "TILE_URL": TEST_TILE_URL, "RATE_LIMIT": None, "SECRET_KEY": "editor-flow",
-                      "SESSION_COOKIE_SECURE": False})
+        directory.create(
+            {
+                "id": f"q-{n:02d}",
+                "name": f"確認待ちの通いの場{n:02d}",
+                "kind": "kayoi",
+                "lat": 36.72 + n / 1000,
+                "lon": 137.1,
+                "municipality_code": "162116",
+                "verified_at": f"2025-{1 + n % 12:02d}-{1 + n // 12:02d}",
+                "cost_yen": 100,
+                **({"phone": "0766-00-0000"} if n % 3 else {}),
+            },
+            actor="fixture",
+        )
+    accounts.add_user(
+        directory.engine, "imizu@example.jp", "editor", PASSWORD, municipality_code="162116"
+    )
+    app = create_app(
+        {
+            "DIRECTORY": directory,
+            "TILE_URL": TEST_TILE_URL,
+            "RATE_LIMIT": None,
+            "SECRET_KEY": "editor-flow",
+            "SESSION_COOKIE_SECURE": False,
+        }
+    )
     server = start_server(app)
     yield server, directory
     server.shutdown()
@@ -43,8 +62,9 @@ def axe_clean(page: Any) -> None:
 
 
 @pytest.mark.parametrize(("width", "height"), [(1280, 900), (390, 844)])
-def test_editor_clears_the_oldest_page_by_page(queue_server: tuple[LiveServer, Any], make_page: Any, width: int,
-                                                height: int) -> None:
+def test_editor_clears_the_oldest_page_by_page(
+    queue_server: tuple[LiveServer, Any], make_page: Any, width: int, height: int
+) -> None:
     from playwright.sync_api import expect
 
     server, directory = queue_server
@@ -56,7 +76,10 @@ def test_editor_clears_the_oldest_page_by_page(queue_server: tuple[LiveServer, A
     page.wait_for_url("**/editor/")
     # search first: the search box is above the queue summary, and the page is short
     search_top = page.get_by_label("名称・住所・IDで探す").bounding_box()["y"]
-    assert search_top < page.get_by_role("link", name=re.compile("確認が必要な掲載")).bounding_box()["y"]
+    assert (
+        search_top
+        < page.get_by_role("link", name=re.compile("確認が必要な掲載")).bounding_box()["y"]
+    )
     assert page.evaluate("document.documentElement.scrollHeight") < 6000
     axe_clean(page)
 
@@ -89,11 +112,15 @@ def test_editor_clears_the_oldest_page_by_page(queue_server: tuple[LiveServer, A
     assert directory.get("q-00")["verified_at"] != "2025-01-01"
 
 
-def test_history_restore_warns_and_keeps_the_check_date(queue_server: tuple[LiveServer, Any], make_page: Any) -> None:
+def test_history_restore_warns_and_keeps_the_check_date(
+    queue_server: tuple[LiveServer, Any], make_page: Any
+) -> None:
     from playwright.sync_api import expect
 
     server, directory = queue_server
-    directory.update("q-05", {"cost_yen": 500, "group_size": "large"}, "imizu@example.jp", expected_version=None)
+    directory.update(
+        "q-05", {"cost_yen": 500, "group_size": "large"}, "imizu@example.jp", expected_version=None
+    )
     directory.verify("q-05", "imizu@example.jp")
     checked = directory.get("q-05")["verified_at"]
     page = make_page(width=390, height=844, mobile=True)
@@ -108,8 +135,9 @@ def test_history_restore_warns_and_keeps_the_check_date(queue_server: tuple[Live
     warning = page.locator("#restore-warning-1")
     expect(warning).to_contain_text("確認日も")
     axe_clean(page)
-    page.locator("form.restore-form", has=page.locator("input[name=to_version][value='1']")).get_by_role(
-        "button", name=re.compile("この版に戻す")).click()
+    page.locator(
+        "form.restore-form", has=page.locator("input[name=to_version][value='1']")
+    ).get_by_role("button", name=re.compile("この版に戻す")).click()
     expect(page.locator("#restored-notice")).to_contain_text("元に戻しました")
     listing = directory.get("q-05")
     assert listing["cost_yen"] == 100 and listing["verified_at"] == checked

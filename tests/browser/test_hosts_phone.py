@@ -33,17 +33,38 @@ def phone_server(make_directory: Any) -> Iterator[LiveServer]:
     engine = directory.engine
     coordinator = accounts.add_user(engine, "coord@example.jp", "coordinator", PASSWORD)
     accounts.add_user(engine, "salon@example.jp", "host", PASSWORD, operator="戸破地区社協")
-    accounts.add_user(engine, "minsei@example.jp", "supporter", PASSWORD, municipality_code="132250")
+    accounts.add_user(
+        engine, "minsei@example.jp", "supporter", PASSWORD, municipality_code="132250"
+    )
     accounts.add_user(engine, "hirao@example.jp", "coordinator", PASSWORD, window="t-hirao")
     services = Services(directory)
-    case = services.save_case(coordinator, pseudonym="Aさん", legal_basis="consent",
-                              person={"home": {"lat": 36.7236, "lon": 137.0991}},
-                              proposals=[{"resource_id": "t-salon", "score": 0.9}])
-    services.send_referral(coordinator, case["id"], case["placements"][0]["id"], pseudonym="Aさん",
-                           proposed_dates="12月9日（水）13:30", helps="耳が遠いので正面から話してください",
-                           contact_route="コーディネーターの電話へ", confirmed=True)
-    app = create_app({"DIRECTORY": directory, "TILE_URL": TEST_TILE_URL, "RATE_LIMIT": None, "SECRET_KEY": "phone",
-                      "SESSION_COOKIE_SECURE": False, "TODAY": lambda: FIXED_TODAY})
+    case = services.save_case(
+        coordinator,
+        pseudonym="Aさん",
+        legal_basis="consent",
+        person={"home": {"lat": 36.7236, "lon": 137.0991}},
+        proposals=[{"resource_id": "t-salon", "score": 0.9}],
+    )
+    services.send_referral(
+        coordinator,
+        case["id"],
+        case["placements"][0]["id"],
+        pseudonym="Aさん",
+        proposed_dates="12月9日（水）13:30",
+        helps="耳が遠いので正面から話してください",
+        contact_route="コーディネーターの電話へ",
+        confirmed=True,
+    )
+    app = create_app(
+        {
+            "DIRECTORY": directory,
+            "TILE_URL": TEST_TILE_URL,
+            "RATE_LIMIT": None,
+            "SECRET_KEY": "phone",
+            "SESSION_COOKIE_SECURE": False,
+            "TODAY": lambda: FIXED_TODAY,
+        }
+    )
     server = start_server(app)
     server.case_id = case["id"]  # type: ignore[attr-defined]
     yield server
@@ -79,7 +100,9 @@ def test_host_on_a_phone(phone_server: LiveServer, make_page: Any) -> None:
     page.wait_for_load_state()
     assert "受け入れ可能な人数を報告しました" in page.inner_text("main")
     assert "今月の受け入れ可能: 2人" in page.inner_text("#listing-t-salon")
-    assert "受け入れ先が報告（" in page.inner_text("#listing-t-salon")  # the date it was reported, and its age
+    assert "受け入れ先が報告（" in page.inner_text(
+        "#listing-t-salon"
+    )  # the date it was reported, and its age
     page.locator("#referrals a").first.click()
     page.wait_for_load_state()
     assert "耳が遠いので正面から話してください" in page.inner_text("main")
@@ -119,7 +142,9 @@ def test_supporter_sheet_on_a_phone(phone_server: LiveServer, make_page: Any) ->
     page.wait_for_load_state()
     assert "?" not in page.url.split("/supporter/")[1] or "郵便" not in page.url
     assert "シートを送りました" in page.inner_text("#sent-notice")
-    assert "地域包括支援センターひらお" in page.inner_text("main") and "受け付けました" in page.inner_text("main")
+    assert "地域包括支援センターひらお" in page.inner_text(
+        "main"
+    ) and "受け付けました" in page.inner_text("main")
     assert "郵便物" not in page.inner_text("main")
     screenshot(page, "supporter-sheet-390")
     # the serving center's queue, on a phone too

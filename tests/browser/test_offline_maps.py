@@ -22,8 +22,16 @@ FIGURES = SCREENSHOTS.parent / "offline_map_first_paint.json"
 def tiles_off_server(demo_directory: Any) -> Iterator[LiveServer]:
     from resdb.web import create_app
 
-    server = start_server(create_app({"DIRECTORY": demo_directory, "TILE_URL": "off", "RATE_LIMIT": None,
-                                      "SECRET_KEY": "offline"}))
+    server = start_server(
+        create_app(
+            {
+                "DIRECTORY": demo_directory,
+                "TILE_URL": "off",
+                "RATE_LIMIT": None,
+                "SECRET_KEY": "offline",
+            }
+        )
+    )
     yield server
     server.shutdown()
 
@@ -61,8 +69,9 @@ def record_figure(name: str, value: float) -> None:
 
 
 @pytest.mark.parametrize(("width", "height"), [(1280, 900), (390, 844)])
-def test_home_map_with_tiles_blocked_draws_the_town_map(live_server: LiveServer, make_page: Any, width: int,
-                                                        height: int) -> None:
+def test_home_map_with_tiles_blocked_draws_the_town_map(
+    live_server: LiveServer, make_page: Any, width: int, height: int
+) -> None:
     from playwright.sync_api import expect
 
     page = make_page(width=width, height=height, mobile=width < 400)
@@ -95,7 +104,9 @@ def test_home_map_with_tiles_blocked_draws_the_town_map(live_server: LiveServer,
     violations = [v for v in run_axe(page) if v["impact"] in {"serious", "critical"}]
     assert violations == [], violations
     screenshot(page, f"offline-map-{width}")
-    assert page.console_errors == [] or all("tiles.invalid" in e or "ERR_CONNECTION_REFUSED" in e for e in page.console_errors)
+    assert page.console_errors == [] or all(
+        "tiles.invalid" in e or "ERR_CONNECTION_REFUSED" in e for e in page.console_errors
+    )
 
 
 def test_tiles_off_never_asks_the_tile_server(tiles_off_server: LiveServer, make_page: Any) -> None:
@@ -103,7 +114,10 @@ def test_tiles_off_never_asks_the_tile_server(tiles_off_server: LiveServer, make
 
     page = make_page()
     outside: list[str] = []
-    page.on("request", lambda r: outside.append(r.url) if not r.url.startswith(tiles_off_server.url) else None)
+    page.on(
+        "request",
+        lambda r: outside.append(r.url) if not r.url.startswith(tiles_off_server.url) else None,
+    )
     page.goto(tiles_off_server.url + "/")
     wait_for_basemap(page)
     expect(page.locator("#map .map-notice")).to_contain_text(NOTICE_OFF)
@@ -126,7 +140,11 @@ def test_detail_page_keeps_its_text_location(live_server: LiveServer, make_page:
     text = page.locator("#location-text")
     expect(text).to_be_visible()
     assert re.search(r"付近", text.inner_text())
-    assert text.get_by_role("link", name="地理院地図で開く").get_attribute("href").startswith("https://maps.gsi.go.jp/#16/")
+    assert (
+        text.get_by_role("link", name="地理院地図で開く")
+        .get_attribute("href")
+        .startswith("https://maps.gsi.go.jp/#16/")
+    )
     assert page.locator("#detail-map .leaflet-basemap-pane path").count() > 5
     violations = [v for v in run_axe(page) if v["impact"] in {"serious", "critical"}]
     assert violations == [], violations
@@ -142,7 +160,9 @@ def test_basemap_bytes_are_cached_and_unknown_codes_are_404(live_server: LiveSer
     levels = {f["properties"]["level"] for f in body["features"]}
     assert levels == {"municipality", "chiku", "town"}
     assert body["municipality"]["name"].endswith("射水市")
-    request = urllib.request.Request(live_server.url + "/basemap/162116.json", headers={"If-None-Match": tag})
+    request = urllib.request.Request(
+        live_server.url + "/basemap/162116.json", headers={"If-None-Match": tag}
+    )
     with pytest.raises(urllib.error.HTTPError) as not_modified:
         urllib.request.urlopen(request)
     assert not_modified.value.code == 304

@@ -26,7 +26,12 @@ def wait_for_map(page: Any) -> int:
 def test_map_loads_with_clustered_markers(live_server: Any, make_page: Any) -> None:
     page = make_page()
     tile_requests: list[str] = []
-    page.on("request", lambda request: tile_requests.append(request.url) if "tiles.invalid" in request.url else None)
+    page.on(
+        "request",
+        lambda request: (
+            tile_requests.append(request.url) if "tiles.invalid" in request.url else None
+        ),
+    )
     page.goto(live_server.url + "/")
     count = wait_for_map(page)
     assert count > 50
@@ -39,7 +44,9 @@ def test_map_loads_with_clustered_markers(live_server: Any, make_page: Any) -> N
     assert "件" in first.inner_text()
     assert tile_requests, "tiles come from the configured (here: blocked) tile server"
     assert page.locator(".leaflet-control-attribution").inner_text().strip() != ""
-    assert page.locator("#visible-list li").count() == 20  # the list shows the first 20, then 「さらに表示」
+    assert (
+        page.locator("#visible-list li").count() == 20
+    )  # the list shows the first 20, then 「さらに表示」
     page.get_by_role("button", name="さらに表示").click()
     assert page.locator("#visible-list li").count() == min(40, count)
     assert page.console_errors == []  # also: no CSP violations
@@ -53,14 +60,18 @@ def test_filter_narrows_markers(live_server: Any, make_page: Any) -> None:
     before = wait_for_map(page)
     page.locator("#search-form summary").click()
     page.get_by_label("種別").select_option("center")
-    expect(page.locator("#list-status")).not_to_contain_text(f"に {before} 件あります", timeout=10_000)
+    expect(page.locator("#list-status")).not_to_contain_text(
+        f"に {before} 件あります", timeout=10_000
+    )
     after = wait_for_map(page)
     assert 0 < after < before
     tags = page.locator("#visible-list .tag").all_inner_texts()
     assert tags and set(tags) == {"相談支援機関"}
     assert "kind=center" in page.url  # the filters are kept in the address for reload and sharing
     page.get_by_label("無料").check()
-    expect(page.locator("#list-status")).not_to_contain_text(f"に {after} 件あります", timeout=10_000)
+    expect(page.locator("#list-status")).not_to_contain_text(
+        f"に {after} 件あります", timeout=10_000
+    )
     assert wait_for_map(page) <= after
 
 
@@ -116,7 +127,10 @@ def test_list_works_without_javascript(live_server: Any, make_page: Any) -> None
     page.get_by_label("キーワード").fill("サロン")
     page.get_by_role("button", name="探す", exact=True).click()
     page.wait_for_url(re.compile(r"/search\?"))
-    assert "「サロン」の検索結果" in page.locator("h1 + *, h2").first.inner_text() or page.get_by_text("「サロン」の検索結果").count()
+    assert (
+        "「サロン」の検索結果" in page.locator("h1 + *, h2").first.inner_text()
+        or page.get_by_text("「サロン」の検索結果").count()
+    )
     results = page.locator(".results__list > li")
     assert results.count() >= 3
     # filters without JavaScript: a plain GET form
@@ -145,10 +159,29 @@ def test_script_in_a_name_shows_as_text(make_directory: Any, make_page: Any) -> 
     directory = make_directory("sqlite", name="xss")
     load_districts(directory, ("16211",))
     name = '<script>window.__xss = 1</script><img src=x onerror="window.__xss = 2">サロン'
-    directory.create({"id": "xss", "name": name, "kind": "kayoi", "lat": 36.7236, "lon": 137.0991,
-                      "municipality_code": "162116", "description": name, "operator": name}, actor="test")
-    server = start_server(create_app({"DIRECTORY": directory, "TILE_URL": TEST_TILE_URL, "RATE_LIMIT": None,
-                                      "SECRET_KEY": "x"}))
+    directory.create(
+        {
+            "id": "xss",
+            "name": name,
+            "kind": "kayoi",
+            "lat": 36.7236,
+            "lon": 137.0991,
+            "municipality_code": "162116",
+            "description": name,
+            "operator": name,
+        },
+        actor="test",
+    )
+    server = start_server(
+        create_app(
+            {
+                "DIRECTORY": directory,
+                "TILE_URL": TEST_TILE_URL,
+                "RATE_LIMIT": None,
+                "SECRET_KEY": "x",
+            }
+        )
+    )
     try:
         page = make_page()
         page.goto(server.url + "/")
@@ -186,12 +219,20 @@ def test_keyboard_skip_link_and_focus(live_server: Any, make_page: Any) -> None:
     assert outline != "none"
 
 
-AXE_PAGES = ["/", "/search?q=サロン", f"/resources/{REAL_ID}", f"/resources/{SAMPLE_ID}", "/areas?address=射水市戸破"]
+AXE_PAGES = [
+    "/",
+    "/search?q=サロン",
+    f"/resources/{REAL_ID}",
+    f"/resources/{SAMPLE_ID}",
+    "/areas?address=射水市戸破",
+]
 
 
 @pytest.mark.parametrize("width", [1280, 390])
 @pytest.mark.parametrize("path", AXE_PAGES)
-def test_axe_finds_no_serious_violations(live_server: Any, make_page: Any, path: str, width: int) -> None:
+def test_axe_finds_no_serious_violations(
+    live_server: Any, make_page: Any, path: str, width: int
+) -> None:
     page = make_page(width=width, height=900 if width > 400 else 844, mobile=width < 400)
     page.goto(live_server.url + path)
     if path == "/":
@@ -211,7 +252,9 @@ def test_axe_harness_does_detect_problems(live_server: Any, make_page: Any) -> N
     assert "label" in {v["id"] for v in run_axe(page)}
 
 
-@pytest.mark.parametrize(("label", "width", "height"), [("desktop", 1280, 900), ("phone", 390, 844)])
+@pytest.mark.parametrize(
+    ("label", "width", "height"), [("desktop", 1280, 900), ("phone", 390, 844)]
+)
 def test_screenshots(live_server: Any, make_page: Any, label: str, width: int, height: int) -> None:
     """Screenshots of the map and a detail page (bench/out/screenshots) for people to look at."""
     page = make_page(width=width, height=height, mobile=width < 400)

@@ -23,8 +23,9 @@ def open_map(page: Any, server: LiveServer, path: str = "/") -> None:
 
 
 @pytest.mark.parametrize(("width", "height"), SIZES)
-def test_list_item_and_popup_show_next_date_and_cost(live_server: LiveServer, make_page: Any, width: int,
-                                                     height: int) -> None:
+def test_list_item_and_popup_show_next_date_and_cost(
+    live_server: LiveServer, make_page: Any, width: int, height: int
+) -> None:
     from playwright.sync_api import expect
 
     page = make_page(width=width, height=height, mobile=width < 400)
@@ -44,7 +45,9 @@ def test_list_item_and_popup_show_next_date_and_cost(live_server: LiveServer, ma
     assert overlap_x <= 0 or overlap_y <= 0, (zoom, box)
 
 
-def test_phone_shows_the_list_first_and_a_map_toggle(live_server: LiveServer, make_page: Any) -> None:
+def test_phone_shows_the_list_first_and_a_map_toggle(
+    live_server: LiveServer, make_page: Any
+) -> None:
     from playwright.sync_api import expect
 
     page = make_page(width=390, height=844, mobile=True)
@@ -54,13 +57,18 @@ def test_phone_shows_the_list_first_and_a_map_toggle(live_server: LiveServer, ma
     assert toggle.get_attribute("aria-expanded") == "false"
     list_top = page.locator("#visible-list").bounding_box()["y"]
     assert list_top < 844 * 1.6, "the list starts near the top, not a screen below the map"
-    assert not page.locator("#map").is_visible() or page.locator("#map-pane").bounding_box()["height"] < 5
+    assert (
+        not page.locator("#map").is_visible()
+        or page.locator("#map-pane").bounding_box()["height"] < 5
+    )
     first = page.locator("#visible-list li a").first
     expect(first).to_be_visible()
     toggle.click()
     expect(page.locator("#map")).to_be_visible()
     assert page.locator("#map").bounding_box()["height"] > 250
-    expect(page.get_by_role("button", name="地図を閉じて一覧だけにする")).to_have_attribute("aria-expanded", "true")
+    expect(page.get_by_role("button", name="地図を閉じて一覧だけにする")).to_have_attribute(
+        "aria-expanded", "true"
+    )
     serious = [v for v in run_axe(page) if v["impact"] in {"serious", "critical"}]
     assert serious == [], serious
     # desktop has no toggle
@@ -70,7 +78,9 @@ def test_phone_shows_the_list_first_and_a_map_toggle(live_server: LiveServer, ma
 
 
 @pytest.mark.parametrize(("width", "height"), SIZES)
-def test_popup_by_keyboard_focus_esc_and_tab(live_server: LiveServer, make_page: Any, width: int, height: int) -> None:
+def test_popup_by_keyboard_focus_esc_and_tab(
+    live_server: LiveServer, make_page: Any, width: int, height: int
+) -> None:
     from playwright.sync_api import expect
 
     page = make_page(width=width, height=height, mobile=width < 400)
@@ -114,8 +124,9 @@ def test_hidden_buttons_stay_hidden(live_server: LiveServer, make_page: Any) -> 
 
 
 @pytest.mark.parametrize(("width", "height"), SIZES)
-def test_correction_form_focus_prefill_and_reference(live_server: LiveServer, make_page: Any, width: int,
-                                                     height: int) -> None:
+def test_correction_form_focus_prefill_and_reference(
+    live_server: LiveServer, make_page: Any, width: int, height: int
+) -> None:
     from playwright.sync_api import expect
 
     page = make_page(width=width, height=height, mobile=width < 400)
@@ -136,8 +147,9 @@ def test_correction_form_focus_prefill_and_reference(live_server: LiveServer, ma
 
 
 @pytest.mark.parametrize(("width", "height"), SIZES)
-def test_areas_answers_whom_to_call_about_a_parent(live_server: LiveServer, make_page: Any, width: int,
-                                                   height: int) -> None:
+def test_areas_answers_whom_to_call_about_a_parent(
+    live_server: LiveServer, make_page: Any, width: int, height: int
+) -> None:
     from playwright.sync_api import expect
 
     page = make_page(width=width, height=height, mobile=width < 400)
@@ -148,7 +160,9 @@ def test_areas_answers_whom_to_call_about_a_parent(live_server: LiveServer, make
     expect(first.get_by_role("heading", name="まずはここ")).to_be_visible()
     expect(first).to_contain_text("小杉・下地域包括支援センター")
     expect(first.locator("a[href^='tel:']").first).to_be_visible()
-    page.get_by_role("navigation", name="困りごとの種類").get_by_role("link", name="高齢・介護").click()
+    page.get_by_role("navigation", name="困りごとの種類").get_by_role(
+        "link", name="高齢・介護"
+    ).click()
     elderly = page.locator("#topic-elderly")
     expect(elderly).to_contain_text("総合相談")
     expect(elderly).to_contain_text("受付時間")

@@ -20,12 +20,16 @@ def test_venues_are_an_optional_map_layer(live_server: Any, make_page: Any) -> N
     assert "会場（建物）" not in " ".join(page.locator("#visible-list .tag").all_inner_texts())
     page.locator("#search-form summary").click()
     page.get_by_label("会場（建物）も表示").check()
-    expect(page.locator("#list-status")).not_to_contain_text(f"に {before} 件あります", timeout=10_000)
+    expect(page.locator("#list-status")).not_to_contain_text(
+        f"に {before} 件あります", timeout=10_000
+    )
     after = wait_for_map(page)
     assert after > before
     assert "venues=1" in page.url
     page.get_by_label("種別").select_option("venue")
-    expect(page.locator("#list-status")).not_to_contain_text(f"に {after} 件あります", timeout=10_000)
+    expect(page.locator("#list-status")).not_to_contain_text(
+        f"に {after} 件あります", timeout=10_000
+    )
     wait_for_map(page)
     tags = page.locator("#visible-list .tag").all_inner_texts()
     assert tags and set(tags) == {"会場（建物）"}

@@ -17,7 +17,9 @@ from .data import TODAY, make_listing, make_person
 
 def pc(person: int, options: dict[int, float]) -> PersonCandidates:
     ranked = sorted(options.items(), key=lambda kv: -kv[1])
-    return PersonCandidates(person, [j for j, _ in ranked], [s for _, s in ranked], False, "" if ranked else "なし")
+    return PersonCandidates(
+        person, [j for j, _ in ranked], [s for _, s in ranked], False, "" if ranked else "なし"
+    )
 
 
 def pool_with(capacities: list[int | None]) -> CandidatePool:
@@ -27,7 +29,9 @@ def pool_with(capacities: list[int | None]) -> CandidatePool:
     return pool
 
 
-def brute_force(cands: list[PersonCandidates], capacities: list[int | None]) -> tuple[int, float, float]:
+def brute_force(
+    cands: list[PersonCandidates], capacities: list[int | None]
+) -> tuple[int, float, float]:
     """(most placements, best total with that many, best total overall) by enumeration."""
     choices = [[None, *c.listings] for c in cands]
     best_cov: tuple[int, float] = (0, 0.0)
@@ -36,7 +40,11 @@ def brute_force(cands: list[PersonCandidates], capacities: list[int | None]) -> 
         used = Counter(j for j in combo if j is not None)
         if any(capacities[j] is not None and used[j] > capacities[j] for j in used):
             continue
-        total = sum(c.scores[c.listings.index(j)] for c, j in zip(cands, combo, strict=True) if j is not None)
+        total = sum(
+            c.scores[c.listings.index(j)]
+            for c, j in zip(cands, combo, strict=True)
+            if j is not None
+        )
         count = sum(j is not None for j in combo)
         best_cov = max(best_cov, (count, round(total, 9)))
         best_score = max(best_score, total)
@@ -76,14 +84,22 @@ capacities_st = st.lists(st.one_of(st.none(), st.integers(0, 2)), min_size=1, ma
 
 @settings(max_examples=150, deadline=None)
 @given(capacities_st, st.data())
-def test_solver_is_optimal_and_respects_capacity(capacities: list[int | None], data: st.DataObject) -> None:
+def test_solver_is_optimal_and_respects_capacity(
+    capacities: list[int | None], data: st.DataObject
+) -> None:
     pool = pool_with(capacities)
     n_persons = data.draw(st.integers(1, 4))
     usable = [j for j, c in enumerate(capacities) if c != 0]  # capacity 0 never passes the rules
     cands = []
     for i in range(n_persons):
-        chosen = data.draw(st.lists(st.sampled_from(usable), unique=True, max_size=len(usable))) if usable else []
-        scores = data.draw(st.lists(st.floats(0.01, 1.0), min_size=len(chosen), max_size=len(chosen)))
+        chosen = (
+            data.draw(st.lists(st.sampled_from(usable), unique=True, max_size=len(usable)))
+            if usable
+            else []
+        )
+        scores = data.draw(
+            st.lists(st.floats(0.01, 1.0), min_size=len(chosen), max_size=len(chosen))
+        )
         cands.append(pc(i, dict(zip(chosen, scores, strict=True))))
     best_count, best_cov_total, best_total = brute_force(cands, capacities)
     greedy = summary(greedy_assignment(cands, pool))
@@ -92,7 +108,10 @@ def test_solver_is_optimal_and_respects_capacity(capacities: list[int | None], d
         used = Counter(j for j, _ in result.values())
         assert all(capacities[j] is None or used[j] <= capacities[j] for j in used)
         for person, (j, score) in result.items():
-            assert j in cands[person].listings and score == cands[person].scores[cands[person].listings.index(j)]
+            assert (
+                j in cands[person].listings
+                and score == cands[person].scores[cands[person].listings.index(j)]
+            )
         count, total = summary(result)
         if objective == "coverage":
             assert count == best_count and total == pytest.approx(best_cov_total, abs=1e-9)
@@ -127,7 +146,9 @@ def test_nothing_in_reach_is_explained() -> None:
     tokyo = make_listing("tokyo", lat=35.6812, lon=139.7671)
     answer = match_batch([make_person(mobility="walk", max_minutes=15)], [tokyo], today=TODAY)
     assert answer["assignments"] == []
-    assert answer["unassigned"][0]["reason"].startswith("移動できる範囲（徒歩で15分）に場がありません")
+    assert answer["unassigned"][0]["reason"].startswith(
+        "移動できる範囲（徒歩で15分）に場がありません"
+    )
 
 
 def test_short_candidate_lists_are_extended_when_someone_is_left_out() -> None:

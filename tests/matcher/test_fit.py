@@ -27,7 +27,9 @@ def north(km: float) -> float:
 
 
 def test_time_reason_states_the_persons_own_window() -> None:
-    listing = make_listing("open-all-day", schedule=[{"weekday": "thu", "start": "10:00", "end": "16:00"}])
+    listing = make_listing(
+        "open-all-day", schedule=[{"weekday": "thu", "start": "10:00", "end": "16:00"}]
+    )
     person = make_person(available=[{"weekday": "thu", "start": "14:00", "end": "18:00"}])
     proposal = match(person, [listing], today=TODAY)["proposals"][0]
     text = next(r["text"] for r in proposal["reasons"] if r["factor"] == "schedule")
@@ -35,8 +37,14 @@ def test_time_reason_states_the_persons_own_window() -> None:
 
 
 def test_unknowns_and_stale_data_are_cautions_never_reasons() -> None:
-    unknown = make_listing("unknown", schedule=[], cost_yen=None, verified_at=None, accepts_referrals=None,
-                           group_size="large")
+    unknown = make_listing(
+        "unknown",
+        schedule=[],
+        cost_yen=None,
+        verified_at=None,
+        accepts_referrals=None,
+        group_size="large",
+    )
     stale = make_listing("stale", verified_at="2024-01-10")
     answer = match(make_person(prefers={"group_size": "small"}), [unknown, stale], today=TODAY)
     by_id = {p["resource_id"]: p for p in answer["proposals"]}
@@ -44,13 +52,20 @@ def test_unknowns_and_stale_data_are_cautions_never_reasons() -> None:
         for reason in proposal["reasons"]:
             assert not any(word in reason["text"] for word in UNSURE_WORDS), reason
         assert proposal["fit"] == "to_confirm"
-    assert set(by_id["unknown"]["to_confirm"]) == {"開催日時", "費用", "情報の新しさ", "紹介での受け入れ"}
+    assert set(by_id["unknown"]["to_confirm"]) == {
+        "開催日時",
+        "費用",
+        "情報の新しさ",
+        "紹介での受け入れ",
+    }
     cautions = " ".join(by_id["unknown"]["cautions"])
     assert "開催日時が登録されていません" in cautions and "費用が登録されていません" in cautions
     assert "最終確認日が不明" in cautions
     assert by_id["stale"]["to_confirm"] == ["情報の新しさ"]
     assert any("1年以上前" in c for c in by_id["stale"]["cautions"])
-    assert not any(r["factor"] == "group" for r in by_id["unknown"]["reasons"])  # 大人数 is not what they asked for
+    assert not any(
+        r["factor"] == "group" for r in by_id["unknown"]["reasons"]
+    )  # 大人数 is not what they asked for
 
 
 def test_stale_days_setting_moves_the_line() -> None:
@@ -61,25 +76,36 @@ def test_stale_days_setting_moves_the_line() -> None:
 
 
 def test_known_fits_come_before_places_to_confirm_and_are_labelled() -> None:
-    better_but_unsure = make_listing("unsure", verified_at=None, activities=["交流", "ゲーム"], lat=TOIDE[0] + 0.001)
+    better_but_unsure = make_listing(
+        "unsure", verified_at=None, activities=["交流", "ゲーム"], lat=TOIDE[0] + 0.001
+    )
     plain_known = make_listing("known", lat=TOIDE[0] + 0.02, group_size="large")
     answer = match(make_person(interests=["ゲーム"]), [better_but_unsure, plain_known], today=TODAY)
     assert [p["resource_id"] for p in answer["proposals"]] == ["known", "unsure"]
     assert answer["proposals"][0]["score"] < answer["proposals"][1]["score"]
-    assert [p["fit_label"] for p in answer["proposals"]] == ["合うことが確認できた場", "要確認の候補"]
+    assert [p["fit_label"] for p in answer["proposals"]] == [
+        "合うことが確認できた場",
+        "要確認の候補",
+    ]
     assert answer["fit_counts"] == {"known": 1, "to_confirm": 1}
 
 
 def test_interest_outweighs_a_mere_goal_match() -> None:
-    farm = make_listing("farm", kind="work_trial", name="畑の体験", activities=["農作業"], lat=TOIDE[0] + 0.02)
+    farm = make_listing(
+        "farm", kind="work_trial", name="畑の体験", activities=["農作業"], lat=TOIDE[0] + 0.02
+    )
     ibasho = make_listing("ibasho", kind="ibasho", activities=["交流"], lat=TOIDE[0] + 0.003)
-    person = make_person(goals=["first_step"], interests=["農作業"], prefers={"group_size": "small"})
+    person = make_person(
+        goals=["first_step"], interests=["農作業"], prefers={"group_size": "small"}
+    )
     answer = match(person, [ibasho, farm], today=TODAY)
     assert [p["resource_id"] for p in answer["proposals"]][0] == "farm"
 
 
 def test_travel_near_miss_within_20_percent_is_shown_with_what_it_offers() -> None:
-    near = make_listing("near-farm", kind="work_trial", activities=["農作業"], lat=north(km_for(34)))
+    near = make_listing(
+        "near-farm", kind="work_trial", activities=["農作業"], lat=north(km_for(34))
+    )
     far = make_listing("far-farm", kind="work_trial", activities=["農作業"], lat=north(km_for(40)))
     answer = match(make_person(interests=["農作業"], max_minutes=30), [near, far], today=TODAY)
     assert answer["proposals"] == []
@@ -106,11 +132,17 @@ def test_every_exclusion_can_be_listed() -> None:
 
 
 def test_venues_and_programmes_are_never_proposed_or_listed() -> None:
-    venue = make_listing("hall", kind="venue", name="戸破コミュニティセンター", activities=[], targets=[])
+    venue = make_listing(
+        "hall", kind="venue", name="戸破コミュニティセンター", activities=[], targets=[]
+    )
     programme = make_listing("scheme", kind="program", name="地域支え合いネットワーク事業")
     real = make_listing("real")
-    answer = match(make_person(goals=["first_step"]), [venue, programme, real], today=TODAY, all_excluded=True)
-    seen = {p["resource_id"] for p in answer["proposals"]} | {e["resource_id"] for e in answer["excluded"]}
+    answer = match(
+        make_person(goals=["first_step"]), [venue, programme, real], today=TODAY, all_excluded=True
+    )
+    seen = {p["resource_id"] for p in answer["proposals"]} | {
+        e["resource_id"] for e in answer["excluded"]
+    }
     seen |= {m["resource_id"] for m in answer["near_misses"]}
     assert seen == {"real"}
 
@@ -120,7 +152,10 @@ def test_active_placement_is_never_proposed_again() -> None:
     person: dict[str, Any] = make_person(active_places=["a"])
     answer = match(person, listings, today=TODAY)
     assert [p["resource_id"] for p in answer["proposals"]] == ["b"]
-    assert any(e["resource_id"] == "a" and e["reason"] == "すでに参加中の場所です" for e in answer["excluded"])
+    assert any(
+        e["resource_id"] == "a" and e["reason"] == "すでに参加中の場所です"
+        for e in answer["excluded"]
+    )
     batch = match_batch([person, make_person()], listings, today=TODAY)
     placed = {a["person"]: a["resource_id"] for a in batch["assignments"]}
     assert placed[0] == "b"

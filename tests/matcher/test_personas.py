@@ -127,10 +127,25 @@ def test_elder_without_car_only_gets_places_with_pickup() -> None:
 @pytest.mark.parametrize("name", PERSONAS)
 def test_answer_has_exactly_the_contract_shape(name: str) -> None:
     answer = run(name, limit=10)
-    assert set(answer) == {"proposals", "excluded", "near_misses", "fit_counts"}  # contract + documented additions
+    assert set(answer) == {
+        "proposals",
+        "excluded",
+        "near_misses",
+        "fit_counts",
+    }  # contract + documented additions
     for p in answer["proposals"]:
-        assert {"resource_id", "name", "score", "travel_minutes", "next_sessions", "reasons", "cautions"} <= set(p)
-        assert p["fit"] in ("known", "to_confirm") and (p["fit"] == "known") == (not p["to_confirm"])
+        assert {
+            "resource_id",
+            "name",
+            "score",
+            "travel_minutes",
+            "next_sessions",
+            "reasons",
+            "cautions",
+        } <= set(p)
+        assert p["fit"] in ("known", "to_confirm") and (p["fit"] == "known") == (
+            not p["to_confirm"]
+        )
         assert 0.0 <= p["score"] <= 1.0
         assert isinstance(p["travel_minutes"], int)
         for r in p["reasons"]:

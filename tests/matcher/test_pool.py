@@ -24,7 +24,9 @@ def test_matcher_imports_no_web_db_or_index_packages() -> None:
         "bad = [m for m in sys.modules if m.split('.')[0] in ('flask', 'sqlalchemy', 'sqlmodel', 'whoosh')]\n"
         "print(json.dumps(bad))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
+    )
     assert json.loads(out.stdout) == []
 
 
@@ -59,7 +61,10 @@ def test_nearby_and_view_keep_reachable_and_near_miss_listings_only() -> None:
 
 
 def test_rows_are_stored_by_latitude_and_ties_follow_the_callers_order() -> None:
-    items = [make_listing(name, lat=lat) for name, lat in (("n", 36.9), ("s", 36.5), ("x", None), ("m", 36.7))]
+    items = [
+        make_listing(name, lat=lat)
+        for name, lat in (("n", 36.9), ("s", 36.5), ("x", None), ("m", 36.7))
+    ]
     pool = CandidatePool(items)
     assert pool.ids == ["s", "m", "n", "x"]
     assert pool.position.tolist() == [1, 3, 0, 2]
@@ -84,16 +89,32 @@ def test_text_index_uses_shared_synonyms_and_normalization() -> None:
         ]
     )
     idx = np.array([pool.index_of[x] for x in "abcd"])
-    assert pool.contains_any(frozenset(expand_terms(["畑"])), idx).tolist() == [True, False, False, False]
-    assert pool.contains_any(frozenset(expand_terms(["ゲーム"])), idx).tolist() == [False, True, False, False]
-    assert pool.contains_any(frozenset(expand_terms(["子ども食堂"])), idx).tolist() == [False, False, True, False]
+    assert pool.contains_any(frozenset(expand_terms(["畑"])), idx).tolist() == [
+        True,
+        False,
+        False,
+        False,
+    ]
+    assert pool.contains_any(frozenset(expand_terms(["ゲーム"])), idx).tolist() == [
+        False,
+        True,
+        False,
+        False,
+    ]
+    assert pool.contains_any(frozenset(expand_terms(["子ども食堂"])), idx).tolist() == [
+        False,
+        False,
+        True,
+        False,
+    ]
     lazy = CandidatePool(pool.listings, prepare_text=False)
     assert lazy.text(lazy.index_of["c"]) == pool.text(pool.index_of["c"])
 
 
 def test_schedule_strings_in_odd_forms_are_understood() -> None:
-    listing = make_listing("x", schedule=[{"weekday": "火", "start": "9:30", "end": "11:00", "weeks": ["2"]}, "junk"])
+    listing = make_listing(
+        "x", schedule=[{"weekday": "火", "start": "9:30", "end": "11:00", "weeks": ["2"]}, "junk"]
+    )
     person = make_person(available=[{"weekday": "tue", "start": "09:00", "end": "10:00"}])
     proposal = match(person, [listing], today=TODAY)["proposals"][0]
     assert proposal["next_sessions"] == ["2026-12-08T09:30+09:00"]
-

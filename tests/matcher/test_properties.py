@@ -18,8 +18,29 @@ from resdb.travel import haversine_km, travel_minutes
 from .data import TODAY, TOIDE
 
 WEEKDAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-KINDS = ["ibasho", "kayoi", "shokudo", "kosodate", "chikatsu", "work_trial", "volunteer", "learning", "center", "other"]
-TARGETS = ["all", "elderly", "disability", "children", "parents", "youth", "poverty", "hikikomori", "foreign"]
+KINDS = [
+    "ibasho",
+    "kayoi",
+    "shokudo",
+    "kosodate",
+    "chikatsu",
+    "work_trial",
+    "volunteer",
+    "learning",
+    "center",
+    "other",
+]
+TARGETS = [
+    "all",
+    "elderly",
+    "disability",
+    "children",
+    "parents",
+    "youth",
+    "poverty",
+    "hikikomori",
+    "foreign",
+]
 DISTRICTS = ["戸破", "大島", "太閤山"]
 
 
@@ -41,7 +62,11 @@ slot_st = st.builds(
 )
 available_st = st.lists(
     st.builds(
-        lambda wd, start, length: {"weekday": wd, "start": _hhmm(start), "end": _hhmm(start + length)},
+        lambda wd, start, length: {
+            "weekday": wd,
+            "start": _hhmm(start),
+            "end": _hhmm(start + length),
+        },
         st.sampled_from(WEEKDAYS),
         st.integers(7 * 60, 18 * 60).map(lambda m: m - m % 30),
         st.sampled_from([60, 120, 180, 300]),
@@ -62,7 +87,12 @@ def listing_st(draw: st.DrawFn, i: int) -> dict[str, Any]:
         "lat": TOIDE[0] + draw(offset_st),
         "lon": TOIDE[1] + draw(offset_st),
         "targets": draw(st.lists(st.sampled_from(TARGETS), max_size=3, unique=True)),
-        "activities": draw(st.lists(st.sampled_from(["農作業", "体操", "カフェ", "交流", "学習支援", "料理"]), max_size=2)),
+        "activities": draw(
+            st.lists(
+                st.sampled_from(["農作業", "体操", "カフェ", "交流", "学習支援", "料理"]),
+                max_size=2,
+            )
+        ),
         "description": draw(st.sampled_from(["", "畑で野菜づくり", "子育て中の親子の交流"])),
         "schedule": draw(st.lists(slot_st, max_size=3)),
         "cost_yen": draw(st.one_of(st.none(), st.sampled_from([0, 100, 300, 500, 1000]))),
@@ -76,7 +106,15 @@ def listing_st(draw: st.DrawFn, i: int) -> dict[str, Any]:
             "max_age": draw(maybe_age),
             "residents_only": draw(st.booleans()),
         },
-        "service_area": draw(st.one_of(st.none(), st.builds(lambda d: {"districts": d}, st.lists(st.sampled_from(DISTRICTS), min_size=1, max_size=2)))),
+        "service_area": draw(
+            st.one_of(
+                st.none(),
+                st.builds(
+                    lambda d: {"districts": d},
+                    st.lists(st.sampled_from(DISTRICTS), min_size=1, max_size=2),
+                ),
+            )
+        ),
         "verified_at": draw(st.sampled_from([None, "2023-01-10", "2026-05-01"])),
         "is_sample": True,
         "reservation_required": draw(st.booleans()),
@@ -94,15 +132,37 @@ def listings_st(draw: st.DrawFn, max_size: int = 12) -> list[dict[str, Any]]:
 def person_st(draw: st.DrawFn) -> dict[str, Any]:
     mobility = draw(st.sampled_from(["walk", "bicycle", "bus", "car", "pickup_needed"]))
     return {
-        "home": {"lat": TOIDE[0] + draw(offset_st), "lon": TOIDE[1] + draw(offset_st),
-                 **({"district": d} if (d := draw(st.sampled_from([None, *DISTRICTS]))) else {})},
+        "home": {
+            "lat": TOIDE[0] + draw(offset_st),
+            "lon": TOIDE[1] + draw(offset_st),
+            **({"district": d} if (d := draw(st.sampled_from([None, *DISTRICTS]))) else {}),
+        },
         "age": draw(maybe_age),
         "mobility": mobility,
         "max_minutes": draw(st.sampled_from([10, 20, 30, 45, 60])),
         "available": draw(available_st),
-        "goals": draw(st.lists(st.sampled_from(["first_step", "friends", "role", "work", "health", "learn",
-                                                "childcare_peers", "consult", "routine"]), max_size=2, unique=True)),
-        "interests": draw(st.lists(st.sampled_from(["畑", "料理", "ゲーム"]), max_size=2, unique=True)),
+        "goals": draw(
+            st.lists(
+                st.sampled_from(
+                    [
+                        "first_step",
+                        "friends",
+                        "role",
+                        "work",
+                        "health",
+                        "learn",
+                        "childcare_peers",
+                        "consult",
+                        "routine",
+                    ]
+                ),
+                max_size=2,
+                unique=True,
+            )
+        ),
+        "interests": draw(
+            st.lists(st.sampled_from(["畑", "料理", "ゲーム"]), max_size=2, unique=True)
+        ),
         "targets": draw(st.lists(st.sampled_from(TARGETS[1:]), max_size=2, unique=True)),
         "prefers": {"group_size": draw(st.sampled_from([None, "small", "large"]))},
         "needs": {"barrier_free": draw(st.booleans()), "pickup": draw(st.booleans())},
@@ -115,11 +175,17 @@ def person_st(draw: st.DrawFn) -> dict[str, Any]:
 def implied(age: int | None) -> set[str]:
     if age is None:
         return set()
-    return {t for t, ok in (("elderly", age >= 65), ("youth", 15 <= age <= 39), ("children", age < 18)) if ok}
+    return {
+        t
+        for t, ok in (("elderly", age >= 65), ("youth", 15 <= age <= 39), ("children", age < 18))
+        if ok
+    }
 
 
 def broken_rules(
-    person: Mapping[str, Any], listing: Mapping[str, Any], covers: Callable[[Mapping[str, Any]], bool | None]
+    person: Mapping[str, Any],
+    listing: Mapping[str, Any],
+    covers: Callable[[Mapping[str, Any]], bool | None],
 ) -> tuple[set[str], bool]:
     """(rules broken, whether the travel rule is too close to call)."""
     out = set()
@@ -127,7 +193,8 @@ def broken_rules(
         out.add("exclude")
     age, elig = person["age"], listing["eligibility"]
     if age is not None and (
-        (elig["min_age"] is not None and age < elig["min_age"]) or (elig["max_age"] is not None and age > elig["max_age"])
+        (elig["min_age"] is not None and age < elig["min_age"])
+        or (elig["max_age"] is not None and age > elig["max_age"])
     ):
         out.add("age")
     targets = set(listing["targets"])
@@ -142,17 +209,28 @@ def broken_rules(
             out.add("area")
     if listing["capacity"] == 0:
         out.add("capacity")
-    if person["budget_yen"] is not None and listing["cost_yen"] is not None and listing["cost_yen"] > person["budget_yen"]:
+    if (
+        person["budget_yen"] is not None
+        and listing["cost_yen"] is not None
+        and listing["cost_yen"] > person["budget_yen"]
+    ):
         out.add("cost")
-    if person["available"] and listing["schedule"] and not sched.overlaps(listing["schedule"], person["available"]):
+    if (
+        person["available"]
+        and listing["schedule"]
+        and not sched.overlaps(listing["schedule"], person["available"])
+    ):
         out.add("schedule")
     minutes = travel_minutes(
-        haversine_km(person["home"]["lat"], person["home"]["lon"], listing["lat"], listing["lon"]), person["mobility"]
+        haversine_km(person["home"]["lat"], person["home"]["lon"], listing["lat"], listing["lon"]),
+        person["mobility"],
     )
     if minutes > person["max_minutes"]:
         out.add("travel")
     close_call = abs(minutes - person["max_minutes"]) < 1e-6
-    if (person["mobility"] == "pickup_needed" or person["needs"]["pickup"]) and not listing["pickup"]:
+    if (person["mobility"] == "pickup_needed" or person["needs"]["pickup"]) and not listing[
+        "pickup"
+    ]:
         out.add("pickup")
     if person["needs"]["barrier_free"] and not listing["barrier_free"]:
         out.add("barrier_free")
@@ -163,13 +241,18 @@ def covers_from(answers: dict[str, bool | None]) -> Callable[[Mapping[str, Any]]
     return lambda listing: answers.get(listing["id"])
 
 
-covers_st = st.dictionaries(st.sampled_from([f"L{i}" for i in range(12)]), st.one_of(st.none(), st.booleans()))
+covers_st = st.dictionaries(
+    st.sampled_from([f"L{i}" for i in range(12)]), st.one_of(st.none(), st.booleans())
+)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(person_st(), listings_st(), covers_st, st.integers(1, 10))
 def test_no_proposal_breaks_a_rule(
-    person: dict[str, Any], listings: list[dict[str, Any]], answers: dict[str, bool | None], limit: int
+    person: dict[str, Any],
+    listings: list[dict[str, Any]],
+    answers: dict[str, bool | None],
+    limit: int,
 ) -> None:
     covers = covers_from(answers)
     answer = match(person, listings, today=TODAY, covers_home=covers, limit=limit)
@@ -188,13 +271,17 @@ def test_no_proposal_breaks_a_rule(
         assert entry["rule"] in broken or close_call
     # every listing breaking nothing is proposed when the limit leaves room
     feasible = [item["id"] for item in listings if not broken_rules(person, item, covers)[0]]
-    if len(feasible) <= limit and not any(broken_rules(person, item, covers)[1] for item in listings):
+    if len(feasible) <= limit and not any(
+        broken_rules(person, item, covers)[1] for item in listings
+    ):
         assert sorted(proposed) == sorted(feasible)
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(person_st(), listings_st())
-def test_pool_and_list_give_the_same_answer(person: dict[str, Any], listings: list[dict[str, Any]]) -> None:
+def test_pool_and_list_give_the_same_answer(
+    person: dict[str, Any], listings: list[dict[str, Any]]
+) -> None:
     pool = CandidatePool(listings)
     assert match(person, pool, today=TODAY) == match(person, listings, today=TODAY)
     assert match(person, pool, today=TODAY) == match(person, pool, today=TODAY)
@@ -206,7 +293,9 @@ def test_batch_respects_capacity_rules_and_beats_greedy(
     persons: list[dict[str, Any]], listings: list[dict[str, Any]], answers: dict[str, bool | None]
 ) -> None:
     covers = covers_from(answers)
-    answer = match_batch(persons, listings, today=TODAY, covers_home_for=lambda i, listing: covers(listing))
+    answer = match_batch(
+        persons, listings, today=TODAY, covers_home_for=lambda i, listing: covers(listing)
+    )
     by_id = {item["id"]: item for item in listings}
     used = Counter(a["resource_id"] for a in answer["assignments"])
     for rid, n in used.items():
@@ -224,7 +313,9 @@ def test_batch_respects_capacity_rules_and_beats_greedy(
     # against greedy on the same candidate lists
     pool = CandidatePool(listings)
     cands = list(
-        person_candidates(persons, pool, today=TODAY, covers_home_for=lambda i, listing: covers(listing)).values()
+        person_candidates(
+            persons, pool, today=TODAY, covers_home_for=lambda i, listing: covers(listing)
+        ).values()
     )
     greedy = greedy_assignment(cands, pool)
     greedy_total = sum(s for _j, s in greedy.values())

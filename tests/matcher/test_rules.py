@@ -12,10 +12,15 @@ from .data import TODAY, TOIDE, ids, make_listing, make_person
 
 
 def answer_for(
-    listing: dict[str, Any], person: dict[str, Any] | None = None, ok: dict[str, Any] | None = None, **kwargs: Any
+    listing: dict[str, Any],
+    person: dict[str, Any] | None = None,
+    ok: dict[str, Any] | None = None,
+    **kwargs: Any,
 ) -> dict[str, Any]:
     """Match against a listing that passes every rule ("ok") and the one under test."""
-    return match(person or make_person(), [ok or make_listing("ok"), listing], today=TODAY, **kwargs)
+    return match(
+        person or make_person(), [ok or make_listing("ok"), listing], today=TODAY, **kwargs
+    )
 
 
 def assert_excluded(answer: dict[str, Any], rid: str, reason: str, rule: str) -> None:
@@ -46,7 +51,9 @@ def test_age(fields: dict[str, Any], age: int, reason: str) -> None:
 
 
 def test_age_bounds_are_inclusive_and_unknown_age_passes() -> None:
-    listing = make_listing("edge", eligibility={"min_age": 65, "max_age": 80, "residents_only": False}, targets=["all"])
+    listing = make_listing(
+        "edge", eligibility={"min_age": 65, "max_age": 80, "residents_only": False}, targets=["all"]
+    )
     assert "edge" in ids(match(make_person(age=65), [listing], today=TODAY)["proposals"])
     assert "edge" in ids(match(make_person(age=80), [listing], today=TODAY)["proposals"])
     assert "edge" in ids(match(make_person(age=None), [listing], today=TODAY)["proposals"])
@@ -83,7 +90,8 @@ def test_targets_table(targets: list[str], age: int, person_targets: list[str], 
 
 def test_residents_only_outside_service_area() -> None:
     listing = make_listing(
-        "bad", eligibility={"min_age": None, "max_age": None, "residents_only": True},
+        "bad",
+        eligibility={"min_age": None, "max_age": None, "residents_only": True},
         service_area={"districts": ["大島"]},
     )
     assert_excluded(answer_for(listing), "bad", "担当地区外です", "area")
@@ -103,7 +111,9 @@ def test_center_service_area_uses_covers_home_callback() -> None:
     assert "center" not in ids(unknown["proposals"])
     # unknown without a declared area: the rule has nothing to hold against it
     open_center = make_listing("center", kind="center", service_area=None)
-    assert "center" in ids(answer_for(open_center, unknown_person, covers_home=lambda listing: None)["proposals"])
+    assert "center" in ids(
+        answer_for(open_center, unknown_person, covers_home=lambda listing: None)["proposals"]
+    )
 
 
 def test_district_names_are_compared_loosely() -> None:
@@ -112,8 +122,12 @@ def test_district_names_are_compared_loosely() -> None:
 
 
 def test_capacity_zero() -> None:
-    assert_excluded(answer_for(make_listing("bad", capacity=0)), "bad", "定員に空きがありません", "capacity")
-    assert "c" in ids(match(make_person(), [make_listing("c", capacity=None)], today=TODAY)["proposals"])
+    assert_excluded(
+        answer_for(make_listing("bad", capacity=0)), "bad", "定員に空きがありません", "capacity"
+    )
+    assert "c" in ids(
+        match(make_person(), [make_listing("c", capacity=None)], today=TODAY)["proposals"]
+    )
 
 
 def test_cost_over_budget() -> None:
@@ -133,7 +147,9 @@ def test_schedule_without_overlap() -> None:
 
 
 def test_schedule_weeks_are_honoured() -> None:
-    second_wed = make_listing("wed2", schedule=[{"weekday": "wed", "weeks": [2], "start": "13:30", "end": "15:00"}])
+    second_wed = make_listing(
+        "wed2", schedule=[{"weekday": "wed", "weeks": [2], "start": "13:30", "end": "15:00"}]
+    )
     person = make_person(available=[{"weekday": "wed", "start": "13:00", "end": "16:00"}])
     answer = match(person, [second_wed], today=TODAY)
     assert ids(answer["proposals"]) == ["wed2"]
@@ -156,7 +172,9 @@ def test_travel_time_over_limit() -> None:
     answer = answer_for(far, make_person(mobility="bicycle", max_minutes=30))
     entry = next(e for e in answer["excluded"] if e["resource_id"] == "bad")
     assert entry["rule"] == "travel"
-    assert entry["reason"].startswith("自転車で約") and entry["reason"].endswith("分かかり、上限の30分を超えます")
+    assert entry["reason"].startswith("自転車で約") and entry["reason"].endswith(
+        "分かかり、上限の30分を超えます"
+    )
     minutes = int(entry["reason"].removeprefix("自転車で約").split("分")[0])
     assert 40 <= minutes <= 45
     by_car = match(make_person(mobility="car", max_minutes=30), [far], today=TODAY)
@@ -171,12 +189,16 @@ def test_far_beyond_the_limit_is_dropped_silently() -> None:
 
 def test_pickup_needed() -> None:
     person = make_person(mobility="pickup_needed")
-    answer = answer_for(make_listing("bad", pickup=False), person, ok=make_listing("ok", pickup=True))
+    answer = answer_for(
+        make_listing("bad", pickup=False), person, ok=make_listing("ok", pickup=True)
+    )
     assert_excluded(answer, "bad", "送迎がありません", "pickup")
     with_pickup = match(person, [make_listing("p", pickup=True)], today=TODAY)
     assert ids(with_pickup["proposals"]) == ["p"]
     needs_pickup = make_person(needs={"pickup": True})
-    assert "bad" not in ids(match(needs_pickup, [make_listing("bad", pickup=False)], today=TODAY)["proposals"])
+    assert "bad" not in ids(
+        match(needs_pickup, [make_listing("bad", pickup=False)], today=TODAY)["proposals"]
+    )
 
 
 def test_pickup_needed_excludes_the_ok_listing_too() -> None:
@@ -188,14 +210,21 @@ def test_pickup_needed_excludes_the_ok_listing_too() -> None:
 
 def test_barrier_free_needed() -> None:
     person = make_person(needs={"barrier_free": True})
-    assert_excluded(answer_for(make_listing("bad", barrier_free=False), person), "bad", "バリアフリーではありません", "barrier_free")
+    assert_excluded(
+        answer_for(make_listing("bad", barrier_free=False), person),
+        "bad",
+        "バリアフリーではありません",
+        "barrier_free",
+    )
     unknown = match(person, [make_listing("u", barrier_free=None)], today=TODAY)
     assert unknown["proposals"] == []
 
 
 def test_exclude_list() -> None:
     person = make_person(exclude=["bad"])
-    assert_excluded(answer_for(make_listing("bad"), person), "bad", "除外リストに入っています", "exclude")
+    assert_excluded(
+        answer_for(make_listing("bad"), person), "bad", "除外リストに入っています", "exclude"
+    )
 
 
 def test_several_broken_rules_are_all_listed_first_one_as_reason() -> None:
@@ -218,15 +247,32 @@ def test_check_listing_scalar_helper() -> None:
     q = parse_person(make_person(budget_yen=0), TODAY)
     assert check_listing(q, make_listing("ok")) == []
     broken = check_listing(q, make_listing("bad", cost_yen=300, capacity=0))
-    assert broken == [("capacity", "定員に空きがありません"), ("cost", "費用が予算を超えます（300円）")]
+    assert broken == [
+        ("capacity", "定員に空きがありません"),
+        ("cost", "費用が予算を超えます（300円）"),
+    ]
     far = check_listing(q, make_listing("tokyo", lat=35.68, lon=139.77))
-    assert far[0][0] == "travel" and far[0][1].startswith("自転車で約") and far[0][1].endswith("上限の30分を超えます")
+    assert (
+        far[0][0] == "travel"
+        and far[0][1].startswith("自転車で約")
+        and far[0][1].endswith("上限の30分を超えます")
+    )
     assert check_listing(q, make_listing("nowhere", lat=None, lon=None))[0][0] == "travel"
 
 
 def test_rule_table_covers_the_contract() -> None:
     assert [r.id for r in RULES] == [
-        "exclude", "active", "age", "targets", "area", "capacity", "cost", "schedule", "travel", "pickup", "barrier_free",
+        "exclude",
+        "active",
+        "age",
+        "targets",
+        "area",
+        "capacity",
+        "cost",
+        "schedule",
+        "travel",
+        "pickup",
+        "barrier_free",
     ]
 
 

@@ -16,7 +16,9 @@ from matcher.engine import rank
 from .data import TODAY, TOIDE, ids, make_listing, make_person
 
 
-def factor_values(person: dict[str, Any], listing: dict[str, Any], today: date = TODAY) -> dict[str, float]:
+def factor_values(
+    person: dict[str, Any], listing: dict[str, Any], today: date = TODAY
+) -> dict[str, float]:
     """Every factor's value for one listing (rules ignored)."""
     q = parse_person(person, today)
     ranking = rank(q, CandidatePool([listing]), None, want_feasible=0, want_overall=1)
@@ -37,7 +39,16 @@ def reason(proposal: dict[str, Any], factor: str) -> str:
 # --- the table -------------------------------------------------------------------------------
 def test_factor_table_is_declared_once() -> None:
     assert [f.id for f in FACTORS] == [
-        "goal", "interest", "travel", "schedule", "group", "cost", "capacity", "freshness", "referral", "outcome",
+        "goal",
+        "interest",
+        "travel",
+        "schedule",
+        "group",
+        "cost",
+        "capacity",
+        "freshness",
+        "referral",
+        "outcome",
     ]
     assert math.isclose(sum(f.weight for f in FACTORS), 1.0)
     assert len({f.id for f in FACTORS}) == len(FACTORS)
@@ -46,11 +57,22 @@ def test_factor_table_is_declared_once() -> None:
 
 
 def test_every_factor_stays_in_0_1() -> None:
-    person = make_person(goals=["first_step", "routine"], interests=["畑"], prefers={"group_size": "small"})
+    person = make_person(
+        goals=["first_step", "routine"], interests=["畑"], prefers={"group_size": "small"}
+    )
     for listing in (
         make_listing("a"),
-        make_listing("b", kind="work_trial", group_size="large", cost_yen=3000, capacity=1, verified_at=None,
-                     accepts_referrals=False, lat=TOIDE[0] + 0.05, schedule=[]),
+        make_listing(
+            "b",
+            kind="work_trial",
+            group_size="large",
+            cost_yen=3000,
+            capacity=1,
+            verified_at=None,
+            accepts_referrals=False,
+            lat=TOIDE[0] + 0.05,
+            schedule=[],
+        ),
     ):
         for value in factor_values(person, listing).values():
             assert 0.0 <= value <= 1.0
@@ -60,21 +82,39 @@ def test_every_factor_stays_in_0_1() -> None:
 @pytest.mark.parametrize(
     ("goal", "better", "worse"),
     [
-        ("first_step", {"kind": "ibasho", "group_size": "small"}, {"kind": "work_trial", "group_size": "small"}),
-        ("first_step", {"kind": "kayoi", "group_size": "small"}, {"kind": "kayoi", "group_size": "large"}),
+        (
+            "first_step",
+            {"kind": "ibasho", "group_size": "small"},
+            {"kind": "work_trial", "group_size": "small"},
+        ),
+        (
+            "first_step",
+            {"kind": "kayoi", "group_size": "small"},
+            {"kind": "kayoi", "group_size": "large"},
+        ),
         ("work", {"kind": "work_trial"}, {"kind": "ibasho"}),
         ("role", {"kind": "volunteer"}, {"kind": "learning"}),
         ("childcare_peers", {"kind": "kosodate"}, {"kind": "kayoi"}),
         ("consult", {"kind": "center"}, {"kind": "volunteer"}),
-        ("health", {"kind": "kayoi", "activities": ["100歳体操"]}, {"kind": "kayoi", "activities": ["おしゃべり"]}),
+        (
+            "health",
+            {"kind": "kayoi", "activities": ["100歳体操"]},
+            {"kind": "kayoi", "activities": ["おしゃべり"]},
+        ),
         ("health", {"kind": "kayoi"}, {"kind": "learning"}),
         ("learn", {"kind": "learning"}, {"kind": "shokudo"}),
         ("friends", {"kind": "shokudo"}, {"kind": "center"}),
         ("routine", {"kind": "chikatsu"}, {"kind": "kosodate"}),
         (
             "routine",
-            {"kind": "chikatsu", "schedule": [{"weekday": "tue", "start": "10:00", "end": "12:00"}]},
-            {"kind": "chikatsu", "schedule": [{"weekday": "tue", "weeks": [1], "start": "10:00", "end": "12:00"}]},
+            {
+                "kind": "chikatsu",
+                "schedule": [{"weekday": "tue", "start": "10:00", "end": "12:00"}],
+            },
+            {
+                "kind": "chikatsu",
+                "schedule": [{"weekday": "tue", "weeks": [1], "start": "10:00", "end": "12:00"}],
+            },
         ),
     ],
 )
@@ -102,7 +142,9 @@ def test_interest_matches_synonyms() -> None:
     farm = make_listing("farm", activities=["農作業"])
     other = make_listing("other", activities=["カラオケ"])
     assert factor_values(person, farm)["interest"] > factor_values(person, other)["interest"]
-    answer = match(make_person(interests=["農作業"]), [make_listing("f", activities=["畑しごと"])], today=TODAY)
+    answer = match(
+        make_person(interests=["農作業"]), [make_listing("f", activities=["畑しごと"])], today=TODAY
+    )
     assert reason(answer["proposals"][0], "interest") == "農作業ができる"
 
 
@@ -126,32 +168,42 @@ def test_schedule_fit_counts_sessions_in_the_next_four_weeks_skipping_holidays()
     person = make_person(available=[{"weekday": "mon", "start": "09:00", "end": "12:00"}])
     today = date(2026, 11, 16)  # the window holds 11/16, 11/23 (勤労感謝の日), 11/30, 12/7
     closed = factor_values(person, make_listing("c", schedule=monday), today)["schedule"]
-    opened = factor_values(person, make_listing("o", schedule=monday, holidays_closed=False), today)["schedule"]
+    opened = factor_values(
+        person, make_listing("o", schedule=monday, holidays_closed=False), today
+    )["schedule"]
     monthly = factor_values(
-        person, make_listing("m", schedule=[{**monday[0], "weeks": [1]}], holidays_closed=False), today
+        person,
+        make_listing("m", schedule=[{**monday[0], "weeks": [1]}], holidays_closed=False),
+        today,
     )["schedule"]
     assert opened == 1.0 and monthly < closed < opened
     answer = match(person, [make_listing("c", schedule=monday)], today=today)
     assert answer["proposals"][0]["next_sessions"] == [
-        "2026-11-16T10:00+09:00", "2026-11-30T10:00+09:00", "2026-12-07T10:00+09:00",
+        "2026-11-16T10:00+09:00",
+        "2026-11-30T10:00+09:00",
+        "2026-12-07T10:00+09:00",
     ]
 
 
 def test_group_cost_capacity_referral_preferences() -> None:
     small = make_person(prefers={"group_size": "small"})
-    assert factor_values(small, make_listing("a", group_size="small"))["group"] > factor_values(
-        small, make_listing("b", group_size="large")
-    )["group"]
+    assert (
+        factor_values(small, make_listing("a", group_size="small"))["group"]
+        > factor_values(small, make_listing("b", group_size="large"))["group"]
+    )
     person = make_person()
-    assert factor_values(person, make_listing("a", cost_yen=0))["cost"] > factor_values(
-        person, make_listing("b", cost_yen=400)
-    )["cost"]
-    assert factor_values(person, make_listing("a", capacity=5))["capacity"] > factor_values(
-        person, make_listing("b", capacity=1)
-    )["capacity"]
-    assert factor_values(person, make_listing("a", accepts_referrals=True))["referral"] > factor_values(
-        person, make_listing("b", accepts_referrals=False)
-    )["referral"]
+    assert (
+        factor_values(person, make_listing("a", cost_yen=0))["cost"]
+        > factor_values(person, make_listing("b", cost_yen=400))["cost"]
+    )
+    assert (
+        factor_values(person, make_listing("a", capacity=5))["capacity"]
+        > factor_values(person, make_listing("b", capacity=1))["capacity"]
+    )
+    assert (
+        factor_values(person, make_listing("a", accepts_referrals=True))["referral"]
+        > factor_values(person, make_listing("b", accepts_referrals=False))["referral"]
+    )
 
 
 def test_freshness_loses_score_and_warns_after_a_year() -> None:
@@ -173,14 +225,23 @@ def test_cautions_for_reservation_and_samples() -> None:
     cautions = match(make_person(), [listing], today=TODAY)["proposals"][0]["cautions"]
     assert "要予約" in cautions and "サンプル（架空）の情報です" in cautions
     real = make_listing("real", is_sample=False)
-    assert "サンプル（架空）の情報です" not in match(make_person(), [real], today=TODAY)["proposals"][0]["cautions"]
+    assert (
+        "サンプル（架空）の情報です"
+        not in match(make_person(), [real], today=TODAY)["proposals"][0]["cautions"]
+    )
 
 
 # --- explanations --------------------------------------------------------------------------------
 def test_explanations_read_aloud() -> None:
     listing = make_listing(
-        "farm", name="畑の就労体験", kind="work_trial", activities=["農作業"], capacity=3, cost_yen=0,
-        lat=TOIDE[0] + 0.018, group_size="small",
+        "farm",
+        name="畑の就労体験",
+        kind="work_trial",
+        activities=["農作業"],
+        capacity=3,
+        cost_yen=0,
+        lat=TOIDE[0] + 0.018,
+        group_size="small",
         schedule=[{"weekday": "tue", "start": "10:00", "end": "12:00"}],
     )
     person = make_person(goals=["work"], interests=["農作業"], mobility="bicycle", max_minutes=30)
@@ -200,11 +261,18 @@ def test_explanations_read_aloud() -> None:
 
 
 def test_explanation_with_nth_week_and_walk() -> None:
-    listing = make_listing("s", schedule=[{"weekday": "sat", "weeks": [2, 4], "start": "13:30", "end": "15:00"}],
-                           cost_yen=300)
-    person = make_person(mobility="walk", available=[{"weekday": "sat", "start": "13:00", "end": "17:00"}])
+    listing = make_listing(
+        "s",
+        schedule=[{"weekday": "sat", "weeks": [2, 4], "start": "13:30", "end": "15:00"}],
+        cost_yen=300,
+    )
+    person = make_person(
+        mobility="walk", available=[{"weekday": "sat", "start": "13:00", "end": "17:00"}]
+    )
     proposal = match(person, [listing], today=TODAY)["proposals"][0]
-    assert reason(proposal, "schedule") == "第2・第4土曜 13:30〜15:00 に参加できます（次回 12月12日）"
+    assert (
+        reason(proposal, "schedule") == "第2・第4土曜 13:30〜15:00 に参加できます（次回 12月12日）"
+    )
     assert reason(proposal, "travel").startswith("徒歩で約")
     assert reason(proposal, "cost") == "参加費 300円"
 

@@ -16,8 +16,15 @@ import pytest
 from resdb.directory import Directory
 from resdb.search import SearchQuery
 
-SALON = {"id": "t-salon", "name": "戸破ふれあいサロン", "kind": "kayoi", "lat": 36.7236, "lon": 137.0991,
-         "targets": ["elderly"], "schedule": [{"weekday": "tue", "start": "10:00", "end": "12:00"}]}
+SALON = {
+    "id": "t-salon",
+    "name": "戸破ふれあいサロン",
+    "kind": "kayoi",
+    "lat": 36.7236,
+    "lon": 137.0991,
+    "targets": ["elderly"],
+    "schedule": [{"weekday": "tue", "start": "10:00", "end": "12:00"}],
+}
 
 
 def ids(directory: Directory, q: str = "", **filters: object) -> list[str]:
@@ -34,13 +41,19 @@ def other_host(directory: Directory, tmp_path: Path, name: str) -> Directory:
 
 
 def test_every_worker_sees_each_edit_once(directory: Directory) -> None:
-    worker_b = Directory(directory.engine, directory.instance_dir)  # another process of the same host
+    worker_b = Directory(
+        directory.engine, directory.instance_dir
+    )  # another process of the same host
     directory.create(SALON, actor="a")
     assert ids(worker_b, "さろん") == ["t-salon"]
     version = 1
     for day in ("fri", "sat", "wed"):
-        version = directory.update("t-salon", {"schedule": [{"weekday": day, "start": "10:00", "end": "12:00"}]},
-                                   actor="a", expected_version=version)["version"]
+        version = directory.update(
+            "t-salon",
+            {"schedule": [{"weekday": day, "start": "10:00", "end": "12:00"}]},
+            actor="a",
+            expected_version=version,
+        )["version"]
         for worker in (worker_b, directory):
             assert ids(worker, "さろん") == ["t-salon"]
             assert ids(worker, "さろん", weekdays=[day]) == ["t-salon"]
@@ -51,7 +64,9 @@ def test_every_worker_sees_each_edit_once(directory: Directory) -> None:
     assert ids(worker_b, "さろん", weekdays=["wed"]) == ["t-salon"]
 
 
-def test_a_second_host_follows_create_rename_and_delete(directory: Directory, tmp_path: Path) -> None:
+def test_a_second_host_follows_create_rename_and_delete(
+    directory: Directory, tmp_path: Path
+) -> None:
     host_b = other_host(directory, tmp_path, "host-b")
     directory.create(SALON, actor="a")
     assert ids(host_b, "さろん") == ["t-salon"]
@@ -76,13 +91,19 @@ def test_a_host_behind_the_pruned_log_rebuilds(directory: Directory, tmp_path: P
     assert sorted(ids(restarted, "さろん")) == ["t-salon", "t-two"]
 
 
-def test_a_bad_value_never_stops_the_changes_behind_it(directory: Directory, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_bad_value_never_stops_the_changes_behind_it(
+    directory: Directory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from resdb import search
 
     directory.create(SALON, actor="a")
     directory.create({**SALON, "id": "t-next", "name": "となりのサロン"}, actor="a")
     # a value that passes validation but that this index cannot hold (the bound is what is tested)
-    monkeypatch.setattr(search, "_check_fields", lambda fields: "cost の値は索引に入りません" if fields["id"] == "t-salon" else None)
+    monkeypatch.setattr(
+        search,
+        "_check_fields",
+        lambda fields: "cost の値は索引に入りません" if fields["id"] == "t-salon" else None,
+    )
     directory.update("t-salon", {"name": "改名したサロン"}, actor="a", expected_version=1)
     directory.update("t-next", {"name": "改名した集い"}, actor="a", expected_version=1)
     assert ids(directory, "集い") == ["t-next"]  # the change behind the bad one went through
@@ -91,11 +112,16 @@ def test_a_bad_value_never_stops_the_changes_behind_it(directory: Directory, mon
     assert directory.ensure_ready() == "ok"  # start-up does not fail or loop on it
     monkeypatch.undo()
     directory.update("t-salon", {"capacity": 5}, actor="a", expected_version=2)
-    assert ids(directory, "改名") == ["t-salon", "t-next"] or sorted(ids(directory, "改名")) == ["t-next", "t-salon"]
+    assert ids(directory, "改名") == ["t-salon", "t-next"] or sorted(ids(directory, "改名")) == [
+        "t-next",
+        "t-salon",
+    ]
     assert directory.index_problems() == {}
 
 
-def test_a_large_backlog_is_rebuilt_outside_requests(directory: Directory, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_large_backlog_is_rebuilt_outside_requests(
+    directory: Directory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from resdb import directory as directory_module
 
     monkeypatch.setattr(directory_module, "BULK_REINDEX_THRESHOLD", 40)
@@ -139,8 +165,12 @@ KILL_SCRIPT = textwrap.dedent("""
 
 def test_a_host_killed_while_applying_catches_up_on_restart(directory: Directory) -> None:
     url = directory.engine.url.render_as_string(hide_password=False)
-    process = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, url, str(directory.instance_dir)],
-                               stdout=subprocess.PIPE, text=True, env={**os.environ})
+    process = subprocess.Popen(
+        [sys.executable, "-c", KILL_SCRIPT, url, str(directory.instance_dir)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ},
+    )
     assert process.stdout is not None
     assert process.stdout.readline().strip() == "applied"  # some batches applied, more to come
     os.kill(process.pid, signal.SIGKILL)
@@ -152,18 +182,24 @@ def test_a_host_killed_while_applying_catches_up_on_restart(directory: Directory
     assert len(found) == len(set(found)) == 300
 
 
-def test_a_new_host_starts_from_a_copied_index_and_catches_up(directory: Directory, tmp_path: Path) -> None:
+def test_a_new_host_starts_from_a_copied_index_and_catches_up(
+    directory: Directory, tmp_path: Path
+) -> None:
     directory.create(SALON, actor="a")
     cursor = directory.index.copy_to(tmp_path / "copied")
     assert cursor == directory.head_seq()
-    directory.update("t-salon", {"name": "写したあとの改名"}, actor="a", expected_version=1)  # after the copy
+    directory.update(
+        "t-salon", {"name": "写したあとの改名"}, actor="a", expected_version=1
+    )  # after the copy
     host_b = Directory(directory.engine, tmp_path / "host-b")
     assert host_b.index.install(tmp_path / "copied") == cursor
     assert host_b.ensure_ready() == "caught_up"  # from the copy's own position, not a rebuild
     assert ids(host_b, "改名") == ["t-salon"] and ids(host_b, "ふれあい") == []
 
 
-def test_a_folder_that_is_not_an_index_copy_is_refused(directory: Directory, tmp_path: Path) -> None:
+def test_a_folder_that_is_not_an_index_copy_is_refused(
+    directory: Directory, tmp_path: Path
+) -> None:
     from resdb.search import IndexUnhealthy
 
     (tmp_path / "junk").mkdir()

@@ -19,8 +19,13 @@ RESDB = str(Path(sys.executable).parent / "resdb")
 @pytest.fixture(scope="module")
 def instance(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("cli-instance")
-    result = subprocess.run([RESDB, "init"], env={**os.environ, "RESDB_INSTANCE": str(path)},
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [RESDB, "init"],
+        env={**os.environ, "RESDB_INSTANCE": str(path)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     return path
 
@@ -38,7 +43,20 @@ def test_search_json_is_one_document(instance: Path) -> None:
 
 
 def test_search_with_filters_and_point(instance: Path) -> None:
-    payload = json.loads(run(instance, "search", "", "--kind", "kayoi", "--near", "36.7217,137.1107", "--radius-km", "3", "--json").output)
+    payload = json.loads(
+        run(
+            instance,
+            "search",
+            "",
+            "--kind",
+            "kayoi",
+            "--near",
+            "36.7217,137.1107",
+            "--radius-km",
+            "3",
+            "--json",
+        ).output
+    )
     distances = [item["distance_km"] for item in payload["items"]]
     assert payload["items"] and distances == sorted(distances) and max(distances) <= 3
     assert {item["kind"] for item in payload["items"]} == {"kayoi"}
@@ -52,7 +70,10 @@ def test_areas_names_the_center(instance: Path) -> None:
 
 def test_bad_csv_rows_are_named_and_nothing_written(instance: Path, tmp_path: Path) -> None:
     bad = tmp_path / "bad.csv"
-    bad.write_text("名称,種別,緯度,経度\nよい場,居場所,36.72,137.09\nわるい場,カラオケ,36.72,137.09\n", encoding="cp932")
+    bad.write_text(
+        "名称,種別,緯度,経度\nよい場,居場所,36.72,137.09\nわるい場,カラオケ,36.72,137.09\n",
+        encoding="cp932",
+    )
     before = json.loads(run(instance, "search", "よい場", "--json").output)["total"]
     result = run(instance, "import", str(bad), "--json")
     payload = json.loads(result.output)
@@ -63,11 +84,16 @@ def test_bad_csv_rows_are_named_and_nothing_written(instance: Path, tmp_path: Pa
 
 def test_dry_run_then_import(instance: Path, tmp_path: Path) -> None:
     good = tmp_path / "good.csv"
-    good.write_text("\ufeff名称,種別,住所,日程\nCLIテスト体操,通いの場,富山県射水市戸破1番地,毎週金曜 10:00〜11:00\n", encoding="utf-8")
+    good.write_text(
+        "\ufeff名称,種別,住所,日程\nCLIテスト体操,通いの場,富山県射水市戸破1番地,毎週金曜 10:00〜11:00\n",
+        encoding="utf-8",
+    )
     dry = json.loads(run(instance, "import", str(good), "--dry-run", "--json").output)
     assert dry["created"] == 1 and not dry["written"]
     assert json.loads(run(instance, "search", "CLIテスト", "--json").output)["total"] == 0
-    assert run(instance, "import", str(good)).exit_code == 0  # lands as a draft for review: not public yet
+    assert (
+        run(instance, "import", str(good)).exit_code == 0
+    )  # lands as a draft for review: not public yet
     assert json.loads(run(instance, "search", "CLIテスト", "--json").output)["total"] == 0
     assert run(instance, "import", str(good), "--publish").exit_code == 0
     found = json.loads(run(instance, "search", "CLIテスト", "--json").output)["items"]
@@ -90,7 +116,18 @@ def test_unreadable_file_exits_non_zero_with_message(instance: Path, tmp_path: P
 
 
 def test_user_and_token(instance: Path) -> None:
-    assert run(instance, "user", "add", "ed@example.jp", "--role", "editor", input="correct horse battery\n").exit_code == 0
+    assert (
+        run(
+            instance,
+            "user",
+            "add",
+            "ed@example.jp",
+            "--role",
+            "editor",
+            input="correct horse battery\n",
+        ).exit_code
+        == 0
+    )
     result = run(instance, "token", "create", "ed@example.jp")
     assert result.exit_code == 0 and result.output.strip().startswith("rdb_")
     assert run(instance, "token", "create", "nobody@example.jp").exit_code == 2

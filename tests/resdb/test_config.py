@@ -17,7 +17,10 @@ def test_every_setting_is_documented() -> None:
 def test_environment_overrides_default(tmp_path: Path) -> None:
     env = {"RESDB_INSTANCE": str(tmp_path / "inst")}
     assert config.database_url(env) == f"sqlite:///{tmp_path / 'inst' / 'resdb.sqlite3'}"
-    assert config.database_url({**env, "RESDB_DATABASE_URL": "postgresql+psycopg://x/y"}) == "postgresql+psycopg://x/y"
+    assert (
+        config.database_url({**env, "RESDB_DATABASE_URL": "postgresql+psycopg://x/y"})
+        == "postgresql+psycopg://x/y"
+    )
 
 
 def test_secret_key_is_generated_once_and_kept_private(tmp_path: Path) -> None:

@@ -13,8 +13,13 @@ from resdb.directory import Directory
 from resdb.exchange import read_file
 from resdb.search import SearchQuery
 
-PLAN_FILES = {"000_58df7db5238c0035.txt", "001_35703290ad656668.txt", "002_c485c2aed9bec652.txt",
-              "003_0dc0c3202cb85c38.txt", "004_574d9fa843edc779.txt"}
+PLAN_FILES = {
+    "000_58df7db5238c0035.txt",
+    "001_35703290ad656668.txt",
+    "002_c485c2aed9bec652.txt",
+    "003_0dc0c3202cb85c38.txt",
+    "004_574d9fa843edc779.txt",
+}
 
 # 射水市 plan (004), ①地域包括支援センターの運営: a member town's 町字 point in each 担当地区.
 IMIZU_CENTERS = {
@@ -30,7 +35,9 @@ IMIZU_CENTERS = {
 def test_every_shipped_file_imports_without_problems(demo_directory: Directory) -> None:
     for path in listing_files():
         records = json.loads(path.read_text(encoding="utf-8"))
-        report = demo_directory.import_records(list(enumerate(records, 1)), actor="t", source_name=path.name, dry_run=True)
+        report = demo_directory.import_records(
+            list(enumerate(records, 1)), actor="t", source_name=path.name, dry_run=True
+        )
         assert report.problems == [], (path.name, [str(p) for p in report.problems])
 
 
@@ -50,28 +57,50 @@ MOBILE = re.compile(r"0[789]0-?\d{4}-?\d{4}")
 
 
 def test_public_source_listings_name_their_source_and_wait_for_an_editor() -> None:
-    leads = [(path, x) for path in listing_files() if path.stem.endswith("_leads")
-             for x in json.loads(path.read_text(encoding="utf-8"))]
+    leads = [
+        (path, x)
+        for path in listing_files()
+        if path.stem.endswith("_leads")
+        for x in json.loads(path.read_text(encoding="utf-8"))
+    ]
     assert {path.stem.split("_")[0] for path, _ in leads} >= {"16211", "13225", "28206", "07204"}
     for path, listing in leads:
         where = (path.name, listing["id"])
-        assert listing["source"] and not re.search(r"\.(txt|csv|json|xlsx)$", listing["source"]), where
-        assert "source_url" in listing and (listing["source_url"] is None or listing["source_url"].startswith("https://")), where
-        assert listing["source_read_at"] and listing["verified_at"] is None and not listing.get("is_sample"), where
-        assert not MOBILE.search(json.dumps(listing, ensure_ascii=False)), where  # no private phone numbers
+        assert listing["source"] and not re.search(r"\.(txt|csv|json|xlsx)$", listing["source"]), (
+            where
+        )
+        assert "source_url" in listing and (
+            listing["source_url"] is None or listing["source_url"].startswith("https://")
+        ), where
+        assert (
+            listing["source_read_at"]
+            and listing["verified_at"] is None
+            and not listing.get("is_sample")
+        ), where
+        assert not MOBILE.search(json.dumps(listing, ensure_ascii=False)), (
+            where
+        )  # no private phone numbers
         if listing.get("location_private"):
             assert not listing.get("address") and listing.get("lat") is None, where
 
 
-def test_private_home_is_shipped_private_and_shown_at_municipality_level(demo_directory: Directory) -> None:
+def test_private_home_is_shipped_private_and_shown_at_municipality_level(
+    demo_directory: Directory,
+) -> None:
     home = demo_directory.get("ashiya-tsudoiba-yu-mi")
     assert home["location_private"] is True
     shown = demo_directory.public_view(home)
     assert shown["address"] == "芦屋市" and shown["location_precision"] == "municipality"
 
 
-def test_every_municipality_file_loads_and_none_reads_as_a_failure(demo_directory: Directory) -> None:
-    codes = {x["municipality_code"] for x in demo_directory.all_listings() if not x["id"].endswith("-venue")}
+def test_every_municipality_file_loads_and_none_reads_as_a_failure(
+    demo_directory: Directory,
+) -> None:
+    codes = {
+        x["municipality_code"]
+        for x in demo_directory.all_listings()
+        if not x["id"].endswith("-venue")
+    }
     assert {"162116", "132250", "282065", "072044", "465330"} <= codes
     for path in listing_files():
         if path.stem.endswith(("_leads", "_iwaki")):
@@ -88,9 +117,19 @@ def test_search_saron_finds_the_salons_first(demo_directory: Directory) -> None:
 
 
 @pytest.mark.parametrize(("center", "towns"), IMIZU_CENTERS.items())
-def test_areas_names_the_right_center_in_each_tanto_chiku(demo_directory: Directory, center: str, towns: list[str]) -> None:
+def test_areas_names_the_right_center_in_each_tanto_chiku(
+    demo_directory: Directory, center: str, towns: list[str]
+) -> None:
     gazetteer = demo_directory.gazetteer()
     for town in towns:
-        record = next(r for r in gazetteer.records if r.level == "town" and r.name == town and r.municipality_code == "162116")
-        found = [c["name"] for c in demo_directory.areas_lookup(record.lat, record.lon) if c["name"].endswith("地域包括支援センター")]
+        record = next(
+            r
+            for r in gazetteer.records
+            if r.level == "town" and r.name == town and r.municipality_code == "162116"
+        )
+        found = [
+            c["name"]
+            for c in demo_directory.areas_lookup(record.lat, record.lon)
+            if c["name"].endswith("地域包括支援センター")
+        ]
         assert found == [center], town

@@ -12,8 +12,15 @@ from resdb.exchange import read_bytes
 from resdb.search import SearchQuery
 from resdb.validation import ValidationFailed
 
-SALON = {"id": "t-salon", "name": "戸破ふれあいサロン", "kind": "kayoi", "lat": 36.7236, "lon": 137.0991,
-         "targets": ["elderly"], "schedule": [{"weekday": "tue", "start": "10:00", "end": "12:00"}]}
+SALON = {
+    "id": "t-salon",
+    "name": "戸破ふれあいサロン",
+    "kind": "kayoi",
+    "lat": 36.7236,
+    "lon": 137.0991,
+    "targets": ["elderly"],
+    "schedule": [{"weekday": "tue", "start": "10:00", "end": "12:00"}],
+}
 
 
 def names(directory: Directory, q: str, **filters: object) -> list[str]:
@@ -31,7 +38,9 @@ def test_create_is_stored_indexed_and_in_history(directory: Directory) -> None:
 
 
 def test_address_is_placed_at_town_level(directory: Directory) -> None:
-    created = directory.create({"name": "住所だけの場", "kind": "ibasho", "address": "富山県射水市戸破2475番地"}, actor="t")
+    created = directory.create(
+        {"name": "住所だけの場", "kind": "ibasho", "address": "富山県射水市戸破2475番地"}, actor="t"
+    )
     assert created["district"] == "戸破"
     assert created["location_precision"] == "town"
     assert abs(created["lat"] - 36.72) < 0.03 and abs(created["lon"] - 137.09) < 0.03
@@ -40,7 +49,9 @@ def test_address_is_placed_at_town_level(directory: Directory) -> None:
 
 def test_unplaceable_address_is_refused(directory: Directory) -> None:
     with pytest.raises(ValidationFailed) as caught:
-        directory.create({"name": "x", "kind": "ibasho", "address": "どこにもない町1番地"}, actor="t")
+        directory.create(
+            {"name": "x", "kind": "ibasho", "address": "どこにもない町1番地"}, actor="t"
+        )
     assert caught.value.problems[0].field == "address"
 
 
@@ -59,8 +70,12 @@ def test_stale_edit_is_refused_and_nothing_changes(directory: Directory) -> None
 
 def test_update_reindexes_and_moving_address_replaces_point(directory: Directory) -> None:
     directory.create(SALON, actor="a")
-    directory.update("t-salon", {"name": "大島いきいき教室", "address": "富山県射水市小島700番地1", "district": None},
-                     actor="a", expected_version=1)
+    directory.update(
+        "t-salon",
+        {"name": "大島いきいき教室", "address": "富山県射水市小島700番地1", "district": None},
+        actor="a",
+        expected_version=1,
+    )
     assert names(directory, "サロン") == []
     assert names(directory, "いきいき") == ["t-salon"]
     moved = directory.get("t-salon")
@@ -132,8 +147,11 @@ def test_dry_run_reports_and_writes_nothing(directory: Directory) -> None:
 
 def test_import_updates_existing_and_keeps_history(directory: Directory) -> None:
     directory.create(SALON, actor="a")
-    report = directory.import_records([(1, {**SALON, "capacity": 4}), (2, {**SALON, "id": "t-new", "name": "新しい体操"})],
-                                      actor="t", source_name="f.json")
+    report = directory.import_records(
+        [(1, {**SALON, "capacity": 4}), (2, {**SALON, "id": "t-new", "name": "新しい体操"})],
+        actor="t",
+        source_name="f.json",
+    )
     assert (report.created, report.updated) == (1, 1)
     assert directory.get("t-salon")["capacity"] == 4
     assert directory.history("t-salon")[-1]["action"] == "import"
@@ -142,15 +160,31 @@ def test_import_updates_existing_and_keeps_history(directory: Directory) -> None
 
 def test_likely_duplicates_are_reported(directory: Directory) -> None:
     directory.create(SALON, actor="a")
-    report = directory.import_records([(2, {**SALON, "id": "t-dup", "name": "戸破ふれあいサロン。", "lat": 36.7237})],
-                                      actor="t", source_name="d.json", dry_run=True)
+    report = directory.import_records(
+        [(2, {**SALON, "id": "t-dup", "name": "戸破ふれあいサロン。", "lat": 36.7237})],
+        actor="t",
+        source_name="d.json",
+        dry_run=True,
+    )
     assert report.duplicates and report.duplicates[0]["other"] == "t-salon"
 
 
-def test_crash_mid_import_leaves_database_and_index_consistent(directory: Directory, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_crash_mid_import_leaves_database_and_index_consistent(
+    directory: Directory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     directory.create(SALON, actor="a")
-    records = [(i, {**SALON, "id": f"bulk-{i}", "name": f"体操教室{i}", "service_area": {"districts": ["戸破"]}})
-               for i in range(1, 30)]
+    records = [
+        (
+            i,
+            {
+                **SALON,
+                "id": f"bulk-{i}",
+                "name": f"体操教室{i}",
+                "service_area": {"districts": ["戸破"]},
+            },
+        )
+        for i in range(1, 30)
+    ]
     calls = {"n": 0}
     original = Directory._store_area
 
@@ -169,7 +203,9 @@ def test_crash_mid_import_leaves_database_and_index_consistent(directory: Direct
     assert directory.ensure_ready() == "ok"
 
 
-def test_crash_between_commit_and_index_is_caught_up_at_start(directory: Directory, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_crash_between_commit_and_index_is_caught_up_at_start(
+    directory: Directory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def broken_apply(*_args, **_kwargs):  # type: ignore[no-untyped-def]
         raise OSError("disk full")
 
@@ -183,8 +219,12 @@ def test_crash_between_commit_and_index_is_caught_up_at_start(directory: Directo
     assert names(restarted, "サロン") == ["t-salon"]
 
 
-def test_index_failure_is_retried_by_the_next_search(directory: Directory, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(directory.index, "apply", lambda *a, **k: (_ for _ in ()).throw(OSError("busy")))
+def test_index_failure_is_retried_by_the_next_search(
+    directory: Directory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(
+        directory.index, "apply", lambda *a, **k: (_ for _ in ()).throw(OSError("busy"))
+    )
     directory.create(SALON, actor="a")
     monkeypatch.undo()
     assert names(directory, "サロン") == ["t-salon"]
@@ -201,10 +241,28 @@ def test_damaged_index_is_rebuilt_never_served(directory: Directory) -> None:
 
 
 def test_service_area_resolves_and_lookup_names_center(directory: Directory) -> None:
-    directory.create({"id": "c1", "name": "大島地域包括支援センター", "kind": "center", "lat": 36.74, "lon": 137.07,
-                      "service_area": {"districts": ["大島地区"]}}, actor="a")
-    directory.create({"id": "c2", "name": "小杉・下地域包括支援センター", "kind": "center", "lat": 36.72, "lon": 137.09,
-                      "service_area": {"districts": ["三ヶ地区", "戸破地区", "大江地区", "下地区"]}}, actor="a")
+    directory.create(
+        {
+            "id": "c1",
+            "name": "大島地域包括支援センター",
+            "kind": "center",
+            "lat": 36.74,
+            "lon": 137.07,
+            "service_area": {"districts": ["大島地区"]},
+        },
+        actor="a",
+    )
+    directory.create(
+        {
+            "id": "c2",
+            "name": "小杉・下地域包括支援センター",
+            "kind": "center",
+            "lat": 36.72,
+            "lon": 137.09,
+            "service_area": {"districts": ["三ヶ地区", "戸破地区", "大江地区", "下地区"]},
+        },
+        actor="a",
+    )
     town = directory.gazetteer().town_at(36.721682, 137.110661)  # the 町字 point of 戸破
     assert town is not None and town.name == "戸破"
     assert [c["id"] for c in directory.areas_lookup(36.721682, 137.110661)] == ["c2"]

@@ -18,12 +18,27 @@ JAPANESE_CSV = "名称,種別,住所,緯度,経度,対象,費用,日程\r\nふ�
 def test_csv_encodings_and_japanese_headers(encoding: str) -> None:
     records, warnings = read_bytes(JAPANESE_CSV.encode(encoding), "x.csv")
     assert warnings == []
-    assert records == [(2, {"name": "ふれあいサロン", "kind": "通いの場", "address": "富山県射水市戸破", "lat": "36.72",
-                            "lon": "137.09", "targets": "高齢者", "cost_yen": "100", "schedule": "毎週火曜 10:00-12:00"})]
+    assert records == [
+        (
+            2,
+            {
+                "name": "ふれあいサロン",
+                "kind": "通いの場",
+                "address": "富山県射水市戸破",
+                "lat": "36.72",
+                "lon": "137.09",
+                "targets": "高齢者",
+                "cost_yen": "100",
+                "schedule": "毎週火曜 10:00-12:00",
+            },
+        )
+    ]
 
 
 def test_unknown_header_is_a_warning_and_missing_name_is_refused() -> None:
-    _records, warnings = read_bytes("name,kind,lat,lon,好きな色\nA,ibasho,36.7,137.1,赤\n".encode(), "x.csv")
+    _records, warnings = read_bytes(
+        "name,kind,lat,lon,好きな色\nA,ibasho,36.7,137.1,赤\n".encode(), "x.csv"
+    )
     assert [w.field for w in warnings] == ["好きな色"]
     with pytest.raises(FileProblem) as caught:
         read_bytes(b"kind,lat,lon\nibasho,36.7,137.1\n", "x.csv")
@@ -43,13 +58,32 @@ def test_excel_rows_are_numbered_like_the_sheet() -> None:
     buffer = io.BytesIO()
     book.save(buffer)
     records, _ = read_bytes(buffer.getvalue(), "list.xlsx")
-    assert records == [(2, {"name": "体操クラブ", "kind": "kayoi", "lat": 36.7, "lon": 137.1, "capacity": 5,
-                            "eligibility": {"min_age": 65}})]
+    assert records == [
+        (
+            2,
+            {
+                "name": "体操クラブ",
+                "kind": "kayoi",
+                "lat": 36.7,
+                "lon": 137.1,
+                "capacity": 5,
+                "eligibility": {"min_age": 65},
+            },
+        )
+    ]
 
 
 def test_geojson_points_become_coordinates() -> None:
-    payload = {"type": "FeatureCollection", "features": [
-        {"type": "Feature", "geometry": {"type": "Point", "coordinates": [137.1, 36.7]}, "properties": {"name": "A", "kind": "ibasho"}}]}
+    payload = {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "geometry": {"type": "Point", "coordinates": [137.1, 36.7]},
+                "properties": {"name": "A", "kind": "ibasho"},
+            }
+        ],
+    }
     records, _ = read_bytes(json.dumps(payload).encode(), "a.geojson")
     assert records == [(1, {"name": "A", "kind": "ibasho", "lat": 36.7, "lon": 137.1})]
 
@@ -59,7 +93,7 @@ def test_broken_json_is_a_file_problem() -> None:
         read_bytes(b"[{", "a.json")
 
 
-@pytest.mark.parametrize("value", ["=HYPERLINK(\"http://x\")", "+1+1", "-2+3", "@SUM(A1)"])
+@pytest.mark.parametrize("value", ['=HYPERLINK("http://x")', "+1+1", "-2+3", "@SUM(A1)"])
 def test_csv_export_neutralises_formulas(value: str) -> None:
     assert safe_cell(value).startswith("'")
     text = to_csv([{"id": "a", "name": value, "kind": "other"}])
@@ -68,8 +102,15 @@ def test_csv_export_neutralises_formulas(value: str) -> None:
 
 
 def test_csv_export_round_trips_lists_and_schedules() -> None:
-    listing = {"id": "a", "name": "A", "kind": "kayoi", "targets": ["elderly", "all"],
-               "schedule": [{"weekday": "tue", "start": "10:00", "end": "12:00"}], "lat": 36.7, "lon": 137.1}
+    listing = {
+        "id": "a",
+        "name": "A",
+        "kind": "kayoi",
+        "targets": ["elderly", "all"],
+        "schedule": [{"weekday": "tue", "start": "10:00", "end": "12:00"}],
+        "lat": 36.7,
+        "lon": 137.1,
+    }
     records, _ = read_bytes(to_csv([listing]).encode(), "x.csv")
     record = records[0][1]
     assert record["targets"] == "elderly;all"
@@ -77,8 +118,16 @@ def test_csv_export_round_trips_lists_and_schedules() -> None:
 
 
 def test_geojson_and_hsds_exports() -> None:
-    listing = {"id": "a", "name": "A", "kind": "kayoi", "lat": 36.7, "lon": 137.1, "operator": "社協", "phone": "0766-00-0000",
-               "schedule": [{"weekday": "wed", "weeks": [1, 3], "start": "13:30", "end": "15:30"}]}
+    listing = {
+        "id": "a",
+        "name": "A",
+        "kind": "kayoi",
+        "lat": 36.7,
+        "lon": 137.1,
+        "operator": "社協",
+        "phone": "0766-00-0000",
+        "schedule": [{"weekday": "wed", "weeks": [1, 3], "start": "13:30", "end": "15:30"}],
+    }
     collection = json.loads(to_geojson([listing]))
     assert collection["features"][0]["geometry"]["coordinates"] == [137.1, 36.7]
     hsds = json.loads(to_hsds([listing]))
@@ -88,11 +137,31 @@ def test_geojson_and_hsds_exports() -> None:
 
 
 def test_hsds_venue_is_a_location_that_services_name() -> None:
-    hall = {"id": "hall", "name": "戸破コミュニティセンター", "kind": "venue", "municipality_code": "162116",
-            "lat": 36.72, "lon": 137.10, "address": "富山県射水市戸破1"}
-    salon = {"id": "salon", "name": "戸破ふれあいサロン", "kind": "kayoi", "municipality_code": "162116",
-             "venue": "戸破コミュニティセンター", "lat": 36.72, "lon": 137.10}
-    elsewhere = {"id": "cafe", "name": "カフェ", "kind": "ibasho", "municipality_code": "162116", "venue": "どこかの店"}
+    hall = {
+        "id": "hall",
+        "name": "戸破コミュニティセンター",
+        "kind": "venue",
+        "municipality_code": "162116",
+        "lat": 36.72,
+        "lon": 137.10,
+        "address": "富山県射水市戸破1",
+    }
+    salon = {
+        "id": "salon",
+        "name": "戸破ふれあいサロン",
+        "kind": "kayoi",
+        "municipality_code": "162116",
+        "venue": "戸破コミュニティセンター",
+        "lat": 36.72,
+        "lon": 137.10,
+    }
+    elsewhere = {
+        "id": "cafe",
+        "name": "カフェ",
+        "kind": "ibasho",
+        "municipality_code": "162116",
+        "venue": "どこかの店",
+    }
     hsds = json.loads(to_hsds([hall, salon, elsewhere]))
     assert [s["id"] for s in hsds["services"]] == ["salon", "cafe"]  # a building is not a service
     assert {loc["id"] for loc in hsds["locations"]} == {"loc:hall", "loc:cafe"}

@@ -23,7 +23,9 @@ def matching(demo_directory: Directory) -> Matching:
     return Matching(demo_directory)
 
 
-@pytest.mark.parametrize("path", sorted(p for p in PERSONS.glob("*.json") if p.stem != "caseload"), ids=lambda p: p.stem)
+@pytest.mark.parametrize(
+    "path", sorted(p for p in PERSONS.glob("*.json") if p.stem != "caseload"), ids=lambda p: p.stem
+)
 def test_each_persona_gets_a_coordinator_ready_list(matching: Matching, path: Path) -> None:
     person = json.loads(path.read_text(encoding="utf-8"))
     answer = matching.match(person, today=TODAY)
@@ -51,7 +53,13 @@ def test_home_by_address_and_by_district(matching: Matching) -> None:
 
 
 def test_center_outside_its_tanto_chiku_is_excluded(matching: Matching) -> None:
-    person = {"home": {"address": "富山県射水市小島700番地1"}, "goals": ["consult"], "age": 70, "mobility": "car", "max_minutes": 60}
+    person = {
+        "home": {"address": "富山県射水市小島700番地1"},
+        "goals": ["consult"],
+        "age": 70,
+        "mobility": "car",
+        "max_minutes": 60,
+    }
     answer = matching.match(person, today=TODAY, limit=30)
     proposed = {p["name"] for p in answer["proposals"]}
     assert "大島地域包括支援センター" in proposed
@@ -68,31 +76,67 @@ def test_caseload_respects_capacity(matching: Matching) -> None:
     assert len(result["assignments"]) + len(result["unassigned"]) == len(persons) * 3
 
 
-def test_matching_stores_and_logs_nothing_about_the_person(matching: Matching, caplog: pytest.LogCaptureFixture) -> None:
+def test_matching_stores_and_logs_nothing_about_the_person(
+    matching: Matching, caplog: pytest.LogCaptureFixture
+) -> None:
     canary = "カナリア太郎の秘密メモ"
     revision = matching.directory.revision()
-    history_before = sum(len(matching.directory.history(x["id"])) for x in matching.directory.all_listings()[:50])
+    history_before = sum(
+        len(matching.directory.history(x["id"])) for x in matching.directory.all_listings()[:50]
+    )
     with caplog.at_level(logging.DEBUG):
-        matching.match({"home": {"address": "富山県射水市戸破1番地"}, "goals": ["friends"], "interests": [canary], "note": canary},
-                       today=TODAY)
+        matching.match(
+            {
+                "home": {"address": "富山県射水市戸破1番地"},
+                "goals": ["friends"],
+                "interests": [canary],
+                "note": canary,
+            },
+            today=TODAY,
+        )
     assert canary not in caplog.text
     assert matching.directory.revision() == revision
-    assert sum(len(matching.directory.history(x["id"])) for x in matching.directory.all_listings()[:50]) == history_before
+    assert (
+        sum(
+            len(matching.directory.history(x["id"])) for x in matching.directory.all_listings()[:50]
+        )
+        == history_before
+    )
 
 
-def test_cli_match_and_gaps(demo_directory: Directory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_match_and_gaps(
+    demo_directory: Directory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from resdb import cli
 
     monkeypatch.setattr(cli, "open_directory", lambda ready=True: demo_directory)
-    single = CliRunner().invoke(cli.main, ["match", str(PERSONS / "elder_no_car.json"), "--json", "--today", "2026-11-30"])
+    single = CliRunner().invoke(
+        cli.main, ["match", str(PERSONS / "elder_no_car.json"), "--json", "--today", "2026-11-30"]
+    )
     assert single.exit_code == 0, single.output
     assert json.loads(single.output)["proposals"]
-    batch = CliRunner().invoke(cli.main, ["match", str(PERSONS / "caseload.json"), "--json", "--today", "2026-11-30"])
+    batch = CliRunner().invoke(
+        cli.main, ["match", str(PERSONS / "caseload.json"), "--json", "--today", "2026-11-30"]
+    )
     assert set(json.loads(batch.output)) == {"assignments", "unassigned"}
     needs = tmp_path / "needs.json"
-    needs.write_text(json.dumps([{"goal": "work", "targets": ["hikikomori"], "district": "大島地区", "mobility": "walk", "max_minutes": 10}]))
+    needs.write_text(
+        json.dumps(
+            [
+                {
+                    "goal": "work",
+                    "targets": ["hikikomori"],
+                    "district": "大島地区",
+                    "mobility": "walk",
+                    "max_minutes": 10,
+                }
+            ]
+        )
+    )
     out_csv = tmp_path / "gaps.csv"
-    gaps = CliRunner().invoke(cli.main, ["gaps", str(needs), "--csv", str(out_csv), "--today", "2026-11-30"])
+    gaps = CliRunner().invoke(
+        cli.main, ["gaps", str(needs), "--csv", str(out_csv), "--today", "2026-11-30"]
+    )
     assert gaps.exit_code == 0 and "大島地区" in gaps.output
     assert out_csv.read_text(encoding="utf-8-sig").startswith("地区,目的")
     bad = tmp_path / "bad.json"

@@ -27,11 +27,19 @@ def test_upgrade_from_first_revision_keeps_data(backend: str, tmp_path) -> None:
     try:
         command.upgrade(alembic_config(engine), "0001")
         with engine.begin() as conn:
-            conn.execute(text("INSERT INTO \"user\" (email, role, active, created_at) VALUES ('a@example.jp', 'editor', true, CURRENT_TIMESTAMP)"))
+            conn.execute(
+                text(
+                    "INSERT INTO \"user\" (email, role, active, created_at) VALUES ('a@example.jp', 'editor', true, CURRENT_TIMESTAMP)"
+                )
+            )
         command.upgrade(alembic_config(engine), "head")
-        assert {"audit_log", "case", "placement", "change_request"} <= set(inspect(engine).get_table_names())
+        assert {"audit_log", "case", "placement", "change_request"} <= set(
+            inspect(engine).get_table_names()
+        )
         with engine.connect() as conn:
-            assert conn.execute(text("SELECT email, failed_logins FROM \"user\"")).all() == [("a@example.jp", 0)]
+            assert conn.execute(text('SELECT email, failed_logins FROM "user"')).all() == [
+                ("a@example.jp", 0)
+            ]
         command.downgrade(alembic_config(engine), "0001")
         assert "case" not in set(inspect(engine).get_table_names())
     finally:
@@ -47,7 +55,9 @@ def test_changes_queued_before_the_change_log_are_kept(tmp_path) -> None:  # typ
     try:
         command.upgrade(alembic_config(engine), "0003")
         with engine.begin() as conn:
-            conn.execute(text("INSERT INTO index_outbox (listing_id) VALUES ('queued-a'), ('queued-b')"))
+            conn.execute(
+                text("INSERT INTO index_outbox (listing_id) VALUES ('queued-a'), ('queued-b')")
+            )
         command.upgrade(alembic_config(engine), "0004")
         with engine.connect() as conn:
             rows = conn.execute(text("SELECT seq, listing_id FROM change_log ORDER BY seq")).all()

@@ -21,7 +21,9 @@ def search(directory: Directory, q: str, limit: int = 10, **filters: Any) -> lis
 def test_graded_set_mean_ndcg_at_10(demo_directory: Directory) -> None:
     scores = {}
     for query, grades in load_graded_set():
-        ranked = [item["id"] for item in search(demo_directory, query, municipality_code="162116")]  # as / and /search ask
+        ranked = [
+            item["id"] for item in search(demo_directory, query, municipality_code="162116")
+        ]  # as / and /search ask
         scores[query] = ndcg_at(ranked, grades, 10)
     assert sum(scores.values()) / len(scores) >= 0.9, scores
     assert min(scores.values()) >= 0.6, scores  # no query a resident types is lost
@@ -44,28 +46,42 @@ def test_taiso_returns_exercise_groups_not_care_centers(demo_directory: Director
 
 def test_hatake_puts_the_farms_first_not_a_town_named_ebata(demo_directory: Directory) -> None:
     items = search(demo_directory, "畑", limit=50)
-    assert {items[0]["id"], items[1]["id"]} == {"imizu-sample-oshima-noufuku-hatake", "imizu-sample-asai-nouen"}
+    assert {items[0]["id"], items[1]["id"]} == {
+        "imizu-sample-oshima-noufuku-hatake",
+        "imizu-sample-asai-nouen",
+    }
     assert not [item for item in items if "江畑" in item["name"]]
     # even with venues shown, the one-character word does not hit the place name …
     with_venues = search(demo_directory, "畑", limit=50, include_venues=True)
     assert not [item for item in with_venues if "江畑" in item["name"]]
     # … while the place name itself still finds it
-    assert [item["name"] for item in search(demo_directory, "江畑", include_venues=True)][:1] == ["江畑町集会所"]
+    assert [item["name"] for item in search(demo_directory, "江畑", include_venues=True)][:1] == [
+        "江畑町集会所"
+    ]
 
 
-@pytest.mark.parametrize(("query", "kind"), [("働きたい", "work_trial"), ("役に立ちたい", "volunteer"), ("外に出たい", "ibasho")])
-def test_intent_words_find_the_kind_they_mean(demo_directory: Directory, query: str, kind: str) -> None:
+@pytest.mark.parametrize(
+    ("query", "kind"),
+    [("働きたい", "work_trial"), ("役に立ちたい", "volunteer"), ("外に出たい", "ibasho")],
+)
+def test_intent_words_find_the_kind_they_mean(
+    demo_directory: Directory, query: str, kind: str
+) -> None:
     items = search(demo_directory, query)
     assert len(items) >= 3
     assert all(item["kind"] == kind for item in items[:3]), [item["name"] for item in items]
 
 
 def test_target_labels_are_searchable(demo_directory: Directory) -> None:
-    assert [item["id"] for item in search(demo_directory, "外国人")][:1] == ["imizu-sample-taikoyama-nihongo"]
+    assert [item["id"] for item in search(demo_directory, "外国人")][:1] == [
+        "imizu-sample-taikoyama-nihongo"
+    ]
     hikikomori = [item["id"] for item in search(demo_directory, "ひきこもり", limit=30)]
     # 「よりみち」 is for hikikomori (targets) although its text never says ひきこもり
     assert "imizu-sample-minamitaikoyama-yorimichi" in hikikomori
-    assert hikikomori.index("imizu-steppi-cafe") < hikikomori.index("imizu-sample-minamitaikoyama-yorimichi")
+    assert hikikomori.index("imizu-steppi-cafe") < hikikomori.index(
+        "imizu-sample-minamitaikoyama-yorimichi"
+    )
 
 
 def test_venues_only_when_asked_for(demo_directory: Directory) -> None:
@@ -73,7 +89,9 @@ def test_venues_only_when_asked_for(demo_directory: Directory) -> None:
     assert everything and all(item["kind"] != "venue" for item in everything)
     venues = demo_directory.search(SearchQuery(q="", kinds=["venue"], limit=None))["items"]
     assert len(venues) >= 150 and {item["kind"] for item in venues} == {"venue"}
-    both = demo_directory.search(SearchQuery(q="コミュニティセンター", include_venues=True, limit=None))["total"]
+    both = demo_directory.search(
+        SearchQuery(q="コミュニティセンター", include_venues=True, limit=None)
+    )["total"]
     assert both > demo_directory.search(SearchQuery(q="コミュニティセンター", limit=None))["total"]
 
 
@@ -85,10 +103,21 @@ def test_programmes_are_not_places(demo_directory: Directory) -> None:
 # --- the scoring rules on a small index ---------------------------------------------------------------
 SMALL = [
     {"id": "synonym-in-name", "name": "畑", "kind": "work_trial", "targets": ["all"]},
-    {"id": "exact-in-body", "name": "とても長い名前のある地域のみんなの集まりの場所です", "kind": "kayoi",
-     "description": "農作業もします", "targets": ["all"]},
+    {
+        "id": "exact-in-body",
+        "name": "とても長い名前のある地域のみんなの集まりの場所です",
+        "kind": "kayoi",
+        "description": "農作業もします",
+        "targets": ["all"],
+    },
     {"id": "for-hikikomori", "name": "よりみち", "kind": "ibasho", "targets": ["hikikomori"]},
-    {"id": "care", "name": "地域包括支援センター", "kind": "center", "description": "介護予防の相談", "targets": ["elderly"]},
+    {
+        "id": "care",
+        "name": "地域包括支援センター",
+        "kind": "center",
+        "description": "介護予防の相談",
+        "targets": ["elderly"],
+    },
     {"id": "exercise", "name": "いきいき体操", "kind": "kayoi", "targets": ["elderly"]},
     {"id": "hall", "name": "江畑町集会所", "kind": "venue", "municipality_code": "072044"},
 ]
@@ -139,7 +168,10 @@ def test_an_index_from_an_older_version_is_rebuilt_not_crashed_on(make_directory
     from resdb.search import IndexUnhealthy
 
     directory = make_directory("sqlite", "upgrade")
-    directory.create({"id": "farm", "name": "畑の体験", "kind": "work_trial", "lat": 36.72, "lon": 137.1}, actor="t")
+    directory.create(
+        {"id": "farm", "name": "畑の体験", "kind": "work_trial", "lat": 36.72, "lon": 137.1},
+        actor="t",
+    )
     root = directory.index.root
     directory.index.close()
     old = root / "build-old"

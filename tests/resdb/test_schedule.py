@@ -40,10 +40,26 @@ def test_validate_normalizes() -> None:
         ({"weekday": "mon", "start": "10am", "end": "11:00"}, "schedule[0].start", "時刻"),
         ({"weekday": "mon", "start": "12:00", "end": "10:00"}, "schedule[0].end", "開始時刻"),
         ({"weekday": "mon", "start": "10:00", "end": "10:00"}, "schedule[0].end", "開始時刻"),
-        ({"weekday": "mon", "weeks": [0], "start": "10:00", "end": "11:00"}, "schedule[0].weeks", "1〜5"),
-        ({"weekday": "mon", "weeks": [6], "start": "10:00", "end": "11:00"}, "schedule[0].weeks", "1〜5"),
-        ({"weekday": "mon", "weeks": [True], "start": "10:00", "end": "11:00"}, "schedule[0].weeks", "1〜5"),
-        ({"weekday": "mon", "weeks": {"a": 1}, "start": "10:00", "end": "11:00"}, "schedule[0].weeks", "1〜5"),
+        (
+            {"weekday": "mon", "weeks": [0], "start": "10:00", "end": "11:00"},
+            "schedule[0].weeks",
+            "1〜5",
+        ),
+        (
+            {"weekday": "mon", "weeks": [6], "start": "10:00", "end": "11:00"},
+            "schedule[0].weeks",
+            "1〜5",
+        ),
+        (
+            {"weekday": "mon", "weeks": [True], "start": "10:00", "end": "11:00"},
+            "schedule[0].weeks",
+            "1〜5",
+        ),
+        (
+            {"weekday": "mon", "weeks": {"a": 1}, "start": "10:00", "end": "11:00"},
+            "schedule[0].weeks",
+            "1〜5",
+        ),
         ("tue 10:00", "schedule[0]", "weekday"),
     ],
 )
@@ -71,7 +87,10 @@ def test_validate_rejects_non_list() -> None:
 def test_describe() -> None:
     assert schedule.describe([TUE_MORNING]) == "毎週火曜 10:00〜12:00"
     assert schedule.describe([SAT_2_4]) == "毎月第2・第4土曜 13:30〜15:00"
-    assert schedule.describe([TUE_MORNING, SAT_2_4]) == "毎週火曜 10:00〜12:00、毎月第2・第4土曜 13:30〜15:00"
+    assert (
+        schedule.describe([TUE_MORNING, SAT_2_4])
+        == "毎週火曜 10:00〜12:00、毎月第2・第4土曜 13:30〜15:00"
+    )
     assert schedule.describe([]) == ""
 
 
@@ -119,11 +138,15 @@ def test_is_open_on_honours_weeks() -> None:
 def test_overlaps() -> None:
     second_wed = [{"weekday": "wed", "weeks": [2], "start": "13:30", "end": "15:30"}]
     assert schedule.overlaps(second_wed, [{"weekday": "wed", "start": "13:00", "end": "14:00"}])
-    assert not schedule.overlaps(second_wed, [{"weekday": "wed", "start": "15:30", "end": "17:00"}])  # touching
+    assert not schedule.overlaps(
+        second_wed, [{"weekday": "wed", "start": "15:30", "end": "17:00"}]
+    )  # touching
     assert not schedule.overlaps(second_wed, [{"weekday": "thu", "start": "13:00", "end": "16:00"}])
     assert schedule.overlaps([TUE_MORNING], [{"weekday": "tue", "start": "11:59", "end": "13:00"}])
     # weeks on both sides must share a week
-    assert not schedule.overlaps(second_wed, [{"weekday": "wed", "weeks": [1, 3], "start": "13:00", "end": "16:00"}])
+    assert not schedule.overlaps(
+        second_wed, [{"weekday": "wed", "weeks": [1, 3], "start": "13:00", "end": "16:00"}]
+    )
     assert not schedule.overlaps([], [{"weekday": "wed", "start": "13:00", "end": "16:00"}])
     assert not schedule.overlaps(second_wed, [])
 
@@ -154,14 +177,20 @@ entries = st.builds(
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(entries, max_size=4), st.dates(min_value=date(2020, 1, 1), max_value=date(2035, 12, 31)))
+@given(
+    st.lists(entries, max_size=4),
+    st.dates(min_value=date(2020, 1, 1), max_value=date(2035, 12, 31)),
+)
 def test_terms_agree_with_is_open_on(sched: list[dict], day: date) -> None:
     indexed = set(schedule.weekday_terms(sched))
     assert bool(indexed & set(schedule.terms_for_day(day))) == schedule.is_open_on(sched, day)
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.lists(entries, max_size=4), st.dates(min_value=date(2024, 1, 1), max_value=date(2030, 12, 31)))
+@given(
+    st.lists(entries, max_size=4),
+    st.dates(min_value=date(2024, 1, 1), max_value=date(2030, 12, 31)),
+)
 def test_next_sessions_agree_with_is_open_on(sched: list[dict], start: date) -> None:
     days = {d.date() for d in schedule.next_sessions(sched, start, days=21, skip_holidays=False)}
     for offset in range(21):

@@ -10,25 +10,98 @@ import pytest
 from resdb.search import IndexUnhealthy, SearchIndex, SearchQuery
 
 LISTINGS = [
-    {"id": "salon-a", "name": "戸破ふれあいサロン", "name_kana": "ほばらふれあいさろん", "kind": "kayoi",
-     "description": "お茶を飲みながら交流", "activities": ["交流"], "targets": ["elderly"],
-     "schedule": [{"weekday": "tue", "start": "10:00", "end": "12:00"}], "cost_yen": 100,
-     "lat": 36.7236, "lon": 137.0991, "barrier_free": True},
-    {"id": "taiso", "name": "きららか射水100歳体操 大島", "kind": "kayoi", "description": "いすに座ってできる体操",
-     "activities": ["体操"], "targets": ["elderly"], "cost_yen": 0, "lat": 36.74, "lon": 137.07,
-     "schedule": [{"weekday": "wed", "weeks": [2, 4], "start": "13:30", "end": "15:00"}]},
-    {"id": "steppi", "name": "すてっぴカフェ", "name_kana": "すてっぴかふぇ", "kind": "ibasho",
-     "description": "ひきこもりなど生きづらさを抱える人の居場所", "targets": ["hikikomori"], "activities": ["カフェ"],
-     "lat": 36.72, "lon": 137.10, "cost_yen": 0},
-    {"id": "kodomo", "name": "みんなの子供食堂", "kind": "shokudo", "description": "地域の子どもと親の食堂",
-     "targets": ["children"], "lat": 36.75, "lon": 137.12, "cost_yen": 300},
-    {"id": "farm", "name": "ひだまり農園", "kind": "work_trial", "description": "野菜の収穫や袋詰め",
-     "activities": ["農作業"], "targets": ["disability"], "lat": 36.70, "lon": 137.05, "pickup": True},
-    {"id": "desc-only", "name": "公民館のつどい", "kind": "kayoi", "description": "第2月曜はサロンも開きます",
-     "targets": ["all"], "lat": 36.73, "lon": 137.09},
-    {"id": "hikiko", "name": "引きこもりの若者の居場所", "kind": "ibasho", "targets": ["youth"], "lat": 36.73, "lon": 137.09},
-    {"id": "misato", "name": "三日曾根三ヶ集会", "kind": "other", "targets": ["all"], "lat": 36.77, "lon": 137.08},
-    {"id": "far", "name": "遠くのサロン", "kind": "kayoi", "targets": ["all"], "lat": 37.5, "lon": 138.5},
+    {
+        "id": "salon-a",
+        "name": "戸破ふれあいサロン",
+        "name_kana": "ほばらふれあいさろん",
+        "kind": "kayoi",
+        "description": "お茶を飲みながら交流",
+        "activities": ["交流"],
+        "targets": ["elderly"],
+        "schedule": [{"weekday": "tue", "start": "10:00", "end": "12:00"}],
+        "cost_yen": 100,
+        "lat": 36.7236,
+        "lon": 137.0991,
+        "barrier_free": True,
+    },
+    {
+        "id": "taiso",
+        "name": "きららか射水100歳体操 大島",
+        "kind": "kayoi",
+        "description": "いすに座ってできる体操",
+        "activities": ["体操"],
+        "targets": ["elderly"],
+        "cost_yen": 0,
+        "lat": 36.74,
+        "lon": 137.07,
+        "schedule": [{"weekday": "wed", "weeks": [2, 4], "start": "13:30", "end": "15:00"}],
+    },
+    {
+        "id": "steppi",
+        "name": "すてっぴカフェ",
+        "name_kana": "すてっぴかふぇ",
+        "kind": "ibasho",
+        "description": "ひきこもりなど生きづらさを抱える人の居場所",
+        "targets": ["hikikomori"],
+        "activities": ["カフェ"],
+        "lat": 36.72,
+        "lon": 137.10,
+        "cost_yen": 0,
+    },
+    {
+        "id": "kodomo",
+        "name": "みんなの子供食堂",
+        "kind": "shokudo",
+        "description": "地域の子どもと親の食堂",
+        "targets": ["children"],
+        "lat": 36.75,
+        "lon": 137.12,
+        "cost_yen": 300,
+    },
+    {
+        "id": "farm",
+        "name": "ひだまり農園",
+        "kind": "work_trial",
+        "description": "野菜の収穫や袋詰め",
+        "activities": ["農作業"],
+        "targets": ["disability"],
+        "lat": 36.70,
+        "lon": 137.05,
+        "pickup": True,
+    },
+    {
+        "id": "desc-only",
+        "name": "公民館のつどい",
+        "kind": "kayoi",
+        "description": "第2月曜はサロンも開きます",
+        "targets": ["all"],
+        "lat": 36.73,
+        "lon": 137.09,
+    },
+    {
+        "id": "hikiko",
+        "name": "引きこもりの若者の居場所",
+        "kind": "ibasho",
+        "targets": ["youth"],
+        "lat": 36.73,
+        "lon": 137.09,
+    },
+    {
+        "id": "misato",
+        "name": "三日曾根三ヶ集会",
+        "kind": "other",
+        "targets": ["all"],
+        "lat": 36.77,
+        "lon": 137.08,
+    },
+    {
+        "id": "far",
+        "name": "遠くのサロン",
+        "kind": "kayoi",
+        "targets": ["all"],
+        "lat": 37.5,
+        "lon": 138.5,
+    },
 ]
 
 
@@ -65,7 +138,15 @@ def test_reading_finds_kanji_name(index: SearchIndex) -> None:
     assert ids(index, "ほばら")[0] == "salon-a"
 
 
-@pytest.mark.parametrize(("q", "expected"), [("子ども食堂", "kodomo"), ("ひきこもり", "hikiko"), ("三日曽根", "misato"), ("三ケ", "misato")])
+@pytest.mark.parametrize(
+    ("q", "expected"),
+    [
+        ("子ども食堂", "kodomo"),
+        ("ひきこもり", "hikiko"),
+        ("三日曽根", "misato"),
+        ("三ケ", "misato"),
+    ],
+)
 def test_spelling_variants(index: SearchIndex, q: str, expected: str) -> None:
     assert expected in ids(index, q)
 
@@ -81,7 +162,21 @@ def test_typo_in_name_found_by_fuzzy_match(index: SearchIndex) -> None:
     assert result.fuzzy_used
 
 
-@pytest.mark.parametrize("q", ['"サロン', "(サロン", "サロン AND", "サロン*", "OR NOT", ")(", "*", "\\", "title:サロン", "~~"])
+@pytest.mark.parametrize(
+    "q",
+    [
+        '"サロン',
+        "(サロン",
+        "サロン AND",
+        "サロン*",
+        "OR NOT",
+        ")(",
+        "*",
+        "\\",
+        "title:サロン",
+        "~~",
+    ],
+)
 def test_query_syntax_never_raises(index: SearchIndex, q: str) -> None:
     index.search(SearchQuery(q=q))
 
@@ -156,12 +251,18 @@ def test_block_decoding_matches_whoosh_across_segments_and_deletions(tmp_path: P
     index = SearchIndex(tmp_path)
     many = [{**LISTINGS[0], "id": f"s{i}", "name": f"サロン{i}"} for i in range(700)]
     index.rebuild(many)
-    index.apply([{**LISTINGS[0], "id": "extra", "name": "追加のサロン"}], ["s3", "s500"])  # a second segment + deletions
+    index.apply(
+        [{**LISTINGS[0], "id": "extra", "name": "追加のサロン"}], ["s3", "s500"]
+    )  # a second segment + deletions
     snap = index.snapshot()
     assert len(snap.leaves) == 2
     reader = snap.reader
     for field_name, term in (("name", "さろ"), ("name", "ん"), ("name", "無い"), ("kind", "kayoi")):
-        expected = np.fromiter(reader.postings(field_name, term).all_ids(), dtype=np.int64) if reader.frequency(field_name, term) else np.empty(0)
+        expected = (
+            np.fromiter(reader.postings(field_name, term).all_ids(), dtype=np.int64)
+            if reader.frequency(field_name, term)
+            else np.empty(0)
+        )
         got = snap.postings(field_name, term)
         assert sorted(got.tolist()) == sorted(expected.tolist()), term
     found = index.search(SearchQuery(q="サロン", limit=None)).ids
@@ -170,16 +271,29 @@ def test_block_decoding_matches_whoosh_across_segments_and_deletions(tmp_path: P
 
 def _many(count: int) -> list[dict]:
     """Listings that tie on every score (same words, same name length): only the total order separates them."""
-    return [{"id": f"tie-{n:05d}", "name": f"サロン{n % 10}", "kind": "kayoi", "targets": ["all"],
-             "schedule": [{"weekday": "tue", "start": "10:00", "end": "12:00"}], "lat": 36.7, "lon": 137.1}
-            for n in range(count)]
+    return [
+        {
+            "id": f"tie-{n:05d}",
+            "name": f"サロン{n % 10}",
+            "kind": "kayoi",
+            "targets": ["all"],
+            "schedule": [{"weekday": "tue", "start": "10:00", "end": "12:00"}],
+            "lat": 36.7,
+            "lon": 137.1,
+        }
+        for n in range(count)
+    ]
 
 
 @pytest.mark.parametrize("page_size", [7, 100])
-def test_paging_returns_every_hit_once_whatever_the_page_size(tmp_path: Path, page_size: int) -> None:
+def test_paging_returns_every_hit_once_whatever_the_page_size(
+    tmp_path: Path, page_size: int
+) -> None:
     index = SearchIndex(tmp_path)
     index.rebuild(_many(1200))
-    index.apply([{**_many(1)[0], "id": "tie-extra"}], ["tie-00003"])  # a second segment and a deletion
+    index.apply(
+        [{**_many(1)[0], "id": "tie-extra"}], ["tie-00003"]
+    )  # a second segment and a deletion
     whole = index.search(SearchQuery(q="サロン", limit=None))
     assert whole.total == 1200 and len(set(whole.ids)) == 1200
     seen: list[str] = []
@@ -187,7 +301,9 @@ def test_paging_returns_every_hit_once_whatever_the_page_size(tmp_path: Path, pa
         page = index.search(SearchQuery(q="サロン", limit=page_size, offset=offset))
         assert page.total == whole.total
         seen.extend(page.ids)
-    assert seen == whole.ids  # the same order in pages as in one piece: nothing repeated, nothing dropped
+    assert (
+        seen == whole.ids
+    )  # the same order in pages as in one piece: nothing repeated, nothing dropped
 
 
 def test_deep_pages_are_exact(tmp_path: Path) -> None:
@@ -212,7 +328,16 @@ def test_edits_never_show_a_listing_twice_or_with_its_old_weekday(tmp_path: Path
     salon = LISTINGS[0]
     assert index.search(SearchQuery(q="さろん", weekdays=["tue"])).ids.count("salon-a") == 1
     for n, day in enumerate(["fri", "sat", "fri", "mon"]):
-        index.apply([{**salon, "name": f"戸破ふれあいサロン{n}", "schedule": [{"weekday": day, "start": "10:00", "end": "12:00"}]}], [])
+        index.apply(
+            [
+                {
+                    **salon,
+                    "name": f"戸破ふれあいサロン{n}",
+                    "schedule": [{"weekday": day, "start": "10:00", "end": "12:00"}],
+                }
+            ],
+            [],
+        )
         ids = index.search(SearchQuery(q="さろん", limit=None)).ids
         assert ids.count("salon-a") == 1
         assert len(ids) == len(set(ids))
@@ -232,7 +357,9 @@ def test_a_value_the_index_cannot_hold_is_reported_and_skipped(tmp_path: Path) -
     assert index.cursor() == 7  # the batch went through: nothing stays queued behind the bad value
     assert index.search(SearchQuery(q="ひだまりかふぇ")).ids == ["steppi"]
     assert index.search(SearchQuery(q="すてっぴ")).ids != ["steppi"]
-    assert "taiso" not in index.search(SearchQuery(q="体操", limit=None)).ids  # no stale copy either
+    assert (
+        "taiso" not in index.search(SearchQuery(q="体操", limit=None)).ids
+    )  # no stale copy either
     assert index.problems() == {"taiso": problems["taiso"]}
     index.check(len(LISTINGS))  # counted as known-excluded, so start-up does not loop on rebuilds
     index.apply([{**LISTINGS[1], "cost_yen": 100}], [])

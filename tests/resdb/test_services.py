@@ -18,19 +18,56 @@ def test_actions_refused_and_mapped(directory: Any) -> None:
     editor = accounts.add_user(engine, "e@example.jp", "editor", None, municipality_code="162116")
     coordinator = accounts.add_user(engine, "c@example.jp", "coordinator", None)
     services = Services(directory)
-    created = services.create(editor, {"name": "射水のサロン", "kind": "kayoi", "lat": 36.72, "lon": 137.1})
+    created = services.create(
+        editor, {"name": "射水のサロン", "kind": "kayoi", "lat": 36.72, "lon": 137.1}
+    )
     assert created["municipality_code"] == "162116"  # an editor's own scope is the default
     refusals: list[tuple[type[BaseException], Any]] = [
-        (Forbidden, lambda: services.create(coordinator, {"name": "x", "kind": "kayoi", "lat": 36.72, "lon": 137.1})),
-        (Forbidden, lambda: services.create(editor, {"name": "x", "kind": "kayoi", "lat": 35.638, "lon": 139.5046,
-                                                      "municipality_code": "132250"})),
-        (Forbidden, lambda: services.update(editor, created["id"], {"municipality_code": "132250"}, expected_version=1)),
-        (ValidationFailed, lambda: services.update(editor, created["id"], {"capacity": 2**63}, expected_version=1)),
-        (StaleEdit, lambda: services.update(editor, created["id"], {"capacity": 2}, expected_version=7)),
+        (
+            Forbidden,
+            lambda: services.create(
+                coordinator, {"name": "x", "kind": "kayoi", "lat": 36.72, "lon": 137.1}
+            ),
+        ),
+        (
+            Forbidden,
+            lambda: services.create(
+                editor,
+                {
+                    "name": "x",
+                    "kind": "kayoi",
+                    "lat": 35.638,
+                    "lon": 139.5046,
+                    "municipality_code": "132250",
+                },
+            ),
+        ),
+        (
+            Forbidden,
+            lambda: services.update(
+                editor, created["id"], {"municipality_code": "132250"}, expected_version=1
+            ),
+        ),
+        (
+            ValidationFailed,
+            lambda: services.update(editor, created["id"], {"capacity": 2**63}, expected_version=1),
+        ),
+        (
+            StaleEdit,
+            lambda: services.update(editor, created["id"], {"capacity": 2}, expected_version=7),
+        ),
         (NotFound, lambda: services.delete(editor, "no-such-id", expected_version=None)),
-        (Conflict, lambda: services.create(system_actor("cli:test"), {"id": created["id"], "name": "x", "kind": "kayoi",
-                                                                       "lat": 36.72, "lon": 137.1})),
-        (Forbidden, lambda: services.save_case(editor, pseudonym="A", legal_basis="consent", person={})),
+        (
+            Conflict,
+            lambda: services.create(
+                system_actor("cli:test"),
+                {"id": created["id"], "name": "x", "kind": "kayoi", "lat": 36.72, "lon": 137.1},
+            ),
+        ),
+        (
+            Forbidden,
+            lambda: services.save_case(editor, pseudonym="A", legal_basis="consent", person={}),
+        ),
     ]
     for kind, call in refusals:
         with pytest.raises(kind) as raised:

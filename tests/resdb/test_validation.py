@@ -6,9 +6,17 @@ import pytest
 
 from resdb.validation import municipality_code6, parse_schedule, validate_listing
 
-GOOD = {"name": "テスト食堂", "kind": "地域食堂・子ども食堂", "lat": "36.72", "lon": "137.09",
-        "targets": "子ども;parents", "cost_yen": "300円", "schedule": "毎月第2・第4土曜 11:00〜13:00",
-        "barrier_free": "○", "verified_at": "2025/3/1"}
+GOOD = {
+    "name": "テスト食堂",
+    "kind": "地域食堂・子ども食堂",
+    "lat": "36.72",
+    "lon": "137.09",
+    "targets": "子ども;parents",
+    "cost_yen": "300円",
+    "schedule": "毎月第2・第4土曜 11:00〜13:00",
+    "barrier_free": "○",
+    "verified_at": "2025/3/1",
+}
 
 
 def test_good_record_is_normalized() -> None:
@@ -18,7 +26,9 @@ def test_good_record_is_normalized() -> None:
     assert clean["targets"] == ["children", "parents"]
     assert clean["cost_yen"] == 300
     assert clean["barrier_free"] is True
-    assert clean["schedule"] == [{"weekday": "sat", "weeks": [2, 4], "start": "11:00", "end": "13:00"}]
+    assert clean["schedule"] == [
+        {"weekday": "sat", "weeks": [2, 4], "start": "11:00", "end": "13:00"}
+    ]
     assert clean["verified_at"].isoformat() == "2025-03-01"
 
 
@@ -74,9 +84,18 @@ def test_check_digit_added_to_five_digit_codes() -> None:
     ("text", "expected"),
     [
         ("毎週火曜 10:00〜12:00", [{"weekday": "tue", "start": "10:00", "end": "12:00"}]),
-        ("第１水曜日　１３：３０～１５：３０", [{"weekday": "wed", "weeks": [1], "start": "13:30", "end": "15:30"}]),
-        ("wed#1,3 13:30-15:30", [{"weekday": "wed", "weeks": [1, 3], "start": "13:30", "end": "15:30"}]),
-        ('[{"weekday": "fri", "start": "9:00", "end": "11:00"}]', [{"weekday": "fri", "start": "09:00", "end": "11:00"}]),
+        (
+            "第１水曜日　１３：３０～１５：３０",
+            [{"weekday": "wed", "weeks": [1], "start": "13:30", "end": "15:30"}],
+        ),
+        (
+            "wed#1,3 13:30-15:30",
+            [{"weekday": "wed", "weeks": [1, 3], "start": "13:30", "end": "15:30"}],
+        ),
+        (
+            '[{"weekday": "fri", "start": "9:00", "end": "11:00"}]',
+            [{"weekday": "fri", "start": "09:00", "end": "11:00"}],
+        ),
     ],
 )
 def test_schedule_text_forms(text: str, expected: list) -> None:

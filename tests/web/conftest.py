@@ -17,8 +17,15 @@ FIXED_TODAY = date(2026, 12, 2)
 def demo_app(demo_directory: Any) -> Any:
     from resdb.web import create_app
 
-    app = create_app({"DIRECTORY": demo_directory, "TESTING": True, "RATE_LIMIT": None,
-                      "SECRET_KEY": "web-tests", "TODAY": lambda: FIXED_TODAY})
+    app = create_app(
+        {
+            "DIRECTORY": demo_directory,
+            "TESTING": True,
+            "RATE_LIMIT": None,
+            "SECRET_KEY": "web-tests",
+            "TODAY": lambda: FIXED_TODAY,
+        }
+    )
     return app
 
 
@@ -41,21 +48,60 @@ class Tokens:
 
 
 LISTINGS: list[dict[str, Any]] = [
-    {"id": "t-salon", "name": "戸破ふれあいサロン", "kind": "kayoi", "lat": 36.7236, "lon": 137.0991,
-     "municipality_code": "162116", "targets": ["elderly"], "operator": "戸破地区社協",
-     "schedule": [{"weekday": "wed", "weeks": [1, 3], "start": "13:30", "end": "15:30"}],
-     "cost_yen": 100, "barrier_free": True, "pickup": False, "verified_at": "2026-06-01", "source": "004_574d9fa843edc779.txt"},
-    {"id": "t-cafe", "name": "すてっぴカフェ", "kind": "ibasho", "lat": 36.7210, "lon": 137.0970,
-     "municipality_code": "162116", "targets": ["hikikomori", "youth"], "operator": "射水市社会福祉協議会",
-     "schedule": [{"weekday": "tue", "start": "10:00", "end": "12:00"}], "cost_yen": 0, "barrier_free": False,
-     "pickup": True},
-    {"id": "t-shokudo", "name": "みんなの子ども食堂", "kind": "shokudo", "lat": 36.7600, "lon": 137.1200,
-     "municipality_code": "162116", "targets": ["children", "parents"],
-     "schedule": [{"weekday": "sat", "weeks": [2, 4], "start": "11:00", "end": "13:00"}], "cost_yen": 300,
-     "is_sample": True, "source": "sample"},
-    {"id": "t-inagi", "name": "稲城の体操クラブ", "kind": "kayoi", "lat": 35.6380, "lon": 139.5046,
-     "municipality_code": "132250", "targets": ["elderly"], "cost_yen": 0,
-     "schedule": [{"weekday": "wed", "start": "10:00", "end": "11:00"}]},
+    {
+        "id": "t-salon",
+        "name": "戸破ふれあいサロン",
+        "kind": "kayoi",
+        "lat": 36.7236,
+        "lon": 137.0991,
+        "municipality_code": "162116",
+        "targets": ["elderly"],
+        "operator": "戸破地区社協",
+        "schedule": [{"weekday": "wed", "weeks": [1, 3], "start": "13:30", "end": "15:30"}],
+        "cost_yen": 100,
+        "barrier_free": True,
+        "pickup": False,
+        "verified_at": "2026-06-01",
+        "source": "004_574d9fa843edc779.txt",
+    },
+    {
+        "id": "t-cafe",
+        "name": "すてっぴカフェ",
+        "kind": "ibasho",
+        "lat": 36.7210,
+        "lon": 137.0970,
+        "municipality_code": "162116",
+        "targets": ["hikikomori", "youth"],
+        "operator": "射水市社会福祉協議会",
+        "schedule": [{"weekday": "tue", "start": "10:00", "end": "12:00"}],
+        "cost_yen": 0,
+        "barrier_free": False,
+        "pickup": True,
+    },
+    {
+        "id": "t-shokudo",
+        "name": "みんなの子ども食堂",
+        "kind": "shokudo",
+        "lat": 36.7600,
+        "lon": 137.1200,
+        "municipality_code": "162116",
+        "targets": ["children", "parents"],
+        "schedule": [{"weekday": "sat", "weeks": [2, 4], "start": "11:00", "end": "13:00"}],
+        "cost_yen": 300,
+        "is_sample": True,
+        "source": "sample",
+    },
+    {
+        "id": "t-inagi",
+        "name": "稲城の体操クラブ",
+        "kind": "kayoi",
+        "lat": 35.6380,
+        "lon": 139.5046,
+        "municipality_code": "132250",
+        "targets": ["elderly"],
+        "cost_yen": 0,
+        "schedule": [{"weekday": "wed", "start": "10:00", "end": "11:00"}],
+    },
 ]
 
 
@@ -89,8 +135,15 @@ def edit(directory: Any) -> Iterator[EditSetup]:
         editor_operator=token("op@example.jp", "editor", operator="射水市社会福祉協議会"),
         coordinator=token("coord@example.jp", "coordinator"),
     )
-    app = create_app({"DIRECTORY": directory, "TESTING": True, "RATE_LIMIT": None, "SECRET_KEY": "web-tests",
-                      "TODAY": lambda: FIXED_TODAY})
+    app = create_app(
+        {
+            "DIRECTORY": directory,
+            "TESTING": True,
+            "RATE_LIMIT": None,
+            "SECRET_KEY": "web-tests",
+            "TODAY": lambda: FIXED_TODAY,
+        }
+    )
     yield EditSetup(app, app.test_client(), directory, tokens)
 
 
@@ -117,7 +170,9 @@ class StaffSetup:
     def login(self, email: str, password: str = PASSWORD) -> Any:
         """A fresh browser-like client signed in as `email`."""
         client = self.app.test_client()
-        response = client.post("/login", data={"email": email, "password": password, "csrf_token": csrf_of(client)})
+        response = client.post(
+            "/login", data={"email": email, "password": password, "csrf_token": csrf_of(client)}
+        )
         assert response.status_code == 302, response.get_data(as_text=True)[:300]
         return client
 
@@ -136,6 +191,14 @@ def staff(directory: Any) -> StaffSetup:
     accounts.add_user(engine, "inagi@example.jp", "editor", PASSWORD, municipality_code="132250")
     accounts.add_user(engine, "coord@example.jp", "coordinator", PASSWORD)
     accounts.add_user(engine, "coord2@example.jp", "coordinator", PASSWORD)
-    app = create_app({"DIRECTORY": directory, "TESTING": True, "RATE_LIMIT": None, "SECRET_KEY": "web-tests",
-                      "TODAY": lambda: FIXED_TODAY, "SESSION_COOKIE_SECURE": False})
+    app = create_app(
+        {
+            "DIRECTORY": directory,
+            "TESTING": True,
+            "RATE_LIMIT": None,
+            "SECRET_KEY": "web-tests",
+            "TODAY": lambda: FIXED_TODAY,
+            "SESSION_COOKIE_SECURE": False,
+        }
+    )
     return StaffSetup(app, directory)

@@ -87,7 +87,11 @@ def test_paging(edit: EditSetup) -> None:
     ],
 )
 def test_bad_parameters_are_400_naming_the_parameter(client: Any, query: str, field: str) -> None:
-    paths = ("/api/resources",) if query == "limit=101" else ("/api/resources", "/api/resources.geojson")
+    paths = (
+        ("/api/resources",)
+        if query == "limit=101"
+        else ("/api/resources", "/api/resources.geojson")
+    )
     for path in paths:  # the map's GeoJSON may return more than 100 features
         response = client.get(f"{path}?{query}")
         assert response.status_code == 400, (path, query)
@@ -95,7 +99,9 @@ def test_bad_parameters_are_400_naming_the_parameter(client: Any, query: str, fi
         assert error["code"] == "bad_parameter"
         assert field in error["message"]
         assert any(p["field"] == field for p in error["problems"])
-        assert any("\u3040" <= ch <= "\u30ff" or "\u4e00" <= ch <= "\u9fff" for ch in error["message"])
+        assert any(
+            "\u3040" <= ch <= "\u30ff" or "\u4e00" <= ch <= "\u9fff" for ch in error["message"]
+        )
 
 
 def test_several_bad_parameters_are_all_reported(client: Any) -> None:
@@ -133,65 +139,111 @@ def test_wrong_method_is_405_json(client: Any) -> None:
 
 
 # -- authentication and authorisation ---------------------------------------------------------------
-NEW = {"name": "新しい居場所", "kind": "ibasho", "lat": 36.73, "lon": 137.10, "municipality_code": "162116"}
+NEW = {
+    "name": "新しい居場所",
+    "kind": "ibasho",
+    "lat": 36.73,
+    "lon": 137.10,
+    "municipality_code": "162116",
+}
 
 
 def test_write_without_token_is_401(edit: EditSetup) -> None:
-    for method, path in (("post", "/api/resources"), ("put", "/api/resources/t-salon"),
-                         ("delete", "/api/resources/t-salon"), ("get", "/api/resources/t-salon/history")):
+    for method, path in (
+        ("post", "/api/resources"),
+        ("put", "/api/resources/t-salon"),
+        ("delete", "/api/resources/t-salon"),
+        ("get", "/api/resources/t-salon/history"),
+    ):
         response = getattr(edit.client, method)(path, json=NEW)
         assert response.status_code == 401, (method, path)
         assert response.headers["WWW-Authenticate"].startswith("Bearer")
         assert response.get_json()["error"]["code"] == "unauthorized"
-    bad = edit.client.post("/api/resources", json=NEW, headers={"Authorization": "Bearer rdb_not-a-token"})
+    bad = edit.client.post(
+        "/api/resources", json=NEW, headers={"Authorization": "Bearer rdb_not-a-token"}
+    )
     assert bad.status_code == 401
     assert edit.client.get("/api/resources/t-salon").headers["ETag"] == '"v1"'
 
 
 def test_coordinator_may_not_write(edit: EditSetup) -> None:
-    response = edit.client.post("/api/resources", json=NEW, headers=edit.tokens.header("coordinator"))
+    response = edit.client.post(
+        "/api/resources", json=NEW, headers=edit.tokens.header("coordinator")
+    )
     assert response.status_code == 403
     assert response.get_json()["error"]["code"] == "forbidden"
-    assert edit.client.get("/api/resources/t-salon/history", headers=edit.tokens.header("coordinator")).status_code == 403
+    assert (
+        edit.client.get(
+            "/api/resources/t-salon/history", headers=edit.tokens.header("coordinator")
+        ).status_code
+        == 403
+    )
 
 
 def test_editor_outside_scope_is_403(edit: EditSetup) -> None:
     inagi = edit.tokens.header("editor_inagi")
-    assert edit.client.put("/api/resources/t-salon", json={"cost_yen": 0}, headers=inagi).status_code == 403
+    assert (
+        edit.client.put("/api/resources/t-salon", json={"cost_yen": 0}, headers=inagi).status_code
+        == 403
+    )
     assert edit.client.delete("/api/resources/t-salon", headers=inagi).status_code == 403
     assert edit.client.post("/api/resources", json=NEW, headers=inagi).status_code == 403
-    assert edit.client.put("/api/resources/t-inagi", json={"cost_yen": 100}, headers=inagi).status_code == 200
+    assert (
+        edit.client.put("/api/resources/t-inagi", json={"cost_yen": 100}, headers=inagi).status_code
+        == 200
+    )
     # an operator-scoped editor only touches that operator's listings
     operator = edit.tokens.header("editor_operator")
-    assert edit.client.put("/api/resources/t-salon", json={"cost_yen": 0}, headers=operator).status_code == 403
-    assert edit.client.put("/api/resources/t-cafe", json={"cost_yen": 50}, headers=operator).status_code == 200
+    assert (
+        edit.client.put(
+            "/api/resources/t-salon", json={"cost_yen": 0}, headers=operator
+        ).status_code
+        == 403
+    )
+    assert (
+        edit.client.put(
+            "/api/resources/t-cafe", json={"cost_yen": 50}, headers=operator
+        ).status_code
+        == 200
+    )
     # and cannot move a listing out of its scope
-    moved = edit.client.put("/api/resources/t-cafe", json={"operator": "別の法人"}, headers=operator)
+    moved = edit.client.put(
+        "/api/resources/t-cafe", json={"operator": "別の法人"}, headers=operator
+    )
     assert moved.status_code == 403
     assert edit.directory.get("t-salon")["cost_yen"] == 100
 
 
 def test_scoped_editor_creates_inside_scope(edit: EditSetup) -> None:
     body = {k: v for k, v in NEW.items() if k != "municipality_code"}
-    response = edit.client.post("/api/resources", json=body, headers=edit.tokens.header("editor_imizu"))
+    response = edit.client.post(
+        "/api/resources", json=body, headers=edit.tokens.header("editor_imizu")
+    )
     assert response.status_code == 201
     assert response.get_json()["municipality_code"] == "162116"
 
 
 # -- writes ----------------------------------------------------------------------------------------
 def test_create_returns_201_with_location_and_etag(edit: EditSetup) -> None:
-    response = edit.client.post("/api/resources", json={**NEW, "id": "t-new"}, headers=edit.tokens.header("editor"))
+    response = edit.client.post(
+        "/api/resources", json={**NEW, "id": "t-new"}, headers=edit.tokens.header("editor")
+    )
     assert response.status_code == 201
     assert response.headers["Location"].endswith("/api/resources/t-new")
     assert response.headers["ETag"] == '"v1"'
     assert edit.client.get("/api/resources/t-new").get_json()["name"] == "新しい居場所"
-    again = edit.client.post("/api/resources", json={**NEW, "id": "t-new"}, headers=edit.tokens.header("editor"))
+    again = edit.client.post(
+        "/api/resources", json={**NEW, "id": "t-new"}, headers=edit.tokens.header("editor")
+    )
     assert again.status_code == 409
 
 
 def test_invalid_listing_is_422_with_problems(edit: EditSetup) -> None:
-    response = edit.client.post("/api/resources", json={"name": "x", "kind": "karaoke", "lat": 10, "lon": 10},
-                                headers=edit.tokens.header("admin"))
+    response = edit.client.post(
+        "/api/resources",
+        json={"name": "x", "kind": "karaoke", "lat": 10, "lon": 10},
+        headers=edit.tokens.header("admin"),
+    )
     assert response.status_code == 422
     error = response.get_json()["error"]
     fields = {p["field"] for p in error["problems"]}
@@ -202,16 +254,30 @@ def test_invalid_listing_is_422_with_problems(edit: EditSetup) -> None:
 def test_body_must_be_a_json_object(edit: EditSetup) -> None:
     admin = edit.tokens.header("admin")
     assert edit.client.post("/api/resources", data="name=x", headers=admin).status_code == 415
-    assert edit.client.post("/api/resources", data="[1, 2]", content_type="application/json", headers=admin).status_code == 400
-    assert edit.client.post("/api/resources", data="{bad", content_type="application/json", headers=admin).status_code == 400
+    assert (
+        edit.client.post(
+            "/api/resources", data="[1, 2]", content_type="application/json", headers=admin
+        ).status_code
+        == 400
+    )
+    assert (
+        edit.client.post(
+            "/api/resources", data="{bad", content_type="application/json", headers=admin
+        ).status_code
+        == 400
+    )
 
 
 def test_update_with_if_match(edit: EditSetup) -> None:
     admin = edit.tokens.header("admin")
-    ok = edit.client.put("/api/resources/t-salon", json={"cost_yen": 0}, headers={**admin, "If-Match": '"v1"'})
+    ok = edit.client.put(
+        "/api/resources/t-salon", json={"cost_yen": 0}, headers={**admin, "If-Match": '"v1"'}
+    )
     assert ok.status_code == 200
     assert ok.headers["ETag"] == '"v2"' and ok.get_json()["cost_yen"] == 0
-    stale = edit.client.put("/api/resources/t-salon", json={"cost_yen": 500}, headers={**admin, "If-Match": '"v1"'})
+    stale = edit.client.put(
+        "/api/resources/t-salon", json={"cost_yen": 500}, headers={**admin, "If-Match": '"v1"'}
+    )
     assert stale.status_code == 412
     body = stale.get_json()
     assert body["error"]["code"] == "stale"
@@ -221,19 +287,33 @@ def test_update_with_if_match(edit: EditSetup) -> None:
 
 def test_update_with_body_version(edit: EditSetup) -> None:
     admin = edit.tokens.header("admin")
-    assert edit.client.put("/api/resources/t-cafe", json={"name": "カフェ2", "version": 1}, headers=admin).status_code == 200
-    stale = edit.client.put("/api/resources/t-cafe", json={"name": "カフェ3", "version": 1}, headers=admin)
+    assert (
+        edit.client.put(
+            "/api/resources/t-cafe", json={"name": "カフェ2", "version": 1}, headers=admin
+        ).status_code
+        == 200
+    )
+    stale = edit.client.put(
+        "/api/resources/t-cafe", json={"name": "カフェ3", "version": 1}, headers=admin
+    )
     assert stale.status_code == 412
     assert stale.get_json()["current_version"] == 2
     assert edit.directory.get("t-cafe")["name"] == "カフェ2"
-    bad = edit.client.put("/api/resources/t-cafe", json={"name": "x"}, headers={**admin, "If-Match": "nonsense"})
+    bad = edit.client.put(
+        "/api/resources/t-cafe", json={"name": "x"}, headers={**admin, "If-Match": "nonsense"}
+    )
     assert bad.status_code == 400
 
 
 def test_update_rejects_other_id_and_unknown(edit: EditSetup) -> None:
     admin = edit.tokens.header("admin")
-    assert edit.client.put("/api/resources/t-cafe", json={"id": "other"}, headers=admin).status_code == 400
-    assert edit.client.put("/api/resources/nope", json={"name": "x"}, headers=admin).status_code == 404
+    assert (
+        edit.client.put("/api/resources/t-cafe", json={"id": "other"}, headers=admin).status_code
+        == 400
+    )
+    assert (
+        edit.client.put("/api/resources/nope", json={"name": "x"}, headers=admin).status_code == 404
+    )
 
 
 def test_delete_is_guarded_and_soft(edit: EditSetup) -> None:
@@ -254,7 +334,9 @@ def test_history_lists_every_accepted_write(edit: EditSetup) -> None:
     edit.client.put("/api/resources/t-inagi", json={"cost_yen": 200}, headers=editor)
     items = edit.client.get("/api/resources/t-inagi/history", headers=editor).get_json()["items"]
     assert [(i["version"], i["action"], i["actor"]) for i in items] == [
-        (1, "create", "fixture"), (2, "update", "editor@example.jp")]
+        (1, "create", "fixture"),
+        (2, "update", "editor@example.jp"),
+    ]
     assert edit.client.get("/api/resources/none/history", headers=editor).status_code == 404
 
 
@@ -291,7 +373,15 @@ def test_geojson_shape(client: Any) -> None:
     assert body["total"] == len(body["features"]) > 20
     for feature in body["features"]:
         assert feature["type"] == "Feature"
-        assert set(feature["properties"]) == {"id", "name", "kind", "kind_label", "is_sample", "next", "cost"}
+        assert set(feature["properties"]) == {
+            "id",
+            "name",
+            "kind",
+            "kind_label",
+            "is_sample",
+            "next",
+            "cost",
+        }
         assert feature["geometry"]["type"] == "Point"
         lon, lat = feature["geometry"]["coordinates"]
         assert 136.9 <= lon <= 137.3 and 36.6 <= lat <= 36.9
@@ -309,17 +399,26 @@ def test_geojson_filters_like_search(client: Any) -> None:
 def test_geojson_etag_and_gzip(client: Any) -> None:
     first = client.get("/api/resources.geojson", headers={"Accept-Encoding": "gzip"})
     assert first.headers["Content-Encoding"] == "gzip"
-    assert client.get("/api/resources.geojson", headers={"If-None-Match": first.headers["ETag"]}).status_code == 304
+    assert (
+        client.get(
+            "/api/resources.geojson", headers={"If-None-Match": first.headers["ETag"]}
+        ).status_code
+        == 304
+    )
 
 
 def test_geojson_follows_writes(edit: EditSetup) -> None:
     before = edit.client.get("/api/resources.geojson").get_json(force=True)
     assert before["total"] == 4
-    edit.client.post("/api/resources", json={**NEW, "id": "t-map"}, headers=edit.tokens.header("admin"))
+    edit.client.post(
+        "/api/resources", json={**NEW, "id": "t-map"}, headers=edit.tokens.header("admin")
+    )
     after = edit.client.get("/api/resources.geojson").get_json(force=True)
     assert "t-map" in {f["id"] for f in after["features"]}
     edit.client.delete("/api/resources/t-map", headers=edit.tokens.header("admin"))
-    assert "t-map" not in {f["id"] for f in edit.client.get("/api/resources.geojson").get_json(force=True)["features"]}
+    assert "t-map" not in {
+        f["id"] for f in edit.client.get("/api/resources.geojson").get_json(force=True)["features"]
+    }
 
 
 # -- rate limit ------------------------------------------------------------------------------------
@@ -336,7 +435,9 @@ def test_rate_limit_returns_429_json(demo_directory: Any) -> None:
     assert int(limited.headers["Retry-After"]) >= 1
     page = client.get("/search?q=x")
     assert page.status_code == 429 and "アクセスが集中" in page.get_data(as_text=True)
-    assert client.get("/api/resources/imizu-steppi-cafe").status_code == 200  # one listing is not limited
+    assert (
+        client.get("/api/resources/imizu-steppi-cafe").status_code == 200
+    )  # one listing is not limited
     other = client.get("/api/resources", environ_base={"REMOTE_ADDR": "10.1.2.3"})
     assert other.status_code == 200
 

@@ -13,26 +13,69 @@ from resdb import accounts
 from resdb.models import AuditEntry, ListingHistory
 from tests.web.conftest import PASSWORD, csrf_of
 
-ROLES = ("anonymous", "supporter", "host", "window", "coordinator", "editor_out", "editor_in", "admin")  # refused roles first: the allowed ones change state
-LOGINS = {"coordinator": "coord@example.jp", "editor_in": "imizu@example.jp", "editor_out": "inagi@example.jp",
-          "admin": "admin@example.jp", "host": "host@example.jp", "supporter": "supporter@example.jp",
-          "window": "window@example.jp"}
+ROLES = (
+    "anonymous",
+    "supporter",
+    "host",
+    "window",
+    "coordinator",
+    "editor_out",
+    "editor_in",
+    "admin",
+)  # refused roles first: the allowed ones change state
+LOGINS = {
+    "coordinator": "coord@example.jp",
+    "editor_in": "imizu@example.jp",
+    "editor_out": "inagi@example.jp",
+    "admin": "admin@example.jp",
+    "host": "host@example.jp",
+    "supporter": "supporter@example.jp",
+    "window": "window@example.jp",
+}
 # Pages of one role only (an administrator is refused too: they hold no organisation and no window).
 OWN_ROLE = {"host": {"host"}, "supporter": {"supporter"}, "window": {"window"}}
 # Endpoints anyone may use (public pages, the read API, the matcher API, sign-in, residents' reports).
 PUBLIC = {
-    "public.index", "public.search", "public.resource", "public.areas", "corrections.report",
-    "api.list_resources", "api.resources_geojson", "api.get_resource", "api.areas_lookup",
-    "api.openapi", "match_api.match", "match_api.match_batch", "match_api.gaps",
-    "staff.login", "staff.login_post", "staff.logout", "basemap.municipality",
+    "public.index",
+    "public.search",
+    "public.resource",
+    "public.areas",
+    "corrections.report",
+    "api.list_resources",
+    "api.resources_geojson",
+    "api.get_resource",
+    "api.areas_lookup",
+    "api.openapi",
+    "match_api.match",
+    "match_api.match_batch",
+    "match_api.gaps",
+    "staff.login",
+    "staff.login_post",
+    "staff.logout",
+    "basemap.municipality",
 }
 API_WRITES = {"api.create_resource", "api.update_resource", "api.delete_resource"}
 API_TOKEN = API_WRITES | {"api.resource_history"}  # who changed what: token holders only
 # editor.* routes about one listing: the scope (municipality) decides.
-SCOPED = {"editor.edit_listing", "editor.save_listing", "editor.verify_listing", "editor.confirm_delete",
-          "editor.delete_listing", "editor.restore_listing", "editor.history", "editor.review_correction"}
+SCOPED = {
+    "editor.edit_listing",
+    "editor.save_listing",
+    "editor.verify_listing",
+    "editor.confirm_delete",
+    "editor.delete_listing",
+    "editor.restore_listing",
+    "editor.history",
+    "editor.review_correction",
+}
 ADMIN_ONLY = {"editor.audit_log"}
-ARGS = {"listing_id": "t-salon", "request_id": 1, "case_id": 1, "placement_id": 1, "referral_id": 1, "sheet_id": 1}
+ARGS = {
+    "listing_id": "t-salon",
+    "request_id": 1,
+    "case_id": 1,
+    "placement_id": 1,
+    "referral_id": 1,
+    "sheet_id": 1,
+}
 
 
 def routes(app: Any) -> list[tuple[str, str, str]]:
@@ -64,19 +107,27 @@ def family(endpoint: str) -> str:
 def matrix(staff: Any) -> dict[str, Any]:
     from resdb.workspace import Workspace
 
-    Workspace(staff.directory).submit_correction("t-salon", "電話番号が違います", proposed={"phone": "0766-00-0000"})
+    Workspace(staff.directory).submit_correction(
+        "t-salon", "電話番号が違います", proposed={"phone": "0766-00-0000"}
+    )
     engine = staff.directory.engine
     accounts.add_user(engine, "host@example.jp", "host", PASSWORD, operator="戸破地区社協")
-    accounts.add_user(engine, "supporter@example.jp", "supporter", PASSWORD, municipality_code="132250")
+    accounts.add_user(
+        engine, "supporter@example.jp", "supporter", PASSWORD, municipality_code="132250"
+    )
     accounts.add_user(engine, "window@example.jp", "coordinator", PASSWORD, window="t-inagi")
     clients = {"anonymous": staff.client()}
     for role, email in LOGINS.items():
         clients[role] = staff.login(email)
-    tokens = {role: csrf_of(client, "/resources/t-salon/report") for role, client in clients.items()}
+    tokens = {
+        role: csrf_of(client, "/resources/t-salon/report") for role, client in clients.items()
+    }
     return {"clients": clients, "tokens": tokens}
 
 
-def call(client: Any, method: str, url: str, token: str | None, extra: dict[str, Any] | None = None) -> Any:
+def call(
+    client: Any, method: str, url: str, token: str | None, extra: dict[str, Any] | None = None
+) -> Any:
     data = dict(extra or {})
     if token is not None:
         data["csrf_token"] = token
@@ -102,7 +153,9 @@ def test_authorization_matrix(staff: Any, matrix: dict[str, Any]) -> None:
             extra = {"decision": "reject"} if endpoint == "editor.review_correction" else None
             try:
                 response = call(client, method, url, token, extra)
-            except Exception as error:  # the view itself failed: a crash fails the matrix, whoever asked
+            except (
+                Exception
+            ) as error:  # the view itself failed: a crash fails the matrix, whoever asked
                 crashed.append(f"{role} {method} {url}: {error!r}"[:200])
                 status, location = 500, ""
             else:
@@ -119,8 +172,11 @@ def test_authorization_matrix(staff: Any, matrix: dict[str, Any]) -> None:
                 if not to_login:
                     failures.append("anonymous must be sent to /login: " + where)
             elif kind == "editor":
-                allowed = role == "admin" or (role.startswith("editor") and endpoint not in ADMIN_ONLY
-                                              and not (role == "editor_out" and endpoint in SCOPED))
+                allowed = role == "admin" or (
+                    role.startswith("editor")
+                    and endpoint not in ADMIN_ONLY
+                    and not (role == "editor_out" and endpoint in SCOPED)
+                )
                 if allowed and (status == 403 or to_login):
                     failures.append("allowed role refused: " + where)
                 if not allowed and status != 403:
@@ -149,11 +205,25 @@ def test_api_writes_need_a_writer_token(staff: Any) -> None:
         if endpoint not in API_WRITES:
             continue
         assert client.open(url, method=method, json={"name": "x"}).status_code == 401
-        assert client.open(url, method=method, json={"name": "x"},
-                           headers={"Authorization": f"Bearer {coordinator}"}).status_code == 403
+        assert (
+            client.open(
+                url,
+                method=method,
+                json={"name": "x"},
+                headers={"Authorization": f"Bearer {coordinator}"},
+            ).status_code
+            == 403
+        )
         if "<" not in url and "t-salon" in url:
-            assert client.open(url, method=method, json={"name": "x"},
-                               headers={"Authorization": f"Bearer {inagi}"}).status_code == 403
+            assert (
+                client.open(
+                    url,
+                    method=method,
+                    json={"name": "x"},
+                    headers={"Authorization": f"Bearer {inagi}"},
+                ).status_code
+                == 403
+            )
 
 
 def _state(directory: Any) -> tuple[Any, ...]:
@@ -162,7 +232,10 @@ def _state(directory: Any) -> tuple[Any, ...]:
     with Session(directory.engine) as session:
         history = session.exec(select(func.count()).select_from(ListingHistory)).one()
         audit = session.exec(select(func.count()).select_from(AuditEntry)).one()
-    listings = tuple((x["id"], x["version"], x["status"]) for x in directory.all_listings(include_unpublished=True))
+    listings = tuple(
+        (x["id"], x["version"], x["status"])
+        for x in directory.all_listings(include_unpublished=True)
+    )
     return history, audit, listings
 
 
@@ -172,22 +245,47 @@ def test_csrf_refused_on_every_form_post(staff: Any, matrix: dict[str, Any]) -> 
     assert posts, "no form POST routes found"
     before = _state(staff.directory)
     for endpoint, method, url in posts:
-        data = {"decision": "accept", "confirm": "yes", "version": "1", "message": "x", "name": "x", "kind": "kayoi",
-                "lat": "36.7", "lon": "137.1", "to_version": "1"}
+        data = {
+            "decision": "accept",
+            "confirm": "yes",
+            "version": "1",
+            "message": "x",
+            "name": "x",
+            "kind": "kayoi",
+            "lat": "36.7",
+            "lon": "137.1",
+            "to_version": "1",
+        }
         for token in (None, "forged-token"):
             if token:
                 data["csrf_token"] = token
             response = admin.open(url, method=method, data=data)
-            assert response.status_code == 400, f"{method} {url} ({endpoint}) without a valid token → {response.status_code}"
+            assert response.status_code == 400, (
+                f"{method} {url} ({endpoint}) without a valid token → {response.status_code}"
+            )
         anonymous = staff.client()
         assert anonymous.open(url, method=method, data=data).status_code == 400, url
     assert _state(staff.directory) == before
-    assert admin.get("/editor/").status_code == 200  # still signed in: nothing was logged out either
+    assert (
+        admin.get("/editor/").status_code == 200
+    )  # still signed in: nothing was logged out either
 
 
-XSS = ['<script>alert(1)</script>', '"><img src=x onerror=alert(1)>']
-TEXT_INPUTS = ("name", "name_kana", "description", "address", "venue", "operator", "phone", "email", "notes",
-               "source", "activities", "district")
+XSS = ["<script>alert(1)</script>", '"><img src=x onerror=alert(1)>']
+TEXT_INPUTS = (
+    "name",
+    "name_kana",
+    "description",
+    "address",
+    "venue",
+    "operator",
+    "phone",
+    "email",
+    "notes",
+    "source",
+    "activities",
+    "district",
+)
 
 
 def test_xss_escaped_on_editor_pages(staff: Any) -> None:
@@ -202,8 +300,17 @@ def test_xss_escaped_on_editor_pages(staff: Any) -> None:
         response = client.post("/editor/listings/t-salon", data=data)
         pages = [response]  # saved (303) or refused (422) with the typed values shown back
         listing = staff.directory.get("t-salon")
-        pages += [client.get(p) for p in ("/editor/listings/t-salon", "/editor/listings/t-salon/history", "/editor/",
-                                          "/editor/?q=" + payload, "/editor/audit", "/resources/t-salon/report")]
+        pages += [
+            client.get(p)
+            for p in (
+                "/editor/listings/t-salon",
+                "/editor/listings/t-salon/history",
+                "/editor/",
+                "/editor/?q=" + payload,
+                "/editor/audit",
+                "/resources/t-salon/report",
+            )
+        ]
         for page in pages:
             html = page.get_data(as_text=True)
             assert "<script>alert" not in html and "<img src=x" not in html, page.request.path
@@ -211,15 +318,24 @@ def test_xss_escaped_on_editor_pages(staff: Any) -> None:
     # a resident's report with markup shows escaped in the queue
     public = staff.client()
     token = csrf_of(public, "/resources/t-salon/report")
-    public.post("/resources/t-salon/report", data={"csrf_token": token, "message": XSS[1], "contact": XSS[0],
-                                                   "address": XSS[0]})
+    public.post(
+        "/resources/t-salon/report",
+        data={"csrf_token": token, "message": XSS[1], "contact": XSS[0], "address": XSS[0]},
+    )
     html = client.get("/editor/corrections").get_data(as_text=True)
-    assert "<img src=x" not in html and "<script>alert" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
+    assert (
+        "<img src=x" not in html
+        and "<script>alert" not in html
+        and "&lt;img src=x onerror=alert(1)&gt;" in html
+    )
     # an import file with markup: the dry-run report escapes it
     csv_text = f'id,name,kind,lat,lon\nx1,"{XSS[1]}",{XSS[0]},36.7,137.1\n'
     token = csrf_of(client, "/editor/import")
-    report = client.post("/editor/import", data={"csrf_token": token, "file": (io.BytesIO(csv_text.encode()), "x.csv")},
-                         content_type="multipart/form-data").get_data(as_text=True)
+    report = client.post(
+        "/editor/import",
+        data={"csrf_token": token, "file": (io.BytesIO(csv_text.encode()), "x.csv")},
+        content_type="multipart/form-data",
+    ).get_data(as_text=True)
     assert "<img src=x" not in report and "<script>alert" not in report
 
 
@@ -227,7 +343,10 @@ def test_two_editors_racing(staff: Any) -> None:
     from tests.web.test_editor import form_of
 
     first, second = staff.login("imizu@example.jp"), staff.login("admin@example.jp")
-    mine, theirs = form_of(first, "/editor/listings/t-cafe"), form_of(second, "/editor/listings/t-cafe")
+    mine, theirs = (
+        form_of(first, "/editor/listings/t-cafe"),
+        form_of(second, "/editor/listings/t-cafe"),
+    )
     mine["description"] = "一人目の説明"
     theirs["description"] = "二人目の説明"
     theirs["capacity"] = "7"
@@ -236,10 +355,16 @@ def test_two_editors_racing(staff: Any) -> None:
     assert response.status_code == 409
     html = response.get_data(as_text=True)
     assert "一人目の説明" in html and "二人目の説明" in html  # both versions side by side
-    assert re.search(r'class="theirs">一人目の説明<', html) and re.search(r'class="yours">二人目の説明<', html)
+    assert re.search(r'class="theirs">一人目の説明<', html) and re.search(
+        r'class="yours">二人目の説明<', html
+    )
     assert ">7<" in html or 'value="7"' in html  # nothing the second editor typed is lost
     listing = staff.directory.get("t-cafe")
-    assert listing["description"] == "一人目の説明" and listing["capacity"] is None and listing["version"] == 2
+    assert (
+        listing["description"] == "一人目の説明"
+        and listing["capacity"] is None
+        and listing["version"] == 2
+    )
     # the second editor re-saves deliberately from the conflict page (it carries the current version)
     again = dict(theirs, version="2")
     assert second.post("/editor/listings/t-cafe", data=again).status_code == 303
@@ -253,8 +378,14 @@ def test_referral_and_sheet_policy() -> None:
 
     host = Account(1, "h@x", "host", operator="戸破地区社協")
     other_host = Account(2, "o@x", "host", operator="射水市社会福祉協議会")
-    coordinator, other_coordinator = Account(3, "c@x", "coordinator"), Account(4, "d@x", "coordinator")
-    supporter, window = Account(5, "s@x", "supporter"), Account(6, "w@x", "coordinator", window="t-hirao")
+    coordinator, other_coordinator = (
+        Account(3, "c@x", "coordinator"),
+        Account(4, "d@x", "coordinator"),
+    )
+    supporter, window = (
+        Account(5, "s@x", "supporter"),
+        Account(6, "w@x", "coordinator", window="t-hirao"),
+    )
     admin = Account(7, "a@x", "admin")
     referral = {"host": "戸破地区社協", "coordinator_id": 3}
     sheet = {"window": "t-hirao", "supporter_id": 5}
@@ -287,23 +418,36 @@ def test_restore_and_import_obey_scope(staff: Any) -> None:
     admin = accounts.account_by_email(staff.directory.engine, "admin@example.jp")
     assert admin is not None
     # t-cafe (射水市) is moved to 稲城市 by an admin: its version 1 lies in the 射水市 editor's scope, version 2 does not
-    Services(staff.directory).update(admin, "t-cafe", {"municipality_code": "132250"}, expected_version=1)
+    Services(staff.directory).update(
+        admin, "t-cafe", {"municipality_code": "132250"}, expected_version=1
+    )
     cases = [("imizu@example.jp", 403), ("inagi@example.jp", 403), ("admin@example.jp", 303)]
     for email, expected in cases:
         client = staff.login(email)
         token = csrf_of(client, "/editor/import")
-        response = client.post("/editor/listings/t-cafe/restore", data={"csrf_token": token, "to_version": "1"})
+        response = client.post(
+            "/editor/listings/t-cafe/restore", data={"csrf_token": token, "to_version": "1"}
+        )
         assert response.status_code == expected, (email, response.status_code)
         if expected == 403:
             assert staff.directory.get("t-cafe")["municipality_code"] == "132250"
     assert staff.directory.get("t-cafe")["municipality_code"] == "162116"  # the admin's restore
     csv_text = "id,name,kind,lat,lon,municipality_code\nt-salon,戸破ふれあいサロン,kayoi,35.638,139.5046,132250\n"
-    for email, expected in (("imizu@example.jp", 422), ("inagi@example.jp", 422), ("admin@example.jp", 200)):
+    for email, expected in (
+        ("imizu@example.jp", 422),
+        ("inagi@example.jp", 422),
+        ("admin@example.jp", 200),
+    ):
         client = staff.login(email)
         token = csrf_of(client, "/editor/import")
-        page = client.post("/editor/import", data={"csrf_token": token, "file": (io.BytesIO(csv_text.encode()), "m.csv")},
-                           content_type="multipart/form-data")
+        page = client.post(
+            "/editor/import",
+            data={"csrf_token": token, "file": (io.BytesIO(csv_text.encode()), "m.csv")},
+            content_type="multipart/form-data",
+        )
         assert page.status_code == expected, (email, page.status_code)
         if expected == 422:
             assert "担当範囲" in page.get_data(as_text=True)
-    assert staff.directory.get("t-salon")["municipality_code"] == "162116"  # a dry run changes nothing
+    assert (
+        staff.directory.get("t-salon")["municipality_code"] == "162116"
+    )  # a dry run changes nothing

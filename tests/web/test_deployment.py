@@ -21,9 +21,18 @@ import pytest
 
 from tests.conftest import PG_AVAILABLE
 
-RESDB = shutil.which("resdb") or str(Path(__file__).resolve().parents[2] / ".venv" / "bin" / "resdb")
-SALON = {"id": "h-salon", "name": "戸破ふれあいサロン", "kind": "kayoi", "lat": 36.7236, "lon": 137.0991,
-         "targets": ["elderly"], "schedule": [{"weekday": "sat", "start": "10:00", "end": "12:00"}]}
+RESDB = shutil.which("resdb") or str(
+    Path(__file__).resolve().parents[2] / ".venv" / "bin" / "resdb"
+)
+SALON = {
+    "id": "h-salon",
+    "name": "戸破ふれあいサロン",
+    "kind": "kayoi",
+    "lat": 36.7236,
+    "lon": 137.0991,
+    "targets": ["elderly"],
+    "schedule": [{"weekday": "sat", "start": "10:00", "end": "12:00"}],
+}
 
 
 def _free_port() -> int:
@@ -39,10 +48,26 @@ class Host:
         self.port = _free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.process = subprocess.Popen(
-            [RESDB, "serve", "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(workers)],
-            env={**os.environ, **env, "RESDB_DATABASE_URL": url, "RESDB_INSTANCE": str(instance),
-                 "RESDB_RATE_LIMIT": "off"},
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            [
+                RESDB,
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--workers",
+                str(workers),
+            ],
+            env={
+                **os.environ,
+                **env,
+                "RESDB_DATABASE_URL": url,
+                "RESDB_INSTANCE": str(instance),
+                "RESDB_RATE_LIMIT": "off",
+            },
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
         )
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -55,11 +80,21 @@ class Host:
                 time.sleep(0.3)
         raise RuntimeError("resdb serve did not answer")
 
-    def request(self, method: str, path: str, body: dict[str, Any] | None = None,
-                token: str | None = None, headers: dict[str, str] | None = None) -> tuple[int, Any]:
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        token: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, Any]:
         data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(self.base + urllib.parse.quote(path, safe="/?&=:,\"'"), data=data, method=method,
-                                         headers={"Connection": "close", **(headers or {})})
+        request = urllib.request.Request(
+            self.base + urllib.parse.quote(path, safe="/?&=:,\"'"),
+            data=data,
+            method=method,
+            headers={"Connection": "close", **(headers or {})},
+        )
         if data is not None:
             request.add_header("Content-Type", "application/json")
         if token:
@@ -116,7 +151,9 @@ def hosts(make_directory, tmp_path: Path) -> Iterator[Any]:  # type: ignore[no-u
 def _patch(host: Host, token: str, listing_id: str, change: dict[str, Any]) -> dict[str, Any]:
     status, current = host.request("GET", f"/api/resources/{listing_id}")
     assert status == 200
-    status, body = host.request("PATCH", f"/api/resources/{listing_id}", {**change, "version": current["version"]}, token)
+    status, body = host.request(
+        "PATCH", f"/api/resources/{listing_id}", {**change, "version": current["version"]}, token
+    )
     assert status == 200, body
     return body
 
@@ -125,18 +162,27 @@ def test_edits_show_once_and_current_on_every_worker(hosts) -> None:  # type: ig
     (host,), token = hosts("sqlite", 1, 3)
     assert host.ids("q=さろん") == ["h-salon"]
     for day in ("fri", "tue", "sun"):
-        _patch(host, token, "h-salon", {"schedule": [{"weekday": day, "start": "10:00", "end": "12:00"}]})
+        _patch(
+            host,
+            token,
+            "h-salon",
+            {"schedule": [{"weekday": day, "start": "10:00", "end": "12:00"}]},
+        )
         for _ in range(12):  # new connections: spread over the three workers
             assert host.ids("q=さろん") == ["h-salon"]
             assert host.ids(f"q=さろん&weekday={day}") == ["h-salon"]
             assert host.ids("q=さろん&weekday=sat") == []
             features = host.get("/api/resources.geojson")["features"]
             assert [f["id"] for f in features].count("h-salon") == 1
-    status, created = host.request("POST", "/api/resources", {**SALON, "id": "h-new", "name": "新しいサロン"}, token)
+    status, created = host.request(
+        "POST", "/api/resources", {**SALON, "id": "h-new", "name": "新しいサロン"}, token
+    )
     assert status == 201, created
     for _ in range(8):
         assert sorted(host.ids("q=さろん")) == ["h-new", "h-salon"]
-    status, _ = host.request("DELETE", "/api/resources/h-new", token=token, headers={"If-Match": '"v1"'})
+    status, _ = host.request(
+        "DELETE", "/api/resources/h-new", token=token, headers={"If-Match": '"v1"'}
+    )
     assert status in {200, 204}
     for _ in range(8):
         assert host.ids("q=さろん") == ["h-salon"]
@@ -153,22 +199,32 @@ def test_two_hosts_on_postgresql_agree_within_two_seconds(hosts) -> None:  # typ
             assert time.monotonic() < deadline, "host B did not follow host A within 2 s"
             time.sleep(0.05)
 
-    status, _ = host_a.request("POST", "/api/resources", {**SALON, "id": "h-new", "name": "新しい集い"}, token)
+    status, _ = host_a.request(
+        "POST", "/api/resources", {**SALON, "id": "h-new", "name": "新しい集い"}, token
+    )
     assert status == 201
     within_two_seconds(lambda: host_b.ids("q=集い") == ["h-new"])
     _patch(host_a, token, "h-new", {"name": "名前を変えた会"})
-    within_two_seconds(lambda: host_b.ids("q=名前を変えた") == ["h-new"] and host_b.ids("q=集い") == [])
-    status, _ = host_a.request("DELETE", "/api/resources/h-new", token=token, headers={"If-Match": '"v2"'})
+    within_two_seconds(
+        lambda: host_b.ids("q=名前を変えた") == ["h-new"] and host_b.ids("q=集い") == []
+    )
+    status, _ = host_a.request(
+        "DELETE", "/api/resources/h-new", token=token, headers={"If-Match": '"v2"'}
+    )
     assert status in {200, 204}
     within_two_seconds(lambda: host_b.ids("q=名前を変えた") == [])
-    status, body = host_b.request("PATCH", "/api/resources/h-salon", {"capacity": 4}, token, headers={"If-Match": '"v1"'})
+    status, body = host_b.request(
+        "PATCH", "/api/resources/h-salon", {"capacity": 4}, token, headers={"If-Match": '"v1"'}
+    )
     assert status == 200 and body["capacity"] == 4
     within_two_seconds(lambda: host_a.get("/api/resources/h-salon")["capacity"] == 4)
 
 
 @pytest.mark.postgres
 @pytest.mark.skipif(not PG_AVAILABLE, reason="no PostgreSQL server reachable")
-def test_hosts_of_one_database_sign_alike(make_directory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+def test_hosts_of_one_database_sign_alike(
+    make_directory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
     """Without RESDB_SECRET_KEY, hosts of one PostgreSQL database share the key kept in it, so a staff
     session or a form from host A is valid on host B; on SQLite (one host) the instance folder keeps it."""
     from resdb.directory import Directory
@@ -187,14 +243,23 @@ def test_hosts_of_one_database_sign_alike(make_directory, tmp_path: Path, monkey
 
 @pytest.mark.postgres
 @pytest.mark.skipif(not PG_AVAILABLE, reason="no PostgreSQL server reachable")
-def test_a_host_with_another_signing_key_is_refused_at_start(make_directory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_host_with_another_signing_key_is_refused_at_start(
+    make_directory, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
     directory = make_directory("postgres", name="a")
     assert directory.same_signing_key("the key of the first host")
     url = directory.engine.url.render_as_string(hide_password=False)
     result = subprocess.run(
         [RESDB, "serve", "--port", str(_free_port())],
-        env={**os.environ, "RESDB_DATABASE_URL": url, "RESDB_INSTANCE": str(tmp_path / "host-b"),
-             "RESDB_SECRET_KEY": "another key"},
-        capture_output=True, text=True, timeout=120)
+        env={
+            **os.environ,
+            "RESDB_DATABASE_URL": url,
+            "RESDB_INSTANCE": str(tmp_path / "host-b"),
+            "RESDB_SECRET_KEY": "another key",
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2
     assert "RESDB_SECRET_KEY" in result.stderr and "another key" not in result.stderr

@@ -34,23 +34,48 @@ def test_every_api_rule_is_in_the_document(client: Any, demo_app: Any) -> None:
 def test_contract_endpoints_and_parameters(client: Any) -> None:
     spec = client.get("/api/openapi.json").get_json()
     paths = spec["paths"]
-    for path, method in [("/api/resources", "get"), ("/api/resources", "post"), ("/api/resources/{listing_id}", "get"),
-                         ("/api/resources/{listing_id}", "put"), ("/api/resources/{listing_id}", "delete"),
-                         ("/api/resources.geojson", "get"), ("/api/areas/lookup", "get"), ("/api/openapi.json", "get")]:
+    for path, method in [
+        ("/api/resources", "get"),
+        ("/api/resources", "post"),
+        ("/api/resources/{listing_id}", "get"),
+        ("/api/resources/{listing_id}", "put"),
+        ("/api/resources/{listing_id}", "delete"),
+        ("/api/resources.geojson", "get"),
+        ("/api/areas/lookup", "get"),
+        ("/api/openapi.json", "get"),
+    ]:
         assert method in paths[path], (path, method)
     search = {p["name"] for p in paths["/api/resources"]["get"]["parameters"]}
-    assert {"q", "kind", "target", "weekday", "open", "free", "barrier_free", "pickup", "lat", "lon", "radius_km",
-            "bbox", "limit", "offset"} <= search
+    assert {
+        "q",
+        "kind",
+        "target",
+        "weekday",
+        "open",
+        "free",
+        "barrier_free",
+        "pickup",
+        "lat",
+        "lon",
+        "radius_km",
+        "bbox",
+        "limit",
+        "offset",
+    } <= search
     post = paths["/api/resources"]["post"]
     assert post["security"] == [{"bearerAuth": []}]
     assert {"201", "401", "403", "422"} <= set(post["responses"])
     assert "412" in paths["/api/resources/{listing_id}"]["put"]["responses"]
     assert "429" in paths["/api/resources"]["get"]["responses"]
     schemas = spec["components"]["schemas"]
-    assert {"Listing", "ListingCreate", "SearchResult", "Error", "FeatureCollection"} <= set(schemas)
+    assert {"Listing", "ListingCreate", "SearchResult", "Error", "FeatureCollection"} <= set(
+        schemas
+    )
     assert "kind" in schemas["Listing"]["properties"]
     assert schemas["ListingCreate"]["required"] == ["name", "kind"]
-    ref = paths["/api/resources"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    ref = paths["/api/resources"]["get"]["responses"]["200"]["content"]["application/json"][
+        "schema"
+    ]
     assert ref == {"$ref": "#/components/schemas/SearchResult"}
 
 
@@ -64,8 +89,12 @@ def test_a_new_route_documents_itself(demo_directory: Any) -> None:
     extra = Blueprint("extra", __name__, url_prefix="/api")
 
     @extra.post("/suggest")
-    @api_doc("人に合う場所を提案する", body=Suggestion, params=[Param("limit", "件数", {"type": "integer"})],
-             responses={200: ("提案", {"type": "object"})})
+    @api_doc(
+        "人に合う場所を提案する",
+        body=Suggestion,
+        params=[Param("limit", "件数", {"type": "integer"})],
+        responses={200: ("提案", {"type": "object"})},
+    )
     def suggest() -> Any:
         return jsonify({})
 
@@ -78,6 +107,8 @@ def test_a_new_route_documents_itself(demo_directory: Any) -> None:
     spec = openapi_spec(app)
     operation = spec["paths"]["/api/suggest"]["post"]
     assert operation["summary"] == "人に合う場所を提案する"
-    assert operation["requestBody"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Suggestion"}
+    assert operation["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Suggestion"
+    }
     assert "Suggestion" in spec["components"]["schemas"]
     assert spec["paths"]["/api/undocumented"]["get"]["x-undocumented"] is True

@@ -40,13 +40,32 @@ def parse(html: str) -> _Scripts:
     return parser
 
 
-PAGES = ["/", "/search", "/search?q=サロン", "/resources/imizu-steppi-cafe", "/resources/imizu-sample-hibari-salon",
-         "/resources/imizu-steppi-cafe/report", "/areas?address=射水市戸破", "/login", "/no-such-page"]
+PAGES = [
+    "/",
+    "/search",
+    "/search?q=サロン",
+    "/resources/imizu-steppi-cafe",
+    "/resources/imizu-sample-hibari-salon",
+    "/resources/imizu-steppi-cafe/report",
+    "/areas?address=射水市戸破",
+    "/login",
+    "/no-such-page",
+]
 
 
 # -- security headers and no inline script ---------------------------------------------------------
-@pytest.mark.parametrize("path", PAGES + ["/api/resources", "/api/resources.geojson", "/api/openapi.json",
-                                          "/api/resources/nope", "/static/css/site.css", "/editor/"])
+@pytest.mark.parametrize(
+    "path",
+    PAGES
+    + [
+        "/api/resources",
+        "/api/resources.geojson",
+        "/api/openapi.json",
+        "/api/resources/nope",
+        "/static/css/site.css",
+        "/editor/",
+    ],
+)
 def test_security_headers_on_every_response(client: Any, path: str) -> None:
     response = client.get(path)
     csp = response.headers["Content-Security-Policy"]
@@ -63,8 +82,13 @@ def test_security_headers_on_every_response(client: Any, path: str) -> None:
 def test_csp_follows_the_tile_setting(demo_directory: Any) -> None:
     from resdb.web import create_app
 
-    app = create_app({"DIRECTORY": demo_directory, "SECRET_KEY": "x",
-                      "TILE_URL": "https://{s}.tile.example.org/{z}/{x}/{y}.png"})
+    app = create_app(
+        {
+            "DIRECTORY": demo_directory,
+            "SECRET_KEY": "x",
+            "TILE_URL": "https://{s}.tile.example.org/{z}/{x}/{y}.png",
+        }
+    )
     csp = app.test_client().get("/").headers["Content-Security-Policy"]
     assert "https://*.tile.example.org" in csp
 
@@ -92,7 +116,17 @@ def test_map_page_passes_config_as_json(client: Any) -> None:
     assert config["geojsonUrl"] == "/api/resources.geojson"
     (lat0, lon0), (lat1, lon1) = config["bounds"]
     assert 36.5 < lat0 < lat1 < 37.0 and 136.9 < lon0 < lon1 < 137.3  # 射水市 by default
-    for label in ("種別", "対象", "曜日", "今日開催", "今週開催", "無料", "バリアフリー", "送迎あり", "わたしの地域"):
+    for label in (
+        "種別",
+        "対象",
+        "曜日",
+        "今日開催",
+        "今週開催",
+        "無料",
+        "バリアフリー",
+        "送迎あり",
+        "わたしの地域",
+    ):
         assert label in html
 
 
@@ -171,11 +205,23 @@ HOSTILE = '<script>alert("x")</script>"\'><img src=x onerror=alert(1)>'
 
 
 def test_hostile_text_is_escaped_everywhere(edit: EditSetup) -> None:
-    listing = edit.directory.create({
-        "id": "t-xss", "name": "サロン" + HOSTILE, "kind": "kayoi", "lat": 36.73, "lon": 137.1,
-        "description": HOSTILE, "operator": HOSTILE, "url": "https://example.jp/?q=\"><script>alert(3)</script>", "phone": "<b>0766</b>",
-        "activities": [HOSTILE], "venue": HOSTILE, "notes": "</script><script>alert(2)</script>",
-    }, actor="test")
+    listing = edit.directory.create(
+        {
+            "id": "t-xss",
+            "name": "サロン" + HOSTILE,
+            "kind": "kayoi",
+            "lat": 36.73,
+            "lon": 137.1,
+            "description": HOSTILE,
+            "operator": HOSTILE,
+            "url": 'https://example.jp/?q="><script>alert(3)</script>',
+            "phone": "<b>0766</b>",
+            "activities": [HOSTILE],
+            "venue": HOSTILE,
+            "notes": "</script><script>alert(2)</script>",
+        },
+        actor="test",
+    )
     client = edit.client
     for path in ("/resources/t-xss", "/search?q=サロン", "/resources/t-xss/report"):
         html = client.get(path).get_data(as_text=True)
@@ -188,7 +234,9 @@ def test_hostile_text_is_escaped_everywhere(edit: EditSetup) -> None:
             assert script.get("src") or script.get("type") == "application/json", path
     detail = client.get("/resources/t-xss").get_data(as_text=True)
     assert 'href="javascript:' not in detail
-    block = re.search(r'<script type="application/json" id="map-config">(.*?)</script>', detail, re.S)
+    block = re.search(
+        r'<script type="application/json" id="map-config">(.*?)</script>', detail, re.S
+    )
     assert block is not None and json.loads(block.group(1))["name"] == listing["name"]
     # the map's popups and list are built with textContent from JSON: the API keeps the text as data
     api = client.get("/api/resources/t-xss")
@@ -196,7 +244,9 @@ def test_hostile_text_is_escaped_everywhere(edit: EditSetup) -> None:
     geo = client.get("/api/resources.geojson").get_json(force=True)
     assert any(f["properties"]["name"] == listing["name"] for f in geo["features"])
     # the search box echoes the query as an attribute value, escaped
-    echoed = client.get("/search", query_string={"q": '"><script>alert(3)</script>'}).get_data(as_text=True)
+    echoed = client.get("/search", query_string={"q": '"><script>alert(3)</script>'}).get_data(
+        as_text=True
+    )
     assert "<script>alert(3)" not in echoed and "&#34;&gt;&lt;script&gt;" in echoed
 
 
@@ -210,9 +260,13 @@ def test_freshness_cautions() -> None:
 
 
 def test_source_labels() -> None:
-    assert source_label("003_0dc0c3202cb85c38.txt") == {"label": "稲城市 重層的支援体制整備事業実施計画",
-                                                       "file": "003_0dc0c3202cb85c38.txt"}
-    assert source_label("import.csv")["label"] != "import.csv"  # an uploaded file's name is never shown as 出典
+    assert source_label("003_0dc0c3202cb85c38.txt") == {
+        "label": "稲城市 重層的支援体制整備事業実施計画",
+        "file": "003_0dc0c3202cb85c38.txt",
+    }
+    assert (
+        source_label("import.csv")["label"] != "import.csv"
+    )  # an uploaded file's name is never shown as 出典
     assert source_label(None)["file"] is None
 
 
@@ -238,7 +292,11 @@ def test_unexpected_errors_are_japanese_json_or_html(demo_directory: Any) -> Non
     client = app.test_client()
     api = client.get("/api/boom")
     assert api.status_code == 500
-    assert api.get_json()["error"] == {"code": "server_error", "message": "システムエラーが発生しました", "problems": []}
+    assert api.get_json()["error"] == {
+        "code": "server_error",
+        "message": "システムエラーが発生しました",
+        "problems": [],
+    }
     page = client.get("/boom")
     assert page.status_code == 500 and "システムエラーが発生しました" in page.get_data(as_text=True)
     assert "boom" not in page.get_data(as_text=True)

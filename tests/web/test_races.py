@@ -22,9 +22,14 @@ def test_concurrent_case_saves(staff: StaffSetup) -> None:
     def save(worker: int) -> list[str]:
         codes = []
         for i in range(SAVES):
-            case = services.save_case(coordinator, pseudonym=f"W{worker}-{i}", legal_basis="consent",
-                                      person={"home": {"lat": 36.72, "lon": 137.1}}, notes="メモ",
-                                      proposals=[{"resource_id": "t-salon", "score": 0.5}])
+            case = services.save_case(
+                coordinator,
+                pseudonym=f"W{worker}-{i}",
+                legal_basis="consent",
+                person={"home": {"lat": 36.72, "lon": 137.1}},
+                notes="メモ",
+                proposals=[{"resource_id": "t-salon", "score": 0.5}],
+            )
             codes.append(case["code"])
         return codes
 

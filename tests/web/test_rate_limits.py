@@ -17,20 +17,32 @@ OFFICE = "203.0.113.7"
 def _app(directory: Any, **settings: Any) -> Any:
     from resdb.web import create_app
 
-    return create_app({"DIRECTORY": directory, "TESTING": True, "SECRET_KEY": "t", "TODAY": lambda: FIXED_TODAY,
-                       "SESSION_COOKIE_SECURE": False, **settings})
+    return create_app(
+        {
+            "DIRECTORY": directory,
+            "TESTING": True,
+            "SECRET_KEY": "t",
+            "TODAY": lambda: FIXED_TODAY,
+            "SESSION_COOKIE_SECURE": False,
+            **settings,
+        }
+    )
 
 
 def _search(client: Any, ip: str = OFFICE, **headers: str) -> int:
-    return client.get("/api/resources?q=サロン", environ_base={"REMOTE_ADDR": ip}, headers=headers).status_code
+    return client.get(
+        "/api/resources?q=サロン", environ_base={"REMOTE_ADDR": ip}, headers=headers
+    ).status_code
 
 
 def test_staff_behind_one_address_are_not_throttled_together(staff: Any) -> None:
     app = _app(staff.directory, RATE_LIMIT=(3, 0.001), STAFF_RATE_LIMIT=(5, 0.001))
     from resdb import accounts
 
-    tokens = [accounts.create_token(staff.directory.engine, email)
-              for email in ("imizu@example.jp", "inagi@example.jp", "coord@example.jp")]
+    tokens = [
+        accounts.create_token(staff.directory.engine, email)
+        for email in ("imizu@example.jp", "inagi@example.jp", "coord@example.jp")
+    ]
     client = app.test_client()
     # Anonymous residents at the same address share its small bucket …
     assert [_search(client) for _ in range(4)] == [200, 200, 200, 429]
@@ -47,8 +59,11 @@ def test_signed_in_session_uses_the_account_bucket(staff: Any) -> None:
     from tests.web.conftest import csrf_of
 
     signed = app.test_client()
-    response = signed.post("/login", data={"email": "coord@example.jp", "password": PASSWORD, "csrf_token": csrf_of(signed)},
-                           environ_base={"REMOTE_ADDR": OFFICE})
+    response = signed.post(
+        "/login",
+        data={"email": "coord@example.jp", "password": PASSWORD, "csrf_token": csrf_of(signed)},
+        environ_base={"REMOTE_ADDR": OFFICE},
+    )
     assert response.status_code == 302
     assert [_search(signed) for _ in range(3)] == [200, 200, 200]
 
@@ -65,14 +80,21 @@ def test_forwarded_for_only_from_trusted_proxies(staff: Any) -> None:
     assert _search(client, OFFICE, **{"X-Forwarded-For": "198.51.100.10"}) == 429
 
 
-@pytest.mark.parametrize(("remote", "header", "expected"), [
-    ("10.0.0.5", "198.51.100.1", "198.51.100.1"),
-    ("10.0.0.5", "6.6.6.6, 198.51.100.1", "198.51.100.1"),  # the leftmost part is whatever the client wrote
-    ("10.0.0.5", "198.51.100.1, 10.0.0.6", "198.51.100.1"),  # a second trusted hop is skipped
-    ("10.0.0.5", "not-an-ip", "10.0.0.5"),
-    ("203.0.113.7", "198.51.100.1", "203.0.113.7"),
-    ("10.0.0.5", None, "10.0.0.5"),
-])
+@pytest.mark.parametrize(
+    ("remote", "header", "expected"),
+    [
+        ("10.0.0.5", "198.51.100.1", "198.51.100.1"),
+        (
+            "10.0.0.5",
+            "6.6.6.6, 198.51.100.1",
+            "198.51.100.1",
+        ),  # the leftmost part is whatever the client wrote
+        ("10.0.0.5", "198.51.100.1, 10.0.0.6", "198.51.100.1"),  # a second trusted hop is skipped
+        ("10.0.0.5", "not-an-ip", "10.0.0.5"),
+        ("203.0.113.7", "198.51.100.1", "203.0.113.7"),
+        ("10.0.0.5", None, "10.0.0.5"),
+    ],
+)
 def test_client_ip(remote: str, header: str | None, expected: str) -> None:
     assert client_ip(remote, header, parse_proxies("10.0.0.5, 10.0.0.0/29")) == expected
 

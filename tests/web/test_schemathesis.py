@@ -21,10 +21,22 @@ from tests.web.conftest import FIXED_TODAY, EditSetup  # noqa: E402
 EXAMPLES = int(os.environ.get("RESDB_SCHEMATHESIS_EXAMPLES", "6"))
 
 
-def _exercise(strategy: Any, examples: int, who: str, auth: dict[str, str], statuses: Counter[str],
-              errors: list[str]) -> None:
-    @settings(max_examples=examples, deadline=None, database=None, derandomize=True,
-              phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
+def _exercise(
+    strategy: Any,
+    examples: int,
+    who: str,
+    auth: dict[str, str],
+    statuses: Counter[str],
+    errors: list[str],
+) -> None:
+    @settings(
+        max_examples=examples,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
     @given(case=strategy)
     def exercise(case: Any) -> None:
         try:
@@ -34,7 +46,9 @@ def _exercise(strategy: Any, examples: int, who: str, auth: dict[str, str], stat
             errors.append(f"{who} {case.method} {case.formatted_path}: {type(error).__name__}")
         statuses[f"{status // 100}xx"] += 1
         if 500 <= status < 599:
-            errors.append(f"{who} {case.method} {case.formatted_path} → {status}: {case.body!r}"[:300])
+            errors.append(
+                f"{who} {case.method} {case.formatted_path} → {status}: {case.body!r}"[:300]
+            )
 
     try:
         exercise()
@@ -46,8 +60,16 @@ def run_schemathesis(setup: EditSetup, examples: int = EXAMPLES) -> tuple[Counte
     """Every operation × (positive, negative) × (editor, admin): (status counts, server errors)."""
     from resdb.web import create_app
 
-    app = create_app({"DIRECTORY": setup.directory, "TESTING": False, "PROPAGATE_EXCEPTIONS": False,
-                      "RATE_LIMIT": None, "SECRET_KEY": "schemathesis", "TODAY": lambda: FIXED_TODAY})
+    app = create_app(
+        {
+            "DIRECTORY": setup.directory,
+            "TESTING": False,
+            "PROPAGATE_EXCEPTIONS": False,
+            "RATE_LIMIT": None,
+            "SECRET_KEY": "schemathesis",
+            "TODAY": lambda: FIXED_TODAY,
+        }
+    )
     schema = schemathesis.openapi.from_wsgi("/api/openapi.json", app)
     statuses: Counter[str] = Counter()
     errors: list[str] = []
@@ -55,8 +77,14 @@ def run_schemathesis(setup: EditSetup, examples: int = EXAMPLES) -> tuple[Counte
         for result in schema.get_all_operations():
             operation = result.ok()
             for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-                _exercise(operation.as_strategy(generation_mode=mode), examples, who, setup.tokens.header(who),
-                          statuses, errors)
+                _exercise(
+                    operation.as_strategy(generation_mode=mode),
+                    examples,
+                    who,
+                    setup.tokens.header(who),
+                    statuses,
+                    errors,
+                )
     return statuses, errors
 
 

@@ -42,4 +42,8 @@ def test_listing_links_its_venue_and_the_venue_lists_what_happens_there(client: 
     venue_ids = re.findall(r'href="/resources/(imizu-venue-\d+)"', salon)
     assert len(venue_ids) == 1
     venue = client.get(f"/resources/{venue_ids[0]}").get_data(as_text=True)
-    assert "この会場で行われている活動" in venue and "戸破ふれあいサロン" in venue and "戸破こども食堂" in venue
+    assert (
+        "この会場で行われている活動" in venue
+        and "戸破ふれあいサロン" in venue
+        and "戸破こども食堂" in venue
+    )

@@ -10,7 +10,10 @@ def test_login_rotates_and_logout_ends_the_session(staff: StaffSetup) -> None:
     client = staff.client()
     csrf_of(client)
     before = client.get_cookie("resdb_session")
-    client.post("/login", data={"email": "imizu@example.jp", "password": PASSWORD, "csrf_token": csrf_of(client)})
+    client.post(
+        "/login",
+        data={"email": "imizu@example.jp", "password": PASSWORD, "csrf_token": csrf_of(client)},
+    )
     after = client.get_cookie("resdb_session")
     assert before is not None and after is not None and before.value != after.value
     assert after.http_only and after.same_site == "Lax"
@@ -26,14 +29,27 @@ def test_login_rotates_and_logout_ends_the_session(staff: StaffSetup) -> None:
 def test_wrong_password_and_lockout(staff: StaffSetup) -> None:
     client = staff.client()
     for _ in range(5):
-        response = client.post("/login", data={"email": "imizu@example.jp", "password": "nope", "csrf_token": csrf_of(client)})
+        response = client.post(
+            "/login",
+            data={"email": "imizu@example.jp", "password": "nope", "csrf_token": csrf_of(client)},
+        )
         assert response.status_code == 401
-    locked = client.post("/login", data={"email": "imizu@example.jp", "password": PASSWORD, "csrf_token": csrf_of(client)})
-    unknown = client.post("/login", data={"email": "nobody@example.jp", "password": PASSWORD, "csrf_token": csrf_of(client)})
+    locked = client.post(
+        "/login",
+        data={"email": "imizu@example.jp", "password": PASSWORD, "csrf_token": csrf_of(client)},
+    )
+    unknown = client.post(
+        "/login",
+        data={"email": "nobody@example.jp", "password": PASSWORD, "csrf_token": csrf_of(client)},
+    )
     # a locked account answers exactly like an unknown one (no account enumeration)
     assert locked.status_code == unknown.status_code == 401
-    assert LOGIN_FAILED in locked.get_data(as_text=True) and LOGIN_FAILED in unknown.get_data(as_text=True)
-    assert client.get("/editor/").status_code == 302  # the right password did not get in while locked
+    assert LOGIN_FAILED in locked.get_data(as_text=True) and LOGIN_FAILED in unknown.get_data(
+        as_text=True
+    )
+    assert (
+        client.get("/editor/").status_code == 302
+    )  # the right password did not get in while locked
 
 
 def test_login_without_csrf_is_refused(staff: StaffSetup) -> None:
@@ -46,8 +62,15 @@ def test_login_without_csrf_is_refused(staff: StaffSetup) -> None:
 def test_next_never_leaves_the_site(staff: StaffSetup) -> None:
     for target in ("https://evil.example/", "//evil.example/x", "javascript:alert(1)"):
         client = staff.client()
-        response = client.post("/login", data={"email": "coord@example.jp", "password": PASSWORD, "next": target,
-                                                "csrf_token": csrf_of(client)})
+        response = client.post(
+            "/login",
+            data={
+                "email": "coord@example.jp",
+                "password": PASSWORD,
+                "next": target,
+                "csrf_token": csrf_of(client),
+            },
+        )
         assert response.status_code == 302 and response.headers["Location"].startswith("/"), target
         assert not response.headers["Location"].startswith("//")
 
