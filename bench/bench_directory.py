@@ -24,9 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from resdb.demo import LISTINGS_DIR, load_districts
 from resdb.directory import Directory
+from resdb.domain.textnorm import normalize
 from resdb.search import SearchQuery
 from resdb.synth import synthetic_listings
-from resdb.textnorm import normalize
 
 QUERIES = [
     "サロン",

@@ -1,4 +1,4 @@
-"""Proposal honesty on the demo personas (data/demo/persons) plus the issue's withdrawn man who likes 農作業:
+"""Proposal honesty on the demo personas (resdb/data/demo/persons) plus the issue's withdrawn man who likes 農作業:
 share of top-5 proposals known to fit, share of reasons that are really cautions (goal 0), venues and programmes
 proposed (goal 0), whether a farm is offered to the man; and the gap report's shortages on demo needs.
 

@@ -1,4 +1,4 @@
-"""Search relevance on the graded set (tests/data/search_relevance.json): nDCG@10 per query and mean, plus the
+"""Search relevance on the graded set (resdb/data/search/relevance_graded.json): nDCG@10 per query and mean, plus the
 match counts of broad words, on the shipped demo (all five cities). Run it on two checkouts to compare:
 
     .venv/bin/python bench/bench_relevance.py                 # this checkout

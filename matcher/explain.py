@@ -10,9 +10,9 @@ from typing import Any
 
 import numpy as np
 
-from resdb import schedule as sched
-from resdb.textnorm import expand_terms, normalize
-from resdb.vocab import GROUP_SIZES, WEEKDAYS
+from resdb.domain import schedule as sched
+from resdb.domain.textnorm import expand_terms, normalize
+from resdb.domain.vocab import GROUP_SIZES, WEEKDAYS
 
 from .pool import GROUP_IDS, KIND_IDS, View
 from .query import SCHEDULE_WINDOW_DAYS, Query

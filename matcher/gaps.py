@@ -20,7 +20,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from resdb.vocab import GOALS, MOBILITY, TARGETS, target_id
+from resdb.domain.vocab import GOALS, MOBILITY, TARGETS, target_id
 
 from .batch import CoversHomeFor, as_pool
 from .engine import feasible_mask

@@ -20,10 +20,17 @@ from typing import Any
 
 import numpy as np
 
-from resdb import schedule as sched
-from resdb.textnorm import normalize
-from resdb.travel import EARTH_RADIUS_KM, MODES
-from resdb.vocab import GROUP_SIZES, KINDS, NOT_PARTICIPATION_KINDS, WEEKDAY_IDS, kind_id, target_id
+from resdb.domain import schedule as sched
+from resdb.domain.textnorm import normalize
+from resdb.domain.travel import EARTH_RADIUS_KM, MODES
+from resdb.domain.vocab import (
+    GROUP_SIZES,
+    KINDS,
+    NOT_PARTICIPATION_KINDS,
+    WEEKDAY_IDS,
+    kind_id,
+    target_id,
+)
 
 from .query import EVERY_WEEK_MASK, TARGET_BIT, Query, weeks_mask, window_tables
 
@@ -369,7 +376,7 @@ class CandidatePool:
 
 
 def haversine_many(lat: float, lon: float, lats: np.ndarray, lons: np.ndarray) -> np.ndarray:
-    """Great-circle km from one point to many (vectorized resdb.travel.haversine_km)."""
+    """Great-circle km from one point to many (vectorized resdb.domain.travel.haversine_km)."""
     p1 = math.radians(lat)
     p2 = np.radians(lats)
     dp = p2 - p1

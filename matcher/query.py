@@ -11,10 +11,10 @@ from typing import Any
 
 import numpy as np
 
-from resdb import schedule as sched
-from resdb.textnorm import expand_terms, normalize
-from resdb.travel import MODES, max_distance_km
-from resdb.vocab import GOALS, GROUP_SIZES, MOBILITY, TARGETS, target_id
+from resdb.domain import schedule as sched
+from resdb.domain.textnorm import expand_terms, normalize
+from resdb.domain.travel import MODES, max_distance_km
+from resdb.domain.vocab import GOALS, GROUP_SIZES, MOBILITY, TARGETS, target_id
 
 TARGET_IDS: tuple[str, ...] = tuple(TARGETS)
 TARGET_BIT: dict[str, int] = {t: 1 << i for i, t in enumerate(TARGET_IDS)}

@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from resdb.textnorm import place_key
-from resdb.travel import haversine_km, travel_minutes
-from resdb.vocab import TARGETS
+from resdb.domain.textnorm import place_key
+from resdb.domain.travel import haversine_km, travel_minutes
+from resdb.domain.vocab import TARGETS
 
 from .pool import KIND_CODE, View
 from .query import ALL_BIT, TARGET_BIT, Query

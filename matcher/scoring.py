@@ -14,8 +14,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from resdb.textnorm import expand_terms, normalize
-from resdb.vocab import GOALS, KINDS
+from resdb.domain.textnorm import expand_terms, normalize
+from resdb.domain.vocab import GOALS, KINDS
 
 from .pool import GROUP_CODE, View
 from .query import DEFAULT_STALE_DAYS, Query

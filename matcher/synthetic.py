@@ -6,7 +6,7 @@ import math
 import random
 from typing import Any
 
-from resdb.vocab import GOALS, PARTICIPATION_KINDS, TARGETS, WEEKDAY_IDS
+from resdb.domain.vocab import GOALS, PARTICIPATION_KINDS, TARGETS, WEEKDAY_IDS
 
 IMIZU_CENTER = (36.7236, 137.0991)  # 射水市戸破 (小杉駅付近)
 _ACTIVITIES = (

@@ -16,7 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from resdb import config
-from resdb.vocab import KINDS, TARGETS, WEEKDAY_IDS
+from resdb.domain.vocab import KINDS, TARGETS, WEEKDAY_IDS
 
 err = Console(stderr=True)
 out = Console()
@@ -201,11 +201,11 @@ def import_(
 ) -> None:
     """Import listings from CSV (also 自治体標準オープンデータセット イベント一覧 / 介護サービス事業所一覧 /
     子育て施設一覧), JSON, GeoJSON or Excel (.xlsx); all-or-nothing unless --good-rows-only; audited."""
+    from resdb.domain.vocab import kind_id
     from resdb.exchange import FileProblem, iter_file
     from resdb.intake import CLI_LIMITS
     from resdb.intake import problems_csv as problems_text
     from resdb.services import REFUSALS, Services
-    from resdb.vocab import kind_id
 
     kind = kind_id(default_kind) if default_kind else None
     if default_kind and kind is None:
@@ -705,8 +705,8 @@ def _day(value: str | None) -> date:
 @click.option("--json", "as_json", is_flag=True)
 def match(file: Path, limit: int, today: str | None, as_json: bool) -> None:
     """Proposals for the person in FILE; a list of persons (or {"persons": [...]}) gets one placement each."""
+    from resdb.domain.vocab import KINDS
     from resdb.matching import Matching, PersonError
-    from resdb.vocab import KINDS
 
     payload = _read_json(file)
     matching = Matching(open_directory())

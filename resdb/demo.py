@@ -1,4 +1,4 @@
-"""Loading the shipped data: district areas for the five cities and the listings under data/listings."""
+"""Loading the shipped data: district areas for the five cities and the listings under resdb/data/listings."""
 
 from __future__ import annotations
 
@@ -7,10 +7,9 @@ from pathlib import Path
 
 from resdb import geo
 from resdb.directory import Directory, ImportReport
+from resdb.domain.shipped import LISTINGS_DIR
 from resdb.exchange import read_file
-from resdb.textnorm import DATA_DIR
 
-LISTINGS_DIR = DATA_DIR / "listings"
 MUNICIPALITIES = ("16211", "13225", "28206", "07204", "46533")
 
 

@@ -27,6 +27,8 @@ from sqlmodel import Session, col, delete, select
 from resdb import config, fields, geo, hosts
 from resdb.audit import audit
 from resdb.db import ensure_schema, is_sqlite, make_engine, read_session, write_session
+from resdb.domain.textnorm import normalize
+from resdb.domain.travel import haversine_km
 from resdb.intake import is_file_name
 from resdb.models import (
     ChangeLog,
@@ -39,8 +41,6 @@ from resdb.models import (
     utcnow,
 )
 from resdb.search import IndexUnhealthy, SearchIndex, SearchQuery, SearchResult
-from resdb.textnorm import normalize
-from resdb.travel import haversine_km
 from resdb.validation import Problem, ValidationFailed, validate_listing
 
 # The contract's listing keys, in export order, followed by this product's extensions (resdb.fields).

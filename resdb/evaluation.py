@@ -8,7 +8,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-GRADED_SET = Path(__file__).resolve().parent.parent / "tests" / "data" / "search_relevance.json"
+from resdb.domain.shipped import SEARCH_DATA_DIR
+
+GRADED_SET = SEARCH_DATA_DIR / "relevance_graded.json"
 
 
 def load_graded_set(path: Path = GRADED_SET) -> list[tuple[str, dict[str, int]]]:

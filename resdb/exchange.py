@@ -10,10 +10,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any
 
+from resdb.domain.vocab import KINDS, WEEKDAYS
 from resdb.fields import ELIGIBILITY_HEADERS, csv_headers, spec
 from resdb.intake import CLI_LIMITS, FileProblem, Limits, check_size, check_xlsx, csv_rows
 from resdb.validation import Problem
-from resdb.vocab import KINDS, WEEKDAYS
 
 # Japanese headers → listing keys: every alias the field declaration names (the first one is exported).
 JAPANESE_HEADERS: dict[str, str] = csv_headers()

@@ -18,11 +18,9 @@ import shapely
 from shapely.geometry import mapping, shape
 from shapely.geometry.base import BaseGeometry
 
-from resdb.textnorm import fold, normalize, place_key
-from resdb.travel import haversine_km
-
-DATA_DIR = Path(__file__).resolve().parent.parent / "data"
-GEO_DIR = DATA_DIR / "geo"
+from resdb.domain.shipped import GEO_DIR
+from resdb.domain.textnorm import fold, normalize, place_key
+from resdb.domain.travel import haversine_km
 
 LEVELS = ("municipality", "town", "chiku")
 
@@ -210,7 +208,7 @@ class Anchor:
 
 @dataclass(frozen=True)
 class Municipality:
-    """One municipality's geography as shipped under data/geo/<code>/."""
+    """One municipality's geography as shipped under resdb/data/geo/<code>/."""
 
     code: str  # 6-digit, with check digit
     pref: str
@@ -602,7 +600,7 @@ def build_districts(code: str, data_dir: Path = GEO_DIR) -> list[DistrictRecord]
                 geometry,
                 approximate=True,
                 method=f"{METHOD_CHIKU_UNION} of town cells; members by {'+'.join(methods)}",
-                source=f"data/geo/{municipality.code5}/{CHIKU_FILE}; {SOURCE_TOWNS}; {SOURCE_N03}",
+                source=f"resdb/data/geo/{municipality.code5}/{CHIKU_FILE}; {SOURCE_TOWNS}; {SOURCE_N03}",
                 members=names,
                 lat=clat,
                 lon=clon,
@@ -985,7 +983,7 @@ def _postal_areas(folder: Path) -> dict[str, set[str]]:
 
 
 def load_chiku_centers(code: str, data_dir: Path = GEO_DIR) -> list[ChikuCenter]:
-    """The 地区 seeds listed in data/geo/<code>/chiku_centers.csv, located via the shelter file."""
+    """The 地区 seeds listed in resdb/data/geo/<code>/chiku_centers.csv, located via the shelter file."""
     municipality = load_municipality(code, data_dir)
     folder = _municipality_dir(code, Path(data_dir))
     facilities: dict[str, tuple[BaseGeometry, dict]] = {}
@@ -1144,7 +1142,7 @@ def derive_chiku_membership(code: str, data_dir: Path = GEO_DIR) -> list[ChikuMe
 
 
 def write_chiku_csv(code: str, data_dir: Path = GEO_DIR) -> Path:
-    """Derive and write data/geo/<code>/chiku.csv (run: python -m resdb.geo chiku CODE)."""
+    """Derive and write resdb/data/geo/<code>/chiku.csv (run: python -m resdb.geo chiku CODE)."""
     rows = derive_chiku_membership(code, data_dir)
     path = _municipality_dir(code, Path(data_dir)) / CHIKU_FILE
     with path.open("w", encoding="utf-8", newline="") as fh:

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
-from resdb import schedule as schedule_mod
+from resdb.domain import schedule as schedule_mod
+from resdb.domain.vocab import KINDS, WEEKDAYS, kind_id
 from resdb.validation import parse_date, schedule_from_text
-from resdb.vocab import KINDS, WEEKDAYS, kind_id
 
 _DAYS = "月火水木金土日"
 WEEKDAY_IDS = tuple(WEEKDAYS)

@@ -10,10 +10,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from resdb.textnorm import DATA_DIR, SEARCH_DATA_DIR, _read_rows, normalize, synonym_groups
-from resdb.vocab import _TARGET_ALIASES, KINDS, NOT_PARTICIPATION_KINDS, TARGETS
-
-GEO_DIR = DATA_DIR / "geo"
+from resdb.domain.shipped import GEO_DIR, SEARCH_DATA_DIR
+from resdb.domain.textnorm import _read_rows, normalize, synonym_groups
+from resdb.domain.vocab import _TARGET_ALIASES, KINDS, NOT_PARTICIPATION_KINDS, TARGETS
 
 # A hit through a synonym group scores this share of an exact hit's tier (see SearchIndex._word_scores);
 # rows of expansions.csv and intents.csv scale it further by their own weight.
@@ -88,7 +87,7 @@ def _label_phrases(label: str) -> list[str]:
 
 @lru_cache(maxsize=1)
 def _intent_table() -> dict[str, tuple[Intent, ...]]:
-    """phrase → intents: kind and target labels, target aliases (automatic) and data/search/intents.csv rows."""
+    """phrase → intents: kind and target labels, target aliases (automatic) and resdb/data/search/intents.csv rows."""
     table: dict[str, dict[tuple[str, str], float]] = {}
 
     def add(phrase: str, field: str, value: str, weight: float) -> None:
@@ -166,7 +165,7 @@ def _csv_column(path: Path, column: str) -> Iterable[str]:
 
 @lru_cache(maxsize=64)
 def place_names(municipality_code: str | None) -> tuple[str, ...]:
-    """Normalized 町字 and 地区 names of a municipality (from data/geo), longest first."""
+    """Normalized 町字 and 地区 names of a municipality (from resdb/data/geo), longest first."""
     folder = _geo_folder(municipality_code)
     if folder is None:
         return ()

@@ -27,11 +27,11 @@ from whoosh import index as whoosh_index
 from whoosh.analysis import Token, Tokenizer
 from whoosh.fields import ID, KEYWORD, NUMERIC, TEXT, Schema
 
-from resdb import schedule as schedule_mod
+from resdb.domain import schedule as schedule_mod
+from resdb.domain.textnorm import ngrams, normalize, query_grams, words
+from resdb.domain.travel import bbox_around
+from resdb.domain.vocab import HIDDEN_IN_SEARCH_KINDS
 from resdb.queryterms import expansions_of, intents_of, split_place_names
-from resdb.textnorm import ngrams, normalize, query_grams, words
-from resdb.travel import bbox_around
-from resdb.vocab import HIDDEN_IN_SEARCH_KINDS
 
 # Field weights: a hit in the name (or its reading) ranks above activities, then the description. `place` holds
 # the 町字/地区 names cut out of the name (bigrams only: 「畑」 does not match 江畑町, 「江畑」 does).

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from resdb.domain.shipped import GEO_DIR
 from resdb.exchange import CSV_FIELDS, to_csv
-from resdb.textnorm import DATA_DIR
 
 # A 富山県-sized region around 射水市 so that 300k listings have realistic density.
 REGION = (36.45, 136.75, 36.95, 137.55)  # min_lat, min_lon, max_lat, max_lon
@@ -80,7 +80,7 @@ _WEEKDAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
 def _town_names() -> list[str]:
     names = []
-    path = DATA_DIR / "geo" / "16211" / "town_points_geolonia.csv"
+    path = GEO_DIR / "16211" / "town_points_geolonia.csv"
     if path.exists():
         with path.open(encoding="utf-8") as fh:
             names = sorted({row["base_name"] for row in csv.DictReader(fh) if row.get("base_name")})

@@ -10,7 +10,8 @@ from datetime import date, datetime
 from functools import lru_cache
 from typing import Any
 
-from resdb import schedule as schedule_mod
+from resdb.domain import schedule as schedule_mod
+from resdb.domain.vocab import GROUP_SIZES, KINDS, TARGETS, kind_id, target_id
 from resdb.fields import (
     AGE_RANGE,
     LISTING_FIELDS,
@@ -20,7 +21,6 @@ from resdb.fields import (
     names_of,
     spec,
 )
-from resdb.vocab import GROUP_SIZES, KINDS, TARGETS, kind_id, target_id
 
 JAPAN_LAT = (spec("lat").minimum, spec("lat").maximum)
 JAPAN_LON = (spec("lon").minimum, spec("lon").maximum)

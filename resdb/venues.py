@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from resdb.textnorm import normalize
+from resdb.domain.textnorm import normalize
 
 VENUE_KIND = "venue"
 

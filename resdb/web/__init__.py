@@ -11,8 +11,8 @@ from flask import Flask, Response, current_app, request, session
 
 from resdb import config, geo
 from resdb.directory import Directory
+from resdb.domain.shipped import STATIC_DIR, TEMPLATES_DIR
 
-ROOT = Path(__file__).resolve().parents[2]
 GZIP_MIN_BYTES = 2048
 _GZIP_TYPES = {
     "application/json",
@@ -97,8 +97,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     settings = dict(test_config or {})
     app = Flask(
         __name__,
-        template_folder=str(ROOT / "templates"),
-        static_folder=str(ROOT / "static"),
+        template_folder=str(TEMPLATES_DIR),
+        static_folder=str(STATIC_DIR),
         static_url_path="/static",
     )
     app.config.update(

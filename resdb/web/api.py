@@ -9,8 +9,8 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
 from resdb.directory import NotFound
+from resdb.domain.vocab import KINDS, TARGETS, WEEKDAY_IDS
 from resdb.services import Services
-from resdb.vocab import KINDS, TARGETS, WEEKDAY_IDS
 from resdb.web import auth, get_directory
 from resdb.web.apidoc import Param, api_doc, openapi_spec
 from resdb.web.errors import ApiError

@@ -34,12 +34,12 @@ from shapely.geometry import Point, shape
 
 from resdb import capacity
 from resdb.directory import Conflict, NotFound
+from resdb.domain.vocab import GOALS, GROUP_SIZES, MOBILITY, TARGETS, WEEKDAYS, target_id
 from resdb.matching import Matching, PersonError
 from resdb.referrals import DECLINE_REASONS, LATER_STATUSES, Referrals
 from resdb.referrals import STATUSES as REFERRAL_STATUSES
 from resdb.services import Services
 from resdb.validation import ValidationFailed
-from resdb.vocab import GOALS, GROUP_SIZES, MOBILITY, TARGETS, WEEKDAYS, target_id
 from resdb.web import get_directory
 from resdb.web.auth import login_required
 from resdb.web.errors import ApiError

@@ -15,12 +15,12 @@ from resdb import fields, intake, opendata
 from resdb.accounts import Account
 from resdb.audit import audit_entries
 from resdb.directory import Conflict, Directory, NotFound, StaleEdit
+from resdb.domain.vocab import GROUP_SIZES, KINDS, TARGETS, WEEKDAYS
 from resdb.exchange import FileProblem, read_bytes, to_csv
 from resdb.importjobs import ImportJobs
 from resdb.policy import Forbidden
 from resdb.services import Services
 from resdb.validation import Problem, ValidationFailed
-from resdb.vocab import GROUP_SIZES, KINDS, TARGETS, WEEKDAYS
 from resdb.web.auth import login_required
 from resdb.web.errors import ApiError
 from resdb.workspace import Workspace

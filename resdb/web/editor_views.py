@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from resdb.vocab import GROUP_SIZES, KINDS, TARGETS, WEEKDAYS
+from resdb.domain.vocab import GROUP_SIZES, KINDS, TARGETS, WEEKDAYS
 
 TOKYO = ZoneInfo("Asia/Tokyo")
 QUEUE_PAGE_SIZE = 25

@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from resdb.directory import ChangesPruned, Directory
+from resdb.domain.vocab import HIDDEN_IN_SEARCH_KINDS, KINDS
 from resdb.search import SearchQuery
-from resdb.vocab import HIDDEN_IN_SEARCH_KINDS, KINDS
 from resdb.web.labels import session_ja, upcoming, yen
 
 _KIND_ORDER = {kind: n for n, kind in enumerate(KINDS)}

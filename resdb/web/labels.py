@@ -7,8 +7,8 @@ import time
 from datetime import UTC, date, datetime
 from typing import Any
 
-from resdb import schedule as schedule_mod
-from resdb.vocab import GROUP_SIZES, KINDS, TARGETS, WEEKDAYS
+from resdb.domain import schedule as schedule_mod
+from resdb.domain.vocab import GROUP_SIZES, KINDS, TARGETS, WEEKDAYS
 
 SAMPLE_LABEL = "サンプル（架空）"
 PLAN_TITLE = "重層的支援体制整備事業実施計画"

@@ -9,8 +9,8 @@ from typing import Any
 from flask import Blueprint, current_app, jsonify, request
 from pydantic import BaseModel, ConfigDict, Field
 
+from resdb.domain.vocab import GOALS, MOBILITY, TARGETS
 from resdb.matching import Matching, PersonError
-from resdb.vocab import GOALS, MOBILITY, TARGETS
 from resdb.web import get_directory
 from resdb.web.apidoc import Param, api_doc
 from resdb.web.errors import ApiError

@@ -10,9 +10,9 @@ from typing import Any
 from werkzeug.datastructures import MultiDict
 
 from resdb import geo
-from resdb.schedule import TOKYO
+from resdb.domain.schedule import TOKYO
+from resdb.domain.vocab import KINDS, TARGETS, WEEKDAY_IDS, kind_id, target_id
 from resdb.search import SearchQuery, week_days
-from resdb.vocab import KINDS, TARGETS, WEEKDAY_IDS, kind_id, target_id
 from resdb.web.errors import ApiError
 
 MAX_LIMIT = 100

@@ -8,7 +8,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, render_template, request, url_for
 
 from resdb.directory import NotFound
-from resdb.vocab import TARGETS
+from resdb.domain.vocab import TARGETS
 from resdb.web import get_directory
 from resdb.web.basemap import map_settings
 from resdb.web.errors import ApiError

@@ -6,8 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from resdb.domain.vocab import GROUP_SIZES, KINDS, TARGETS, WEEKDAY_IDS
 from resdb.fields import LISTING_FIELDS, FieldSpec, spec
-from resdb.vocab import GROUP_SIZES, KINDS, TARGETS, WEEKDAY_IDS
 
 
 def _enum(values: Any, description: str) -> Any:

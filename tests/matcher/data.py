@@ -5,11 +5,10 @@ from __future__ import annotations
 import copy
 import json
 from datetime import date
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
-PERSONS_DIR = ROOT / "data" / "demo" / "persons"
+from resdb.domain.shipped import PERSONS_DIR
+
 TODAY = date(
     2026, 11, 30
 )  # a Monday; 2026-11-03 (文化の日) and 2026-11-23 (勤労感謝の日) are holidays
@@ -332,7 +331,7 @@ def listings() -> list[dict[str, Any]]:
 
 
 def persona(name: str) -> dict[str, Any]:
-    """A demo persona from data/demo/persons."""
+    """A demo persona from resdb/data/demo/persons."""
     return json.loads((PERSONS_DIR / f"{name}.json").read_text(encoding="utf-8"))
 
 

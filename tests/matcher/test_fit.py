@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from matcher import match, match_batch
-from resdb.travel import travel_minutes
+from resdb.domain.travel import travel_minutes
 
 from .data import TODAY, TOIDE, make_listing, make_person
 

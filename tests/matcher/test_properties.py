@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from matcher import CandidatePool, match, match_batch
 from matcher.batch import greedy_assignment, person_candidates, solve_assignment
-from resdb import schedule as sched
-from resdb.travel import haversine_km, travel_minutes
+from resdb.domain import schedule as sched
+from resdb.domain.travel import haversine_km, travel_minutes
 
 from .data import TODAY, TOIDE
 

@@ -1,4 +1,4 @@
-"""Tests of resdb.geo on the shipped real data (data/geo): districts, 担当地区 resolution, addresses, indexes."""
+"""Tests of resdb.geo on the shipped real data (resdb/data/geo): districts, 担当地区 resolution, addresses, indexes."""
 
 from __future__ import annotations
 

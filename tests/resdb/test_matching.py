@@ -12,9 +12,10 @@ import pytest
 from click.testing import CliRunner
 
 from resdb.directory import Directory
+from resdb.domain.shipped import PERSONS_DIR
 from resdb.matching import Matching, PersonError
 
-PERSONS = Path(__file__).resolve().parents[2] / "data" / "demo" / "persons"
+PERSONS = PERSONS_DIR
 TODAY = date(2026, 11, 30)
 
 

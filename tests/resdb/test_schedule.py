@@ -1,4 +1,4 @@
-"""resdb.schedule: validation, description, upcoming sessions, overlap and index terms."""
+"""resdb.domain.schedule: validation, description, upcoming sessions, overlap and index terms."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from resdb import schedule
-from resdb.schedule import ScheduleError
+from resdb.domain import schedule
+from resdb.domain.schedule import ScheduleError
 
 TUE_MORNING = {"weekday": "tue", "start": "10:00", "end": "12:00"}
 SAT_2_4 = {"weekday": "sat", "weeks": [2, 4], "start": "13:30", "end": "15:00"}

@@ -8,14 +8,14 @@ import csv
 import io
 import json
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from resdb.domain.shipped import PERSONS_DIR
 from tests.web.conftest import StaffSetup, csrf_of
 
-PERSONS = Path(__file__).resolve().parents[2] / "data" / "demo" / "persons"
+PERSONS = PERSONS_DIR
 _CASE_URL = re.compile(r"/coordinator/cases/(\d+)\?done=saved$")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from resdb.travel import travel_minutes
+from resdb.domain.travel import travel_minutes
 from tests.web.conftest import StaffSetup
 from tests.web.test_coordinator import form_of, post_form
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from flask.testing import FlaskClient
 
-PERSONS = Path(__file__).resolve().parents[2] / "data" / "demo" / "persons"
+from resdb.domain.shipped import PERSONS_DIR
+
+PERSONS = PERSONS_DIR
 
 
 def _person(name: str) -> dict:

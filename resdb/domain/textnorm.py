@@ -11,8 +11,7 @@ from pathlib import Path
 
 import jaconv
 
-DATA_DIR = Path(__file__).resolve().parent.parent / "data"
-SEARCH_DATA_DIR = DATA_DIR / "search"
+from resdb.domain.shipped import SEARCH_DATA_DIR
 
 # Characters that separate words for our purposes (after NFKC).
 _SEPARATORS = re.compile(

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import holidays
 
-from resdb.vocab import WEEKDAY_IDS, WEEKDAYS
+from resdb.domain.vocab import WEEKDAY_IDS, WEEKDAYS
 
 TOKYO = ZoneInfo("Asia/Tokyo")
 ALL_WEEKS: tuple[int, ...] = (1, 2, 3, 4, 5)

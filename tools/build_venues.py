@@ -8,7 +8,7 @@ For each of the five municipalities this reads
 (国土地理院「指定緊急避難場所・指定避難所データ」, copied from the jp-shelter-api
 repository; see the geodata folder's SOURCES.md) and writes
 
-    data/listings/<code>_venues.json
+    resdb/data/listings/<code>_venues.json
 
 a JSON array of venue records in the contract's listing format: one per community
 place (コミュニティセンター, 公民館, 地区会館, 集会所, 児童館, 交流センター,
@@ -22,10 +22,10 @@ gymnasiums, nurseries and care facilities are left out.
 The product never reads the shared folder: developers run this script and
 commit its output.  Standard library only.
 
-    python data/build_venues.py [GEODATA_DIR] [--out DIR]
+    python tools/build_venues.py [GEODATA_DIR] [--out DIR]
 
 GEODATA_DIR defaults to /work/shared/geodata; --out defaults to the
-listings folder next to this script.
+shipped listings folder, resdb/data/listings.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ import sys
 from pathlib import Path
 
 DEFAULT_GEODATA = Path("/work/shared/geodata")
-DEFAULT_OUT = Path(__file__).resolve().parent / "listings"
+DEFAULT_OUT = Path(__file__).resolve().parents[1] / "resdb" / "data" / "listings"
 
 # 5-digit folder -> (6-digit municipality code, id prefix, official address prefix)
 CITIES: dict[str, tuple[str, str, str]] = {
@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         help=f"folder holding <code>/shelters_designated_evacuation_gsi.geojson (default {DEFAULT_GEODATA})",
     )
     ap.add_argument(
-        "--out", type=Path, default=DEFAULT_OUT, help="output folder (default: data/listings)"
+        "--out", type=Path, default=DEFAULT_OUT, help="output folder (default: resdb/data/listings)"
     )
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
