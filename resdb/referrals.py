@@ -212,7 +212,9 @@ class Referrals:
     def _names(self, rows: list[Referral]) -> dict[str, str]:
         return {
             x["id"]: x["name"]
-            for x in self.directory.get_many_any(sorted({r.listing_id for r in rows}))
+            for x in self.directory.get_many(
+                sorted({r.listing_id for r in rows}), include_unpublished=True
+            )
         }
 
     def for_host(self, actor: Account) -> list[dict[str, Any]]:

@@ -285,7 +285,7 @@ class Services:
         def in_scope(row_no: int, clean: dict[str, Any]) -> list[Problem]:
             stored = None
             if scoped and clean.get("id"):
-                found = self.directory.get_many_any([clean["id"]])
+                found = self.directory.get_many([clean["id"]], include_unpublished=True)
                 stored = found[0] if found else None
             try:
                 authorize(actor, "listing.import", stored, clean)

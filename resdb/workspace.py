@@ -138,7 +138,10 @@ class Workspace:
             if status:
                 statement = statement.where(ChangeRequest.status == status)
             rows = session.exec(statement).all()
-        listings = {x["id"]: x for x in self.directory.get_many_any([r.listing_id for r in rows])}
+        listings = {
+            x["id"]: x
+            for x in self.directory.get_many([r.listing_id for r in rows], include_unpublished=True)
+        }
         out = []
         for row in rows:
             listing = listings.get(row.listing_id)
@@ -332,7 +335,9 @@ class Workspace:
             data = case.model_dump()
         names = {
             x["id"]: x["name"]
-            for x in self.directory.get_many_any([p.listing_id for p in placements])
+            for x in self.directory.get_many(
+                [p.listing_id for p in placements], include_unpublished=True
+            )
         }
         data["placements"] = [
             {
@@ -475,7 +480,9 @@ class Workspace:
             ).all()
         listings = {
             x["id"]: x
-            for x in self.directory.get_many_any(sorted({listing for _, listing in joined_rows}))
+            for x in self.directory.get_many(
+                sorted({listing for _, listing in joined_rows}), include_unpublished=True
+            )
         }
         hosts = sorted(
             {

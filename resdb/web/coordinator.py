@@ -736,7 +736,9 @@ def _case_page(
     referral_values: dict[str, str] | None = None,
 ) -> Response:
     referrals = Referrals(get_directory()).for_case(g.account, case["id"])
-    listings = get_directory().get_many_any([p["listing_id"] for p in case["placements"]])
+    listings = get_directory().get_many(
+        [p["listing_id"] for p in case["placements"]], include_unpublished=True
+    )
     capacities, hosts = _capacity_and_hosts(listings)
     by_listing = {x["id"]: x for x in listings}
     return _page(

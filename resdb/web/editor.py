@@ -927,7 +927,10 @@ def import_template(fmt: str) -> Response:
 def corrections() -> Response:
     account = _account()
     items = _workspace().corrections("open", account)
-    listings = {x["id"]: x for x in _directory().get_many_any([i["listing_id"] for i in items])}
+    listings = {
+        x["id"]: x
+        for x in _directory().get_many([i["listing_id"] for i in items], include_unpublished=True)
+    }
     for item in items:
         current = listings.get(item["listing_id"]) or {}
         item["rows"] = [(k, current.get(k), v) for k, v in (item.get("proposed") or {}).items()]

@@ -122,9 +122,9 @@ def test_a_bad_value_never_stops_the_changes_behind_it(
 def test_a_large_backlog_is_rebuilt_outside_requests(
     directory: Directory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from resdb import directory as directory_module
+    from resdb import changelog
 
-    monkeypatch.setattr(directory_module, "BULK_REINDEX_THRESHOLD", 40)
+    monkeypatch.setattr(changelog, "BULK_REINDEX_THRESHOLD", 40)
     rows = [(n, {**SALON, "id": f"bulk-{n}", "name": f"サロン{n}"}) for n in range(1, 60)]
     directory.serving = True  # as in a web worker: no rebuild on the request path
     with directory.index.rebuild_lock.hold(wait=0) as got:  # a rebuild already runs on this host
@@ -142,11 +142,11 @@ def test_a_large_backlog_is_rebuilt_outside_requests(
 KILL_SCRIPT = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from resdb import directory as directory_module, search
+    from resdb import changelog, search
     from resdb.directory import Directory
     from resdb.db import make_engine
 
-    directory_module.APPLY_BATCH = 40
+    changelog.APPLY_BATCH = 40
 
     directory = Directory(make_engine(sys.argv[1]), Path(sys.argv[2]))
     original = search.SearchIndex.apply

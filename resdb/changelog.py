@@ -1,0 +1,283 @@
+"""The change log and its follower: every listing change is logged in its own transaction, and each host
+brings its search index up to the log's head (apply a batch, or rebuild beside the live index)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import event, func, text
+from sqlmodel import Session, col, delete, select
+
+from resdb import config
+from resdb.db import read_session
+from resdb.listings import listing_to_dict
+from resdb.models import (
+    ChangeLog,
+    Listing,
+    Meta,
+    utcnow,
+)
+
+# A larger backlog of changes is rebuilt (beside the live index), not applied.
+BULK_REINDEX_THRESHOLD = 5000
+APPLY_BATCH = 500
+log = logging.getLogger(__name__)
+
+
+class ChangesPruned(LookupError):
+    """The change log was pruned past this position: start over from the database."""
+
+
+CHANGE_LOG_LOCK = 727_001
+
+
+def queue_for_index(session: Session, listing_ids: Iterable[str]) -> None:
+    """Note changed listings; they enter the change log just before this transaction commits."""
+    session.info.setdefault("changed_ids", set()).update(listing_ids)
+
+
+@event.listens_for(Session, "before_flush")
+def _note_listing_changes(session: Session, _context: Any, _instances: Any) -> None:
+    if session.info.get("directory") is None:
+        return
+    queue_for_index(
+        session,
+        (
+            obj.id
+            for obj in (*session.new, *session.dirty, *session.deleted)
+            if isinstance(obj, Listing) and obj.id
+        ),
+    )
+
+
+@event.listens_for(Session, "before_commit")
+def _write_change_log(session: Session) -> None:
+    """Append the transaction's changed listings to the change log, last thing before commit. On
+    PostgreSQL a transaction-scoped advisory lock makes sequence numbers follow commit order, so a host
+    that has applied change N has seen every change before N (SQLite writers are serialized anyway)."""
+    if session.info.get("directory") is None:
+        return
+    session.flush()
+    changed = sorted(session.info.pop("changed_ids", set()))
+    if not changed:
+        return
+    bind = session.get_bind()
+    if bind.dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CHANGE_LOG_LOCK})
+    at = utcnow()
+    session.execute(ChangeLog.__table__.insert(), [{"listing_id": i, "at": at} for i in changed])  # type: ignore[attr-defined]
+    session.info["logged_changes"] = True
+
+
+@event.listens_for(Session, "after_commit")
+def _follow_after_commit(session: Session) -> None:
+    """Bring this host's index up to the change just committed, when nobody else is already doing it
+    (never waits: any search checks the log again before it answers)."""
+    directory = session.info.get("directory")
+    if directory is not None and session.info.pop("logged_changes", False):
+        directory.try_follow_changes(wait=0.0)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_changes(session: Session, _previous: Any) -> None:
+    session.info.pop("changed_ids", None)
+    session.info.pop("logged_changes", None)
+
+
+class ChangeLogFollower:
+    """The change log's reads and pruning, and the index follower (mixed into `Directory`)."""
+
+    def head_seq(self) -> int:
+        """The newest committed change-log number (0 for a store that never changed)."""
+        with read_session(self.engine) as session:
+            high = session.exec(select(func.max(ChangeLog.seq))).one()
+        # Pruning always keeps the newest entry, so the pruned mark only matters for an empty log.
+        return int(high) if high is not None else self._pruned_through()
+
+    def _pruned_through(self) -> int:
+        with read_session(self.engine) as session:
+            meta = session.get(Meta, "change_log_pruned_through")
+        return int(meta.value) if meta else 0
+
+    def changes_since(self, seq: int, limit: int | None = None) -> list[tuple[int, str]]:
+        """(seq, listing id) of the changes after `seq`, oldest first; raises `ChangesPruned` when the
+        log no longer reaches back that far (the caller must start over from the database)."""
+        if seq < self._pruned_through():
+            raise ChangesPruned(seq)
+        with read_session(self.engine) as session:
+            statement = (
+                select(ChangeLog.seq, ChangeLog.listing_id)
+                .where(ChangeLog.seq > seq)
+                .order_by(ChangeLog.seq)
+            )
+            if limit is not None:
+                statement = statement.limit(limit)
+            return [(int(row[0]), row[1]) for row in session.exec(statement).all()]
+
+    def prune_change_log(self, keep_days: int | None = None) -> int:
+        """Drop change-log entries older than RESDB_CHANGE_LOG_DAYS (the newest one always stays); a host
+        whose index is older than what remains rebuilds from the database. Returns entries removed."""
+        days = (
+            keep_days
+            if keep_days is not None
+            else int(config.setting("RESDB_CHANGE_LOG_DAYS") or 14)
+        )
+        cutoff = utcnow() - timedelta(days=days)
+        with self._writing() as session:
+            newest = session.exec(select(func.max(ChangeLog.seq))).one()
+            high = session.exec(
+                select(func.max(ChangeLog.seq)).where(col(ChangeLog.at) < cutoff)
+            ).one()
+            if high is None or newest is None:
+                return 0
+            high = min(int(high), int(newest) - 1)
+            if high <= 0:
+                return 0
+            removed = session.exec(delete(ChangeLog).where(col(ChangeLog.seq) <= high)).rowcount  # type: ignore[attr-defined]
+            meta = session.get(Meta, "change_log_pruned_through")
+            if meta is None:
+                session.add(Meta(key="change_log_pruned_through", value=str(high)))
+            elif int(meta.value) < high:
+                meta.value = str(high)
+        return int(removed or 0)
+
+    def revision(self) -> str:
+        """What derived caches key on: the change-log head and the districts' version, read fresh on
+        every call (one indexed query), so no cache answers from before the last committed change."""
+        with read_session(self.engine) as session:
+            districts = session.get(Meta, "districts")
+        return f"{self.head_seq()}/{districts.value if districts else 0}"
+
+    def iter_published(
+        self, batch: int = 2000, *, public: bool = False
+    ) -> Iterable[dict[str, Any]]:
+        """Every published listing in id order; `public` shows private hosts at their 町字 only."""
+        last = ""
+        while True:
+            with read_session(self.engine) as session:
+                rows = session.exec(
+                    select(Listing)
+                    .where(Listing.status == "published", Listing.id > last)
+                    .order_by(Listing.id)
+                    .limit(batch)
+                ).all()
+            if not rows:
+                return
+            for row in rows:
+                yield self.public_view(listing_to_dict(row)) if public else listing_to_dict(row)
+            last = rows[-1].id
+
+    def reindex(self, progress: Callable[[int], None] | None = None) -> int:
+        """Rebuild the search index from the database (the truth) beside the live one, then catch up
+        with what changed meanwhile. One rebuild at a time per host; a second caller waits for it."""
+        with self.index.rebuild_lock.hold(wait=3600.0):
+            high = (
+                self.head_seq()
+            )  # read before the rows: whatever commits later is applied after the swap
+            count = self.index.rebuild(self.iter_published(public=True), high, progress)
+        self.follow_changes(wait=600.0)
+        return count
+
+    def rebuild_in_background(self) -> bool:
+        """Start a rebuild in a thread of this process unless one runs on this host (for a backlog too
+        large to apply inside a request); requests keep answering from the live index meanwhile."""
+        if self.index.rebuild_lock.busy() or (
+            self._rebuilder is not None and self._rebuilder.is_alive()
+        ):
+            return False
+
+        def run() -> None:
+            try:
+                self.reindex()
+            except Exception:
+                log.warning("background index rebuild failed", exc_info=True)
+
+        self._rebuilder = threading.Thread(target=run, name="resdb-reindex", daemon=True)
+        self._rebuilder.start()
+        return True
+
+    def follow_changes(
+        self,
+        wait: float = 1.0,
+        *,
+        rebuild_inline: bool | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> bool:
+        """Apply the committed changes this host's index has not seen, oldest first, until it is at the
+        head of the change log. Returns True when the index is current. One applier per host at a time
+        (a file lock); another caller waits up to `wait` seconds for it, then answers from the index as
+        it is. A backlog larger than BULK_REINDEX_THRESHOLD is rebuilt instead: inline for the CLI and
+        start-up (`rebuild_inline`, default: when this process is not serving requests), in a background
+        thread otherwise, never in a request."""
+        if rebuild_inline is None:
+            rebuild_inline = not self.serving
+        head = self.head_seq()
+        cursor = self.index.cursor()
+        if cursor is not None and cursor >= head:
+            return True
+        if (
+            cursor is None
+            or cursor < self._pruned_through()
+            or head - cursor > BULK_REINDEX_THRESHOLD
+        ):
+            if rebuild_inline:
+                self.reindex(progress)
+                return True
+            self.rebuild_in_background()
+            return False
+        with self.index.apply_lock.hold(wait) as got:
+            if not got:
+                return False
+            while True:
+                cursor = self.index.cursor()
+                if cursor is None:
+                    return False
+                try:
+                    changes = self.changes_since(cursor, limit=APPLY_BATCH)
+                except ChangesPruned:
+                    break
+                if not changes:
+                    return True
+                self._apply_changes(changes)
+        if rebuild_inline:
+            self.reindex(progress)
+            return True
+        self.rebuild_in_background()
+        return False
+
+    def try_follow_changes(self, wait: float = 1.0) -> bool:
+        """`follow_changes` that never raises (the database has committed; a failing index update is
+        logged, and the change stays in the log for the next try)."""
+        try:
+            return self.follow_changes(wait)
+        except Exception:
+            log.warning(
+                "search index update failed; the change stays in the change log", exc_info=True
+            )
+            return False
+
+    def _apply_changes(self, changes: list[tuple[int, str]]) -> None:
+        """Apply one batch of change-log entries to the index (the caller holds the apply lock)."""
+        ids = sorted({listing_id for _, listing_id in changes})
+        with read_session(self.engine) as session:
+            rows = {
+                row.id: row
+                for row in session.exec(select(Listing).where(col(Listing.id).in_(ids))).all()
+            }
+        upserts = [
+            self.public_view(listing_to_dict(rows[i]))
+            for i in ids
+            if i in rows and rows[i].status == "published"
+        ]
+        deletes = [i for i in ids if i not in rows or rows[i].status != "published"]
+        problems = self.index.apply(upserts, deletes, changes[-1][0])
+        for listing_id, reason in problems.items():
+            log.warning("listing %s left out of the search index: %s", listing_id, reason)
+
+    def index_problems(self) -> dict[str, str]:
+        """Listings the search index could not hold (reported by `resdb check` and the editor)."""
+        return self.index.problems()
