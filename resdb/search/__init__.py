@@ -20,6 +20,7 @@ from typing import Any
 
 from whoosh import index as whoosh_index
 
+from resdb.search.bulk import bulk_build
 from resdb.search.query import (
     FUZZY_WHEN_FEWER,
     Hit,
@@ -65,7 +66,7 @@ __all__ = [
 ]
 
 # Written into each built folder; an index of another format is rebuilt at start-up.
-INDEX_FORMAT = "3"
+INDEX_FORMAT = "4"  # 4: columns-only name_norm/cost/lat/lon, id not stored
 MERGE_AT_SEGMENTS = 10
 
 
@@ -247,24 +248,8 @@ class SearchIndex:
         build_dir = self.root / f"build-{uuid.uuid4().hex[:12]}"
         build_dir.mkdir()
         try:
-            ix = whoosh_index.create_in(str(build_dir), _schema())
-            writer = ix.writer(limitmb=256)
-            count = 0
-            problems: dict[str, str] = {}
-            for doc in docs:
-                fields = listing_fields(doc)
-                reason = _check_fields(fields)
-                if reason:
-                    problems[doc["id"]] = reason
-                else:
-                    writer.add_document(**fields)
-                count += 1
-                if progress and count % 500 == 0:
-                    progress(500)
-            writer.commit()
-            ix.close()
-            if progress:
-                progress(count % 500)
+            whoosh_index.create_in(str(build_dir), _schema()).close()
+            count, problems = bulk_build(build_dir, docs, _check_fields, progress)
             _write_text(build_dir / "format", INDEX_FORMAT)
             _write_text(build_dir / "problems.json", json.dumps(problems, ensure_ascii=False))
             _write_text(build_dir / "cursor", str(cursor))

@@ -6,8 +6,9 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from whoosh import columns
 from whoosh.analysis import Token, Tokenizer
-from whoosh.fields import ID, KEYWORD, NUMERIC, TEXT, Schema
+from whoosh.fields import COLUMN, ID, KEYWORD, TEXT, Schema
 
 from resdb.domain import schedule as schedule_mod
 from resdb.domain.textnorm import ngrams, normalize
@@ -71,9 +72,26 @@ class GramTokenizer(Tokenizer):
             yield token
 
 
+class TextColumn(COLUMN):
+    """A per-document text value kept as a column only (never indexed as a term)."""
+
+    def __init__(self) -> None:
+        super().__init__(columns.VarBytesColumn())
+
+    def to_column_value(self, value: str) -> bytes:
+        return value.encode("utf-8")
+
+    def from_column_value(self, value: bytes) -> str:
+        return value.decode("utf-8")
+
+
+def _unsigned_column() -> COLUMN:
+    return COLUMN(columns.NumericColumn("I", default=0))
+
+
 def _schema() -> Schema:
     return Schema(
-        id=ID(stored=True, unique=True, sortable=True),
+        id=ID(unique=True, sortable=True),
         name=TEXT(analyzer=GramTokenizer((1, 2)), phrase=False),
         place=TEXT(analyzer=GramTokenizer((2,)), phrase=False),
         act=TEXT(analyzer=GramTokenizer((2,)), phrase=False),
@@ -83,12 +101,13 @@ def _schema() -> Schema:
         days=KEYWORD,
         flags=KEYWORD,
         municipality=ID,
-        name_norm=ID(sortable=True),
-        # Columns hold unsigned integers (whoosh float columns are unreliable): cost + 1 (0 = unknown)
-        # and coordinates in micro-degrees.
-        cost=NUMERIC(int, bits=32, signed=False, sortable=True, default=0),
-        lat=NUMERIC(int, bits=32, signed=False, sortable=True, default=0),
-        lon=NUMERIC(int, bits=32, signed=False, sortable=True, default=0),
+        # Columns only (search reads them per document, never as terms): the normalized name, and
+        # unsigned integers (whoosh float columns are unreliable): cost + 1 (0 = unknown) and
+        # coordinates in micro-degrees shifted into unsigned range.
+        name_norm=TextColumn(),
+        cost=_unsigned_column(),
+        lat=_unsigned_column(),
+        lon=_unsigned_column(),
     )
 
 
