@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import struct
 from array import array
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -21,7 +22,7 @@ from whoosh.codec.whoosh3 import (
 )
 from whoosh.filedb.filestore import FileStorage
 from whoosh.index import TOC
-from whoosh.util.numeric import _length_byte_cache, byte_to_length
+from whoosh.util.numeric import _length_byte_cache
 
 from resdb.domain.textnorm import words
 from resdb.search.schema import GramTokenizer, _schema, listing_fields
@@ -71,7 +72,13 @@ def _from_pairs(
 def _gram_postings(values: Sequence[str], sizes: tuple[int, ...]) -> tuple[_Postings, np.ndarray]:
     """The GramTokenizer's terms for every document at once, and each document's token count."""
     n = len(values)
-    per_doc = ["\x00".join(words(v)) for v in values]
+    memo: dict[str, str] = {}  # activity lists, operators and districts repeat across listings
+    per_doc = []
+    for value in values:
+        joined = memo.get(value)
+        if joined is None:
+            joined = memo[value] = "\x00".join(words(value))
+        per_doc.append(joined)
     lengths = np.fromiter(map(len, per_doc), dtype=np.int64, count=n)
     text = "\x00".join(per_doc) + "\x00"
     cp = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
@@ -145,10 +152,11 @@ def _id_postings(ids: Sequence[str]) -> _Postings:
 
 
 class _BlockWriter(W3PostingsWriter):
-    """whoosh's postings writer fed whole blocks from numpy (its own block format and term info)."""
+    """whoosh's postings writer fed whole blocks (its own block format and term info), with the
+    per-posting work done over plain lists instead of one add_posting() call per posting."""
 
     def write_blocks(
-        self, docs: np.ndarray, freqs: np.ndarray, length_bytes: np.ndarray | None, values: bool
+        self, docs: list[int], freqs: list[int], lengths: list[int] | None, values: bool
     ) -> None:
         limit = self._blocklimit
         total = len(docs)
@@ -156,33 +164,34 @@ class _BlockWriter(W3PostingsWriter):
             end = min(total, start + limit)
             ids = docs[start:end]
             block_freqs = freqs[start:end]
-            self._ids = array("I", ids.astype(np.uint32).tobytes())
-            self._weights = array("f", block_freqs.astype(np.float32).tobytes())
-            self._values = block_freqs.astype(">u4").tobytes() if values else None
-            self._maxweight = float(block_freqs.max())
-            if length_bytes is not None:
-                block_lengths = length_bytes[ids]
-                self._minlength = byte_to_length(int(block_lengths.min()))
-                self._maxlength = byte_to_length(int(block_lengths.max()))
+            self._ids = array("I", ids)
+            self._weights = array("f", block_freqs)
+            self._block_freqs = block_freqs
+            self._values = struct.pack(f">{len(block_freqs)}I", *block_freqs) if values else None
+            self._maxweight = float(max(block_freqs))
+            if lengths is not None:
+                block_lengths = [lengths[d] for d in ids]
+                self._minlength, self._maxlength = min(block_lengths), max(block_lengths)
             else:
                 self._minlength, self._maxlength = None, 0
-            self._block_ids = ids
             self._write_block(last=end == total)
 
     def _mini_ids(self) -> tuple[int, ...]:
-        ids = self._block_ids.astype(np.int64)
-        return tuple(np.diff(ids, prepend=0).tolist())
+        ids = self._ids
+        return (
+            ids[0],
+            *[b - a for a, b in zip(ids, ids[1:], strict=False)],
+        )  # whoosh's delta_encode
 
     def _mini_weights(self) -> Any:
-        weights = np.frombuffer(self._weights.tobytes(), dtype=np.float32)
-        if (weights == 1.0).all():
-            return None
-        if (weights == weights[0]).all():
-            return self._weights[0]
+        freqs = self._block_freqs
+        low, high = min(freqs), max(freqs)
+        if low == high:
+            return None if low == 1 else self._weights[0]
         return tuple(self._weights)
 
     def _mini_values(self) -> Any:
-        return self._values if self._values is not None else None
+        return self._values
 
 
 def build_segment(index_dir: str, rows: list[dict[str, Any]]) -> Any:
@@ -254,12 +263,15 @@ def build_segment(index_dir: str, rows: list[dict[str, Any]]) -> Any:
         )
         fieldwriter._postwriter = writer
         values = bool(fieldobj.format.fixed_value_size())
+        docs, freqs = found.docs.tolist(), found.freqs.tolist()
+        offsets = found.offsets.tolist()
+        lengths = (
+            _LENGTH_CACHE[length_bytes[field_name]].tolist() if field_name in length_bytes else None
+        )  # each document's field length as whoosh reads it back (byte_to_length)
         for i, tbytes in enumerate(found.terms):
-            lo, hi = int(found.offsets[i]), int(found.offsets[i + 1])
+            lo, hi = offsets[i], offsets[i + 1]
             fieldwriter.start_term(tbytes)
-            writer.write_blocks(
-                found.docs[lo:hi], found.freqs[lo:hi], length_bytes.get(field_name), values
-            )
+            writer.write_blocks(docs[lo:hi], freqs[lo:hi], lengths, values)
             fieldwriter.finish_term()
         fieldwriter.finish_field()
     fieldwriter.close()
