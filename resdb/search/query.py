@@ -181,10 +181,22 @@ def _fuzzy(
     seg: _Segment, text: str, allowed: np.ndarray, matched: np.ndarray
 ) -> list[tuple[int, float]]:
     """Every name of a segment close to the query (typos) among allowed, not already matched
-    documents, by rapidfuzz over the indexed names."""
+    documents, by rapidfuzz over the indexed names (only the candidates' names when filters leave
+    few, so a filtered query never scans the whole corpus)."""
     needle = "".join(query_words(text))
     if len(needle) < 3:
         return []
+    candidates = np.flatnonzero(allowed & ~matched)
+    if not len(candidates):
+        return []
+    if len(candidates) * 4 < seg.size:
+        names = [seg.name_at(int(d)) for d in candidates]
+        return [
+            (int(candidates[at]), float(score))
+            for _name, score, at in process.extract(
+                needle, names, scorer=fuzz.WRatio, score_cutoff=FUZZY_CUTOFF, limit=None
+            )
+        ]
     return [
         (docnum, float(score))
         for _name, score, docnum in process.extract(

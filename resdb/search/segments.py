@@ -73,6 +73,9 @@ class _Segment:
     def id_at(self, docnum: int) -> str:
         return self._string("ids", docnum)
 
+    def name_at(self, docnum: int) -> str:
+        return self._string("names", docnum)
+
     @property
     def ids(self) -> list[str]:
         return [self.id_at(i) for i in range(self.size)]

@@ -118,6 +118,7 @@ QUERIES = [
     SearchQuery(q="", near=(36.7, 137.1), radius_km=5.0, limit=30),
     SearchQuery(q="食堂", weekdays=["tue"], near=(36.7, 137.1), limit=20),
     SearchQuery(q="すてっびカフェ", limit=None),  # typo: fuzzy names
+    SearchQuery(q="すてっびカフェ", kinds=["ibasho"], limit=None),  # typo among few candidates
 ]
 
 
