@@ -263,7 +263,6 @@ def build_segment(index_dir: str, rows: list[dict[str, Any]]) -> Any:
         )
         fieldwriter._postwriter = writer
         values = bool(fieldobj.format.fixed_value_size())
-        docs, freqs = found.docs.tolist(), found.freqs.tolist()
         offsets = found.offsets.tolist()
         lengths = (
             _LENGTH_CACHE[length_bytes[field_name]].tolist() if field_name in length_bytes else None
@@ -271,7 +270,9 @@ def build_segment(index_dir: str, rows: list[dict[str, Any]]) -> Any:
         for i, tbytes in enumerate(found.terms):
             lo, hi = offsets[i], offsets[i + 1]
             fieldwriter.start_term(tbytes)
-            writer.write_blocks(docs[lo:hi], freqs[lo:hi], lengths, values)
+            writer.write_blocks(  # per term, so no field's postings are all Python ints at once
+                found.docs[lo:hi].tolist(), found.freqs[lo:hi].tolist(), lengths, values
+            )
             fieldwriter.finish_term()
         fieldwriter.finish_field()
     fieldwriter.close()
