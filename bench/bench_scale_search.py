@@ -118,13 +118,17 @@ def reader_child(root: str, mode: str, kind: str, which: int) -> None:
         return
     index = SearchIndex(Path(root))
     timings: dict[str, list[float]] = {}
+    cpu: dict[str, list[float]] = {}
     for _round in range(5):
         for name, queries in _queries().items():
             for query in queries:
-                started = time.perf_counter()
+                started, cpu_started = time.perf_counter(), time.thread_time()
                 index.search(SearchQuery(**query))
                 timings.setdefault(name, []).append(time.perf_counter() - started)
+                cpu.setdefault(name, []).append(time.thread_time() - cpu_started)
     memory = psutil.Process().memory_full_info()
+    for name, values in cpu.items():  # CPU per query: what the figures are on an idle machine
+        print(f"  reader CPU time {name:13} {_pct(values[len(values) // 5 :])}", file=sys.stderr)
     print(
         json.dumps(
             {

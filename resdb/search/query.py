@@ -90,7 +90,13 @@ def _text_hits(seg: _Segment, term: str, field_name: str) -> np.ndarray:
     for gram in grams[1:]:
         if not len(docs):
             break
-        docs = np.intersect1d(docs, seg.postings(field_name, gram), assume_unique=True)
+        other = seg.postings(field_name, gram)
+        if len(other) < len(docs):
+            docs, other = other, docs
+        # both sorted and unique: keep the shorter list's documents found in the longer (linear)
+        present = np.zeros(seg.size, dtype=bool)
+        present[other] = True
+        docs = docs[present[docs]]
     return docs
 
 
@@ -109,7 +115,7 @@ def _word_evidence(seg: _Segment, word: str) -> tuple[np.ndarray, np.ndarray]:
                     if term_weight >= 1.0
                     else term_weight * (0.5 + 0.5 * weight / top_weight)
                 )
-                np.maximum.at(found, docs, np.float32(value))
+                found[docs] = np.maximum(found[docs], np.float32(value))  # docs are unique
         if term_weight >= 1.0:
             exact = np.maximum(exact, found)
         else:
