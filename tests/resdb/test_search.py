@@ -264,7 +264,9 @@ def test_block_decoding_matches_whoosh_across_segments_and_deletions(tmp_path: P
             else np.empty(0)
         )
         got = snap.postings(field_name, term)
-        assert sorted(got.tolist()) == sorted(expected.tolist()), term
+        live = np.concatenate(snap.lives)  # whoosh's reader leaves out the deletions it knows of
+        expected = expected.astype(np.int64)
+        assert sorted(got[live[got]].tolist()) == sorted(expected[live[expected]].tolist()), term
     found = index.search(SearchQuery(q="サロン", limit=None)).ids
     assert "s3" not in found and "s500" not in found and "extra" in found and len(found) == 699
 

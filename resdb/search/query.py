@@ -1,0 +1,330 @@
+"""Query evaluation: filters, n-gram text hits and relevance scores as numpy set algebra over each
+segment's mapped arrays, then one total result order (score, distance, blake2b tiebreak) across
+segments."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+import numpy as np
+from rapidfuzz import fuzz, process
+
+from resdb.domain import schedule as schedule_mod
+from resdb.domain.textnorm import query_grams, words
+from resdb.domain.travel import bbox_around
+from resdb.domain.vocab import HIDDEN_IN_SEARCH_KINDS
+from resdb.queryterms import expansions_of, intents_of
+from resdb.search.schema import EXPANDED_TIER, FIELD_WEIGHTS, FUZZY_CUTOFF, VOCAB_FIELDS
+from resdb.search.segments import _Segment, _Snapshot
+
+_QUERY_OPERATORS = {"and", "or", "not"}
+# Typo matches (fuzzy names) are added when exact hits are this few, whatever page is asked for.
+FUZZY_WHEN_FEWER = 10
+
+
+@dataclass
+class SearchQuery:
+    """What a resident, coordinator or script asks for; every field optional."""
+
+    q: str = ""
+    kinds: Sequence[str] = ()
+    targets: Sequence[str] = ()
+    weekdays: Sequence[str] = ()
+    open_on: Sequence[date] = ()  # any of these days (今日 = [today], 今週 = next 7 days)
+    max_cost: int | None = None  # 0 = free only
+    barrier_free: bool = False
+    pickup: bool = False
+    municipality_code: str | None = None
+    bbox: tuple[float, float, float, float] | None = None  # min_lon, min_lat, max_lon, max_lat
+    near: tuple[float, float] | None = None  # lat, lon
+    radius_km: float | None = None
+    ids: Sequence[str] | None = None
+    include_venues: bool = False  # venues (buildings, kind `venue`) are left out unless asked for
+    limit: int | None = 20
+    offset: int = 0
+
+
+@dataclass
+class Hit:
+    id: str
+    score: float
+    distance_km: float | None = None
+    fuzzy: bool = False
+
+
+@dataclass
+class SearchResult:
+    hits: list[Hit]
+    total: int
+    fuzzy_used: bool = False
+    terms: list[str] = field(default_factory=list)
+
+    @property
+    def ids(self) -> list[str]:
+        return [hit.id for hit in self.hits]
+
+
+def week_days(start: date, days: int = 7) -> list[date]:
+    return [start + timedelta(days=i) for i in range(days)]
+
+
+def combine_word_evidence(exact: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """One word's score from its exact-hit weight and other evidence (see _word_scores)."""
+    capped = EXPANDED_TIER * np.minimum(other, 1.0)
+    return np.where(exact > 0, exact + 0.5 * capped, capped).astype(np.float32)
+
+
+def query_words(text: str) -> list[str]:
+    return [w for w in words(text) if w not in _QUERY_OPERATORS]
+
+
+def _text_hits(seg: _Segment, term: str, field_name: str) -> np.ndarray:
+    """Documents of one segment whose `field_name` holds every n-gram of `term`."""
+    grams = query_grams(term)
+    if not grams or (len(term) == 1 and field_name != "name"):
+        return np.empty(0, dtype=np.int64)  # single characters are indexed in names only
+    docs = seg.postings(field_name, grams[0])
+    for gram in grams[1:]:
+        if not len(docs):
+            break
+        other = seg.postings(field_name, gram)
+        if len(other) < len(docs):
+            docs, other = other, docs
+        # both sorted and unique: keep the shorter list's documents found in the longer (linear)
+        present = np.zeros(seg.size, dtype=bool)
+        present[other] = True
+        docs = docs[present[docs]]
+    return docs
+
+
+def _word_evidence(seg: _Segment, word: str) -> tuple[np.ndarray, np.ndarray]:
+    """(best exact field weight, summed other evidence) per document of a segment for one query word."""
+    exact = np.zeros(seg.size, dtype=np.float32)
+    other = np.zeros(seg.size, dtype=np.float32)
+    top_weight = max(FIELD_WEIGHTS.values())
+    for term, term_weight in expansions_of(word).items():
+        found = np.zeros(seg.size, dtype=np.float32)
+        for field_name, weight in FIELD_WEIGHTS.items():
+            docs = _text_hits(seg, term, field_name)
+            if len(docs):
+                value = (
+                    weight
+                    if term_weight >= 1.0
+                    else term_weight * (0.5 + 0.5 * weight / top_weight)
+                )
+                found[docs] = np.maximum(found[docs], np.float32(value))  # docs are unique
+        if term_weight >= 1.0:
+            exact = np.maximum(exact, found)
+        else:
+            other += found
+    for intent in intents_of(word):
+        field_name = VOCAB_FIELDS.get(intent.field)
+        if field_name is not None:
+            other[seg.postings(field_name, intent.value)] += np.float32(intent.weight)
+    return exact, other
+
+
+def _filter_mask(seg: _Segment, live: np.ndarray, query: SearchQuery) -> np.ndarray:
+    mask = live.copy()
+    hidden = [k for k in HIDDEN_IN_SEARCH_KINDS if k not in query.kinds]
+    if hidden and not query.include_venues and query.ids is None:
+        mask &= ~seg.mask_of("kind", hidden)
+    if query.kinds:
+        mask &= seg.mask_of("kind", query.kinds)
+    if query.targets:
+        mask &= seg.mask_of("targets", query.targets)
+    if query.weekdays:
+        terms = set(query.weekdays) | {f"{w}#{n}" for w in query.weekdays for n in range(1, 6)}
+        mask &= seg.mask_of("days", terms)
+    if query.open_on:
+        mask &= seg.mask_of("days", schedule_mod.terms_for_days(list(query.open_on)))
+    if query.max_cost is not None:
+        mask &= (seg.cost >= 0) & (seg.cost <= query.max_cost)
+    if query.barrier_free:
+        mask &= seg.mask_of("flags", ["barrier_free"])
+    if query.pickup:
+        mask &= seg.mask_of("flags", ["pickup"])
+    if query.municipality_code:
+        mask &= seg.mask_of("municipality", [query.municipality_code])
+    box = query.bbox
+    if query.near and query.radius_km:
+        near_box = bbox_around(query.near[0], query.near[1], query.radius_km)
+        box = (
+            near_box
+            if box is None
+            else (
+                max(box[0], near_box[0]),
+                max(box[1], near_box[1]),
+                min(box[2], near_box[2]),
+                min(box[3], near_box[3]),
+            )
+        )
+    if box is not None:
+        mask &= seg.mask_of("flags", ["point"])
+        candidates = np.flatnonzero(mask)  # coordinates read only where the mask still holds
+        lon, lat = seg.lon[candidates], seg.lat[candidates]
+        inside = (lon >= box[0]) & (lon <= box[2]) & (lat >= box[1]) & (lat <= box[3])
+        mask[candidates[~inside]] = False
+    if query.ids is not None:
+        mask &= seg.mask_of("id", query.ids)
+    return mask
+
+
+def _distances(seg: _Segment, docs: np.ndarray, lat: float, lon: float) -> np.ndarray:
+    lat1, lon1 = np.radians(lat), np.radians(lon)
+    lat2, lon2 = np.radians(seg.lat[docs]), np.radians(seg.lon[docs])
+    a = (
+        np.sin((lat2 - lat1) / 2) ** 2
+        + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
+    )
+    return 2 * 6371.0088 * np.arcsin(np.minimum(1.0, np.sqrt(a)))
+
+
+def _fuzzy(
+    seg: _Segment, text: str, allowed: np.ndarray, matched: np.ndarray
+) -> list[tuple[int, float]]:
+    """Every name of a segment close to the query (typos) among allowed, not already matched
+    documents, by rapidfuzz over the indexed names (only the candidates' names when filters leave
+    few, so a filtered query never scans the whole corpus)."""
+    needle = "".join(query_words(text))
+    if len(needle) < 3:
+        return []
+    candidates = np.flatnonzero(allowed & ~matched)
+    if not len(candidates):
+        return []
+    if len(candidates) * 4 < seg.size:
+        names = [seg.name_at(int(d)) for d in candidates]
+        return [
+            (int(candidates[at]), float(score))
+            for _name, score, at in process.extract(
+                needle, names, scorer=fuzz.WRatio, score_cutoff=FUZZY_CUTOFF, limit=None
+            )
+        ]
+    return [
+        (docnum, float(score))
+        for _name, score, docnum in process.extract(
+            needle, seg.names, scorer=fuzz.WRatio, score_cutoff=FUZZY_CUTOFF, limit=None
+        )
+        if allowed[docnum] and not matched[docnum]
+    ]
+
+
+def _first_in_order(primary: np.ndarray, tiebreak: np.ndarray, want: int) -> np.ndarray:
+    """Positions of the `want` first entries in the total order (primary, then tiebreak): the same
+    answer whatever `want` is, so pages never repeat or drop a hit."""
+    if want <= 0:
+        return np.zeros(0, dtype=np.int64)
+    if want < len(primary):
+        kth = np.partition(primary, want - 1)[want - 1]
+        candidates = np.flatnonzero(primary <= kth)  # every tie at the cut-off competes on tiebreak
+    else:
+        candidates = np.arange(len(primary))
+    order = np.lexsort((tiebreak[candidates], primary[candidates]))
+    return candidates[order][:want]
+
+
+def _concat(parts: list[np.ndarray], dtype: type) -> np.ndarray:
+    if not parts:
+        return np.zeros(0, dtype=dtype)
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+def run_search(snap: _Snapshot, query: SearchQuery) -> SearchResult:
+    """Ranked ids for a query; user syntax never raises (quotes, brackets, AND, * are plain text)."""
+    parts = snap.parts
+    allowed = [_filter_mask(seg, live, query) for seg, live, _ in parts]
+    terms = query_words(query.q)
+    scores: list[np.ndarray | None] = [None] * len(parts)
+    local_docs: list[np.ndarray]
+    if terms:
+        matched = [a.copy() for a in allowed]
+        totals = [np.zeros(seg.size, dtype=np.float32) for seg, _, _ in parts]
+        for word in terms:
+            bests = [combine_word_evidence(*_word_evidence(seg, word)) for seg, _, _ in parts]
+            count = sum(
+                int(np.count_nonzero((best > 0) & live))
+                for best, (_, live, _) in zip(bests, parts, strict=True)
+            )
+            factor = math.log(1.0 + snap.live_count / count) if count else None
+            for i, best in enumerate(bests):
+                if factor is not None:
+                    best *= factor
+                matched[i] &= best > 0
+                totals[i] += best
+        local_docs = [np.flatnonzero(m) for m in matched]
+        for i, (seg, _, _) in enumerate(parts):
+            docs = local_docs[i]
+            # Among equal hits, shorter names (closer to the query) first.
+            length_factor = (1.0 + 1.0 / (1.0 + seg.name_len[docs] / 8.0)).astype(np.float32)
+            scores[i] = totals[i][docs] * length_factor
+    else:
+        local_docs = [np.flatnonzero(a) for a in allowed]
+    primaries, tiebreaks, distance_parts, segment_of, local_of = [], [], [], [], []
+    for i, (seg, _, _) in enumerate(parts):
+        docs = local_docs[i]
+        score = scores[i]
+        distances = None
+        if query.near is not None and len(docs):
+            distances = _distances(seg, docs, *query.near)
+            if query.radius_km is not None:
+                inside = distances <= query.radius_km
+                docs, distances = docs[inside], distances[inside]
+                score = score[inside] if score is not None else None
+                local_docs[i], scores[i] = docs, score
+        if score is not None:
+            primary = -score.astype(np.float64)
+            if distances is not None:
+                primary = primary + distances * 1e-6  # nearer first among equal scores
+        elif distances is not None:
+            primary = distances
+        else:
+            primary = np.asarray(seg.name_len[docs])  # short names first
+        primaries.append(primary)
+        tiebreaks.append(np.asarray(seg.tiebreak[docs]))
+        distance_parts.append(distances if distances is not None else np.full(len(docs), np.nan))
+        segment_of.append(np.full(len(docs), i, dtype=np.int32))
+        local_of.append(docs)
+    primary_all = _concat(primaries, np.float64)
+    total = int(len(primary_all))
+    want = min(total, query.offset + query.limit) if query.limit is not None else total
+    top = _first_in_order(primary_all, _concat(tiebreaks, np.int64), want)
+    seg_all, local_all = _concat(segment_of, np.int32), _concat(local_of, np.int64)
+    score_all = _concat([s for s in scores if s is not None], np.float32) if terms else None
+    distance_all = _concat(distance_parts, np.float64)
+    hits = [
+        Hit(
+            parts[int(seg_all[i])][0].id_at(int(local_all[i])),
+            float(score_all[i]) if score_all is not None else 0.0,
+            float(distance_all[i]) if query.near is not None else None,
+        )
+        for i in top
+    ]
+    fuzzy_used = False
+    if terms and total < FUZZY_WHEN_FEWER:
+        # Counted whole whatever the page size, so `total` and the pager agree on every page.
+        found: list[tuple[float, int, int, int]] = []
+        for i, (seg, _, _) in enumerate(parts):
+            matched_mask = np.zeros(seg.size, dtype=bool)
+            matched_mask[local_docs[i]] = True
+            for docnum, fscore in _fuzzy(seg, query.q, allowed[i], matched_mask):
+                found.append((-fscore, int(seg.tiebreak[docnum]), i, docnum))
+        found.sort()
+        for neg_score, _, i, docnum in found:
+            seg = parts[i][0]
+            distance = None
+            if query.near is not None:
+                distance = float(_distances(seg, np.array([docnum]), *query.near)[0])
+                if query.radius_km is not None and distance > query.radius_km:
+                    continue
+            hits.append(Hit(seg.id_at(docnum), -neg_score / 100.0, distance, fuzzy=True))
+            fuzzy_used = True
+            total += 1
+    page = (
+        hits[query.offset : query.offset + query.limit]
+        if query.limit is not None
+        else hits[query.offset :]
+    )
+    return SearchResult(page, total, fuzzy_used, terms)
