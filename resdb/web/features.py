@@ -362,9 +362,15 @@ class FeatureCache:
     """The columns of one app, moved forward when `directory.revision()` moves (checked on every use); a
     change of the districts' version rebuilds them (private hosts' public points depend on the districts)."""
 
-    def __init__(self, directory: Directory, today: Callable[[], date] | None = None) -> None:
+    def __init__(
+        self,
+        directory: Directory,
+        today: Callable[[], date] | None = None,
+        points_up_to: int = POINTS_UP_TO,
+    ) -> None:
         self.directory = directory
         self.today = today
+        self.points_up_to = points_up_to
         self._columns: _Columns | None = None
         self._snapshot: Snapshot | None = None
         self._lock = threading.Lock()
@@ -516,10 +522,11 @@ class FeatureCache:
             return [], zoom
         x, y = snap.col("x")[rows], snap.col("y")[rows]
         if bbox is not None:
-            (bx0, by1), (bx1, by0) = (
-                [float(v) for v in mercator(np.array([bbox[0]]), np.array([bbox[1]]))],
-                [float(v) for v in mercator(np.array([bbox[2]]), np.array([bbox[3]]))],
+            corner_x, corner_y = mercator(
+                np.array([bbox[0], bbox[2]]), np.array([bbox[1], bbox[3]])
             )
+            bx0, bx1 = float(corner_x[0]), float(corner_x[1])
+            by1, by0 = float(corner_y[0]), float(corner_y[1])  # y grows southwards
         else:
             bx0, bx1, by0, by1 = float(x.min()), float(x.max()), float(y.min()), float(y.max())
         level = max(0, zoom)
@@ -578,7 +585,8 @@ class FeatureCache:
         total = int(len(rows))
         with_point = int(np.count_nonzero(snap.col("has_point")[rows])) if total else 0
         clustered = zoom is not None and (
-            (zoom < STREET_ZOOM and with_point > POINTS_UP_TO) or with_point > STREET_POINTS_MAX
+            (zoom < STREET_ZOOM and with_point > self.points_up_to)
+            or with_point > STREET_POINTS_MAX
         )
         head = [b'{"type":"FeatureCollection","total":', str(total).encode()]
         if clustered:
