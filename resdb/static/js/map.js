@@ -188,7 +188,7 @@
     const p = f.properties;
     const c = f.geometry.coordinates;
     const size = p.count < 10 ? "small" : (p.count < 100 ? "medium" : "large");
-    const name = p.count + " 件" + (p.samples ? "（うち" + config.sampleLabel + " " + p.samples + " 件）" : "") + "のまとまり（拡大）";
+    const name = p.count + " 件のまとまり" + (p.samples ? "（うち" + config.sampleLabel + " " + p.samples + " 件）" : "") + "・クリックで拡大";
     const inner = el("div", {}, [el("span", {text: shortCount(p.count)}), el("span", {className: "visually-hidden", text: "件のまとまり（拡大）"})]);
     const marker = L.marker([c[1], c[0]], {
       icon: L.divIcon({html: inner, className: "cluster cluster--" + size + " cluster--cell", iconSize: L.point(40, 40)}),
