@@ -219,7 +219,8 @@ def resources_geojson() -> Response:
     parsed.raise_if_bad()
     zoom = _zoom(request.args.get("zoom"))
     cache = current_app.extensions["resdb.features"]
-    revision = cache.snapshot().revision
+    snap = cache.snapshot()
+    revision = snap.revision
     today = current_app.config["TODAY"]()
     tag = hashlib.sha1(
         f"{revision}@{today}|{parsed.query.open_on}|{request.query_string.decode()}".encode()
@@ -228,7 +229,7 @@ def resources_geojson() -> Response:
     headers = {"ETag": etag, "Cache-Control": "no-cache", "Vary": "Accept-Encoding"}
     if etag in {t.strip() for t in request.headers.get("If-None-Match", "").split(",")}:
         return Response(status=304, headers=headers)
-    body = cache.answer(parsed.query, zoom).body
+    body = cache.answer(parsed.query, zoom, snap).body
     if len(body) > 2048 and "gzip" in request.headers.get("Accept-Encoding", ""):
         headers["Content-Encoding"] = "gzip"
         body = cache.gzipped(etag, body)

@@ -440,9 +440,12 @@ class FeatureCache:
         return snap.bounds(municipality_code or "") or snap.bounds("")
 
     # -- selecting ----------------------------------------------------------------------------------
-    def select(self, query: SearchQuery) -> tuple[np.ndarray, Snapshot]:
-        """Rows answering `query` in the map's order (ranked when it has words), ignoring limit/offset."""
-        snap = self.snapshot()
+    def select(
+        self, query: SearchQuery, snap: Snapshot | None = None
+    ) -> tuple[np.ndarray, Snapshot]:
+        """Rows answering `query` in the map's order (ranked when it has words), ignoring limit/offset;
+        from `snap` when the caller just took it, else from a fresh snapshot."""
+        snap = snap or self.snapshot()
         if _snapshot_only(query):
             mask = snap.alive.copy()
             if query.bbox is not None:
@@ -577,10 +580,12 @@ class FeatureCache:
             )
         return out, level
 
-    def answer(self, query: SearchQuery, zoom: int | None = None) -> MapAnswer:
+    def answer(
+        self, query: SearchQuery, zoom: int | None = None, snap: Snapshot | None = None
+    ) -> MapAnswer:
         """The FeatureCollection for `query`: every point (in pages by limit/offset) without `zoom`; with
         `zoom`, points at street zoom or for a view of few listings, else one feature per grid cell."""
-        rows, snap = self.select(query)
+        rows, snap = self.select(query, snap)
         ranked = not _snapshot_only(query)
         total = int(len(rows))
         with_point = int(np.count_nonzero(snap.col("has_point")[rows])) if total else 0
