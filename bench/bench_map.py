@@ -93,7 +93,7 @@ def view_bbox(lat: float, lon: float, zoom: int) -> str:
     """The padded bbox the map asks for around (lat, lon) at `zoom` (twice the viewport each way)."""
     import numpy as np
 
-    from resdb.web.features import mercator
+    from resdb.web.mapcolumns import mercator
 
     world = 256 * 2**zoom
     x, y = (float(v[0]) for v in mercator(np.array([lon]), np.array([lat])))
@@ -112,7 +112,7 @@ def view_bbox(lat: float, lon: float, zoom: int) -> str:
 def synthetic_rows(count: int, seed: int) -> list[Any]:
     """`count` map rows spread over Japan (listings made by resdb.synth, placed around CITIES)."""
     from resdb.synth import synthetic_listings
-    from resdb.web.features import _row
+    from resdb.web.mapcolumns import map_row
 
     rng = random.Random(seed)
     weights = [c[2] for c in CITIES]
@@ -123,7 +123,7 @@ def synthetic_rows(count: int, seed: int) -> list[Any]:
         listing["lat"] = round(min(45.5, max(24.0, rng.gauss(lat, spread))), 6)
         listing["lon"] = round(min(148.0, max(123.0, rng.gauss(lon, spread * 1.2))), 6)
         listing["id"] = f"gen-{listing['id']}"
-        rows.append(_row(listing))
+        rows.append(map_row(listing))
     return rows
 
 
@@ -165,7 +165,7 @@ def run(count: int, real: int, requests: int, seed: int) -> None:
     from resdb.directory import Directory
     from resdb.synth import REGION, synthetic_listings
     from resdb.web import create_app
-    from resdb.web.features import _row
+    from resdb.web.mapcolumns import map_row
 
     print(f"\n== {count:,} listings ({real:,} in the store, the rest generated into the columns)")
     instance = Path(tempfile.mkdtemp(prefix="bench-map-"))
@@ -193,7 +193,7 @@ def run(count: int, real: int, requests: int, seed: int) -> None:
         f"{(time.perf_counter() - started) * 1000:.0f} ms"
     )
     started = time.perf_counter()
-    rows = [_row(x) for x in directory.iter_published(public=True)]
+    rows = [map_row(x) for x in directory.iter_published(public=True)]
     rows += synthetic_rows(count - real, seed + 1)
     made = time.perf_counter() - started
     started = time.perf_counter()

@@ -1,28 +1,47 @@
-"""The map's data, small at any zoom: every published listing's point, kind and encoded feature held as numpy
-columns that move forward along the change log (an edit retires the changed rows and appends their new
-versions: work per change, never a whole-corpus rebuild), answered as points at street zoom and as counts per
-grid cell (Web Mercator binning with bincount) for wider views."""
+"""The map's answers, small at any zoom: rows of the map's columns (resdb.web.mapcolumns) selected by bbox,
+municipality and kind with numpy (or by the index for words and other filters), sent as points at street zoom
+and as counts per grid cell (Web Mercator binning with bincount) for wider views; the columns follow the
+change log one change at a time."""
 
 from __future__ import annotations
 
-import bisect
 import gzip
 import json
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import date
-from typing import Any
 
 import numpy as np
 
 from resdb.directory import ChangesPruned, Directory
-from resdb.domain.vocab import HIDDEN_IN_SEARCH_KINDS, KINDS
-from resdb.exchange import feature
+from resdb.domain.vocab import HIDDEN_IN_SEARCH_KINDS
 from resdb.search import SearchQuery
-from resdb.web.labels import session_ja, upcoming, yen
+from resdb.web.mapcolumns import (
+    KIND_CODE,
+    KIND_IDS,
+    Columns,
+    MapRow,
+    Snapshot,
+    compact_feature,
+    lat_of,
+    map_row,
+    mercator,
+    next_session_text,
+    public_rows,
+)
+
+__all__ = [
+    "POINTS_UP_TO",
+    "STREET_ZOOM",
+    "FeatureCache",
+    "MapAnswer",
+    "compact_feature",
+    "map_row",
+    "mercator",
+]
 
 STREET_ZOOM = 15  # from this zoom on, the map gets individual points
 POINTS_UP_TO = 500  # a view holding this many listings or fewer gets points at any zoom
@@ -32,304 +51,8 @@ MAX_GRID_CELLS = (
     1600  # a wider grid is coarsened a zoom level at a time (keeps a response ≤ ~300 KB)
 )
 
-_KIND_IDS = list(KINDS)
-_KIND_CODE = {kind: n for n, kind in enumerate(_KIND_IDS)}
-_HIDDEN_CODES = [_KIND_CODE[k] for k in HIDDEN_IN_SEARCH_KINDS if k in _KIND_CODE]
-_ALIVE = np.iinfo(np.int64).max
+_HIDDEN_CODES = [KIND_CODE[k] for k in HIDDEN_IN_SEARCH_KINDS if k in KIND_CODE]
 _NO_NEXT = b',"next":null}}'
-_MAX_LAT = 85.05112878
-
-
-def _when(listing: dict[str, Any], today: date | None) -> str | None:
-    """「次回 12月3日（水）13:30」, or None (no schedule, or no session in the next six weeks)."""
-    if today is None or not listing.get("schedule"):
-        return None
-    sessions = upcoming(listing, today, count=1)
-    return f"次回 {session_ja(sessions[0])}" if sessions else None
-
-
-def compact_feature(listing: dict[str, Any], today: date | None = None) -> dict[str, Any]:
-    """The map's feature: a point and id, name, kind, kind_label, is_sample, cost (in words, None when
-    unknown) and, with `today`, the next session (`next`)."""
-    kind = listing.get("kind") or "other"
-    return feature(
-        listing,
-        properties=("id", "name"),
-        extra={
-            "name": listing.get("name") or "",
-            "kind": kind,
-            "kind_label": KINDS.get(kind, KINDS["other"]),
-            "is_sample": bool(listing.get("is_sample")),
-            "cost": None if listing.get("cost_yen") is None else yen(listing.get("cost_yen")),
-            "next": _when(listing, today),
-        },
-    )
-
-
-def _sort_key(listing: dict[str, Any]) -> tuple[Any, ...]:
-    # Real listings before invented samples, then by kind and reading; the id last (unique).
-    return (
-        bool(listing.get("is_sample")),
-        _KIND_CODE.get(listing.get("kind") or "other", 99),
-        listing.get("name_kana") or listing.get("name") or "",
-        listing["id"],
-    )
-
-
-def mercator(lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Web Mercator x, y in [0, 1] (the whole world as one tile, y down)."""
-    x = (lon + 180.0) / 360.0
-    phi = np.radians(np.clip(lat, -_MAX_LAT, _MAX_LAT))
-    y = 0.5 - np.log(np.tan(np.pi / 4 + phi / 2)) / (2 * np.pi)
-    return x, y
-
-
-def _lat_of(y: np.ndarray) -> np.ndarray:
-    return np.degrees(np.arctan(np.sinh(np.pi * (1 - 2 * y))))
-
-
-@dataclass(frozen=True)
-class _Row:
-    """One listing as the map keeps it (built from its public view)."""
-
-    id: str
-    key: tuple[Any, ...]
-    encoded: bytes  # the feature's JSON without `next` and the closing braces
-    lon: float
-    lat: float
-    has_point: bool
-    kind: int
-    municipality: str
-    hidden: bool
-    sample: bool
-    timing: tuple[Any, bool] | None  # (schedule, holidays_closed) when the listing has a schedule
-
-
-def _row(listing: dict[str, Any]) -> _Row:
-    has_point = listing.get("lat") is not None and listing.get("lon") is not None
-    kind = listing.get("kind") or "other"
-    static = dict(compact_feature(listing))
-    static["properties"] = {k: v for k, v in static["properties"].items() if k != "next"}
-    encoded = json.dumps(static, ensure_ascii=False, separators=(",", ":")).encode()
-    return _Row(
-        id=listing["id"],
-        key=_sort_key(listing),
-        encoded=encoded[:-2],
-        lon=float(listing["lon"]) if has_point else 0.0,
-        lat=float(listing["lat"]) if has_point else 0.0,
-        has_point=has_point,
-        kind=_KIND_CODE.get(kind, _KIND_CODE["other"]),
-        municipality=listing.get("municipality_code") or "",
-        hidden=kind in HIDDEN_IN_SEARCH_KINDS,
-        sample=bool(listing.get("is_sample")),
-        timing=(listing["schedule"], listing.get("holidays_closed") is not False)
-        if listing.get("schedule")
-        else None,
-    )
-
-
-_COLUMNS: dict[str, Any] = {
-    "lon": np.float64,
-    "lat": np.float64,
-    "x": np.float64,
-    "y": np.float64,
-    "kind": np.int16,
-    "municipality": np.int32,
-    "has_point": np.bool_,
-    "hidden": np.bool_,
-    "sample": np.bool_,
-    "died": np.int64,
-    "rank": np.float64,
-}
-
-
-@dataclass
-class Snapshot:
-    """What one request reads: the columns' first `count` rows as of change-log `seq` (a row is alive here
-    while its `died` is above `seq`). Later changes only append rows and retire rows at a higher seq, so a
-    snapshot stays consistent while the cache moves on."""
-
-    revision: str
-    seq: int
-    count: int
-    columns: dict[str, np.ndarray]
-    ids: list[str]
-    encoded: list[bytes]
-    timing: dict[int, tuple[Any, bool]]
-    position: dict[str, int]
-    municipality_codes: dict[str, int]
-    generation: int
-    _alive: np.ndarray | None = field(default=None, repr=False)
-    _bounds: dict[str, tuple[float, float, float, float] | None] = field(
-        default_factory=dict, repr=False
-    )
-
-    def col(self, name: str) -> np.ndarray:
-        return self.columns[name][: self.count]
-
-    @property
-    def alive(self) -> np.ndarray:
-        if self._alive is None:
-            self._alive = self.col("died") > self.seq
-        return self._alive
-
-    @property
-    def live_count(self) -> int:
-        return int(np.count_nonzero(self.alive))
-
-    def bounds(self, municipality_code: str = "") -> tuple[float, float, float, float] | None:
-        if municipality_code not in self._bounds:
-            mask = self.alive & self.col("has_point")
-            if municipality_code:
-                code = self.municipality_codes.get(municipality_code)
-                mask = mask & (self.col("municipality") == code) if code else mask & False
-            box = None
-            if mask.any():
-                lon, lat = self.col("lon")[mask], self.col("lat")[mask]
-                box = (float(lon.min()), float(lat.min()), float(lon.max()), float(lat.max()))
-            self._bounds[municipality_code] = box
-        return self._bounds[municipality_code]
-
-
-class _Columns:
-    """The writer's side: arrays with spare capacity, rows appended in change order and never rewritten
-    (only retired through `died`), the sort order kept as a float rank (bisect into the sorted keys)."""
-
-    def __init__(self, rows: list[_Row], seq: int, generation: int) -> None:
-        rows.sort(key=lambda r: r.key)
-        self.generation = generation
-        self.capacity = max(1024, len(rows) + len(rows) // 8)
-        self.columns = {name: np.zeros(self.capacity, dtype=t) for name, t in _COLUMNS.items()}
-        self.count = 0
-        self.ids: list[str] = []
-        self.encoded: list[bytes] = []
-        self.keys: list[tuple[Any, ...]] = []
-        self.timing: dict[int, tuple[Any, bool]] = {}
-        self.position: dict[str, int] = {}
-        self.municipality_codes: dict[str, int] = {}
-        self.sorted_keys: list[tuple[Any, ...]] = [r.key for r in rows]
-        self.dead = 0
-        self._append(rows, ranks=np.arange(len(rows), dtype=np.float64))
-
-    def _code(self, municipality: str) -> int:
-        if not municipality:
-            return 0
-        return self.municipality_codes.setdefault(municipality, len(self.municipality_codes) + 1)
-
-    def _append(self, rows: Sequence[_Row], ranks: np.ndarray) -> None:
-        need = self.count + len(rows)
-        if need > self.capacity:  # grow: readers keep the arrays they hold
-            self.capacity = max(need, self.capacity * 2)
-            grown = {}
-            for name, old in self.columns.items():
-                new = np.zeros(self.capacity, dtype=old.dtype)
-                new[: self.count] = old[: self.count]
-                grown[name] = new
-            self.columns = grown
-        start, end = self.count, need
-        c = self.columns
-        c["lon"][start:end] = [r.lon for r in rows]
-        c["lat"][start:end] = [r.lat for r in rows]
-        x, y = mercator(c["lon"][start:end], c["lat"][start:end])
-        c["x"][start:end], c["y"][start:end] = x, y
-        c["kind"][start:end] = [r.kind for r in rows]
-        c["municipality"][start:end] = [self._code(r.municipality) for r in rows]
-        c["has_point"][start:end] = [r.has_point for r in rows]
-        c["hidden"][start:end] = [r.hidden for r in rows]
-        c["sample"][start:end] = [r.sample for r in rows]
-        c["died"][start:end] = _ALIVE
-        c["rank"][start:end] = ranks
-        for n, r in enumerate(rows, start=start):
-            self.ids.append(r.id)
-            self.encoded.append(r.encoded)
-            self.keys.append(r.key)
-            self.position[r.id] = n
-            if r.timing is not None:
-                self.timing[n] = r.timing
-        self.count = end
-
-    def _rank_between(self, at: int) -> float | None:
-        """A rank between the sorted neighbours of slot `at`, or None when floats ran out there."""
-        rank = self.columns["rank"]
-        low = rank[self.position[self.sorted_keys[at - 1][-1]]] if at > 0 else None
-        high = rank[self.position[self.sorted_keys[at][-1]]] if at < len(self.sorted_keys) else None
-        if low is None and high is None:
-            return 0.0
-        if low is None:
-            return float(high) - 1.0  # type: ignore[arg-type]
-        if high is None:
-            return float(low) + 1.0
-        middle = (float(low) + float(high)) / 2
-        return middle if low < middle < high else None
-
-    def advance(self, changed: Iterable[str], rows: list[_Row], seq: int) -> None:
-        """Retire the changed listings' rows (at `seq`) and append the new versions of those still published."""
-        died = self.columns["died"]
-        for listing_id in changed:
-            old = self.position.pop(listing_id, None)
-            if old is None:
-                continue
-            died[old] = seq
-            self.dead += 1
-            key = self.keys[old]
-            at = bisect.bisect_left(self.sorted_keys, key)
-            if at < len(self.sorted_keys) and self.sorted_keys[at] == key:
-                del self.sorted_keys[at]
-        renumber = False
-        for r in rows:
-            at = bisect.bisect_left(self.sorted_keys, r.key)
-            rank = self._rank_between(at)
-            if rank is None:
-                renumber, rank = True, 0.0
-            self.sorted_keys.insert(at, r.key)
-            self._append([r], ranks=np.array([rank]))
-        if renumber:  # a fresh rank array (readers keep theirs)
-            rank_column = self.columns["rank"].copy()
-            for n, key in enumerate(self.sorted_keys):
-                rank_column[self.position[key[-1]]] = n
-            self.columns["rank"] = rank_column
-
-    def compacted(self, seq: int) -> _Columns | None:
-        """A copy without retired rows once they outnumber the live ones (None while not worth it)."""
-        if self.dead <= max(10_000, (self.count - self.dead)):
-            return None
-        alive = np.flatnonzero(self.columns["died"][: self.count] > seq)
-        names = {code: name for name, code in self.municipality_codes.items()}
-        rows = [
-            _Row(
-                id=self.ids[n],
-                key=self.keys[n],
-                encoded=self.encoded[n],
-                lon=float(self.columns["lon"][n]),
-                lat=float(self.columns["lat"][n]),
-                has_point=bool(self.columns["has_point"][n]),
-                kind=int(self.columns["kind"][n]),
-                municipality=names.get(int(self.columns["municipality"][n]), ""),
-                hidden=bool(self.columns["hidden"][n]),
-                sample=bool(self.columns["sample"][n]),
-                timing=self.timing.get(int(n)),
-            )
-            for n in alive
-        ]
-        return _Columns(rows, seq, self.generation + 1)
-
-    def snapshot(self, revision: str, seq: int) -> Snapshot:
-        return Snapshot(
-            revision=revision,
-            seq=seq,
-            count=self.count,
-            columns=dict(self.columns),
-            ids=self.ids,
-            encoded=self.encoded,
-            timing=self.timing,
-            position=self.position,
-            municipality_codes=self.municipality_codes,
-            generation=self.generation,
-        )
-
-
-def _public_rows(listings: Iterable[dict[str, Any]]) -> list[_Row]:
-    return [_row(listing) for listing in listings]
 
 
 def _snapshot_only(query: SearchQuery) -> bool:
@@ -371,7 +94,7 @@ class FeatureCache:
         self.directory = directory
         self.today = today
         self.points_up_to = points_up_to
-        self._columns: _Columns | None = None
+        self._columns: Columns | None = None
         self._snapshot: Snapshot | None = None
         self._lock = threading.Lock()
         self._next: dict[int, bytes] = {}
@@ -382,8 +105,8 @@ class FeatureCache:
 
     # -- keeping up with the change log ------------------------------------------------------------
     def _build(self, revision: str, seq: int, generation: int) -> None:
-        rows = _public_rows(self.directory.iter_published(public=True))
-        self._columns = _Columns(rows, seq, generation)
+        rows = public_rows(self.directory.iter_published(public=True))
+        self._columns = Columns(rows, seq, generation)
         self._snapshot = self._columns.snapshot(revision, seq)
 
     def _advance(self, revision: str) -> None:
@@ -407,7 +130,7 @@ class FeatureCache:
             self._build(revision, seq, generation)
             return
         public = [self.directory.public_view(x) for x in self.directory.get_many(sorted(changed))]
-        self._columns.advance(changed, _public_rows(public), seq)
+        self._columns.advance(changed, public_rows(public), seq)
         compacted = self._columns.compacted(seq)
         if compacted is not None:
             self._columns = compacted
@@ -425,11 +148,11 @@ class FeatureCache:
             assert self._snapshot is not None
             return self._snapshot
 
-    def install(self, rows: list[_Row], revision: str) -> None:
+    def install(self, rows: list[MapRow], revision: str) -> None:
         """Start from rows made elsewhere (benchmarks filling a large corpus without the database)."""
         with self._lock:
             seq = int(revision.partition("/")[0])
-            self._columns = _Columns(rows, seq, 0)
+            self._columns = Columns(rows, seq, 0)
             self._snapshot = self._columns.snapshot(revision, seq)
 
     def bounds(
@@ -458,8 +181,8 @@ class FeatureCache:
                 mask &= snap.col("municipality") == code
             kinds = snap.col("kind")
             if query.kinds:
-                mask &= np.isin(kinds, [_KIND_CODE.get(k, -1) for k in query.kinds])
-            hidden = [c for c in _HIDDEN_CODES if _KIND_IDS[c] not in query.kinds]
+                mask &= np.isin(kinds, [KIND_CODE.get(k, -1) for k in query.kinds])
+            hidden = [c for c in _HIDDEN_CODES if KIND_IDS[c] not in query.kinds]
             if hidden and not query.include_venues:
                 mask &= ~np.isin(kinds, hidden)
             rows = np.flatnonzero(mask)
@@ -504,7 +227,7 @@ class FeatureCache:
             part = cache.get(row)
             if part is None:
                 schedule, closed = found
-                text = _when({"schedule": schedule, "holidays_closed": closed}, today)
+                text = next_session_text({"schedule": schedule, "holidays_closed": closed}, today)
                 part = b',"next":' + json.dumps(text, ensure_ascii=False).encode() + b"}}"
                 cache[row] = part
             out.append(part)
@@ -550,7 +273,7 @@ class FeatureCache:
         lon_sum = np.bincount(key, weights=snap.col("lon")[rows], minlength=cells)[occupied]
         lat_sum = np.bincount(key, weights=snap.col("lat")[rows], minlength=cells)[occupied]
         samples = np.bincount(key, weights=snap.col("sample")[rows], minlength=cells)[occupied]
-        kinds_count = len(_KIND_IDS)
+        kinds_count = len(KIND_IDS)
         by_kind = np.bincount(
             key * kinds_count + snap.col("kind")[rows], minlength=cells * kinds_count
         ).reshape(cells, kinds_count)[occupied]
@@ -559,15 +282,15 @@ class FeatureCache:
         cx, cy = occupied % width + ix0, occupied // width + iy0
         west = cx / per_world * 360.0 - 180.0
         east = (cx + 1) / per_world * 360.0 - 180.0
-        north = _lat_of(cy / per_world)
-        south = _lat_of((cy + 1) / per_world)
+        north = lat_of(cy / per_world)
+        south = lat_of((cy + 1) / per_world)
         singles = n == 1
         single_rows = rows[first[occupied][singles].astype(np.int64)]
         out = self._points(snap, single_rows)
         for i in np.flatnonzero(~singles).tolist():
             count = int(n[i])
             kinds = ",".join(
-                f'"{_KIND_IDS[k]}":{int(by_kind[i, k])}' for k in np.flatnonzero(by_kind[i])
+                f'"{KIND_IDS[k]}":{int(by_kind[i, k])}' for k in np.flatnonzero(by_kind[i])
             )
             out.append(
                 (
