@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import math
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -20,12 +19,15 @@ from resdb.directory import ChangesPruned, Directory
 from resdb.domain.vocab import HIDDEN_IN_SEARCH_KINDS
 from resdb.search import SearchQuery
 from resdb.web.mapcolumns import (
+    CELL_PX,
+    FINE_LEVEL,
     KIND_CODE,
     KIND_IDS,
     Columns,
     MapRow,
     Snapshot,
     compact_feature,
+    fine_cell,
     lat_of,
     map_row,
     mercator,
@@ -46,7 +48,6 @@ __all__ = [
 STREET_ZOOM = 15  # from this zoom on, the map gets individual points
 POINTS_UP_TO = 500  # a view holding this many listings or fewer gets points at any zoom
 STREET_POINTS_MAX = 3000  # more than this at street zoom still comes as (fine) cells
-CELL_PX = 80  # a cluster cell is about this many screen pixels wide
 MAX_GRID_CELLS = (
     1600  # a wider grid is coarsened a zoom level at a time (keeps a response ≤ ~300 KB)
 )
@@ -104,30 +105,29 @@ class FeatureCache:
         self._gzip_lock = threading.Lock()
 
     # -- keeping up with the change log ------------------------------------------------------------
-    def _build(self, revision: str, seq: int, generation: int) -> None:
+    def _build(self, revision: str, seq: int) -> None:
         rows = public_rows(self.directory.iter_published(public=True))
-        self._columns = Columns(rows, seq, generation)
+        self._columns = Columns(rows, seq)
         self._snapshot = self._columns.snapshot(revision, seq)
 
     def _advance(self, revision: str) -> None:
         old = self._snapshot
         seq = int(revision.partition("/")[0])
-        generation = self._columns.generation + 1 if self._columns else 0
         if old is None or self._columns is None:
-            self._build(revision, seq, generation)
+            self._build(revision, seq)
             return
         if revision.partition("/")[2] != old.revision.partition("/")[2]:
-            self._build(revision, seq, generation)
+            self._build(revision, seq)
             return
         try:
             changed = list(
                 dict.fromkeys(listing_id for _, listing_id in self.directory.changes_since(old.seq))
             )
         except ChangesPruned:
-            self._build(revision, seq, generation)
+            self._build(revision, seq)
             return
         if len(changed) > max(2000, old.count // 4):
-            self._build(revision, seq, generation)
+            self._build(revision, seq)
             return
         public = [self.directory.public_view(x) for x in self.directory.get_many(sorted(changed))]
         self._columns.advance(changed, public_rows(public), seq)
@@ -152,7 +152,7 @@ class FeatureCache:
         """Start from rows made elsewhere (benchmarks filling a large corpus without the database)."""
         with self._lock:
             seq = int(revision.partition("/")[0])
-            self._columns = Columns(rows, seq, 0)
+            self._columns = Columns(rows, seq)
             self._snapshot = self._columns.snapshot(revision, seq)
 
     def bounds(
@@ -163,6 +163,31 @@ class FeatureCache:
         return snap.bounds(municipality_code or "") or snap.bounds("")
 
     # -- selecting ----------------------------------------------------------------------------------
+    def _mask(self, query: SearchQuery, snap: Snapshot) -> np.ndarray:
+        """The rows answering a bbox / municipality / kind query (cached masks reused when they suffice)."""
+        venues = query.include_venues or any(KIND_IDS[c] in query.kinds for c in _HIDDEN_CODES)
+        base = "alive" if venues else "visible"
+        if query.bbox is not None:
+            mask = snap.mask(base + "_points")
+            min_lon, min_lat, max_lon, max_lat = query.bbox
+            box = snap.bounds("")
+            covers = box is not None and (
+                min_lon <= box[0] and min_lat <= box[1] and max_lon >= box[2] and max_lat >= box[3]
+            )
+            if not covers:
+                lon, lat = snap.col("lon"), snap.col("lat")
+                mask = (
+                    mask & (lon >= min_lon) & (lon <= max_lon) & (lat >= min_lat) & (lat <= max_lat)
+                )
+        else:
+            mask = snap.mask(base)
+        if query.municipality_code:
+            code = snap.municipality_codes.get(query.municipality_code, -1)
+            mask = mask & (snap.col("municipality") == code)
+        if query.kinds:
+            mask = mask & np.isin(snap.col("kind"), [KIND_CODE.get(k, -1) for k in query.kinds])
+        return mask
+
     def select(
         self, query: SearchQuery, snap: Snapshot | None = None
     ) -> tuple[np.ndarray, Snapshot]:
@@ -170,30 +195,18 @@ class FeatureCache:
         from `snap` when the caller just took it, else from a fresh snapshot."""
         snap = snap or self.snapshot()
         if _snapshot_only(query):
-            mask = snap.alive.copy()
-            if query.bbox is not None:
-                min_lon, min_lat, max_lon, max_lat = query.bbox
-                lon, lat = snap.col("lon"), snap.col("lat")
-                mask &= snap.col("has_point")
-                mask &= (lon >= min_lon) & (lon <= max_lon) & (lat >= min_lat) & (lat <= max_lat)
-            if query.municipality_code:
-                code = snap.municipality_codes.get(query.municipality_code, -1)
-                mask &= snap.col("municipality") == code
-            kinds = snap.col("kind")
-            if query.kinds:
-                mask &= np.isin(kinds, [KIND_CODE.get(k, -1) for k in query.kinds])
-            hidden = [c for c in _HIDDEN_CODES if KIND_IDS[c] not in query.kinds]
-            if hidden and not query.include_venues:
-                mask &= ~np.isin(kinds, hidden)
-            rows = np.flatnonzero(mask)
-            return rows, snap
+            return np.flatnonzero(self._mask(query, snap)), snap
+        return self._found(query, snap), snap
+
+    def _found(self, query: SearchQuery, snap: Snapshot) -> np.ndarray:
+        """Rows of the index's answer, in its order."""
         result = self.directory.search_ids(replace(query, limit=None, offset=0))
         position = snap.position
         found = np.fromiter(
             (position.get(i, -1) for i in result.ids), dtype=np.int64, count=len(result.ids)
         )
         found = found[(found >= 0) & (found < snap.count)]
-        return found[snap.alive[found]], snap
+        return found[snap.alive[found]]
 
     @staticmethod
     def _ordered(
@@ -239,53 +252,90 @@ class FeatureCache:
         return [encoded[row] + part for row, part in zip(rows.tolist(), nexts, strict=True)]
 
     def _cells(
-        self, snap: Snapshot, rows: np.ndarray, zoom: int, bbox: tuple[float, ...] | None
+        self,
+        snap: Snapshot,
+        zoom: int,
+        bbox: tuple[float, ...] | None,
+        rows: np.ndarray | None = None,
+        mask: np.ndarray | None = None,
     ) -> tuple[list[bytes], int]:
         """One feature per grid cell holding listings (count, samples, kinds, the cell's bbox, at the mean
-        position of its listings); a cell of one listing is that listing's point. Returns (features, level)."""
-        rows = rows[snap.col("has_point")[rows]]
-        if not len(rows):
-            return [], zoom
-        x, y = snap.col("x")[rows], snap.col("y")[rows]
-        if bbox is not None:
-            corner_x, corner_y = mercator(
-                np.array([bbox[0], bbox[2]]), np.array([bbox[1], bbox[3]])
-            )
-            bx0, bx1 = float(corner_x[0]), float(corner_x[1])
-            by1, by0 = float(corner_y[0]), float(corner_y[1])  # y grows southwards
+        position of its listings); a cell of one listing is that listing's point. The listings are `rows`,
+        or the rows with a point in `mask`: binned over whole columns (no gathering) when they are many.
+        Returns (features, level)."""
+        has_point = snap.col("has_point")
+        if rows is None:
+            assert mask is not None
+            if bbox is None:
+                mask = mask & has_point
+            selected = int(np.count_nonzero(mask))
+            if selected < snap.count // 8:
+                rows = np.flatnonzero(mask)
         else:
-            bx0, bx1, by0, by1 = float(x.min()), float(x.max()), float(y.min()), float(y.max())
-        level = max(0, zoom)
+            rows = rows[has_point[rows]]
+            selected = len(rows)
+        if not selected:
+            return [], zoom
+        if rows is not None:  # few: gather them
+            px, py = snap.col("px")[rows], snap.col("py")[rows]
+            lon, lat, code = snap.col("lon")[rows], snap.col("lat")[rows], snap.col("code")[rows]
+            valid = None
+        else:  # many: whole columns, the others binned into a spare cell
+            px, py = snap.col("px"), snap.col("py")
+            lon, lat, code = snap.col("lon"), snap.col("lat"), snap.col("code")
+            valid = None if selected == snap.count else mask
+        box = bbox if bbox is not None else snap.bounds("") if rows is None else None
+        if box is not None:
+            corner_x, corner_y = mercator(np.array([box[0], box[2]]), np.array([box[1], box[3]]))
+            fx0, fx1 = (int(v) for v in fine_cell(corner_x))
+            fy1, fy0 = (int(v) for v in fine_cell(corner_y))  # y grows southwards
+        else:
+            fx0, fx1, fy0, fy1 = int(px.min()), int(px.max()), int(py.min()), int(py.max())
+        level = min(max(0, zoom), FINE_LEVEL)
         while True:
-            per_world = 2.0**level * 256 / CELL_PX
-            ix0, iy0 = math.floor(bx0 * per_world), math.floor(by0 * per_world)
-            width = math.floor(bx1 * per_world) - ix0 + 1
-            height = math.floor(by1 * per_world) - iy0 + 1
+            shift = FINE_LEVEL - level
+            ix0, iy0 = fx0 >> shift, fy0 >> shift
+            width, height = (fx1 >> shift) - ix0 + 1, (fy1 >> shift) - iy0 + 1
             if width * height <= MAX_GRID_CELLS or level == 0:
                 break
             level -= 1
-        ix = np.clip(np.floor(x * per_world).astype(np.int64) - ix0, 0, width - 1)
-        iy = np.clip(np.floor(y * per_world).astype(np.int64) - iy0, 0, height - 1)
-        key = iy * width + ix
+        per_world = 2.0**level * 256 / CELL_PX
         cells = width * height
-        counts = np.bincount(key, minlength=cells)
-        occupied = np.flatnonzero(counts)
-        lon_sum = np.bincount(key, weights=snap.col("lon")[rows], minlength=cells)[occupied]
-        lat_sum = np.bincount(key, weights=snap.col("lat")[rows], minlength=cells)[occupied]
-        samples = np.bincount(key, weights=snap.col("sample")[rows], minlength=cells)[occupied]
+        ix = px >> shift
+        ix -= ix0
+        key = py >> shift
+        key -= iy0
+        key *= width
+        key += ix
+        if valid is not None:
+            key = np.where(valid, key, cells)  # the spare cell
+        np.clip(
+            key, 0, cells, out=key
+        )  # rows in the box are in range (same formulas); belt and braces
         kinds_count = len(KIND_IDS)
-        by_kind = np.bincount(
-            key * kinds_count + snap.col("kind")[rows], minlength=cells * kinds_count
-        ).reshape(cells, kinds_count)[occupied]
-        first = np.bincount(key, weights=np.arange(len(rows), dtype=np.float64), minlength=cells)
-        n = counts[occupied]
+        by_code = np.bincount(
+            key * (2 * kinds_count) + code, minlength=(cells + 1) * 2 * kinds_count
+        ).reshape(cells + 1, 2 * kinds_count)[:cells]
+        by_kind = by_code[:, :kinds_count] + by_code[:, kinds_count:]
+        counts = by_kind.sum(axis=1)
+        occupied = np.flatnonzero(counts)
+        by_kind, n = by_kind[occupied], counts[occupied]
+        samples = by_code[occupied, kinds_count:].sum(axis=1)
+        lon_sum = np.bincount(key, weights=lon, minlength=cells + 1)[occupied]
+        lat_sum = np.bincount(key, weights=lat, minlength=cells + 1)[occupied]
+        singles = n == 1
+        single_cells = occupied[singles]
+        if len(single_cells):
+            index = rows.astype(np.float64) if rows is not None else snap.row_numbers()
+            first = np.bincount(key, weights=index, minlength=cells + 1)
+            single_rows = first[single_cells].astype(np.int64)
+        else:
+            single_rows = np.empty(0, dtype=np.int64)
         cx, cy = occupied % width + ix0, occupied // width + iy0
         west = cx / per_world * 360.0 - 180.0
         east = (cx + 1) / per_world * 360.0 - 180.0
         north = lat_of(cy / per_world)
         south = lat_of((cy + 1) / per_world)
-        singles = n == 1
-        single_rows = rows[first[occupied][singles].astype(np.int64)]
         out = self._points(snap, single_rows)
         for i in np.flatnonzero(~singles).tolist():
             count = int(n[i])
@@ -308,10 +358,22 @@ class FeatureCache:
     ) -> MapAnswer:
         """The FeatureCollection for `query`: every point (in pages by limit/offset) without `zoom`; with
         `zoom`, points at street zoom or for a view of few listings, else one feature per grid cell."""
-        rows, snap = self.select(query, snap)
+        snap = snap or self.snapshot()
+        rows: np.ndarray | None = None
+        mask: np.ndarray | None = None
         ranked = not _snapshot_only(query)
-        total = int(len(rows))
-        with_point = int(np.count_nonzero(snap.col("has_point")[rows])) if total else 0
+        if ranked:
+            rows = self._found(query, snap)
+            total = len(rows)
+            with_point = int(np.count_nonzero(snap.col("has_point")[rows])) if total else 0
+        else:
+            mask = self._mask(query, snap)
+            total = int(np.count_nonzero(mask))
+            with_point = (
+                total
+                if query.bbox is not None
+                else int(np.count_nonzero(mask & snap.col("has_point")))
+            )
         clustered = zoom is not None and (
             (zoom < STREET_ZOOM and with_point > self.points_up_to)
             or with_point > STREET_POINTS_MAX
@@ -319,9 +381,11 @@ class FeatureCache:
         head = [b'{"type":"FeatureCollection","total":', str(total).encode()]
         if clustered:
             assert zoom is not None
-            parts, level = self._cells(snap, rows, zoom, query.bbox)
+            parts, level = self._cells(snap, zoom, query.bbox, rows=rows, mask=mask)
             head += [b',"clustered":true,"level":', str(level).encode()]
         else:
+            if rows is None:
+                rows = np.flatnonzero(mask)
             start = query.offset or 0
             stop = None if query.limit is None else start + query.limit
             parts = self._points(snap, self._ordered(snap, rows, ranked, start, stop))

@@ -6,6 +6,7 @@ change, not a rebuild."""
 from __future__ import annotations
 
 import bisect
+import itertools
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +21,10 @@ from resdb.web.labels import session_ja, upcoming, yen
 
 KIND_IDS = list(KINDS)
 KIND_CODE = {kind: n for n, kind in enumerate(KIND_IDS)}
+CELL_PX = 80  # a map cell is about this many screen pixels wide
+FINE_LEVEL = 22  # the finest zoom cells are cut at
+FINE_SCALE = 2.0**FINE_LEVEL * 256 / CELL_PX  # cells across the world at FINE_LEVEL
+_GENERATIONS = itertools.count()
 _ALIVE = np.iinfo(np.int64).max
 _MAX_LAT = 85.05112878
 
@@ -66,6 +71,12 @@ def mercator(lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     phi = np.radians(np.clip(lat, -_MAX_LAT, _MAX_LAT))
     y = 0.5 - np.log(np.tan(np.pi / 4 + phi / 2)) / (2 * np.pi)
     return x, y
+
+
+def fine_cell(v: np.ndarray) -> np.ndarray:
+    """Web Mercator x or y (0..1) → its cell on the FINE_LEVEL grid (floor division by 2**k keeps it the
+    cell at any coarser zoom)."""
+    return np.floor(np.asarray(v) * FINE_SCALE).astype(np.int32)
 
 
 def lat_of(y: np.ndarray) -> np.ndarray:
@@ -117,7 +128,10 @@ _COLUMNS: dict[str, Any] = {
     "lat": np.float64,
     "x": np.float64,
     "y": np.float64,
+    "px": np.int32,  # x, y on the finest cell grid (FINE_LEVEL): a cell at zoom L is px >> (FINE_LEVEL - L)
+    "py": np.int32,
     "kind": np.int16,
+    "code": np.int16,  # kind + len(KIND_IDS) × sample: one bincount gives kinds and samples per cell
     "municipality": np.int32,
     "has_point": np.bool_,
     "hidden": np.bool_,
@@ -143,7 +157,7 @@ class Snapshot:
     position: dict[str, int]
     municipality_codes: dict[str, int]
     generation: int
-    _alive: np.ndarray | None = field(default=None, repr=False)
+    _masks: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     _bounds: dict[str, tuple[float, float, float, float] | None] = field(
         default_factory=dict, repr=False
     )
@@ -153,9 +167,30 @@ class Snapshot:
 
     @property
     def alive(self) -> np.ndarray:
-        if self._alive is None:
-            self._alive = self.col("died") > self.seq
-        return self._alive
+        return self.mask("alive")
+
+    def row_numbers(self) -> np.ndarray:
+        """0 … count-1 as floats (bincount weights that name a cell's row)."""
+        found = self._masks.get("row_numbers")
+        if found is None:
+            found = self._masks["row_numbers"] = np.arange(self.count, dtype=np.float64)
+        return found
+
+    def mask(self, name: str) -> np.ndarray:
+        """A cached row mask (read-only by convention): alive, visible (alive, no hidden kinds), and either
+        with `_points` (only rows with a point)."""
+        found = self._masks.get(name)
+        if found is None:
+            if name == "alive":
+                found = self.col("died") > self.seq
+            elif name == "visible":
+                found = self.mask("alive") & ~self.col("hidden")
+            elif name.endswith("_points"):
+                found = self.mask(name.removesuffix("_points")) & self.col("has_point")
+            else:
+                raise KeyError(name)
+            self._masks[name] = found
+        return found
 
     @property
     def live_count(self) -> int:
@@ -179,9 +214,9 @@ class Columns:
     """The writer's side: arrays with spare capacity, rows appended in change order and never rewritten
     (only retired through `died`), the sort order kept as a float rank (bisect into the sorted keys)."""
 
-    def __init__(self, rows: list[MapRow], seq: int, generation: int) -> None:
+    def __init__(self, rows: list[MapRow], seq: int) -> None:
         rows.sort(key=lambda r: r.key)
-        self.generation = generation
+        self.generation = next(_GENERATIONS)  # unique per Columns: keys the caches of its rows
         self.capacity = max(1024, len(rows) + len(rows) // 8)
         self.columns = {name: np.zeros(self.capacity, dtype=t) for name, t in _COLUMNS.items()}
         self.count = 0
@@ -216,7 +251,9 @@ class Columns:
         c["lat"][start:end] = [r.lat for r in rows]
         x, y = mercator(c["lon"][start:end], c["lat"][start:end])
         c["x"][start:end], c["y"][start:end] = x, y
+        c["px"][start:end], c["py"][start:end] = fine_cell(x), fine_cell(y)
         c["kind"][start:end] = [r.kind for r in rows]
+        c["code"][start:end] = [r.kind + len(KIND_IDS) * r.sample for r in rows]
         c["municipality"][start:end] = [self._code(r.municipality) for r in rows]
         c["has_point"][start:end] = [r.has_point for r in rows]
         c["hidden"][start:end] = [r.hidden for r in rows]
@@ -295,7 +332,7 @@ class Columns:
             )
             for n in alive
         ]
-        return Columns(rows, seq, self.generation + 1)
+        return Columns(rows, seq)
 
     def snapshot(self, revision: str, seq: int) -> Snapshot:
         return Snapshot(
