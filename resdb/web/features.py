@@ -130,11 +130,12 @@ class FeatureCache:
             self._build(revision, seq)
             return
         public = [self.directory.public_view(x) for x in self.directory.get_many(sorted(changed))]
-        self._columns.advance(changed, public_rows(public), seq)
+        retired = self._columns.advance(changed, public_rows(public), seq)
         compacted = self._columns.compacted(seq)
         if compacted is not None:
             self._columns = compacted
         self._snapshot = self._columns.snapshot(revision, seq)
+        self._snapshot.inherit(old, retired)
 
     def snapshot(self) -> Snapshot:
         """The columns as of the last committed change (one revision query per call)."""
@@ -187,16 +188,6 @@ class FeatureCache:
         if query.kinds:
             mask = mask & np.isin(snap.col("kind"), [KIND_CODE.get(k, -1) for k in query.kinds])
         return mask
-
-    def select(
-        self, query: SearchQuery, snap: Snapshot | None = None
-    ) -> tuple[np.ndarray, Snapshot]:
-        """Rows answering `query` in the map's order (ranked when it has words), ignoring limit/offset;
-        from `snap` when the caller just took it, else from a fresh snapshot."""
-        snap = snap or self.snapshot()
-        if _snapshot_only(query):
-            return np.flatnonzero(self._mask(query, snap)), snap
-        return self._found(query, snap), snap
 
     def _found(self, query: SearchQuery, snap: Snapshot) -> np.ndarray:
         """Rows of the index's answer, in its order."""
@@ -393,11 +384,6 @@ class FeatureCache:
                 head.append(b',"clustered":false')
         body = b"".join((*head, b',"features":[', b",".join(parts), b"]}"))
         return MapAnswer(body, total, clustered, len(parts), snap)
-
-    def geojson(self, query: SearchQuery) -> tuple[bytes, int, int, Snapshot]:
-        """Every point answering `query`: the bytes, the number of features, the total, the snapshot."""
-        answer = self.answer(query)
-        return answer.body, answer.features, answer.total, answer.snapshot
 
     def gzipped(self, key: str, body: bytes, keep: int = 16) -> bytes:
         """`body` gzip-compressed, remembered for the last `keep` keys (the same view asked again is free)."""
