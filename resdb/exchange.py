@@ -347,13 +347,21 @@ def to_json(listings: Iterable[dict[str, Any]]) -> str:
     return json.dumps(list(listings), ensure_ascii=False, indent=1)
 
 
-def feature(listing: dict[str, Any], properties: Iterable[str] | None = None) -> dict[str, Any]:
+def feature(
+    listing: dict[str, Any],
+    properties: Iterable[str] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The one GeoJSON feature builder (file exports and the map): a Point from lat/lon (None without one),
+    the listing's `properties` (all but lat/lon when None), `kind_label`, then `extra` over them."""
     props = {
         k: v
         for k, v in listing.items()
         if k not in {"lat", "lon"} and (properties is None or k in properties)
     }
     props["kind_label"] = KINDS.get(listing.get("kind") or "", "")
+    if extra:
+        props.update(extra)
     geometry = None
     if listing.get("lat") is not None and listing.get("lon") is not None:
         geometry = {"type": "Point", "coordinates": [listing["lon"], listing["lat"]]}

@@ -89,7 +89,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     )
     from resdb.web.bodies import init_body_limits
     from resdb.web.errors import register_error_handlers
-    from resdb.web.features import FeatureCache
+    from resdb.web.features import POINTS_UP_TO, FeatureCache
     from resdb.web.labels import register_filters
     from resdb.web.params import today_tokyo
     from resdb.web.security import init_csrf, init_rate_limit, init_security_headers
@@ -127,7 +127,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     directory = _open_directory(settings)
     directory.serving = True
     app.extensions["resdb"] = directory
-    app.extensions["resdb.features"] = FeatureCache(directory, lambda: app.config["TODAY"]())
+    app.extensions["resdb.features"] = FeatureCache(
+        directory,
+        lambda: app.config["TODAY"](),
+        points_up_to=int(app.config.get("MAP_POINTS_UP_TO", POINTS_UP_TO)),
+    )
     app.config["SECRET_KEY"] = signing_key(settings, directory)
 
     register_filters(app)

@@ -14,6 +14,7 @@ from resdb.services import Services
 from resdb.web import auth, get_directory
 from resdb.web.apidoc import Param, api_doc, openapi_spec
 from resdb.web.errors import ApiError
+from resdb.web.features import POINTS_UP_TO, STREET_ZOOM
 from resdb.web.params import MAX_LIMIT, parse_search
 from resdb.web.schemas import (
     AreaLookup,
@@ -95,6 +96,7 @@ IF_MATCH = Param(
     "If-Match", '読み込んだときの ETag（"v<version>"）。古ければ 412', location="header"
 )
 GEOJSON_LIMIT = 50_000
+MAX_ZOOM = 22
 
 
 def _etag(listing: dict[str, Any]) -> str:
@@ -196,8 +198,14 @@ def list_resources() -> Response:
             {"type": "integer", "minimum": 1, "maximum": GEOJSON_LIMIT},
         ),
         Param("offset", "開始位置", {"type": "integer", "minimum": 0}),
+        Param(
+            "zoom",
+            f"地図のズーム（0〜{MAX_ZOOM}）。指定すると、{STREET_ZOOM} 未満で {POINTS_UP_TO} 件を超える範囲は"
+            "格子ごとの件数（clustered）で返す（limit/offset は地点で返すときだけ効く）",
+            {"type": "integer", "minimum": 0, "maximum": MAX_ZOOM},
+        ),
     ),
-    description="検索と同じ条件の FeatureCollection。properties は id, name, kind, kind_label, is_sample, next（次回の日時）, cost（費用）のみ（詳細は /api/resources/{id}）。",
+    description="検索と同じ条件の FeatureCollection。地点の properties は id, name, kind, kind_label, is_sample, next（次回の日時）, cost（費用）のみ（詳細は /api/resources/{id}）。zoom を指定して広い範囲を求めると、格子ごとに cluster, count, samples, kinds（種別ごとの件数）, bbox（格子の範囲）を返す（1件だけの格子はその地点）。",
     responses={
         200: ("FeatureCollection", FeatureCollection, "application/geo+json"),
         304: "変更なし（If-None-Match）",
@@ -209,20 +217,41 @@ def resources_geojson() -> Response:
         request.args, today=current_app.config["TODAY"](), max_limit=GEOJSON_LIMIT, unlimited=True
     )
     parsed.raise_if_bad()
+    zoom = _zoom(request.args.get("zoom"))
     cache = current_app.extensions["resdb.features"]
-    revision = cache.snapshot().revision
+    snap = cache.snapshot()
+    revision = snap.revision
+    today = current_app.config["TODAY"]()
     tag = hashlib.sha1(
-        f"{revision}|{parsed.query.open_on}|{request.query_string.decode()}".encode()
+        f"{revision}@{today}|{parsed.query.open_on}|{request.query_string.decode()}".encode()
     ).hexdigest()[:20]
     etag = f'W/"{tag}"'
     headers = {"ETag": etag, "Cache-Control": "no-cache", "Vary": "Accept-Encoding"}
     if etag in {t.strip() for t in request.headers.get("If-None-Match", "").split(",")}:
         return Response(status=304, headers=headers)
-    body, _count, _total, _snap = cache.geojson(parsed.query)
+    body = cache.answer(parsed.query, zoom, snap).body
     if len(body) > 2048 and "gzip" in request.headers.get("Accept-Encoding", ""):
         headers["Content-Encoding"] = "gzip"
         body = cache.gzipped(etag, body)
     return Response(body, mimetype="application/geo+json", headers=headers)
+
+
+def _zoom(raw: str | None) -> int | None:
+    if raw is None or raw.strip() == "":
+        return None
+    try:
+        zoom = int(raw)
+        if not 0 <= zoom <= MAX_ZOOM:
+            raise ValueError
+    except ValueError:
+        message = f"zoom（ズーム）は0〜{MAX_ZOOM}の整数で指定してください"
+        raise ApiError(
+            400,
+            message,
+            code="bad_parameter",
+            problems=[{"field": "zoom", "message": message, "value": raw}],
+        ) from None
+    return zoom
 
 
 @bp.get("/resources/<listing_id>")

@@ -1,6 +1,7 @@
-"""Map markers fast: every published listing's compact GeoJSON feature serialized once, kept in step with
-the change log (an edit re-encodes only the listings it changed), selected by bbox with numpy (or by the
-index for text/filter queries) and joined without re-encoding."""
+"""The map's answers, small at any zoom: rows of the map's columns (resdb.web.mapcolumns) selected by bbox,
+municipality and kind with numpy (or by the index for words and other filters), sent as points at street zoom
+and as counts per grid cell (Web Mercator binning with bincount) for wider views; the columns follow the
+change log one change at a time."""
 
 from __future__ import annotations
 
@@ -11,185 +12,54 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date
-from typing import Any
 
 import numpy as np
 
 from resdb.directory import ChangesPruned, Directory
-from resdb.domain.vocab import HIDDEN_IN_SEARCH_KINDS, KINDS
+from resdb.domain.vocab import HIDDEN_IN_SEARCH_KINDS
 from resdb.search import SearchQuery
-from resdb.web.labels import session_ja, upcoming, yen
+from resdb.web.mapcolumns import (
+    CELL_PX,
+    FINE_LEVEL,
+    KIND_CODE,
+    KIND_IDS,
+    Columns,
+    MapRow,
+    Snapshot,
+    compact_feature,
+    fine_cell,
+    lat_of,
+    map_row,
+    mercator,
+    next_session_text,
+    public_rows,
+)
 
-_KIND_ORDER = {kind: n for n, kind in enumerate(KINDS)}
+__all__ = [
+    "POINTS_UP_TO",
+    "STREET_ZOOM",
+    "FeatureCache",
+    "MapAnswer",
+    "compact_feature",
+    "map_row",
+    "mercator",
+]
 
+STREET_ZOOM = 15  # from this zoom on, the map gets individual points
+POINTS_UP_TO = 500  # a view holding this many listings or fewer gets points at any zoom
+STREET_POINTS_MAX = 3000  # more than this at street zoom still comes as (fine) cells
+MAX_GRID_CELLS = (
+    1600  # a wider grid is coarsened a zoom level at a time (keeps a response ≤ ~300 KB)
+)
 
-@dataclass
-class Snapshot:
-    """Serialized features of one store revision, with coordinate arrays for bbox selection."""
-
-    revision: str
-    ids: list[str]
-    encoded: list[bytes]
-    lon: np.ndarray
-    lat: np.ndarray
-    has_point: np.ndarray
-    municipality: np.ndarray
-    position: dict[str, int]
-    bounds_by_municipality: dict[str, tuple[float, float, float, float]]
-    sort_keys: list[tuple[Any, ...]]
-    hidden: np.ndarray  # venues: shown only as their own layer (include_venues or kind=venue)
-
-
-def _when(listing: dict[str, Any], today: date | None) -> str | None:
-    """「次回 12月3日（水）13:30」, or None (no schedule, or no session in the next six weeks)."""
-    if today is None or not listing.get("schedule"):
-        return None
-    sessions = upcoming(listing, today, count=1)
-    return f"次回 {session_ja(sessions[0])}" if sessions else None
-
-
-def compact_feature(listing: dict[str, Any], today: date | None = None) -> dict[str, Any]:
-    """The map's feature: a point and id, name, kind, kind_label, is_sample; with `today`, also the next
-    session (`next`) and the cost in words (`cost`, None when unknown)."""
-    geometry = None
-    if listing.get("lat") is not None and listing.get("lon") is not None:
-        geometry = {"type": "Point", "coordinates": [listing["lon"], listing["lat"]]}
-    kind = listing.get("kind") or "other"
-    return {
-        "type": "Feature",
-        "id": listing["id"],
-        "geometry": geometry,
-        "properties": {
-            "id": listing["id"],
-            "name": listing.get("name") or "",
-            "kind": kind,
-            "kind_label": KINDS.get(kind, KINDS["other"]),
-            "is_sample": bool(listing.get("is_sample")),
-            "next": _when(listing, today),
-            "cost": None if listing.get("cost_yen") is None else yen(listing.get("cost_yen")),
-        },
-    }
+_HIDDEN_CODES = [KIND_CODE[k] for k in HIDDEN_IN_SEARCH_KINDS if k in KIND_CODE]
+_NO_NEXT = b',"next":null}}'
 
 
-def _sort_key(listing: dict[str, Any]) -> tuple[Any, ...]:
-    # Real listings before invented samples, then by kind and reading.
-    return (
-        bool(listing.get("is_sample")),
-        _KIND_ORDER.get(listing.get("kind") or "other", 99),
-        listing.get("name_kana") or listing.get("name") or "",
-        listing["id"],
-    )
-
-
-_Entry = tuple[tuple[Any, ...], str, bytes, float, float, bool, str, bool]
-
-
-def _entry(listing: dict[str, Any], today: date | None) -> _Entry:
-    has_point = listing.get("lat") is not None and listing.get("lon") is not None
-    return (
-        _sort_key(listing),
-        listing["id"],
-        json.dumps(
-            compact_feature(listing, today), ensure_ascii=False, separators=(",", ":")
-        ).encode(),
-        float(listing["lon"]) if has_point else 0.0,
-        float(listing["lat"]) if has_point else 0.0,
-        has_point,
-        listing.get("municipality_code") or "",
-        listing.get("kind") in HIDDEN_IN_SEARCH_KINDS,
-    )
-
-
-def _assemble(revision: str, entries: list[_Entry]) -> Snapshot:
-    entries.sort(key=lambda entry: entry[0])
-    count = len(entries)
-    ids = [entry[1] for entry in entries]
-    lon = np.fromiter((entry[3] for entry in entries), dtype=np.float64, count=count)
-    lat = np.fromiter((entry[4] for entry in entries), dtype=np.float64, count=count)
-    has_point = np.fromiter((entry[5] for entry in entries), dtype=bool, count=count)
-    municipality = np.empty(count, dtype=object)
-    municipality[:] = [entry[6] for entry in entries]
-    bounds: dict[str, tuple[float, float, float, float]] = {}
-    for code in {m for m in municipality if m}:
-        mask = (municipality == code) & has_point
-        if mask.any():
-            bounds[code] = (
-                float(lon[mask].min()),
-                float(lat[mask].min()),
-                float(lon[mask].max()),
-                float(lat[mask].max()),
-            )
-    if has_point.any():
-        bounds[""] = (
-            float(lon[has_point].min()),
-            float(lat[has_point].min()),
-            float(lon[has_point].max()),
-            float(lat[has_point].max()),
-        )
-    hidden = np.fromiter((entry[7] for entry in entries), dtype=bool, count=count)
-    return Snapshot(
-        revision,
-        ids,
-        [entry[2] for entry in entries],
-        lon,
-        lat,
-        has_point,
-        municipality,
-        {listing_id: n for n, listing_id in enumerate(ids)},
-        bounds,
-        [entry[0] for entry in entries],
-        hidden,
-    )
-
-
-def build_snapshot(directory: Directory, revision: str, today: date | None = None) -> Snapshot:
-    """`revision` is the directory's revision, then `@` and the day the next dates are counted from.
-    Private hosts appear at their 町字 only (the public view)."""
-    return _assemble(
-        revision, [_entry(listing, today) for listing in directory.iter_published(public=True)]
-    )
-
-
-def update_snapshot(
-    old: Snapshot, directory: Directory, revision: str, today: date | None = None
-) -> Snapshot:
-    """The snapshot moved forward along the change log: only changed listings are fetched and encoded
-    again (a full build when the day or the districts changed, the log was pruned or the batch is large)."""
-    old_seq, _, old_rest = old.revision.partition("/")
-    if revision.partition("/")[2] != old_rest:
-        return build_snapshot(directory, revision, today)
-    try:
-        changed = {listing_id for _, listing_id in directory.changes_since(int(old_seq))}
-    except ChangesPruned:
-        return build_snapshot(directory, revision, today)
-    if len(changed) > max(2000, len(old.ids) // 4):
-        return build_snapshot(directory, revision, today)
-    entries = [
-        (
-            old.sort_keys[n],
-            listing_id,
-            old.encoded[n],
-            float(old.lon[n]),
-            float(old.lat[n]),
-            bool(old.has_point[n]),
-            str(old.municipality[n]),
-            bool(old.hidden[n]),
-        )
-        for n, listing_id in enumerate(old.ids)
-        if listing_id not in changed
-    ]
-    entries.extend(
-        _entry(directory.public_view(listing), today)
-        for listing in directory.get_many(sorted(changed))
-    )
-    return _assemble(revision, entries)
-
-
-def _bbox_only(query: SearchQuery) -> bool:
-    """Whether the query filters by nothing but bbox / municipality (answerable from the snapshot alone)."""
+def _snapshot_only(query: SearchQuery) -> bool:
+    """Whether the query filters by nothing but bbox / municipality / kind (answerable from the columns)."""
     return not (
         query.q
-        or query.kinds
         or query.targets
         or query.weekdays
         or query.open_on
@@ -201,79 +71,319 @@ def _bbox_only(query: SearchQuery) -> bool:
     )
 
 
-class FeatureCache:
-    """One snapshot per app, moved forward when `directory.revision()` moves (checked on every use), rebuilt
-    when the day changes (next dates)."""
+@dataclass
+class MapAnswer:
+    """A map response: the FeatureCollection bytes, how many listings answer, and whether it holds cells."""
 
-    def __init__(self, directory: Directory, today: Callable[[], date] | None = None) -> None:
+    body: bytes
+    total: int
+    clustered: bool
+    features: int
+    snapshot: Snapshot
+
+
+class FeatureCache:
+    """The columns of one app, moved forward when `directory.revision()` moves (checked on every use); a
+    change of the districts' version rebuilds them (private hosts' public points depend on the districts)."""
+
+    def __init__(
+        self,
+        directory: Directory,
+        today: Callable[[], date] | None = None,
+        points_up_to: int = POINTS_UP_TO,
+    ) -> None:
         self.directory = directory
         self.today = today
+        self.points_up_to = points_up_to
+        self._columns: Columns | None = None
         self._snapshot: Snapshot | None = None
         self._lock = threading.Lock()
+        self._next: dict[int, bytes] = {}
+        self._next_key: tuple[int, date | None] = (-1, None)
+        self._next_lock = threading.Lock()
         self._gzipped: OrderedDict[str, bytes] = OrderedDict()
         self._gzip_lock = threading.Lock()
 
+    # -- keeping up with the change log ------------------------------------------------------------
+    def _build(self, revision: str, seq: int) -> None:
+        rows = public_rows(self.directory.iter_published(public=True))
+        self._columns = Columns(rows, seq)
+        self._snapshot = self._columns.snapshot(revision, seq)
+
+    def _advance(self, revision: str) -> None:
+        old = self._snapshot
+        seq = int(revision.partition("/")[0])
+        if old is None or self._columns is None:
+            self._build(revision, seq)
+            return
+        if revision.partition("/")[2] != old.revision.partition("/")[2]:
+            self._build(revision, seq)
+            return
+        try:
+            changed = list(
+                dict.fromkeys(listing_id for _, listing_id in self.directory.changes_since(old.seq))
+            )
+        except ChangesPruned:
+            self._build(revision, seq)
+            return
+        if len(changed) > max(2000, old.count // 4):
+            self._build(revision, seq)
+            return
+        public = [self.directory.public_view(x) for x in self.directory.get_many(sorted(changed))]
+        retired = self._columns.advance(changed, public_rows(public), seq)
+        compacted = self._columns.compacted(seq)
+        if compacted is not None:
+            self._columns = compacted
+        self._snapshot = self._columns.snapshot(revision, seq)
+        self._snapshot.inherit(old, retired)
+
     def snapshot(self) -> Snapshot:
-        today = self.today() if self.today else None
-        revision = f"{self.directory.revision()}@{today.isoformat() if today else ''}"
+        """The columns as of the last committed change (one revision query per call)."""
+        revision = self.directory.revision()
         current = self._snapshot
         if current is not None and current.revision == revision:
             return current
         with self._lock:
-            if self._snapshot is None:
-                self._snapshot = build_snapshot(self.directory, revision, today)
-            elif self._snapshot.revision != revision:
-                self._snapshot = update_snapshot(self._snapshot, self.directory, revision, today)
+            if self._snapshot is None or self._snapshot.revision != revision:
+                self._advance(revision)
+            assert self._snapshot is not None
             return self._snapshot
+
+    def install(self, rows: list[MapRow], revision: str) -> None:
+        """Start from rows made elsewhere (benchmarks filling a large corpus without the database)."""
+        with self._lock:
+            seq = int(revision.partition("/")[0])
+            self._columns = Columns(rows, seq)
+            self._snapshot = self._columns.snapshot(revision, seq)
 
     def bounds(
         self, municipality_code: str | None = None
     ) -> tuple[float, float, float, float] | None:
         """The box around a municipality's listings (or all of them)."""
-        found = self.snapshot().bounds_by_municipality
-        return found.get(municipality_code or "") or found.get("")
-
-    def select(self, query: SearchQuery) -> tuple[list[int], int, Snapshot]:
-        """Positions in the snapshot answering `query` (ranked when it has words), the total, the snapshot."""
         snap = self.snapshot()
-        if _bbox_only(query):
-            mask = np.ones(len(snap.ids), dtype=bool)
-            if query.bbox is not None:
-                min_lon, min_lat, max_lon, max_lat = query.bbox
-                mask &= (
-                    snap.has_point
-                    & (snap.lon >= min_lon)
-                    & (snap.lon <= max_lon)
-                    & (snap.lat >= min_lat)
-                    & (snap.lat <= max_lat)
-                )
-            if query.municipality_code:
-                mask &= snap.municipality == query.municipality_code
-            if not query.include_venues:
-                mask &= ~snap.hidden
-            positions = np.flatnonzero(mask).tolist()
-        else:
-            result = self.directory.search_ids(replace(query, limit=None, offset=0))
-            positions = [snap.position[i] for i in result.ids if i in snap.position]
-        total = len(positions)
-        start = query.offset or 0
-        end = None if query.limit is None else start + query.limit
-        return positions[start:end], total, snap
+        return snap.bounds(municipality_code or "") or snap.bounds("")
 
-    def geojson(self, query: SearchQuery) -> tuple[bytes, int, int, Snapshot]:
-        """The FeatureCollection bytes, the number of features in it, the total, and the snapshot used."""
-        positions, total, snap = self.select(query)
-        encoded = snap.encoded
-        body = b"".join(
-            (
-                b'{"type":"FeatureCollection","total":',
-                str(total).encode(),
-                b',"features":[',
-                b",".join([encoded[p] for p in positions]),
-                b"]}",
+    # -- selecting ----------------------------------------------------------------------------------
+    def _mask(self, query: SearchQuery, snap: Snapshot) -> np.ndarray:
+        """The rows answering a bbox / municipality / kind query (cached masks reused when they suffice)."""
+        venues = query.include_venues or any(KIND_IDS[c] in query.kinds for c in _HIDDEN_CODES)
+        base = "alive" if venues else "visible"
+        if query.bbox is not None:
+            mask = snap.mask(base + "_points")
+            min_lon, min_lat, max_lon, max_lat = query.bbox
+            box = snap.bounds("")
+            covers = box is not None and (
+                min_lon <= box[0] and min_lat <= box[1] and max_lon >= box[2] and max_lat >= box[3]
             )
+            if not covers:
+                lon, lat = snap.col("lon"), snap.col("lat")
+                mask = (
+                    mask & (lon >= min_lon) & (lon <= max_lon) & (lat >= min_lat) & (lat <= max_lat)
+                )
+        else:
+            mask = snap.mask(base)
+        if query.municipality_code:
+            code = snap.municipality_codes.get(query.municipality_code, -1)
+            mask = mask & (snap.col("municipality") == code)
+        if query.kinds:
+            mask = mask & np.isin(snap.col("kind"), [KIND_CODE.get(k, -1) for k in query.kinds])
+        return mask
+
+    def _found(self, query: SearchQuery, snap: Snapshot) -> np.ndarray:
+        """Rows of the index's answer, in its order."""
+        result = self.directory.search_ids(replace(query, limit=None, offset=0))
+        position = snap.position
+        found = np.fromiter(
+            (position.get(i, -1) for i in result.ids), dtype=np.int64, count=len(result.ids)
         )
-        return body, len(positions), total, snap
+        found = found[(found >= 0) & (found < snap.count)]
+        return found[snap.alive[found]]
+
+    @staticmethod
+    def _ordered(
+        snap: Snapshot, rows: np.ndarray, ranked: bool, start: int, stop: int | None
+    ) -> np.ndarray:
+        """rows[start:stop] in the map's order (already in order when ranked by the index)."""
+        if ranked:
+            return rows[start:stop]
+        ranks = snap.col("rank")[rows]
+        if stop is not None and stop < len(rows):
+            top = np.argpartition(ranks, stop - 1)[:stop]
+            rows, ranks = rows[top], ranks[top]
+        return rows[np.argsort(ranks, kind="stable")][start:stop]
+
+    # -- encoding -----------------------------------------------------------------------------------
+    def _next_parts(self, snap: Snapshot, rows: np.ndarray) -> list[bytes]:
+        """`,"next":…}}` per row: computed once per row and day (a row never changes; a changed listing
+        gets a new row)."""
+        today = self.today() if self.today else None
+        with self._next_lock:
+            if self._next_key != (snap.generation, today):
+                self._next, self._next_key = {}, (snap.generation, today)
+            cache = self._next
+        timing = snap.timing
+        out = []
+        for row in rows.tolist():
+            found = timing.get(row)
+            if found is None or today is None:
+                out.append(_NO_NEXT)
+                continue
+            part = cache.get(row)
+            if part is None:
+                schedule, closed = found
+                text = next_session_text({"schedule": schedule, "holidays_closed": closed}, today)
+                part = b',"next":' + json.dumps(text, ensure_ascii=False).encode() + b"}}"
+                cache[row] = part
+            out.append(part)
+        return out
+
+    def _points(self, snap: Snapshot, rows: np.ndarray) -> list[bytes]:
+        encoded = snap.encoded
+        nexts = self._next_parts(snap, rows)
+        return [encoded[row] + part for row, part in zip(rows.tolist(), nexts, strict=True)]
+
+    def _cells(
+        self,
+        snap: Snapshot,
+        zoom: int,
+        bbox: tuple[float, ...] | None,
+        rows: np.ndarray | None = None,
+        mask: np.ndarray | None = None,
+    ) -> tuple[list[bytes], int]:
+        """One feature per grid cell holding listings (count, samples, kinds, the cell's bbox, at the mean
+        position of its listings); a cell of one listing is that listing's point. The listings are `rows`,
+        or the rows with a point in `mask`: binned over whole columns (no gathering) when they are many.
+        Returns (features, level)."""
+        has_point = snap.col("has_point")
+        if rows is None:
+            assert mask is not None
+            if bbox is None:
+                mask = mask & has_point
+            selected = int(np.count_nonzero(mask))
+            if selected < snap.count // 8:
+                rows = np.flatnonzero(mask)
+        else:
+            rows = rows[has_point[rows]]
+            selected = len(rows)
+        if not selected:
+            return [], zoom
+        if rows is not None:  # few: gather them
+            px, py = snap.col("px")[rows], snap.col("py")[rows]
+            lon, lat, code = snap.col("lon")[rows], snap.col("lat")[rows], snap.col("code")[rows]
+            valid = None
+        else:  # many: whole columns, the others binned into a spare cell
+            px, py = snap.col("px"), snap.col("py")
+            lon, lat, code = snap.col("lon"), snap.col("lat"), snap.col("code")
+            valid = None if selected == snap.count else mask
+        box = bbox if bbox is not None else snap.bounds("") if rows is None else None
+        if box is not None:
+            corner_x, corner_y = mercator(np.array([box[0], box[2]]), np.array([box[1], box[3]]))
+            fx0, fx1 = (int(v) for v in fine_cell(corner_x))
+            fy1, fy0 = (int(v) for v in fine_cell(corner_y))  # y grows southwards
+        else:
+            fx0, fx1, fy0, fy1 = int(px.min()), int(px.max()), int(py.min()), int(py.max())
+        level = min(max(0, zoom), FINE_LEVEL)
+        while True:
+            shift = FINE_LEVEL - level
+            ix0, iy0 = fx0 >> shift, fy0 >> shift
+            width, height = (fx1 >> shift) - ix0 + 1, (fy1 >> shift) - iy0 + 1
+            if width * height <= MAX_GRID_CELLS or level == 0:
+                break
+            level -= 1
+        per_world = 2.0**level * 256 / CELL_PX
+        cells = width * height
+        ix = px >> shift
+        ix -= ix0
+        key = py >> shift
+        key -= iy0
+        key *= width
+        key += ix
+        if valid is not None:
+            key = np.where(valid, key, cells)  # the spare cell
+        np.clip(
+            key, 0, cells, out=key
+        )  # rows in the box are in range (same formulas); belt and braces
+        kinds_count = len(KIND_IDS)
+        by_code = np.bincount(
+            key * (2 * kinds_count) + code, minlength=(cells + 1) * 2 * kinds_count
+        ).reshape(cells + 1, 2 * kinds_count)[:cells]
+        by_kind = by_code[:, :kinds_count] + by_code[:, kinds_count:]
+        counts = by_kind.sum(axis=1)
+        occupied = np.flatnonzero(counts)
+        by_kind, n = by_kind[occupied], counts[occupied]
+        samples = by_code[occupied, kinds_count:].sum(axis=1)
+        lon_sum = np.bincount(key, weights=lon, minlength=cells + 1)[occupied]
+        lat_sum = np.bincount(key, weights=lat, minlength=cells + 1)[occupied]
+        singles = n == 1
+        single_cells = occupied[singles]
+        if len(single_cells):
+            index = rows.astype(np.float64) if rows is not None else snap.row_numbers()
+            first = np.bincount(key, weights=index, minlength=cells + 1)
+            single_rows = first[single_cells].astype(np.int64)
+        else:
+            single_rows = np.empty(0, dtype=np.int64)
+        cx, cy = occupied % width + ix0, occupied // width + iy0
+        west = cx / per_world * 360.0 - 180.0
+        east = (cx + 1) / per_world * 360.0 - 180.0
+        north = lat_of(cy / per_world)
+        south = lat_of((cy + 1) / per_world)
+        out = self._points(snap, single_rows)
+        for i in np.flatnonzero(~singles).tolist():
+            count = int(n[i])
+            kinds = ",".join(
+                f'"{KIND_IDS[k]}":{int(by_kind[i, k])}' for k in np.flatnonzero(by_kind[i])
+            )
+            out.append(
+                (
+                    f'{{"type":"Feature","id":"c{level}-{int(cx[i])}-{int(cy[i])}",'
+                    f'"geometry":{{"type":"Point","coordinates":[{lon_sum[i] / count:.5f},'
+                    f'{lat_sum[i] / count:.5f}]}},"properties":{{"cluster":true,"count":{count},'
+                    f'"samples":{int(samples[i])},"kinds":{{{kinds}}},'
+                    f'"bbox":[{west[i]:.5f},{south[i]:.5f},{east[i]:.5f},{north[i]:.5f}]}}}}'
+                ).encode()
+            )
+        return out, level
+
+    def answer(
+        self, query: SearchQuery, zoom: int | None = None, snap: Snapshot | None = None
+    ) -> MapAnswer:
+        """The FeatureCollection for `query`: every point (in pages by limit/offset) without `zoom`; with
+        `zoom`, points at street zoom or for a view of few listings, else one feature per grid cell."""
+        snap = snap or self.snapshot()
+        rows: np.ndarray | None = None
+        mask: np.ndarray | None = None
+        ranked = not _snapshot_only(query)
+        if ranked:
+            rows = self._found(query, snap)
+            total = len(rows)
+            with_point = int(np.count_nonzero(snap.col("has_point")[rows])) if total else 0
+        else:
+            mask = self._mask(query, snap)
+            total = int(np.count_nonzero(mask))
+            with_point = (
+                total
+                if query.bbox is not None
+                else int(np.count_nonzero(mask & snap.col("has_point")))
+            )
+        clustered = zoom is not None and (
+            (zoom < STREET_ZOOM and with_point > self.points_up_to)
+            or with_point > STREET_POINTS_MAX
+        )
+        head = [b'{"type":"FeatureCollection","total":', str(total).encode()]
+        if clustered:
+            assert zoom is not None
+            parts, level = self._cells(snap, zoom, query.bbox, rows=rows, mask=mask)
+            head += [b',"clustered":true,"level":', str(level).encode()]
+        else:
+            if rows is None:
+                rows = np.flatnonzero(mask)
+            start = query.offset or 0
+            stop = None if query.limit is None else start + query.limit
+            parts = self._points(snap, self._ordered(snap, rows, ranked, start, stop))
+            if zoom is not None:
+                head.append(b',"clustered":false')
+        body = b"".join((*head, b',"features":[', b",".join(parts), b"]}"))
+        return MapAnswer(body, total, clustered, len(parts), snap)
 
     def gzipped(self, key: str, body: bytes, keep: int = 16) -> bytes:
         """`body` gzip-compressed, remembered for the last `keep` keys (the same view asked again is free)."""

@@ -12,6 +12,7 @@ from resdb.domain.vocab import TARGETS
 from resdb.web import get_directory
 from resdb.web.basemap import map_settings
 from resdb.web.errors import ApiError
+from resdb.web.features import STREET_ZOOM
 from resdb.web.labels import freshness, source_label, upcoming
 from resdb.web.params import PAGE_SIZE, form_args, parse_search
 from resdb.web.security import rate_limited
@@ -65,6 +66,7 @@ def index() -> Response:
         "bounds": _initial_bounds(parsed.form),
         "sampleLabel": current_app.jinja_env.globals["SAMPLE_LABEL"],
         "listLimit": 100,
+        "streetZoom": STREET_ZOOM,
     }
     return _render(
         "index.html",

@@ -164,6 +164,19 @@ class FeatureProperties(BaseModel):
     cost: str | None = Field(None, description="費用（「無料」「100円」）。不明なら null")
 
 
+class ClusterProperties(BaseModel):
+    cluster: bool = Field(True, description="格子（cluster）の印")
+    count: int = Field(..., description="この格子にある件数")
+    samples: int = Field(..., description="そのうちサンプル（架空の例）の件数")
+    kinds: dict[str, int] = Field(..., description="種別ごとの件数")
+    bbox: list[float] = Field(
+        ...,
+        min_length=4,
+        max_length=4,
+        description="格子の範囲 [最小経度, 最小緯度, 最大経度, 最大緯度]",
+    )
+
+
 class PointGeometry(BaseModel):
     type: str = "Point"
     coordinates: list[float] = Field(..., min_length=2, max_length=2, description="[経度, 緯度]")
@@ -173,13 +186,18 @@ class Feature(BaseModel):
     type: str = "Feature"
     id: str
     geometry: PointGeometry | None
-    properties: FeatureProperties
+    properties: FeatureProperties | ClusterProperties
 
 
 class FeatureCollection(BaseModel):
     type: str = "FeatureCollection"
     features: list[Feature]
     total: int = Field(..., description="該当件数")
+    clustered: bool | None = Field(
+        None,
+        description="zoom を指定したとき: true なら features は格子ごとの件数（1件だけの格子はその地点）",
+    )
+    level: int | None = Field(None, description="clustered のとき、格子を切ったズーム")
 
 
 class Town(BaseModel):

@@ -1,4 +1,5 @@
-/* The public map: clustered markers for the visible area, filters, the list beside the map, わたしの地域. */
+/* The public map: counts per grid cell from the server for wide views, markers (clustered in the browser) at
+   street zoom, filters, the list beside the map, わたしの地域. */
 (function () {
   "use strict";
 
@@ -73,6 +74,7 @@
     iconCreateFunction: clusterIcon
   });
   map.addLayer(cluster);
+  const cells = L.layerGroup().addTo(map); // the server's counts per grid cell (wide views)
 
   // -- keyboard: an opened popup takes focus (its link first); Esc closes it and focus goes back ------
   let returnFocus = null;
@@ -177,13 +179,46 @@
     if (added.length) { cluster.addLayers(added); }
   }
 
+  /** 12,345 → "1.2万" inside the bubble (the full number is in its name). */
+  function shortCount(count) {
+    return count >= 10000 ? (Math.floor(count / 1000) / 10) + "万" : String(count);
+  }
+
+  function cellMarker(f) {
+    const p = f.properties;
+    const c = f.geometry.coordinates;
+    const size = p.count < 10 ? "small" : (p.count < 100 ? "medium" : "large");
+    const name = p.count + " 件のまとまり" + (p.samples ? "（うち" + config.sampleLabel + " " + p.samples + " 件）" : "") + "・クリックで拡大";
+    const inner = el("div", {}, [el("span", {text: shortCount(p.count)}), el("span", {className: "visually-hidden", text: "件のまとまり（拡大）"})]);
+    const marker = L.marker([c[1], c[0]], {
+      icon: L.divIcon({html: inner, className: "cluster cluster--" + size + " cluster--cell", iconSize: L.point(40, 40)}),
+      title: name,
+      alt: name,
+      keyboard: true,
+      riseOnHover: true
+    });
+    marker.on("click", function () {
+      const b = p.bbox;
+      const zoom = map.getZoom();
+      map.fitBounds([[b[1], b[0]], [b[3], b[2]]], {maxZoom: Math.max(zoom + 1, config.streetZoom || 15)});
+    });
+    return marker;
+  }
+
+  function showCells(list) {
+    cells.clearLayers();
+    list.forEach(function (f) { cells.addLayer(cellMarker(f)); });
+  }
+
   // -- the list beside the map --------------------------------------------------------------------
   function showInMap(marker) {
     cluster.zoomToShowLayer(marker, function () { marker.openPopup(); });
   }
 
   let visibleFeatures = [];
+  let visibleTotal = 0;
   let shown = 0;
+  let pendingPopup = null; // a listing to open once the markers at street zoom have come
 
   function listItem(f) {
     const props = f.properties;
@@ -192,10 +227,15 @@
     button.setAttribute("data-listing-id", String(f.id));
     button.addEventListener("click", function () {
       const marker = markers.get(String(f.id));
-      if (!marker) { return; }
       returnFocus = button;
       showMap(true);
-      showInMap(marker);
+      if (marker) {
+        showInMap(marker);
+      } else if (f.geometry && f.geometry.coordinates) { // inside a cell: zoom to the street, then open it
+        pendingPopup = String(f.id);
+        const c = f.geometry.coordinates;
+        map.setView([c[1], c[0]], Math.max(map.getZoom(), config.streetZoom || 15));
+      }
     });
     const when = whenAndCost(props, "visible-list__when");
     return el("li", {className: "visible-list__item"}, [
@@ -229,12 +269,18 @@
   });
   listNode.insertAdjacentElement("afterend", el("p", {className: "list-pane__more-button"}, [moreButton]));
 
-  function renderList() {
+  function renderList(listed) {
     const bounds = map.getBounds();
-    visibleFeatures = features.filter(function (f) {
-      const c = f.geometry.coordinates;
-      return bounds.contains([c[1], c[0]]);
-    });
+    if (listed) { // clustered: the server's first listings in the visible area, and their number
+      visibleFeatures = listed.features.filter(function (f) { return f.geometry && f.geometry.coordinates; });
+      visibleTotal = listed.total;
+    } else {
+      visibleFeatures = features.filter(function (f) {
+        const c = f.geometry.coordinates;
+        return bounds.contains([c[1], c[0]]);
+      });
+      visibleTotal = visibleFeatures.length;
+    }
     // Keep keyboard focus on the same listing's button when the list is redrawn under it.
     const active = document.activeElement;
     const focusedId = active && listNode.contains(active) && active.getAttribute("data-listing-id");
@@ -245,12 +291,12 @@
       const again = listNode.querySelector('button[data-listing-id="' + CSS.escape(focusedId) + '"]');
       if (again) { again.focus({preventScroll: true}); }
     }
-    let text = "地図の範囲に " + visibleFeatures.length + " 件あります。";
-    if (visibleFeatures.length > LIST_LIMIT) {
+    let text = "地図の範囲に " + visibleTotal + " 件あります。";
+    if (visibleTotal > LIST_LIMIT) {
       text += "一覧に出せるのは " + LIST_LIMIT + " 件までです。地図を拡大するか、条件で絞り込んでください。";
     }
     statusNode.replaceChildren(document.createTextNode(text));
-    if (!visibleFeatures.length && hasFilters()) {
+    if (!visibleTotal && hasFilters()) {
       const widen = el("button", {type: "button", className: "button button--secondary", text: "範囲を広げて探す"});
       widen.addEventListener("click", function () { load({fit: true}); });
       statusNode.appendChild(document.createTextNode(" "));
@@ -260,7 +306,31 @@
 
   // -- loading ------------------------------------------------------------------------------------
   let controller = null;
-  let loaded = null; // {filters, bounds, complete}
+  let loaded = null; // {filters, bounds, clustered, zoom}
+  let listController = null;
+
+  /** Clustered views: the list beside the map asks for the first listings in the visible area. */
+  function loadList(filters) {
+    const params = new URLSearchParams(filters);
+    params.set("bbox", bboxOf(map.getBounds()));
+    params.set("limit", String(LIST_LIMIT));
+    if (listController) { listController.abort(); }
+    listController = new AbortController();
+    fetch(config.geojsonUrl + "?" + params.toString(), {signal: listController.signal, headers: {Accept: "application/geo+json"}})
+      .then(function (response) {
+        if (!response.ok) { throw new Error("一覧を読み込めませんでした（" + response.status + "）"); }
+        return response.json();
+      })
+      .then(function (body) { renderList(body); })
+      .catch(function (error) {
+        if (error.name === "AbortError") { return; }
+        showError(error.message || "一覧を読み込めませんでした");
+      });
+  }
+
+  function showList(filters) {
+    if (loaded && loaded.clustered) { loadList(filters); } else { renderList(); }
+  }
 
   function filterParams() {
     const params = new URLSearchParams();
@@ -300,7 +370,9 @@
     const filters = filterParams().toString();
     const params = new URLSearchParams(filters);
     const bounds = map.getBounds().pad(0.5);
+    const zoom = map.getZoom();
     if (!fit) { params.set("bbox", bboxOf(bounds)); }
+    params.set("zoom", String(zoom));
     if (controller) { controller.abort(); }
     controller = new AbortController();
     statusNode.textContent = "読み込み中…";
@@ -317,13 +389,21 @@
       })
       .then(function (body) {
         mapNode.removeAttribute("aria-busy");
-        loaded = {filters: filters, bounds: fit ? null : bounds};
-        showFeatures(body.features || []);
-        if (fit && features.length) {
-          const box = L.latLngBounds(features.map(function (f) { return [f.geometry.coordinates[1], f.geometry.coordinates[0]]; }));
+        const all = (body.features || []).filter(function (f) { return f.geometry && f.geometry.coordinates; });
+        const cellFeatures = all.filter(function (f) { return f.properties && f.properties.cluster; });
+        loaded = {filters: filters, bounds: fit ? null : bounds, clustered: !!body.clustered, zoom: zoom};
+        showCells(cellFeatures);
+        showFeatures(all.filter(function (f) { return !(f.properties && f.properties.cluster); }));
+        if (fit && all.length) {
+          const box = L.latLngBounds(all.map(function (f) { return [f.geometry.coordinates[1], f.geometry.coordinates[0]]; }));
           map.fitBounds(box, {padding: [20, 20], maxZoom: 15});
         }
-        renderList();
+        if (pendingPopup && markers.has(pendingPopup)) {
+          const marker = markers.get(pendingPopup);
+          pendingPopup = null;
+          showInMap(marker);
+        }
+        showList(filters);
         updateLinks(filters);
       })
       .catch(function (error) {
@@ -338,9 +418,12 @@
     window.clearTimeout(timer);
     timer = window.setTimeout(function () {
       const filters = filterParams().toString();
-      const covered = loaded && loaded.filters === filters && (loaded.bounds === null || loaded.bounds.contains(map.getBounds()));
+      // Points stay right when zooming in; cells only at the zoom they were cut for.
+      const covered = loaded && loaded.filters === filters &&
+        (loaded.bounds === null || loaded.bounds.contains(map.getBounds())) &&
+        (!loaded.clustered || loaded.zoom === map.getZoom());
       if (covered) {
-        renderList();
+        showList(filters);
         updateLinks(filters);
       } else {
         load();

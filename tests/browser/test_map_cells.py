@@ -1,0 +1,70 @@
+"""The map's server-side cells in headless Chromium: count bubbles at low zoom, a click zooms into the cell,
+and at street zoom the listings come as markers with popups."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.browser.conftest import TEST_TILE_URL, LiveServer, start_server
+from tests.browser.test_public_pages import wait_for_map
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def cells_server(demo_directory: Any) -> Iterator[LiveServer]:
+    """The demo with cells from 5 listings in view on (the demo is small)."""
+    from resdb.web import create_app
+
+    app = create_app(
+        {
+            "DIRECTORY": demo_directory,
+            "TILE_URL": TEST_TILE_URL,
+            "RATE_LIMIT": None,
+            "SECRET_KEY": "browser-cells",
+            "MAP_POINTS_UP_TO": 5,
+        }
+    )
+    server = start_server(app)
+    yield server
+    server.shutdown()
+
+
+def test_cells_at_low_zoom_markers_after_zooming_in(cells_server: Any, make_page: Any) -> None:
+    from playwright.sync_api import expect
+
+    page = make_page()
+    responses: list[Any] = []
+    page.on(
+        "response",
+        lambda response: responses.append(response) if "zoom=" in response.url else None,
+    )
+    page.goto(cells_server.url + "/")
+    total = wait_for_map(page)
+    cells = page.locator(".leaflet-marker-icon.cluster--cell")
+    expect(cells.first).to_be_visible(timeout=15_000)
+    assert total > 5
+    # the bubbles carry the server's counts and a name for screen readers
+    first = cells.first
+    assert "件のまとまり" in (first.get_attribute("title") or "")
+    assert page.locator("#visible-list li").count() > 0  # the list beside the map still lists
+    answered = [r for r in responses if r.ok and "resources.geojson" in r.url]
+    assert any(r.json().get("clustered") for r in answered)
+
+    pins = page.locator(".leaflet-marker-icon.pin")
+    clicks = 0
+    while cells.count() and clicks < 8:  # click into a cell until the view holds markers only
+        cells.first.click()
+        clicks += 1
+        page.wait_for_timeout(900)
+        wait_for_map(page)
+    expect(pins.first).to_be_visible(timeout=10_000)
+    assert clicks >= 1 and cells.count() == 0
+    zooms = [int(r.url.split("zoom=")[1].split("&")[0]) for r in responses]
+    assert max(zooms) > zooms[0]
+    pins.first.click()
+    expect(page.locator(".leaflet-popup-content a")).to_be_visible()
+    assert page.console_errors == []
