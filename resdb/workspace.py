@@ -224,8 +224,8 @@ class Workspace:
                 select(Listing)
                 .where(
                     Listing.status == "published",
-                    (Listing.verified_at.is_(None)) | (col(Listing.verified_at) < cutoff),  # type: ignore[union-attr]
-                    (Listing.source.is_(None)) | (Listing.source != "synthetic"),  # type: ignore[union-attr]
+                    (col(Listing.verified_at).is_(None)) | (col(Listing.verified_at) < cutoff),
+                    (col(Listing.source).is_(None)) | (col(Listing.source) != "synthetic"),
                 )
                 .order_by(col(Listing.verified_at).asc().nulls_first(), Listing.name)
             ).all()
