@@ -80,7 +80,8 @@ class Ranking:
 
     @property
     def evaluated(self) -> np.ndarray:
-        return ~np.isnan(self.exact)
+        known: np.ndarray = ~np.isnan(self.exact)
+        return known
 
     def feasible(self) -> np.ndarray:
         """Evaluated listings breaking no rule."""
@@ -234,5 +235,6 @@ def feasible_mask(
         exact=np.full(n, np.nan),
         covers_home=covers_home,
     )
-    ranking.resolve_area(np.flatnonzero(~violated.any(axis=0)))
-    return ranking, ~violated.any(axis=0)
+    feasible: np.ndarray = np.logical_not(violated.any(axis=0))
+    ranking.resolve_area(np.flatnonzero(feasible))
+    return ranking, feasible

@@ -99,7 +99,8 @@ def _age_msg(q: Query, v: View, i: int) -> str:
 def _targets(q: Query, v: View) -> np.ndarray:
     t = v.col("targets")
     ok = (t == 0) | ((t & ALL_BIT) != 0) | ((t & q.target_mask) != 0)
-    return ~ok
+    violated: np.ndarray = ~ok
+    return violated
 
 
 def target_labels(mask: int) -> list[str]:
@@ -113,7 +114,8 @@ def _targets_msg(q: Query, v: View, i: int) -> str:
 
 # --- service area (lazy) ---------------------------------------------------------------------
 def _area_applies(q: Query, v: View) -> np.ndarray:
-    return v.col("residents_only") | (v.col("kind") == KIND_CODE["center"])
+    applies: np.ndarray = v.col("residents_only") | (v.col("kind") == KIND_CODE["center"])
+    return applies
 
 
 def _area_msg(q: Query, v: View, i: int) -> str:
@@ -172,7 +174,8 @@ def _cost_msg(q: Query, v: View, i: int) -> str:
 def _schedule(q: Query, v: View) -> np.ndarray:
     if not q.slots:
         return _none(v)
-    return v.has_schedule & ~v.schedule_overlap
+    violated: np.ndarray = v.has_schedule & ~v.schedule_overlap
+    return violated
 
 
 def _schedule_msg(q: Query, v: View, i: int) -> str:

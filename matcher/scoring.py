@@ -211,7 +211,8 @@ def goal_kind_fits(q: Query, v: View, sel: np.ndarray) -> np.ndarray:
 
 def _combine(fits: np.ndarray) -> np.ndarray:
     """Best goal counts most; serving several of the person's goals adds a little."""
-    return 0.7 * fits.max(axis=0) + 0.3 * fits.mean(axis=0)
+    combined: np.ndarray = 0.7 * fits.max(axis=0) + 0.3 * fits.mean(axis=0)
+    return combined
 
 
 def goal_keyword_hits(q: Query, v: View, sel: np.ndarray) -> np.ndarray:
@@ -264,7 +265,8 @@ def travel_fit(q: Query, v: View, sel: np.ndarray) -> np.ndarray:
     inside = 1.0 - 0.7 * ratio
     beyond = 0.3 - 0.6 * (ratio - 1.0)
     value = np.where(ratio <= 1.0, inside, beyond)
-    return np.clip(np.nan_to_num(value, nan=0.5), 0.0, 1.0)
+    fit: np.ndarray = np.clip(np.nan_to_num(value, nan=0.5), 0.0, 1.0)
+    return fit
 
 
 # --- schedule --------------------------------------------------------------------------------
@@ -349,4 +351,5 @@ CHEAP = np.array([f.cheap for f in FACTORS])
 
 def score_values(values: np.ndarray) -> np.ndarray:
     """Weighted mean of factor values (factors × listings) → scores in 0..1."""
-    return WEIGHTS @ values
+    scores: np.ndarray = WEIGHTS @ values
+    return scores

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -43,7 +45,7 @@ class Account:
     def can_edit(self) -> bool:
         return self.role in WRITE_ROLES
 
-    def may_edit(self, listing: dict) -> bool:
+    def may_edit(self, listing: Mapping[str, Any]) -> bool:
         """Editors limited to a municipality or an operator touch only those listings."""
         if self.role == "admin":
             return True
@@ -100,7 +102,7 @@ def add_user(
             is not None
         ):
             raise ValueError(f"{email} は既に登録されています")
-        if role == "host":
+        if role == "host" and operator is not None:
             from resdb.models import Organization
 
             if (
@@ -283,7 +285,7 @@ def account_for_token(engine: Engine, token: str) -> Account | None:
     with read_session(engine) as session:
         row = session.exec(
             select(User)
-            .join(ApiToken, ApiToken.user_id == User.id)
+            .join(ApiToken, col(ApiToken.user_id) == User.id)
             .where(
                 ApiToken.token_hash == _digest(token),
                 col(ApiToken.revoked).is_(False),

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 from rich.console import Console
@@ -17,6 +18,12 @@ from rich.table import Table
 
 from resdb import config
 from resdb.domain.vocab import KINDS, TARGETS, WEEKDAY_IDS
+
+if TYPE_CHECKING:  # imported lazily at run time: the CLI starts without the storage stack
+    from flask import Flask
+
+    from resdb.accounts import Account
+    from resdb.directory import Directory
 
 err = Console(stderr=True)
 out = Console()
@@ -27,12 +34,12 @@ def emit_json(payload: Any) -> None:
     click.echo(json.dumps(payload, ensure_ascii=False, indent=1, default=str))
 
 
-def fail(message: str, code: int = 2) -> None:
+def fail(message: str, code: int = 2) -> NoReturn:
     err.print(f"[red]エラー:[/red] {message}")
     sys.exit(code)
 
 
-def refused(error: BaseException) -> None:
+def refused(error: BaseException) -> NoReturn:
     """A service's refusal with its exit code (the same table the web uses: resdb.services.OUTCOMES)."""
     from resdb import services
 
@@ -42,7 +49,7 @@ def refused(error: BaseException) -> None:
     fail(services.message(error), result.exit_code)
 
 
-def acting_as(directory, email: str | None, actor: str):  # type: ignore[no-untyped-def]
+def acting_as(directory: Directory, email: str | None, actor: str) -> Account:
     """Who the command acts as: a registered account (`--as`, its scope applies) or the shell's user."""
     from resdb import accounts, services
 
@@ -55,7 +62,7 @@ def acting_as(directory, email: str | None, actor: str):  # type: ignore[no-unty
 
 
 @contextmanager
-def progress_bar(label: str, total: int | None):
+def progress_bar(label: str, total: int | None) -> Iterator[Callable[[int], None]]:
     """A rich progress bar on stderr (silent when stderr is not a terminal and CI is set)."""
     with Progress(
         TextColumn("{task.description}"),
@@ -67,10 +74,14 @@ def progress_bar(label: str, total: int | None):
         disable=not err.is_terminal,
     ) as bar:
         task = bar.add_task(label, total=total)
-        yield lambda n=1: bar.advance(task, n)
+
+        def advance(steps: int = 1) -> None:
+            bar.advance(task, steps)
+
+        yield advance
 
 
-def open_directory(ready: bool = True):  # type: ignore[no-untyped-def]
+def open_directory(ready: bool = True) -> Directory:
     from resdb.directory import Directory
 
     return Directory.open(ready=ready)
@@ -148,7 +159,7 @@ def serve(host: str, port: int, workers: int | None, dev: bool) -> None:
             self.cfg.set("access_log_format", '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(L)ss')
             self.cfg.set("timeout", 60)
 
-        def load(self):  # type: ignore[no-untyped-def]
+        def load(self) -> Flask:
             from resdb.web import create_app
 
             return create_app()
@@ -202,8 +213,8 @@ def import_(
     """Import listings from CSV (also 自治体標準オープンデータセット イベント一覧 / 介護サービス事業所一覧 /
     子育て施設一覧), JSON, GeoJSON or Excel (.xlsx); all-or-nothing unless --good-rows-only; audited."""
     from resdb.domain.vocab import kind_id
-    from resdb.exchange import FileProblem, iter_file
-    from resdb.intake import CLI_LIMITS
+    from resdb.exchange import iter_file
+    from resdb.intake import CLI_LIMITS, FileProblem
     from resdb.intake import problems_csv as problems_text
     from resdb.services import REFUSALS, Services
 
@@ -504,15 +515,16 @@ def check(as_json: bool) -> None:
     """Check the index against the database and repair it (what start-up does)."""
     directory = open_directory(ready=False)
     status = directory.ensure_ready()
-    problems = directory.index_problems()
-    payload = {
+    not_indexed = [
+        {"id": listing_id, "reason": reason}
+        for listing_id, reason in sorted(directory.index_problems().items())
+    ]
+    payload: dict[str, Any] = {
         "index": status,
         "listings": directory.published_count(),
         "change_log_head": directory.head_seq(),
         "index_cursor": directory.index.cursor(),
-        "not_indexed": [
-            {"id": listing_id, "reason": reason} for listing_id, reason in sorted(problems.items())
-        ],
+        "not_indexed": not_indexed,
     }
     if as_json:
         emit_json(payload)
@@ -520,7 +532,7 @@ def check(as_json: bool) -> None:
     out.print(
         f"索引: {status}（{payload['listings']} 件、変更ログ {payload['index_cursor']}/{payload['change_log_head']}）"
     )
-    for problem in payload["not_indexed"]:
+    for problem in not_indexed:
         err.print(
             f"索引に入れられない掲載: {problem['id']}: {problem['reason']}（値を直すと自動で索引されます）"
         )

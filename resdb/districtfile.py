@@ -44,21 +44,22 @@ def _bad(number: int, message: str, value: Any = None) -> Problem:
     )
 
 
-def _area(number: int, geometry: BaseGeometry) -> tuple[BaseGeometry | None, Problem | None]:
+def _area(number: int, geometry: BaseGeometry) -> BaseGeometry | Problem:
+    """The polygonal area of one feature, or the problem that keeps it from being a district."""
     kind = geometry.geom_type
     if kind not in {"Polygon", "MultiPolygon", "GeometryCollection"}:
-        return None, _bad(
+        return _bad(
             number,
             f"{kind}（点・線）は区域になりません。Polygon か MultiPolygon の形にしてください",
             kind,
         )
     if geometry.is_empty:
-        return None, _bad(number, "形が空です（座標がありません）")
+        return _bad(number, "形が空です（座標がありません）")
     minx, miny, maxx, maxy = geometry.bounds
     if not all(math.isfinite(v) for v in (minx, miny, maxx, maxy)) or not (
         122 <= minx <= maxx <= 154 and 20 <= miny <= maxy <= 46
     ):
-        return None, _bad(
+        return _bad(
             number,
             "座標が日本の範囲（経度122〜154、緯度20〜46）の外です。"
             "緯度経度（世界測地系 WGS84）で保存してください",
@@ -66,8 +67,8 @@ def _area(number: int, geometry: BaseGeometry) -> tuple[BaseGeometry | None, Pro
         )
     area = geo._polygonal(shapely.make_valid(geometry))
     if area.is_empty:
-        return None, _bad(number, "形を区域として読めません（面積がありません）")
-    return area, None
+        return _bad(number, "形を区域として読めません（面積がありません）")
+    return area
 
 
 def _features_geojson(path: Path) -> list[tuple[dict[str, Any], Any]]:
@@ -102,7 +103,7 @@ def _features_geojson(path: Path) -> list[tuple[dict[str, Any], Any]]:
                 "file", f"座標系 {crs} は読めません。緯度経度（WGS84, EPSG:4326）で保存してください"
             )
         )
-    found = []
+    found: list[tuple[dict[str, Any], Any]] = []
     for feature in payload["features"]:
         if not isinstance(feature, dict):
             found.append(({}, "not-a-feature"))
@@ -128,9 +129,11 @@ def _features_shapefile(path: Path, encoding: str | None) -> list[tuple[dict[str
         frame = frame.set_crs(4326)
     elif frame.crs.to_epsg() != 4326:
         frame = frame.to_crs(4326)
-    rows = []
+    rows: list[tuple[dict[str, Any], Any]] = []
     for _, row in frame.iterrows():
-        properties = {k: (None if _missing(v) else v) for k, v in row.items() if k != "geometry"}
+        properties = {
+            str(k): (None if _missing(v) else v) for k, v in row.items() if k != "geometry"
+        }
         rows.append((properties, row.geometry))
     return rows
 
@@ -201,15 +204,13 @@ def read_district_file(
                 )
             )
             continue
-        area, problem = _area(number, shaped)
-        if problem is not None:
+        area = _area(number, shaped)
+        if isinstance(area, Problem):
             result.problems.append(
-                Problem(
-                    problem.field, problem.message.replace(": ", f": 「{name}」の", 1), number, name
-                )
+                Problem(area.field, area.message.replace(": ", f": 「{name}」の", 1), number, name)
             )
             continue
-        parts[name].append(area)  # type: ignore[arg-type]
+        parts[name].append(area)
         if kana_field and props.get(kana_field) and name not in kana:
             kana[name] = str(props[kana_field])
     code = geo.code6(municipality_code)

@@ -49,22 +49,26 @@ def public_view(listing: dict[str, Any], gazetteer: geo.Gazetteer) -> dict[str, 
     if town is not None:
         out["address"] = f"{place}{town.name}"
         out["district"] = town.name
-        point = (town.lat, town.lon)
-        if point[0] is None or point[1] is None:
+        lat, lon = town.lat, town.lon
+        if lat is None or lon is None:
             centre = town.geometry.representative_point()
-            point = (centre.y, centre.x)
-        out["lat"], out["lon"] = round(float(point[0]), 6), round(float(point[1]), 6)
+            lat, lon = centre.y, centre.x
+        out["lat"], out["lon"] = round(float(lat), 6), round(float(lon), 6)
         out["location_precision"] = "town"
     else:
         # No 町字 known: nothing finer than the municipality is shown.
         out["address"] = place or None
         out["district"] = None
         out["lat"] = out["lon"] = None
-        if municipality is not None and municipality.lat is not None:
+        if (
+            municipality is not None
+            and municipality.lat is not None
+            and municipality.lon is not None
+        ):
             out["lat"], out["lon"] = (
                 round(float(municipality.lat), 6),
                 round(float(municipality.lon), 6),
-            )  # type: ignore[arg-type]
+            )
         out["location_precision"] = "municipality"
     for key in HIDDEN_FIELDS:
         if key in out:

@@ -42,7 +42,8 @@ class ImportJobs:
         path = self._path(job_id)
         if path is None or not path.exists():
             return None
-        return json.loads(path.read_text(encoding="utf-8"))
+        state: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        return state
 
     def start(self, work: Callable[[Callable[[int], None]], Any], **meta: Any) -> str:
         """Run `work(progress)` in a thread; `work` returns an ImportReport. Returns the job id."""

@@ -68,33 +68,29 @@ def placement_outcomes(
 ) -> dict[str, Outcome]:
     """listing id → Outcome, only for places with at least `min_cases` referred cases."""
     with read_session(engine) as session:
-        rows = session.exec(
-            select(
-                Placement.id,
-                Placement.case_id,
-                Placement.listing_id,
-                Placement.stage,
-                Placement.created_at,
-            )
-        ).all()
+        placements = session.exec(select(Placement).where(col(Placement.stage).in_(REFERRED))).all()
         joined = session.exec(
-            select(PlacementEvent.placement_id, func.min(PlacementEvent.at))
+            select(col(PlacementEvent.placement_id), func.min(PlacementEvent.at))
             .where(PlacementEvent.kind == "stage", col(PlacementEvent.to_stage) == "participating")
-            .group_by(PlacementEvent.placement_id)
+            .group_by(col(PlacementEvent.placement_id))
         ).all()
     joined_at = dict(joined)
     per_place: dict[str, dict[int, tuple[str, int | None]]] = {}
-    for placement_id, case_id, listing_id, stage, created in rows:
-        if stage not in REFERRED:
-            continue
-        days = None
-        if placement_id in joined_at and created is not None:
-            start = created.replace(tzinfo=None)
-            days = max(0, (joined_at[placement_id].replace(tzinfo=None) - start).days)
-        cases = per_place.setdefault(listing_id, {})
-        previous = cases.get(case_id)
+    for placement in placements:
+        assert placement.id is not None  # a stored row
+        days: int | None = None
+        joined_on = joined_at.get(placement.id)
+        if joined_on is not None and placement.created_at is not None:
+            start = placement.created_at.replace(tzinfo=None)
+            days = max(0, (joined_on.replace(tzinfo=None) - start).days)
+        cases = per_place.setdefault(placement.listing_id, {})
+        previous = cases.get(placement.case_id)
+        stage = placement.stage
         if previous is None or (stage in CONTINUING and previous[0] not in CONTINUING):
-            cases[case_id] = (stage, days)  # one case counts once per place: its best stage
+            cases[placement.case_id] = (
+                stage,
+                days,
+            )  # one case counts once per place: its best stage
     total = sum(len(c) for c in per_place.values())
     overall = (
         (
@@ -110,11 +106,13 @@ def placement_outcomes(
         if referred < min_cases:
             continue
         continuing = sum(1 for stage, _ in cases.values() if stage in CONTINUING)
-        days = [d for _, d in cases.values() if d is not None]
+        join_days = [d for _, d in cases.values() if d is not None]
         out[listing_id] = Outcome(
             referred=referred,
             continuing=continuing,
-            median_days_to_join=int(statistics.median(days)) if len(days) >= min_cases else None,
+            median_days_to_join=(
+                int(statistics.median(join_days)) if len(join_days) >= min_cases else None
+            ),
             rate=(continuing + prior_cases * overall) / (referred + prior_cases),
         )
     return out

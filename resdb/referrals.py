@@ -138,9 +138,9 @@ class Referrals:
                 select(Referral.id).where(
                     Referral.placement_id == placement_id,
                     Referral.status != "stopped",
-                    (Referral.answer.is_(None)) | (Referral.answer != "decline"),
+                    (col(Referral.answer).is_(None)) | (col(Referral.answer) != "decline"),
                 )
-            ).first()  # type: ignore[union-attr]
+            ).first()
             if open_one is not None:
                 raise Conflict("この場所にはもう紹介を送っています")
             referral = Referral(
@@ -244,7 +244,7 @@ class Referrals:
         with read_session(self.engine) as session:
             rows = list(
                 session.exec(
-                    select(Referral).where(Referral.case_id == case_id).order_by(Referral.id)
+                    select(Referral).where(Referral.case_id == case_id).order_by(col(Referral.id))
                 ).all()
             )
             events = (
@@ -252,7 +252,7 @@ class Referrals:
                     session.exec(
                         select(ReferralEvent)
                         .where(col(ReferralEvent.referral_id).in_([r.id for r in rows]))
-                        .order_by(ReferralEvent.id)
+                        .order_by(col(ReferralEvent.id))
                     ).all()
                 )
                 if rows
@@ -278,7 +278,9 @@ class Referrals:
             return {}
         with read_session(self.engine) as session:
             rows = session.exec(
-                select(Referral).where(col(Referral.case_id).in_(case_ids)).order_by(Referral.id)
+                select(Referral)
+                .where(col(Referral.case_id).in_(case_ids))
+                .order_by(col(Referral.id))
             ).all()
         out: dict[int, list[str]] = {}
         for row in rows:
@@ -298,7 +300,7 @@ class Referrals:
                 session.exec(
                     select(ReferralEvent)
                     .where(ReferralEvent.referral_id == referral_id)
-                    .order_by(ReferralEvent.id)
+                    .order_by(col(ReferralEvent.id))
                 ).all()
             )
             if audit_view:
@@ -434,6 +436,7 @@ class Referrals:
             return self._dict(row, for_host=actor.role == "host")
 
     def _move(self, session: Session, actor: Account, row: Referral, to_status: str) -> None:
+        assert row.id is not None  # a stored row
         before = row.status
         row.status, row.updated_at = to_status, utcnow()
         session.add(
@@ -457,6 +460,7 @@ class Referrals:
         placement = session.get(Placement, row.placement_id) if row.placement_id else None
         stage = STAGE_OF[to_status]
         if placement is not None and placement.stage != stage:
+            assert placement.id is not None  # a stored row
             session.add(
                 PlacementEvent(
                     placement_id=placement.id,
@@ -527,11 +531,11 @@ class Referrals:
                 select(Referral.host)
                 .where(
                     col(Referral.answer).in_(["accept", "visit"]),
-                    Referral.answered_at >= start,  # type: ignore[operator]
-                    Referral.answered_at < end,
+                    col(Referral.answered_at) >= start,
+                    col(Referral.answered_at) < end,
                 )
                 .group_by(Referral.host)
-            ).all()  # type: ignore[operator]
+            ).all()
         return sorted(rows)
 
     def count(self) -> int:

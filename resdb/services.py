@@ -44,7 +44,7 @@ class Outcome:
 
 
 # The one place where refusals become statuses and exit codes (first match wins: subclasses first).
-OUTCOMES: tuple[tuple[type[BaseException], Outcome], ...] = (
+OUTCOMES: tuple[tuple[type[Exception], Outcome], ...] = (
     (ValidationFailed, Outcome(422, "invalid", 1, "入力内容に問題があります")),
     (NotFound, Outcome(404, "not_found", 3, "見つかりません")),
     (Forbidden, Outcome(403, "forbidden", 4, "権限がありません")),
@@ -52,7 +52,7 @@ OUTCOMES: tuple[tuple[type[BaseException], Outcome], ...] = (
     (Conflict, Outcome(409, "conflict", 6, "競合があります")),
     (RateLimited, Outcome(429, "rate_limited", 7, "アクセスが集中しています")),
 )
-REFUSALS: tuple[type[BaseException], ...] = tuple(kind for kind, _ in OUTCOMES)
+REFUSALS: tuple[type[Exception], ...] = tuple(kind for kind, _ in OUTCOMES)
 
 
 def outcome(error: BaseException) -> Outcome | None:

@@ -73,7 +73,7 @@ class Sheets:
             name = self.municipality_name(window.removeprefix(GENERAL_PREFIX))
             return f"{name}の総合相談窓口" if name else "総合相談窓口"
         try:
-            return self.directory.get(window, include_unpublished=True)["name"]
+            return str(self.directory.get(window, include_unpublished=True)["name"])
         except NotFound:
             return window
 

@@ -11,7 +11,7 @@ from functools import lru_cache
 from typing import Any
 
 from resdb.domain import schedule as schedule_mod
-from resdb.domain.vocab import GROUP_SIZES, KINDS, TARGETS, kind_id, target_id
+from resdb.domain.vocab import GROUP_SIZES, KINDS, TARGETS, WEEKDAY_IDS, kind_id, target_id
 from resdb.fields import (
     AGE_RANGE,
     LISTING_FIELDS,
@@ -241,8 +241,10 @@ def validate_listing(
                 if _blank(value):
                     clean[key] = None
                 else:
-                    size = str(value).strip()
-                    size = next((k for k, label in GROUP_SIZES.items() if size in (k, label)), None)
+                    given = str(value).strip()
+                    size = next(
+                        (k for k, label in GROUP_SIZES.items() if given in (k, label)), None
+                    )
                     if size is None:
                         raise ValueError(
                             "small / medium / large（少人数・中規模・大人数）で指定してください"
@@ -392,7 +394,7 @@ def schedule_from_text(text: str) -> list[dict[str, Any]]:
         weeks = [int(w) for w in re.findall(r"[1-5]", match.group("weeks") or "")]
         for char in re.findall(f"[{_DAY_CHARS}]", match.group("days")):
             entry: dict[str, Any] = {
-                "weekday": schedule_mod.WEEKDAY_IDS[_DAY_CHARS.index(char)],
+                "weekday": WEEKDAY_IDS[_DAY_CHARS.index(char)],
                 "start": match.group("start").zfill(5),
                 "end": match.group("end").zfill(5),
             }

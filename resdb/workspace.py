@@ -15,12 +15,14 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, func, select
 
 from resdb.accounts import Account
-from resdb.audit import audit, audit_entries, audit_now  # noqa: F401  (re-exported for callers)
+from resdb.audit import audit
+from resdb.audit import audit_entries as audit_entries  # re-exported for callers
 from resdb.db import read_session, write_session
 from resdb.directory import Directory, NotFound
 from resdb.fields import bad_text, first_bad_text
 from resdb.models import Case, ChangeRequest, Listing, Placement, PlacementEvent, utcnow
-from resdb.policy import Forbidden, authorize  # noqa: F401  (Forbidden re-exported)
+from resdb.policy import Forbidden as Forbidden  # re-exported for callers
+from resdb.policy import authorize
 from resdb.validation import Problem, ValidationFailed, validate_listing
 
 LEGAL_BASES: dict[str, str] = {
@@ -225,8 +227,8 @@ class Workspace:
                 select(Listing)
                 .where(
                     Listing.status == "published",
-                    (Listing.verified_at.is_(None)) | (col(Listing.verified_at) < cutoff),  # type: ignore[union-attr]
-                    (Listing.source.is_(None)) | (Listing.source != "synthetic"),  # type: ignore[union-attr]
+                    (col(Listing.verified_at).is_(None)) | (col(Listing.verified_at) < cutoff),
+                    (col(Listing.source).is_(None)) | (col(Listing.source) != "synthetic"),
                 )
                 .order_by(col(Listing.verified_at).asc().nulls_first(), Listing.name)
             ).all()
@@ -319,13 +321,13 @@ class Workspace:
         with write_session(self.engine) as session:
             case = self._case_row(session, case_id, account)
             placements = session.exec(
-                select(Placement).where(Placement.case_id == case_id).order_by(Placement.id)
+                select(Placement).where(Placement.case_id == case_id).order_by(col(Placement.id))
             ).all()
             events = (
                 session.exec(
                     select(PlacementEvent)
                     .where(col(PlacementEvent.placement_id).in_([p.id for p in placements]))
-                    .order_by(PlacementEvent.id)
+                    .order_by(col(PlacementEvent.id))
                 ).all()
                 if placements
                 else []
@@ -470,7 +472,7 @@ class Workspace:
             ).one()
             joined_rows = session.exec(
                 select(Placement.case_id, Placement.listing_id)
-                .join(PlacementEvent, PlacementEvent.placement_id == Placement.id)
+                .join(PlacementEvent, col(PlacementEvent.placement_id) == Placement.id)
                 .where(
                     PlacementEvent.kind == "stage",
                     col(PlacementEvent.to_stage).in_(JOINED_STAGES),

@@ -10,7 +10,8 @@ from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import holidays
+from holidays import HolidayBase
+from holidays.countries.japan import Japan
 
 from resdb.domain.vocab import WEEKDAY_IDS, WEEKDAYS
 
@@ -192,8 +193,8 @@ def describe(schedule: Iterable[Any] | None) -> str:
 
 
 @lru_cache(maxsize=1)
-def _japan_holidays() -> holidays.HolidayBase:
-    return holidays.Japan()
+def _japan_holidays() -> HolidayBase:
+    return Japan()
 
 
 def is_holiday(day: date) -> bool:

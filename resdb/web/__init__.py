@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, Response, current_app, request, session
+from flask.json.provider import DefaultJSONProvider
 
 from resdb import config, geo
 from resdb.directory import Directory
@@ -24,14 +25,23 @@ _GZIP_TYPES = {
 }
 
 
+class _JsonProvider(DefaultJSONProvider):
+    """JSON as built: Japanese stays readable (no \\u escapes) and keys keep their order."""
+
+    ensure_ascii = False
+    sort_keys = False
+
+
 def get_directory() -> Directory:
     """The app's Directory (routes stay thin over it)."""
-    return current_app.extensions["resdb"]
+    directory: Directory = current_app.extensions["resdb"]
+    return directory
 
 
 def _open_directory(settings: dict[str, Any]) -> Directory:
-    if settings.get("DIRECTORY") is not None:
-        return settings["DIRECTORY"]
+    given: Directory | None = settings.get("DIRECTORY")
+    if given is not None:
+        return given
     instance = settings.get("INSTANCE")
     if instance is None:
         return Directory.open(settings.get("DATABASE_URL"), None)
@@ -121,8 +131,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         in {"1", "true", "on", "yes"},
     )
     app.config.update({k: v for k, v in settings.items() if k not in {"DIRECTORY"}})
-    app.json.ensure_ascii = False  # type: ignore[attr-defined]
-    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.json = _JsonProvider(app)
 
     directory = _open_directory(settings)
     directory.serving = True

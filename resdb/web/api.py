@@ -142,13 +142,13 @@ def _expected_version(body: dict[str, Any] | None) -> int | None:
                 ],
             )
         return int(match.group(1))
-    raw = (body or {}).get("version", request.args.get("version"))
+    raw: Any = (body or {}).get("version", request.args.get("version"))  # any JSON value
     if raw is None or raw == "":
         return None
     if isinstance(raw, bool):
-        raw = None
+        raw = None  # true/false is no version: int() below refuses it
     try:
-        return int(raw)  # type: ignore[arg-type]
+        return int(raw)
     except (TypeError, ValueError):
         raise ApiError(
             400,
@@ -395,7 +395,7 @@ def lookup_area(args: Any) -> dict[str, Any]:
             )
         lat, lon = placement.lat, placement.lon
     else:
-        problems = []
+        problems: list[dict[str, Any]] = []
         values: dict[str, float] = {}
         for name, raw, low, high, label in (
             ("lat", lat_raw, -90, 90, "緯度"),

@@ -82,16 +82,17 @@ def api_doc(
     """Record the OpenAPI description of a view function (read by `openapi_spec`)."""
 
     def decorate(view: F) -> F:
-        view.__api_doc__ = ApiDoc(
+        doc = ApiDoc(
             summary,
             description,
             tuple(params),
             body,
-            body_required,  # type: ignore[attr-defined]
+            body_required,
             dict(responses or {}),
             tuple(tags),
             auth,
         )
+        view.__api_doc__ = doc  # type: ignore[attr-defined]  # a function attribute, read by doc_of
         return view
 
     return decorate
@@ -147,9 +148,9 @@ def _response(components: _Components, status: int, spec: ResponseSpec | None) -
     elif isinstance(spec, str):
         description = spec
     elif len(spec) == 2:
-        description, schema = spec  # type: ignore[misc]
+        description, schema = spec
     else:
-        description, schema, content_type = spec  # type: ignore[misc]
+        description, schema, content_type = spec
     out: dict[str, Any] = {"description": description}
     ref = (
         components.ref(schema)

@@ -49,9 +49,9 @@ def _covers_whole_municipality(item: dict[str, Any], municipality_name: str | No
     districts = (item.get("service_area") or {}).get("districts") or []
     if not districts:
         return True
-    return bool(municipality_name) and any(
-        municipality_name.endswith(d) or d.endswith(municipality_name or "") for d in districts
-    )
+    if not municipality_name:
+        return False
+    return any(municipality_name.endswith(d) or d.endswith(municipality_name) for d in districts)
 
 
 def _topics_of(item: dict[str, Any]) -> list[str]:

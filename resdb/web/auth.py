@@ -74,7 +74,8 @@ def require_scope(account: Account, listing: dict[str, Any]) -> None:
 def session_account() -> Account | None:
     """The signed-in staff account: the cookie's token must name a live server-side session."""
     if "account" in g:
-        return g.account
+        known: Account | None = g.account
+        return known
     token = session.get("sid")
     account = (
         accounts.session_account(_directory().engine, token) if isinstance(token, str) else None

@@ -161,4 +161,5 @@ def municipality(code: str) -> Response:
     response = Response(data, mimetype="application/geo+json")
     response.set_etag(tag)
     response.headers["Cache-Control"] = "public, max-age=3600"
-    return response.make_conditional(request)
+    response.make_conditional(request)  # answers 304 in place when the ETag matches
+    return response

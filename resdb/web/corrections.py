@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Flask, Response, current_app, render_template, request
+from flask import Blueprint, Response, current_app, render_template, request
+from flask.sansio.app import App
 
 from resdb.directory import NotFound
 from resdb.services import Services
@@ -17,7 +18,7 @@ from resdb.workspace import RateLimited, client_key
 class _OnceBlueprint(Blueprint):
     """Registering it again on the same app does nothing (create_app may register it explicitly)."""
 
-    def register(self, app: Flask, options: dict[str, Any]) -> None:
+    def register(self, app: App, options: dict[str, Any]) -> None:
         if app.blueprints.get(self.name) is self:
             return
         super().register(app, options)

@@ -6,7 +6,7 @@ import traceback
 from typing import Any
 
 from flask import Flask, Response, jsonify, render_template, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 # Plain-Japanese titles and explanations per status code.
 STATUS_TEXT: dict[int, tuple[str, str]] = {
@@ -115,8 +115,8 @@ def register_error_handlers(app: Flask) -> None:
         status = error.code or 500
         title, explanation = STATUS_TEXT.get(status, (error.name, error.description or ""))
         headers: dict[str, str] = {}
-        if status == 405 and getattr(error, "valid_methods", None):
-            headers["Allow"] = ", ".join(error.valid_methods or [])
+        if isinstance(error, MethodNotAllowed) and error.valid_methods:
+            headers["Allow"] = ", ".join(error.valid_methods)
         if wants_json():
             return json_error(
                 ApiError(status, title if status != 404 else "見つかりません", headers=headers)

@@ -9,6 +9,7 @@ from datetime import date
 from typing import Any
 
 from flask import Blueprint, Response, current_app, g, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response as BaseResponse  # what redirect() builds
 
 from resdb import capacity
 from resdb.directory import Conflict, NotFound, StaleEdit
@@ -31,7 +32,8 @@ def _services() -> Services:
 
 
 def _today() -> date:
-    return current_app.config["TODAY"]()
+    today: date = current_app.config["TODAY"]()
+    return today
 
 
 def _page(template: str, status: int = 200, **context: Any) -> Response:
@@ -92,7 +94,7 @@ def _number(text: str | None) -> int | None:
 
 @bp.post("/listings/<listing_id>/capacity")
 @login_required("host")
-def report_capacity(listing_id: str) -> Response:
+def report_capacity(listing_id: str) -> BaseResponse:
     _guard()
     try:
         _services().report_capacity(
@@ -121,7 +123,7 @@ def edit_listing(listing_id: str) -> Response:
 
 @bp.post("/listings/<listing_id>")
 @login_required("host")
-def save_listing(listing_id: str) -> Response:
+def save_listing(listing_id: str) -> BaseResponse:
     _guard()
     listing = _own(listing_id)
     values = {k: (request.form.get(k) or "").strip() for k in EDITABLE if k != "accepts_referrals"}
@@ -214,7 +216,7 @@ def _date(text: str | None) -> date | None:
         return None
 
 
-def _act(referral_id: int, action: Any) -> Response:
+def _act(referral_id: int, action: Any) -> BaseResponse:
     _referral(referral_id, audit_view=False)
     try:
         action()
@@ -229,7 +231,7 @@ def _act(referral_id: int, action: Any) -> Response:
 
 @bp.post("/referrals/<int:referral_id>/answer")
 @login_required("host")
-def answer(referral_id: int) -> Response:
+def answer(referral_id: int) -> BaseResponse:
     _guard()
     return _act(
         referral_id,
@@ -246,7 +248,7 @@ def answer(referral_id: int) -> Response:
 
 @bp.post("/referrals/<int:referral_id>/status")
 @login_required("host")
-def status(referral_id: int) -> Response:
+def status(referral_id: int) -> BaseResponse:
     _guard()
     return _act(
         referral_id,
@@ -256,7 +258,7 @@ def status(referral_id: int) -> Response:
 
 @bp.post("/referrals/<int:referral_id>/attended")
 @login_required("host")
-def attended(referral_id: int) -> Response:
+def attended(referral_id: int) -> BaseResponse:
     _guard()
     on = _date(request.form.get("on"))
     if on is None:

@@ -147,7 +147,8 @@ def _body() -> Any:
 
 
 def _today() -> date:
-    return current_app.config["TODAY"]()
+    today: date = current_app.config["TODAY"]()
+    return today
 
 
 def _private(payload: dict[str, Any]) -> Any:

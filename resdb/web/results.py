@@ -108,7 +108,8 @@ class ResultStore:
             plain = AESGCM(_key(token, session_id)).decrypt(nonce, sealed, header)
         except InvalidTag:
             raise ResultGone(token) from None
-        return json.loads(plain)
+        stored: dict[str, Any] = json.loads(plain)
+        return stored
 
     def expires_at(self, token: str) -> float | None:
         try:

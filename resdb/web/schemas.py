@@ -81,15 +81,16 @@ def _field_info(field_spec: FieldSpec) -> Any:
 
 
 # The writable fields of a listing (contract keys plus extensions), derived from the one declaration.
-ListingFields: type[BaseModel] = create_model(  # type: ignore[call-overload]
+_WRITABLE_FIELDS: dict[str, Any] = {
+    s.name: (_annotation(s), _field_info(s))
+    for s in LISTING_FIELDS
+    if s.writable and s.name not in {"id", "status"}
+}
+ListingFields: type[BaseModel] = create_model(
     "ListingFields",
     __config__=ConfigDict(extra="allow"),
     __doc__="The writable fields of a listing (contract keys plus this product's extensions).",
-    **{
-        s.name: (_annotation(s), _field_info(s))
-        for s in LISTING_FIELDS
-        if s.writable and s.name not in {"id", "status"}
-    },
+    **_WRITABLE_FIELDS,
 )
 
 
@@ -99,8 +100,8 @@ class ListingCreate(ListingFields):  # type: ignore[valid-type,misc]
     id: str | None = Field(
         None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$", description="省略すると自動で付番"
     )
-    name: str = Field(..., max_length=spec("name").max_length, description="名称")  # type: ignore[assignment]
-    kind: str = Field(..., json_schema_extra={"enum": list(KINDS)}, description="種別")  # type: ignore[assignment]
+    name: str = Field(..., max_length=spec("name").max_length, description="名称")
+    kind: str = Field(..., json_schema_extra={"enum": list(KINDS)}, description="種別")
 
 
 class ListingUpdate(ListingFields):  # type: ignore[valid-type,misc]
@@ -113,8 +114,8 @@ class Listing(ListingFields):  # type: ignore[valid-type,misc]
     """A stored listing as the API returns it."""
 
     id: str
-    name: str  # type: ignore[assignment]
-    kind: str  # type: ignore[assignment]
+    name: str
+    kind: str
     status: str | None = None
     version: int = Field(..., description='版（ETag は "v<version>"）')
     updated_at: str | None = None

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, Response, current_app, g, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response as BaseResponse  # what redirect() builds
 
 from resdb.directory import Conflict, NotFound
 from resdb.policy import Forbidden
@@ -37,7 +38,7 @@ def _page(template: str, status: int = 200, **context: Any) -> Response:
 
 # -- the supporter ----------------------------------------------------------------------------------
 def _municipality() -> str:
-    return g.account.municipality_code or current_app.config["DEFAULT_MUNICIPALITY"]
+    return str(g.account.municipality_code or current_app.config["DEFAULT_MUNICIPALITY"])
 
 
 def _supporter_home(
@@ -68,7 +69,7 @@ def home() -> Response:
 
 @supporter_bp.post("/sheets")
 @login_required("supporter")
-def submit() -> Response:
+def submit() -> BaseResponse:
     values = {k: (request.form.get(k) or "").strip() for k in FORM_FIELDS}
     if g.account.role != "supporter":
         raise ApiError(
@@ -125,7 +126,7 @@ def sheet(sheet_id: int) -> Response:
 
 @window_bp.post("/sheets/<int:sheet_id>")
 @login_required()
-def update(sheet_id: int) -> Response:
+def update(sheet_id: int) -> BaseResponse:
     _window_guard()
     try:
         _services().update_sheet(

@@ -8,10 +8,10 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Response, redirect, render_template, request, url_for
 
 from resdb import accounts
+from resdb.audit import audit_now
 from resdb.web import get_directory
 from resdb.web.auth import session_account, sign_in, sign_out
 from resdb.web.security import rate_limited_as
-from resdb.workspace import audit_now
 
 bp = Blueprint("staff", __name__)
 LOGIN_FAILED = (
