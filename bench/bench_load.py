@@ -30,6 +30,7 @@ database dropped when the run ends, also on Ctrl-C.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import os
@@ -43,7 +44,9 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -60,6 +63,7 @@ from resdb.synth import REGION  # noqa: E402
 
 PG_SERVER = os.environ.get("RESDB_BENCH_PG_SERVER", "postgresql+psycopg://postgres@127.0.0.1:5432")
 GOAL_P95_MS = 200.0
+PROBE_SECONDS = 30.0
 KINDS = ["kayoi", "ibasho", "shokudo", "kosodate", "work_trial", "volunteer", "learning"]
 WEEKDAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 TARGETS = ["elderly", "children", "parents", "youth", "disability", "hikikomori"]
@@ -139,17 +143,20 @@ def load(url: str, instance: Path, work: Path, count: int, seed: int, chunk: int
         del rows
         write_s += time.perf_counter() - started
         started = time.perf_counter()
-        result = subprocess.run(
-            [RESDB, "import", "--publish", "--actor", "bench-load", str(path)],
-            env=env,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
+        with (work / "import.log").open("a") as log:  # its likely-duplicate notes, problems
+            result = subprocess.run(
+                [RESDB, "import", "--publish", "--actor", "bench-load", str(path)],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                text=True,
+            )
         import_s += time.perf_counter() - started
         path.unlink()
         if result.returncode != 0:
             raise SystemExit(
-                f"resdb import failed (exit {result.returncode}): {result.stdout[-500:]}"
+                f"resdb import failed (exit {result.returncode}): {result.stdout[-500:]}; "
+                f"see {work / 'import.log'}"
             )
         done = min(count, done + chunk)
         files += 1
@@ -213,15 +220,42 @@ class Sample:
 
 @dataclass
 class Recorder:
+    """Samples of the counted window; a request still unanswered when the run ends is counted as an
+    error ("no answer by the end") with the time it had waited."""
+
     counted_from: float = 0.0
+    stop_at: float = math.inf
+    closed: bool = False
     samples: list[Sample] = field(default_factory=list)
+    pending: dict[int, tuple[str, float]] = field(default_factory=dict)
     lags: list[float] = field(default_factory=list)
     unseen: list[str] = field(default_factory=list)
     probes: int = 0
+    _ids: Any = field(default_factory=itertools.count)
 
-    def add(self, sample: Sample) -> None:
-        if sample.at >= self.counted_from:
-            self.samples.append(sample)  # list.append is atomic under the GIL
+    def counts(self, at: float) -> bool:
+        return self.counted_from <= at < self.stop_at
+
+    def timed(self, kind: str, at: float, request: Callable[[], tuple[int, Any, float]]) -> Any:
+        """Run `request` (returning status, body or size, ms) and record it as one `kind` sample."""
+        key = next(self._ids)
+        self.pending[key] = (kind, at)
+        try:
+            status, body, ms = request()
+        finally:
+            self.pending.pop(key, None)
+        if not self.closed and self.counts(at):
+            size = body if isinstance(body, int) else 0
+            self.samples.append(Sample(kind, at, ms, status, size))  # atomic under the GIL
+        return status, body, ms
+
+    def close(self) -> None:
+        """End of the run: what is still waiting becomes an error sample; later answers are ignored."""
+        self.closed = True
+        now = time.monotonic()
+        for kind, at in list(self.pending.values()):
+            if self.counts(at):
+                self.samples.append(Sample(kind, at, (now - at) * 1000, -1))
 
 
 def send(
@@ -270,7 +304,9 @@ class User(threading.Thread):
     def __init__(
         self, n: int, hosts: list[str], args: argparse.Namespace, ctx: dict[str, Any]
     ) -> None:
-        super().__init__(daemon=True, name=f"user-{n}")
+        super().__init__(
+            daemon=True, name=f"user-{n}"
+        )  # an unanswered request does not hold the end
         self.n = n
         self.hosts = hosts
         self.args = args
@@ -284,7 +320,7 @@ class User(threading.Thread):
 
     def run(self) -> None:
         stop_at: float = self.ctx["stop_at"]
-        time.sleep(self.rng.uniform(0, 2.0))
+        time.sleep(self.rng.uniform(0, self.args.think_max))
         while time.monotonic() < stop_at:
             action = self.rng.choices(list(ACTIONS), list(ACTIONS.values()))[0]
             base = self.hosts[self.turn % len(self.hosts)]
@@ -293,11 +329,12 @@ class User(threading.Thread):
             time.sleep(self.rng.uniform(self.args.think_min, self.args.think_max))
 
     def _get(self, kind: str, base: str, path: str, **extra: str) -> None:
-        at = time.monotonic()
-        status, size, ms = send(
-            base, path, headers={**self.headers, **extra}, timeout=self.args.timeout
+        headers = {**self.headers, **extra}
+        self.ctx["recorder"].timed(
+            kind,
+            time.monotonic(),
+            lambda: send(base, path, headers=headers, timeout=self.args.timeout),
         )
-        self.ctx["recorder"].add(Sample(kind, at, ms, status, size))
 
     def map(self, base: str) -> None:
         move = self.rng.random()
@@ -311,6 +348,10 @@ class User(threading.Thread):
             self.zoom = max(9, self.zoom - 1)
         self.lat = min(REGION[2], max(REGION[0], self.lat))
         self.lon = min(REGION[3], max(REGION[1], self.lon))
+        self.view(base)
+
+    def view(self, base: str) -> None:
+        """Ask for the map's features of the current view, as the public map's script does."""
         query = urlencode({"bbox": viewport(self.lat, self.lon, self.zoom), "zoom": self.zoom})
         self._get(
             map_type(self.zoom),
@@ -319,9 +360,9 @@ class User(threading.Thread):
             **{"Accept-Encoding": "gzip", "Accept": "application/geo+json"},
         )
 
-    def search(self, base: str) -> None:
+    def search(self, base: str, pick: float | None = None) -> None:
         rng = self.rng
-        pick = rng.random()
+        pick = rng.random() if pick is None else pick
         if pick < 0.4:
             params: list[tuple[str, Any]] = [("q", rng.choice(QUERIES))]
             kind = "search text"
@@ -356,29 +397,47 @@ class User(threading.Thread):
     def match(self, base: str) -> None:
         person = self.rng.choice(self.ctx["persons"])
         tokens = self.ctx["tokens"]["coordinator"]
-        at = time.monotonic()
-        status, size, ms = send(
-            base,
-            "/api/match?limit=10",
-            method="POST",
-            body=person,
-            headers={
-                **self.headers,
-                "Authorization": f"Bearer {tokens[self.n % len(tokens)]}",
-                "Accept-Encoding": "gzip",
-            },
-            timeout=self.args.timeout,
+        headers = {
+            **self.headers,
+            "Authorization": f"Bearer {tokens[self.n % len(tokens)]}",
+            "Accept-Encoding": "gzip",
+        }
+        self.ctx["recorder"].timed(
+            "match",
+            time.monotonic(),
+            lambda: send(
+                base,
+                "/api/match?limit=10",
+                method="POST",
+                body=person,
+                headers=headers,
+                timeout=self.args.timeout,
+            ),
         )
-        self.ctx["recorder"].add(Sample("match", at, ms, status, size))
+
+
+def calibrate(bases: list[str], args: argparse.Namespace, ctx: dict[str, Any]) -> Recorder:
+    """One request at a time, no think time: what each type costs when it does not queue."""
+    recorder = Recorder()
+    user = User(args.users, bases, args, {**ctx, "recorder": recorder})
+    for n in range(args.calibrate):
+        for zoom in (10, 13, 16):
+            user.zoom = zoom
+            user.view(bases[n % len(bases)])
+        for pick in (0.2, 0.5, 0.9):  # text, filters, distance
+            user.search(bases[n % len(bases)], pick)
+        user.detail(bases[n % len(bases)])
+        user.match(bases[n % len(bases)])
+    return recorder
 
 
 # -- the edits and the freshness probe ----------------------------------------------------------------
-def edit_loop(
-    hosts: list[str], args: argparse.Namespace, ctx: dict[str, Any], probes: queue.Queue[Any]
-) -> None:
+def edit_loop(hosts: list[str], args: argparse.Namespace, ctx: dict[str, Any]) -> None:
     """`--edits-per-second` renames on a fixed schedule (workers so a slow edit does not delay the
     next), alternating hosts; every `--probe-every`-th is handed to the freshness probe."""
     recorder: Recorder = ctx["recorder"]
+    if args.edits_per_second <= 0:
+        return
     token = ctx["tokens"]["editor"][0]
     rng = random.Random(args.seed + 17)
     total = int(args.edits_per_second * (args.duration + args.warmup)) + 10
@@ -391,28 +450,37 @@ def edit_loop(
             n, at = job  # counted by when it was due, so the warm-up's late edits stay out
             base = hosts[n % len(hosts)]
             listing_id = ids[n]
-            status, current, ms = call(base, "GET", f"/api/resources/{listing_id}", token=token)
-            recorder.add(Sample("edit read (GET)", at, ms, status))
+            status, current, _ms = recorder.timed(
+                "edit read (GET)",
+                at,
+                partial(call, base, "GET", f"/api/resources/{listing_id}", token=token),
+            )
             if status != 200:
                 continue
             name = f"負荷試験{run}の場{n}番"
-            status, _, ms = call(
-                base,
-                "PATCH",
-                f"/api/resources/{listing_id}",
-                {"name": name, "version": current["version"]},
-                token,
+            body = {"name": name, "version": current["version"]}
+            status, _, _ms = recorder.timed(
+                "edit write (PATCH)",
+                at,
+                partial(call, base, "PATCH", f"/api/resources/{listing_id}", body, token),
             )
-            recorder.add(Sample("edit write (PATCH)", at, ms, status))
-            if status == 200 and n % args.probe_every == 0 and at >= recorder.counted_from:
-                probes.put((hosts[(n + 1) % len(hosts)], listing_id, name, time.monotonic()))
+            if status == 200 and n % args.probe_every == 0 and recorder.counts(at):
+                other = hosts[(n + 1) % len(hosts)]
+                tokens = ctx["tokens"]["probe"]
+                prober = threading.Thread(
+                    target=probe,
+                    args=(recorder, other, listing_id, name, tokens[n % len(tokens)]),
+                    daemon=True,
+                )
+                ctx["probe_threads"].append(prober)
+                prober.start()
 
     workers = [threading.Thread(target=editor, daemon=True) for _ in range(8)]
     for worker in workers:
         worker.start()
     started = time.monotonic()
     n = 0
-    while time.monotonic() < ctx["stop_at"] and n < total:
+    while time.monotonic() < recorder.stop_at and n < total:
         jobs.put((n, time.monotonic()))
         n += 1
         time.sleep(max(0.0, started + n / args.edits_per_second - time.monotonic()))
@@ -420,26 +488,25 @@ def edit_loop(
     for _ in workers:
         jobs.put(None)
     for worker in workers:
-        worker.join(timeout=args.timeout + 5)
+        worker.join(timeout=max(0.0, recorder.stop_at + args.timeout - time.monotonic()))
 
 
-def probe_loop(probes: queue.Queue[Any], ctx: dict[str, Any], token: str) -> None:
-    """Poll the other host's search every 100 ms until the new name is found (at most 30 s)."""
-    recorder: Recorder = ctx["recorder"]
-    while (item := probes.get()) is not None:
-        base, listing_id, name, written = item
-        recorder.probes += 1
-        deadline = written + 30
-        while time.monotonic() < deadline:
-            status, body, _ = call(base, "GET", f"/api/resources?q={name}&limit=10", token=token)
-            if status == 200 and any(
-                x["id"] == listing_id and x["name"] == name for x in body["items"]
-            ):
-                recorder.lags.append((time.monotonic() - written) * 1000)
-                break
-            time.sleep(0.1)
-        else:
-            recorder.unseen.append(listing_id)
+def probe(recorder: Recorder, base: str, listing_id: str, name: str, token: str) -> None:
+    """Poll the other host's search until the new name is found: every 0.1 s for the first second,
+    then every 0.5 s, for at most PROBE_SECONDS."""
+    written = time.monotonic()
+    recorder.probes += 1
+    polls = 0
+    while time.monotonic() < written + PROBE_SECONDS and not recorder.closed:
+        status, body, _ = call(base, "GET", f"/api/resources?q={name}&limit=10", token=token)
+        if status == 200 and any(
+            x["id"] == listing_id and x["name"] == name for x in body["items"]
+        ):
+            recorder.lags.append((time.monotonic() - written) * 1000)
+            return
+        polls += 1
+        time.sleep(0.1 if polls < 10 else 0.5)
+    recorder.unseen.append(listing_id)
 
 
 # -- memory and load --------------------------------------------------------------------------------
@@ -514,6 +581,27 @@ def report(
     )
     for line in setup:
         print(f"  {line}")
+    calibration: Recorder | None = ctx.get("calibration")
+    if calibration is not None and calibration.samples:
+        print(
+            f"\none request at a time, before the load ({args.calibrate} rounds over both hosts; load "
+            f"average then {ctx['calibration_load']}): what each type costs without queueing"
+        )
+        alone: dict[str, list[float]] = {}
+        failed_alone: dict[str, int] = {}
+        for sample in calibration.samples:
+            alone.setdefault(sample.kind, []).append(sample.ms)
+            failed_alone[sample.kind] = failed_alone.get(sample.kind, 0) + (
+                not 200 <= sample.status < 300
+            )
+        print(
+            "  "
+            + "; ".join(
+                f"{kind} p50 {pct(ms, 50):.0f} / max {max(ms):.0f} ms"
+                + (f" ({failed_alone[kind]} errors)" if failed_alone[kind] else "")
+                for kind, ms in alone.items()
+            )
+        )
     print(
         f"\n{'request type':<22}{'n':>7}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}"
         f"{'errors':>8}{'size p50':>10}   goal: p95 ≤ {GOAL_P95_MS:.0f} ms, 0 errors"
@@ -547,7 +635,9 @@ def report(
     codes: dict[str, int] = {}
     for sample in recorder.samples:
         if not 200 <= sample.status < 300:
-            label = "timeout/refused" if sample.status == 0 else str(sample.status)
+            label = {0: "timeout/refused", -1: "no answer by the end"}.get(
+                sample.status, str(sample.status)
+            )
             codes[label] = codes.get(label, 0) + 1
     user_requests = sum(len(by_type[k]) for k in TYPES[:8])
     edits = len(by_type["edit write (PATCH)"])
@@ -654,10 +744,22 @@ def main() -> None:
         help="instance folders (default: a temporary folder; with --reuse "
         "/tmp/resdb-load-<database>)",
     )
-    parser.add_argument("--chunk", type=int, default=200_000, help="rows per `resdb import` file")
+    parser.add_argument(
+        "--chunk",
+        type=int,
+        default=0,
+        help="rows per `resdb import` file (default 0: one file; each import over 5,000 rows "
+        "rebuilds the importing host's index, so several files index the early rows again)",
+    )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument(
         "--rate-limit", default=None, help="RESDB_RATE_LIMIT for the hosts (default: the product's)"
+    )
+    parser.add_argument(
+        "--calibrate",
+        type=int,
+        default=10,
+        help="rounds of one request of each type at a time, before the load (0: none)",
     )
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     args = parser.parse_args()
@@ -687,13 +789,15 @@ def main() -> None:
             work.mkdir(parents=True)
             recreate_database(args.database)
             print(f"loading {args.listings:,} listings into {args.database} …", file=sys.stderr)
-            loaded = load(url, work / "host-a", work, args.listings, args.seed, args.chunk)
+            loaded = load(
+                url, work / "host-a", work, args.listings, args.seed, args.chunk or args.listings
+            )
             stamp.write_text(json.dumps(loaded))
             setup.append(
                 f"data: loaded now into database {args.database} by {loaded['how']} in "
                 f"{loaded['import_s']:.0f} s (import incl. index; writing the CSV {loaded['csv_write_s']:.0f} s more)"
             )
-        tokens = make_accounts(url, max(1, args.users // 10), 4)
+        tokens = make_accounts(url, max(1, args.users // 10), 8)
         env = {"RESDB_TRUSTED_PROXIES": "127.0.0.1", "RESDB_WORKERS": str(args.workers)}
         env["RESDB_RATE_LIMIT"] = args.rate_limit or os.environ.get("RESDB_RATE_LIMIT", "120/2")
         started = time.perf_counter()
@@ -745,35 +849,38 @@ def main() -> None:
             "hosts": hosts,
             "memory": {},
             "load_max": 0.0,
+            "probe_threads": [],
             "load_start": ", ".join(f"{x:.2f}" for x in os.getloadavg()),
         }
+        if args.calibrate:
+            print(
+                f"calibrating: {args.calibrate} rounds of one request at a time …", file=sys.stderr
+            )
+            ctx["calibration"] = calibrate(bases, args, ctx)
+            ctx["calibration_load"] = ", ".join(f"{x:.2f}" for x in os.getloadavg())
         begin = time.monotonic()
         for key, after in (("cpu_start", args.warmup), ("cpu_end", args.warmup + args.duration)):
             threading.Timer(after, lambda key=key: ctx.__setitem__(key, cpu_seconds(hosts))).start()
         recorder.counted_from = begin + args.warmup
-        ctx["stop_at"] = recorder.counted_from + args.duration
+        recorder.stop_at = ctx["stop_at"] = recorder.counted_from + args.duration
         done = threading.Event()
-        probes: queue.Queue[Any] = queue.Queue()
-        threads = [User(n, bases, args, ctx) for n in range(args.users)]
-        threads.append(threading.Thread(target=edit_loop, args=(bases, args, ctx, probes)))
-        probe_threads = [
-            threading.Thread(target=probe_loop, args=(probes, ctx, tokens["probe"][i]), daemon=True)
-            for i in range(4)
-        ]
+        threads: list[threading.Thread] = [User(n, bases, args, ctx) for n in range(args.users)]
+        threads.append(threading.Thread(target=edit_loop, args=(bases, args, ctx), daemon=True))
         watcher = threading.Thread(target=monitor, args=(hosts, ctx, done), daemon=True)
         print(
             f"running {args.users} users + {args.edits_per_second:g} edits/s: {args.warmup:g} s warm-up, "
             f"{args.duration:g} s counted …",
             file=sys.stderr,
         )
-        for thread in [*threads, *probe_threads, watcher]:
+        for thread in [*threads, watcher]:
             thread.start()
+        # Bounded: answers later than --timeout after the end count as errors; probes get their time.
+        finish = recorder.stop_at + max(args.timeout, PROBE_SECONDS) + 2
         for thread in threads:
-            thread.join()
-        for _ in probe_threads:
-            probes.put(None)
-        for thread in probe_threads:
-            thread.join(timeout=35)
+            thread.join(timeout=max(0.0, finish - time.monotonic()))
+        for thread in list(ctx["probe_threads"]):
+            thread.join(timeout=max(0.0, finish - time.monotonic()))
+        recorder.close()
         sample_memory(hosts, ctx["memory"])
         done.set()
         figures = report(args, ctx, args.duration, setup)
