@@ -485,6 +485,7 @@ def edit_loop(hosts: list[str], args: argparse.Namespace, ctx: dict[str, Any]) -
         n += 1
         time.sleep(max(0.0, started + n / args.edits_per_second - time.monotonic()))
     ctx["edits_backlog"] = jobs.qsize()
+    ctx["edit_jobs"] = jobs  # what is still queued at the end counts as failed edits
     for _ in workers:
         jobs.put(None)
     for worker in workers:
@@ -635,9 +636,11 @@ def report(
     codes: dict[str, int] = {}
     for sample in recorder.samples:
         if not 200 <= sample.status < 300:
-            label = {0: "timeout/refused", -1: "no answer by the end"}.get(
-                sample.status, str(sample.status)
-            )
+            label = {
+                0: "timeout/refused",
+                -1: "no answer by the end",
+                -2: "edit never sent (editors all waiting)",
+            }.get(sample.status, str(sample.status))
             codes[label] = codes.get(label, 0) + 1
     user_requests = sum(len(by_type[k]) for k in TYPES[:8])
     edits = len(by_type["edit write (PATCH)"])
@@ -881,6 +884,11 @@ def main() -> None:
         for thread in list(ctx["probe_threads"]):
             thread.join(timeout=max(0.0, finish - time.monotonic()))
         recorder.close()
+        unsent = ctx.get("edit_jobs")
+        while unsent is not None and not unsent.empty():
+            job = unsent.get_nowait()
+            if job is not None and recorder.counts(job[1]):
+                recorder.samples.append(Sample("edit write (PATCH)", job[1], 0.0, -2))
         sample_memory(hosts, ctx["memory"])
         done.set()
         figures = report(args, ctx, args.duration, setup)
