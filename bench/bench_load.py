@@ -888,7 +888,9 @@ def main() -> None:
         while unsent is not None and not unsent.empty():
             job = unsent.get_nowait()
             if job is not None and recorder.counts(job[1]):
-                recorder.samples.append(Sample("edit write (PATCH)", job[1], 0.0, -2))
+                recorder.samples.append(
+                    Sample("edit write (PATCH)", job[1], (time.monotonic() - job[1]) * 1000, -2)
+                )
         sample_memory(hosts, ctx["memory"])
         done.set()
         figures = report(args, ctx, args.duration, setup)
