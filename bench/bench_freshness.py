@@ -79,7 +79,10 @@ def call(
     return status, payload, (time.perf_counter() - start) * 1000
 
 
-def serve(url: str, instance: Path, workers: int) -> tuple[subprocess.Popen[bytes], str]:
+def serve(
+    url: str, instance: Path, workers: int, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
+    """`resdb serve` on a free port of 127.0.0.1 (rate limit off unless `env` sets it), once it answers."""
     port = free_port()
     process = subprocess.Popen(
         [RESDB, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
@@ -88,6 +91,7 @@ def serve(url: str, instance: Path, workers: int) -> tuple[subprocess.Popen[byte
             "RESDB_DATABASE_URL": url,
             "RESDB_INSTANCE": str(instance),
             "RESDB_RATE_LIMIT": "off",
+            **(env or {}),
         },
         stdout=subprocess.DEVNULL,
         stderr=open(instance.with_suffix(".log"), "ab"),

@@ -1,0 +1,910 @@
+"""Load test of the deployment shape: one PostgreSQL, two web hosts (own instance folders, `resdb serve`
+with 3 gunicorn workers each), 100 simulated users and a steady stream of edits, all on this machine.
+
+    .venv/bin/python bench/bench_load.py --listings 1000000 --users 100 --edits-per-second 5 --duration 120 --reuse
+
+1. the database `--database` (default h_load) is filled with N synthetic listings (resdb/synth.py) through
+   the product's import path, `resdb import --publish`, in files of `--chunk` rows; `--reuse` keeps the
+   filled database and host A's instance folder between runs (reloaded only when N or the seed differ);
+2. host A serves from the instance folder the import indexed; host B joins either by `resdb index copy`
+   on running host A + `resdb index install` on B (`--join copy`, default: B then catches up from the
+   change log) or by rebuilding its index from PostgreSQL at start-up (`--join rebuild`); both steps timed;
+   neither host sets RESDB_SECRET_KEY, so both sign with the key kept in the database (`resdb serve`
+   checks the fingerprint); both trust 127.0.0.1 as proxy (RESDB_TRUSTED_PROXIES) and every simulated
+   user sends its own X-Forwarded-For address, so the per-IP rate limit stays on as in production;
+3. `--users` threads, each a person at a browser: think 1–3 s, then one request, round-robin over the
+   hosts: map pans at several zooms (GET /api/resources.geojson?bbox=…&zoom=…, gzip, as the public map),
+   searches (text, filters, distance), detail pages (GET /resources/<id>), matches (POST /api/match with a
+   coordinator's API token); `--edits-per-second` renames through the editor API (GET + PATCH
+   /api/resources/<id> with an editor's token), alternating hosts; 1 edit in `--probe-every` is probed on
+   the other host's search until the new name is found (freshness lag);
+4. the report: p50/p95/p99/max per request type next to the goal (p95 ≤ 200 ms, 0 errors), errors
+   (non-2xx, timeouts), throughput, freshness lag, map payload sizes, load average and every process's
+   memory (RSS, and PSS, which counts pages the workers share once).
+
+Needs PostgreSQL (RESDB_BENCH_PG_SERVER, default postgresql+psycopg://postgres@127.0.0.1:5432). The
+first `--warmup` seconds are run but not counted. Servers are stopped and (without --reuse/--keep) the
+database dropped when the run ends, also on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import math
+import os
+import queue
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+from bench_freshness import RESDB, call, serve, stop  # noqa: E402  (the deployment-shape helpers)
+from bench_web import QUERIES, pct  # noqa: E402
+
+from resdb.synth import REGION  # noqa: E402
+
+PG_SERVER = os.environ.get("RESDB_BENCH_PG_SERVER", "postgresql+psycopg://postgres@127.0.0.1:5432")
+GOAL_P95_MS = 200.0
+PROBE_SECONDS = 30.0
+KINDS = ["kayoi", "ibasho", "shokudo", "kosodate", "work_trial", "volunteer", "learning"]
+WEEKDAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+TARGETS = ["elderly", "children", "parents", "youth", "disability", "hikikomori"]
+# What a user does next (weights): map pans dominate, as on the public page.
+ACTIONS = {"map": 35, "search": 30, "detail": 25, "match": 10}
+# Request types as reported, in order; map pans are reported by the zoom they were made at.
+TYPES = [
+    "map z9-11 (region)",
+    "map z12-14 (town)",
+    "map z15-17 (street)",
+    "search text",
+    "search filters",
+    "search distance",
+    "detail page",
+    "match",
+    "edit read (GET)",
+    "edit write (PATCH)",
+]
+
+
+# -- the database and the hosts ---------------------------------------------------------------------
+def database_url(name: str) -> str:
+    return f"{PG_SERVER}/{name}"
+
+
+def database_exists(name: str) -> bool:
+    from sqlalchemy import create_engine, text
+
+    admin = create_engine(database_url("postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            return bool(
+                conn.execute(
+                    text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}
+                ).first()
+            )
+    finally:
+        admin.dispose()
+
+
+def recreate_database(name: str, drop_only: bool = False) -> None:
+    from sqlalchemy import create_engine, text
+
+    if not name.replace("_", "").isalnum():
+        raise SystemExit(f"--database: letters, digits and _ only ({name})")
+    admin = create_engine(database_url("postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            if not drop_only:
+                conn.execute(text(f"CREATE DATABASE {name}"))
+    finally:
+        admin.dispose()
+
+
+def load(url: str, instance: Path, work: Path, count: int, seed: int, chunk: int) -> dict[str, Any]:
+    """N synthetic listings through `resdb import --publish` (CSV files of `chunk` rows), into host A."""
+    from resdb.demo import load_districts
+    from resdb.directory import Directory
+    from resdb.exchange import to_csv
+    from resdb.synth import synthetic_listings
+
+    instance.mkdir(parents=True, exist_ok=True)
+    directory = Directory.open(url, instance)
+    load_districts(directory, ("16211",))
+    directory.index.close()
+    directory.engine.dispose()
+    env = {**os.environ, "RESDB_DATABASE_URL": url, "RESDB_INSTANCE": str(instance)}
+    listings = synthetic_listings(count, seed)
+    files, write_s, import_s = 0, 0.0, 0.0
+    done = 0
+    while done < count:
+        started = time.perf_counter()
+        rows = [next(listings) for _ in range(min(chunk, count - done))]
+        path = work / f"load-{files:03d}.csv"
+        path.write_text(to_csv(rows), encoding="utf-8")
+        del rows
+        write_s += time.perf_counter() - started
+        started = time.perf_counter()
+        with (work / "import.log").open("a") as log:  # its likely-duplicate notes, problems
+            result = subprocess.run(
+                [RESDB, "import", "--publish", "--actor", "bench-load", str(path)],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                text=True,
+            )
+        import_s += time.perf_counter() - started
+        path.unlink()
+        if result.returncode != 0:
+            raise SystemExit(
+                f"resdb import failed (exit {result.returncode}): {result.stdout[-500:]}; "
+                f"see {work / 'import.log'}"
+            )
+        done = min(count, done + chunk)
+        files += 1
+        print(f"  imported {done:,}/{count:,} ({import_s:.0f} s so far)", file=sys.stderr)
+    return {
+        "listings": count,
+        "seed": seed,
+        "how": f"`resdb import --publish` of {files} CSV file(s) of ≤{chunk:,} rows",
+        "import_s": round(import_s, 1),
+        "csv_write_s": round(write_s, 1),
+        "loaded_at": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+    }
+
+
+def make_accounts(url: str, coordinators: int, probes: int) -> dict[str, list[str]]:
+    """A fresh token per account: one editor, coordinators for the users' matches, probe accounts
+    (the freshness probe polls faster than one person would, so it draws on staff buckets)."""
+    from resdb import accounts
+    from resdb.db import make_engine
+
+    engine = make_engine(url)
+    tokens: dict[str, list[str]] = {"editor": [], "coordinator": [], "probe": []}
+    try:
+        for role, n, key in (
+            ("editor", 1, "editor"),
+            ("coordinator", coordinators, "coordinator"),
+            ("coordinator", probes, "probe"),
+        ):
+            for i in range(n):
+                email = f"load-{key}-{i}@example.jp"
+                if accounts.account_by_email(engine, email) is None:
+                    accounts.add_user(engine, email, role, None)
+                tokens[key].append(accounts.create_token(engine, email))
+    finally:
+        engine.dispose()
+    return tokens
+
+
+def run_cli(args: list[str], url: str, instance: Path) -> float:
+    started = time.perf_counter()
+    result = subprocess.run(
+        [RESDB, *args],
+        env={**os.environ, "RESDB_DATABASE_URL": url, "RESDB_INSTANCE": str(instance)},
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0:
+        raise SystemExit(f"resdb {' '.join(args)} failed: {result.stderr[-800:]}")
+    return time.perf_counter() - started
+
+
+# -- the simulated users ----------------------------------------------------------------------------
+@dataclass
+class Sample:
+    kind: str
+    at: float
+    ms: float
+    status: int
+    size: int = 0
+
+
+@dataclass
+class Recorder:
+    """Samples of the counted window; a request still unanswered when the run ends is counted as an
+    error ("no answer by the end") with the time it had waited."""
+
+    counted_from: float = 0.0
+    stop_at: float = math.inf
+    closed: bool = False
+    samples: list[Sample] = field(default_factory=list)
+    pending: dict[int, tuple[str, float]] = field(default_factory=dict)
+    lags: list[float] = field(default_factory=list)
+    unseen: list[str] = field(default_factory=list)
+    probes: int = 0
+    _ids: Any = field(default_factory=itertools.count)
+
+    def counts(self, at: float) -> bool:
+        return self.counted_from <= at < self.stop_at
+
+    def timed(self, kind: str, at: float, request: Callable[[], tuple[int, Any, float]]) -> Any:
+        """Run `request` (returning status, body or size, ms) and record it as one `kind` sample."""
+        key = next(self._ids)
+        self.pending[key] = (kind, at)
+        try:
+            status, body, ms = request()
+        finally:
+            self.pending.pop(key, None)
+        if not self.closed and self.counts(at):
+            size = body if isinstance(body, int) else 0
+            self.samples.append(Sample(kind, at, ms, status, size))  # atomic under the GIL
+        return status, body, ms
+
+    def close(self) -> None:
+        """End of the run: what is still waiting becomes an error sample; later answers are ignored."""
+        self.closed = True
+        now = time.monotonic()
+        for kind, at in list(self.pending.values()):
+            if self.counts(at):
+                self.samples.append(Sample(kind, at, (now - at) * 1000, -1))
+
+
+def send(
+    base: str,
+    path: str,
+    *,
+    method: str = "GET",
+    body: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+    timeout: float = 30.0,
+) -> tuple[int, int, float]:
+    """(status, body bytes, milliseconds) of one request; 0 for a timeout or a refused connection."""
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(base + path, data=data, method=method, headers=headers or {})
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    started = time.perf_counter()
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            size = len(response.read())
+            status = response.status
+    except urllib.error.HTTPError as error:
+        size, status = len(error.read() or b""), error.code
+    except (urllib.error.URLError, OSError):
+        size, status = 0, 0
+    return status, size, (time.perf_counter() - started) * 1000
+
+
+def viewport(lat: float, lon: float, zoom: int) -> str:
+    """The bbox the public map asks for: a 1280×800 px view at `zoom`, padded by half on every side."""
+    lon_span = 1280 * 360 / (256 * 2**zoom)
+    lat_span = 800 * 360 / (256 * 2**zoom) * math.cos(math.radians(lat))
+    return ",".join(
+        f"{v:.5f}"
+        for v in (lon - lon_span, lat - lat_span, lon + lon_span, lat + lat_span)  # pad(0.5) → 2×
+    )
+
+
+def map_type(zoom: int) -> str:
+    return TYPES[0] if zoom <= 11 else TYPES[1] if zoom <= 14 else TYPES[2]
+
+
+class User(threading.Thread):
+    """One person at a browser: a map view they pan and zoom, searches, detail pages, matches."""
+
+    def __init__(
+        self, n: int, hosts: list[str], args: argparse.Namespace, ctx: dict[str, Any]
+    ) -> None:
+        super().__init__(
+            daemon=True, name=f"user-{n}"
+        )  # an unanswered request does not hold the end
+        self.n = n
+        self.hosts = hosts
+        self.args = args
+        self.ctx = ctx
+        self.rng = random.Random(args.seed * 1000 + n)
+        self.lat = self.rng.uniform(REGION[0], REGION[2])
+        self.lon = self.rng.uniform(REGION[1], REGION[3])
+        self.zoom = self.rng.choice([10, 11, 12, 13, 14])
+        self.turn = n  # round-robin over the hosts, each user starting at its own
+        self.headers = {"X-Forwarded-For": f"10.77.{n // 250}.{n % 250 + 1}"}
+
+    def run(self) -> None:
+        stop_at: float = self.ctx["stop_at"]
+        time.sleep(self.rng.uniform(0, self.args.think_max))
+        while time.monotonic() < stop_at:
+            action = self.rng.choices(list(ACTIONS), list(ACTIONS.values()))[0]
+            base = self.hosts[self.turn % len(self.hosts)]
+            self.turn += 1
+            getattr(self, action)(base)
+            time.sleep(self.rng.uniform(self.args.think_min, self.args.think_max))
+
+    def _get(self, kind: str, base: str, path: str, **extra: str) -> None:
+        headers = {**self.headers, **extra}
+        self.ctx["recorder"].timed(
+            kind,
+            time.monotonic(),
+            lambda: send(base, path, headers=headers, timeout=self.args.timeout),
+        )
+
+    def map(self, base: str) -> None:
+        move = self.rng.random()
+        span = 1800 / 2**self.zoom
+        if move < 0.6:  # pan by up to half a view
+            self.lon += self.rng.uniform(-0.5, 0.5) * span
+            self.lat += self.rng.uniform(-0.5, 0.5) * span * 0.5
+        elif move < 0.8:
+            self.zoom = min(17, self.zoom + 1)
+        else:
+            self.zoom = max(9, self.zoom - 1)
+        self.lat = min(REGION[2], max(REGION[0], self.lat))
+        self.lon = min(REGION[3], max(REGION[1], self.lon))
+        self.view(base)
+
+    def view(self, base: str) -> None:
+        """Ask for the map's features of the current view, as the public map's script does."""
+        query = urlencode({"bbox": viewport(self.lat, self.lon, self.zoom), "zoom": self.zoom})
+        self._get(
+            map_type(self.zoom),
+            base,
+            f"/api/resources.geojson?{query}",
+            **{"Accept-Encoding": "gzip", "Accept": "application/geo+json"},
+        )
+
+    def search(self, base: str, pick: float | None = None) -> None:
+        rng = self.rng
+        pick = rng.random() if pick is None else pick
+        if pick < 0.4:
+            params: list[tuple[str, Any]] = [("q", rng.choice(QUERIES))]
+            kind = "search text"
+        elif pick < 0.7:
+            params = [("kind", rng.choice(KINDS))]
+            if rng.random() < 0.5:
+                params.append(("weekday", rng.choice(WEEKDAYS)))
+            if rng.random() < 0.3:
+                params.append(("free", "1"))
+            if rng.random() < 0.3:
+                params.append(("open", "week"))
+            if rng.random() < 0.3:
+                params.append(("target", rng.choice(TARGETS)))
+            if rng.random() < 0.3:
+                params.append(("q", rng.choice(QUERIES)))
+            kind = "search filters"
+        else:
+            params = [
+                ("lat", f"{rng.uniform(REGION[0], REGION[2]):.5f}"),
+                ("lon", f"{rng.uniform(REGION[1], REGION[3]):.5f}"),
+                ("radius_km", rng.choice([1, 2, 5, 10])),
+            ]
+            if rng.random() < 0.5:
+                params.append(("q", rng.choice(QUERIES)))
+            kind = "search distance"
+        self._get(kind, base, f"/api/resources?{urlencode(params)}", **{"Accept-Encoding": "gzip"})
+
+    def detail(self, base: str) -> None:
+        listing_id = f"syn-{self.args.seed}-{self.rng.randrange(self.args.listings):06d}"
+        self._get("detail page", base, f"/resources/{listing_id}", **{"Accept-Encoding": "gzip"})
+
+    def match(self, base: str) -> None:
+        person = self.rng.choice(self.ctx["persons"])
+        tokens = self.ctx["tokens"]["coordinator"]
+        headers = {
+            **self.headers,
+            "Authorization": f"Bearer {tokens[self.n % len(tokens)]}",
+            "Accept-Encoding": "gzip",
+        }
+        self.ctx["recorder"].timed(
+            "match",
+            time.monotonic(),
+            lambda: send(
+                base,
+                "/api/match?limit=10",
+                method="POST",
+                body=person,
+                headers=headers,
+                timeout=self.args.timeout,
+            ),
+        )
+
+
+def calibrate(bases: list[str], args: argparse.Namespace, ctx: dict[str, Any]) -> Recorder:
+    """One request at a time, no think time: what each type costs when it does not queue."""
+    recorder = Recorder()
+    user = User(args.users, bases, args, {**ctx, "recorder": recorder})
+    for n in range(args.calibrate):
+        for zoom in (10, 13, 16):
+            user.zoom = zoom
+            user.view(bases[n % len(bases)])
+        for pick in (0.2, 0.5, 0.9):  # text, filters, distance
+            user.search(bases[n % len(bases)], pick)
+        user.detail(bases[n % len(bases)])
+        user.match(bases[n % len(bases)])
+    return recorder
+
+
+# -- the edits and the freshness probe ----------------------------------------------------------------
+def edit_loop(hosts: list[str], args: argparse.Namespace, ctx: dict[str, Any]) -> None:
+    """`--edits-per-second` renames on a fixed schedule (workers so a slow edit does not delay the
+    next), alternating hosts; every `--probe-every`-th is handed to the freshness probe."""
+    recorder: Recorder = ctx["recorder"]
+    if args.edits_per_second <= 0:
+        return
+    token = ctx["tokens"]["editor"][0]
+    rng = random.Random(args.seed + 17)
+    total = int(args.edits_per_second * (args.duration + args.warmup)) + 10
+    ids = [f"syn-{args.seed}-{i:06d}" for i in rng.sample(range(args.listings), total)]
+    run = rng.randrange(1000, 9999)
+    jobs: queue.Queue[tuple[int, float] | None] = queue.Queue()
+
+    def editor() -> None:
+        while (job := jobs.get()) is not None:
+            n, at = job  # counted by when it was due, so the warm-up's late edits stay out
+            base = hosts[n % len(hosts)]
+            listing_id = ids[n]
+            status, current, _ms = recorder.timed(
+                "edit read (GET)",
+                at,
+                partial(call, base, "GET", f"/api/resources/{listing_id}", token=token),
+            )
+            if status != 200:
+                continue
+            name = f"負荷試験{run}の場{n}番"
+            body = {"name": name, "version": current["version"]}
+            status, _, _ms = recorder.timed(
+                "edit write (PATCH)",
+                at,
+                partial(call, base, "PATCH", f"/api/resources/{listing_id}", body, token),
+            )
+            if status == 200 and n % args.probe_every == 0 and recorder.counts(at):
+                other = hosts[(n + 1) % len(hosts)]
+                tokens = ctx["tokens"]["probe"]
+                prober = threading.Thread(
+                    target=probe,
+                    args=(recorder, other, listing_id, name, tokens[n % len(tokens)]),
+                    daemon=True,
+                )
+                ctx["probe_threads"].append(prober)
+                prober.start()
+
+    workers = [threading.Thread(target=editor, daemon=True) for _ in range(8)]
+    for worker in workers:
+        worker.start()
+    started = time.monotonic()
+    n = 0
+    while time.monotonic() < recorder.stop_at and n < total:
+        jobs.put((n, time.monotonic()))
+        n += 1
+        time.sleep(max(0.0, started + n / args.edits_per_second - time.monotonic()))
+    ctx["edits_backlog"] = jobs.qsize()
+    ctx["edit_jobs"] = jobs  # what is still queued at the end counts as failed edits
+    for _ in workers:
+        jobs.put(None)
+    for worker in workers:
+        worker.join(timeout=max(0.0, recorder.stop_at + args.timeout - time.monotonic()))
+
+
+def probe(recorder: Recorder, base: str, listing_id: str, name: str, token: str) -> None:
+    """Poll the other host's search until the new name is found: every 0.1 s for the first second,
+    then every 0.5 s, for at most PROBE_SECONDS."""
+    written = time.monotonic()
+    recorder.probes += 1
+    polls = 0
+    while time.monotonic() < written + PROBE_SECONDS and not recorder.closed:
+        status, body, _ = call(base, "GET", f"/api/resources?q={name}&limit=10", token=token)
+        if status == 200 and any(
+            x["id"] == listing_id and x["name"] == name for x in body["items"]
+        ):
+            recorder.lags.append((time.monotonic() - written) * 1000)
+            return
+        polls += 1
+        time.sleep(0.1 if polls < 10 else 0.5)
+    recorder.unseen.append(listing_id)
+
+
+# -- memory and load --------------------------------------------------------------------------------
+def host_processes(process: subprocess.Popen[bytes]) -> list[psutil.Process]:
+    try:
+        master = psutil.Process(process.pid)
+        return [master, *master.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def sample_memory(
+    hosts: list[tuple[str, subprocess.Popen[bytes]]], peak: dict[tuple[str, int], dict[str, float]]
+) -> None:
+    for label, process in hosts:
+        for proc in host_processes(process):
+            try:
+                info = proc.memory_full_info()
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+            key = (label, proc.pid)
+            row = peak.setdefault(key, {"rss": 0.0, "pss": 0.0, "master": proc.pid == process.pid})
+            row["rss"] = max(row["rss"], info.rss / 1e6)
+            row["pss"] = max(row["pss"], getattr(info, "pss", 0) / 1e6)
+
+
+def cpu_seconds(hosts: list[tuple[str, subprocess.Popen[bytes]]]) -> dict[str, float]:
+    """CPU seconds used so far: by the hosts' processes, this load generator, every PostgreSQL
+    process (all databases) and the whole machine (busy time over all cores)."""
+
+    def used(proc: psutil.Process) -> float:
+        try:
+            times = proc.cpu_times()
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            return 0.0
+        return float(times.user + times.system)
+
+    machine = psutil.cpu_times()
+    postgres = 0.0
+    for proc in psutil.process_iter(["name"]):
+        if proc.info["name"] in {"postgres", "postmaster"}:
+            postgres += used(proc)
+    return {
+        "hosts": sum(used(proc) for _label, process in hosts for proc in host_processes(process)),
+        "load generator": used(psutil.Process()),
+        "postgres": postgres,
+        "machine": float(sum(machine) - machine.idle - getattr(machine, "iowait", 0.0)),
+    }
+
+
+def monitor(
+    hosts: list[tuple[str, subprocess.Popen[bytes]]], ctx: dict[str, Any], done: threading.Event
+) -> None:
+    while not done.wait(5.0):
+        sample_memory(hosts, ctx["memory"])
+        ctx["load_max"] = max(ctx["load_max"], os.getloadavg()[0])
+
+
+# -- the report -------------------------------------------------------------------------------------
+def report(
+    args: argparse.Namespace, ctx: dict[str, Any], elapsed: float, setup: list[str]
+) -> dict[str, Any]:
+    recorder: Recorder = ctx["recorder"]
+    by_type: dict[str, list[Sample]] = {t: [] for t in TYPES}
+    for sample in recorder.samples:
+        by_type.setdefault(sample.kind, []).append(sample)
+    print(
+        f"\nresdb load test — {args.listings:,} synthetic listings on PostgreSQL, {len(ctx['hosts'])} hosts × "
+        f"{args.workers} gunicorn workers (4 threads), {args.users} users (think {args.think_min:g}–"
+        f"{args.think_max:g} s), {args.edits_per_second:g} edits/s, {elapsed:.0f} s counted after "
+        f"{args.warmup:g} s warm-up; client: urllib threads on the same machine"
+    )
+    for line in setup:
+        print(f"  {line}")
+    calibration: Recorder | None = ctx.get("calibration")
+    if calibration is not None and calibration.samples:
+        print(
+            f"\none request at a time, before the load ({args.calibrate} rounds over both hosts; load "
+            f"average then {ctx['calibration_load']}): what each type costs without queueing"
+        )
+        alone: dict[str, list[float]] = {}
+        failed_alone: dict[str, int] = {}
+        for sample in calibration.samples:
+            alone.setdefault(sample.kind, []).append(sample.ms)
+            failed_alone[sample.kind] = failed_alone.get(sample.kind, 0) + (
+                not 200 <= sample.status < 300
+            )
+        print(
+            "  "
+            + "; ".join(
+                f"{kind} p50 {pct(ms, 50):.0f} / max {max(ms):.0f} ms"
+                + (f" ({failed_alone[kind]} errors)" if failed_alone[kind] else "")
+                for kind, ms in alone.items()
+            )
+        )
+    print(
+        f"\n{'request type':<22}{'n':>7}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}"
+        f"{'errors':>8}{'size p50':>10}   goal: p95 ≤ {GOAL_P95_MS:.0f} ms, 0 errors"
+    )
+    rows: dict[str, Any] = {}
+    failed = []
+    for kind, samples in by_type.items():
+        if not samples:
+            print(f"{kind:<22}{0:>7}   (no requests)")
+            continue
+        ms = [s.ms for s in samples]
+        errors = sum(1 for s in samples if not 200 <= s.status < 300)
+        size = sorted(s.size for s in samples)[len(samples) // 2]
+        row = {
+            "n": len(samples),
+            "p50": pct(ms, 50),
+            "p95": pct(ms, 95),
+            "p99": pct(ms, 99),
+            "max": max(ms),
+            "errors": errors,
+            "size_p50": size,
+        }
+        rows[kind] = row
+        ok = row["p95"] <= GOAL_P95_MS and errors == 0
+        if not ok:
+            failed.append(kind)
+        print(
+            f"{kind:<22}{row['n']:>7}{row['p50']:>9.1f}{row['p95']:>9.1f}{row['p99']:>9.1f}"
+            f"{row['max']:>9.0f}{errors:>8}{size / 1000:>8.1f}kB   {'meets' if ok else 'MISSES'}"
+        )
+    codes: dict[str, int] = {}
+    for sample in recorder.samples:
+        if not 200 <= sample.status < 300:
+            label = {
+                0: "timeout/refused",
+                -1: "no answer by the end",
+                -2: "edit never sent (editors all waiting)",
+            }.get(sample.status, str(sample.status))
+            codes[label] = codes.get(label, 0) + 1
+    user_requests = sum(len(by_type[k]) for k in TYPES[:8])
+    edits = len(by_type["edit write (PATCH)"])
+    print(
+        f"\nthroughput: {user_requests / elapsed:.1f} user requests/s (~{args.users / ((args.think_min + args.think_max) / 2):.0f}/s "
+        f"intended), {edits / elapsed:.2f} edits/s (goal {args.edits_per_second:g}; backlog at the end "
+        f"{ctx.get('edits_backlog', 0)})"
+    )
+    print(
+        "errors: "
+        + (", ".join(f"{label} × {n}" for label, n in sorted(codes.items())) or "none")
+        + " (goal: 0)"
+    )
+    lags = recorder.lags
+    print(
+        f"freshness (edit on one host → found by search on the other): {len(lags)} of {recorder.probes} "
+        f"probed edits, lag p50 {pct(lags, 50) if lags else 0:.0f} ms / p95 {pct(lags, 95) if lags else 0:.0f} ms"
+        f" / max {max(lags, default=0):.0f} ms; not found within 30 s: {len(recorder.unseen)}"
+    )
+    print(
+        f"load average (1/5/15 min) at the end: {', '.join(f'{x:.2f}' for x in os.getloadavg())}; "
+        f"highest 1-min seen during the run {ctx['load_max']:.2f}; at the start {ctx['load_start']}"
+        f" — {os.cpu_count()} cores, shared with other work"
+    )
+    before, after = ctx["cpu_start"], ctx["cpu_end"]
+    spent = {k: after[k] - before[k] for k in before}
+    others = spent["machine"] - spent["hosts"] - spent["load generator"] - spent["postgres"]
+    print(
+        f"CPU over the counted {elapsed:.0f} s (core-seconds; the machine has {os.cpu_count()} cores = "
+        f"{(os.cpu_count() or 1) * elapsed:.0f}): hosts {spent['hosts']:.0f}, load generator "
+        f"{spent['load generator']:.0f}, postgres (all databases) {spent['postgres']:.0f}, "
+        f"everything else on the machine {max(0.0, others):.0f}"
+    )
+    print("memory (peak over the run, MB; PSS counts pages shared between processes once):")
+    memory: dict[str, Any] = {}
+    for label, _process in ctx["hosts"]:
+        procs = [(pid, row) for (host, pid), row in ctx["memory"].items() if host == label]
+        workers = [row for _pid, row in procs if not row["master"]]
+        master = next((row for _pid, row in procs if row["master"]), None)
+        parts = [f"worker {w['rss']:.0f} RSS / {w['pss']:.0f} PSS" for w in workers]
+        total_pss = sum(row["pss"] for _pid, row in procs)
+        if master:
+            parts.insert(0, f"master {master['rss']:.0f} RSS / {master['pss']:.0f} PSS")
+        print(f"  host {label}: {'; '.join(parts)}; host total PSS {total_pss:.0f}")
+        memory[label] = {
+            "workers": workers,
+            "master": master,
+            "total_pss": total_pss,
+        }
+    client = psutil.Process().memory_info().rss / 1e6
+    print(f"  load generator (this process): {client:.0f} RSS")
+    verdict = "MEETS" if not failed and not codes else "DOES NOT MEET"
+    print(
+        f"\nverdict: {verdict} the goal (p95 ≤ {GOAL_P95_MS:.0f} ms for every type, 0 errors)"
+        + (f"; misses: {', '.join(failed)}" if failed else "")
+    )
+    return {
+        "listings": args.listings,
+        "rows": rows,
+        "errors": codes,
+        "user_rps": user_requests / elapsed,
+        "edits_per_s": edits / elapsed,
+        "freshness_ms": {
+            "p50": pct(lags, 50) if lags else None,
+            "p95": pct(lags, 95) if lags else None,
+            "max": max(lags, default=None),
+            "probed": recorder.probes,
+            "unseen": len(recorder.unseen),
+        },
+        "loadavg_end": os.getloadavg(),
+        "memory_mb": memory,
+        "setup": setup,
+        "verdict": verdict,
+    }
+
+
+# -- the run ----------------------------------------------------------------------------------------
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--listings", type=int, default=20_000)
+    parser.add_argument("--users", type=int, default=100)
+    parser.add_argument("--edits-per-second", type=float, default=5.0)
+    parser.add_argument("--duration", type=float, default=120.0, help="seconds counted")
+    parser.add_argument("--warmup", type=float, default=15.0, help="seconds run first, not counted")
+    parser.add_argument("--workers", type=int, default=3, help="gunicorn workers per host")
+    parser.add_argument("--hosts", type=int, default=2)
+    parser.add_argument("--think-min", type=float, default=1.0)
+    parser.add_argument("--think-max", type=float, default=3.0)
+    parser.add_argument("--timeout", type=float, default=30.0, help="a slower answer is an error")
+    parser.add_argument(
+        "--probe-every", type=int, default=5, help="probe 1 edit in N for freshness"
+    )
+    parser.add_argument("--join", choices=["copy", "rebuild"], default="copy")
+    parser.add_argument("--database", default="h_load")
+    parser.add_argument(
+        "--reuse", action="store_true", help="keep (and reuse) the filled database and host A"
+    )
+    parser.add_argument("--keep", action="store_true", help="do not drop the database at the end")
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        help="instance folders (default: a temporary folder; with --reuse "
+        "/tmp/resdb-load-<database>)",
+    )
+    parser.add_argument(
+        "--chunk",
+        type=int,
+        default=0,
+        help="rows per `resdb import` file (default 0: one file; each import over 5,000 rows "
+        "rebuilds the importing host's index, so several files index the early rows again)",
+    )
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--rate-limit", default=None, help="RESDB_RATE_LIMIT for the hosts (default: the product's)"
+    )
+    parser.add_argument(
+        "--calibrate",
+        type=int,
+        default=10,
+        help="rounds of one request of each type at a time, before the load (0: none)",
+    )
+    parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    args = parser.parse_args()
+
+    work = args.workdir or (
+        Path(f"/tmp/resdb-load-{args.database}")
+        if args.reuse
+        else Path(tempfile.mkdtemp(prefix="resdb-load-"))
+    )
+    work = work.resolve()
+    url = database_url(args.database)
+    stamp = work / "loaded.json"
+    setup: list[str] = []
+    processes: list[subprocess.Popen[bytes]] = []
+    reused = False
+    try:
+        if args.reuse and database_exists(args.database) and stamp.exists():
+            loaded = json.loads(stamp.read_text())
+            reused = loaded.get("listings") == args.listings and loaded.get("seed") == args.seed
+        if reused:
+            setup.append(
+                f"data: reused database {args.database}, loaded {loaded['loaded_at']} by {loaded['how']} "
+                f"in {loaded['import_s']:.0f} s (import incl. index)"
+            )
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+            work.mkdir(parents=True)
+            recreate_database(args.database)
+            print(f"loading {args.listings:,} listings into {args.database} …", file=sys.stderr)
+            loaded = load(
+                url, work / "host-a", work, args.listings, args.seed, args.chunk or args.listings
+            )
+            stamp.write_text(json.dumps(loaded))
+            setup.append(
+                f"data: loaded now into database {args.database} by {loaded['how']} in "
+                f"{loaded['import_s']:.0f} s (import incl. index; writing the CSV {loaded['csv_write_s']:.0f} s more)"
+            )
+        tokens = make_accounts(url, max(1, args.users // 10), 8)
+        env = {"RESDB_TRUSTED_PROXIES": "127.0.0.1", "RESDB_WORKERS": str(args.workers)}
+        env["RESDB_RATE_LIMIT"] = args.rate_limit or os.environ.get("RESDB_RATE_LIMIT", "120/2")
+        started = time.perf_counter()
+        host_a, base_a = serve(url, work / "host-a", args.workers, env)
+        processes.append(host_a)
+        setup.append(f"host A up in {time.perf_counter() - started:.1f} s ({base_a})")
+        hosts: list[tuple[str, subprocess.Popen[bytes]]] = [("A", host_a)]
+        bases = [base_a]
+        for n in range(1, args.hosts):
+            label = chr(ord("A") + n)
+            instance = work / f"host-{label.lower()}"
+            shutil.rmtree(instance, ignore_errors=True)
+            instance.mkdir()
+            how = ""
+            if args.join == "copy":
+                snapshot = work / f"snapshot-{label.lower()}"
+                shutil.rmtree(snapshot, ignore_errors=True)
+                copy_s = run_cli(["index", "copy", str(snapshot)], url, work / "host-a")
+                install_s = run_cli(["index", "install", str(snapshot)], url, instance)
+                shutil.rmtree(snapshot, ignore_errors=True)
+                how = f"`resdb index copy` on running host A {copy_s:.1f} s + `resdb index install` {install_s:.1f} s, then "
+            started = time.perf_counter()
+            process, base = serve(url, instance, args.workers, env)
+            processes.append(process)
+            hosts.append((label, process))
+            bases.append(base)
+            what = (
+                "caught up from the change log"
+                if args.join == "copy"
+                else "index rebuilt from PostgreSQL"
+            )
+            setup.append(
+                f"host {label} joined: {how}`resdb serve` up in {time.perf_counter() - started:.1f} s ({what})"
+            )
+        setup.append(
+            "signing key: RESDB_SECRET_KEY unset on every host, so all sign with the key kept in the database "
+            "(`resdb serve` checked its fingerprint); RESDB_TRUSTED_PROXIES=127.0.0.1, each user its own "
+            f"X-Forwarded-For; RESDB_RATE_LIMIT={env['RESDB_RATE_LIMIT']}"
+        )
+
+        from matcher.synthetic import persons
+
+        centre = ((REGION[0] + REGION[2]) / 2, (REGION[1] + REGION[3]) / 2)
+        recorder = Recorder()
+        ctx: dict[str, Any] = {
+            "recorder": recorder,
+            "tokens": tokens,
+            "persons": persons(500, seed=args.seed, center=centre, radius_km=25.0),
+            "hosts": hosts,
+            "memory": {},
+            "load_max": 0.0,
+            "probe_threads": [],
+            "load_start": ", ".join(f"{x:.2f}" for x in os.getloadavg()),
+        }
+        if args.calibrate:
+            print(
+                f"calibrating: {args.calibrate} rounds of one request at a time …", file=sys.stderr
+            )
+            ctx["calibration"] = calibrate(bases, args, ctx)
+            ctx["calibration_load"] = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+        begin = time.monotonic()
+        for key, after in (("cpu_start", args.warmup), ("cpu_end", args.warmup + args.duration)):
+            threading.Timer(after, lambda key=key: ctx.__setitem__(key, cpu_seconds(hosts))).start()
+        recorder.counted_from = begin + args.warmup
+        recorder.stop_at = ctx["stop_at"] = recorder.counted_from + args.duration
+        done = threading.Event()
+        threads: list[threading.Thread] = [User(n, bases, args, ctx) for n in range(args.users)]
+        threads.append(threading.Thread(target=edit_loop, args=(bases, args, ctx), daemon=True))
+        watcher = threading.Thread(target=monitor, args=(hosts, ctx, done), daemon=True)
+        print(
+            f"running {args.users} users + {args.edits_per_second:g} edits/s: {args.warmup:g} s warm-up, "
+            f"{args.duration:g} s counted …",
+            file=sys.stderr,
+        )
+        for thread in [*threads, watcher]:
+            thread.start()
+        # Bounded: answers later than --timeout after the end count as errors; probes get their time.
+        finish = recorder.stop_at + max(args.timeout, PROBE_SECONDS) + 2
+        for thread in threads:
+            thread.join(timeout=max(0.0, finish - time.monotonic()))
+        for thread in list(ctx["probe_threads"]):
+            thread.join(timeout=max(0.0, finish - time.monotonic()))
+        recorder.close()
+        unsent = ctx.get("edit_jobs")
+        while unsent is not None and not unsent.empty():
+            job = unsent.get_nowait()
+            if job is not None and recorder.counts(job[1]):
+                recorder.samples.append(
+                    Sample("edit write (PATCH)", job[1], (time.monotonic() - job[1]) * 1000, -2)
+                )
+        sample_memory(hosts, ctx["memory"])
+        done.set()
+        figures = report(args, ctx, args.duration, setup)
+        if args.json:
+            args.json.write_text(json.dumps(figures, ensure_ascii=False, indent=1, default=str))
+    finally:
+        for process in processes:
+            stop(process)
+        if not args.reuse:
+            if not args.keep:
+                recreate_database(args.database, drop_only=True)
+            if not args.workdir:
+                shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
