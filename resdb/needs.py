@@ -19,8 +19,10 @@ from typing import Any
 import numpy as np
 import shapely
 
-from resdb.domain.vocab import GOALS, MOBILITY, target_id
+from resdb.domain.vocab import GOALS, MOBILITY, goal_id, mobility_id, target_id
+from resdb.exchange import decode
 from resdb.geo import DistrictRecord, Gazetteer, code6
+from resdb.intake import FileProblem
 
 MAX_NEEDS = 2000
 CSV_COLUMNS = ["district", "goal", "targets", "mobility", "count"]
@@ -56,24 +58,14 @@ def int_or_none(value: Any) -> int | None:
         return None
 
 
-def _choice(value: str, table: Mapping[str, str]) -> str | None:
-    text = (value or "").strip()
-    if text in table:
-        return text
-    for key, label in table.items():
-        if text == label:
-            return key
-    return None
-
-
 def decode_needs_file(raw: bytes) -> str:
     """An uploaded needs file as text: UTF-8 (with or without BOM), else Shift_JIS."""
-    for encoding in ("utf-8-sig", "cp932"):
-        try:
-            return raw.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-    raise ValueError("ファイルの文字コードを読めません（UTF-8 か Shift_JIS にしてください）")
+    try:
+        return decode(raw)
+    except FileProblem:
+        raise ValueError(
+            "ファイルの文字コードを読めません（UTF-8 か Shift_JIS にしてください）"
+        ) from None
 
 
 def parse_needs_text(text: str) -> list[dict[str, Any]]:
@@ -108,7 +100,7 @@ def _need_from_row(n: int, row: list[str], columns: list[str | None]) -> dict[st
     if not need["district"]:
         raise ValueError(f"{n}行目: 地区を入れてください")
     if cells.get("goal"):
-        goal = _choice(cells["goal"], GOALS)
+        goal = goal_id(cells["goal"])
         if goal is None:
             raise ValueError(
                 f"{n}行目 目的: 「{cells['goal']}」は使えません（{'、'.join(GOALS.values())}）"
@@ -122,7 +114,7 @@ def _need_from_row(n: int, row: list[str], columns: list[str | None]) -> dict[st
         targets.append(tid)
     need["targets"] = targets
     if cells.get("mobility"):
-        mobility = _choice(cells["mobility"], MOBILITY)
+        mobility = mobility_id(cells["mobility"])
         if mobility is None:
             raise ValueError(
                 f"{n}行目 移動手段: 「{cells['mobility']}」は使えません（{'、'.join(MOBILITY.values())}）"

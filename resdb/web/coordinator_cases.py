@@ -44,6 +44,12 @@ def _load_case(case_id: int, *, audit_view: bool = True) -> dict[str, Any]:
         raise ApiError(404, "ケースが見つかりません。") from None
 
 
+def _to_placement(case_id: int, placement_id: int, done: str) -> Response:
+    """Back to the case page at the placement just changed, with its notice."""
+    url = url_for("coordinator.case_page", case_id=case_id, done=done)
+    return redirect(f"{url}#placement-{placement_id}", code=303)
+
+
 @bp.get("/cases/<int:case_id>")
 @login_required(*ROLES)
 def case_page(case_id: int) -> Response:
@@ -132,11 +138,7 @@ def send_referral(case_id: int, placement_id: int) -> Response:
             referral_problems={placement_id: [str(exc)]},
             referral_values=values,
         )
-    return redirect(
-        url_for("coordinator.case_page", case_id=case_id, done="referred")
-        + f"#placement-{placement_id}",
-        code=303,
-    )
+    return _to_placement(case_id, placement_id, "referred")
 
 
 @bp.post("/referrals/<int:referral_id>/status")
@@ -155,11 +157,7 @@ def referral_status(referral_id: int) -> Response:
             else str(exc)
         )
         raise ApiError(409, text) from None
-    return redirect(
-        url_for("coordinator.case_page", case_id=referral["case_id"], done="recorded")
-        + f"#placement-{referral['placement_id']}",
-        code=303,
-    )
+    return _to_placement(referral["case_id"], referral["placement_id"], "recorded")
 
 
 @bp.post("/cases/<int:case_id>/placements/<int:placement_id>")
@@ -189,11 +187,7 @@ def record(case_id: int, placement_id: int) -> Response:
         )
     except ValidationFailed as exc:
         raise ApiError(400, "、".join(p.message for p in exc.problems)) from None
-    return redirect(
-        url_for("coordinator.case_page", case_id=case_id, done="recorded")
-        + f"#placement-{placement_id}",
-        code=303,
-    )
+    return _to_placement(case_id, placement_id, "recorded")
 
 
 @bp.post("/cases/<int:case_id>/places")

@@ -118,9 +118,7 @@ def import_dry_run() -> Response:
         )
     stored = f"{secrets.token_urlsafe(24)}{suffix}"
     (_uploads() / stored).write_bytes(upload.read())
-    if (_uploads() / stored).stat().st_size > current_app.config.get(
-        "IMPORT_JOB_BYTES", JOB_THRESHOLD_BYTES
-    ):
+    if _is_large(stored):
         return _start_job(stored, original, options, dry_run=True)
     try:
         report, _scope = _run_import(stored, original, options, dry_run=True)
@@ -144,9 +142,7 @@ def import_confirm() -> Response:
             options=options,
             error="取り込むファイルが見つかりません（確認から24時間たつと消えます）。もう一度ファイルを選んで確認してください",
         )
-    if (_uploads() / stored).stat().st_size > current_app.config.get(
-        "IMPORT_JOB_BYTES", JOB_THRESHOLD_BYTES
-    ):
+    if _is_large(stored):
         return _start_job(stored, original, options, dry_run=False)
     try:
         report, _scope = _run_import(stored, original, options, dry_run=False)
@@ -159,6 +155,12 @@ def import_confirm() -> Response:
 
 
 JOB_THRESHOLD_BYTES = 256 * 1024  # larger files are checked and imported outside the request
+
+
+def _is_large(stored: str) -> bool:
+    """Whether the stored upload is checked and imported as a job, outside the request."""
+    limit = current_app.config.get("IMPORT_JOB_BYTES", JOB_THRESHOLD_BYTES)
+    return (_uploads() / stored).stat().st_size > limit
 
 
 def _jobs() -> ImportJobs:
