@@ -1,6 +1,7 @@
 """Editor workspace: community workers find, edit, verify, delete/restore and import listings, review
 residents' corrections; admins read the audit log. Every change goes through `resdb.services`.
-The form ⇄ listing shape lives in `editor_form`, the import screens in `editor_import`."""
+The form ⇄ listing shape lives in `editor_form`, the import screens in `editor_import`, the
+corrections queue and audit log in `editor_review`."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ from typing import Any
 from flask import Blueprint, Response, g, redirect, request, url_for
 
 from resdb.accounts import Account
-from resdb.audit import audit_entries
 from resdb.directory import Conflict, NotFound, StaleEdit
 from resdb.domain.vocab import KINDS, WEEKDAYS
 from resdb.policy import Forbidden
@@ -465,74 +465,6 @@ def history(listing_id: str) -> Response:
     )
 
 
-# -- corrections queue ------------------------------------------------------------------------------
-@bp.get("/corrections")
-@login_required("admin", "editor")
-def corrections() -> Response:
-    account = _account()
-    items = _workspace().corrections("open", account)
-    listings = {x["id"]: x for x in get_directory().get_many_any([i["listing_id"] for i in items])}
-    for item in items:
-        current = listings.get(item["listing_id"]) or {}
-        item["rows"] = [(k, current.get(k), v) for k, v in (item.get("proposed") or {}).items()]
-    done = [x for x in _workspace().corrections(None, account) if x["status"] != "open"][:30]
-    return _render(
-        "editor/corrections.html",
-        items=items,
-        done=done,
-        notice=request.args.get("done"),
-        notice_fields=request.args.get("fields"),
-    )
-
-
-@bp.post("/corrections/<int:request_id>")
-@login_required("admin", "editor")
-def review_correction(request_id: int) -> Response:
-    decision = request.form.get("decision")
-    if decision not in {"accept", "reject"}:
-        raise ApiError(400, "採用か不採用を選んでください")
-    fields: dict[str, Any] | None = None
-    taken: list[str] = []
-    if decision == "accept" and request.form.get("per_field") == "1":
-        # Per-field: only the ticked proposals are applied; the rest are left as they are.
-        proposed = next(
-            (
-                c.get("proposed") or {}
-                for c in _workspace().corrections("open", _account())
-                if c["id"] == request_id
-            ),
-            {},
-        )
-        taken = [k for k in request.form.getlist("take") if k in proposed]
-        fields = {k: proposed[k] for k in taken}
-    try:
-        _services().review_correction(
-            _account(),
-            request_id,
-            accept=decision == "accept",
-            fields=fields,
-            note=(request.form.get("note") or "").strip()[:500] or None,
-        )
-    except NotFound:
-        raise ApiError(404, "訂正依頼が見つからないか、処理済みです") from None
-    except ValidationFailed as error:
-        raise ApiError(
-            422, "提案された値を反映できません: " + "; ".join(str(p) for p in error.problems)
-        ) from None
-    return redirect(
-        url_for("editor.corrections", done=decision, fields=",".join(taken) or None), 303
-    )
-
-
-# -- audit (admin only, read-only) ---------------------------------------------------------------------
-@bp.get("/audit")
-@login_required("admin")
-def audit_log() -> Response:
-    target = (request.args.get("target") or "").strip() or None
-    entries = audit_entries(get_directory().engine, limit=500, target_id=target)
-    return _render("editor/audit.html", entries=entries, target=target or "")
-
-
 @bp.app_template_filter("jst")
 def jst_filter(value: Any) -> str:
     from resdb.web.editor_views import jst
@@ -578,5 +510,5 @@ def editor_value(value: Any) -> str:
     return str(value)
 
 
-# The import screens register on this blueprint (endpoints stay editor.*).
-from resdb.web import editor_import  # noqa: E402, F401
+# The import and review screens register on this blueprint (endpoints stay editor.*).
+from resdb.web import editor_import, editor_review  # noqa: E402, F401
