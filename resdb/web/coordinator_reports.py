@@ -17,7 +17,7 @@ from resdb.needs import ChikuAreas, int_or_none
 from resdb.referrals import Referrals
 from resdb.web import get_directory
 from resdb.web.auth import login_required
-from resdb.web.common import app_today
+from resdb.web.common import app_today, no_store
 from resdb.web.coordinator import ROLES, _map_settings, _matching, _page, _workspace, bp
 from resdb.web.coordinator_cases import _open_cases
 from resdb.web.errors import ApiError
@@ -142,8 +142,7 @@ def gaps_csv() -> Response:
     response.headers["Content-Disposition"] = (
         "attachment; filename=\"gaps.csv\"; filename*=UTF-8''%E4%B8%8D%E8%B6%B3%E3%81%AE%E5%A0%B1%E5%91%8A.csv"
     )
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return no_store(response)
 
 
 # -- indicators ---------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from resdb.services import Services
 from resdb.validation import Problem
 from resdb.web import get_directory
 from resdb.web.auth import login_required
+from resdb.web.common import no_store
 from resdb.web.editor import UPLOAD_NAME, _account, _render, bp
 from resdb.web.editor_form import FIELD_LABELS
 from resdb.web.errors import ApiError
@@ -255,14 +256,8 @@ def import_problems_csv() -> Response:
     except FileProblem as error:
         problems = [error.problem]
     body = intake.problems_csv(problems, FIELD_LABELS)
-    return Response(
-        body.encode("utf-8"),
-        mimetype="text/csv",
-        headers={
-            "Content-Disposition": 'attachment; filename="import-problems.csv"',
-            "Cache-Control": "no-store",
-        },
-    )
+    disposition = {"Content-Disposition": 'attachment; filename="import-problems.csv"'}
+    return no_store(Response(body.encode("utf-8"), mimetype="text/csv", headers=disposition))
 
 
 @bp.get("/import/template/<fmt>.csv")
