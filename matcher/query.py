@@ -14,7 +14,15 @@ import numpy as np
 from resdb.domain import schedule as sched
 from resdb.domain.textnorm import expand_terms, normalize
 from resdb.domain.travel import MODES, max_distance_km
-from resdb.domain.vocab import GOALS, GROUP_SIZES, MOBILITY, TARGETS, target_id
+from resdb.domain.vocab import (
+    GOALS,
+    GROUP_SIZES,
+    MOBILITY,
+    TARGETS,
+    goal_id,
+    mobility_id,
+    target_id,
+)
 
 TARGET_IDS: tuple[str, ...] = tuple(TARGETS)
 TARGET_BIT: dict[str, int] = {t: 1 << i for i, t in enumerate(TARGET_IDS)}
@@ -160,15 +168,6 @@ def _string_list(value: Any, field_name: str) -> list[str]:
     return out
 
 
-def _goal_id(value: str) -> str | None:
-    if value in GOALS:
-        return value
-    for gid, label in GOALS.items():
-        if value == label:
-            return gid
-    return None
-
-
 def parse_person(
     person: Mapping[str, Any], today: date, *, stale_days: int = DEFAULT_STALE_DAYS
 ) -> Query:
@@ -192,17 +191,13 @@ def parse_person(
     age_value = _number(person.get("age"), "age", minimum=0)
     age = int(age_value) if age_value is not None else None
 
-    mobility = person.get("mobility") or DEFAULT_MOBILITY
-    if mobility not in MOBILITY:
-        for mid, label in MOBILITY.items():
-            if mobility == label:
-                mobility = mid
-                break
-        else:
-            raise _bad(
-                "mobility",
-                f"移動手段が正しくありません（{mobility!r}）。{', '.join(MOBILITY)} のいずれか",
-            )
+    given = person.get("mobility") or DEFAULT_MOBILITY
+    mobility = mobility_id(given) if isinstance(given, str) else None
+    if mobility is None:
+        raise _bad(
+            "mobility",
+            f"移動手段が正しくありません（{given!r}）。{', '.join(MOBILITY)} のいずれか",
+        )
     max_minutes = _number(person.get("max_minutes"), "max_minutes", minimum=0)
     if max_minutes is None:
         max_minutes = DEFAULT_MAX_MINUTES
@@ -214,7 +209,7 @@ def parse_person(
 
     goals = []
     for value in _string_list(person.get("goals"), "goals"):
-        gid = _goal_id(value)
+        gid = goal_id(value)
         if gid is None:
             raise _bad(
                 "goals", f"目的が正しくありません（{value!r}）。{', '.join(GOALS)} のいずれか"

@@ -65,7 +65,7 @@ def _area(number: int, geometry: BaseGeometry) -> BaseGeometry | Problem:
             "緯度経度（世界測地系 WGS84）で保存してください",
             f"{minx:.3f},{miny:.3f}",
         )
-    area = geo._polygonal(shapely.make_valid(geometry))
+    area = geo.polygonal(shapely.make_valid(geometry))
     if area.is_empty:
         return _bad(number, "形を区域として読めません（面積がありません）")
     return area
@@ -215,8 +215,8 @@ def read_district_file(
             kana[name] = str(props[kana_field])
     code = geo.code6(municipality_code)
     for name, pieces in parts.items():
-        geometry = geo._polygonal(shapely.union_all(pieces))
-        lat, lon = geo._representative(geometry)
+        geometry = geo.polygonal(shapely.union_all(pieces))
+        lat, lon = geo.representative(geometry)
         result.records.append(
             geo.DistrictRecord(
                 code,

@@ -49,6 +49,12 @@ PSEUDONYM_MAX = 100
 NOTES_MAX = 5000
 CONTACT_MAX = 200
 VERIFY_QUEUE_DAYS = 183
+FISCAL_YEAR_START_MONTH = 4  # 年度: 1 April to 31 March
+
+
+def fiscal_year(day: date) -> int:
+    """The 年度 a date falls in (2026-03-31 → 2025, 2026-04-01 → 2026)."""
+    return day.year if day.month >= FISCAL_YEAR_START_MONTH else day.year - 1
 
 
 class RateLimited(Exception):
@@ -459,7 +465,10 @@ class Workspace:
     def fiscal_year_bounds(fiscal_year: int) -> tuple[datetime, datetime]:
         """年度: 1 April of `fiscal_year` to 1 April of the next year (UTC bounds of JST dates)."""
         jst = timezone(timedelta(hours=9))
-        return datetime(fiscal_year, 4, 1, tzinfo=jst), datetime(fiscal_year + 1, 4, 1, tzinfo=jst)
+        start = FISCAL_YEAR_START_MONTH
+        return datetime(fiscal_year, start, 1, tzinfo=jst), datetime(
+            fiscal_year + 1, start, 1, tzinfo=jst
+        )
 
     def indicators(self, fiscal_year: int) -> dict[str, Any]:
         """参加支援のプラン作成件数, 活動参加の場への利用につながった人数, 受け入れ先（運営主体）の数."""

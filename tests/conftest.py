@@ -6,8 +6,10 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from click.testing import CliRunner, Result
 
 PG_URL = os.environ.get("RESDB_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
@@ -105,3 +107,36 @@ def demo_directory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]
     yield made
     made.index.close()
     made.engine.dispose()
+
+
+class CliRun:
+    """Runs a `resdb` command in this process (click's CliRunner over resdb.cli.main), against a
+    Directory's database and instance folder, or an instance folder alone (its SQLite database)."""
+
+    def __call__(
+        self,
+        *args: str,
+        directory: Any = None,
+        instance: Path | None = None,
+        input: str | None = None,
+        catch_exceptions: bool = False,
+    ) -> Result:
+        from resdb.cli import main
+
+        env: dict[str, str | None] = {}
+        if directory is not None:
+            env = {
+                "RESDB_INSTANCE": str(directory.instance_dir),
+                "RESDB_DATABASE_URL": directory.engine.url.render_as_string(hide_password=False),
+            }
+        elif instance is not None:
+            env = {"RESDB_INSTANCE": str(instance), "RESDB_DATABASE_URL": ""}
+        return CliRunner().invoke(
+            main, list(args), env=env, input=input, catch_exceptions=catch_exceptions
+        )
+
+
+@pytest.fixture(scope="session")
+def cli() -> CliRun:
+    """`cli("search", "さろん", "--json", instance=path)`: the command's Result (output, exit_code)."""
+    return CliRun()

@@ -121,6 +121,16 @@ def kind_id(value: str) -> str | None:
     return _lookup(value, KINDS, _KIND_ALIASES)
 
 
+def goal_id(value: str) -> str | None:
+    """A goal id from an id or a Japanese label; None when unknown."""
+    return _lookup(value, GOALS, {})
+
+
+def mobility_id(value: str) -> str | None:
+    """A mobility id from an id or a Japanese label; None when unknown."""
+    return _lookup(value, MOBILITY, {})
+
+
 def target_id(value: str) -> str | None:
     """A target id from an id or a Japanese label; None when unknown."""
     return _lookup(value, TARGETS, _TARGET_ALIASES)

@@ -13,6 +13,7 @@ from resdb.domain.vocab import KINDS, TARGETS, WEEKDAY_IDS
 from resdb.services import Services
 from resdb.web import auth, get_directory
 from resdb.web.apidoc import Param, api_doc, openapi_spec
+from resdb.web.common import app_today
 from resdb.web.errors import ApiError
 from resdb.web.features import POINTS_UP_TO, STREET_ZOOM
 from resdb.web.params import MAX_LIMIT, parse_search
@@ -180,7 +181,7 @@ def _get_or_404(listing_id: str, **kwargs: Any) -> dict[str, Any]:
     responses={200: ("検索結果", SearchResult), 400: "パラメータが正しくない（problems に項目名）"},
 )
 def list_resources() -> Response:
-    parsed = parse_search(request.args, today=current_app.config["TODAY"]())
+    parsed = parse_search(request.args, today=app_today())
     parsed.raise_if_bad()
     return jsonify(get_directory().search(parsed.query))
 
@@ -213,9 +214,7 @@ def list_resources() -> Response:
     },
 )
 def resources_geojson() -> Response:
-    parsed = parse_search(
-        request.args, today=current_app.config["TODAY"](), max_limit=GEOJSON_LIMIT, unlimited=True
-    )
+    parsed = parse_search(request.args, today=app_today(), max_limit=GEOJSON_LIMIT, unlimited=True)
     parsed.raise_if_bad()
     zoom = _zoom(request.args.get("zoom"))
     cache = current_app.extensions["resdb.features"]

@@ -10,15 +10,10 @@ from flask import g, redirect, request, session, url_for
 
 from resdb import accounts
 from resdb.accounts import Account
+from resdb.web import get_directory
 from resdb.web.errors import ApiError
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _directory() -> Any:
-    from resdb.web import get_directory
-
-    return get_directory()
 
 
 def bearer_account() -> Account | None:
@@ -27,7 +22,7 @@ def bearer_account() -> Account | None:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return None
-    return accounts.account_for_token(_directory().engine, token.strip())
+    return accounts.account_for_token(get_directory().engine, token.strip())
 
 
 def require_account() -> Account:
@@ -78,7 +73,7 @@ def session_account() -> Account | None:
         return known
     token = session.get("sid")
     account = (
-        accounts.session_account(_directory().engine, token) if isinstance(token, str) else None
+        accounts.session_account(get_directory().engine, token) if isinstance(token, str) else None
     )
     g.account = account
     return account
@@ -88,9 +83,9 @@ def sign_in(account: Account) -> None:
     """Rotate: a new server-side session and a fresh cookie (nothing from before sign-in carries over)."""
     old = session.get("sid")
     if isinstance(old, str):
-        accounts.end_session(_directory().engine, old)
+        accounts.end_session(get_directory().engine, old)
     session.clear()
-    session["sid"] = accounts.start_session(_directory().engine, account)
+    session["sid"] = accounts.start_session(get_directory().engine, account)
     session.permanent = False
     g.account = account
 
@@ -98,7 +93,7 @@ def sign_in(account: Account) -> None:
 def sign_out() -> None:
     token = session.get("sid")
     if isinstance(token, str):
-        accounts.end_session(_directory().engine, token)
+        accounts.end_session(get_directory().engine, token)
     session.clear()
     g.pop("account", None)
 

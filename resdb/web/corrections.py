@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, current_app, render_template, request
-from flask.sansio.app import App
+from flask import Blueprint, Response, current_app, request
 
 from resdb.directory import NotFound
 from resdb.services import Services
 from resdb.validation import ValidationFailed
+from resdb.web import get_directory
+from resdb.web.common import private_page
 from resdb.web.errors import ApiError
 from resdb.web.security import request_ip
 from resdb.workspace import RateLimited, client_key
@@ -28,17 +29,8 @@ bp = _OnceBlueprint("corrections", __name__)
 PROPOSABLE = ("schedule", "phone", "address", "cost_yen")
 
 
-def _directory() -> Any:
-    from resdb.web import get_directory
-
-    return get_directory()
-
-
 def _page(template: str, status: int = 200, **context: Any) -> Response:
-    response = current_app.make_response(render_template(template, nav="", **context))
-    response.status_code = status
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return private_page(template, status, nav="", **context)
 
 
 def current_values(listing: dict[str, Any]) -> dict[str, str]:
@@ -63,7 +55,7 @@ def report(listing_id: str) -> Response:
     """GET: the form pre-filled with the current values; POST: store what changed, then thank the resident
     with a reference number."""
     try:
-        listing = _directory().get(listing_id)
+        listing = get_directory().get(listing_id)
     except NotFound:
         raise ApiError(404, "掲載情報が見つかりません") from None
     current = current_values(listing)
@@ -78,7 +70,7 @@ def report(listing_id: str) -> Response:
     # Only what the resident changed is proposed (the pre-filled current values are not a correction).
     proposed = {k: values[k] for k in PROPOSABLE if values[k] and values[k] != current.get(k, "")}
     try:
-        request_id = Services(_directory()).submit_correction(
+        request_id = Services(get_directory()).submit_correction(
             listing_id,
             values["message"],
             proposed=proposed or None,

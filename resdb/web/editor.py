@@ -1,58 +1,38 @@
 """Editor workspace: community workers find, edit, verify, delete/restore and import listings, review
-residents' corrections; admins read the audit log. Every change goes through `resdb.services`."""
+residents' corrections; admins read the audit log. Every change goes through `resdb.services`.
+The form ⇄ listing shape lives in `editor_form`, the import screens in `editor_import`, the
+corrections queue and audit log in `editor_review`."""
 
 from __future__ import annotations
 
 import re
-import secrets
 from datetime import date
-from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Response, current_app, g, redirect, render_template, request, url_for
+from flask import Blueprint, Response, g, redirect, request, url_for
 
-from resdb import fields, intake, opendata
 from resdb.accounts import Account
-from resdb.audit import audit_entries
-from resdb.directory import Conflict, Directory, NotFound, StaleEdit
-from resdb.domain.vocab import GROUP_SIZES, KINDS, TARGETS, WEEKDAYS
-from resdb.exchange import FileProblem, read_bytes, to_csv
-from resdb.importjobs import ImportJobs
+from resdb.directory import Conflict, NotFound, StaleEdit
+from resdb.domain.vocab import KINDS, WEEKDAYS
 from resdb.policy import Forbidden
 from resdb.services import Services
-from resdb.validation import Problem, ValidationFailed
+from resdb.validation import ValidationFailed
+from resdb.web import get_directory
 from resdb.web.auth import login_required
+from resdb.web.common import app_today, private_page
+from resdb.web.editor_form import (
+    FIELD_LABELS,
+    form_context,
+    form_from_request,
+    form_values,
+    problem_map,
+    raw_from_values,
+)
 from resdb.web.errors import ApiError
 from resdb.workspace import Workspace
 
 bp = Blueprint("editor", __name__, url_prefix="/editor")
 
-
-TEXT_FIELDS = (
-    "name",
-    "name_kana",
-    "description",
-    "address",
-    "district",
-    "venue",
-    "operator",
-    "phone",
-    "email",
-    "url",
-    "notes",
-    "source",
-    "source_url",
-    "source_read_at",
-)
-NUMBER_FIELDS = ("lat", "lon", "cost_yen", "capacity")
-OPTIONAL_BOOLS = ("barrier_free", "pickup", "reservation_required")
-REQUIRED_BOOLS = ("accepts_referrals", "holidays_closed", "location_private")
-FIELD_LABELS: dict[str, str] = {
-    **fields.labels(),
-    "message": "内容",
-    "row": "行",
-    "file": "ファイル",
-}
 ACTION_LABELS = {
     "create": "作成",
     "update": "編集",
@@ -62,23 +42,16 @@ ACTION_LABELS = {
     "import": "取り込み",
     "correction": "訂正依頼の反映",
 }
-BLANK_SCHEDULE_ROWS = 3
 UPLOAD_NAME = re.compile(r"^[A-Za-z0-9_-]{16,64}\.(csv|txt|tsv|json|geojson|xlsx|xlsm)$")
 HIDDEN_DIFF = {"version", "updated_at"}
 
 
-def _directory() -> Directory:
-    from resdb.web import get_directory
-
-    return get_directory()
-
-
 def _workspace() -> Workspace:
-    return Workspace(_directory())
+    return Workspace(get_directory())
 
 
 def _services() -> Services:
-    return Services(_directory())
+    return Services(get_directory())
 
 
 def _account() -> Account:
@@ -91,190 +64,20 @@ def _listing_for_edit(listing_id: str, *, allow_deleted: bool = False) -> dict[s
 
 
 def _render(template: str, status: int = 200, **context: Any) -> Response:
-    context.setdefault("nav", "editor")
     context.setdefault("labels", FIELD_LABELS)
-    response = current_app.make_response(render_template(template, **context))
-    response.status_code = status
-    response.headers["Cache-Control"] = "no-store"
-    return response
-
-
-def _problem_map(problems: list[Problem]) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    for problem in problems:
-        key = problem.field.split(".")[0].split("[")[0]
-        out.setdefault(key, []).append(problem.message)
-    return out
-
-
-# -- form ⇄ listing --------------------------------------------------------------------------------
-def _bool_text(value: Any) -> str:
-    return "" if value is None else ("true" if value else "false")
-
-
-def form_values(listing: dict[str, Any]) -> dict[str, Any]:
-    """The edit form's values (strings, as typed) for a stored listing."""
-    values: dict[str, Any] = {
-        k: ("" if listing.get(k) is None else str(listing.get(k))) for k in TEXT_FIELDS
-    }
-    for key in NUMBER_FIELDS:
-        values[key] = "" if listing.get(key) is None else str(listing[key])
-    for key in (*OPTIONAL_BOOLS, *REQUIRED_BOOLS):
-        values[key] = _bool_text(listing.get(key))
-    eligibility = listing.get("eligibility") or {}
-    area = listing.get("service_area") or {}
-    values.update(
-        id=listing.get("id") or "",
-        kind=listing.get("kind") or "",
-        municipality_code=listing.get("municipality_code") or "",
-        targets=list(listing.get("targets") or []),
-        activities="、".join(listing.get("activities") or []),
-        group_size=listing.get("group_size") or "",
-        status=listing.get("status") or "published",
-        verified_at=listing.get("verified_at") or "",
-        min_age="" if eligibility.get("min_age") is None else str(eligibility["min_age"]),
-        max_age="" if eligibility.get("max_age") is None else str(eligibility["max_age"]),
-        residents_only=bool(eligibility.get("residents_only")),
-        districts="、".join(area.get("districts") or []),
-        area_geometry=bool(area.get("geometry")),
-        schedule=[
-            {
-                "weekday": s.get("weekday", ""),
-                "weeks": [str(w) for w in s.get("weeks") or []],
-                "start": s.get("start") or "",
-                "end": s.get("end") or "",
-            }
-            for s in listing.get("schedule") or []
-        ],
-        version=str(listing.get("version") or ""),
-    )
-    return values
-
-
-def form_from_request(form: Any) -> dict[str, Any]:
-    """The edit form's values as the user sent them (kept on every error)."""
-    values: dict[str, Any] = {
-        k: form.get(k, "").strip()
-        for k in (*TEXT_FIELDS, *NUMBER_FIELDS, *OPTIONAL_BOOLS, *REQUIRED_BOOLS)
-    }
-    values.update(
-        id=form.get("id", "").strip(),
-        kind=form.get("kind", "").strip(),
-        municipality_code=form.get("municipality_code", "").strip(),
-        targets=form.getlist("targets"),
-        activities=form.get("activities", "").strip(),
-        group_size=form.get("group_size", "").strip(),
-        status=form.get("status", "published"),
-        verified_at=form.get("verified_at", "").strip(),
-        min_age=form.get("min_age", "").strip(),
-        max_age=form.get("max_age", "").strip(),
-        residents_only=bool(form.get("residents_only")),
-        districts=form.get("districts", "").strip(),
-        area_geometry=form.get("area_geometry") == "1",
-        version=form.get("version", "").strip(),
-    )
-    indices = sorted(
-        {int(m.group(1)) for key in form for m in [re.match(r"^schedule-(\d+)-weekday$", key)] if m}
-    )
-    rows = []
-    for i in indices:
-        row = {
-            "weekday": form.get(f"schedule-{i}-weekday", "").strip(),
-            "weeks": form.getlist(f"schedule-{i}-weeks"),
-            "start": form.get(f"schedule-{i}-start", "").strip(),
-            "end": form.get(f"schedule-{i}-end", "").strip(),
-        }
-        if row["weekday"] or row["start"] or row["end"] or row["weeks"]:
-            rows.append(row)
-    values["schedule"] = rows
-    return values
-
-
-def raw_from_values(values: dict[str, Any]) -> dict[str, Any]:
-    """The listing record (for Directory validation) the form's values describe."""
-    raw: dict[str, Any] = {k: values[k] for k in (*TEXT_FIELDS, *NUMBER_FIELDS, *OPTIONAL_BOOLS)}
-    for key in REQUIRED_BOOLS:
-        if values.get(key):
-            raw[key] = values[key]
-    raw.update(
-        kind=values["kind"],
-        municipality_code=values["municipality_code"] or None,
-        targets=values["targets"],
-        activities=values["activities"],
-        group_size=values["group_size"] or None,
-        status=values["status"] if values["status"] in {"draft", "published"} else "published",
-        verified_at=values["verified_at"] or None,
-    )
-    raw["schedule"] = [
-        {
-            "weekday": r["weekday"],
-            "start": r["start"],
-            "end": r["end"],
-            **({"weeks": [int(w) for w in r["weeks"] if str(w).isdigit()]} if r["weeks"] else {}),
-        }
-        for r in values["schedule"]
-    ]
-    problems: list[Problem] = []
-    eligibility: dict[str, Any] = {"residents_only": values["residents_only"]}
-    for key in ("min_age", "max_age"):
-        text = values[key]
-        if not text:
-            eligibility[key] = None
-        elif text.isdigit():
-            eligibility[key] = int(text)
-        else:
-            problems.append(
-                Problem(
-                    "eligibility",
-                    f"{'下限' if key == 'min_age' else '上限'}の年齢は整数で入れてください",
-                    None,
-                    text,
-                )
-            )
-    raw["eligibility"] = eligibility
-    if not values.get("area_geometry"):
-        districts = [
-            d.strip() for d in re.split(r"[、,，;；\n]+", values["districts"]) if d.strip()
-        ]
-        raw["service_area"] = {"districts": districts} if districts else None
-    if values.get("id"):
-        raw["id"] = values["id"]
-    if problems:
-        raise ValidationFailed(problems)
-    return raw
-
-
-def _form_context(values: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    blank = {"weekday": "", "weeks": [], "start": "", "end": ""}
-    rows = list(values["schedule"]) + [dict(blank) for _ in range(BLANK_SCHEDULE_ROWS)]
-    lat, lon = values.get("lat"), values.get("lon")
-    from resdb.web.basemap import map_settings
-
-    map_config = map_settings(
-        values.get("municipality_code") or current_app.config["DEFAULT_MUNICIPALITY"]
-    )
-    return {
-        "values": values,
-        "schedule_rows": rows,
-        "kinds": KINDS,
-        "targets": TARGETS,
-        "weekdays": WEEKDAYS,
-        "group_sizes": GROUP_SIZES,
-        "map_config": map_config,
-        "point": bool(lat and lon),
-        "problems": {},
-        **extra,
-    }
+    return private_page(template, status, nav=context.pop("nav", "editor"), **context)
 
 
 # -- home, lists --------------------------------------------------------------------------------------
 def _editable_listings() -> list[dict[str, Any]]:
     account = _account()
-    return [x for x in _directory().all_listings(include_unpublished=True) if account.may_edit(x)]
+    return [
+        x for x in get_directory().all_listings(include_unpublished=True) if account.may_edit(x)
+    ]
 
 
 def _municipality_names() -> dict[str, str]:
-    gazetteer = _directory().gazetteer()
+    gazetteer = get_directory().gazetteer()
     return {r.municipality_code: r.name for r in gazetteer.records if r.level == "municipality"}
 
 
@@ -305,7 +108,7 @@ def home() -> Response:
     if status in {"draft", "published"}:
         listings = [x for x in listings if x["status"] == status]
     workspace = _workspace()
-    today = current_app.config["TODAY"]()
+    today = app_today()
     queue = workspace.verification_queue(account=account, today=today)
     by_municipality: dict[str, int] = {}
     for item in queue:
@@ -330,7 +133,7 @@ def home() -> Response:
         kinds=KINDS,
         searched=bool(q or municipality or kind or status),
         attention=needs_attention(listings),
-        index_problems=_directory().index_problems(),
+        index_problems=get_directory().index_problems(),
     )
 
 
@@ -359,7 +162,7 @@ def queue() -> Response:
     from resdb.web.editor_views import ISSUES, queue_page
 
     account = _account()
-    today = current_app.config["TODAY"]()
+    today = app_today()
     municipality = (request.args.get("municipality") or "").strip()
     kind = (request.args.get("kind") or "").strip()
     issue = (request.args.get("issue") or "").strip()
@@ -412,7 +215,7 @@ def new_listing() -> Response:
             "holidays_closed": True,
         }
     )
-    return _render("editor/edit.html", **_form_context(values, listing=None))
+    return _render("editor/edit.html", **form_context(values, listing=None))
 
 
 @bp.post("/listings/new")
@@ -426,19 +229,19 @@ def create_listing() -> Response:
         return _render(
             "editor/edit.html",
             422,
-            **_form_context(values, listing=None, problems=_problem_map(error.problems)),
+            **form_context(values, listing=None, problems=problem_map(error.problems)),
         )
     except Forbidden as error:
         return _render(
             "editor/edit.html",
             422,
-            **_form_context(values, listing=None, problems={"municipality_code": [str(error)]}),
+            **form_context(values, listing=None, problems={"municipality_code": [str(error)]}),
         )
     except Conflict as error:
         return _render(
             "editor/edit.html",
             409,
-            **_form_context(values, listing=None, problems={"id": [str(error)]}),
+            **form_context(values, listing=None, problems={"id": [str(error)]}),
         )
     return redirect(url_for("editor.edit_listing", listing_id=created["id"], saved=1), 303)
 
@@ -450,7 +253,7 @@ def edit_listing(listing_id: str) -> Response:
     back = request.args.get("back") or ""
     return _render(
         "editor/edit.html",
-        **_form_context(
+        **form_context(
             form_values(listing),
             listing=listing,
             saved=request.args.get("saved") == "1",
@@ -475,7 +278,7 @@ def save_listing(listing_id: str) -> Response:
         return _render(
             "editor/edit.html",
             400,
-            **_form_context(
+            **form_context(
                 values,
                 listing=listing,
                 problems={"version": ["読み込んだ版が分かりません。画面を読み込み直してください"]},
@@ -490,7 +293,7 @@ def save_listing(listing_id: str) -> Response:
         return _render(
             "editor/edit.html",
             422,
-            **_form_context(values, listing=listing, problems={field: [str(error)]}),
+            **form_context(values, listing=listing, problems={field: [str(error)]}),
         )
     except StaleEdit as error:
         current = error.current
@@ -498,7 +301,7 @@ def save_listing(listing_id: str) -> Response:
         return _render(
             "editor/conflict.html",
             409,
-            **_form_context(
+            **form_context(
                 {**values, "version": str(current["version"])},
                 listing=current,
                 theirs=form_values(current),
@@ -510,7 +313,7 @@ def save_listing(listing_id: str) -> Response:
         return _render(
             "editor/edit.html",
             422,
-            **_form_context(values, listing=listing, problems=_problem_map(error.problems)),
+            **form_context(values, listing=listing, problems=problem_map(error.problems)),
         )
     return redirect(url_for("editor.edit_listing", listing_id=listing_id, saved=1), 303)
 
@@ -537,13 +340,13 @@ def verify_listing(listing_id: str) -> Response:
         return _render(
             "editor/edit.html",
             400,
-            **_form_context(
+            **form_context(
                 form_values(listing),
                 listing=listing,
                 verify_problem="確かめた内容にチェックを入れてから「確認しました」を押してください",
             ),
         )
-    today: date = min(current_app.config["TODAY"](), date.today())  # never a future date
+    today: date = min(app_today(), date.today())  # never a future date
     _services().verify(
         _account(), listing_id, on=today
     )  # one door: scope, history and audit together
@@ -610,7 +413,7 @@ def restore_listing(listing_id: str) -> Response:
     keep_verified = request.form.get("keep_verified") == "yes" and before.get("verified_at")
     try:
         _services().restore(_account(), listing_id, to_version=to_version)
-        restored = _directory().get(listing_id, include_unpublished=True)
+        restored = get_directory().get(listing_id, include_unpublished=True)
         if (
             keep_verified
             and restored.get("verified_at") != before.get("verified_at")
@@ -634,7 +437,7 @@ def history(listing_id: str) -> Response:
     entries = []
     from resdb.web.editor_views import field_value
 
-    for entry in reversed(_directory().history(listing_id)):
+    for entry in reversed(get_directory().history(listing_id)):
         before, after = entry["before"] or {}, entry["after"] or {}
         keys = [
             k
@@ -660,336 +463,6 @@ def history(listing_id: str) -> Response:
         entries=entries,
         restored=request.args.get("restored") == "1",
     )
-
-
-# -- import -----------------------------------------------------------------------------------------
-IMPORT_OPTIONS = ("publish", "good_rows_only", "source", "kind")
-
-
-def _uploads() -> Path:
-    path = _directory().instance_dir / "uploads"
-    path.mkdir(parents=True, exist_ok=True)
-    intake.expire_uploads(path)  # a dry run never confirmed is not kept
-    return path
-
-
-def _import_options(form: Any) -> dict[str, Any]:
-    kind = (form.get("kind") or "").strip()
-    return {
-        "publish": form.get("publish") == "1",
-        "good_rows_only": form.get("good_rows_only") == "1",
-        "source": (form.get("source") or "").strip()[:300],
-        "kind": kind if kind in KINDS else "",
-    }
-
-
-def _run_import(
-    stored_name: str,
-    original: str,
-    options: dict[str, Any],
-    *,
-    dry_run: bool,
-    account: Account | None = None,
-    directory: Directory | None = None,
-    folder: Path | None = None,
-    progress: Any = None,
-) -> tuple[Any, list[Problem]]:
-    """Read the stored upload and import it (or check it). Outside a request (a job), pass account,
-    directory and upload folder explicitly."""
-    account = account or _account()
-    directory = directory or _directory()
-    data = ((folder or _uploads()) / stored_name).read_bytes()
-    records, read_problems = read_bytes(
-        data, stored_name, default_kind=options["kind"] or None, limits=intake.WEB_LIMITS
-    )
-    # One door: scope (per row, the dry run names rows outside it), validation, history and audit.
-    report = Services(directory).import_records(
-        account,
-        records,
-        source_name=original,
-        dry_run=dry_run,
-        progress=progress,
-        status="published" if options["publish"] else "draft",
-        good_rows_only=options["good_rows_only"],
-        source=options["source"] or None,
-    )
-    report.warnings[:0] = read_problems
-    return report, []
-
-
-def _import_page(status: int = 200, **context: Any) -> Response:
-    context.setdefault(
-        "options", {"publish": False, "good_rows_only": False, "source": "", "kind": ""}
-    )
-    context.setdefault(
-        "formats",
-        [("listing", "掲載情報（resdb の見出し）")]
-        + [(name, spec.title) for name, spec in opendata.FORMATS.items()],
-    )
-    context.setdefault("limits", intake.WEB_LIMITS.describe())
-    context.setdefault("kinds", KINDS)
-    return _render("editor/import.html", status, **context)
-
-
-@bp.get("/import")
-@login_required("admin", "editor")
-def import_page() -> Response:
-    _uploads()  # old unconfirmed uploads go
-    return _import_page(report=None)
-
-
-@bp.post("/import")
-@login_required("admin", "editor")
-def import_dry_run() -> Response:
-    request.max_content_length = intake.WEB_LIMITS.max_bytes + 64 * 1024
-    options = _import_options(request.form)
-    upload = request.files.get("file")
-    if upload is None or not upload.filename:
-        return _import_page(400, report=None, error="ファイルを選んでください", options=options)
-    original = Path(upload.filename).name[:200]
-    suffix = Path(original).suffix.lower()
-    if suffix not in {".csv", ".txt", ".tsv", ".json", ".geojson", ".xlsx", ".xlsm"}:
-        return _import_page(
-            400,
-            report=None,
-            options=options,
-            error="対応していない形式です。CSV, JSON, GeoJSON, Excel (.xlsx) が使えます",
-        )
-    stored = f"{secrets.token_urlsafe(24)}{suffix}"
-    (_uploads() / stored).write_bytes(upload.read())
-    if (_uploads() / stored).stat().st_size > current_app.config.get(
-        "IMPORT_JOB_BYTES", JOB_THRESHOLD_BYTES
-    ):
-        return _start_job(stored, original, options, dry_run=True)
-    try:
-        report, _scope = _run_import(stored, original, options, dry_run=True)
-    except FileProblem as error:
-        (_uploads() / stored).unlink(missing_ok=True)
-        return _import_page(422, report=None, error=error.problem.message, options=options)
-    status = 422 if report.problems else 200
-    return _import_page(status, report=report, stored=stored, original=original, options=options)
-
-
-@bp.post("/import/confirm")
-@login_required("admin", "editor")
-def import_confirm() -> Response:
-    stored = request.form.get("upload", "")
-    original = Path(request.form.get("original", "") or "upload").name[:200]
-    options = _import_options(request.form)
-    if not UPLOAD_NAME.match(stored) or not (_uploads() / stored).exists():
-        return _import_page(
-            400,
-            report=None,
-            options=options,
-            error="取り込むファイルが見つかりません（確認から24時間たつと消えます）。もう一度ファイルを選んで確認してください",
-        )
-    if (_uploads() / stored).stat().st_size > current_app.config.get(
-        "IMPORT_JOB_BYTES", JOB_THRESHOLD_BYTES
-    ):
-        return _start_job(stored, original, options, dry_run=False)
-    try:
-        report, _scope = _run_import(stored, original, options, dry_run=False)
-    except FileProblem as error:
-        return _import_page(422, report=None, error=error.problem.message, options=options)
-    if report.written:
-        (_uploads() / stored).unlink(missing_ok=True)
-        return _import_page(report=report, done=True, original=original, options=options)
-    return _import_page(422, report=report, stored=stored, original=original, options=options)
-
-
-JOB_THRESHOLD_BYTES = 256 * 1024  # larger files are checked and imported outside the request
-
-
-def _jobs() -> ImportJobs:
-    return ImportJobs(_directory().instance_dir / "import-jobs")
-
-
-def _start_job(stored: str, original: str, options: dict[str, Any], *, dry_run: bool) -> Response:
-    """Check or import a large file in a thread; the browser follows its progress on the job page."""
-    account, directory, folder = _account(), _directory(), _uploads()
-
-    def work(progress: Any) -> Any:
-        report, _scope = _run_import(
-            stored,
-            original,
-            options,
-            dry_run=dry_run,
-            account=account,
-            directory=directory,
-            folder=folder,
-            progress=progress,
-        )
-        if report.written:  # audited with the rows it wrote, in the same transaction
-            (folder / stored).unlink(missing_ok=True)
-        return report
-
-    job_id = _jobs().start(
-        work,
-        actor=account.email,
-        stored=stored,
-        original=original,
-        options=options,
-        dry_run=dry_run,
-    )
-    return redirect(url_for("editor.import_job", job_id=job_id), 303)
-
-
-def _report_from(data: dict[str, Any]) -> Any:
-    """A finished job's report, shaped for the import page."""
-    from types import SimpleNamespace
-
-    def problems(items: list[dict[str, Any]]) -> list[Problem]:
-        return [Problem(p["field"], p["message"], p.get("row"), p.get("value")) for p in items]
-
-    return SimpleNamespace(
-        **{
-            **data,
-            "problems": problems(data["problems"]),
-            "warnings": problems(data["warnings"]),
-            "duplicates": data.get("likely_duplicates") or [],
-        }
-    )
-
-
-@bp.get("/import/jobs/<job_id>")
-@login_required("admin", "editor")
-def import_job(job_id: str) -> Response:
-    """A long check or import: progress while it runs (the page reloads itself), then its result."""
-    job = _jobs().get(job_id)
-    if job is None or job.get("actor") != _account().email:
-        raise ApiError(404, "取り込みの記録が見つかりません")
-    options = job["options"]
-    if job["state"] == "running":
-        return _import_page(202, report=None, job=job, options=options)
-    if job["state"] == "failed":
-        return _import_page(422, report=None, error=job["error"], options=options)
-    report = _report_from(job["report"])
-    if report.written:
-        return _import_page(report=report, done=True, original=job["original"], options=options)
-    return _import_page(
-        422 if report.problems else 200,
-        report=report,
-        stored=job["stored"],
-        original=job["original"],
-        options=options,
-    )
-
-
-@bp.post("/import/problems.csv")
-@login_required("admin", "editor")
-def import_problems_csv() -> Response:
-    """The dry run's problems as a CSV (行, 項目, 内容, 値) to fix the file with."""
-    stored = request.form.get("upload", "")
-    if not UPLOAD_NAME.match(stored) or not (_uploads() / stored).exists():
-        raise ApiError(
-            404, "確認したファイルが見つかりません。もう一度ファイルを選んで確認してください"
-        )
-    try:
-        report, _scope = _run_import(
-            stored, "problems", _import_options(request.form), dry_run=True
-        )  # re-checked
-        problems = report.problems
-    except FileProblem as error:
-        problems = [error.problem]
-    body = intake.problems_csv(problems, FIELD_LABELS)
-    return Response(
-        body.encode("utf-8"),
-        mimetype="text/csv",
-        headers={
-            "Content-Disposition": 'attachment; filename="import-problems.csv"',
-            "Cache-Control": "no-store",
-        },
-    )
-
-
-@bp.get("/import/template/<fmt>.csv")
-@login_required("admin", "editor")
-def import_template(fmt: str) -> Response:
-    """An empty file with the right header row for each format (UTF-8 with BOM, opens in Excel)."""
-    if fmt == "listing":
-        text = to_csv([], japanese_headers=True)
-        name = "listing-template.csv"
-    elif fmt in opendata.FORMATS:
-        text = opendata.template_text(fmt)
-        name = f"{fmt}-template.csv"
-    else:
-        raise ApiError(404, "その形式のひな形はありません")
-    return Response(
-        ("\ufeff" + text).encode("utf-8"),
-        mimetype="text/csv",
-        headers={"Content-Disposition": f'attachment; filename="{name}"'},
-    )
-
-
-# -- corrections queue ------------------------------------------------------------------------------
-@bp.get("/corrections")
-@login_required("admin", "editor")
-def corrections() -> Response:
-    account = _account()
-    items = _workspace().corrections("open", account)
-    listings = {
-        x["id"]: x
-        for x in _directory().get_many([i["listing_id"] for i in items], include_unpublished=True)
-    }
-    for item in items:
-        current = listings.get(item["listing_id"]) or {}
-        item["rows"] = [(k, current.get(k), v) for k, v in (item.get("proposed") or {}).items()]
-    done = [x for x in _workspace().corrections(None, account) if x["status"] != "open"][:30]
-    return _render(
-        "editor/corrections.html",
-        items=items,
-        done=done,
-        notice=request.args.get("done"),
-        notice_fields=request.args.get("fields"),
-    )
-
-
-@bp.post("/corrections/<int:request_id>")
-@login_required("admin", "editor")
-def review_correction(request_id: int) -> Response:
-    decision = request.form.get("decision")
-    if decision not in {"accept", "reject"}:
-        raise ApiError(400, "採用か不採用を選んでください")
-    fields: dict[str, Any] | None = None
-    taken: list[str] = []
-    if decision == "accept" and request.form.get("per_field") == "1":
-        # Per-field: only the ticked proposals are applied; the rest are left as they are.
-        proposed = next(
-            (
-                c.get("proposed") or {}
-                for c in _workspace().corrections("open", _account())
-                if c["id"] == request_id
-            ),
-            {},
-        )
-        taken = [k for k in request.form.getlist("take") if k in proposed]
-        fields = {k: proposed[k] for k in taken}
-    try:
-        _services().review_correction(
-            _account(),
-            request_id,
-            accept=decision == "accept",
-            fields=fields,
-            note=(request.form.get("note") or "").strip()[:500] or None,
-        )
-    except NotFound:
-        raise ApiError(404, "訂正依頼が見つからないか、処理済みです") from None
-    except ValidationFailed as error:
-        raise ApiError(
-            422, "提案された値を反映できません: " + "; ".join(str(p) for p in error.problems)
-        ) from None
-    return redirect(
-        url_for("editor.corrections", done=decision, fields=",".join(taken) or None), 303
-    )
-
-
-# -- audit (admin only, read-only) ---------------------------------------------------------------------
-@bp.get("/audit")
-@login_required("admin")
-def audit_log() -> Response:
-    target = (request.args.get("target") or "").strip() or None
-    entries = audit_entries(_directory().engine, limit=500, target_id=target)
-    return _render("editor/audit.html", entries=entries, target=target or "")
 
 
 @bp.app_template_filter("jst")
@@ -1035,3 +508,7 @@ def editor_value(value: Any) -> str:
             if v not in (None, [], "")
         )
     return str(value)
+
+
+# The import and review screens register on this blueprint (endpoints stay editor.*).
+from resdb.web import editor_import, editor_review  # noqa: E402, F401

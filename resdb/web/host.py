@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from flask import Blueprint, Response, current_app, g, redirect, render_template, request, url_for
+from flask import Blueprint, Response, current_app, g, redirect, request, url_for
 from werkzeug.wrappers import Response as BaseResponse  # what redirect() builds
 
 from resdb import capacity
@@ -19,6 +19,7 @@ from resdb.services import Services
 from resdb.validation import ValidationFailed
 from resdb.web import get_directory
 from resdb.web.auth import login_required
+from resdb.web.common import app_today, private_page
 from resdb.web.errors import ApiError
 from resdb.workspace import LEGAL_BASES
 
@@ -31,17 +32,8 @@ def _services() -> Services:
     return Services(get_directory())
 
 
-def _today() -> date:
-    today: date = current_app.config["TODAY"]()
-    return today
-
-
 def _page(template: str, status: int = 200, **context: Any) -> Response:
-    response = Response(
-        render_template(template, nav="host", **context), status=status, mimetype="text/html"
-    )
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return private_page(template, status, nav="host", **context)
 
 
 def _guard() -> None:
@@ -62,7 +54,7 @@ def _home(
     status: int = 200, problems: dict[str, list[str]] | None = None, message: str | None = None
 ) -> Response:
     listings = _own_listings()
-    info = capacity.describe_many(get_directory().engine, listings, _today())
+    info = capacity.describe_many(get_directory().engine, listings, app_today())
     referrals = _services().referrals.for_host(g.account)
     return _page(
         "host/home.html",
@@ -74,7 +66,7 @@ def _home(
         message=message or request.args.get("done"),
         STATUSES=STATUSES,
         organisation=g.account.operator,
-        month=_today().month,
+        month=app_today().month,
     )
 
 
@@ -98,7 +90,7 @@ def report_capacity(listing_id: str) -> BaseResponse:
     _guard()
     try:
         _services().report_capacity(
-            g.account, listing_id, _number(request.form.get("open_places")), today=_today()
+            g.account, listing_id, _number(request.form.get("open_places")), today=app_today()
         )
     except ValidationFailed as exc:
         return _home(422, {listing_id: [p.message for p in exc.problems]})
@@ -151,7 +143,7 @@ def save_listing(listing_id: str) -> BaseResponse:
             raw,
             expected_version=version,
             action="host_update",
-            today=_today(),
+            today=app_today(),
         )
     except ValidationFailed as exc:
         from resdb.services import message
@@ -197,7 +189,7 @@ def _referral_page(
         STATUS_FLOW=STATUS_FLOW,
         LATER=LATER_STATUSES,
         LEGAL_BASES=LEGAL_BASES,
-        today=_today(),
+        today=app_today(),
         message=request.args.get("done"),
     )
 
@@ -241,7 +233,7 @@ def answer(referral_id: int) -> BaseResponse:
             answer=request.form.get("answer", ""),
             reason=request.form.get("reason") or None,
             visit_date=_date(request.form.get("visit_date")),
-            today=_today(),
+            today=app_today(),
         ),
     )
 
@@ -265,5 +257,5 @@ def attended(referral_id: int) -> BaseResponse:
         return _referral_page(referral_id, 422, ["来た日を 2026-12-02 の形で入れてください"])
     return _act(
         referral_id,
-        lambda: _services().referral_attended(g.account, referral_id, on, today=_today()),
+        lambda: _services().referral_attended(g.account, referral_id, on, today=app_today()),
     )

@@ -3,7 +3,6 @@ The person travels in the request body only: never logged, stored, cached or put
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
@@ -13,6 +12,7 @@ from resdb.domain.vocab import GOALS, MOBILITY, TARGETS
 from resdb.matching import Matching, PersonError
 from resdb.web import get_directory
 from resdb.web.apidoc import Param, api_doc
+from resdb.web.common import app_today, no_store
 from resdb.web.errors import ApiError
 from resdb.web.security import rate_limited
 
@@ -146,15 +146,8 @@ def _body() -> Any:
     return payload
 
 
-def _today() -> date:
-    today: date = current_app.config["TODAY"]()
-    return today
-
-
 def _private(payload: dict[str, Any]) -> Any:
-    response = jsonify(payload)
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return no_store(jsonify(payload))
 
 
 def _run(call: Any) -> Any:
@@ -200,7 +193,7 @@ def match() -> Any:
     return _private(
         _run(
             lambda: _matching().match(
-                person, limit=limit, today=_today(), all_excluded=mode == "all"
+                person, limit=limit, today=app_today(), all_excluded=mode == "all"
             )
         )
     )
@@ -221,7 +214,7 @@ def match_batch() -> Any:
         raise ApiError(400, '{"persons": [...]} の形で送ってください')
     if len(persons) > MAX_BATCH:
         raise ApiError(400, f"一度に {MAX_BATCH} 人までです")
-    return _private(_run(lambda: _matching().match_batch(persons, today=_today())))
+    return _private(_run(lambda: _matching().match_batch(persons, today=app_today())))
 
 
 @bp.post("/gaps")
@@ -237,4 +230,4 @@ def gaps() -> Any:
     needs = payload.get("needs") if isinstance(payload, dict) else payload
     if not isinstance(needs, list) or not all(isinstance(n, dict) for n in needs):
         raise ApiError(400, '{"needs": [...]} の形で送ってください')
-    return _private(_run(lambda: _matching().gaps(needs, today=_today())))
+    return _private(_run(lambda: _matching().gaps(needs, today=app_today())))

@@ -11,6 +11,7 @@ from resdb.directory import NotFound
 from resdb.domain.vocab import TARGETS
 from resdb.web import get_directory
 from resdb.web.basemap import map_settings
+from resdb.web.common import app_today
 from resdb.web.errors import ApiError
 from resdb.web.features import STREET_ZOOM
 from resdb.web.labels import freshness, source_label, upcoming
@@ -38,10 +39,6 @@ def _initial_bounds(form: dict[str, Any]) -> list[list[float]] | None:
     return [[box[1], box[0]], [box[3], box[2]]]
 
 
-def _today() -> Any:
-    return current_app.config["TODAY"]()
-
-
 def _render(template: str, status: int = 200, **context: Any) -> Response:
     return Response(render_template(template, **context), status=status, mimetype="text/html")
 
@@ -50,7 +47,7 @@ def _render(template: str, status: int = 200, **context: Any) -> Response:
 def index() -> Response:
     parsed = parse_search(
         request.args,
-        today=_today(),
+        today=app_today(),
         paging="page",
         default_municipality=current_app.config["DEFAULT_MUNICIPALITY"],
     )
@@ -83,7 +80,7 @@ def index() -> Response:
 def search() -> Response:
     parsed = parse_search(
         request.args,
-        today=_today(),
+        today=app_today(),
         paging="page",
         default_municipality=current_app.config["DEFAULT_MUNICIPALITY"],
     )
@@ -148,7 +145,7 @@ def _venue_links(listing: dict[str, Any]) -> tuple[dict[str, Any] | None, list[d
 def resource(listing_id: str) -> Response:
     listing = _listing_or_404(listing_id)
     venue, held_here = _venue_links(listing)
-    today = _today()
+    today = app_today()
     area = listing.get("service_area") or {}
     map_config = {
         **map_settings(listing.get("municipality_code")),

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, current_app, g, redirect, render_template, request, url_for
+from flask import Blueprint, Response, current_app, g, redirect, request, url_for
 from werkzeug.wrappers import Response as BaseResponse  # what redirect() builds
 
 from resdb.directory import Conflict, NotFound
@@ -17,6 +17,7 @@ from resdb.sheets import CONSENT, STATUS_FLOW, STATUSES
 from resdb.validation import ValidationFailed
 from resdb.web import get_directory
 from resdb.web.auth import login_required
+from resdb.web.common import private_page
 from resdb.web.errors import ApiError
 
 supporter_bp = Blueprint("supporter", __name__, url_prefix="/supporter")
@@ -29,11 +30,7 @@ def _services() -> Services:
 
 
 def _page(template: str, status: int = 200, **context: Any) -> Response:
-    response = Response(
-        render_template(template, nav="sheets", **context), status=status, mimetype="text/html"
-    )
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return private_page(template, status, nav="sheets", **context)
 
 
 # -- the supporter ----------------------------------------------------------------------------------

@@ -3,36 +3,26 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from click.testing import Result
 
-from resdb.cli import main
+from tests.conftest import CliRun
 
-RESDB = str(Path(sys.executable).parent / "resdb")
+# `resdb init` as a real process from an installed wheel: tests/test_wheel.py.
 
 
 @pytest.fixture(scope="module")
-def instance(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def instance(tmp_path_factory: pytest.TempPathFactory, cli: CliRun) -> Path:
     path = tmp_path_factory.mktemp("cli-instance")
-    result = subprocess.run(
-        [RESDB, "init"],
-        env={**os.environ, "RESDB_INSTANCE": str(path)},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr
+    result = cli("init", instance=path)
+    assert result.exit_code == 0, result.output
     return path
 
 
-def run(instance: Path, *args: str, input: str | None = None):  # type: ignore[no-untyped-def]
-    env = {"RESDB_INSTANCE": str(instance), "RESDB_DATABASE_URL": ""}
-    return CliRunner().invoke(main, list(args), env=env, input=input, catch_exceptions=False)
+def run(instance: Path, *args: str, input: str | None = None) -> Result:
+    return CliRun()(*args, instance=instance, input=input)
 
 
 def test_search_json_is_one_document(instance: Path) -> None:

@@ -32,25 +32,49 @@ IMIZU_CENTERS = {
 }
 
 
+SHIPPED_KINDS = {"samples", "leads", "venues", "imizu", "inagi", "ashiya", "iwaki", "wadomari"}
+
+
+def test_the_shipped_listing_files_are_there() -> None:
+    """The loops below check every shipped file: they must have files to check."""
+    files = listing_files()
+    assert len(files) >= 15, [path.name for path in files]
+    assert {path.stem.split("_", 1)[1] for path in files} == SHIPPED_KINDS
+    assert {path.stem.split("_")[0] for path in files if path.stem.endswith("_venues")} == {
+        "16211",
+        "13225",
+        "28206",
+        "07204",
+        "46533",
+    }
+
+
 def test_every_shipped_file_imports_without_problems(demo_directory: Directory) -> None:
+    checked = 0
     for path in listing_files():
+        checked += 1
         records = json.loads(path.read_text(encoding="utf-8"))
         report = demo_directory.import_records(
             list(enumerate(records, 1)), actor="t", source_name=path.name, dry_run=True
         )
         assert report.problems == [], (path.name, [str(p) for p in report.problems])
+    assert checked == len(listing_files()) > 0
 
 
 def test_plan_facts_cite_the_plan_and_samples_are_labelled() -> None:
+    samples = plan_facts = 0
     for path in listing_files():
         for listing in json.loads(path.read_text(encoding="utf-8")):
             if path.stem.endswith("_samples"):
                 assert listing["is_sample"] is True and listing["source"] == "sample"
                 assert listing["name"].startswith("（サンプル）")
+                samples += 1
             elif path.stem.endswith("_leads"):
                 continue  # public sources other than the plans (next test)
             elif not path.stem.endswith("_venues"):
                 assert listing["source"] in PLAN_FILES and not listing.get("is_sample")
+                plan_facts += 1
+    assert samples > 0 and plan_facts > 0
 
 
 MOBILE = re.compile(r"0[789]0-?\d{4}-?\d{4}")
@@ -102,10 +126,11 @@ def test_every_municipality_file_loads_and_none_reads_as_a_failure(
         if not x["id"].endswith("-venue")
     }
     assert {"162116", "132250", "282065", "072044", "465330"} <= codes
-    for path in listing_files():
-        if path.stem.endswith(("_leads", "_iwaki")):
-            records, _ = read_file(path)
-            assert records, path.name
+    read = [path for path in listing_files() if path.stem.endswith(("_leads", "_iwaki"))]
+    assert len(read) == 5  # four municipalities' leads and いわき市's plan file
+    for path in read:
+        records, _ = read_file(path)
+        assert records, path.name
 
 
 def test_search_saron_finds_the_salons_first(demo_directory: Directory) -> None:

@@ -8,18 +8,14 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from click.testing import CliRunner
+from click.testing import Result
 from sqlalchemy import text
 
-from resdb.cli import main
+from tests.conftest import CliRun
 
 
-def run(directory: Any, *args: str, input: str | None = None):  # type: ignore[no-untyped-def]
-    env = {
-        "RESDB_INSTANCE": str(directory.instance_dir),
-        "RESDB_DATABASE_URL": str(directory.engine.url),
-    }
-    return CliRunner().invoke(main, list(args), env=env, input=input, catch_exceptions=False)
+def run(directory: Any, *args: str, input: str | None = None) -> Result:
+    return CliRun()(*args, directory=directory, input=input)
 
 
 def test_accounts_capacity_export_and_sheet_retention(make_directory: Any, tmp_path: Path) -> None:

@@ -9,11 +9,12 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from click.testing import Result
 
 from resdb.directory import Directory
 from resdb.domain.shipped import PERSONS_DIR
 from resdb.matching import Matching, PersonError
+from tests.conftest import CliRun
 
 PERSONS = PERSONS_DIR
 TODAY = date(2026, 11, 30)
@@ -105,20 +106,14 @@ def test_matching_stores_and_logs_nothing_about_the_person(
     )
 
 
-def test_cli_match_and_gaps(
-    demo_directory: Directory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from resdb import cli
+def test_cli_match_and_gaps(demo_directory: Directory, tmp_path: Path, cli: CliRun) -> None:
+    def resdb(*args: str) -> Result:
+        return cli(*args, directory=demo_directory, catch_exceptions=True)
 
-    monkeypatch.setattr(cli, "open_directory", lambda ready=True: demo_directory)
-    single = CliRunner().invoke(
-        cli.main, ["match", str(PERSONS / "elder_no_car.json"), "--json", "--today", "2026-11-30"]
-    )
+    single = resdb("match", str(PERSONS / "elder_no_car.json"), "--json", "--today", "2026-11-30")
     assert single.exit_code == 0, single.output
     assert json.loads(single.output)["proposals"]
-    batch = CliRunner().invoke(
-        cli.main, ["match", str(PERSONS / "caseload.json"), "--json", "--today", "2026-11-30"]
-    )
+    batch = resdb("match", str(PERSONS / "caseload.json"), "--json", "--today", "2026-11-30")
     assert set(json.loads(batch.output)) == {"assignments", "unassigned"}
     needs = tmp_path / "needs.json"
     needs.write_text(
@@ -135,11 +130,9 @@ def test_cli_match_and_gaps(
         )
     )
     out_csv = tmp_path / "gaps.csv"
-    gaps = CliRunner().invoke(
-        cli.main, ["gaps", str(needs), "--csv", str(out_csv), "--today", "2026-11-30"]
-    )
+    gaps = resdb("gaps", str(needs), "--csv", str(out_csv), "--today", "2026-11-30")
     assert gaps.exit_code == 0 and "大島地区" in gaps.output
     assert out_csv.read_text(encoding="utf-8-sig").startswith("地区,目的")
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"home": {"lat": 99, "lon": 0}}))
-    assert CliRunner().invoke(cli.main, ["match", str(bad)]).exit_code == 1
+    assert resdb("match", str(bad)).exit_code == 1

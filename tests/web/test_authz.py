@@ -160,6 +160,8 @@ def test_authorization_matrix(staff: Any, matrix: dict[str, Any]) -> None:
                 status, location = 500, ""
             else:
                 status, location = response.status_code, response.headers.get("Location", "")
+                if status >= 500:  # an error page instead of a raised exception is a crash too
+                    crashed.append(f"{role} {method} {url}: {status}")
             to_login = status in {302, 303} and "/login" in location
             where = f"{role} {method} {url} ({endpoint}) → {status} {location}"
             if kind == "public":
