@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, Response, current_app, request
+from flask.sansio.app import App
 
 from resdb.directory import NotFound
 from resdb.services import Services
