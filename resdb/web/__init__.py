@@ -12,6 +12,7 @@ from flask import Flask, Response, current_app, request, session
 from resdb import config, geo
 from resdb.directory import Directory
 from resdb.domain.shipped import STATIC_DIR, TEMPLATES_DIR
+from resdb.matching import Matching
 
 GZIP_MIN_BYTES = 2048
 _GZIP_TYPES = {
@@ -27,6 +28,11 @@ _GZIP_TYPES = {
 def get_directory() -> Directory:
     """The app's Directory (routes stay thin over it)."""
     return current_app.extensions["resdb"]
+
+
+def get_matching() -> Matching:
+    """The app's Matching, built once in create_app."""
+    return current_app.extensions["resdb.matching"]
 
 
 def _open_directory(settings: dict[str, Any]) -> Directory:
@@ -128,6 +134,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     directory.serving = True
     app.extensions["resdb"] = directory
     app.extensions["resdb.features"] = FeatureCache(directory, lambda: app.config["TODAY"]())
+    # Built once per app; its candidate pool is built now in a background thread (not in a request).
+    matching = Matching(directory, stale_days=app.config["STALE_DAYS"], background=True)
+    app.extensions["resdb.matching"] = matching
+    matching.start()
     app.config["SECRET_KEY"] = signing_key(settings, directory)
 
     register_filters(app)
@@ -157,4 +167,4 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     return app
 
 
-__all__ = ["create_app", "get_directory", "signing_key"]
+__all__ = ["create_app", "get_directory", "get_matching", "signing_key"]

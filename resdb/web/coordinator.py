@@ -40,7 +40,7 @@ from resdb.referrals import DECLINE_REASONS, LATER_STATUSES, Referrals
 from resdb.referrals import STATUSES as REFERRAL_STATUSES
 from resdb.services import Services
 from resdb.validation import ValidationFailed
-from resdb.web import get_directory
+from resdb.web import get_directory, get_matching
 from resdb.web.auth import login_required
 from resdb.web.errors import ApiError
 from resdb.web.labels import describe_schedule, session_ja, yen
@@ -85,12 +85,7 @@ PERIODS: dict[str, tuple[str, str, str]] = {
 
 # -- helpers ------------------------------------------------------------------------------------------
 def _matching() -> Matching:
-    matching = current_app.extensions.get("resdb.matching")
-    if matching is None:
-        matching = current_app.extensions["resdb.matching"] = Matching(
-            get_directory(), stale_days=current_app.config.get("STALE_DAYS")
-        )
-    return matching
+    return get_matching()  # built once in create_app
 
 
 def _workspace() -> Workspace:
