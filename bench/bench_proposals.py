@@ -113,7 +113,10 @@ def main() -> int:
     # them at the repository root.
     persons_dir = next(
         d
-        for d in (args.code / "resdb" / "data" / "demo" / "persons", ROOT / "data" / "demo" / "persons")
+        for d in (
+            args.code / "resdb" / "data" / "demo" / "persons",
+            ROOT / "data" / "demo" / "persons",
+        )
         if d.is_dir()
     )
     persons = {
