@@ -109,9 +109,19 @@ def main() -> int:
     from resdb.directory import Directory
     from resdb.matching import Matching
 
+    # The personas ship inside the package (resdb/data) since the package-data move; older trees kept
+    # them at the repository root.
+    persons_dir = next(
+        d
+        for d in (
+            args.code / "resdb" / "data" / "demo" / "persons",
+            ROOT / "data" / "demo" / "persons",
+        )
+        if d.is_dir()
+    )
     persons = {
         p.stem: json.loads(p.read_text(encoding="utf-8"))
-        for p in sorted((ROOT / "data" / "demo" / "persons").glob("*.json"))
+        for p in sorted(persons_dir.glob("*.json"))
         if p.stem != "caseload"
     }
     persons["withdrawn_man_farm"] = WITHDRAWN_MAN

@@ -53,6 +53,15 @@ NEAR_MISS_SLACK = (
 NEAR_MISSES_SHOWN = 5
 
 
+def _layout_rank(pool: CandidatePool, rows: np.ndarray) -> np.ndarray:
+    """Rank of each row in a freshly built pool's layout (by latitude, then the caller's order)."""
+    lats = pool.lat[rows]
+    layout = np.lexsort((pool.position[rows], np.where(np.isnan(lats), np.inf, lats)))
+    rank = np.empty(rows.size, dtype=np.int64)
+    rank[layout] = np.arange(rows.size)
+    return rank
+
+
 def _fit_split(known: list[Candidate], check: list[Candidate], limit: int) -> list[Candidate]:
     """Known-to-fit first, then 「要確認の候補」 (at least CHECK_RESERVE of them when there are any)."""
     reserve = min(CHECK_RESERVE, len(check), limit // 3)
@@ -102,9 +111,12 @@ def match(
     known: list[Candidate] = []
     check: list[Candidate] = []
     explainers: dict[int, Explainer] = {}
-    for local in best:
-        key = int(local)
-        explainer = explainers[key] = Explainer(q, view, key, ranking.values[:, key])
+    # Equal scores keep the order of a freshly built pool (by latitude, then the caller's order), also
+    # for rows that CandidatePool.apply appended out of that order.
+    layout_rank = _layout_rank(pool, view.idx[best])
+    for n, local in enumerate(best):
+        key = int(layout_rank[n])
+        explainer = explainers[key] = Explainer(q, view, int(local), ranking.values[:, local])
         candidate = Candidate(
             key=key,
             score=float(ranking.exact[local]),
@@ -168,8 +180,10 @@ def _near_misses(ranking: Ranking) -> list[dict[str, Any]]:
     near = near[~np.delete(ranking.violated[:, near], travel, axis=0).any(axis=0)]
     scores = WEIGHTS @ ranking.values[:, near]
     out = []
-    for local, score in sorted(
-        zip(near.tolist(), scores.tolist(), strict=True), key=lambda x: -x[1]
+    rank = _layout_rank(view.pool, view.idx[near])
+    for local, score, _rank in sorted(
+        zip(near.tolist(), scores.tolist(), rank.tolist(), strict=True),
+        key=lambda x: (-x[1], x[2]),
     )[:NEAR_MISSES_SHOWN]:
         explainer = Explainer(q, view, local, ranking.values[:, local])
         minutes = explainer.travel_minutes()

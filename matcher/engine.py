@@ -146,6 +146,39 @@ def _best_first(
         block *= 4
 
 
+def _kth_largest(values: np.ndarray, k: int) -> float:
+    """The k-th largest value (+inf when nothing is wanted, -inf when there are fewer than k)."""
+    if k <= 0:
+        return math.inf
+    if values.size < k:
+        return -math.inf
+    return float(np.partition(values, values.size - k)[values.size - k])
+
+
+def _above_final_threshold(
+    upper: np.ndarray,
+    candidates: np.ndarray,
+    violated: np.ndarray,
+    applies: np.ndarray,
+    want_feasible: int,
+    want_overall: int,
+) -> np.ndarray:
+    """Candidates the best-first visit can reach, found with two partitions instead of the visit.
+
+    When every factor is cheap, a listing's upper bound is its exact score. The visit stops below
+    min(best `want_overall` score overall, best `want_feasible` score of listings surely feasible
+    (no rule broken, the lazy area rule not applying)): both lists are full by the time the visit
+    gets there, so nothing under that cut is ever visited and it is dropped before sorting."""
+    surely = ~violated.any(axis=0) & ~applies
+    cut = min(
+        _kth_largest(upper[candidates], want_overall) if want_overall > 0 else math.inf,
+        _kth_largest(upper[surely], want_feasible),
+    )
+    if not math.isfinite(cut):
+        return candidates
+    return candidates[upper[candidates] >= cut - 1e-12]
+
+
 def evaluate_rules(q: Query, v: View) -> tuple[np.ndarray, np.ndarray]:
     """(violations of the vectorized rules, mask of listings the lazy area rule applies to)."""
     violated = np.zeros((len(RULES), len(v)), dtype=bool)
@@ -196,6 +229,10 @@ def rank(
         return ranking
     candidates = every if want_overall > 0 else np.flatnonzero(~violated.any(axis=0))
     costly = [f for f, factor in enumerate(FACTORS) if factor.bound is not None]
+    if not costly:
+        candidates = _above_final_threshold(
+            upper, candidates, violated, applies, want_feasible, want_overall
+        )
     top_feasible, top_overall = _TopK(want_feasible), _TopK(want_overall)
     block = max(4 * (want_feasible + want_overall), 512)
     done = 0

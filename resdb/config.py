@@ -61,6 +61,11 @@ SETTINGS: tuple[Setting, ...] = (
         "days the listing change log is kept; a host whose search index is older rebuilds it from the database",
     ),
     Setting(
+        "RESDB_MATCH_WAIT",
+        "10",
+        "seconds a match request waits for the candidate pool being built (at worker start or after a pruned log / bulk import) before it answers 準備中",
+    ),
+    Setting(
         "RESDB_HOST_EDITS_REVIEWED",
         "0",
         "1: a host's listing edits wait for an editor's review (corrections queue)",

@@ -4,14 +4,22 @@ answer service-area questions. Persons pass through memory only (要配慮個人
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Any
 
 import matcher
 from resdb.directory import Directory
-from resdb.outcomes import outcomes_revision, placement_outcomes
+from resdb.matchpool import DEFAULT_WAIT_SECONDS, PoolKeeper, PoolNotReady
+
+
+def _wait_setting() -> float:
+    from resdb.config import setting
+
+    try:
+        return max(0.0, float(setting("RESDB_MATCH_WAIT") or DEFAULT_WAIT_SECONDS))
+    except ValueError:
+        return DEFAULT_WAIT_SECONDS
 
 
 def _stale_days_setting() -> int:
@@ -28,29 +36,33 @@ class PersonError(ValueError):
 
 
 class Matching:
-    """Matching over one Directory; the candidate pool is rebuilt only when the store changes."""
+    """Matching over one Directory. The candidate pool is kept by a PoolKeeper: current with every committed
+    change (applied row by row), built once; with `background` (web workers) built in a thread by `start()`
+    while early requests wait up to `wait` seconds and then get PoolNotReady (「準備中」)."""
 
-    def __init__(self, directory: Directory, stale_days: int | None = None) -> None:
+    def __init__(
+        self,
+        directory: Directory,
+        stale_days: int | None = None,
+        *,
+        background: bool = False,
+        wait: float | None = None,
+    ) -> None:
         self.directory = directory
         self.stale_days = stale_days if stale_days is not None else _stale_days_setting()
-        self._pool: tuple[str, matcher.CandidatePool] | None = None
-        self._lock = threading.Lock()
+        self.keeper = PoolKeeper(
+            directory, background=background, wait=_wait_setting() if wait is None else wait
+        )
+
+    def start(self) -> bool:
+        """Build the candidate pool in a background thread now (a web worker calls this at start)."""
+        return self.keeper.start()
 
     def pool(self) -> matcher.CandidatePool:
-        """The candidate pool, rebuilt when a listing changes or a placement/stage is recorded (the places'
-        referral outcomes, aggregates of ≥ 5 cases only, ride along as `outcome`)."""
-        revision = f"{self.directory.revision()}|{outcomes_revision(self.directory.engine)}"
-        with self._lock:
-            if self._pool is None or self._pool[0] != revision:
-                outcomes = placement_outcomes(self.directory.engine)
-                listings = (
-                    {**listing, "outcome": outcomes[listing["id"]].as_dict()}
-                    if listing["id"] in outcomes
-                    else listing
-                    for listing in self.directory.iter_published()
-                )
-                self._pool = (revision, matcher.CandidatePool(listings))
-            return self._pool[1]
+        """The candidate pool as of the last committed change (the places' referral outcomes, aggregates
+        of ≥ 5 cases only, ride along as `outcome`)."""
+        with self.keeper.reading() as pool:
+            return pool
 
     def resolve_home(self, person: Mapping[str, Any], field: str = "home") -> dict[str, Any]:
         """A copy of the person whose home has lat/lon: from coordinates, an address or a district."""
@@ -123,15 +135,16 @@ class Matching:
     ) -> dict[str, Any]:
         resolved = self.resolve_home(person)
         try:
-            return matcher.match(
-                resolved,
-                self.pool(),
-                today=today or date.today(),
-                covers_home=self._covers(resolved),
-                limit=limit,
-                stale_days=self.stale_days,
-                all_excluded=all_excluded,
-            )
+            with self.keeper.reading() as pool:
+                return matcher.match(
+                    resolved,
+                    pool,
+                    today=today or date.today(),
+                    covers_home=self._covers(resolved),
+                    limit=limit,
+                    stale_days=self.stale_days,
+                    all_excluded=all_excluded,
+                )
         except (ValueError, TypeError) as exc:
             raise PersonError(_safe(exc)) from None
 
@@ -141,12 +154,13 @@ class Matching:
         resolved = [self.resolve_home(p, f"persons[{i}].home") for i, p in enumerate(persons)]
         try:
             covers = [self._covers(p) for p in resolved]
-            return matcher.match_batch(
-                resolved,
-                self.pool(),
-                today=today or date.today(),
-                covers_home_for=lambda i, listing: covers[i](listing) if covers[i] else None,
-            )
+            with self.keeper.reading() as pool:
+                return matcher.match_batch(
+                    resolved,
+                    pool,
+                    today=today or date.today(),
+                    covers_home_for=lambda i, listing: covers[i](listing) if covers[i] else None,
+                )
         except (ValueError, TypeError) as exc:
             raise PersonError(_safe(exc)) from None
 
@@ -167,12 +181,13 @@ class Matching:
             resolved.append(self.resolve_home(need, f"needs[{i}].home"))
         try:
             covers = [self._covers(n) for n in resolved]
-            return matcher.gap_report(
-                resolved,
-                self.pool(),
-                today=today or date.today(),
-                covers_home_for=lambda i, listing: covers[i](listing) if covers[i] else None,
-            )
+            with self.keeper.reading() as pool:
+                return matcher.gap_report(
+                    resolved,
+                    pool,
+                    today=today or date.today(),
+                    covers_home_for=lambda i, listing: covers[i](listing) if covers[i] else None,
+                )
         except (ValueError, TypeError) as exc:
             raise PersonError(_safe(exc)) from None
 
@@ -188,3 +203,5 @@ def _safe(error: Exception) -> str:
 
 # 「（'typed value'）」 or 「（36.7, 137.1）」 in a matcher message: the value itself, dropped.
 _QUOTED_VALUE = re.compile(r"（[^（）]*['\"\d][^（）]*）")
+
+__all__ = ["Matching", "PersonError", "PoolNotReady"]

@@ -13,6 +13,7 @@ from flask.json.provider import DefaultJSONProvider
 from resdb import config, geo
 from resdb.directory import Directory
 from resdb.domain.shipped import STATIC_DIR, TEMPLATES_DIR
+from resdb.matching import Matching
 
 GZIP_MIN_BYTES = 2048
 _GZIP_TYPES = {
@@ -36,6 +37,12 @@ def get_directory() -> Directory:
     """The app's Directory (routes stay thin over it)."""
     directory: Directory = current_app.extensions["resdb"]
     return directory
+
+
+def get_matching() -> Matching:
+    """The app's Matching, built once in create_app."""
+    matching: Matching = current_app.extensions["resdb.matching"]
+    return matching
 
 
 def _open_directory(settings: dict[str, Any]) -> Directory:
@@ -141,6 +148,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         lambda: app.config["TODAY"](),
         points_up_to=int(app.config.get("MAP_POINTS_UP_TO", POINTS_UP_TO)),
     )
+    # Built once per app; its candidate pool is built now in a background thread (not in a request).
+    matching = Matching(directory, stale_days=app.config["STALE_DAYS"], background=True)
+    app.extensions["resdb.matching"] = matching
+    matching.start()
     app.config["SECRET_KEY"] = signing_key(settings, directory)
 
     register_filters(app)
@@ -170,4 +181,4 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     return app
 
 
-__all__ = ["create_app", "get_directory", "signing_key"]
+__all__ = ["create_app", "get_directory", "get_matching", "signing_key"]

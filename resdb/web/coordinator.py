@@ -17,12 +17,12 @@ from typing import Any
 from flask import Blueprint, Response, abort, current_app, g, redirect, request, session, url_for
 
 from resdb import capacity
-from resdb.matching import Matching, PersonError
+from resdb.matching import PersonError
 from resdb.needs import int_or_none
 from resdb.referrals import Referrals
 from resdb.services import Services
 from resdb.validation import ValidationFailed
-from resdb.web import get_directory
+from resdb.web import get_directory, get_matching
 from resdb.web.auth import login_required
 from resdb.web.common import app_today, private_page
 from resdb.web.labels import describe_schedule, session_ja, yen
@@ -56,15 +56,6 @@ __all__ = [  # the person form's names, long reached through this module
 
 
 # -- helpers ------------------------------------------------------------------------------------------
-def _matching() -> Matching:
-    matching = current_app.extensions.get("resdb.matching")
-    if matching is None:
-        matching = current_app.extensions["resdb.matching"] = Matching(
-            get_directory(), stale_days=current_app.config.get("STALE_DAYS")
-        )
-    return matching
-
-
 def _workspace() -> Workspace:
     return Workspace(get_directory())
 
@@ -144,7 +135,7 @@ def _map_points(items: list[dict[str, Any]], person: Mapping[str, Any] | None) -
     home = None
     if person:
         try:
-            placed = _matching().resolve_home(person)["home"]
+            placed = get_matching().resolve_home(person)["home"]
             if placed.get("lat") is not None and placed.get("lon") is not None:
                 home = {
                     "lat": round(float(placed["lat"]), 5),
@@ -162,7 +153,9 @@ def _run_match(
     if problems:
         return person, None, problems
     try:
-        answer = _matching().match(person, limit=10, today=app_today(), all_excluded=all_excluded)
+        answer = get_matching().match(
+            person, limit=10, today=app_today(), all_excluded=all_excluded
+        )
     except PersonError as exc:
         return person, None, [field_message(str(exc))]
     return person, answer, []

@@ -15,13 +15,12 @@ from resdb.needs import int_or_none
 from resdb.referrals import DECLINE_REASONS, LATER_STATUSES, Referrals
 from resdb.referrals import STATUSES as REFERRAL_STATUSES
 from resdb.validation import ValidationFailed
-from resdb.web import get_directory
+from resdb.web import get_directory, get_matching
 from resdb.web.auth import login_required
 from resdb.web.common import app_today, float_or_none
 from resdb.web.coordinator import (
     ROLES,
     _capacity_and_hosts,
-    _matching,
     _page,
     _services,
     _workspace,
@@ -58,7 +57,7 @@ def case_page(case_id: int) -> Response:
     placed = {p["listing_id"] for p in case["placements"]}
     suggestions: list[dict[str, Any]] = []
     try:
-        answer = _matching().match(_with_active_places(case), limit=10, today=today)
+        answer = get_matching().match(_with_active_places(case), limit=10, today=today)
         suggestions = [p for p in answer["proposals"] if p["resource_id"] not in placed]
     except PersonError:
         pass
@@ -242,7 +241,9 @@ def batch() -> Response:
         )
     full = [_load_case(c["id"], audit_view=False) for c in chosen]
     try:
-        answer = _matching().match_batch([_with_active_places(c) for c in full], today=app_today())
+        answer = get_matching().match_batch(
+            [_with_active_places(c) for c in full], today=app_today()
+        )
     except PersonError as exc:
         return _page(
             "coordinator/batch.html",

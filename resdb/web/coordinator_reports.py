@@ -15,10 +15,10 @@ from resdb.domain.vocab import GOALS
 from resdb.matching import PersonError
 from resdb.needs import ChikuAreas, int_or_none
 from resdb.referrals import Referrals
-from resdb.web import get_directory
+from resdb.web import get_directory, get_matching
 from resdb.web.auth import login_required
 from resdb.web.common import app_today, no_store
-from resdb.web.coordinator import ROLES, _map_settings, _matching, _page, _workspace, bp
+from resdb.web.coordinator import ROLES, _map_settings, _page, _workspace, bp
 from resdb.web.coordinator_cases import _open_cases
 from resdb.web.errors import ApiError
 from resdb.web.person_form import field_message
@@ -40,13 +40,13 @@ def needs_from_cases() -> list[dict[str, Any]]:
         workspace.case(summary["id"], g.account, audit_view=False)["person"]
         for summary in _open_cases()
     )
-    return needs_core.needs_from_persons(persons, _matching().resolve_home, _chiku_areas())
+    return needs_core.needs_from_persons(persons, get_matching().resolve_home, _chiku_areas())
 
 
 def _run_gaps(needs: list[dict[str, Any]]) -> dict[str, Any]:
     code = current_app.config["DEFAULT_MUNICIPALITY"]
     prepared = [{**n, "municipality_code": n.get("municipality_code") or code} for n in needs]
-    return _matching().gaps(prepared, today=app_today())
+    return get_matching().gaps(prepared, today=app_today())
 
 
 def _gap_map(needs: list[dict[str, Any]], report: dict[str, Any]) -> dict[str, Any]:
@@ -55,7 +55,7 @@ def _gap_map(needs: list[dict[str, Any]], report: dict[str, Any]) -> dict[str, A
         needs,
         report,
         areas,
-        _matching().resolve_home,
+        get_matching().resolve_home,
         current_app.config["DEFAULT_MUNICIPALITY"],
     )
     features = [

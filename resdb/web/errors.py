@@ -31,6 +31,7 @@ STATUS_TEXT: dict[int, tuple[str, str]] = {
         "短い時間に多くの検索が行われました。少し時間をおいてからお試しください。",
     ),
     500: ("システムエラーが発生しました", "申し訳ありません。時間をおいてもう一度お試しください。"),
+    503: ("準備中です", "ただいま準備中です。しばらくしてからもう一度お試しください。"),
 }
 CODES: dict[int, str] = {
     400: "bad_request",
@@ -45,6 +46,7 @@ CODES: dict[int, str] = {
     422: "invalid",
     429: "rate_limited",
     500: "server_error",
+    503: "not_ready",
 }
 
 
@@ -127,6 +129,18 @@ def register_error_handlers(app: Flask) -> None:
 
     for kind in services.REFUSALS:
         app.register_error_handler(kind, _refusal)
+
+    from resdb.matchpool import PoolNotReady
+
+    @app.errorhandler(PoolNotReady)
+    def _not_ready(error: PoolNotReady) -> Response:
+        """The matching pool is still being built: 「準備中」 with a hint when to ask again."""
+        headers = {"Retry-After": "5", "Cache-Control": "no-store"}
+        if wants_json():
+            return json_error(
+                ApiError(503, PoolNotReady.message, code="not_ready", headers=headers)
+            )
+        return html_error(503, PoolNotReady.message, headers)
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> Response:

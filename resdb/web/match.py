@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, jsonify, request
 from pydantic import BaseModel, ConfigDict, Field
 
 from resdb.domain.vocab import GOALS, MOBILITY, TARGETS
-from resdb.matching import Matching, PersonError
-from resdb.web import get_directory
+from resdb.matching import PersonError
+from resdb.web import get_matching
 from resdb.web.apidoc import Param, api_doc
 from resdb.web.common import app_today, no_store
 from resdb.web.errors import ApiError
@@ -130,15 +130,6 @@ class GapsRequest(BaseModel):
     )
 
 
-def _matching() -> Matching:
-    matching = current_app.extensions.get("resdb.matching")
-    if matching is None:
-        matching = current_app.extensions["resdb.matching"] = Matching(
-            get_directory(), stale_days=current_app.config.get("STALE_DAYS")
-        )
-    return matching
-
-
 def _body() -> Any:
     payload = request.get_json(silent=True)
     if payload is None:
@@ -192,7 +183,7 @@ def match() -> Any:
         raise ApiError(400, "excluded は all のみ指定できます", code="bad_parameter")
     return _private(
         _run(
-            lambda: _matching().match(
+            lambda: get_matching().match(
                 person, limit=limit, today=app_today(), all_excluded=mode == "all"
             )
         )
@@ -214,7 +205,7 @@ def match_batch() -> Any:
         raise ApiError(400, '{"persons": [...]} の形で送ってください')
     if len(persons) > MAX_BATCH:
         raise ApiError(400, f"一度に {MAX_BATCH} 人までです")
-    return _private(_run(lambda: _matching().match_batch(persons, today=app_today())))
+    return _private(_run(lambda: get_matching().match_batch(persons, today=app_today())))
 
 
 @bp.post("/gaps")
@@ -230,4 +221,4 @@ def gaps() -> Any:
     needs = payload.get("needs") if isinstance(payload, dict) else payload
     if not isinstance(needs, list) or not all(isinstance(n, dict) for n in needs):
         raise ApiError(400, '{"needs": [...]} の形で送ってください')
-    return _private(_run(lambda: _matching().gaps(needs, today=app_today())))
+    return _private(_run(lambda: get_matching().gaps(needs, today=app_today())))

@@ -1,0 +1,254 @@
+"""The matching candidate pool of one Directory, built off the request path and kept current from the change log.
+
+A web worker starts the build in a background thread when the app is created (`start()`); a request
+that arrives before it is ready waits up to RESDB_MATCH_WAIT seconds and then gets `PoolNotReady`
+(「準備中」) instead of paying a multi-second build itself. Every request first reads the change-log
+head: committed changes the pool has not seen are applied to it row by row (an edit touches only
+the listings it changed), so no answer comes from before the last committed change. A pruned log or
+a large backlog (bulk import) needs a whole build: it runs in the background thread while requests
+wait or are told 準備中. Readers (match, batch, gaps) share the pool under a readers-writer lock; an
+update takes it alone. The CLI and tests use inline mode: the first call builds where it stands.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from typing import Any
+
+import matcher
+from matcher.scoring import goal_terms
+from resdb.directory import ChangesPruned, Directory
+from resdb.outcomes import outcomes_revision, placement_outcomes
+
+log = logging.getLogger(__name__)
+
+DEFAULT_WAIT_SECONDS = 10.0
+INCREMENTAL_LIMIT = (
+    2000  # more changed listings than this (and than a quarter of the pool): rebuild
+)
+COMPACT_SHARE = (
+    0.1  # appended/dead rows beyond this share of the pool: a fresh build in the background
+)
+
+
+class PoolNotReady(RuntimeError):
+    """The candidate pool is still being built (「準備中」); ask again in a few seconds."""
+
+    message = "マッチングの準備中です（候補の一覧を作っています）。数秒〜1分ほどしてからもう一度お試しください"
+
+
+class _ReadersWriter:
+    """Many readers or one writer (writers are not starved: a waiting writer holds back new readers)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._readers = 0
+        self._writer = False
+        self._waiting_writers = 0
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        with self._cond:
+            while self._writer or self._waiting_writers:
+                self._cond.wait()
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                if not self._readers:
+                    self._cond.notify_all()
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        with self._cond:
+            self._waiting_writers += 1
+            while self._writer or self._readers:
+                self._cond.wait()
+            self._waiting_writers -= 1
+            self._writer = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._writer = False
+                self._cond.notify_all()
+
+
+@dataclass
+class _Built:
+    pool: matcher.CandidatePool
+    seq: int  # change-log head the pool reflects
+    outcomes_rev: tuple[int, int]
+    outcomes: dict[str, dict[str, Any]]
+
+
+def _with_outcome(listing: dict[str, Any], outcomes: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    found = outcomes.get(listing["id"])
+    return {**listing, "outcome": found} if found is not None else listing
+
+
+class PoolKeeper:
+    """The pool of one Directory: `reading()` yields it current; `start()` builds it in the background."""
+
+    def __init__(
+        self, directory: Directory, *, background: bool = False, wait: float = 0.0
+    ) -> None:
+        self.directory = directory
+        self.background = background
+        self.wait = wait
+        self._built: _Built | None = None
+        self._lock = _ReadersWriter()
+        self._update = threading.Lock()  # one updater at a time (others wait, then see its work)
+        self._builder: threading.Thread | None = None
+        self._builder_lock = threading.Lock()
+        self._ready = threading.Condition()
+        self.last_build_seconds: float | None = None
+
+    # -- building ---------------------------------------------------------------------------------
+    def _build(self) -> _Built:
+        started = time.perf_counter()
+        seq = self.directory.head_seq()  # read before the rows: later changes are applied after
+        rev = outcomes_revision(self.directory.engine)
+        outcomes = {k: v.as_dict() for k, v in placement_outcomes(self.directory.engine).items()}
+        listings = (_with_outcome(x, outcomes) for x in self.directory.iter_published())
+        pool = matcher.CandidatePool(listings)
+        for terms in goal_terms().values():
+            pool.term_hits(terms)  # every match asks for the goal keywords: cached at build
+        self.last_build_seconds = time.perf_counter() - started
+        return _Built(pool, seq, rev, outcomes)
+
+    def _install_fresh(self, fresh: _Built) -> None:
+        """Bring a fresh build up to the head of the change log, then swap it in."""
+        with self._update:
+            head = self.directory.head_seq()
+            self._advance(fresh, head, outcomes_revision(self.directory.engine), live=False)
+            with self._lock.writing():
+                if self._built is None or fresh.seq >= self._built.seq:
+                    self._built = fresh
+        with self._ready:
+            self._ready.notify_all()
+
+    def start(self) -> bool:
+        """Build (or rebuild) the pool in a background thread unless one is running; True if started."""
+        with self._builder_lock:
+            if self._builder is not None and self._builder.is_alive():
+                return False
+
+            def run() -> None:
+                try:
+                    self._install_fresh(self._build())
+                except Exception:
+                    log.warning(
+                        "matching pool build failed; the next request tries again", exc_info=True
+                    )
+                    with self._ready:
+                        self._ready.notify_all()
+
+            self._builder = threading.Thread(target=run, name="resdb-match-pool", daemon=True)
+            self._builder.start()
+            return True
+
+    @property
+    def ready(self) -> bool:
+        return self._built is not None
+
+    def _await_build(self, head: int) -> None:
+        """Wait up to `wait` seconds for the background build to install a pool at `head` or later."""
+        self.start()
+        deadline = time.monotonic() + self.wait
+        with self._ready:
+            while True:
+                built = self._built
+                if built is not None and built.seq >= head:
+                    return
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise PoolNotReady(PoolNotReady.message)
+                if not (self._builder and self._builder.is_alive()):
+                    self.start()
+                self._ready.wait(min(left, 0.25))
+
+    # -- keeping current --------------------------------------------------------------------------
+    def _delta(
+        self, built: _Built, head: int, rev: tuple[int, int]
+    ) -> tuple[list[dict[str, Any]], list[str], dict[str, dict[str, Any]]] | None:
+        """(listings to upsert, ids to drop, outcomes) that bring `built` to `head` and `rev`; None when
+        only a whole build can (the log was pruned, or more changed than is worth applying)."""
+        try:
+            changed = (
+                {i for _, i in self.directory.changes_since(built.seq)}
+                if built.seq < head
+                else set()
+            )
+        except ChangesPruned:
+            return None
+        if len(changed) > max(INCREMENTAL_LIMIT, len(built.pool) // 4):
+            return None
+        outcomes = built.outcomes
+        if built.outcomes_rev != rev:
+            outcomes = {
+                k: v.as_dict() for k, v in placement_outcomes(self.directory.engine).items()
+            }
+            changed |= {
+                k
+                for k in outcomes.keys() | built.outcomes.keys()
+                if outcomes.get(k) != built.outcomes.get(k)
+            }
+        ids = sorted(changed)
+        upserts = [_with_outcome(x, outcomes) for x in self.directory.get_many(ids)]
+        found = {x["id"] for x in upserts}
+        return upserts, [i for i in ids if i not in found], outcomes
+
+    def _advance(self, built: _Built, head: int, rev: tuple[int, int], *, live: bool) -> bool:
+        """Apply the changes up to `head` to `built` (under the write lock when it is the live pool)."""
+        if built.seq >= head and built.outcomes_rev == rev:
+            return True
+        delta = self._delta(built, head, rev)
+        if delta is None:
+            return False
+        upserts, removed, outcomes = delta
+        with self._lock.writing() if live else nullcontext():
+            built.pool.apply(upserts, removed)
+            built.seq, built.outcomes_rev, built.outcomes = max(head, built.seq), rev, outcomes
+        return True
+
+    @contextmanager
+    def reading(self) -> Iterator[matcher.CandidatePool]:
+        """The pool, current as of this call's change-log head, shared with other readers meanwhile."""
+        head = self.directory.head_seq()
+        rev = outcomes_revision(self.directory.engine)
+        for _attempt in range(3):
+            built = self._built
+            if built is not None and built.seq >= head and built.outcomes_rev == rev:
+                break
+            with self._update:
+                built = self._built
+                whole = built is None or not self._advance(built, head, rev, live=True)
+            if whole:
+                if self.background:
+                    self._await_build(head)
+                else:
+                    self._install_fresh(self._build())
+            built = self._built
+            current = built is not None and built.seq >= head and built.outcomes_rev == rev
+            if (
+                self.background
+                and built is not None
+                and built.pool.tail_rows > COMPACT_SHARE * max(len(built.pool), 20000)
+            ):
+                self.start()  # a fresh, compact build; requests keep using the current pool meanwhile
+            if current:
+                break
+        else:
+            raise PoolNotReady(PoolNotReady.message)
+        with self._lock.reading():
+            built = self._built
+            assert built is not None
+            yield built.pool
