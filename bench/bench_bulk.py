@@ -3,6 +3,7 @@ database time vs index time (the rebuild through `SearchIndex.rebuild`), peak me
 joining by rebuilding its index from the database. Each case runs in its own process (its own peak RSS).
 
     .venv/bin/python bench/bench_bulk.py --sizes 20000 --backends sqlite,postgres
+    .venv/bin/python bench/bench_bulk.py --sizes 300000 --db-only   # database side only
     .venv/bin/python bench/bench_bulk.py --sizes 300000,1000000 --pg-url postgresql://postgres@127.0.0.1:5432/h_bulk
 """
 
@@ -54,7 +55,9 @@ def _drop(schema: str | None, pg_url: str) -> None:
         admin.dispose()
 
 
-def run_case(backend: str, size: int, pg_url: str, folder: Path) -> dict[str, Any]:
+def run_case(
+    backend: str, size: int, pg_url: str, folder: Path, db_only: bool = False
+) -> dict[str, Any]:
     from resdb.demo import load_districts
     from resdb.directory import Directory
     from resdb.search import SearchIndex
@@ -67,10 +70,13 @@ def run_case(backend: str, size: int, pg_url: str, folder: Path) -> dict[str, An
         index_seconds = [0.0]
         original_rebuild = SearchIndex.rebuild
 
+        def drain(self: SearchIndex, docs: Any, *_args: Any, **_kwargs: Any) -> int:
+            return sum(1 for _ in docs)  # --db-only: the database side of a rebuild, no whoosh
+
         def timed_rebuild(self: SearchIndex, *args: Any, **kwargs: Any) -> int:
             started = time.perf_counter()
             try:
-                return original_rebuild(self, *args, **kwargs)
+                return (drain if db_only else original_rebuild)(self, *args, **kwargs)
             finally:
                 index_seconds[0] += time.perf_counter() - started
 
@@ -94,6 +100,7 @@ def run_case(backend: str, size: int, pg_url: str, folder: Path) -> dict[str, An
         directory.engine.dispose()
         return {
             "backend": backend,
+            "index": "drained (db only)" if db_only else "whoosh",
             "listings": size,
             "import_s": round(total, 1),
             "rows_per_s": round(size / total),
@@ -114,12 +121,20 @@ def main() -> None:
     parser.add_argument("--sizes", default="20000")
     parser.add_argument("--backends", default="sqlite,postgres")
     parser.add_argument("--pg-url", default=PG_URL)
+    parser.add_argument(
+        "--db-only",
+        action="store_true",
+        help="drain the rebuild's rows instead of indexing them (database side only)",
+    )
     parser.add_argument("--case", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.case:
         backend, size = args.case.split(":")
         with tempfile.TemporaryDirectory() as folder:
-            print(json.dumps(run_case(backend, int(size), args.pg_url, Path(folder))), flush=True)
+            print(
+                json.dumps(run_case(backend, int(size), args.pg_url, Path(folder), args.db_only)),
+                flush=True,
+            )
         return
     print(f"loadavg before: {os.getloadavg()}", flush=True)
     for size in [int(s) for s in args.sizes.split(",")]:
@@ -132,6 +147,7 @@ def main() -> None:
                     f"{backend}:{size}",
                     "--pg-url",
                     args.pg_url,
+                    *(["--db-only"] if args.db_only else []),
                 ],
                 capture_output=True,
                 text=True,
