@@ -14,7 +14,7 @@ from sqlmodel import Session, col, delete, select
 
 from resdb import config
 from resdb.db import read_session
-from resdb.listings import listing_to_dict
+from resdb.listings import PUBLIC_FIELDS, listing_to_dict, public_dict
 from resdb.models import (
     ChangeLog,
     Listing,
@@ -78,6 +78,9 @@ def _follow_after_commit(session: Session) -> None:
     """Bring this host's index up to the change just committed, when nobody else is already doing it
     (never waits: any search checks the log again before it answers)."""
     directory = session.info.get("directory")
+    if session.info.get("defer_follow"):  # a bulk import follows once, after its last batch
+        session.info.pop("logged_changes", None)
+        return
     if directory is not None and session.info.pop("logged_changes", False):
         directory.try_follow_changes(wait=0.0)
 
@@ -153,23 +156,28 @@ class ChangeLogFollower:
         return f"{self.head_seq()}/{districts.value if districts else 0}"
 
     def iter_published(
-        self, batch: int = 2000, *, public: bool = False
+        self, batch: int = 5000, *, public: bool = False
     ) -> Iterable[dict[str, Any]]:
-        """Every published listing in id order; `public` shows private hosts at their 町字 only."""
+        """Every published listing in id order; `public` shows private hosts at their 町字 only. Plain
+        column reads (no ORM objects), a page of `batch` rows per query, keyed on the id."""
+        table = Listing.__table__  # type: ignore[attr-defined]
+        columns = [table.c[name] for name in PUBLIC_FIELDS]
         last = ""
         while True:
-            with read_session(self.engine) as session:
-                rows = session.exec(
-                    select(Listing)
-                    .where(Listing.status == "published", Listing.id > last)
-                    .order_by(Listing.id)
+            with self.engine.connect() as connection:
+                rows = connection.execute(
+                    select(*columns)
+                    .where(table.c.status == "published", table.c.id > last)
+                    .order_by(table.c.id)
                     .limit(batch)
                 ).all()
             if not rows:
                 return
+            gazetteer = self.gazetteer() if public else None
             for row in rows:
-                yield self.public_view(listing_to_dict(row)) if public else listing_to_dict(row)
-            last = rows[-1].id
+                listing = public_dict(dict(zip(PUBLIC_FIELDS, row, strict=True)))
+                yield self.public_view(listing, gazetteer) if public else listing
+            last = rows[-1][PUBLIC_FIELDS.index("id")]
 
     def reindex(self, progress: Callable[[int], None] | None = None) -> int:
         """Rebuild the search index from the database (the truth) beside the live one, then catch up

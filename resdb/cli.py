@@ -13,7 +13,15 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from resdb import config
@@ -68,7 +76,9 @@ def progress_bar(label: str, total: int | None) -> Iterator[Callable[[int], None
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
+        TaskProgressColumn(show_speed=True),
         TimeElapsedColumn(),
+        TimeRemainingColumn(),
         console=err,
         transient=True,
         disable=not err.is_terminal,
@@ -541,6 +551,12 @@ def check(as_json: bool) -> None:
 @main.group("index")
 def index_group() -> None:
     """The search index of this host (copy it to start another host quickly)."""
+
+
+@index_group.command("rebuild")
+def index_rebuild() -> None:
+    """Rebuild this host's search index from the database (a new web host joins this way)."""
+    reindex.callback()  # type: ignore[misc]
 
 
 @index_group.command("copy")

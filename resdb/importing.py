@@ -3,16 +3,18 @@ rows, history, audit and change log in bulk."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
-from sqlmodel import col, select
+from sqlalchemy import bindparam
+from sqlmodel import select
 
 from resdb.audit import audit
 from resdb.changelog import queue_for_index
 from resdb.duplicates import DUPLICATE_CHECK_ROWS
-from resdb.listings import WriteHook, listing_defaults, listing_to_dict, public_dict
+from resdb.listings import WriteHook, listing_defaults, public_dict
 from resdb.models import (
     Listing,
     ListingHistory,
@@ -21,6 +23,10 @@ from resdb.models import (
 from resdb.validation import Problem, validate_listing
 
 MAX_REPORTED_PROBLEMS = 10_000  # problems kept in a report (all are counted)
+PLACE_BATCH = (
+    2000  # rows validated, then placed together (the gazetteer is resolved once per batch)
+)
+IMPORT_BATCH = 5000  # rows written per transaction (rows, history, audit and change log together)
 
 
 @dataclass
@@ -83,7 +89,9 @@ class Importing:
         (the file) goes to the history only. dry_run reports and writes nothing and keeps only a few facts
         per row (records may be a lazy stream: memory stays flat however long the file). `check` names more
         problems of a valid, placed row (the dry run reports them as the real import would refuse them);
-        `hook` sees each row's before/after inside the write's transaction."""
+        `hook` sees each row's before/after inside the write's transaction. Rows are validated one by one
+        from the field declaration and placed a batch at a time; every row is checked before anything is
+        written, then the rows are written IMPORT_BATCH per transaction (see `_write_import`)."""
         report = ImportReport(dry_run=dry_run, status=status)
         cleaned: list[tuple[int, dict[str, Any]]] = []
         light: list[tuple[int, dict[str, Any]]] = []  # what the duplicate check needs (bounded)
@@ -92,11 +100,7 @@ class Importing:
         pending_ids: list[str] = []
 
         def count_pending() -> None:
-            existing = (
-                {d["id"] for d in self.get_many(pending_ids, include_unpublished=True)}
-                if pending_ids
-                else set()
-            )
+            existing = self._existing_ids(pending_ids)
             report.updated += len(existing)
             report.created += len(pending_ids) - len(existing)
             pending_ids.clear()
@@ -106,58 +110,70 @@ class Importing:
             if len(report.problems) < MAX_REPORTED_PROBLEMS:
                 report.problems.append(found)
 
-        for row_no, raw in records:
-            report.total += 1
-            if progress:
-                progress(1)
-            if "__row_error__" in raw:
-                problem(Problem(raw.get("__row_field__", "row"), raw["__row_error__"], row_no))
-                bad_rows.append(row_no)
-                continue
-            clean, problems = validate_listing(raw, row_no)
-            if not problems:
-                problems = self.place(clean, row_no)
-            if clean.get("id"):
-                if clean["id"] in seen_ids:
-                    problems.append(
-                        Problem(
-                            "id",
-                            f"{seen_ids[clean['id']]}行目と同じ id です。id を変えるか、どちらかの行を消してください",
-                            row_no,
-                            clean["id"],
-                        )
-                    )
-                seen_ids.setdefault(clean["id"], row_no)
-            if clean.get("service_area") and not problems:
-                _geometry, _resolved, unresolved = self._resolve_area(
-                    clean["service_area"], clean.get("municipality_code")
-                )
-                for name in unresolved:
-                    report.warnings.append(
-                        Problem("service_area", f"地区「{name}」が見つかりません", row_no, name)
-                    )
-            if not problems and check is not None:
-                problems = check(row_no, clean)
-            for found in problems:
-                problem(found)
-            if problems:
-                bad_rows.append(row_no)
-                continue
-            if not clean.get("source") and source:
-                clean["source"] = source
-            if "status" not in clean:
-                clean["__new_status__"] = status
-            if dry_run:
-                if len(light) < DUPLICATE_CHECK_ROWS and clean.get("lat") is not None:
-                    light.append((row_no, {k: clean.get(k) for k in ("id", "name", "lat", "lon")}))
+        stream = iter(records)
+        while chunk := list(islice(stream, PLACE_BATCH)):
+            checked_rows: list[tuple[int, dict[str, Any], list[Problem]]] = []
+            for row_no, raw in chunk:
+                report.total += 1
+                if progress:
+                    progress(1)
+                if "__row_error__" in raw:
+                    problem(Problem(raw.get("__row_field__", "row"), raw["__row_error__"], row_no))
+                    bad_rows.append(row_no)
+                    continue
+                clean, problems = validate_listing(raw, row_no)
+                checked_rows.append((row_no, clean, problems))
+            gazetteer = self.gazetteer()  # one read per batch: districts are versioned
+            placed = self.place_many(
+                [(row_no, clean) for row_no, clean, problems in checked_rows if not problems],
+                gazetteer,
+            )
+            for row_no, clean, problems in checked_rows:
+                if not problems:
+                    problems = placed.get(row_no, [])
                 if clean.get("id"):
-                    pending_ids.append(clean["id"])
-                    if len(pending_ids) >= 500:
-                        count_pending()
+                    if clean["id"] in seen_ids:
+                        problems.append(
+                            Problem(
+                                "id",
+                                f"{seen_ids[clean['id']]}行目と同じ id です。id を変えるか、どちらかの行を消してください",
+                                row_no,
+                                clean["id"],
+                            )
+                        )
+                    seen_ids.setdefault(clean["id"], row_no)
+                if clean.get("service_area") and not problems:
+                    _geometry, _resolved, unresolved = self._resolve_area(
+                        clean["service_area"], clean.get("municipality_code"), gazetteer
+                    )
+                    for name in unresolved:
+                        report.warnings.append(
+                            Problem("service_area", f"地区「{name}」が見つかりません", row_no, name)
+                        )
+                if not problems and check is not None:
+                    problems = check(row_no, clean)
+                for found in problems:
+                    problem(found)
+                if problems:
+                    bad_rows.append(row_no)
+                    continue
+                if not clean.get("source") and source:
+                    clean["source"] = source
+                if "status" not in clean:
+                    clean["__new_status__"] = status
+                if dry_run:
+                    if len(light) < DUPLICATE_CHECK_ROWS and clean.get("lat") is not None:
+                        light.append(
+                            (row_no, {k: clean.get(k) for k in ("id", "name", "lat", "lon")})
+                        )
+                    if clean.get("id"):
+                        pending_ids.append(clean["id"])
+                        if len(pending_ids) >= 500:
+                            count_pending()
+                    else:
+                        report.created += 1
                 else:
-                    report.created += 1
-            else:
-                cleaned.append((row_no, clean))
+                    cleaned.append((row_no, clean))
         report.skipped_rows = bad_rows
         checked = light if dry_run else cleaned[:DUPLICATE_CHECK_ROWS]
         report.duplicates = self.likely_duplicates(checked)
@@ -175,11 +191,22 @@ class Importing:
         report.written = True
         return report
 
+    def _existing_ids(self, ids: Sequence[str]) -> set[str]:
+        """Which of `ids` are stored (any status)."""
+        table = Listing.__table__  # type: ignore[attr-defined]
+        found: set[str] = set()
+        with self.engine.connect() as connection:
+            for start in range(0, len(ids), 500):
+                chunk = list(ids[start : start + 500])
+                found.update(
+                    connection.execute(select(table.c.id).where(table.c.id.in_(chunk))).scalars()
+                )
+        return found
+
     def _count_changes(
         self, cleaned: list[tuple[int, dict[str, Any]]], report: ImportReport
     ) -> None:
-        ids = [c["id"] for _, c in cleaned if c.get("id")]
-        existing = {d["id"] for d in self.get_many(ids, include_unpublished=True)}
+        existing = self._existing_ids([c["id"] for _, c in cleaned if c.get("id")])
         for _, clean in cleaned:
             if clean.get("id") in existing:
                 report.updated += 1
@@ -194,26 +221,64 @@ class Importing:
         hook: WriteHook | None = None,
         source_name: str | None = None,
     ) -> None:
-        """One transaction: new listings by bulk insert, changed ones through the ORM, history for each."""
+        """Write checked rows IMPORT_BATCH per transaction; each transaction holds its rows, their history,
+        an audit entry and their change-log entries (the one door), so a crash between batches leaves
+        whole batches in the database, each logged; the index then follows the log once, at the end (or
+        at the next search or start-up after a crash)."""
         organizations: dict[str, int] = {}
+        parts = (len(cleaned) + IMPORT_BATCH - 1) // IMPORT_BATCH
+        committed = False
+        try:
+            for part, start in enumerate(range(0, len(cleaned), IMPORT_BATCH), start=1):
+                self._write_import_batch(
+                    cleaned[start : start + IMPORT_BATCH],
+                    actor,
+                    report,
+                    hook,
+                    source_name,
+                    organizations,
+                    f" ({part}/{parts})" if parts > 1 else "",
+                )
+                committed = True
+        finally:
+            if committed:
+                self.try_follow_changes(wait=0.0)
+
+    def _write_import_batch(
+        self,
+        batch: list[tuple[int, dict[str, Any]]],
+        actor: str,
+        report: ImportReport,
+        hook: WriteHook | None,
+        source_name: str | None,
+        organizations: dict[str, int],
+        part: str,
+    ) -> None:
+        """One transaction: new listings by multi-row insert, changed ones by one executemany update,
+        a history row for each, the audit entry and the change log (queued for the commit hook)."""
+        table = Listing.__table__  # type: ignore[attr-defined]
         now = utcnow()
+        created = updated = unchanged = 0
         with self._writing() as session:
-            ids = [c["id"] for _, c in cleaned if c.get("id")]
-            existing: dict[str, Listing] = {}
+            session.info["defer_follow"] = True  # the import follows the log once, at its end
+            ids = [c["id"] for _, c in batch if c.get("id")]
+            existing: dict[str, dict[str, Any]] = {}
             for start in range(0, len(ids), 500):
-                for row in session.exec(
-                    select(Listing).where(col(Listing.id).in_(ids[start : start + 500]))
-                ).all():
-                    existing[row.id] = row
+                for row in session.execute(
+                    select(table).where(table.c.id.in_(ids[start : start + 500]))
+                ).mappings():
+                    existing[row["id"]] = dict(row)
             new_rows: list[dict[str, Any]] = []
+            changed_rows: list[dict[str, Any]] = []
             history_rows: list[dict[str, Any]] = []
-            areas: list[Listing] = []
-            for _row_no, clean in cleaned:
+            with_area: list[str] = []
+            for _row_no, clean in batch:
                 clean.pop("version", None)
                 new_status = clean.pop("__new_status__", None)
                 listing_id = clean.pop("id", None) or self.new_id(clean)
-                listing = existing.get(listing_id)
-                if listing is None:
+                stored = existing.get(listing_id)
+                note = source_name or clean.get("source")
+                if stored is None:
                     row = {
                         **listing_defaults(),
                         **clean,
@@ -226,73 +291,78 @@ class Importing:
                     }
                     if new_status:
                         row["status"] = new_status
-                    new_rows.append(row)
+                    after = public_dict(row)
                     if hook is not None:
-                        hook(session, None, public_dict(row))
+                        hook(session, None, after)
                     history_rows.append(
-                        self._history_row(
-                            listing_id,
-                            1,
-                            "import",
-                            actor,
-                            None,
-                            public_dict(row),
-                            source_name or clean.get("source"),
-                        )
+                        self._history_row(listing_id, 1, "import", actor, None, after, note)
                     )
-                    report.created += 1
+                    new_rows.append(row)
+                    if row.get("service_area"):
+                        with_area.append(listing_id)
+                    created += 1
                     continue
-                before = listing_to_dict(listing)
-                changed = {k: v for k, v in clean.items() if getattr(listing, k) != v}
-                if listing.status == "deleted":
+                before = public_dict(stored)
+                changed = {k: v for k, v in clean.items() if stored.get(k) != v}
+                if stored["status"] == "deleted":
                     changed["status"] = "published"
                 if not changed:
-                    report.unchanged += 1
+                    unchanged += 1
                     continue
-                for key, value in changed.items():
-                    setattr(listing, key, value)
-                listing.organization_id = self._organization_id(
-                    session, listing.operator, organizations
+                row = {**stored, **changed}
+                row["organization_id"] = self._organization_id(
+                    session, row.get("operator"), organizations
                 )
-                listing.version += 1
-                listing.updated_at = now
-                after = listing_to_dict(listing)
+                row["version"] = stored["version"] + 1
+                row["updated_at"] = now
+                after = public_dict(row)
                 if hook is not None:
                     hook(session, before, after)
                 history_rows.append(
                     self._history_row(
-                        listing_id,
-                        listing.version,
-                        "import",
-                        actor,
-                        before,
-                        after,
-                        source_name or clean.get("source"),
+                        listing_id, row["version"], "import", actor, before, after, note
                     )
                 )
-                areas.append(listing)
-                report.updated += 1
+                changed_rows.append(row)
+                with_area.append(listing_id)
+                updated += 1
             for start in range(0, len(new_rows), 1000):
-                session.execute(Listing.__table__.insert(), new_rows[start : start + 1000])  # type: ignore[attr-defined]
+                session.execute(table.insert(), new_rows[start : start + 1000])
+            if changed_rows:
+                columns = [c for c in table.c if c.name != "id"]
+                statement = (
+                    table.update()
+                    .where(table.c.id == bindparam("row_id"))
+                    .values({c: bindparam(f"new_{c.name}", type_=c.type) for c in columns})
+                )
+                session.execute(
+                    statement,
+                    [
+                        {"row_id": row["id"], **{f"new_{c.name}": row.get(c.name) for c in columns}}
+                        for row in changed_rows
+                    ],
+                )
             for start in range(0, len(history_rows), 1000):
                 session.execute(
-                    ListingHistory.__table__.insert(), history_rows[start : start + 1000]
-                )  # type: ignore[attr-defined]
-            queue_for_index(session, [row["id"] for row in new_rows])
-            session.flush()
-            for row in new_rows:
-                if row.get("service_area"):
-                    areas.append(session.get(Listing, row["id"]))  # type: ignore[arg-type]
-            for listing in areas:
-                self._store_area(session, listing)
+                    ListingHistory.__table__.insert(),  # type: ignore[attr-defined]
+                    history_rows[start : start + 1000],
+                )
+            queue_for_index(session, [row["id"] for row in (*new_rows, *changed_rows)])
+            for listing_id in with_area:
+                listing = session.get(Listing, listing_id)
+                if listing is not None:
+                    self._store_area(session, listing)
             audit(
                 session,
                 actor,
                 "import",
                 "import",
                 None,
-                f"{source_name}: created {report.created}, updated {report.updated}, unchanged {report.unchanged}",
+                f"{source_name}{part}: created {created}, updated {updated}, unchanged {unchanged}",
             )
+        report.created += created
+        report.updated += updated
+        report.unchanged += unchanged
 
     @staticmethod
     def _history_row(

@@ -7,6 +7,8 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
+import numpy as np
+import shapely
 from shapely.geometry import mapping, shape
 from sqlmodel import Session, select
 
@@ -19,6 +21,25 @@ from resdb.models import (
     ServiceArea,
 )
 from resdb.validation import Problem
+
+
+def towns_at(
+    gazetteer: geo.Gazetteer, lons: np.ndarray, lats: np.ndarray
+) -> list[geo.DistrictRecord | None]:
+    """The 町字 holding each point, as `Gazetteer.town_at` answers one (the lowest-numbered of the
+    overlapping areas), for many points in one STRtree query."""
+    if not len(lons):
+        return []
+    points = shapely.points(lons, lats)
+    found = gazetteer._town_tree.query(points, predicate="intersects")
+    best = np.full(len(lons), -1, dtype=np.int64)
+    if found.shape[1]:
+        order = np.lexsort((found[1], found[0]))  # by point, then area number
+        point_ids, area_ids = found[0][order], found[1][order]
+        first = np.r_[True, point_ids[1:] != point_ids[:-1]]
+        best[point_ids[first]] = area_ids[first]
+    records = gazetteer._town_records
+    return [records[int(i)] if i >= 0 else None for i in best]
 
 
 class Places:
@@ -105,8 +126,16 @@ class Places:
             for r in rows
         ]
 
+    def districts_version(self) -> str:
+        """The districts' version (bumped by every `load_districts`): one indexed read."""
+        with read_session(self.engine) as session:
+            meta = session.get(Meta, "districts")
+        return meta.value if meta else "0"
+
     def gazetteer(self) -> geo.Gazetteer:
-        revision = self.revision().split("/")[1]
+        """The gazetteer of the stored districts, rebuilt when their version moved (one query per call;
+        a bulk caller resolves it once per batch and passes it on)."""
+        revision = self.districts_version()
         if self._gazetteer_cache is None or self._gazetteer_cache[0] != revision:
             records = [
                 geo.DistrictRecord(
@@ -146,10 +175,15 @@ class Places:
         """The listings (centers) whose service area holds the point, with the town it falls in."""
         return [self.public_view(x) for x in self.get_many(self.area_index().lookup(lat, lon))]
 
-    def place(self, clean: dict[str, Any], row: int | None = None) -> list[Problem]:
+    def place(
+        self,
+        clean: dict[str, Any],
+        row: int | None = None,
+        gazetteer: geo.Gazetteer | None = None,
+    ) -> list[Problem]:
         """Fill coordinates / district / municipality from the address or district name (town level)."""
         problems: list[Problem] = []
-        gazetteer = self.gazetteer()
+        gazetteer = gazetteer or self.gazetteer()
         if clean.get("lat") is None or clean.get("lon") is None:
             placement = gazetteer.place_address(clean["address"]) if clean.get("address") else None
             if placement is None and clean.get("district"):
@@ -169,7 +203,7 @@ class Places:
                 clean["district"] = clean.get("district") or placement.town
             if clean.get("lat") is None and clean.get("service_area"):
                 geometry, _resolved, unresolved = self._resolve_area(
-                    clean["service_area"], clean.get("municipality_code")
+                    clean["service_area"], clean.get("municipality_code"), gazetteer
                 )
                 if geometry is not None and not unresolved:
                     # No address given: shown at its 担当地区, and labelled so.
@@ -197,15 +231,48 @@ class Places:
                 )
         return problems
 
+    def place_many(
+        self, rows: list[tuple[int, dict[str, Any]]], gazetteer: geo.Gazetteer
+    ) -> dict[int, list[Problem]]:
+        """`place` for a batch of validated rows (row number, clean): rows with a point but no 町字 are
+        looked up together (one vectorized point-in-polygon query); the others one by one. Returns the
+        problems of the rows that have any."""
+        problems: dict[int, list[Problem]] = {}
+        by_point: list[dict[str, Any]] = []
+        for row_no, clean in rows:
+            if clean.get("lat") is not None and clean.get("lon") is not None:
+                if not clean.get("district") or not clean.get("municipality_code"):
+                    by_point.append(clean)
+                continue
+            found = self.place(clean, row_no, gazetteer)
+            if found:
+                problems[row_no] = found
+        if by_point:
+            towns = towns_at(
+                gazetteer,
+                np.array([c["lon"] for c in by_point], dtype=float),
+                np.array([c["lat"] for c in by_point], dtype=float),
+            )
+            for clean, town in zip(by_point, towns, strict=True):
+                if town is not None:
+                    clean["district"] = clean.get("district") or town.name
+                    clean["municipality_code"] = (
+                        clean.get("municipality_code") or town.municipality_code
+                    )
+        return problems
+
     def _resolve_area(
-        self, area: dict[str, Any] | None, municipality_code: str | None
+        self,
+        area: dict[str, Any] | None,
+        municipality_code: str | None,
+        gazetteer: geo.Gazetteer | None = None,
     ) -> tuple[Any, list[str], list[str]]:
         if not area:
             return None, [], []
         if area.get("geometry"):
             return shape(area["geometry"]), [], []
         names = list(area.get("districts") or [])
-        geometry, unresolved = self.gazetteer().resolve(names, municipality_code)
+        geometry, unresolved = (gazetteer or self.gazetteer()).resolve(names, municipality_code)
         return geometry, [n for n in names if n not in unresolved], unresolved
 
     def _store_area(self, session: Session, listing: Listing) -> list[str]:

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlmodel import col, select
 
-from resdb import hosts
+from resdb import geo, hosts
 from resdb.db import read_session
 from resdb.domain.travel import haversine_km
 from resdb.intake import is_file_name
@@ -29,14 +29,16 @@ class ListingReads:
             raise NotFound(listing_id)
         return listing_to_dict(row)
 
-    def public_view(self, listing: dict[str, Any]) -> dict[str, Any]:
+    def public_view(
+        self, listing: dict[str, Any], gazetteer: geo.Gazetteer | None = None
+    ) -> dict[str, Any]:
         """The listing as the public sees it: a private host's home only at its 町字 (see resdb.hosts), and
         no uploaded file's name as 出典."""
         if is_file_name(listing.get("source")):
             listing = {**listing, "source": None}
         if not listing.get("location_private"):
             return listing
-        return hosts.public_view(listing, self.gazetteer())
+        return hosts.public_view(listing, gazetteer or self.gazetteer())
 
     def get_public(self, listing_id: str) -> dict[str, Any]:
         """A published listing for public pages and the anonymous API."""
