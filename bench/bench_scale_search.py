@@ -151,7 +151,16 @@ def reader_child(root: str, mode: str, kind: str, which: int) -> None:
                 index.search(SearchQuery(**query))
                 timings.setdefault(name, []).append(time.perf_counter() - started)
                 cpu.setdefault(name, []).append(time.thread_time() - cpu_started)
+    # Memory is read while all 3 readers still map the index (the last one alone would own every page).
+    barrier = Path(root).parent / "readers"
+    barrier.mkdir(exist_ok=True)
+    (barrier / f"ready-{os.getpid()}").touch()
+    while len(list(barrier.glob("ready-*"))) < 3:
+        time.sleep(0.05)
     memory = psutil.Process().memory_full_info()
+    (barrier / f"measured-{os.getpid()}").touch()
+    while len(list(barrier.glob("measured-*"))) < 3:
+        time.sleep(0.05)
     for name, values in cpu.items():  # CPU per query: what the figures are on an idle machine
         print(f"  reader CPU time {name:13} {_pct(values[len(values) // 5 :])}", file=sys.stderr)
     print(
