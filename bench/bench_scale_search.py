@@ -69,22 +69,47 @@ def _p95(values: list[float]) -> float:
 
 # -- child modes -------------------------------------------------------------------------------
 def build_child(root: str, size: int) -> None:
+    """Build in this process; worker processes (under a forkserver, so not our direct children) are
+    sampled with psutil for their CPU time and memory."""
+    import threading
+
+    import psutil
+
     from resdb.search import SearchIndex
     from resdb.synth import synthetic_listings
 
+    me = psutil.Process()
+    cpu_of: dict[int, float] = {}
+    peak = {"workers_mb": 0.0}
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.25):
+            total = 0.0
+            for child in me.children(recursive=True):
+                try:
+                    times = child.cpu_times()
+                    cpu_of[child.pid] = times.user + times.system
+                    total += child.memory_info().rss / 2**20
+                except psutil.Error:
+                    continue
+            peak["workers_mb"] = max(peak["workers_mb"], total)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
     started = time.perf_counter()
     SearchIndex(Path(root)).rebuild(synthetic_listings(size))
     seconds = time.perf_counter() - started
+    done.set()
+    sampler.join()
     own = resource.getrusage(resource.RUSAGE_SELF)
-    workers = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = own.ru_utime + own.ru_stime + workers.ru_utime + workers.ru_stime
     print(
         json.dumps(
             {
                 "seconds": seconds,
-                "cpu_seconds": cpu,
+                "cpu_seconds": own.ru_utime + own.ru_stime + sum(cpu_of.values()),
                 "peak_mb": own.ru_maxrss / 1024,
-                "worker_peak_mb": workers.ru_maxrss / 1024,
+                "worker_peak_mb": peak["workers_mb"],
             }
         )
     )
@@ -126,7 +151,16 @@ def reader_child(root: str, mode: str, kind: str, which: int) -> None:
                 index.search(SearchQuery(**query))
                 timings.setdefault(name, []).append(time.perf_counter() - started)
                 cpu.setdefault(name, []).append(time.thread_time() - cpu_started)
+    # Memory is read while all 3 readers still map the index (the last one alone would own every page).
+    barrier = Path(root).parent / "readers"
+    barrier.mkdir(exist_ok=True)
+    (barrier / f"ready-{os.getpid()}").touch()
+    while len(list(barrier.glob("ready-*"))) < 3:
+        time.sleep(0.05)
     memory = psutil.Process().memory_full_info()
+    (barrier / f"measured-{os.getpid()}").touch()
+    while len(list(barrier.glob("measured-*"))) < 3:
+        time.sleep(0.05)
     for name, values in cpu.items():  # CPU per query: what the figures are on an idle machine
         print(f"  reader CPU time {name:13} {_pct(values[len(values) // 5 :])}", file=sys.stderr)
     print(
@@ -270,7 +304,7 @@ def run(size: int, args: argparse.Namespace) -> None:
         print(
             f"build {built['seconds']:.1f} s wall, {built['cpu_seconds']:.1f} s CPU (all processes)"
             f"  {size / built['seconds']:,.0f} docs/s  peak RSS"
-            f" {built['peak_mb']:.0f} MB (workers {built['worker_peak_mb']:.0f} MB)  on disk"
+            f" {built['peak_mb']:.0f} MB (worker processes together {built['worker_peak_mb']:.0f} MB)  on disk"
             f" {disk:.0f} MB (sidecars {side:.0f} MB)"
         )
         procs = [

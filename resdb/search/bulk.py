@@ -327,7 +327,8 @@ def bulk_build(
 
     chunk: list[dict[str, Any]] = []
     pool = (
-        ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+        # forkserver: workers start from a clean process, never a fork of a serving one with threads
+        ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver"))
         if workers > 1
         else None
     )
