@@ -48,9 +48,8 @@ __all__ = [
 STREET_ZOOM = 15  # from this zoom on, the map gets individual points
 POINTS_UP_TO = 500  # a view holding this many listings or fewer gets points at any zoom
 STREET_POINTS_MAX = 3000  # more than this at street zoom still comes as (fine) cells
-MAX_GRID_CELLS = (
-    1600  # a wider grid is coarsened a zoom level at a time (keeps a response ≤ ~300 KB)
-)
+MAX_GRID_CELLS = 1600  # a grid with more cells over the view is cut a zoom level coarser
+MAX_CELLS_SENT = 800  # …and so is one with more occupied cells (a cell is ≤ ~330 bytes: ≤ ~270 KB)
 
 _HIDDEN_CODES = [KIND_CODE[k] for k in HIDDEN_IN_SEARCH_KINDS if k in KIND_CODE]
 _NO_NEXT = b',"next":null}}'
@@ -283,33 +282,34 @@ class FeatureCache:
         else:
             fx0, fx1, fy0, fy1 = int(px.min()), int(px.max()), int(py.min()), int(py.max())
         level = min(max(0, zoom), FINE_LEVEL)
-        while True:
+        kinds_count = len(KIND_IDS)
+        while True:  # the zoom's grid, coarser while it has too many cells or too many are occupied
             shift = FINE_LEVEL - level
             ix0, iy0 = fx0 >> shift, fy0 >> shift
             width, height = (fx1 >> shift) - ix0 + 1, (fy1 >> shift) - iy0 + 1
-            if width * height <= MAX_GRID_CELLS or level == 0:
+            if width * height > MAX_GRID_CELLS and level > 0:
+                level -= 1
+                continue
+            cells = width * height
+            ix = px >> shift
+            ix -= ix0
+            key = py >> shift
+            key -= iy0
+            key *= width
+            key += ix
+            if valid is not None:
+                key = np.where(valid, key, cells)  # the spare cell
+            np.clip(key, 0, cells, out=key)  # in range already (same formulas): belt and braces
+            by_code = np.bincount(
+                key * (2 * kinds_count) + code, minlength=(cells + 1) * 2 * kinds_count
+            ).reshape(cells + 1, 2 * kinds_count)[:cells]
+            by_kind = by_code[:, :kinds_count] + by_code[:, kinds_count:]
+            counts = by_kind.sum(axis=1)
+            occupied = np.flatnonzero(counts)
+            if len(occupied) <= MAX_CELLS_SENT or level == 0:
                 break
             level -= 1
         per_world = 2.0**level * 256 / CELL_PX
-        cells = width * height
-        ix = px >> shift
-        ix -= ix0
-        key = py >> shift
-        key -= iy0
-        key *= width
-        key += ix
-        if valid is not None:
-            key = np.where(valid, key, cells)  # the spare cell
-        np.clip(
-            key, 0, cells, out=key
-        )  # rows in the box are in range (same formulas); belt and braces
-        kinds_count = len(KIND_IDS)
-        by_code = np.bincount(
-            key * (2 * kinds_count) + code, minlength=(cells + 1) * 2 * kinds_count
-        ).reshape(cells + 1, 2 * kinds_count)[:cells]
-        by_kind = by_code[:, :kinds_count] + by_code[:, kinds_count:]
-        counts = by_kind.sum(axis=1)
-        occupied = np.flatnonzero(counts)
         by_kind, n = by_kind[occupied], counts[occupied]
         samples = by_code[occupied, kinds_count:].sum(axis=1)
         lon_sum = np.bincount(key, weights=lon, minlength=cells + 1)[occupied]

@@ -345,9 +345,9 @@ class Columns:
             self.columns["rank"] = rank_column
         return retired
 
-    def compacted(self, seq: int) -> Columns | None:
-        """A copy without retired rows once they outnumber the live ones (None while not worth it)."""
-        if self.dead <= max(10_000, (self.count - self.dead)):
+    def compacted(self, seq: int, at_least: int = 10_000) -> Columns | None:
+        """A copy without retired rows once they outnumber the live ones and `at_least` (None before)."""
+        if self.dead <= max(at_least, (self.count - self.dead)):
             return None
         alive = np.flatnonzero(self.columns["died"][: self.count] > seq)
         names = {code: name for name, code in self.municipality_codes.items()}
