@@ -168,7 +168,8 @@ def _above_final_threshold(
     When every factor is cheap, a listing's upper bound is its exact score. The visit stops below
     min(best `want_overall` score overall, best `want_feasible` score of listings surely feasible
     (no rule broken, the lazy area rule not applying)): both lists are full by the time the visit
-    gets there, so nothing under that cut is ever visited and it is dropped before sorting."""
+    gets there, so nothing under that cut (beyond the chunk crossing it) is ever visited and it is
+    dropped before sorting."""
     surely = ~violated.any(axis=0) & ~applies
     cut = min(
         _kth_largest(upper[candidates], want_overall) if want_overall > 0 else math.inf,
@@ -176,7 +177,14 @@ def _above_final_threshold(
     )
     if not math.isfinite(cut):
         return candidates
-    return candidates[upper[candidates] >= cut - 1e-12]
+    above = upper[candidates] >= cut - 1e-12
+    below = candidates[~above]
+    if below.size:
+        # The chunk that crosses the cut is visited whole (its listings count as evaluated, e.g. for
+        # a batch's "more feasible than listed"): keep the next CHUNK in order below the cut too.
+        next_best = _kth_largest(upper[below], min(CHUNK, below.size))
+        above |= upper[candidates] >= next_best
+    return candidates[above]
 
 
 def evaluate_rules(q: Query, v: View) -> tuple[np.ndarray, np.ndarray]:
