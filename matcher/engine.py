@@ -184,7 +184,8 @@ def _above_final_threshold(
         # a batch's "more feasible than listed"): keep the next CHUNK in order below the cut too.
         next_best = _kth_largest(upper[below], min(CHUNK, below.size))
         above |= upper[candidates] >= next_best
-    return candidates[above]
+    kept: np.ndarray = candidates[above]
+    return kept
 
 
 def evaluate_rules(q: Query, v: View) -> tuple[np.ndarray, np.ndarray]:

@@ -260,7 +260,8 @@ def haversine_many(lat: float, lon: float, lats: np.ndarray, lons: np.ndarray) -
     dp = p2 - p1
     dl = np.radians(lons - lon)
     a = np.sin(dp / 2) ** 2 + math.cos(p1) * np.cos(p2) * np.sin(dl / 2) ** 2
-    return 2 * EARTH_RADIUS_KM * np.arcsin(np.minimum(1.0, np.sqrt(a)))
+    km: np.ndarray = 2 * EARTH_RADIUS_KM * np.arcsin(np.minimum(1.0, np.sqrt(a)))
+    return km
 
 
 class View:
@@ -279,7 +280,8 @@ class View:
 
     def col(self, name: str) -> np.ndarray:
         """A pool column restricted to this view."""
-        return getattr(self.pool, name)[self.idx]
+        column: np.ndarray = getattr(self.pool, name)[self.idx]
+        return column
 
     def listing(self, local: int) -> Mapping[str, Any]:
         return self.pool.listings[int(self.idx[local])]
@@ -305,7 +307,8 @@ class View:
     @cached_property
     def has_schedule(self) -> np.ndarray:
         ptr = self.pool.ent_ptr
-        return (ptr[self.idx + 1] - ptr[self.idx]) > 0
+        scheduled: np.ndarray = (ptr[self.idx + 1] - ptr[self.idx]) > 0
+        return scheduled
 
     @cached_property
     def slot_candidates(self) -> np.ndarray:

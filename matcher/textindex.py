@@ -120,4 +120,5 @@ class TextIndex:
             return np.zeros(idx.size, dtype=bool)
         mask = np.zeros(n_rows, dtype=bool)
         mask[found] = True
-        return mask[idx]
+        in_view: np.ndarray = mask[idx]
+        return in_view

@@ -104,7 +104,8 @@ def _fold_row(row: dict[str, Any]) -> dict[str, Any]:
         else:
             record[key] = value
     if eligibility:
-        base = record.get("eligibility") if isinstance(record.get("eligibility"), dict) else {}
+        given = record.get("eligibility")
+        base: dict[str, Any] = given if isinstance(given, dict) else {}
         record["eligibility"] = {**base, **eligibility}
     return record
 
@@ -334,7 +335,7 @@ def _csv_value(value: Any) -> Any:
 def to_csv(listings: Iterable[dict[str, Any]], *, japanese_headers: bool = False) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
-    reverse = {}
+    reverse: dict[str, str] = {}
     for header, key in JAPANESE_HEADERS.items():
         reverse.setdefault(key, header)
     writer.writerow([reverse.get(f, f) if japanese_headers else f for f in CSV_FIELDS])

@@ -8,10 +8,11 @@ from collections import defaultdict
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import shapely
-from shapely.geometry import shape
+from shapely.geometry import Point, shape
 from shapely.geometry.base import BaseGeometry
 
 from resdb.domain.shipped import GEO_DIR
@@ -101,7 +102,7 @@ def read_csv(path: Path) -> list[dict[str, str]]:
         return [dict(row) for row in csv.DictReader(fh)]
 
 
-def read_geojson_geometries(path: Path) -> list[tuple[BaseGeometry, dict]]:
+def read_geojson_geometries(path: Path) -> list[tuple[BaseGeometry, dict[str, Any]]]:
     with path.open(encoding="utf-8") as fh:
         collection = json.load(fh)
     return [
@@ -231,7 +232,7 @@ def _shelter_anchors(municipality: Municipality, path: Path) -> tuple[Anchor, ..
     limits: dict[str, float] = {}
     anchors = []
     for geometry, properties in read_geojson_geometries(path):
-        if geometry.geom_type != "Point" or not boundary.contains(geometry):
+        if not isinstance(geometry, Point) or not boundary.contains(geometry):
             continue
         placed = gazetteer.place_address(str(properties.get("住所") or ""), municipality.code)
         if placed is None:

@@ -134,7 +134,11 @@ def _analyzed_postings(fieldobj: Any, values: Sequence[str]) -> _Postings:
     freq_arr = np.asarray(freqs, dtype=np.int64)
     order = np.lexsort((doc_arr, key_arr))
     key_arr, doc_arr, freq_arr = key_arr[order], doc_arr[order], freq_arr[order]
-    starts = np.flatnonzero(np.r_[True, key_arr[1:] != key_arr[:-1]]) if len(key_arr) else []
+    starts = (
+        np.flatnonzero(np.r_[True, key_arr[1:] != key_arr[:-1]])
+        if len(key_arr)
+        else np.zeros(0, dtype=np.int64)
+    )
     offsets = np.r_[starts, len(key_arr)].astype(np.int64)
     terms = [by_bytes[int(k)] for k in key_arr[starts]] if len(key_arr) else []
     return _Postings(terms, offsets, doc_arr, freq_arr)
@@ -151,9 +155,12 @@ def _id_postings(ids: Sequence[str]) -> _Postings:
     )
 
 
-class _BlockWriter(W3PostingsWriter):
+class _BlockWriter(W3PostingsWriter):  # type: ignore[misc]  # whoosh ships no types: its base is Any
     """whoosh's postings writer fed whole blocks (its own block format and term info), with the
     per-posting work done over plain lists instead of one add_posting() call per posting."""
+
+    _minlength: int | None
+    _maxlength: int
 
     def write_blocks(
         self, docs: list[int], freqs: list[int], lengths: list[int] | None, values: bool
@@ -262,16 +269,16 @@ def build_segment(index_dir: str, rows: list[dict[str, Any]]) -> Any:
             inlinelimit=codec._inlinelimit,
         )
         fieldwriter._postwriter = writer
-        values = bool(fieldobj.format.fixed_value_size())
+        fixed_values = bool(fieldobj.format.fixed_value_size())
         offsets = found.offsets.tolist()
-        lengths = (
+        doc_lengths = (
             _LENGTH_CACHE[length_bytes[field_name]].tolist() if field_name in length_bytes else None
         )  # each document's field length as whoosh reads it back (byte_to_length)
         for i, tbytes in enumerate(found.terms):
             lo, hi = offsets[i], offsets[i + 1]
             fieldwriter.start_term(tbytes)
             writer.write_blocks(  # per term, so no field's postings are all Python ints at once
-                found.docs[lo:hi].tolist(), found.freqs[lo:hi].tolist(), lengths, values
+                found.docs[lo:hi].tolist(), found.freqs[lo:hi].tolist(), doc_lengths, fixed_values
             )
             fieldwriter.finish_term()
         fieldwriter.finish_field()

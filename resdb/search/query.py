@@ -74,7 +74,8 @@ def week_days(start: date, days: int = 7) -> list[date]:
 def combine_word_evidence(exact: np.ndarray, other: np.ndarray) -> np.ndarray:
     """One word's score from its exact-hit weight and other evidence (see _word_scores)."""
     capped = EXPANDED_TIER * np.minimum(other, 1.0)
-    return np.where(exact > 0, exact + 0.5 * capped, capped).astype(np.float32)
+    combined: np.ndarray = np.where(exact > 0, exact + 0.5 * capped, capped).astype(np.float32)
+    return combined
 
 
 def query_words(text: str) -> list[str]:
@@ -121,9 +122,9 @@ def _word_evidence(seg: _Segment, word: str) -> tuple[np.ndarray, np.ndarray]:
         else:
             other += found
     for intent in intents_of(word):
-        field_name = VOCAB_FIELDS.get(intent.field)
-        if field_name is not None:
-            other[seg.postings(field_name, intent.value)] += np.float32(intent.weight)
+        vocab_field = VOCAB_FIELDS.get(intent.field)
+        if vocab_field is not None:
+            other[seg.postings(vocab_field, intent.value)] += np.float32(intent.weight)
     return exact, other
 
 
@@ -180,7 +181,8 @@ def _distances(seg: _Segment, docs: np.ndarray, lat: float, lon: float) -> np.nd
         np.sin((lat2 - lat1) / 2) ** 2
         + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
     )
-    return 2 * 6371.0088 * np.arcsin(np.minimum(1.0, np.sqrt(a)))
+    km: np.ndarray = 2 * 6371.0088 * np.arcsin(np.minimum(1.0, np.sqrt(a)))
+    return km
 
 
 def _fuzzy(

@@ -4,6 +4,7 @@ and the checks a value must pass before whoosh sees it."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from typing import Any
 
 from whoosh import columns
@@ -38,7 +39,7 @@ _QUERY_OPERATORS = {"and", "or", "not"}
 _NUMERIC_FIELDS = ("lat", "lon", "cost")
 
 
-class GramTokenizer(Tokenizer):
+class GramTokenizer(Tokenizer):  # type: ignore[misc]  # whoosh ships no types: its base is Any
     """N-grams of the normalized text (finds words inside compounds; kana/width/variant-blind)."""
 
     def __init__(self, sizes: tuple[int, ...] = (1, 2)) -> None:
@@ -47,7 +48,7 @@ class GramTokenizer(Tokenizer):
     def __eq__(self, other: object) -> bool:
         return isinstance(other, GramTokenizer) and other.sizes == self.sizes
 
-    def __call__(  # type: ignore[override]
+    def __call__(
         self,
         value: str,
         positions: bool = False,
@@ -58,7 +59,7 @@ class GramTokenizer(Tokenizer):
         start_char: int = 0,
         mode: str = "",
         **kwargs: Any,
-    ):
+    ) -> Iterator[Any]:
         token = Token(positions, chars, removestops=removestops, mode=mode, **kwargs)
         for gram, pos in ngrams(value, self.sizes):
             token.text = gram
@@ -72,7 +73,7 @@ class GramTokenizer(Tokenizer):
             yield token
 
 
-class TextColumn(COLUMN):
+class TextColumn(COLUMN):  # type: ignore[misc]  # whoosh ships no types: its base is Any
     """A per-document text value kept as a column only (never indexed as a term)."""
 
     def __init__(self) -> None:

@@ -10,7 +10,8 @@ from flask import Response, current_app, render_template
 
 def app_today() -> date:
     """Today as the app sees it (Asia/Tokyo; tests set TODAY)."""
-    return current_app.config["TODAY"]()
+    today: date = current_app.config["TODAY"]()
+    return today
 
 
 def no_store(response: Response) -> Response:

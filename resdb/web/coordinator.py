@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Mapping
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, Response, abort, current_app, g, redirect, request, session, url_for
+from werkzeug.wrappers import Response as BaseResponse  # what redirect() builds
 
 from resdb import capacity
 from resdb.matching import PersonError
@@ -189,7 +190,8 @@ QUIET_CHOICES = (7, 14, 30, 60)
 
 def _caseload_facts(case_ids: list[int]) -> dict[int, dict[str, Any]]:
     """Per case: its coordinator (id, name) and the last contact (the newest recorded event, else the save)."""
-    from sqlmodel import col, select
+    from sqlalchemy import select
+    from sqlmodel import col
 
     from resdb.db import read_session
     from resdb.models import Case, Placement, PlacementEvent, User
@@ -197,13 +199,19 @@ def _caseload_facts(case_ids: list[int]) -> dict[int, dict[str, Any]]:
     if not case_ids:
         return {}
     with read_session(get_directory().engine) as db:
-        rows = db.exec(
-            select(Case.id, Case.coordinator_id, Case.created_at, User.email, User.display_name)
+        rows = db.execute(  # five columns: more than sqlmodel's select() is typed for
+            select(
+                col(Case.id),
+                col(Case.coordinator_id),
+                col(Case.created_at),
+                col(User.email),
+                col(User.display_name),
+            )
             .join(User, col(User.id) == col(Case.coordinator_id))
             .where(col(Case.id).in_(case_ids))
         ).all()
-        events = db.exec(
-            select(Placement.case_id, PlacementEvent.at)
+        events = db.execute(
+            select(col(Placement.case_id), col(PlacementEvent.at))
             .join(PlacementEvent, col(PlacementEvent.placement_id) == col(Placement.id))
             .where(col(Placement.case_id).in_(case_ids))
         ).all()
@@ -221,7 +229,7 @@ def _caseload_facts(case_ids: list[int]) -> dict[int, dict[str, Any]]:
     }
 
 
-def _jst_date(moment: Any) -> date:
+def _jst_date(moment: datetime) -> date:
     from datetime import UTC
     from zoneinfo import ZoneInfo
 
@@ -313,7 +321,7 @@ def _session_id() -> str:
 
 def _redirect_to_result(
     view: str, values: dict[str, Any], answer: dict[str, Any], **extra: Any
-) -> Response:
+) -> BaseResponse:
     token = _results().put(
         {"view": view, "values": values, "answer": answer, **extra}, _session_id()
     )
@@ -327,14 +335,14 @@ def _back_token() -> str | None:
 
 @bp.post("/match")
 @login_required(*ROLES)
-def match() -> Response:
+def match() -> BaseResponse:
     values, _person, answer = _posted_match()
     return _redirect_to_result("match", values, answer)
 
 
 @bp.post("/match/sheet")
 @login_required(*ROLES)
-def sheet() -> Response:
+def sheet() -> BaseResponse:
     """A print-friendly sheet in plain Japanese for the person (no scores): picked places, or the top three."""
     values, _person, answer = _posted_match()
     return _redirect_to_result("sheet", values, answer, picks=request.form.getlist("pick"))
@@ -342,7 +350,7 @@ def sheet() -> Response:
 
 @bp.post("/match/compare")
 @login_required(*ROLES)
-def compare() -> Response:
+def compare() -> BaseResponse:
     values, _person, answer = _posted_match()
     return _redirect_to_result(
         "compare", values, answer, picks=request.form.getlist("pick"), back=_back_token()
@@ -418,7 +426,7 @@ def result(token: str) -> Response:
 
 @bp.post("/match/save")
 @login_required(*ROLES)
-def save() -> Response:
+def save() -> BaseResponse:
     """「ケースとして保存」: what the coordinator chose to keep, with the legal basis (then redirect: no data in the URL)."""
     values, person, answer = _posted_match()
     chosen = _picked(answer)

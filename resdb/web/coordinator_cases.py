@@ -8,6 +8,7 @@ from datetime import date
 from typing import Any
 
 from flask import Response, g, redirect, request, url_for
+from werkzeug.wrappers import Response as BaseResponse  # what redirect() builds
 
 from resdb.directory import Conflict, NotFound
 from resdb.matching import PersonError
@@ -43,7 +44,7 @@ def _load_case(case_id: int, *, audit_view: bool = True) -> dict[str, Any]:
         raise ApiError(404, "ケースが見つかりません。") from None
 
 
-def _to_placement(case_id: int, placement_id: int, done: str) -> Response:
+def _to_placement(case_id: int, placement_id: int, done: str) -> BaseResponse:
     """Back to the case page at the placement just changed, with its notice."""
     url = url_for("coordinator.case_page", case_id=case_id, done=done)
     return redirect(f"{url}#placement-{placement_id}", code=303)
@@ -106,7 +107,7 @@ def _case_page(
 
 @bp.post("/cases/<int:case_id>/placements/<int:placement_id>/referral")
 @login_required(*ROLES)
-def send_referral(case_id: int, placement_id: int) -> Response:
+def send_referral(case_id: int, placement_id: int) -> BaseResponse:
     """「受け入れ先へ紹介を送る」: only the fields filled in here travel to the host."""
     case = _load_case(case_id, audit_view=False)
     if placement_id not in {p["id"] for p in case["placements"]}:
@@ -144,7 +145,7 @@ def send_referral(case_id: int, placement_id: int) -> Response:
 
 @bp.post("/referrals/<int:referral_id>/status")
 @login_required(*ROLES)
-def referral_status(referral_id: int) -> Response:
+def referral_status(referral_id: int) -> BaseResponse:
     """The coordinator's side of the shared status (見学 → 体験 → 参加中 → 定着 / 中断)."""
     try:
         referral = Referrals(get_directory()).get(g.account, referral_id, audit_view=False)
@@ -163,7 +164,7 @@ def referral_status(referral_id: int) -> Response:
 
 @bp.post("/cases/<int:case_id>/placements/<int:placement_id>")
 @login_required(*ROLES)
-def record(case_id: int, placement_id: int) -> Response:
+def record(case_id: int, placement_id: int) -> BaseResponse:
     case = _load_case(case_id, audit_view=False)
     if placement_id not in {p["id"] for p in case["placements"]}:
         raise ApiError(404, "この場所はこのケースにありません。")
@@ -193,7 +194,7 @@ def record(case_id: int, placement_id: int) -> Response:
 
 @bp.post("/cases/<int:case_id>/places")
 @login_required(*ROLES)
-def add_place(case_id: int) -> Response:
+def add_place(case_id: int) -> BaseResponse:
     listing_id = (request.form.get("listing_id") or "").strip()
     if not listing_id:
         raise ApiError(400, "追加する場所を選んでください。")
@@ -278,15 +279,15 @@ def batch() -> Response:
 
 @bp.post("/batch/apply")
 @login_required(*ROLES)
-def batch_apply() -> Response:
+def batch_apply() -> BaseResponse:
     """Add the chosen placements; every case is checked first, so a bad row adds nothing."""
     chosen: list[tuple[int, str, float | None]] = []
     for item in request.form.getlist("assign"):
         case_text, _, rest = item.partition(":")
-        listing_id, _, score = rest.rpartition(":")
+        listing_id, _, score_text = rest.rpartition(":")
         case_id = int_or_none(case_text)
         if case_id is not None and listing_id:
-            chosen.append((case_id, listing_id, float_or_none(score)))
+            chosen.append((case_id, listing_id, float_or_none(score_text)))
     workspace = _workspace()
     mine = {case["id"] for case in workspace.cases(g.account)}
     known = {x["id"] for x in workspace.directory.get_many([listing for _, listing, _ in chosen])}

@@ -10,6 +10,7 @@ from datetime import date
 from typing import Any
 
 from flask import Blueprint, Response, g, redirect, request, url_for
+from werkzeug.wrappers import Response as BaseResponse  # what redirect() builds
 
 from resdb.accounts import Account
 from resdb.directory import Conflict, NotFound, StaleEdit
@@ -55,7 +56,8 @@ def _services() -> Services:
 
 
 def _account() -> Account:
-    return g.account
+    account: Account = g.account
+    return account
 
 
 def _listing_for_edit(listing_id: str, *, allow_deleted: bool = False) -> dict[str, Any]:
@@ -220,7 +222,7 @@ def new_listing() -> Response:
 
 @bp.post("/listings/new")
 @login_required("admin", "editor")
-def create_listing() -> Response:
+def create_listing() -> BaseResponse:
     account = _account()
     values = form_from_request(request.form)
     try:
@@ -265,7 +267,7 @@ def edit_listing(listing_id: str) -> Response:
 
 @bp.post("/listings/<listing_id>")
 @login_required("admin", "editor")
-def save_listing(listing_id: str) -> Response:
+def save_listing(listing_id: str) -> BaseResponse:
     listing = _listing_for_edit(listing_id)
     account = _account()
     values = form_from_request(request.form)
@@ -333,7 +335,7 @@ def _norm(value: Any) -> Any:
 
 @bp.post("/listings/<listing_id>/verify")
 @login_required("admin", "editor")
-def verify_listing(listing_id: str) -> Response:
+def verify_listing(listing_id: str) -> BaseResponse:
     """「確認しました」 only from the listing's page, after ticking that what it shows was confirmed."""
     listing = _listing_for_edit(listing_id)
     if request.form.get("confirm") != "yes":
@@ -366,8 +368,11 @@ def _as_date(value: Any) -> date:
 
 def _local(target: str | None) -> bool:
     return (
-        bool(target) and target.startswith("/editor") and "//" not in target and "\\" not in target
-    )  # type: ignore[union-attr]
+        target is not None
+        and target.startswith("/editor")
+        and "//" not in target
+        and "\\" not in target
+    )
 
 
 @bp.get("/listings/<listing_id>/delete")
@@ -379,7 +384,7 @@ def confirm_delete(listing_id: str) -> Response:
 
 @bp.post("/listings/<listing_id>/delete")
 @login_required("admin", "editor")
-def delete_listing(listing_id: str) -> Response:
+def delete_listing(listing_id: str) -> BaseResponse:
     listing = _listing_for_edit(listing_id)
     try:
         version = int(request.form.get("version", ""))
@@ -406,7 +411,7 @@ def delete_listing(listing_id: str) -> Response:
 
 @bp.post("/listings/<listing_id>/restore")
 @login_required("admin", "editor")
-def restore_listing(listing_id: str) -> Response:
+def restore_listing(listing_id: str) -> BaseResponse:
     before = _listing_for_edit(listing_id, allow_deleted=True)
     raw_version = request.form.get("to_version", "").strip()
     to_version = int(raw_version) if raw_version.isdigit() else None

@@ -8,13 +8,15 @@ from pathlib import Path
 from typing import Any
 
 from flask import Response, current_app, redirect, request, url_for
+from werkzeug.wrappers import Response as BaseResponse  # what redirect() builds
 
 from resdb import intake, opendata
 from resdb.accounts import Account
 from resdb.directory import Directory
 from resdb.domain.vocab import KINDS
-from resdb.exchange import FileProblem, read_bytes, to_csv
+from resdb.exchange import read_bytes, to_csv
 from resdb.importjobs import ImportJobs
+from resdb.intake import FileProblem
 from resdb.services import Services
 from resdb.validation import Problem
 from resdb.web import get_directory
@@ -102,7 +104,7 @@ def import_page() -> Response:
 
 @bp.post("/import")
 @login_required("admin", "editor")
-def import_dry_run() -> Response:
+def import_dry_run() -> BaseResponse:
     request.max_content_length = intake.WEB_LIMITS.max_bytes + 64 * 1024
     options = _import_options(request.form)
     upload = request.files.get("file")
@@ -132,7 +134,7 @@ def import_dry_run() -> Response:
 
 @bp.post("/import/confirm")
 @login_required("admin", "editor")
-def import_confirm() -> Response:
+def import_confirm() -> BaseResponse:
     stored = request.form.get("upload", "")
     original = Path(request.form.get("original", "") or "upload").name[:200]
     options = _import_options(request.form)
@@ -160,7 +162,7 @@ JOB_THRESHOLD_BYTES = 256 * 1024  # larger files are checked and imported outsid
 
 def _is_large(stored: str) -> bool:
     """Whether the stored upload is checked and imported as a job, outside the request."""
-    limit = current_app.config.get("IMPORT_JOB_BYTES", JOB_THRESHOLD_BYTES)
+    limit: int = current_app.config.get("IMPORT_JOB_BYTES", JOB_THRESHOLD_BYTES)
     return (_uploads() / stored).stat().st_size > limit
 
 
@@ -168,7 +170,9 @@ def _jobs() -> ImportJobs:
     return ImportJobs(get_directory().instance_dir / "import-jobs")
 
 
-def _start_job(stored: str, original: str, options: dict[str, Any], *, dry_run: bool) -> Response:
+def _start_job(
+    stored: str, original: str, options: dict[str, Any], *, dry_run: bool
+) -> BaseResponse:
     """Check or import a large file in a thread; the browser follows its progress on the job page."""
     account, directory, folder = _account(), get_directory(), _uploads()
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Response, redirect, request, url_for
+from werkzeug.wrappers import Response as BaseResponse  # what redirect() builds
 
 from resdb.audit import audit_entries
 from resdb.directory import NotFound
@@ -43,7 +44,7 @@ def corrections() -> Response:
 
 @bp.post("/corrections/<int:request_id>")
 @login_required("admin", "editor")
-def review_correction(request_id: int) -> Response:
+def review_correction(request_id: int) -> BaseResponse:
     decision = request.form.get("decision")
     if decision not in {"accept", "reject"}:
         raise ApiError(400, "採用か不採用を選んでください")

@@ -196,7 +196,8 @@ class FeatureCache:
             (position.get(i, -1) for i in result.ids), dtype=np.int64, count=len(result.ids)
         )
         found = found[(found >= 0) & (found < snap.count)]
-        return found[snap.alive[found]]
+        alive: np.ndarray = found[snap.alive[found]]
+        return alive
 
     @staticmethod
     def _ordered(
@@ -376,6 +377,7 @@ class FeatureCache:
             head += [b',"clustered":true,"level":', str(level).encode()]
         else:
             if rows is None:
+                assert mask is not None  # an unranked query has its mask
                 rows = np.flatnonzero(mask)
             start = query.offset or 0
             stop = None if query.limit is None else start + query.limit

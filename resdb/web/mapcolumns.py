@@ -185,14 +185,18 @@ class Snapshot:
         return found
 
     def _compute(self, name: str, rows: slice) -> np.ndarray:
+        mask: np.ndarray
         if name == "alive":
-            return self.columns["died"][rows] > self.seq
+            mask = self.columns["died"][rows] > self.seq
+            return mask
         if name == "visible":
-            return self._compute("alive", rows) & ~self.columns["hidden"][rows]
+            mask = self._compute("alive", rows) & ~self.columns["hidden"][rows]
+            return mask
         if name.endswith("_points"):
-            return (
+            mask = (
                 self._compute(name.removesuffix("_points"), rows) & self.columns["has_point"][rows]
             )
+            return mask
         raise KeyError(name)
 
     def inherit(self, old: Snapshot, retired: Sequence[int]) -> None:
