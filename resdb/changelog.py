@@ -14,6 +14,7 @@ from sqlmodel import Session, col, delete, select
 
 from resdb import config
 from resdb.db import read_session
+from resdb.directory_base import DirectoryBase
 from resdb.listings import PUBLIC_FIELDS, listing_to_dict, public_dict
 from resdb.models import (
     ChangeLog,
@@ -91,7 +92,7 @@ def _forget_changes(session: Session, _previous: Any) -> None:
     session.info.pop("logged_changes", None)
 
 
-class ChangeLogFollower:
+class ChangeLogFollower(DirectoryBase):
     """The change log's reads and pruning, and the index follower (mixed into `Directory`)."""
 
     def head_seq(self) -> int:
@@ -114,12 +115,16 @@ class ChangeLogFollower:
         with read_session(self.engine) as session:
             statement = (
                 select(ChangeLog.seq, ChangeLog.listing_id)
-                .where(ChangeLog.seq > seq)
-                .order_by(ChangeLog.seq)
+                .where(col(ChangeLog.seq) > seq)
+                .order_by(col(ChangeLog.seq))
             )
             if limit is not None:
                 statement = statement.limit(limit)
-            return [(int(row[0]), row[1]) for row in session.exec(statement).all()]
+            changes: list[tuple[int, str]] = []
+            for seq_no, listing_id in session.exec(statement).all():
+                assert seq_no is not None  # a stored entry has its number
+                changes.append((int(seq_no), listing_id))
+            return changes
 
     def prune_change_log(self, keep_days: int | None = None) -> int:
         """Drop change-log entries older than RESDB_CHANGE_LOG_DAYS (the newest one always stays); a host
@@ -140,7 +145,7 @@ class ChangeLogFollower:
             high = min(int(high), int(newest) - 1)
             if high <= 0:
                 return 0
-            removed = session.exec(delete(ChangeLog).where(col(ChangeLog.seq) <= high)).rowcount  # type: ignore[attr-defined]
+            removed = session.exec(delete(ChangeLog).where(col(ChangeLog.seq) <= high)).rowcount
             meta = session.get(Meta, "change_log_pruned_through")
             if meta is None:
                 session.add(Meta(key="change_log_pruned_through", value=str(high)))

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from resdb import config, geo
+from resdb import config
 from resdb.changelog import (
     APPLY_BATCH,
     BULK_REINDEX_THRESHOLD,
@@ -71,9 +71,9 @@ class Directory(ChangeLogFollower, Places, ListingReads, ListingWrites, Importin
         self.engine = engine
         self.instance_dir = Path(instance_dir)
         self.index = SearchIndex(self.instance_dir / "index")
-        self._area_cache: tuple[str, geo.AreaIndex] | None = None
-        self._gazetteer_cache: tuple[str, geo.Gazetteer] | None = None
-        self._rebuilder: threading.Thread | None = None
+        self._area_cache = None
+        self._gazetteer_cache = None
+        self._rebuilder = None
         self.serving = (
             False  # True in web workers: large catch-ups then rebuild in a background thread
         )
@@ -91,10 +91,12 @@ class Directory(ChangeLogFollower, Places, ListingReads, ListingWrites, Importin
             directory.ensure_ready()
         return directory
 
-    def _writing(self):  # type: ignore[no-untyped-def]
+    def _writing(self) -> AbstractContextManager[Session]:
         session_cm = write_session(self.engine)
 
         class _Tracked:
+            session: Session
+
             def __enter__(inner) -> Session:
                 inner.session = session_cm.__enter__()
                 inner.session.info["directory"] = self

@@ -41,7 +41,7 @@ def likely_duplicates(
             )
         ).all()
     for listing_id, name, lat, lon in stored:
-        if lat is None or listing_id in incoming_ids:
+        if lat is None or lon is None or listing_id in incoming_ids:
             continue
         grid.setdefault(key(lat, lon), []).append((listing_id, normalize(name), lat, lon, "既存"))
     found = []

@@ -13,6 +13,7 @@ from sqlmodel import select
 
 from resdb.audit import audit
 from resdb.changelog import queue_for_index
+from resdb.directory_base import DirectoryBase
 from resdb.duplicates import DUPLICATE_CHECK_ROWS
 from resdb.listings import WriteHook, listing_defaults, public_dict
 from resdb.models import (
@@ -66,7 +67,7 @@ class ImportReport:
         }
 
 
-class Importing:
+class Importing(DirectoryBase):
     """Bulk import (mixed into `Directory`)."""
 
     def import_records(
@@ -264,10 +265,10 @@ class Importing:
             ids = [c["id"] for _, c in batch if c.get("id")]
             existing: dict[str, dict[str, Any]] = {}
             for start in range(0, len(ids), 500):
-                for row in session.execute(
+                for stored_row in session.execute(
                     select(table).where(table.c.id.in_(ids[start : start + 500]))
                 ).mappings():
-                    existing[row["id"]] = dict(row)
+                    existing[stored_row["id"]] = dict(stored_row)
             new_rows: list[dict[str, Any]] = []
             changed_rows: list[dict[str, Any]] = []
             history_rows: list[dict[str, Any]] = []

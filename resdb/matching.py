@@ -4,7 +4,7 @@ answer service-area questions. Persons pass through memory only (要配慮個人
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date
 from typing import Any
 
@@ -112,7 +112,9 @@ class Matching:
         resolved["home"] = home
         return resolved
 
-    def _covers(self, person: Mapping[str, Any]):  # type: ignore[no-untyped-def]
+    def _covers(
+        self, person: Mapping[str, Any]
+    ) -> Callable[[Mapping[str, Any]], bool | None] | None:
         home = person["home"]
         if home.get("lat") is None:
             return None
@@ -159,7 +161,9 @@ class Matching:
                     resolved,
                     pool,
                     today=today or date.today(),
-                    covers_home_for=lambda i, listing: covers[i](listing) if covers[i] else None,
+                    covers_home_for=lambda i, listing: (
+                        cover(listing) if (cover := covers[i]) else None
+                    ),
                 )
         except (ValueError, TypeError) as exc:
             raise PersonError(_safe(exc)) from None
@@ -186,7 +190,9 @@ class Matching:
                     resolved,
                     pool,
                     today=today or date.today(),
-                    covers_home_for=lambda i, listing: covers[i](listing) if covers[i] else None,
+                    covers_home_for=lambda i, listing: (
+                        cover(listing) if (cover := covers[i]) else None
+                    ),
                 )
         except (ValueError, TypeError) as exc:
             raise PersonError(_safe(exc)) from None

@@ -10,10 +10,11 @@ from typing import Any
 import numpy as np
 import shapely
 from shapely.geometry import mapping, shape
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from resdb import geo
 from resdb.db import read_session, write_session
+from resdb.directory_base import DirectoryBase
 from resdb.models import (
     District,
     Listing,
@@ -42,7 +43,7 @@ def towns_at(
     return [records[int(i)] if i >= 0 else None for i in best]
 
 
-class Places:
+class Places(DirectoryBase):
     """Districts, service areas and placement (mixed into `Directory`)."""
 
     def load_districts(
@@ -66,7 +67,7 @@ class Places:
                 point = None if record.geometry.is_empty else record.geometry.representative_point()
                 lat = record.lat if record.lat is not None else (point.y if point else None)
                 lon = record.lon if record.lon is not None else (point.x if point else None)
-                values = {
+                values: dict[str, Any] = {
                     "kana": record.kana,
                     "geometry": json.dumps(mapping(record.geometry)),
                     "approximate": record.approximate,
@@ -162,7 +163,7 @@ class Places:
             with read_session(self.engine) as session:
                 rows = session.exec(
                     select(ServiceArea.listing_id, ServiceArea.geometry)
-                    .join(Listing, Listing.id == ServiceArea.listing_id)
+                    .join(Listing, col(Listing.id) == col(ServiceArea.listing_id))
                     .where(Listing.status == "published")
                 ).all()
             self._area_cache = (
@@ -305,7 +306,7 @@ class Places:
     def resolve_service_areas(self) -> int:
         """Re-resolve every center's 担当地区 (after districts change)."""
         with self._writing() as session:
-            rows = session.exec(select(Listing).where(Listing.service_area.is_not(None))).all()  # type: ignore[union-attr]
+            rows = session.exec(select(Listing).where(col(Listing.service_area).is_not(None))).all()
             for row in rows:
                 self._store_area(session, row)
         return len(rows)

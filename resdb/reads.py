@@ -9,6 +9,7 @@ from sqlmodel import col, select
 
 from resdb import geo, hosts
 from resdb.db import read_session
+from resdb.directory_base import DirectoryBase
 from resdb.domain.travel import haversine_km
 from resdb.intake import is_file_name
 from resdb.listings import NotFound, listing_to_dict
@@ -19,7 +20,7 @@ from resdb.models import (
 from resdb.search import SearchQuery, SearchResult
 
 
-class ListingReads:
+class ListingReads(DirectoryBase):
     """Reads (mixed into `Directory`)."""
 
     def get(self, listing_id: str, *, include_unpublished: bool = False) -> dict[str, Any]:
@@ -89,7 +90,7 @@ class ListingReads:
             rows = session.exec(
                 select(ListingHistory)
                 .where(ListingHistory.listing_id == listing_id)
-                .order_by(ListingHistory.id)
+                .order_by(col(ListingHistory.id))
             ).all()
         return [
             {

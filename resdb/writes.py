@@ -10,6 +10,7 @@ from typing import Any
 from sqlmodel import Session, select
 
 from resdb.audit import audit
+from resdb.directory_base import DirectoryBase
 from resdb.listings import Conflict, NotFound, StaleEdit, WriteHook, listing_to_dict
 from resdb.models import (
     Listing,
@@ -29,7 +30,7 @@ ACTION_AUDIT = {
 }
 
 
-class ListingWrites:
+class ListingWrites(DirectoryBase):
     """One listing's changes (mixed into `Directory`)."""
 
     def _organization_id(

@@ -309,12 +309,10 @@ class Columns:
         rank = self.columns["rank"]
         low = rank[self.position[self.sorted_keys[at - 1][-1]]] if at > 0 else None
         high = rank[self.position[self.sorted_keys[at][-1]]] if at < len(self.sorted_keys) else None
-        if low is None and high is None:
-            return 0.0
-        if low is None:
-            return float(high) - 1.0  # type: ignore[arg-type]
         if high is None:
-            return float(low) + 1.0
+            return 0.0 if low is None else float(low) + 1.0
+        if low is None:
+            return float(high) - 1.0
         middle = (float(low) + float(high)) / 2
         return middle if low < middle < high else None
 
