@@ -58,6 +58,7 @@ def call(
     body: dict[str, Any] | None = None,
     token: str | None = None,
     headers: dict[str, str] | None = None,
+    timeout: float = 60.0,
 ) -> tuple[int, Any, float]:
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(
@@ -69,7 +70,7 @@ def call(
         request.add_header("Authorization", f"Bearer {token}")
     start = time.perf_counter()
     try:
-        with urllib.request.urlopen(request, timeout=60) as response:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             payload = json.loads(response.read() or b"null")
             status = response.status
     except urllib.error.HTTPError as error:

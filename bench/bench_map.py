@@ -19,6 +19,7 @@ import math
 import os
 import random
 import resource
+import shutil
 import statistics
 import sys
 import tempfile
@@ -289,6 +290,7 @@ def run(count: int, real: int, requests: int, seed: int) -> None:
     print(f"peak RSS of this process: {peak:,.0f} MB; os.getloadavg(): {os.getloadavg()}")
     directory.index.close()
     directory.engine.dispose()
+    shutil.rmtree(instance, ignore_errors=True)
 
 
 def main() -> None:

@@ -296,7 +296,14 @@ def edit_loop(hosts: list[str], args: argparse.Namespace, ctx: dict[str, Any]) -
             status, current, _ms = recorder.timed(
                 "edit read (GET)",
                 at,
-                partial(call, base, "GET", f"/api/resources/{listing_id}", token=token),
+                partial(
+                    call,
+                    base,
+                    "GET",
+                    f"/api/resources/{listing_id}",
+                    token=token,
+                    timeout=args.timeout,
+                ),
             )
             if status != 200:
                 continue
@@ -305,7 +312,15 @@ def edit_loop(hosts: list[str], args: argparse.Namespace, ctx: dict[str, Any]) -
             status, _, _ms = recorder.timed(
                 "edit write (PATCH)",
                 at,
-                partial(call, base, "PATCH", f"/api/resources/{listing_id}", body, token),
+                partial(
+                    call,
+                    base,
+                    "PATCH",
+                    f"/api/resources/{listing_id}",
+                    body,
+                    token,
+                    timeout=args.timeout,
+                ),
             )
             if status == 200 and n % args.probe_every == 0 and recorder.counts(at):
                 other = hosts[(n + 1) % len(hosts)]
@@ -342,7 +357,9 @@ def probe(recorder: Recorder, base: str, listing_id: str, name: str, token: str)
     recorder.probes += 1
     polls = 0
     while time.monotonic() < written + PROBE_SECONDS and not recorder.closed:
-        status, body, _ = call(base, "GET", f"/api/resources?q={name}&limit=10", token=token)
+        status, body, _ = call(
+            base, "GET", f"/api/resources?q={name}&limit=10", token=token, timeout=10.0
+        )
         if status == 200 and any(
             x["id"] == listing_id and x["name"] == name for x in body["items"]
         ):

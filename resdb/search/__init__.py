@@ -132,6 +132,9 @@ def _write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+SNAPSHOT_ATTEMPTS = 5  # re-reads of the newest generation when a concurrent merge removed a segment
+
+
 class SearchIndex:
     """A whoosh index under `root`; `root/current` is a symlink swapped atomically on rebuild. Each built
     folder records the last change-log sequence number applied to it (`cursor`) and the listings it
@@ -183,10 +186,23 @@ class SearchIndex:
             ix = self._open()
             generation = (self._ix_target, ix.latest_generation())
             snap = self._snapshot
-            if snap is None or snap.generation != generation:
-                snap = self._snapshot = _Snapshot(
-                    ix, generation, self._segments, self.root / str(self._ix_target)
-                )
+            if snap is not None and snap.generation == generation:
+                return snap
+            for attempt in range(SNAPSHOT_ATTEMPTS):
+                try:
+                    snap = _Snapshot(
+                        ix, generation, self._segments, self.root / str(self._ix_target)
+                    )
+                    break
+                except OSError:
+                    # Another process committed meanwhile and merged away a segment (with its files
+                    # and sidecar) that the generation read a moment ago still named: the newer
+                    # generation no longer names it, so read again.
+                    newer = (self._ix_target, ix.latest_generation())
+                    if (newer == generation and attempt) or attempt == SNAPSHOT_ATTEMPTS - 1:
+                        raise
+                    generation = newer
+            self._snapshot = snap
             return snap
 
     def doc_count(self) -> int:

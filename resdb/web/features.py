@@ -47,7 +47,7 @@ __all__ = [
 
 STREET_ZOOM = 15  # from this zoom on, the map gets individual points
 POINTS_UP_TO = 500  # a view holding this many listings or fewer gets points at any zoom
-STREET_POINTS_MAX = 3000  # more than this at street zoom still comes as (fine) cells
+STREET_POINTS_MAX = 1500  # more than this at street zoom still comes as (fine) cells (≤ ~300 KB)
 MAX_GRID_CELLS = 1600  # a grid with more cells over the view is cut a zoom level coarser
 MAX_CELLS_SENT = 800  # …and so is one with more occupied cells (a cell is ≤ ~330 bytes: ≤ ~270 KB)
 

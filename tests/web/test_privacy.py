@@ -53,7 +53,9 @@ def database_text(engine: Any) -> str:
     """Every row of every table as text (the whole database, whatever the schema)."""
     chunks = []
     names = inspect(engine).get_table_names()
-    assert {"case", "placement", "audit_entry"} <= set(names)  # the scan covers the case tables
+    assert {"case", "placement", "placement_event", "audit_log"} <= set(
+        names
+    )  # the scan covers them
     with engine.connect() as conn:
         for name in names:
             quoted = engine.dialect.identifier_preparer.quote(name)
