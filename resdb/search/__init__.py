@@ -188,7 +188,8 @@ class SearchIndex:
             snap = self._snapshot
             if snap is not None and snap.generation == generation:
                 return snap
-            for attempt in range(SNAPSHOT_ATTEMPTS):
+            attempt = 0
+            while True:  # up to SNAPSHOT_ATTEMPTS reads
                 try:
                     snap = _Snapshot(
                         ix, generation, self._segments, self.root / str(self._ix_target)
@@ -202,6 +203,7 @@ class SearchIndex:
                     if (newer == generation and attempt) or attempt == SNAPSHOT_ATTEMPTS - 1:
                         raise
                     generation = newer
+                    attempt += 1
             self._snapshot = snap
             return snap
 
