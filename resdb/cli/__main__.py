@@ -1,0 +1,5 @@
+"""`python -m resdb.cli`: the same as the `resdb` command."""
+
+from resdb.cli import main
+
+main()
