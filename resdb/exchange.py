@@ -1,5 +1,6 @@
-"""File formats in and out: CSV (English or 自治体標準オープンデータセット headers; UTF-8/BOM/Shift_JIS),
-JSON, GeoJSON, Excel in; CSV, JSON, GeoJSON and Open Referral HSDS out."""
+"""File formats in and out (over 500 lines: the readers and writers share one header table and one
+cell folding, and a format reads best next to its writer): CSV (English or 自治体標準オープンデータセット headers;
+UTF-8/BOM/Shift_JIS), JSON, GeoJSON, Excel in; CSV, JSON, GeoJSON and Open Referral HSDS out."""
 
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
-"""The referral loop between a coordinator and a host: send the minimum, answer, shared statuses that feed the
-case's placement stages, and each host's responsiveness (median days to answer, share accepted)."""
+"""The referral loop between a coordinator and a host (over 500 lines: one class whose calls share
+one status machine and one scope check, read best side by side): send the minimum, answer, shared
+statuses that feed the case's placement stages, and each host's responsiveness (median days to
+answer, share accepted)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""One service call per action: every door (editor pages, JSON API, CLI) changes data only through here.
+"""One service call per action (over 500 lines: the actions are one idea and read best side by
+side): every door (editor pages, JSON API, CLI) changes data only through here.
 
 Each call checks the actor with the one policy function (`resdb.policy.authorize`), validates and places
 once, and writes the row, its history, its audit entry and its index change in one transaction (the

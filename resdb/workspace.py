@@ -1,4 +1,5 @@
-"""Workspace core (framework-free): audit log, public corrections, the verification queue, saved cases
+"""Workspace core (framework-free; over 500 lines: one class over the same session, scope and audit
+calls, read best side by side): audit log, public corrections, the verification queue, saved cases
 with placements and follow-up, and the plans' yearly indicators."""
 
 from __future__ import annotations

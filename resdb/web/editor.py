@@ -1,7 +1,8 @@
-"""Editor workspace: community workers find, edit, verify, delete/restore and import listings, review
-residents' corrections; admins read the audit log. Every change goes through `resdb.services`.
-The form ⇄ listing shape lives in `editor_form`, the import screens in `editor_import`, the
-corrections queue and audit log in `editor_review`."""
+"""Editor workspace (over 500 lines: one view per editor action on one blueprint, already split into
+`editor_form`, `editor_import` and `editor_review`): community workers find, edit, verify,
+delete/restore and import listings, review residents' corrections; admins read the audit log. Every
+change goes through `resdb.services`. The form ⇄ listing shape lives in `editor_form`, the import
+screens in `editor_import`, the corrections queue and audit log in `editor_review`."""
 
 from __future__ import annotations
 
