@@ -216,9 +216,14 @@ def export(
         data = opendata.encode(text, encoding)
     except opendata.EncodeProblem as exc:
         fail(str(exc), 1)
+    _write_out(data, output, f"{len(listings)} 件から {output} に書き出しました")
+
+
+def _write_out(data: bytes, output: Path | None, written: str) -> None:
+    """The bytes to OUTPUT (then `written` on stderr), or to stdout when no file is given."""
     if output:
         output.write_bytes(data)
-        err.print(f"{len(listings)} 件から {output} に書き出しました")
+        err.print(written)
     else:
         sys.stdout.buffer.write(data)
 
@@ -329,11 +334,7 @@ def template(fmt: str, output: Path | None, encoding: str) -> None:
 
     text = to_csv([], japanese_headers=True) if fmt == "listing" else opendata.template_text(fmt)
     data = opendata.encode(text, encoding)
-    if output:
-        output.write_bytes(data)
-        err.print(f"{output} にひな形を書き出しました")
-    else:
-        sys.stdout.buffer.write(data)
+    _write_out(data, output, f"{output} にひな形を書き出しました")
 
 
 @click.command()

@@ -6,10 +6,11 @@ a Japanese `__row_error__` made by `_row_error`.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -155,6 +156,12 @@ class Table:
         if isinstance(value, float) and value.is_integer() and name not in {"緯度", "経度"}:
             value = int(value)
         return str(value).strip()
+
+    def filled_rows(self) -> Iterator[tuple[int, list[Any], Callable[[str], str]]]:
+        """(row number, cells, a reader of one named cell) for each row with any cell written."""
+        for row_no, cells in self.rows:
+            if any(_fold(c) for c in cells if c is not None):
+                yield row_no, cells, functools.partial(self.cell, cells)
 
 
 def _row_error(field_label: str, message: str) -> dict[str, Any]:

@@ -18,7 +18,6 @@ from resdb.opendata.cells import (
     _code6,
     _common,
     _cost,
-    _fold,
     _listing_id,
     _notes,
     _row_error,
@@ -103,10 +102,7 @@ def read_events(
     a row with 開始日時特記事項 like 「毎月第1・第3水曜」 is a recurring schedule; rows that are single
     sessions are gathered and their dates must follow a weekly or 第n週 pattern."""
     groups: dict[tuple[str, str, str], _EventGroup] = {}
-    for row_no, cells in table.rows:
-        if not any(_fold(c) for c in cells if c is not None):
-            continue
-        get = functools.partial(table.cell, cells)
+    for row_no, cells, get in table.filled_rows():
         name = get("イベント名")
         if not name:
             yield row_no, _row_error("イベント名", "イベント名が空です。催しの名前を書いてください")

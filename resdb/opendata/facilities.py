@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -98,10 +97,7 @@ def read_facilities(
     table: Table, fmt: str, *, default_kind: str | None = None
 ) -> Iterator[tuple[int, dict[str, Any]]]:
     """介護サービス事業所一覧 / 子育て施設一覧 rows → one listing each (weekly schedule from 利用可能曜日 and hours)."""
-    for row_no, cells in table.rows:
-        if not any(_fold(c) for c in cells if c is not None):
-            continue
-        get = functools.partial(table.cell, cells)
+    for row_no, _cells, get in table.filled_rows():
         name = get("名称")
         if not name:
             yield row_no, _row_error("名称", "名称が空です。施設・事業所の名前を書いてください")
