@@ -154,19 +154,7 @@ class Matching:
         self, persons: Sequence[Mapping[str, Any]], *, today: date | None = None
     ) -> dict[str, Any]:
         resolved = [self.resolve_home(p, f"persons[{i}].home") for i, p in enumerate(persons)]
-        try:
-            covers = [self._covers(p) for p in resolved]
-            with self.keeper.reading() as pool:
-                return matcher.match_batch(
-                    resolved,
-                    pool,
-                    today=today or date.today(),
-                    covers_home_for=lambda i, listing: (
-                        cover(listing) if (cover := covers[i]) else None
-                    ),
-                )
-        except (ValueError, TypeError) as exc:
-            raise PersonError(_safe(exc)) from None
+        return self._over_pool(matcher.match_batch, resolved, today)
 
     def gaps(
         self, needs: Sequence[Mapping[str, Any]], *, today: date | None = None
@@ -183,10 +171,17 @@ class Matching:
                     if need.get(k) is not None
                 }
             resolved.append(self.resolve_home(need, f"needs[{i}].home"))
+        return self._over_pool(matcher.gap_report, resolved, today)
+
+    def _over_pool(
+        self, call: Any, resolved: list[dict[str, Any]], today: date | None
+    ) -> dict[str, Any]:
+        """One batch call of the matcher (`match_batch`, `gap_report`) over the shared pool, each
+        person's 担当地区 test passed along; the matcher's refusals become a PersonError."""
         try:
-            covers = [self._covers(n) for n in resolved]
+            covers = [self._covers(p) for p in resolved]
             with self.keeper.reading() as pool:
-                return matcher.gap_report(
+                answer: dict[str, Any] = call(
                     resolved,
                     pool,
                     today=today or date.today(),
@@ -194,6 +189,7 @@ class Matching:
                         cover(listing) if (cover := covers[i]) else None
                     ),
                 )
+                return answer
         except (ValueError, TypeError) as exc:
             raise PersonError(_safe(exc)) from None
 
