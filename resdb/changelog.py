@@ -154,11 +154,9 @@ class ChangeLogFollower(DirectoryBase):
         return int(removed or 0)
 
     def revision(self) -> str:
-        """What derived caches key on: the change-log head and the districts' version, read fresh on
-        every call (one indexed query), so no cache answers from before the last committed change."""
-        with read_session(self.engine) as session:
-            districts = session.get(Meta, "districts")
-        return f"{self.head_seq()}/{districts.value if districts else 0}"
+        """What derived caches key on: the change-log head and the districts' version, both read fresh
+        on every call (indexed reads), so no cache answers from before the last committed change."""
+        return f"{self.head_seq()}/{self.districts_version()}"
 
     def iter_published(
         self, batch: int = 5000, *, public: bool = False

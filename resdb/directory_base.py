@@ -48,6 +48,8 @@ class DirectoryBase:
         # resdb.places.Places
         def gazetteer(self) -> Gazetteer: ...
 
+        def districts_version(self) -> str: ...
+
         def place(
             self,
             clean: dict[str, Any],
