@@ -332,6 +332,9 @@ class SearchIndex:
             )
             if cursor is not None:
                 _write_text(self.root / target / "cursor", str(cursor))
+            # The sidecars of the segments this commit wrote or merged are built here, once, under the
+            # apply lock; the other workers then map them instead of each building its own on a request.
+            self.snapshot()
             return found
 
     def copy_to(self, destination: Path) -> int:
