@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import logging
 import threading
+import uuid
 from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import event, func, text
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, delete, select
 
 from resdb import config
@@ -152,6 +154,36 @@ class ChangeLogFollower(DirectoryBase):
             elif int(meta.value) < high:
                 meta.value = str(high)
         return int(removed or 0)
+
+    def store_id(self) -> str:
+        """A random name of this database, made on first use: a host snapshot written from another
+        database (a re-created one, a test's) never passes for this one's."""
+        with read_session(self.engine) as session:
+            meta = session.get(Meta, "store_id")
+        if meta is not None:
+            return meta.value
+        try:
+            with self._writing() as session:
+                session.add(Meta(key="store_id", value=uuid.uuid4().hex))
+        except IntegrityError:  # another process named it first
+            pass
+        with read_session(self.engine) as session:
+            named = session.get(Meta, "store_id")
+        assert named is not None
+        return named.value
+
+    def change_stamp(self, seq: int) -> str | None:
+        """What identifies change `seq` of this database (store id, number, listing, time): a host
+        snapshot records the stamp of the change it reflects and is reused only while the database
+        still holds that very change (not after a restore, a re-creation or pruning). None when the
+        change is not in the log."""
+        if seq <= 0:
+            return f"{self.store_id()}:0" if self._pruned_through() == 0 else None
+        with read_session(self.engine) as session:
+            entry = session.get(ChangeLog, seq)
+        if entry is None:
+            return None
+        return f"{self.store_id()}:{seq}:{entry.listing_id}:{entry.at.isoformat()}"
 
     def revision(self) -> str:
         """What derived caches key on: the change-log head and the districts' version, both read fresh

@@ -50,6 +50,10 @@ class DirectoryBase:
 
         def districts_version(self) -> str: ...
 
+        def store_id(self) -> str: ...
+
+        def change_stamp(self, seq: int) -> str | None: ...
+
         def place(
             self,
             clean: dict[str, Any],

@@ -4,16 +4,14 @@ shares one copy through the OS page cache instead of decoding its own."""
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
-import uuid
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from resdb.hostsnapshot import load_arrays, utf8_blob, write_arrays
 from resdb.search.schema import _NUMERIC_FIELDS, LAT_OFFSET, LON_OFFSET, MICRO, _tiebreak
 
 # Bumped whenever what a sidecar holds changes: an older sidecar is then rebuilt, never trusted.
@@ -38,26 +36,14 @@ def sidecar_dir(index_dir: Path, segment_id: str) -> Path:
     return Path(index_dir) / f"side-{segment_id}"
 
 
-def _strings(values: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """UTF-8 blob + offsets (n + 1) of a list of strings."""
-    encoded = [v.encode("utf-8") for v in values]
-    offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
-    if encoded:
-        np.cumsum(
-            np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded)), out=offsets[1:]
-        )
-    blob = np.frombuffer(b"".join(encoded), dtype=np.uint8) if encoded else np.zeros(0, np.uint8)
-    return blob, offsets
-
-
 def column_arrays(
     ids: Sequence[str], names: Sequence[str], columns: dict[str, np.ndarray]
 ) -> dict[str, np.ndarray]:
     """The per-document arrays of a segment from its stored values (`columns`: the raw unsigned
     lat/lon/cost columns as whoosh stores them)."""
     size = len(ids)
-    ids_blob, ids_off = _strings(ids)
-    names_blob, names_off = _strings(names)
+    ids_blob, ids_off = utf8_blob(ids)
+    names_blob, names_off = utf8_blob(names)
     raw = {name: np.asarray(columns[name], dtype=np.float64) for name in _NUMERIC_FIELDS}
     return {
         "ids_blob": ids_blob,
@@ -141,47 +127,19 @@ def postings_from_lists(
 
 
 def write_sidecar(directory: Path, size: int, arrays: dict[str, np.ndarray]) -> None:
-    """Write every array then a manifest (sizes in bytes) into a temporary folder and rename it into
-    place: readers see a whole sidecar or none. When another process got there first, its copy stays."""
-    directory = Path(directory)
-    tmp = directory.with_name(f".{directory.name}.{uuid.uuid4().hex[:8]}")
-    tmp.mkdir()
-    try:
-        files: dict[str, int] = {}
-        for name, array in arrays.items():
-            path = tmp / f"{name}.npy"
-            np.save(path, np.ascontiguousarray(array), allow_pickle=False)
-            files[name] = path.stat().st_size
-        manifest = {"format": SIDECAR_FORMAT, "size": size, "files": files}
-        (tmp / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
-        try:
-            os.rename(tmp, directory)
-        except OSError:  # a sidecar is already there (another worker built it)
-            shutil.rmtree(tmp, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    """Write a sidecar atomically (see hostsnapshot.write_arrays): readers see a whole sidecar or none;
+    when another process got there first, its copy stays."""
+    write_arrays(directory, arrays, {"format": SIDECAR_FORMAT, "size": size})
 
 
 def load_sidecar(directory: Path, size: int) -> dict[str, np.ndarray] | None:
     """The arrays of a sidecar, memory-mapped read-only; None when it is missing, of another format or
     size, or any file is not whole (the caller rebuilds it)."""
-    directory = Path(directory)
-    try:
-        manifest = json.loads((directory / "manifest.json").read_text(encoding="utf-8"))
-        if manifest.get("format") != SIDECAR_FORMAT or manifest.get("size") != size:
-            return None
-        arrays: dict[str, np.ndarray] = {}
-        for name, nbytes in manifest["files"].items():
-            path = directory / f"{name}.npy"
-            if path.stat().st_size != nbytes:
-                return None
-            arrays[name] = (
-                np.load(path, mmap_mode="r", allow_pickle=False)
-                if nbytes > 128 + 4096
-                else np.load(path, allow_pickle=False)  # tiny: not worth a mapping
-            )
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+    loaded = load_arrays(directory)
+    if loaded is None:
+        return None
+    manifest, arrays = loaded
+    if manifest.get("format") != SIDECAR_FORMAT or manifest.get("size") != size:
         return None
     if not _consistent(arrays, size):
         return None

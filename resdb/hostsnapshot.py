@@ -1,0 +1,178 @@
+"""Host snapshots: arrays one process of a host derives from the database (the matching pool, the map's
+columns, the search sidecars) written once as .npy files and memory-mapped by every worker, so a host
+keeps one copy in the OS page cache and a worker starts by mapping files, not by reading every listing.
+
+A snapshot is a folder of `.npy` files plus `manifest.json` (what it holds, the byte size of every file
+and the caller's facts, e.g. the change-log number it reflects). It is written into a temporary folder
+and renamed into place, so readers see a whole snapshot or none; a missing or truncated file makes the
+loader answer None (the caller rebuilds, never trusts it). `SnapshotStore` keeps the snapshots of one
+kind in one folder of the instance, newest change-log number first, and lets one process of the host
+build while the others wait for it (an advisory file lock).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, overload
+
+import numpy as np
+
+MAP_ABOVE_BYTES = 128 + 4096  # smaller files are read into memory (not worth a mapping)
+_EMPTY_BLOB = np.zeros(0, dtype=np.uint8)
+
+
+def write_arrays(directory: Path, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> bool:
+    """Write every array and then the manifest (`meta` plus file sizes) into a temporary folder and
+    rename it to `directory`: readers see a whole snapshot or none. False when another process got
+    there first (its copy stays)."""
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = directory.with_name(f".{directory.name}.{uuid.uuid4().hex[:8]}")
+    tmp.mkdir()
+    try:
+        files: dict[str, int] = {}
+        for name, array in arrays.items():
+            path = tmp / f"{name}.npy"
+            np.save(path, np.ascontiguousarray(array), allow_pickle=False)
+            files[name] = path.stat().st_size
+        manifest = {**meta, "files": files}
+        (tmp / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+        try:
+            os.rename(tmp, directory)
+        except OSError:  # already there (another worker wrote it)
+            shutil.rmtree(tmp, ignore_errors=True)
+            return False
+        return True
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def load_arrays(
+    directory: Path, *, copy_on_write: bool = False
+) -> tuple[dict[str, Any], dict[str, np.ndarray]] | None:
+    """(manifest, arrays) of a snapshot folder, large arrays memory-mapped (read-only, or copy-on-write:
+    a write makes a private copy of the touched pages only); None when the manifest or any file is
+    missing or not whole."""
+    directory = Path(directory)
+    try:
+        manifest = json.loads((directory / "manifest.json").read_text(encoding="utf-8"))
+        arrays: dict[str, np.ndarray] = {}
+        for name, nbytes in manifest["files"].items():
+            path = directory / f"{name}.npy"
+            if path.stat().st_size != nbytes:
+                return None
+            if nbytes > MAP_ABOVE_BYTES:
+                arrays[name] = np.load(
+                    path, mmap_mode="c" if copy_on_write else "r", allow_pickle=False
+                )
+            else:
+                arrays[name] = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    if not isinstance(manifest, dict):
+        return None
+    return manifest, arrays
+
+
+def utf8_blob(values: Sequence[str | bytes]) -> tuple[np.ndarray, np.ndarray]:
+    """One uint8 blob + offsets (n + 1) holding a list of strings (UTF-8) or byte strings."""
+    encoded = [v if isinstance(v, bytes) else v.encode("utf-8") for v in values]
+    offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+    if encoded:
+        np.cumsum(
+            np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded)), out=offsets[1:]
+        )
+    blob = np.frombuffer(b"".join(encoded), dtype=np.uint8) if encoded else _EMPTY_BLOB
+    return blob, offsets
+
+
+class BlobColumn(Sequence[bytes]):
+    """The byte strings of a (memory-mapped) blob + offsets pair, read one at a time without copying
+    the rest."""
+
+    def __init__(self, blob: np.ndarray, offsets: np.ndarray) -> None:
+        self.blob = blob
+        self.offsets = offsets
+
+    def __len__(self) -> int:
+        return max(0, len(self.offsets) - 1)
+
+    @overload
+    def __getitem__(self, i: int) -> bytes: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[bytes]: ...
+    def __getitem__(self, i: int | slice) -> bytes | list[bytes]:
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(len(self)))]
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        return self.blob[int(self.offsets[i]) : int(self.offsets[i + 1])].tobytes()
+
+    def text(self, i: int) -> str:
+        return self[i].decode("utf-8")
+
+
+class SnapshotStore:
+    """The snapshots of one kind under `root` (e.g. instance/snapshots/matchpool), named by the change-log
+    number they reflect; `format` is bumped whenever what they hold changes (older ones are ignored)."""
+
+    def __init__(self, root: Path, format: str) -> None:
+        self.root = Path(root)
+        self.format = format
+
+    def folders(self) -> list[Path]:
+        """Snapshot folders, newest change-log number first."""
+        if not self.root.is_dir():
+            return []
+        found = [p for p in self.root.iterdir() if p.is_dir() and p.name.startswith("s")]
+        return sorted(found, key=lambda p: p.name, reverse=True)
+
+    def load_newest(
+        self,
+        usable: Callable[[dict[str, Any]], bool],
+        *,
+        copy_on_write: bool = False,
+    ) -> tuple[dict[str, Any], dict[str, np.ndarray]] | None:
+        """The newest whole snapshot of this format whose manifest `usable` accepts; None when none."""
+        for folder in self.folders():
+            loaded = load_arrays(folder, copy_on_write=copy_on_write)
+            if loaded is None or loaded[0].get("format") != self.format:
+                continue
+            if usable(loaded[0]):
+                return loaded
+        return None
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold the store's build lock (one builder per host; others block here, then look again)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".build.lock", "a+b") as handle:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+    def publish(
+        self, seq: int, arrays: dict[str, np.ndarray], meta: dict[str, Any], *, keep: int = 2
+    ) -> Path:
+        """Write a snapshot reflecting change-log number `seq`, then drop all but the newest `keep`
+        (a process still mapping a dropped one keeps its pages until it lets go)."""
+        folder = self.root / f"s{seq:014d}-{uuid.uuid4().hex[:8]}"
+        write_arrays(folder, arrays, {**meta, "format": self.format, "seq": seq})
+        self.prune(keep)
+        return folder
+
+    def prune(self, keep: int = 2) -> None:
+        for folder in self.folders()[keep:]:
+            shutil.rmtree(folder, ignore_errors=True)

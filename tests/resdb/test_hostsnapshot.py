@@ -1,0 +1,105 @@
+"""Host snapshots: written whole or not at all, refused when damaged, shared read-only or copy-on-write,
+one builder per host, and tied to the very change of the very database they reflect."""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from resdb.directory import Directory
+from resdb.hostsnapshot import BlobColumn, SnapshotStore, load_arrays, utf8_blob, write_arrays
+
+SALON = {"id": "s-1", "name": "ふれあいサロン", "kind": "kayoi", "lat": 36.72, "lon": 137.09}
+
+
+def test_arrays_round_trip_and_strings(tmp_path: Path) -> None:
+    blob, offsets = utf8_blob(["射水", "", "café"])
+    arrays = {"big": np.arange(10_000, dtype=np.int64), "blob": blob, "off": offsets}
+    assert write_arrays(tmp_path / "a", arrays, {"seq": 7})
+    loaded = load_arrays(tmp_path / "a")
+    assert loaded is not None
+    manifest, got = loaded
+    assert manifest["seq"] == 7
+    assert isinstance(got["big"], np.memmap)  # large arrays are mapped, not read
+    assert got["big"][-1] == 9_999
+    column = BlobColumn(got["blob"], got["off"])
+    assert [column.text(i) for i in range(len(column))] == ["射水", "", "café"]
+    assert column[-1] == "café".encode()
+    with pytest.raises(IndexError):
+        column[3]
+    # a second writer of the same folder leaves the first copy alone
+    assert not write_arrays(tmp_path / "a", {"big": np.zeros(3)}, {"seq": 8})
+    assert load_arrays(tmp_path / "a")[0]["seq"] == 7  # type: ignore[index]
+
+
+def test_damaged_snapshot_is_refused(tmp_path: Path) -> None:
+    write_arrays(tmp_path / "a", {"big": np.arange(100_000)}, {})
+    path = tmp_path / "a" / "big.npy"
+    path.write_bytes(path.read_bytes()[:-8])
+    assert load_arrays(tmp_path / "a") is None
+    (tmp_path / "b").mkdir()  # a folder left without a manifest (a writer killed before rename)
+    assert load_arrays(tmp_path / "b") is None
+
+
+def test_copy_on_write_keeps_the_file(tmp_path: Path) -> None:
+    write_arrays(tmp_path / "a", {"big": np.zeros(100_000, dtype=np.int64)}, {})
+    mine = load_arrays(tmp_path / "a", copy_on_write=True)[1]["big"]  # type: ignore[index]
+    mine[5] = 42
+    other = load_arrays(tmp_path / "a")[1]["big"]  # type: ignore[index]
+    assert int(mine[5]) == 42 and int(other[5]) == 0
+    with pytest.raises(ValueError):
+        other[5] = 1  # read-only mapping
+
+
+def test_store_newest_usable_and_prune(tmp_path: Path) -> None:
+    store = SnapshotStore(tmp_path / "pool", "1")
+    for seq in (3, 10, 7):
+        store.publish(seq, {"x": np.full(4, seq)}, {"stamp": f"db:{seq}"}, keep=5)
+    found = store.load_newest(lambda m: True)
+    assert found is not None and found[0]["seq"] == 10
+    found = store.load_newest(lambda m: m["stamp"] != "db:10")
+    assert found is not None and found[0]["seq"] == 7
+    assert SnapshotStore(tmp_path / "pool", "2").load_newest(lambda m: True) is None  # other format
+    store.prune(keep=1)
+    assert [p.name[:15] for p in store.folders()] == ["s00000000000010"]
+
+
+def _hold_lock(root: str, started: multiprocessing.synchronize.Event) -> None:
+    with SnapshotStore(Path(root), "1").exclusive():
+        started.set()
+        time.sleep(1.0)
+
+
+def test_one_builder_per_host(tmp_path: Path) -> None:
+    context = multiprocessing.get_context("spawn")
+    started = context.Event()
+    holder = context.Process(target=_hold_lock, args=(str(tmp_path), started))
+    holder.start()
+    assert started.wait(30)
+    began = time.monotonic()
+    with SnapshotStore(tmp_path, "1").exclusive():
+        waited = time.monotonic() - began
+    holder.join(30)
+    assert waited > 0.3  # blocked until the other process let go
+
+
+def test_change_stamp_names_this_change_of_this_database(
+    directory: Directory, make_directory, backend: str
+) -> None:  # type: ignore[no-untyped-def]
+    empty = directory.change_stamp(0)
+    assert empty is not None and empty == directory.change_stamp(0)
+    directory.create(SALON, actor="a")
+    head = directory.head_seq()
+    stamp = directory.change_stamp(head)
+    assert stamp is not None and stamp.startswith(directory.store_id())
+    assert directory.change_stamp(head + 1) is None  # not (yet) in the log
+    other = make_directory(backend, name="other")
+    assert other.store_id() != directory.store_id()
+    other.create(SALON, actor="a")
+    assert other.change_stamp(other.head_seq()) != stamp  # same number, another database
+    directory.update("s-1", {"name": "サロン"}, actor="a", expected_version=1)
+    assert directory.change_stamp(head) == stamp  # later changes leave it alone
