@@ -17,15 +17,18 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, overload
+from typing import Any
 
 import numpy as np
 
+from resdb.domain.blobs import BlobColumn, utf8_blob
+
+__all__ = ["BlobColumn", "SnapshotStore", "load_arrays", "utf8_blob", "write_arrays"]
+
 MAP_ABOVE_BYTES = 128 + 4096  # smaller files are read into memory (not worth a mapping)
-_EMPTY_BLOB = np.zeros(0, dtype=np.uint8)
 
 
 def write_arrays(directory: Path, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> bool:
@@ -80,46 +83,6 @@ def load_arrays(
     if not isinstance(manifest, dict):
         return None
     return manifest, arrays
-
-
-def utf8_blob(values: Sequence[str | bytes]) -> tuple[np.ndarray, np.ndarray]:
-    """One uint8 blob + offsets (n + 1) holding a list of strings (UTF-8) or byte strings."""
-    encoded = [v if isinstance(v, bytes) else v.encode("utf-8") for v in values]
-    offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
-    if encoded:
-        np.cumsum(
-            np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded)), out=offsets[1:]
-        )
-    blob = np.frombuffer(b"".join(encoded), dtype=np.uint8) if encoded else _EMPTY_BLOB
-    return blob, offsets
-
-
-class BlobColumn(Sequence[bytes]):
-    """The byte strings of a (memory-mapped) blob + offsets pair, read one at a time without copying
-    the rest."""
-
-    def __init__(self, blob: np.ndarray, offsets: np.ndarray) -> None:
-        self.blob = blob
-        self.offsets = offsets
-
-    def __len__(self) -> int:
-        return max(0, len(self.offsets) - 1)
-
-    @overload
-    def __getitem__(self, i: int) -> bytes: ...
-    @overload
-    def __getitem__(self, i: slice) -> list[bytes]: ...
-    def __getitem__(self, i: int | slice) -> bytes | list[bytes]:
-        if isinstance(i, slice):
-            return [self[k] for k in range(*i.indices(len(self)))]
-        if i < 0:
-            i += len(self)
-        if not 0 <= i < len(self):
-            raise IndexError(i)
-        return self.blob[int(self.offsets[i]) : int(self.offsets[i + 1])].tobytes()
-
-    def text(self, i: int) -> str:
-        return self[i].decode("utf-8")
 
 
 class SnapshotStore:
