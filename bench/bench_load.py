@@ -222,7 +222,14 @@ def cpu_seconds(hosts: list[tuple[str, subprocess.Popen[bytes]]]) -> dict[str, f
             times = proc.cpu_times()
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             return 0.0
-        return float(times.user + times.system)
+        # Processes that exited (PostgreSQL backends of closed connections, restarted workers) are
+        # counted through their parent's children_* times once reaped: without them the total can fall.
+        return float(
+            times.user
+            + times.system
+            + getattr(times, "children_user", 0.0)
+            + getattr(times, "children_system", 0.0)
+        )
 
     machine = psutil.cpu_times()
     postgres = 0.0

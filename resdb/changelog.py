@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, delete, select
 
 from resdb import config
-from resdb.db import read_session
+from resdb.db import read_session, request_fact
 from resdb.directory_base import DirectoryBase
 from resdb.listings import PUBLIC_FIELDS, listing_to_dict, public_dict
 from resdb.models import (
@@ -98,13 +98,20 @@ class ChangeLogFollower(DirectoryBase):
     """The change log's reads and pruning, and the index follower (mixed into `Directory`)."""
 
     def head_seq(self) -> int:
-        """The newest committed change-log number (0 for a store that never changed)."""
+        """The newest committed change-log number (0 for a store that never changed); read once per web
+        request (see db.request_fact)."""
+        return request_fact(self.engine, "head", self._read_head_seq)
+
+    def _read_head_seq(self) -> int:
         with read_session(self.engine) as session:
             high = session.exec(select(func.max(ChangeLog.seq))).one()
         # Pruning always keeps the newest entry, so the pruned mark only matters for an empty log.
         return int(high) if high is not None else self._pruned_through()
 
     def _pruned_through(self) -> int:
+        return request_fact(self.engine, "pruned", self._read_pruned_through)
+
+    def _read_pruned_through(self) -> int:
         with read_session(self.engine) as session:
             meta = session.get(Meta, "change_log_pruned_through")
         return int(meta.value) if meta else 0

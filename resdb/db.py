@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import event, inspect
 from sqlalchemy.engine import Connection, Engine
@@ -19,6 +20,40 @@ if TYPE_CHECKING:  # alembic is imported only when migrating
     from alembic.config import Config as AlembicConfig
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+T = TypeVar("T")
+# Facts read once per web request (change-log head, districts' version, outcomes' revision): every
+# cache a request consults checks the same head instead of reading it again. Any commit in the request
+# forgets them (the request then reads its own write). None outside a request: always read.
+_REQUEST_FACTS: ContextVar[dict[tuple[int, str], Any] | None] = ContextVar(
+    "resdb_request_facts", default=None
+)
+
+
+def begin_request_facts() -> None:
+    _REQUEST_FACTS.set({})
+
+
+def end_request_facts() -> None:
+    _REQUEST_FACTS.set(None)
+
+
+def request_fact(engine: Engine, name: str, read: Callable[[], T]) -> T:
+    """`read()`, remembered for the rest of the current web request (read every time outside one)."""
+    facts = _REQUEST_FACTS.get()
+    if facts is None:
+        return read()
+    key = (id(engine), name)
+    if key not in facts:
+        facts[key] = read()
+    value: T = facts[key]
+    return value
+
+
+@event.listens_for(Engine, "commit")
+def _forget_request_facts(_connection: Connection) -> None:
+    facts = _REQUEST_FACTS.get()
+    if facts:
+        facts.clear()
 
 
 def _configure_sqlite(engine: Engine) -> None:

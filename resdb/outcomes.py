@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from sqlmodel import col, func, select
 
-from resdb.db import read_session
+from resdb.db import read_session, request_fact
 from resdb.models import Placement, PlacementEvent
 
 MIN_CASES = 5  # fewer referred cases than this: nothing is shown or used (privacy)
@@ -49,7 +49,11 @@ class Outcome:
 
 
 def outcomes_revision(engine: Engine) -> tuple[int, int]:
-    """Changes whenever a placement or a stage is recorded (for caches)."""
+    """Changes whenever a placement or a stage is recorded (for caches); read once per web request."""
+    return request_fact(engine, "outcomes", lambda: _read_outcomes_revision(engine))
+
+
+def _read_outcomes_revision(engine: Engine) -> tuple[int, int]:
     with read_session(engine) as session:
         placements = session.exec(
             select(func.count(), func.max(Placement.id)).select_from(Placement)

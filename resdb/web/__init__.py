@@ -11,6 +11,7 @@ from flask import Flask, Response, current_app, request, session
 from flask.json.provider import DefaultJSONProvider
 
 from resdb import config, geo
+from resdb.db import begin_request_facts, end_request_facts
 from resdb.directory import Directory
 from resdb.domain.shipped import STATIC_DIR, TEMPLATES_DIR
 from resdb.matching import Matching
@@ -154,6 +155,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     matching.start()
     app.config["SECRET_KEY"] = signing_key(settings, directory)
 
+    # The change-log head and the other freshness facts are read once per request (db.request_fact).
+    app.before_request(begin_request_facts)
+    app.teardown_request(lambda _error: end_request_facts())
     register_filters(app)
     register_error_handlers(app)
     init_security_headers(app)
