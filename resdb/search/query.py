@@ -23,6 +23,8 @@ from resdb.search.segments import _Segment, _Snapshot
 _QUERY_OPERATORS = {"and", "or", "not"}
 # Typo matches (fuzzy names) are added when exact hits are this few, whatever page is asked for.
 FUZZY_WHEN_FEWER = 10
+# Names scored by rapidfuzz per segment and typo query at most (those sharing the most bigrams first).
+FUZZY_CANDIDATES = 20_000
 
 
 @dataclass
@@ -185,32 +187,48 @@ def _distances(seg: _Segment, docs: np.ndarray, lat: float, lon: float) -> np.nd
     return km
 
 
+def _fuzzy_candidates(seg: _Segment, needle: str) -> np.ndarray:
+    """Documents whose name shares enough bigrams with the needle to possibly score FUZZY_CUTOFF
+    (ascending): a name within k edits of the needle (or a window of the longer of the two, for
+    WRatio's partial match) keeps all but about 2k of the shorter one's bigrams, and cutting place names out of the `name` field loses at most
+    two more, so the bar is low and typo search never decodes and scores every name of a million. At
+    most FUZZY_CANDIDATES of the best-sharing documents are scored."""
+    grams = sorted({needle[i : i + 2] for i in range(len(needle) - 1)})
+    lists = [seg.postings(field_name, g) for g in grams for field_name in ("name", "place")]
+    lists = [x for x in lists if len(x)]
+    if not lists:
+        return np.zeros(0, dtype=np.int64)
+    docs, shared = np.unique(np.concatenate(lists), return_counts=True)
+    # WRatio compares the shorter string with a window of the longer one: the bar follows the shorter.
+    shorter = np.minimum(np.asarray(seg.name_len[docs]), len(needle))
+    max_edits = np.floor(shorter * (100.0 - FUZZY_CUTOFF) / 100.0) + 1
+    keep = shared >= np.maximum(1, np.minimum(len(grams), shorter - 1) - 2 * max_edits - 2)
+    docs, shared = docs[keep], shared[keep]
+    if len(docs) > FUZZY_CANDIDATES:
+        best = np.argsort(-shared, kind="stable")[:FUZZY_CANDIDATES]
+        docs = np.sort(docs[best])
+    return docs.astype(np.int64, copy=False)
+
+
 def _fuzzy(
     seg: _Segment, text: str, allowed: np.ndarray, matched: np.ndarray
 ) -> list[tuple[int, float]]:
     """Every name of a segment close to the query (typos) among allowed, not already matched
-    documents, by rapidfuzz over the indexed names (only the candidates' names when filters leave
-    few, so a filtered query never scans the whole corpus)."""
+    documents: rapidfuzz's WRatio over the names of the documents sharing bigrams with the query (see
+    _fuzzy_candidates), decoded one by one from the mapped names."""
     needle = "".join(query_words(text))
     if len(needle) < 3:
         return []
-    candidates = np.flatnonzero(allowed & ~matched)
+    candidates = _fuzzy_candidates(seg, needle)
+    candidates = candidates[allowed[candidates] & ~matched[candidates]]
     if not len(candidates):
         return []
-    if len(candidates) * 4 < seg.size:
-        names = [seg.name_at(int(d)) for d in candidates]
-        return [
-            (int(candidates[at]), float(score))
-            for _name, score, at in process.extract(
-                needle, names, scorer=fuzz.WRatio, score_cutoff=FUZZY_CUTOFF, limit=None
-            )
-        ]
+    names = [seg.name_at(int(d)) for d in candidates]
     return [
-        (docnum, float(score))
-        for _name, score, docnum in process.extract(
-            needle, seg.names, scorer=fuzz.WRatio, score_cutoff=FUZZY_CUTOFF, limit=None
+        (int(candidates[at]), float(score))
+        for _name, score, at in process.extract(
+            needle, names, scorer=fuzz.WRatio, score_cutoff=FUZZY_CUTOFF, limit=None
         )
-        if allowed[docnum] and not matched[docnum]
     ]
 
 

@@ -50,8 +50,6 @@ class _Segment:
         self.cost: np.ndarray = arrays["cost"]
         self.name_len: np.ndarray = arrays["name_len"]
         self.tiebreak: np.ndarray = arrays["tiebreak"]
-        self._names: list[str] | None = None
-        self._lock = threading.Lock()
 
     @property
     def reader(self) -> Any:
@@ -79,16 +77,6 @@ class _Segment:
     @property
     def ids(self) -> list[str]:
         return [self.id_at(i) for i in range(self.size)]
-
-    @property
-    def names(self) -> list[str]:
-        """Every normalized name (decoded on first use, for typo matching only)."""
-        with self._lock:
-            if self._names is None:
-                blob = bytes(self.arrays["names_blob"])
-                off = self.arrays["names_off"].tolist()
-                self._names = [blob[off[i] : off[i + 1]].decode("utf-8") for i in range(self.size)]
-            return self._names
 
     def postings(self, field_name: str, term: str) -> np.ndarray:
         """Document numbers (this segment's own, deleted ones included) holding `term`, a view into the
