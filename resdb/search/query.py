@@ -24,7 +24,7 @@ _QUERY_OPERATORS = {"and", "or", "not"}
 # Typo matches (fuzzy names) are added when exact hits are this few, whatever page is asked for.
 FUZZY_WHEN_FEWER = 10
 # Names scored by rapidfuzz per segment and typo query at most (those sharing the most bigrams first).
-FUZZY_CANDIDATES = 20_000
+FUZZY_CANDIDATES = 5_000
 
 
 @dataclass
@@ -223,7 +223,7 @@ def _fuzzy(
     candidates = candidates[allowed[candidates] & ~matched[candidates]]
     if not len(candidates):
         return []
-    names = [seg.name_at(int(d)) for d in candidates]
+    names = seg.names_at(candidates)
     return [
         (int(candidates[at]), float(score))
         for _name, score, at in process.extract(

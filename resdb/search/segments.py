@@ -74,6 +74,14 @@ class _Segment:
     def name_at(self, docnum: int) -> str:
         return self._string("names", docnum)
 
+    def names_at(self, docs: np.ndarray) -> list[str]:
+        """The normalized names of many documents: offsets gathered at once, bytes sliced from one
+        memoryview of the mapped blob (no per-name array object)."""
+        off = np.asarray(self.arrays["names_off"])
+        raw = memoryview(np.asarray(self.arrays["names_blob"]))
+        starts, ends = off[docs].tolist(), off[docs + 1].tolist()
+        return [bytes(raw[a:b]).decode("utf-8") for a, b in zip(starts, ends, strict=True)]
+
     @property
     def ids(self) -> list[str]:
         return [self.id_at(i) for i in range(self.size)]
