@@ -78,7 +78,7 @@ class _Segment:
         """The normalized names of many documents: offsets gathered at once, bytes sliced from one
         memoryview of the mapped blob (no per-name array object)."""
         off = np.asarray(self.arrays["names_off"])
-        raw = memoryview(np.asarray(self.arrays["names_blob"]))
+        raw = np.asarray(self.arrays["names_blob"]).data
         starts, ends = off[docs].tolist(), off[docs + 1].tolist()
         return [bytes(raw[a:b]).decode("utf-8") for a, b in zip(starts, ends, strict=True)]
 
