@@ -451,6 +451,11 @@ def main() -> None:
         help="rounds of one request of each type at a time, before the load (0: none)",
     )
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    parser.add_argument(
+        "--prepare-only",
+        action="store_true",
+        help="load the database and host A (with --reuse: keep them for later runs), then stop",
+    )
     args = parser.parse_args()
 
     work = args.workdir or (
@@ -486,6 +491,9 @@ def main() -> None:
                 f"data: loaded now into database {args.database} by {loaded['how']} in "
                 f"{loaded['import_s']:.0f} s (import incl. index; writing the CSV {loaded['csv_write_s']:.0f} s more)"
             )
+        if args.prepare_only:
+            print("\n".join(setup))
+            return
         tokens = make_accounts(url, max(1, args.users // 10), 8)
         env = {"RESDB_TRUSTED_PROXIES": "127.0.0.1", "RESDB_WORKERS": str(args.workers)}
         env["RESDB_RATE_LIMIT"] = args.rate_limit or os.environ.get("RESDB_RATE_LIMIT", "120/2")
