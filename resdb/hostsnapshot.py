@@ -26,8 +26,17 @@ import numpy as np
 
 from resdb.domain.blobs import BlobColumn, utf8_blob
 
-__all__ = ["BlobColumn", "SnapshotStore", "load_arrays", "utf8_blob", "write_arrays"]
+__all__ = [
+    "BlobColumn",
+    "SnapshotStore",
+    "copy_newest",
+    "host_store",
+    "load_arrays",
+    "utf8_blob",
+    "write_arrays",
+]
 
+SNAPSHOTS_DIR = "snapshots"  # in the instance folder: one sub-folder (a SnapshotStore) per kind
 MAP_ABOVE_BYTES = 128 + 4096  # smaller files are read into memory (not worth a mapping)
 
 
@@ -139,3 +148,29 @@ class SnapshotStore:
     def prune(self, keep: int = 2) -> None:
         for folder in self.folders()[keep:]:
             shutil.rmtree(folder, ignore_errors=True)
+
+
+def host_store(instance_dir: Path, kind: str, format: str) -> SnapshotStore:
+    """The store of one kind of host snapshot (e.g. "matchpool", "map") in an instance folder."""
+    return SnapshotStore(Path(instance_dir) / SNAPSHOTS_DIR / kind, format)
+
+
+def copy_newest(source_root: Path, destination_root: Path) -> list[str]:
+    """Copy the newest snapshot of every kind from one snapshots folder to another (a new host starts
+    from another's, as with `resdb index copy`; each is checked against the database when loaded, so a
+    copy that no longer matches is simply rebuilt). The kinds copied."""
+    copied: list[str] = []
+    if not Path(source_root).is_dir():
+        return copied
+    for kind_dir in sorted(p for p in Path(source_root).iterdir() if p.is_dir()):
+        newest = SnapshotStore(kind_dir, "").folders()[:1]
+        for folder in newest:
+            target = Path(destination_root) / kind_dir.name / folder.name
+            if target.exists():
+                continue
+            tmp = target.with_name(f".{folder.name}.{uuid.uuid4().hex[:8]}")
+            tmp.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copytree(folder, tmp)
+            os.rename(tmp, target)
+            copied.append(kind_dir.name)
+    return copied

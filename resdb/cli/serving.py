@@ -137,6 +137,10 @@ def check(as_json: bool) -> None:
         )
 
 
+# In a copied index folder: the host snapshots (matching pool, map) copied beside it.
+HOST_SNAPSHOTS = "host-snapshots"
+
+
 @click.group("index")
 def index_group() -> None:
     """The search index of this host (copy it to start another host quickly)."""
@@ -152,9 +156,13 @@ def index_rebuild() -> None:
 @click.argument("out", type=click.Path(exists=False, file_okay=False, path_type=Path))
 def index_copy(out: Path) -> None:
     """Copy this host's index, with its change-log position, into OUT (a new folder)."""
+    from resdb.hostsnapshot import SNAPSHOTS_DIR, copy_newest
+
     directory = open_directory()
     cursor = directory.index.copy_to(out)
-    err.print(f"索引を {out} に写しました（変更ログ {cursor} まで反映済み）")
+    kinds = copy_newest(directory.instance_dir / SNAPSHOTS_DIR, out / HOST_SNAPSHOTS)
+    also = f"、ホストの写し（{'・'.join(kinds)}）も" if kinds else ""
+    err.print(f"索引を {out} に写しました{also}（変更ログ {cursor} まで反映済み）")
 
 
 @index_group.command("install")
@@ -171,5 +179,8 @@ def index_install(source: Path) -> None:
         cursor = directory.index.install(source)
     except IndexUnhealthy as exc:
         fail(str(exc), 1)
+    from resdb.hostsnapshot import SNAPSHOTS_DIR, copy_newest
+
+    copy_newest(source / HOST_SNAPSHOTS, directory.instance_dir / SNAPSHOTS_DIR)
     status = directory.ensure_ready()
     err.print(f"索引を取り込みました（変更ログ {cursor} から追いつき: {status}）")

@@ -364,7 +364,8 @@ class SearchIndex:
                 f"{source} は resdb の索引の写しではありません（形式 {INDEX_FORMAT} と cursor が必要です）"
             )
         build_dir = self.root / f"build-{uuid.uuid4().hex[:12]}"
-        shutil.copytree(source, build_dir)
+        # Host snapshots copied beside the index (see `resdb index copy`) are not part of it.
+        shutil.copytree(source, build_dir, ignore=shutil.ignore_patterns("host-snapshots"))
         link_tmp = self.root / f"link-{uuid.uuid4().hex[:12]}"
         os.symlink(build_dir.name, link_tmp)
         with self.apply_lock.hold(wait=600.0):

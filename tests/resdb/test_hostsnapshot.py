@@ -103,3 +103,24 @@ def test_change_stamp_names_this_change_of_this_database(
     assert other.change_stamp(other.head_seq()) != stamp  # same number, another database
     directory.update("s-1", {"name": "サロン"}, actor="a", expected_version=1)
     assert directory.change_stamp(head) == stamp  # later changes leave it alone
+
+
+def test_index_copy_carries_the_host_snapshots(directory: Directory, tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    from resdb.hostsnapshot import host_store
+
+    directory.create(SALON, actor="a")
+    seq = directory.head_seq()
+    stamp = directory.change_stamp(seq)
+    store = host_store(directory.instance_dir, "matchpool", "1")
+    store.publish(seq, {"x": np.arange(5)}, {"stamp": stamp}, keep=2)
+    copied = cli("index", "copy", str(tmp_path / "copy"), directory=directory)
+    assert copied.exit_code == 0, copied.output
+    host_b = Directory(directory.engine, tmp_path / "host-b")
+    installed = cli("index", "install", str(tmp_path / "copy"), directory=host_b)
+    assert installed.exit_code == 0, installed.output
+    found = host_store(host_b.instance_dir, "matchpool", "1").load_newest(
+        lambda m: m["stamp"] == host_b.change_stamp(m["seq"])
+    )
+    assert found is not None and list(found[1]["x"]) == [0, 1, 2, 3, 4]
+    assert (host_b.index.current / "cursor").exists()  # the index itself was installed …
+    assert not (host_b.index.current / "host-snapshots").exists()  # … without the snapshots in it
