@@ -30,12 +30,6 @@ MICRO = 1_000_000
 LAT_OFFSET = 90.0
 LON_OFFSET = 180.0
 COST_CEILING = 2**32 - 2  # the cost column's largest value (+1 is stored; 0 = unknown)
-# Written into each built folder; an index of another format is rebuilt at start-up.
-INDEX_FORMAT = "3"
-MERGE_AT_SEGMENTS = 10
-# Typo matches (fuzzy names) are added when exact hits are this few, whatever page is asked for.
-FUZZY_WHEN_FEWER = 10
-_QUERY_OPERATORS = {"and", "or", "not"}
 _NUMERIC_FIELDS = ("lat", "lon", "cost")
 
 
