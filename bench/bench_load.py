@@ -59,7 +59,9 @@ from load_traffic import (  # noqa: E402
     edit_loop,
 )
 
-from resdb.synth import REGION  # noqa: E402
+from resdb.synth import REGION, regions_for  # noqa: E402
+
+CENTRE = ((REGION[0] + REGION[2]) / 2, (REGION[1] + REGION[3]) / 2)
 
 PG_SERVER = os.environ.get("RESDB_BENCH_PG_SERVER", "postgresql+psycopg://postgres@127.0.0.1:5432")
 GOAL_P95_MS = 200.0
@@ -100,7 +102,9 @@ def recreate_database(name: str, drop_only: bool = False) -> None:
         admin.dispose()
 
 
-def load(url: str, instance: Path, work: Path, count: int, seed: int, chunk: int) -> dict[str, Any]:
+def load(
+    url: str, instance: Path, work: Path, count: int, seed: int, chunk: int, per_region: int
+) -> dict[str, Any]:
     """N synthetic listings through `resdb import --publish` (CSV files of `chunk` rows), into host A."""
     from resdb.demo import load_districts
     from resdb.directory import Directory
@@ -113,7 +117,7 @@ def load(url: str, instance: Path, work: Path, count: int, seed: int, chunk: int
     directory.index.close()
     directory.engine.dispose()
     env = {**os.environ, "RESDB_DATABASE_URL": url, "RESDB_INSTANCE": str(instance)}
-    listings = synthetic_listings(count, seed)
+    listings = synthetic_listings(count, seed, per_region=per_region or None)
     files, write_s, import_s = 0, 0.0, 0.0
     done = 0
     while done < count:
@@ -145,6 +149,7 @@ def load(url: str, instance: Path, work: Path, count: int, seed: int, chunk: int
     return {
         "listings": count,
         "seed": seed,
+        "per_region": per_region,
         "how": f"`resdb import --publish` of {files} CSV file(s) of ≤{chunk:,} rows",
         "import_s": round(import_s, 1),
         "csv_write_s": round(write_s, 1),
@@ -442,6 +447,13 @@ def main() -> None:
     )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument(
+        "--per-region",
+        type=int,
+        default=20_000,
+        help="listings per 富山県-sized region box (resdb.synth.regions_for): larger corpora are "
+        "spread over a grid of boxes at this density (0: all in one box)",
+    )
+    parser.add_argument(
         "--rate-limit", default=None, help="RESDB_RATE_LIMIT for the hosts (default: the product's)"
     )
     parser.add_argument(
@@ -472,7 +484,11 @@ def main() -> None:
     try:
         if args.reuse and database_exists(args.database) and stamp.exists():
             loaded = json.loads(stamp.read_text())
-            reused = loaded.get("listings") == args.listings and loaded.get("seed") == args.seed
+            reused = (
+                loaded.get("listings") == args.listings
+                and loaded.get("seed") == args.seed
+                and loaded.get("per_region", 0) == args.per_region
+            )
         if reused:
             setup.append(
                 f"data: reused database {args.database}, loaded {loaded['loaded_at']} by {loaded['how']} "
@@ -484,7 +500,13 @@ def main() -> None:
             recreate_database(args.database)
             print(f"loading {args.listings:,} listings into {args.database} …", file=sys.stderr)
             loaded = load(
-                url, work / "host-a", work, args.listings, args.seed, args.chunk or args.listings
+                url,
+                work / "host-a",
+                work,
+                args.listings,
+                args.seed,
+                args.chunk or args.listings,
+                args.per_region,
             )
             stamp.write_text(json.dumps(loaded))
             setup.append(
@@ -537,12 +559,18 @@ def main() -> None:
 
         from matcher.synthetic import persons
 
-        centre = ((REGION[0] + REGION[2]) / 2, (REGION[1] + REGION[3]) / 2)
+        people = persons(500, seed=args.seed, center=CENTRE, radius_km=25.0)
+        boxes = regions_for(args.listings, args.per_region or None)
+        for k, person in enumerate(people):  # each at the same place inside its own region box
+            box = boxes[k % len(boxes)]
+            home = person["home"]
+            home["lat"] = round(home["lat"] - REGION[0] + box[0], 6)
+            home["lon"] = round(home["lon"] - REGION[1] + box[1], 6)
         recorder = Recorder()
         ctx: dict[str, Any] = {
             "recorder": recorder,
             "tokens": tokens,
-            "persons": persons(500, seed=args.seed, center=centre, radius_km=25.0),
+            "persons": people,
             "hosts": hosts,
             "memory": {},
             "load_max": 0.0,

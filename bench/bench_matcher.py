@@ -33,7 +33,7 @@ from matcher.pool import CandidatePool
 from matcher.scoring import goal_terms
 from matcher.synthetic import listings as dense_listings
 from matcher.synthetic import persons as make_persons
-from resdb.synth import REGION, synthetic_listings
+from resdb.synth import regions_for, synthetic_listings
 
 TODAY = date(2026, 11, 30)
 PER_REGION = 300_000
@@ -45,34 +45,11 @@ def _percentile(values: list[float], pct: float) -> float:
     return ordered[k]
 
 
-def _regions(n: int, spread: str) -> list[tuple[float, float, float, float]]:
-    if spread != "country":
-        return [REGION]
-    height, width = REGION[2] - REGION[0], REGION[3] - REGION[1]
-    count = max(1, -(-n // PER_REGION))
-    return [
-        (
-            REGION[0] - k * height,
-            REGION[1] + k * width,
-            REGION[2] - k * height,
-            REGION[3] + k * width,
-        )
-        for k in range(count)
-    ]
-
-
 def make_data(n: int, spread: str) -> list[dict[str, Any]]:
     if spread == "dense":
         return dense_listings(n, seed=7)
-    regions = _regions(n, spread)
-    out = []
-    for k, listing in enumerate(synthetic_listings(n, seed=1)):
-        box = regions[k % len(regions)]
-        if len(regions) > 1:  # shift the listing into its region, keeping its place inside it
-            listing["lat"] = round(listing["lat"] - REGION[0] + box[0], 6)
-            listing["lon"] = round(listing["lon"] - REGION[1] + box[1], 6)
-        out.append(listing)
-    return out
+    per_region = PER_REGION if spread == "country" else None
+    return list(synthetic_listings(n, seed=1, per_region=per_region))
 
 
 def make_people(count: int, n: int, spread: str, seed: int) -> list[dict[str, Any]]:
@@ -80,7 +57,7 @@ def make_people(count: int, n: int, spread: str, seed: int) -> list[dict[str, An
     if spread == "dense":
         return people
     rng = random.Random(seed)
-    regions = _regions(n, spread)
+    regions = regions_for(n, PER_REGION if spread == "country" else None)
     for p in people:
         box = rng.choice(regions)
         p["home"] = {"lat": rng.uniform(box[0], box[2]), "lon": rng.uniform(box[1], box[3])}

@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from bench_freshness import call  # noqa: E402  (the deployment-shape helpers)
 from bench_web import QUERIES  # noqa: E402
 
-from resdb.synth import REGION  # noqa: E402
+from resdb.synth import regions_for  # noqa: E402
 
 PROBE_SECONDS = 30.0
 
@@ -155,8 +155,11 @@ class User(threading.Thread):
         self.args = args
         self.ctx = ctx
         self.rng = random.Random(args.seed * 1000 + n)
-        self.lat = self.rng.uniform(REGION[0], REGION[2])
-        self.lon = self.rng.uniform(REGION[1], REGION[3])
+        # Each user browses one region box of the corpus (resdb.synth.regions_for), as residents do.
+        boxes = regions_for(args.listings, getattr(args, "per_region", 0) or None)
+        self.box = boxes[n % len(boxes)]
+        self.lat = self.rng.uniform(self.box[0], self.box[2])
+        self.lon = self.rng.uniform(self.box[1], self.box[3])
         self.zoom = self.rng.choice([10, 11, 12, 13, 14])
         self.turn = n  # round-robin over the hosts, each user starting at its own
         self.headers = {"X-Forwarded-For": f"10.77.{n // 250}.{n % 250 + 1}"}
@@ -189,8 +192,8 @@ class User(threading.Thread):
             self.zoom = min(17, self.zoom + 1)
         else:
             self.zoom = max(9, self.zoom - 1)
-        self.lat = min(REGION[2], max(REGION[0], self.lat))
-        self.lon = min(REGION[3], max(REGION[1], self.lon))
+        self.lat = min(self.box[2], max(self.box[0], self.lat))
+        self.lon = min(self.box[3], max(self.box[1], self.lon))
         self.view(base)
 
     def view(self, base: str) -> None:
@@ -224,8 +227,8 @@ class User(threading.Thread):
             kind = "search filters"
         else:
             params = [
-                ("lat", f"{rng.uniform(REGION[0], REGION[2]):.5f}"),
-                ("lon", f"{rng.uniform(REGION[1], REGION[3]):.5f}"),
+                ("lat", f"{rng.uniform(self.box[0], self.box[2]):.5f}"),
+                ("lon", f"{rng.uniform(self.box[1], self.box[3]):.5f}"),
                 ("radius_km", rng.choice([1, 2, 5, 10])),
             ]
             if rng.random() < 0.5:

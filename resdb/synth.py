@@ -87,8 +87,32 @@ def _town_names() -> list[str]:
     return names or ["中央", "北町", "南町", "東町", "西町"]
 
 
-def synthetic_listings(count: int, seed: int = 1) -> Iterator[dict[str, Any]]:
+Box = tuple[float, float, float, float]
+REGIONS_ACROSS = 8  # region boxes per row of the grid (rows go south)
+
+
+def regions_for(count: int, per_region: int | None = None) -> list[Box]:
+    """The boxes `count` listings are spread over: REGION alone, or (with `per_region`) a grid of
+    REGION-sized boxes, REGIONS_ACROSS to a row, holding about `per_region` listings each: a national
+    directory's density instead of a million listings inside one prefecture."""
+    if not per_region or count <= per_region:
+        return [REGION]
+    height, width = REGION[2] - REGION[0], REGION[3] - REGION[1]
+    boxes = []
+    for k in range(-(-count // per_region)):
+        row, column = divmod(k, REGIONS_ACROSS)
+        south, east = row * height, column * width
+        boxes.append((REGION[0] - south, REGION[1] + east, REGION[2] - south, REGION[3] + east))
+    return boxes
+
+
+def synthetic_listings(
+    count: int, seed: int = 1, per_region: int | None = None
+) -> Iterator[dict[str, Any]]:
+    """`count` listings; with `per_region`, listing n lies in box n mod len(regions_for(...)) at the place it
+    would have in REGION (so any first part of the stream is spread over every box too)."""
     rng = random.Random(seed)
+    boxes = regions_for(count, per_region)
     towns = _town_names()
     kinds = list(_KIND_WEIGHTS)
     weights = [_KIND_WEIGHTS[k] for k in kinds]
@@ -104,8 +128,9 @@ def synthetic_listings(count: int, seed: int = 1) -> Iterator[dict[str, Any]]:
         }
         if rng.random() < 0.5:
             entry["weeks"] = sorted(rng.sample([1, 2, 3, 4], rng.choice([1, 2])))
-        lat = rng.uniform(REGION[0], REGION[2])
-        lon = rng.uniform(REGION[1], REGION[3])
+        box = boxes[n % len(boxes)]
+        lat = rng.uniform(REGION[0], REGION[2]) - REGION[0] + box[0]
+        lon = rng.uniform(REGION[1], REGION[3]) - REGION[1] + box[1]
         yield {
             "id": f"syn-{seed}-{n:06d}",
             "name": f"（合成）{town}{rng.choice(_PLACE_WORDS)}{suffix}{n % 97 if rng.random() < 0.3 else ''}",
