@@ -38,6 +38,10 @@ __all__ = [
 
 SNAPSHOTS_DIR = "snapshots"  # in the instance folder: one sub-folder (a SnapshotStore) per kind
 MAP_ABOVE_BYTES = 128 + 4096  # smaller files are read into memory (not worth a mapping)
+PACK_BELOW_BYTES = (
+    256 * 1024
+)  # arrays smaller than this together are written as one file, read whole
+PACKED = "packed.npz"
 
 
 def write_arrays(directory: Path, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> bool:
@@ -50,11 +54,20 @@ def write_arrays(directory: Path, arrays: dict[str, np.ndarray], meta: dict[str,
     tmp.mkdir()
     try:
         files: dict[str, int] = {}
-        for name, array in arrays.items():
-            path = tmp / f"{name}.npy"
-            np.save(path, np.ascontiguousarray(array), allow_pickle=False)
-            files[name] = path.stat().st_size
-        manifest = {**meta, "files": files}
+        extra: dict[str, Any] = {}
+        if sum(int(a.nbytes) for a in arrays.values()) < PACK_BELOW_BYTES:
+            # Small (an edit's one-document segment): one file instead of dozens, read whole.
+            path = tmp / PACKED
+            with open(path, "wb") as handle:
+                np.savez(handle, allow_pickle=False, **arrays)
+            files[PACKED] = path.stat().st_size
+            extra["packed"] = sorted(arrays)
+        else:
+            for name, array in arrays.items():
+                path = tmp / f"{name}.npy"
+                np.save(path, np.ascontiguousarray(array), allow_pickle=False)
+                files[path.name] = path.stat().st_size
+        manifest = {**meta, **extra, "files": files}
         (tmp / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
         try:
             os.rename(tmp, directory)
@@ -77,8 +90,16 @@ def load_arrays(
     try:
         manifest = json.loads((directory / "manifest.json").read_text(encoding="utf-8"))
         arrays: dict[str, np.ndarray] = {}
-        for name, nbytes in manifest["files"].items():
-            path = directory / f"{name}.npy"
+        if "packed" in manifest:
+            path = directory / PACKED
+            if path.stat().st_size != manifest["files"][PACKED]:
+                return None
+            with np.load(path, allow_pickle=False) as packed:
+                arrays = {name: packed[name] for name in manifest["packed"]}
+            return manifest, arrays
+        for filename, nbytes in manifest["files"].items():
+            path = directory / filename
+            name = filename.removesuffix(".npy")
             if path.stat().st_size != nbytes:
                 return None
             if nbytes > MAP_ABOVE_BYTES:
@@ -87,7 +108,7 @@ def load_arrays(
                 )
             else:
                 arrays[name] = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, EOFError):
         return None
     if not isinstance(manifest, dict):
         return None

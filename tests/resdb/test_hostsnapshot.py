@@ -18,14 +18,14 @@ SALON = {"id": "s-1", "name": "ふれあいサロン", "kind": "kayoi", "lat": 3
 
 def test_arrays_round_trip_and_strings(tmp_path: Path) -> None:
     blob, offsets = utf8_blob(["射水", "", "café"])
-    arrays = {"big": np.arange(10_000, dtype=np.int64), "blob": blob, "off": offsets}
+    arrays = {"big": np.arange(100_000, dtype=np.int64), "blob": blob, "off": offsets}
     assert write_arrays(tmp_path / "a", arrays, {"seq": 7})
     loaded = load_arrays(tmp_path / "a")
     assert loaded is not None
     manifest, got = loaded
     assert manifest["seq"] == 7
     assert isinstance(got["big"], np.memmap)  # large arrays are mapped, not read
-    assert got["big"][-1] == 9_999
+    assert got["big"][-1] == 99_999
     column = BlobColumn(got["blob"], got["off"])
     assert [column.text(i) for i in range(len(column))] == ["射水", "", "café"]
     assert column[-1] == "café".encode()
@@ -124,3 +124,16 @@ def test_index_copy_carries_the_host_snapshots(directory: Directory, tmp_path: P
     assert found is not None and list(found[1]["x"]) == [0, 1, 2, 3, 4]
     assert (host_b.index.current / "cursor").exists()  # the index itself was installed …
     assert not (host_b.index.current / "host-snapshots").exists()  # … without the snapshots in it
+
+
+def test_small_snapshot_is_one_file_and_refused_when_cut(tmp_path: Path) -> None:
+    blob, offsets = utf8_blob(["ふれあい"])
+    arrays = {"ids": np.arange(3), "terms": np.array([b"ab", b"c"]), "blob": blob, "off": offsets}
+    write_arrays(tmp_path / "a", arrays, {"size": 3})
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["manifest.json", "packed.npz"]
+    manifest, got = load_arrays(tmp_path / "a")  # type: ignore[misc]
+    assert manifest["size"] == 3 and list(got["terms"]) == [b"ab", b"c"]
+    assert BlobColumn(got["blob"], got["off"]).text(0) == "ふれあい"
+    packed = tmp_path / "a" / "packed.npz"
+    packed.write_bytes(packed.read_bytes()[:-10])
+    assert load_arrays(tmp_path / "a") is None

@@ -200,28 +200,33 @@ def test_merged_segments_get_sidecars_that_agree_with_whoosh(tmp_path: Path) -> 
         )
 
 
+@pytest.mark.parametrize(
+    "docs", [300, 3000]
+)  # a small sidecar is one packed file, a larger one .npy files
 @pytest.mark.parametrize("damage", ["truncate", "remove", "manifest"])
-def test_a_damaged_sidecar_is_rebuilt_never_trusted(tmp_path: Path, damage: str) -> None:
+def test_a_damaged_sidecar_is_rebuilt_never_trusted(tmp_path: Path, damage: str, docs: int) -> None:
     index = SearchIndex(tmp_path)
-    index.rebuild(_docs(300))
+    index.rebuild(_docs(docs))
     before = index.search(SearchQuery(q="サロン", limit=None)).ids
     (side,) = _sidecars(index)
+    manifest = json.loads((side / "manifest.json").read_text())
+    largest = max(manifest["files"], key=manifest["files"].get)
     if damage == "truncate":
-        path = side / "body.docs.npy"
+        path = side / largest
         path.write_bytes(path.read_bytes()[:-40])
     elif damage == "remove":
-        (side / "lat.npy").unlink()
+        (side / largest).unlink()
     else:
-        manifest = json.loads((side / "manifest.json").read_text())
         manifest["size"] += 1
         (side / "manifest.json").write_text(json.dumps(manifest))
     fresh = SearchIndex(tmp_path)  # another process opening the index
     assert fresh.search(SearchQuery(q="サロン", limit=None)).ids == before
     (rebuilt,) = _sidecars(fresh)
     manifest = json.loads((rebuilt / "manifest.json").read_text())
-    assert all(
-        (rebuilt / f"{n}.npy").stat().st_size == size for n, size in manifest["files"].items()
+    assert manifest["files"] and all(
+        (rebuilt / name).stat().st_size == size for name, size in manifest["files"].items()
     )
+    assert ("packed" in manifest) == (docs == 300)
 
 
 _READER = """
