@@ -11,7 +11,6 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import event, func, text
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, delete, select
 
 from resdb import config
@@ -165,19 +164,7 @@ class ChangeLogFollower(DirectoryBase):
     def store_id(self) -> str:
         """A random name of this database, made on first use: a host snapshot written from another
         database (a re-created one, a test's) never passes for this one's."""
-        with read_session(self.engine) as session:
-            meta = session.get(Meta, "store_id")
-        if meta is not None:
-            return meta.value
-        try:
-            with self._writing() as session:
-                session.add(Meta(key="store_id", value=uuid.uuid4().hex))
-        except IntegrityError:  # another process named it first
-            pass
-        with read_session(self.engine) as session:
-            named = session.get(Meta, "store_id")
-        assert named is not None
-        return named.value
+        return self.meta_once("store_id", lambda: uuid.uuid4().hex)
 
     def change_stamp(self, seq: int) -> str | None:
         """What identifies change `seq` of this database (store id, number, listing, time): a host

@@ -138,16 +138,21 @@ class Directory(ChangeLogFollower, Places, ListingReads, ListingWrites, Importin
     def shared_secret(self) -> str:
         """A signing key kept in the database, generated once: every host of a shared database signs
         sessions and forms alike without configuring RESDB_SECRET_KEY on each."""
+        return self.meta_once("secret_key", lambda: secrets.token_hex(32))
+
+    def meta_once(self, key: str, make: Callable[[], str]) -> str:
+        """The stored fact `key`, made with `make()` by the first process of any host that asks (a
+        concurrent maker's value wins if it committed first; everyone then reads the same one)."""
         with read_session(self.engine) as session:
-            meta = session.get(Meta, "secret_key")
+            meta = session.get(Meta, key)
         if meta is None:
             try:
                 with write_session(self.engine) as session:
-                    session.add(Meta(key="secret_key", value=secrets.token_hex(32)))
-            except IntegrityError:  # another host made it first
+                    session.add(Meta(key=key, value=make()))
+            except IntegrityError:  # another process made it first
                 pass
             with read_session(self.engine) as session:
-                meta = session.get(Meta, "secret_key")
+                meta = session.get(Meta, key)
         assert meta is not None
         return meta.value
 

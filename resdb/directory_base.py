@@ -4,7 +4,7 @@ sets up and, for the type checker only, the methods one mixin calls on another (
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -51,6 +51,8 @@ class DirectoryBase:
         def districts_version(self) -> str: ...
 
         def store_id(self) -> str: ...
+
+        def meta_once(self, key: str, make: Callable[[], str]) -> str: ...
 
         def change_stamp(self, seq: int) -> str | None: ...
 
