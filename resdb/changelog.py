@@ -13,7 +13,7 @@ from sqlalchemy import event, func, text
 from sqlmodel import Session, col, delete, select
 
 from resdb import config
-from resdb.db import read_session
+from resdb.db import plan_for_values, read_session
 from resdb.directory_base import DirectoryBase
 from resdb.listings import PUBLIC_FIELDS, listing_to_dict, public_dict
 from resdb.models import (
@@ -275,6 +275,7 @@ class ChangeLogFollower(DirectoryBase):
         """Apply one batch of change-log entries to the index (the caller holds the apply lock)."""
         ids = sorted({listing_id for _, listing_id in changes})
         with read_session(self.engine) as session:
+            plan_for_values(session)  # APPLY_BATCH ids: the same statement text batch after batch
             rows = {
                 row.id: row
                 for row in session.exec(select(Listing).where(col(Listing.id).in_(ids))).all()
