@@ -13,7 +13,7 @@ from sqlmodel import select
 
 from resdb.audit import audit
 from resdb.changelog import queue_for_index
-from resdb.db import plan_for_values
+from resdb.db import insert_many, plan_for_values
 from resdb.directory_base import DirectoryBase
 from resdb.duplicates import DUPLICATE_CHECK_ROWS
 from resdb.listings import WriteHook, listing_defaults, public_dict
@@ -330,8 +330,7 @@ class Importing(DirectoryBase):
                 changed_rows.append(row)
                 with_area.append(listing_id)
                 updated += 1
-            for start in range(0, len(new_rows), 1000):
-                session.execute(table.insert(), new_rows[start : start + 1000])
+            insert_many(session, table, new_rows)
             if changed_rows:
                 columns = [c for c in table.c if c.name != "id"]
                 statement = (
@@ -346,11 +345,7 @@ class Importing(DirectoryBase):
                         for row in changed_rows
                     ],
                 )
-            for start in range(0, len(history_rows), 1000):
-                session.execute(
-                    ListingHistory.__table__.insert(),  # type: ignore[attr-defined]
-                    history_rows[start : start + 1000],
-                )
+            insert_many(session, ListingHistory.__table__, history_rows)  # type: ignore[attr-defined]
             queue_for_index(session, [row["id"] for row in (*new_rows, *changed_rows)])
             for listing_id in with_area:
                 listing = session.get(Listing, listing_id)
