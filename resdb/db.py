@@ -92,6 +92,13 @@ def write_session(engine: Engine) -> Iterator[Session]:
             raise
 
 
+def _is_datetime(column: Any) -> bool:
+    """A DateTime column, or a type decorating one (sqlmodel's UTCDateTime)."""
+    return isinstance(column.type, DateTime) or isinstance(
+        getattr(column.type, "impl", None), DateTime
+    )
+
+
 def insert_many(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
     """Insert `rows` (dicts with the same keys) into `table` inside the session's transaction: what
     `session.execute(table.insert(), rows)` stores, without SQLAlchemy's work per row and statement.
@@ -121,15 +128,15 @@ def insert_many(session: Session, table: Table, rows: Sequence[Mapping[str, Any]
             ).scalar_one()
         return stored_times[value]
 
+    steps = [(c.name, process) for c, process in zip(columns, processors, strict=True)]
+    times = [i for i, c in enumerate(columns) if postgres and _is_datetime(c)]
+
     def converted(row: Mapping[str, Any]) -> tuple[Any, ...]:
-        values = []
-        for column, process in zip(columns, processors, strict=True):
-            value = row[column.name]
-            if process is not None:
-                value = process(value)
-            if postgres and isinstance(value, datetime) and value.tzinfo is not None:
-                value = stored_time(value)
-            values.append(value)
+        values = [row[name] if process is None else process(row[name]) for name, process in steps]
+        for i in times:
+            value = values[i]
+            if isinstance(value, datetime) and value.tzinfo is not None:
+                values[i] = stored_time(value)
         return tuple(values)
 
     raw = connection.connection.driver_connection
