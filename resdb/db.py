@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -20,6 +21,7 @@ from resdb import config
 if TYPE_CHECKING:  # alembic is imported only when migrating
     from alembic.config import Config as AlembicConfig
 
+log = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
@@ -90,6 +92,22 @@ def write_session(engine: Engine) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+def refresh_statistics(engine: Engine, tables: Sequence[Table]) -> None:
+    """PostgreSQL: fresh planner statistics for tables a bulk write just grew (autovacuum samples them
+    only later; until then the planner guesses a few dozen rows and, for the rebuild's paged read, sorts
+    every row for every page). A failure is logged, not raised: the rows are committed. No-op on SQLite."""
+    if engine.dialect.name != "postgresql":
+        return
+    preparer = engine.dialect.identifier_preparer
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                text("ANALYZE " + ", ".join(preparer.format_table(t) for t in tables))
+            )
+    except DBAPIError:
+        log.warning("ANALYZE after a bulk write failed", exc_info=True)
 
 
 def _is_datetime(column: Any) -> bool:
