@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import event, inspect, text
+from sqlalchemy import DateTime, Table, bindparam, cast, event, inspect, select, text
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlmodel import Session, create_engine
 
@@ -19,6 +22,7 @@ from resdb import config
 if TYPE_CHECKING:  # alembic is imported only when migrating
     from alembic.config import Config as AlembicConfig
 
+log = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 T = TypeVar("T")
 # Facts read once per web request (change-log head, districts' version, outcomes' revision): every
@@ -123,6 +127,98 @@ def write_session(engine: Engine) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+def refresh_statistics(engine: Engine, tables: Sequence[Table]) -> None:
+    """PostgreSQL: fresh planner statistics for tables a bulk write just grew (autovacuum samples them
+    only later; until then the planner guesses a few dozen rows and, for the rebuild's paged read, sorts
+    every row for every page). A failure is logged, not raised: the rows are committed. No-op on SQLite."""
+    if engine.dialect.name != "postgresql":
+        return
+    preparer = engine.dialect.identifier_preparer
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                text("ANALYZE " + ", ".join(preparer.format_table(t) for t in tables))
+            )
+    except DBAPIError:
+        log.warning("ANALYZE after a bulk write failed", exc_info=True)
+
+
+def _is_datetime(column: Any) -> bool:
+    """A DateTime column, or a type decorating one (sqlmodel's UTCDateTime)."""
+    return isinstance(column.type, DateTime) or isinstance(
+        getattr(column.type, "impl", None), DateTime
+    )
+
+
+def insert_many(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert `rows` (dicts with the same keys) into `table` inside the session's transaction: what
+    `session.execute(table.insert(), rows)` stores, without SQLAlchemy's work per row and statement.
+    Each value passes once through its column's own bind processor (the same conversion), then
+    PostgreSQL takes the rows by COPY and SQLite by one executemany of tuples. Columns left out get
+    their server default (an autoincrement id). Errors come back as SQLAlchemy's, values hidden."""
+    if not rows:
+        return
+    connection = session.connection()
+    dialect = connection.dialect
+    columns = [c for c in table.c if c.name in rows[0]]
+    processors: list[Callable[[Any], Any] | None] = [
+        c.type.dialect_impl(dialect).bind_processor(dialect) for c in columns
+    ]
+    preparer = dialect.identifier_preparer
+    names = ", ".join(preparer.quote(c.name) for c in columns)
+    target = preparer.format_table(table)
+    postgres = dialect.name == "postgresql"
+    stored_times: dict[datetime, datetime] = {}
+
+    def stored_time(value: datetime) -> datetime:
+        """An aware datetime as a TIMESTAMP column stores it: the server converts it to its own time
+        zone when it casts a bound value, but COPY would drop the offset, so convert it the same way."""
+        if value not in stored_times:
+            stored_times[value] = connection.execute(
+                select(cast(bindparam("at", value, DateTime(timezone=True)), DateTime()))
+            ).scalar_one()
+        return stored_times[value]
+
+    steps = [(c.name, process) for c, process in zip(columns, processors, strict=True)]
+    times = [i for i, c in enumerate(columns) if postgres and _is_datetime(c)]
+
+    def converted(row: Mapping[str, Any]) -> tuple[Any, ...]:
+        values = [row[name] if process is None else process(row[name]) for name, process in steps]
+        for i in times:
+            value = values[i]
+            if isinstance(value, datetime) and value.tzinfo is not None:
+                values[i] = stored_time(value)
+        return tuple(values)
+
+    raw = connection.connection.driver_connection
+    if postgres:
+        statement = f"COPY {target} ({names}) FROM STDIN"
+    else:
+        statement = f"INSERT INTO {target} ({names}) VALUES ({', '.join('?' * len(columns))})"
+    try:
+        if postgres:
+            values = [converted(row) for row in rows]  # before COPY holds the connection
+            with raw.cursor() as cursor, cursor.copy(statement) as copy:  # type: ignore[union-attr]
+                for row_values in values:
+                    copy.write_row(row_values)
+        else:
+            cursor = raw.cursor()  # type: ignore[union-attr]
+            try:
+                cursor.executemany(statement, [converted(row) for row in rows])
+            finally:
+                cursor.close()
+    except dialect.loaded_dbapi.Error as error:
+        raise DBAPIError.instance(
+            statement,
+            None,
+            error,
+            dialect.loaded_dbapi.Error,
+            hide_parameters=True,
+            dialect=dialect,
+            ismulti=True,
+        ) from error
 
 
 def alembic_config(engine: Engine) -> AlembicConfig:

@@ -13,11 +13,12 @@ from sqlmodel import select
 
 from resdb.audit import audit
 from resdb.changelog import queue_for_index
-from resdb.db import plan_for_values
+from resdb.db import insert_many, plan_for_values, refresh_statistics
 from resdb.directory_base import DirectoryBase
 from resdb.duplicates import DUPLICATE_CHECK_ROWS
 from resdb.listings import WriteHook, listing_defaults, public_dict
 from resdb.models import (
+    ChangeLog,
     Listing,
     ListingHistory,
     utcnow,
@@ -245,6 +246,11 @@ class Importing(DirectoryBase):
                 committed = True
         finally:
             if committed:
+                if len(cleaned) >= IMPORT_BATCH:
+                    refresh_statistics(
+                        self.engine,
+                        [Listing.__table__, ListingHistory.__table__, ChangeLog.__table__],  # type: ignore[attr-defined]
+                    )
                 self.try_follow_changes(wait=0.0)
 
     def _write_import_batch(
@@ -257,8 +263,9 @@ class Importing(DirectoryBase):
         organizations: dict[str, int],
         part: str,
     ) -> None:
-        """One transaction: new listings by multi-row insert, changed ones by one executemany update,
-        a history row for each, the audit entry and the change log (queued for the commit hook)."""
+        """One transaction: new listings and the history rows by `insert_many` (COPY on PostgreSQL),
+        changed ones by one executemany update, the audit entry and the change log (queued for the
+        commit hook). Stored rows are read by id only for this batch, planned for their values."""
         table = Listing.__table__  # type: ignore[attr-defined]
         now = utcnow()
         created = updated = unchanged = 0
@@ -330,8 +337,7 @@ class Importing(DirectoryBase):
                 changed_rows.append(row)
                 with_area.append(listing_id)
                 updated += 1
-            for start in range(0, len(new_rows), 1000):
-                session.execute(table.insert(), new_rows[start : start + 1000])
+            insert_many(session, table, new_rows)
             if changed_rows:
                 columns = [c for c in table.c if c.name != "id"]
                 statement = (
@@ -346,11 +352,7 @@ class Importing(DirectoryBase):
                         for row in changed_rows
                     ],
                 )
-            for start in range(0, len(history_rows), 1000):
-                session.execute(
-                    ListingHistory.__table__.insert(),  # type: ignore[attr-defined]
-                    history_rows[start : start + 1000],
-                )
+            insert_many(session, ListingHistory.__table__, history_rows)  # type: ignore[attr-defined]
             queue_for_index(session, [row["id"] for row in (*new_rows, *changed_rows)])
             for listing_id in with_area:
                 listing = session.get(Listing, listing_id)

@@ -17,6 +17,7 @@ from resdb.fields import (
     LISTING_FIELDS,
     MAX_LIST_ITEM,
     MAX_LIST_ITEMS,
+    bad_text,
     first_bad_text,
     names_of,
     spec,
@@ -38,6 +39,27 @@ BOOL_FIELDS = names_of("bool")
 FLOAT_FIELDS = names_of("float")
 KNOWN_FIELDS = {s.name for s in LISTING_FIELDS if s.writable} | {"version"}
 MAX_LENGTH = {s.name: s.max_length for s in LISTING_FIELDS if s.max_length}
+
+
+def _branch(name: str) -> str:
+    """Which rule of `validate_listing` checks a field (the first that claims it), decided once."""
+    for branch, names in (
+        ("text", TEXT_FIELDS),
+        ("list", LIST_FIELDS),
+        ("int", INT_FIELDS),
+        ("bool", BOOL_FIELDS),
+        ("float", FLOAT_FIELDS),
+    ):
+        if name in names:
+            return branch
+    if name in {"verified_at", "source_read_at"}:
+        return "date"
+    return name  # a field with its own rule (id, kind, schedule, …)
+
+
+# Field → (its declaration, its rule): looked up once per value instead of searching the type tuples.
+_RULES = {name: (spec(name), _branch(name)) for name in KNOWN_FIELDS}
+_SCALARS = (int, float, type(None))  # values with no text inside (bool is an int)
 
 
 @dataclass(frozen=True)
@@ -172,18 +194,25 @@ def validate_listing(
         )
 
     for key, value in raw.items():
-        if key not in KNOWN_FIELDS:
+        rule = _RULES.get(key)
+        if rule is None:
             continue
-        field_spec = spec(key)
-        bad_text = first_bad_text(value)
-        if bad_text is not None:
-            bad(key, bad_text[1])
-            continue
+        field_spec, branch = rule
+        if isinstance(value, str):  # the common case, as first_bad_text checks a string
+            why = None if value.isascii() and "\x00" not in value else bad_text(value)
+            if why is not None:
+                bad(key, why)
+                continue
+        elif not isinstance(value, _SCALARS):
+            found = first_bad_text(value)
+            if found is not None:
+                bad(key, found[1])
+                continue
         if value is None and not field_spec.nullable and field_spec.type == "bool":
             bad(key, "空にはできません（はい/いいえ（true/false）で指定してください）")
             continue
         try:
-            if key in TEXT_FIELDS:
+            if branch == "text":
                 if isinstance(value, list | dict | bool):
                     raise ValueError("文字列で指定してください")
                 text = None if _blank(value) else str(value).strip()
@@ -196,25 +225,25 @@ def validate_listing(
                 if text is not None and len(text) > (field_spec.max_length or 0):
                     raise ValueError(field_spec.bound_message())
                 clean[key] = text
-            elif key in LIST_FIELDS:
+            elif branch == "list":
                 items = [] if _blank(value) else parse_list(value)
                 if len(items) > MAX_LIST_ITEMS:
                     raise ValueError(f"{MAX_LIST_ITEMS}個以内にしてください")
                 if any(len(item) > MAX_LIST_ITEM for item in items):
                     raise ValueError(f"ひとつ{MAX_LIST_ITEM}文字以内にしてください")
                 clean[key] = items
-            elif key in INT_FIELDS:
+            elif branch == "int":
                 number = None if _blank(value) else parse_int(value)
                 if number is not None and not (field_spec.minimum or 0) <= number <= (
                     field_spec.maximum or 0
                 ):
                     raise ValueError(field_spec.bound_message())
                 clean[key] = number
-            elif key in BOOL_FIELDS:
+            elif branch == "bool":
                 clean[key] = None if _blank(value) else parse_bool(value)
                 if clean[key] is None and not field_spec.nullable:
                     del clean[key]  # a blank cell keeps the default (true / false as declared)
-            elif key in FLOAT_FIELDS:
+            elif branch == "float":
                 clean[key] = None if _blank(value) else parse_coordinate(value, key)
             elif key == "id":
                 if not _blank(value):
@@ -254,7 +283,7 @@ def validate_listing(
                 clean[key] = _eligibility(value)
             elif key == "service_area":
                 clean[key] = _service_area(value)
-            elif key in {"verified_at", "source_read_at"}:
+            elif branch == "date":
                 clean[key] = None if _blank(value) else parse_date(value)
                 if clean[key] and clean[key] > date.today():
                     raise ValueError("未来の日付です")

@@ -150,3 +150,39 @@ def test_a_crash_between_batches_leaves_database_and_index_consistent(
     report = directory.import_records(rows(40), actor="t", source_name="again.json")
     assert (report.created, report.unchanged) == (20, 20)
     assert directory.search(SearchQuery(q="合成", limit=1))["total"] == 40
+
+
+def test_insert_many_stores_what_an_insert_statement_stores(directory: Directory) -> None:
+    """COPY (PostgreSQL) and the tuple executemany (SQLite) store the same values as SQLAlchemy's own
+    insert, an aware time in a non-UTC session included; a duplicate key is SQLAlchemy's IntegrityError."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import Text, text
+    from sqlalchemy.exc import IntegrityError
+
+    from resdb.db import insert_many, write_session
+
+    table = ListingHistory.__table__  # type: ignore[attr-defined]
+    at = datetime(2026, 3, 1, 23, 30, 5, tzinfo=UTC)
+    row = {
+        "listing_id": "same",
+        "version": 1,
+        "action": "import",
+        "actor": "試験",
+        "at": at,
+        "before": None,
+        "after": {"name": "ふれあいサロン", "targets": ["elderly"], "n": 1.5},
+        "note": None,
+    }
+    with write_session(directory.engine) as session:
+        if session.get_bind().dialect.name == "postgresql":
+            session.execute(text("SET LOCAL TimeZone = 'Asia/Tokyo'"))
+        session.execute(table.insert(), [{**row, "version": 1}])
+        insert_many(session, table, [{**row, "version": 2}])
+    as_text = directory.engine.dialect.name == "postgresql"  # the stored text, not parsed values
+    columns = [table.c[c].cast(Text) if as_text else table.c[c] for c in row if c != "version"]
+    with directory.engine.connect() as connection:
+        stored = connection.execute(select(*columns).order_by(table.c.version)).all()
+    assert len(stored) == 2 and stored[0] == stored[1]
+    with pytest.raises(IntegrityError), write_session(directory.engine) as session:
+        insert_many(session, table, [{**row, "id": 1}])
