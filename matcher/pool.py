@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import weakref
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping, Sequence
 from functools import cached_property, lru_cache
 from typing import Any, overload
@@ -126,18 +128,51 @@ class _RowIds(Sequence[str]):
         self.tail.extend(values)
 
 
+class _FileBlob:
+    """The bytes of a blob read from its file with pread instead of through a mapping: rows are read
+    one at a time and at random, and a mapping would fault in (and count in the process's RSS and PSS)
+    the pages around every one read; pread leaves them in the host's page cache only."""
+
+    def __init__(self, path: str, offset: int) -> None:
+        self.fd = os.open(path, os.O_RDONLY)
+        self.offset = offset
+        weakref.finalize(self, os.close, self.fd)
+
+    def read(self, start: int, end: int) -> bytes:
+        return os.pread(self.fd, end - start, self.offset + start)
+
+    @classmethod
+    def of(cls, blob: np.ndarray) -> _FileBlob | None:
+        """For a read-only or copy-on-write np.memmap of a file region; None otherwise."""
+        filename = getattr(blob, "filename", None)
+        offset = getattr(blob, "offset", None)
+        if not isinstance(blob, np.memmap) or filename is None or offset is None:
+            return None
+        try:
+            return cls(str(filename), int(offset))
+        except (OSError, TypeError, ValueError):
+            return None
+
+
 class _RowListings(Sequence[Mapping[str, Any]]):
     """Listings of a pool over arrays: the snapshot's rows decoded from its JSON blob when asked for (a
     few thousand kept per process), later rows kept here as given."""
 
-    def __init__(self, base: BlobColumn) -> None:
+    def __init__(self, base: BlobColumn, file: _FileBlob | None = None) -> None:
         self.base = base
+        self.file = file
         self.n_base = len(base)
         self.tail: list[Mapping[str, Any]] = []
         self._decode = lru_cache(maxsize=LISTING_CACHE_SIZE)(self._decode_row)
 
+    def _raw(self, i: int) -> bytes:
+        if self.file is None:
+            return self.base[i]
+        offsets = self.base.offsets
+        return self.file.read(int(offsets[i]), int(offsets[i + 1]))
+
     def _decode_row(self, i: int) -> Mapping[str, Any]:
-        decoded: Mapping[str, Any] = json.loads(self.base[i])
+        decoded: Mapping[str, Any] = json.loads(self._raw(i))
         return decoded
 
     def __len__(self) -> int:
@@ -159,7 +194,7 @@ class _RowListings(Sequence[Mapping[str, Any]]):
 
     def __iter__(self) -> Iterator[Mapping[str, Any]]:
         for i in range(self.n_base):
-            yield json.loads(self.base[i])  # a whole pass is not cached
+            yield json.loads(self._raw(i))  # a whole pass is not cached
         yield from self.tail
 
     def extend(self, values: Iterable[Mapping[str, Any]]) -> None:
@@ -359,7 +394,8 @@ class CandidatePool:
         ids = BlobColumn(column("ids_blob"), column("ids_offsets"))
         pool.ids = _RowIds(ids)
         pool.listings = _RowListings(
-            BlobColumn(column("listings_blob"), column("listings_offsets"))
+            BlobColumn(column("listings_blob"), column("listings_offsets")),
+            _FileBlob.of(arrays["listings_blob"]),
         )
         pool.index_of = _IdIndex(ids, column("id_rows"))
         pool._lat_sorted = pool.lat[: pool.n_located]

@@ -44,7 +44,9 @@ def _mapped(pool: CandidatePool, folder: Path) -> CandidatePool:
     loaded = load_arrays(folder, copy_on_write=True)
     assert loaded is not None
     assert isinstance(loaded[1]["col_lat"], np.memmap)  # really mapped, not read into memory
-    return CandidatePool.from_arrays(loaded[1])
+    pool = CandidatePool.from_arrays(loaded[1])
+    assert pool.listings.file is not None  # type: ignore[union-attr]  # listings read with pread
+    return pool
 
 
 def _edits(seed: int, original: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
