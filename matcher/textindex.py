@@ -56,6 +56,22 @@ def _bytes_pattern(terms: frozenset[str]) -> re.Pattern[bytes] | None:
     return re.compile(b"|".join(re.escape(t.encode("utf-8")) for t in usable)) if usable else None
 
 
+def _touch(cache: OrderedDict[Any, Any], key: Any) -> None:
+    """Mark a cache entry recently used (readers share the caches: another may have dropped it)."""
+    try:
+        cache.move_to_end(key)
+    except KeyError:
+        pass
+
+
+def _trim(cache: OrderedDict[Any, Any]) -> None:
+    while len(cache) > TERM_CACHE_SIZE:
+        try:
+            cache.popitem(last=False)
+        except KeyError:
+            return
+
+
 def lines_blob(lines: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """(UTF-8 blob of the lines joined by newlines, byte start of every line plus one past the end)."""
     raw = "\n".join(lines).encode("utf-8")
@@ -161,7 +177,7 @@ class TextIndex:
         total = len(self)
         cached = self._cache.get(terms)
         if cached is not None and cached[0] == total:
-            self._cache.move_to_end(terms)
+            _touch(self._cache, terms)
             return cached[1]
         pattern = _bytes_pattern(terms)
         if pattern is None or not total:
@@ -176,9 +192,8 @@ class TextIndex:
                 (head, self._scan_rows(terms, range(self._blob_rows, total)))
             ).astype(np.int64)
         self._cache[terms] = (total, found)
-        self._cache.move_to_end(terms)
-        if len(self._cache) > TERM_CACHE_SIZE:
-            self._cache.popitem(last=False)
+        _touch(self._cache, terms)
+        _trim(self._cache)
         return found
 
     def _blob_hits(self, term: str) -> np.ndarray:
@@ -188,14 +203,13 @@ class TextIndex:
         bytes) and scan several times slower."""
         cached = self._term_rows.get(term)
         if cached is not None:
-            self._term_rows.move_to_end(term)
+            _touch(self._term_rows, term)
             return cached
         finder = re.compile(re.escape(term.encode("utf-8"))).finditer
         positions = np.fromiter((m.start() for m in finder(self._blob)), dtype=np.int64)
         rows = np.unique(np.searchsorted(self._starts, positions, side="right") - 1)
         self._term_rows[term] = rows
-        if len(self._term_rows) > TERM_CACHE_SIZE:
-            self._term_rows.popitem(last=False)
+        _trim(self._term_rows)
         return rows
 
     def contains_any(self, terms: frozenset[str], idx: np.ndarray, n_rows: int) -> np.ndarray:
