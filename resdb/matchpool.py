@@ -211,7 +211,13 @@ class PoolKeeper:
             "outcomes": built.outcomes,
             "listings": len(built.pool),
         }
-        folder = store.publish(built.seq, built.pool.to_arrays(), meta)
+        try:
+            arrays = built.pool.to_arrays()
+        except (TypeError, ValueError):  # a value JSON cannot hold: answer from memory, unshared
+            log.warning("matching pool not publishable; kept in this process", exc_info=True)
+            return built
+        folder = store.publish(built.seq, arrays, meta)
+        del arrays
         loaded = load_arrays(folder, copy_on_write=True)
         mapped = self._mapped(*loaded) if loaded is not None else None
         return mapped if mapped is not None else built
