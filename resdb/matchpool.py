@@ -23,6 +23,8 @@ tests use inline mode: the first call loads or builds where it stands.
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import logging
 import threading
 import time
@@ -106,6 +108,16 @@ class _Built:
     )  # change-log number of the snapshot the pool is mapped from (-1: in memory)
 
 
+def _give_back_freed_memory() -> None:
+    """Return the heap a whole build freed to the system (glibc keeps it otherwise: the worker that
+    built would stay at the size of an unshared pool although it now answers from the mapping)."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
 def _with_outcome(listing: dict[str, Any], outcomes: dict[str, dict[str, Any]]) -> dict[str, Any]:
     found = outcomes.get(listing["id"])
     return {**listing, "outcome": found} if found is not None else listing
@@ -182,7 +194,10 @@ class PoolKeeper:
             found = self._load(store, newer_than)
             if found is None:
                 with store.exclusive():
-                    found = self._load(store, newer_than) or self._build_and_publish(store)
+                    found = self._load(store, newer_than)
+                    if found is None:
+                        found = self._build_and_publish(store)
+                        _give_back_freed_memory()  # the listing dicts of the build
         except OSError:  # the instance folder is not writable, the disk is full …
             log.warning("matching pool snapshot not usable; building in memory", exc_info=True)
             found = self._build_in_memory()
