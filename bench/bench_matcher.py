@@ -1,13 +1,19 @@
 """Benchmark: one person against 20,000 / 300,000 / 1,000,000 synthetic listings, a batch, and edits.
 
 Run: .venv/bin/python bench/bench_matcher.py [--listings 20000 300000 1000000] [--persons 200]
-     [--spread region|dense|country] [--batch 200]
+     [--spread region|dense|country] [--batch 200] [--shared-workers 3]
 
 Per size: pool build seconds (done once, off the request path in the web app) and process memory,
 per-person p50/p95/p99 wall and CPU milliseconds (the first call of each person counted: text terms not seen before are looked
 up then), the same persons again (warm), batch throughput (persons per second, exact assignment), and
 how long one edit takes to be reflected (CandidatePool.apply of one changed listing, then a match),
 beside the alternative of rebuilding the pool per change (the previous behaviour) as a ratio.
+
+With --shared-workers N the pool is then written as a host snapshot (CandidatePool.to_arrays, as
+resdb.matchpool publishes it) and N worker processes map it copy-on-write one after the other: each
+reports the time to map plus its first match, its match p50/p95 and edits applied to its mapping; then,
+all still alive, each one's RSS, USS (private) and PSS (shared pages split among the mappers), beside
+the same figures of this process holding the pool in memory (one worker before).
 
 Spreads: `region` (resdb.synth: a 富山県-sized area, the density the issue's 300,000 figure used),
 `dense` (matcher.synthetic: all listings within 15 km of 射水市: far denser than any real place),
@@ -18,11 +24,16 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import os
 import random
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -33,6 +44,7 @@ from matcher.pool import CandidatePool
 from matcher.scoring import goal_terms
 from matcher.synthetic import listings as dense_listings
 from matcher.synthetic import persons as make_persons
+from resdb.hostsnapshot import SnapshotStore, load_arrays
 from resdb.synth import regions_for, synthetic_listings
 
 TODAY = date(2026, 11, 30)
@@ -75,7 +87,120 @@ def _times(people: list[dict[str, Any]], pool: CandidatePool) -> tuple[list[floa
     return wall, cpu
 
 
-def bench_size(n: int, n_persons: int, spread: str, batch: int) -> dict[str, Any]:
+def _memory() -> dict[str, int]:
+    """RSS, USS and PSS of this process in MB (psutil memory_full_info)."""
+    info = psutil.Process().memory_full_info()
+    return {
+        "rss_mb": round(info.rss / 1e6),
+        "uss_mb": round(info.uss / 1e6),
+        "pss_mb": round(info.pss / 1e6),
+    }
+
+
+def _edit_times(pool: CandidatePool, person: dict[str, Any], count: int = 20) -> list[float]:
+    """One edit reflected, `count` times: the first proposal moves to Sunday evening, then a match."""
+    edits = []
+    for k in range(count):
+        first = match(person, pool, today=TODAY)["proposals"] or [{"resource_id": pool.ids[k]}]
+        listing = dict(pool.listings[pool.index_of[first[0]["resource_id"]]])
+        listing["schedule"] = [{"weekday": "sun", "start": "20:00", "end": "21:00"}]
+        t = time.perf_counter()
+        pool.apply([listing])
+        match(person, pool, today=TODAY)
+        edits.append((time.perf_counter() - t) * 1000)
+    return edits
+
+
+def worker(folder: str, n: int, n_persons: int, spread: str) -> None:
+    """A web worker's share: map the snapshot, answer the persons, apply edits, report when told."""
+    people = make_people(n_persons, n, spread, seed=3)
+    gc.collect()
+    started_with = _memory()  # the interpreter and its imports, before any pool
+    t = time.perf_counter()
+    loaded = load_arrays(Path(folder), copy_on_write=True)
+    assert loaded is not None
+    pool = CandidatePool.from_arrays(loaded[1])
+    mapped = time.perf_counter() - t
+    match(people[0], pool, today=TODAY)
+    first = time.perf_counter() - t
+    cold, cold_cpu = _times(people, pool)
+    warm, _warm_cpu = _times(people, pool)
+    edits = _edit_times(pool, people[0])
+    row = {
+        "map_ms": round(mapped * 1000, 1),
+        "map_and_first_match_ms": round(first * 1000, 1),
+        "p50_ms": round(statistics.median(cold), 1),
+        "p95_ms": round(_percentile(cold, 95), 1),
+        "warm_p50_ms": round(statistics.median(warm), 1),
+        "warm_p95_ms": round(_percentile(warm, 95), 1),
+        "cpu_p95_ms": round(_percentile(cold_cpu, 95), 1),
+        "edit_reflected_p50_ms": round(statistics.median(edits), 1),
+        **{f"before_map_{k}": v for k, v in started_with.items()},
+        **{f"after_matches_{k}": v for k, v in _memory().items()},
+    }
+    print(json.dumps(row), flush=True)
+    sys.stdin.readline()  # every worker is alive and mapped: PSS splits the shared pages among them
+    print(json.dumps(_memory()), flush=True)
+    sys.stdin.readline()
+
+
+def bench_shared(
+    pool: CandidatePool, n: int, n_persons: int, spread: str, workers: int
+) -> dict[str, Any]:
+    """Publish the pool as a host snapshot and let `workers` processes map it (see the module doc)."""
+    row: dict[str, Any] = {"listings": n, "before_one_worker": _memory()}
+    with tempfile.TemporaryDirectory(prefix="bench-pool-") as tmp:
+        t = time.perf_counter()
+        arrays = pool.to_arrays()
+        folder = SnapshotStore(Path(tmp), "bench").publish(1, arrays, {})
+        del arrays
+        row["snapshot_write_s"] = round(time.perf_counter() - t, 2)
+        sizes = {p.stem: p.stat().st_size for p in folder.glob("*.npy")}
+        row["snapshot_mb"] = round(sum(sizes.values()) / 1e6)
+        row["largest_files_mb"] = {
+            k: round(v / 1e6) for k, v in sorted(sizes.items(), key=lambda kv: -kv[1])[:4]
+        }
+        procs, rows = [], []
+        for _k in range(workers):  # one after the other: the 2 shared cores time one at a time
+            proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    __file__,
+                    "--worker-of",
+                    str(folder),
+                    "--listings",
+                    str(n),
+                    "--persons",
+                    str(n_persons),
+                    "--spread",
+                    spread,
+                ],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            assert proc.stdout is not None
+            rows.append(json.loads(proc.stdout.readline()))
+            procs.append(proc)
+        memories = []
+        for proc in procs:
+            assert proc.stdin is not None and proc.stdout is not None
+            proc.stdin.write("\n")
+            proc.stdin.flush()
+            memories.append(json.loads(proc.stdout.readline()))
+        for proc in procs:
+            assert proc.stdin is not None
+            proc.stdin.write("\n")
+            proc.stdin.flush()
+            proc.wait(timeout=60)
+    row["workers"] = [{**r, "all_mapped": m} for r, m in zip(rows, memories, strict=True)]
+    row["loadavg"] = tuple(round(x, 2) for x in os.getloadavg())
+    return row
+
+
+def bench_size(
+    n: int, n_persons: int, spread: str, batch: int
+) -> tuple[dict[str, Any], CandidatePool]:
     data = make_data(n, spread)
     gc.collect()
     rss0 = psutil.Process().memory_info().rss
@@ -117,16 +242,7 @@ def bench_size(n: int, n_persons: int, spread: str, batch: int) -> dict[str, Any
             batch_placed=len(result["assignments"]),
         )
     # One edit reflected: the listing a person was proposed first moves to another weekday.
-    person = people[0]
-    edits = []
-    for k in range(20):
-        first = match(person, pool, today=TODAY)["proposals"] or [{"resource_id": pool.ids[k]}]
-        listing = dict(pool.listings[pool.index_of[first[0]["resource_id"]]])
-        listing["schedule"] = [{"weekday": "sun", "start": "20:00", "end": "21:00"}]
-        t = time.perf_counter()
-        pool.apply([listing])
-        match(person, pool, today=TODAY)
-        edits.append((time.perf_counter() - t) * 1000)
+    edits = _edit_times(pool, people[0])
     row.update(
         edit_reflected_p50_ms=round(statistics.median(edits), 1),
         edit_reflected_max_ms=round(max(edits), 1),
@@ -135,7 +251,7 @@ def bench_size(n: int, n_persons: int, spread: str, batch: int) -> dict[str, Any
         rss_mb=round(psutil.Process().memory_info().rss / 1e6),
         loadavg=tuple(round(x, 2) for x in os.getloadavg()),
     )
-    return row
+    return row, pool
 
 
 def main() -> None:
@@ -144,10 +260,21 @@ def main() -> None:
     parser.add_argument("--persons", type=int, default=200)
     parser.add_argument("--spread", choices=("region", "dense", "country"), default="region")
     parser.add_argument("--batch", type=int, default=200, help="batch size (0 to skip)")
+    parser.add_argument(
+        "--shared-workers", type=int, default=0, help="worker processes mapping one snapshot"
+    )
+    parser.add_argument("--worker-of", help=argparse.SUPPRESS)  # internal: one mapping worker
     args = parser.parse_args()
+    if args.worker_of:
+        worker(args.worker_of, args.listings[0], args.persons, args.spread)
+        return
     print({"loadavg_at_start": tuple(round(x, 2) for x in os.getloadavg())}, flush=True)
     for n in args.listings:
-        print(bench_size(n, args.persons, args.spread, args.batch), flush=True)
+        row, pool = bench_size(n, args.persons, args.spread, args.batch)
+        print(row, flush=True)
+        if args.shared_workers:
+            print(bench_shared(pool, n, args.persons, args.spread, args.shared_workers), flush=True)
+        del pool
         gc.collect()
 
 

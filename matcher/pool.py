@@ -11,17 +11,22 @@ per-entry or text work; text is matched by matcher.textindex.
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Iterable, Mapping
-from functools import cached_property
-from typing import Any
+import os
+import weakref
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping, Sequence
+from functools import cached_property, lru_cache
+from typing import Any, overload
 
 import numpy as np
 
+from resdb.domain.blobs import BlobColumn, utf8_blob
 from resdb.domain.textnorm import normalize
 from resdb.domain.travel import EARTH_RADIUS_KM, MODES
 
 from .columns import (
+    ENTRY_COLUMNS,
     GROUP_CODE,
     GROUP_IDS,
     KIND_CODE,
@@ -40,19 +45,28 @@ __all__ = [
     "KIND_CODE",
     "KIND_IDS",
     "NOT_PROPOSABLE_CODES",
+    "ARRAYS_FORMAT",
     "CandidatePool",
     "View",
     "haversine_many",
 ]
+ENTRY_NAMES = tuple(ENTRY_COLUMNS)
 NEAR_MISS_FACTOR = 1.5  # listings up to 1.5 × the reachable distance are kept to report near misses
+ARRAYS_FORMAT = "pool-1"  # bumped whenever what to_arrays() writes changes
+SPARE_SHARE = 0.125  # to_arrays() leaves room for this share of rows (and entries) more …
+SPARE_ROWS = 4096  # … plus this many, for rows apply() appends in place
+LISTING_CACHE_SIZE = 4096  # decoded listings kept per process by a pool over arrays
+_STATE = ("rows", "entries", "n_sorted", "n_located", "next_position", "dead")
 
 
 class _Growable:
-    """A numpy column with spare capacity at its end: appends are amortized O(1)."""
+    """A numpy column with spare capacity at its end: appends are amortized O(1). Over a copy-on-write
+    mapped array an append writes into the spare rows (private copies of the touched pages only);
+    beyond them the column moves into memory."""
 
-    def __init__(self, values: np.ndarray) -> None:
+    def __init__(self, values: np.ndarray, size: int | None = None) -> None:
         self.buf = values
-        self.size = values.size
+        self.size = values.size if size is None else size
 
     def extend(self, values: np.ndarray) -> np.ndarray:
         need = self.size + values.size
@@ -63,6 +77,188 @@ class _Growable:
         self.buf[self.size : need] = values
         self.size = need
         return self.buf[:need]
+
+
+def _spare(n: int) -> int:
+    return n + int(n * SPARE_SHARE) + SPARE_ROWS
+
+
+def _with_spare(values: np.ndarray, capacity: int) -> np.ndarray:
+    out = np.zeros(capacity, dtype=values.dtype)
+    out[: values.size] = values
+    return out
+
+
+class _RowIds(Sequence[str]):
+    """Row ids of a pool over arrays: the snapshot's rows read from its blob, later rows kept here."""
+
+    def __init__(self, base: BlobColumn) -> None:
+        self.base = base
+        self.n_base = len(base)
+        self.tail: list[str] = []
+
+    def __len__(self) -> int:
+        return self.n_base + len(self.tail)
+
+    @overload
+    def __getitem__(self, i: int) -> str: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[str]: ...
+    def __getitem__(self, i: int | slice) -> str | list[str]:
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(len(self)))]
+        i = int(i)
+        if i < 0:
+            i += len(self)
+        if i < self.n_base:
+            return self.base.text(i)
+        return self.tail[i - self.n_base]
+
+    def __iter__(self) -> Iterator[str]:
+        return (self[i] for i in range(len(self)))
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Sequence) and not isinstance(other, str | bytes):
+            return len(other) == len(self) and all(a == b for a, b in zip(self, other, strict=True))
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def extend(self, values: Iterable[str]) -> None:
+        self.tail.extend(values)
+
+
+class _FileBlob:
+    """The bytes of a blob read from its file with pread instead of through a mapping: rows are read
+    one at a time and at random, and a mapping would fault in (and count in the process's RSS and PSS)
+    the pages around every one read; pread leaves them in the host's page cache only."""
+
+    def __init__(self, path: str, offset: int) -> None:
+        self.fd = os.open(path, os.O_RDONLY)
+        self.offset = offset
+        weakref.finalize(self, os.close, self.fd)
+
+    def read(self, start: int, end: int) -> bytes:
+        return os.pread(self.fd, end - start, self.offset + start)
+
+    @classmethod
+    def of(cls, blob: np.ndarray) -> _FileBlob | None:
+        """For a read-only or copy-on-write np.memmap of a file region; None otherwise."""
+        filename = getattr(blob, "filename", None)
+        offset = getattr(blob, "offset", None)
+        if not isinstance(blob, np.memmap) or filename is None or offset is None:
+            return None
+        try:
+            return cls(str(filename), int(offset))
+        except (OSError, TypeError, ValueError):
+            return None
+
+
+class _RowListings(Sequence[Mapping[str, Any]]):
+    """Listings of a pool over arrays: the snapshot's rows decoded from its JSON blob when asked for (a
+    few thousand kept per process), later rows kept here as given."""
+
+    def __init__(self, base: BlobColumn, file: _FileBlob | None = None) -> None:
+        self.base = base
+        self.file = file
+        self.n_base = len(base)
+        self.tail: list[Mapping[str, Any]] = []
+        self._decode = lru_cache(maxsize=LISTING_CACHE_SIZE)(self._decode_row)
+
+    def _raw(self, i: int) -> bytes:
+        if self.file is None:
+            return self.base[i]
+        offsets = self.base.offsets
+        return self.file.read(int(offsets[i]), int(offsets[i + 1]))
+
+    def _decode_row(self, i: int) -> Mapping[str, Any]:
+        decoded: Mapping[str, Any] = json.loads(self._raw(i))
+        return decoded
+
+    def __len__(self) -> int:
+        return self.n_base + len(self.tail)
+
+    @overload
+    def __getitem__(self, i: int) -> Mapping[str, Any]: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[Mapping[str, Any]]: ...
+    def __getitem__(self, i: int | slice) -> Mapping[str, Any] | list[Mapping[str, Any]]:
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(len(self)))]
+        i = int(i)
+        if i < 0:
+            i += len(self)
+        if 0 <= i < self.n_base:
+            return self._decode(i)
+        return self.tail[i - self.n_base]
+
+    def __iter__(self) -> Iterator[Mapping[str, Any]]:
+        for i in range(self.n_base):
+            yield json.loads(self._raw(i))  # a whole pass is not cached
+        yield from self.tail
+
+    def extend(self, values: Iterable[Mapping[str, Any]]) -> None:
+        self.tail.extend(values)
+
+
+class _IdIndex(MutableMapping[str, int]):
+    """id → live row of a pool over arrays: a binary search in the snapshot's rows sorted by id, under
+    a small per-process overlay of what apply() changed since (None = no longer in the pool)."""
+
+    def __init__(self, ids: BlobColumn, sorted_rows: np.ndarray) -> None:
+        self.ids = ids
+        self.sorted_rows = sorted_rows
+        self.overlay: dict[str, int | None] = {}
+
+    def _base(self, key: str) -> int | None:
+        want = key.encode("utf-8")
+        ids, rows = self.ids, self.sorted_rows
+        lo, hi = 0, int(rows.size)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if ids[int(rows[mid])] < want:
+                lo = mid + 1
+            else:
+                hi = mid
+        if lo < rows.size:
+            row = int(rows[lo])
+            if ids[row] == want:
+                return row
+        return None
+
+    def _lookup(self, key: object) -> int | None:
+        if not isinstance(key, str):
+            return None
+        if key in self.overlay:
+            return self.overlay[key]
+        return self._base(key)
+
+    def __getitem__(self, key: str) -> int:
+        row = self._lookup(key)
+        if row is None:
+            raise KeyError(key)
+        return row
+
+    def __contains__(self, key: object) -> bool:
+        return self._lookup(key) is not None
+
+    def __setitem__(self, key: str, row: int) -> None:
+        self.overlay[key] = row
+
+    def __delitem__(self, key: str) -> None:
+        if self._lookup(key) is None:
+            raise KeyError(key)
+        self.overlay[key] = None
+
+    def __iter__(self) -> Iterator[str]:
+        for k in range(int(self.sorted_rows.size)):
+            key = self.ids.text(int(self.sorted_rows[k]))
+            if key not in self.overlay:
+                yield key
+        yield from (key for key, row in self.overlay.items() if row is not None)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
 
 
 class CandidatePool:
@@ -116,7 +312,7 @@ class CandidatePool:
         order = np.argsort(np.where(missing, np.inf, first_lat), kind="stable").astype(np.int64)
         self.n_located = int((~missing).sum())
         self.n_sorted = n  # rows from here on were appended by apply() (the unsorted tail)
-        self.listings: list[Mapping[str, Any]] = [source[i] for i in order]
+        self.listings: list[Mapping[str, Any]] | _RowListings = [source[i] for i in order]
         cols, ids, counts, entries = read_rows(self.listings)
         cols["position"] = order
         cols["lat"][self.n_located :] = np.nan  # rows without a usable pair of coordinates
@@ -125,8 +321,8 @@ class CandidatePool:
         self._ent = {name: _Growable(values) for name, values in entries.items()}
         self._ptr = _Growable(np.concatenate(([0], np.cumsum(counts))).astype(np.int64))
         self._publish()
-        self.ids = ids
-        self.index_of: dict[str, int] = {}
+        self.ids: list[str] | _RowIds = ids
+        self.index_of: MutableMapping[str, int] = {}
         for i, rid in enumerate(ids):
             self.index_of.setdefault(rid, i)
         self._next_position = n
@@ -136,6 +332,81 @@ class CandidatePool:
         self._acts: dict[int, list[str]] = {}
         if prepare_text:
             self._text.ensure()
+
+    # --- a shared, memory-mapped copy ------------------------------------------------------------
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """Everything the pool holds as flat numpy arrays (see `from_arrays`): the columns and schedule
+        entries with spare room at their end for rows appended later, ids, listings (one JSON text
+        each) and normalized text lines as UTF-8 blobs with offsets, the ids' rows in id order, and the
+        whole-pool hits of the cached term sets. Listings must be JSON data (as stored ones are)."""
+        rows, entries = self._ptr.size - 1, self._ent["ent_wd"].size
+        out: dict[str, np.ndarray] = {}
+        for name, column in self._cols.items():
+            out[f"col_{name}"] = _with_spare(column.buf[:rows], _spare(rows))
+        for name, column in self._ent.items():
+            out[name] = _with_spare(column.buf[:entries], _spare(entries))
+        out["ent_ptr"] = _with_spare(self._ptr.buf[: rows + 1], _spare(rows) + 1)
+        state = (rows, entries, self.n_sorted, self.n_located, self._next_position, self._dead)
+        out["state"] = np.array(state, dtype=np.int64)
+        out["ids_blob"], out["ids_offsets"] = utf8_blob(list(self.ids))
+        encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=True).encode
+        out["listings_blob"], out["listings_offsets"] = utf8_blob(
+            [encode(item) for item in self.listings]
+        )
+        live = sorted(
+            ((key.encode("utf-8"), row) for key, row in self.index_of.items()),
+            key=lambda pair: pair[0],
+        )
+        out["id_rows"] = np.array([row for _key, row in live], dtype=np.int64)
+        out["text_blob"], out["text_starts"] = self._text.to_arrays()
+        cached = self._text.cached()
+        out["terms_blob"], out["terms_offsets"] = utf8_blob(
+            [json.dumps(sorted(terms), ensure_ascii=False) for terms, _found in cached]
+        )
+        out["term_hits_ptr"] = np.concatenate(
+            ([0], np.cumsum([found.size for _terms, found in cached]))
+        ).astype(np.int64)
+        out["term_hits"] = np.concatenate(
+            [np.zeros(0, dtype=np.int64), *(found for _terms, found in cached)]
+        ).astype(np.int64)
+        return out
+
+    @classmethod
+    def from_arrays(cls, arrays: Mapping[str, np.ndarray]) -> CandidatePool:
+        """A pool over the arrays of `to_arrays` (e.g. memory-mapped copy-on-write: every worker of a
+        host shares one copy). Nothing is copied: apply() appends into the spare rows, marks dead rows
+        in place and keeps its other changes (ids, listings, text) in small per-process overlays."""
+        pool = cls.__new__(cls)
+        state = dict(zip(_STATE, (int(x) for x in arrays["state"]), strict=True))
+        rows, entries = state["rows"], state["entries"]
+
+        def column(name: str) -> np.ndarray:
+            return np.asarray(arrays[name])  # a plain ndarray view (of the mapping, if mapped)
+
+        pool._cols = {
+            name[4:]: _Growable(column(name), rows) for name in arrays if name.startswith("col_")
+        }
+        pool._ent = {name: _Growable(column(name), entries) for name in ENTRY_NAMES}
+        pool._ptr = _Growable(column("ent_ptr"), rows + 1)
+        pool._publish()
+        pool.n_sorted, pool.n_located = state["n_sorted"], state["n_located"]
+        pool._next_position, pool._dead = state["next_position"], state["dead"]
+        ids = BlobColumn(column("ids_blob"), column("ids_offsets"))
+        pool.ids = _RowIds(ids)
+        pool.listings = _RowListings(
+            BlobColumn(column("listings_blob"), column("listings_offsets")),
+            _FileBlob.of(arrays["listings_blob"]),
+        )
+        pool.index_of = _IdIndex(ids, column("id_rows"))
+        pool._lat_sorted = pool.lat[: pool.n_located]
+        pool._text = TextIndex.from_blob(column("text_blob"), column("text_starts"))
+        terms = BlobColumn(column("terms_blob"), column("terms_offsets"))
+        ptr, hits = column("term_hits_ptr"), column("term_hits")
+        for k in range(len(terms)):
+            found = np.array(hits[int(ptr[k]) : int(ptr[k + 1])], dtype=np.int64)
+            pool._text.seed(frozenset(json.loads(terms.text(k))), found)
+        pool._acts = {}
+        return pool
 
     def _publish(self) -> None:
         """Point the public column attributes at the current rows of the growable buffers."""
@@ -195,7 +466,7 @@ class CandidatePool:
     # --- normalized text ------------------------------------------------------------------------
     def text(self, i: int) -> str:
         """Normalized name + description + activities of listing i."""
-        return self._text.ensure()[i]
+        return self._text.line(i)
 
     def term_hits(self, terms: frozenset[str]) -> np.ndarray:
         """Sorted pool indices whose text contains any of the (normalized) terms; cached per pool."""

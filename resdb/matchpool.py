@@ -1,28 +1,44 @@
-"""The matching candidate pool of one Directory, built off the request path and kept current from the change log.
+"""The matching candidate pool of one Directory: one memory-mapped snapshot per host, kept current from the change log.
 
-A web worker starts the build in a background thread when the app is created (`start()`); a request
-that arrives before it is ready waits up to RESDB_MATCH_WAIT seconds and then gets `PoolNotReady`
-(「準備中」) instead of paying a multi-second build itself. Every request first reads the change-log
-head: committed changes the pool has not seen are applied to it row by row (an edit touches only
-the listings it changed), so no answer comes from before the last committed change. A pruned log or
-a large backlog (bulk import) needs a whole build: it runs in the background thread while requests
-wait or are told 準備中. Readers (match, batch, gaps) share the pool under a readers-writer lock; an
-update takes it alone. The CLI and tests use inline mode: the first call builds where it stands.
+The pool of a host is built by one process and published as a snapshot (instance/snapshots/matchpool,
+see resdb.hostsnapshot): every worker maps its files copy-on-write, so the host holds one copy of the
+columns, ids, listings and text in the page cache and a worker starts by mapping files instead of
+reading every listing. A snapshot records the change-log number and the stamp of the change it reflects
+and is used only while this database still holds that very change (not one of another database, a
+restored one, or a pruned log); a damaged one is ignored and rebuilt. A worker with no usable snapshot
+takes the host's build lock, looks again (another worker may just have built it), else builds from the
+database, publishes and maps what it published.
+
+A web worker starts loading or building in a background thread when the app is created (`start()`); a
+request that arrives before it is ready waits up to RESDB_MATCH_WAIT seconds and then gets
+`PoolNotReady` (「準備中」) instead of paying a multi-second build itself. Every request first reads the
+change-log head: committed changes the pool has not seen are applied to it row by row (an edit touches
+only the listings it changed, in the worker's private overlay), so no answer comes from before the last
+committed change. A pruned log or a large backlog (bulk import) needs a whole build: it runs in the
+background thread while requests wait or are told 準備中; so does a compaction once the overlay has
+grown (a fresh snapshot is published; other workers move to it when they compact themselves). Readers
+(match, batch, gaps) share the pool under a readers-writer lock; an update takes it alone. The CLI and
+tests use inline mode: the first call loads or builds where it stands.
 """
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import logging
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import matcher
+from matcher.pool import ARRAYS_FORMAT
 from matcher.scoring import goal_terms
 from resdb.directory import ChangesPruned, Directory
+from resdb.hostsnapshot import SnapshotStore, load_arrays
 from resdb.outcomes import outcomes_revision, placement_outcomes
 
 log = logging.getLogger(__name__)
@@ -87,6 +103,19 @@ class _Built:
     seq: int  # change-log head the pool reflects
     outcomes_rev: tuple[int, int]
     outcomes: dict[str, dict[str, Any]]
+    snapshot_seq: int = (
+        -1
+    )  # change-log number of the snapshot the pool is mapped from (-1: in memory)
+
+
+def _give_back_freed_memory() -> None:
+    """Return the heap a whole build freed to the system (glibc keeps it otherwise: the worker that
+    built would stay at the size of an unshared pool although it now answers from the mapping)."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
 
 
 def _with_outcome(listing: dict[str, Any], outcomes: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -112,8 +141,70 @@ class PoolKeeper:
         self.last_build_seconds: float | None = None
 
     # -- building ---------------------------------------------------------------------------------
-    def _build(self) -> _Built:
+    def snapshot_store(self) -> SnapshotStore:
+        """The host's matching-pool snapshots (beside the database's other instance files)."""
+        root = Path(self.directory.instance_dir) / "snapshots" / "matchpool"
+        return SnapshotStore(root, f"matchpool/{ARRAYS_FORMAT}")
+
+    def _usable(self, head: int, newer_than: int) -> Any:
+        def usable(meta: dict[str, Any]) -> bool:
+            seq = meta.get("seq")
+            return (
+                isinstance(seq, int)
+                and newer_than < seq <= head
+                and meta.get("stamp") is not None
+                and self.directory.change_stamp(seq) == meta.get("stamp")
+            )
+
+        return usable
+
+    def _mapped(self, meta: dict[str, Any], arrays: dict[str, Any]) -> _Built | None:
+        """The pool of a loaded snapshot, brought up to the change-log head; None when it cannot be."""
+        try:
+            rev = meta["outcomes_rev"]
+            built = _Built(
+                matcher.CandidatePool.from_arrays(arrays),
+                int(meta["seq"]),
+                (int(rev[0]), int(rev[1])),
+                dict(meta["outcomes"]),
+                snapshot_seq=int(meta["seq"]),
+            )
+        except (KeyError, TypeError, ValueError, IndexError):
+            log.warning("matching pool snapshot unreadable; building instead", exc_info=True)
+            return None
+        head = self.directory.head_seq()
+        if not self._advance(built, head, outcomes_revision(self.directory.engine), live=False):
+            return None  # too far behind (or the log pruned meanwhile): a fresh build pays off
+        return built
+
+    def _load(self, store: SnapshotStore, newer_than: int) -> _Built | None:
+        head = self.directory.head_seq()
+        loaded = store.load_newest(self._usable(head, newer_than), copy_on_write=True)
+        return self._mapped(*loaded) if loaded is not None else None
+
+    def _build(self, *, compact: bool = False) -> _Built:
+        """The host's newest usable snapshot, mapped; else one built (by this process, under the host's
+        build lock, unless another finished one meanwhile), published and mapped. `compact`: only a
+        snapshot newer than the one the current pool came from will do."""
         started = time.perf_counter()
+        current = self._built
+        newer_than = current.snapshot_seq if compact and current is not None else -1
+        store = self.snapshot_store()
+        try:
+            found = self._load(store, newer_than)
+            if found is None:
+                with store.exclusive():
+                    found = self._load(store, newer_than)
+                    if found is None:
+                        found = self._build_and_publish(store)
+                        _give_back_freed_memory()  # the listing dicts of the build
+        except OSError:  # the instance folder is not writable, the disk is full …
+            log.warning("matching pool snapshot not usable; building in memory", exc_info=True)
+            found = self._build_in_memory()
+        self.last_build_seconds = time.perf_counter() - started
+        return found
+
+    def _build_in_memory(self) -> _Built:
         seq = self.directory.head_seq()  # read before the rows: later changes are applied after
         rev = outcomes_revision(self.directory.engine)
         outcomes = {k: v.as_dict() for k, v in placement_outcomes(self.directory.engine).items()}
@@ -121,8 +212,30 @@ class PoolKeeper:
         pool = matcher.CandidatePool(listings)
         for terms in goal_terms().values():
             pool.term_hits(terms)  # every match asks for the goal keywords: cached at build
-        self.last_build_seconds = time.perf_counter() - started
         return _Built(pool, seq, rev, outcomes)
+
+    def _build_and_publish(self, store: SnapshotStore) -> _Built:
+        """Build from the database, publish the snapshot (listings only, no person data) and map it."""
+        built = self._build_in_memory()
+        stamp = self.directory.change_stamp(built.seq)
+        if stamp is None:  # the change it reflects is not in the log: nothing could verify it
+            return built
+        meta = {
+            "stamp": stamp,
+            "outcomes_rev": list(built.outcomes_rev),
+            "outcomes": built.outcomes,
+            "listings": len(built.pool),
+        }
+        try:
+            arrays = built.pool.to_arrays()
+        except (TypeError, ValueError):  # a value JSON cannot hold: answer from memory, unshared
+            log.warning("matching pool not publishable; kept in this process", exc_info=True)
+            return built
+        folder = store.publish(built.seq, arrays, meta)
+        del arrays
+        loaded = load_arrays(folder, copy_on_write=True)
+        mapped = self._mapped(*loaded) if loaded is not None else None
+        return mapped if mapped is not None else built
 
     def _install_fresh(self, fresh: _Built) -> None:
         """Bring a fresh build up to the head of the change log, then swap it in."""
@@ -143,7 +256,7 @@ class PoolKeeper:
 
             def run() -> None:
                 try:
-                    self._install_fresh(self._build())
+                    self._install_fresh(self._build(compact=self._built is not None))
                 except Exception:
                     log.warning(
                         "matching pool build failed; the next request tries again", exc_info=True

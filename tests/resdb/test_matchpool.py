@@ -98,3 +98,95 @@ def test_before_the_background_build_is_ready_the_answer_is_junbichu(filled: Dir
     keeper.wait = 30.0  # a short wait is enough once nothing holds the build back
     assert len(_proposed(matching)) == 6
     assert keeper.ready
+
+
+# --- one snapshot per host ---------------------------------------------------------------------------
+def _worker(directory: Directory) -> Matching:
+    """Another worker of the same host: its own connection to the database, the same instance folder."""
+    return Matching(Directory.open(str(directory.engine.url), directory.instance_dir))
+
+
+def _folders(matching: Matching) -> list[str]:
+    return [p.name for p in matching.keeper.snapshot_store().folders()]
+
+
+def test_workers_of_a_host_share_one_snapshot_and_see_each_others_edits(
+    filled: Directory,
+) -> None:
+    first, second = _worker(filled), _worker(filled)
+    assert set(_proposed(first)) == {f"t-s{n}" for n in range(6)}  # built, published, mapped
+    published = _folders(first)
+    assert len(published) == 1
+    assert first.keeper._built is not None and first.keeper._built.snapshot_seq >= 0
+    assert set(_proposed(second)) == {f"t-s{n}" for n in range(6)}
+    assert _folders(second) == published  # mapped the first worker's snapshot, built nothing
+    assert second.keeper._built is not None
+    assert second.keeper._built.snapshot_seq == first.keeper._built.snapshot_seq
+    for worker in (first, second):  # both answer from the mapped files, not from listing dicts
+        assert not isinstance(worker.pool().listings, list)
+    # An edit committed through one worker is in the very next match on the other, and back.
+    current = filled.get("t-s1")
+    first.directory.update(
+        "t-s1",
+        {"schedule": [{"weekday": "thu", "start": "10:00", "end": "12:00"}]},
+        actor="test",
+        expected_version=current["version"],
+    )
+    assert "t-s1" not in _proposed(second) and "t-s1" in _proposed(second, "thu")
+    second.directory.create(_salon("t-new", "tue"), actor="test")
+    second.directory.delete("t-s2", actor="test", expected_version=filled.get("t-s2")["version"])
+    for worker in (first, second):
+        proposed = _proposed(worker)
+        assert "t-new" in proposed and "t-s2" not in proposed and "t-s1" not in proposed
+    # A worker started later maps the same snapshot and catches up from the change log.
+    third = _worker(filled)
+    assert _proposed(third) == _proposed(first)
+    assert _folders(third) == published
+
+
+def test_a_snapshot_of_another_database_or_a_pruned_change_is_ignored(
+    filled: Directory, make_directory
+) -> None:  # type: ignore[no-untyped-def]
+    import shutil
+
+    worker = _worker(filled)
+    _proposed(worker)
+    (published,) = worker.keeper.snapshot_store().folders()
+    # Another database whose instance folder holds this snapshot (a copy, a re-created database …).
+    other = make_directory("sqlite", name="other")
+    for n in range(12):  # its change log reaches past the snapshot's number
+        other.create(_salon(f"o-{n:02d}", "sun"), actor="test")
+    other.create(_salon("o-1", "tue"), actor="test")
+    assert other.head_seq() >= filled.head_seq()
+    copied = Matching(other).keeper.snapshot_store().root / published.name
+    shutil.copytree(published, copied)
+    assert _proposed(Matching(other)) == ["o-1"]
+    assert len(Matching(other).keeper.snapshot_store().folders()) == 2  # its own was published
+    # The change a snapshot reflects pruned from the log: it cannot be trusted any more.
+    for n in (3, 4):
+        current = filled.get(f"t-s{n}")
+        filled.update(
+            f"t-s{n}",
+            {"schedule": [{"weekday": "fri", "start": "10:00", "end": "12:00"}]},
+            actor="test",
+            expected_version=current["version"],
+        )
+    assert filled.prune_change_log(keep_days=-1) > 0
+    later = _worker(filled)
+    proposed = _proposed(later)
+    assert "t-s3" not in proposed and "t-s4" not in proposed
+    assert later.keeper._built is not None
+    assert later.keeper._built.snapshot_seq == filled.head_seq()  # built afresh and published
+    assert published.name not in _folders(later)[:1]
+
+
+def test_a_truncated_snapshot_is_ignored_and_rebuilt(filled: Directory) -> None:
+    worker = _worker(filled)
+    _proposed(worker)
+    (published,) = worker.keeper.snapshot_store().folders()
+    damaged = published / "listings_blob.npy"
+    damaged.write_bytes(damaged.read_bytes()[:-7])
+    later = _worker(filled)
+    assert set(_proposed(later)) == {f"t-s{n}" for n in range(6)}
+    assert len(later.keeper.snapshot_store().folders()) == 2  # a whole one was published beside it
+    assert later.keeper._built is not None and later.keeper._built.snapshot_seq >= 0

@@ -46,6 +46,7 @@ class Host:
 
     def __init__(self, url: str, instance: Path, workers: int, env: dict[str, str]) -> None:
         self.port = _free_port()
+        self.instance = instance
         self.base = f"http://127.0.0.1:{self.port}"
         self.process = subprocess.Popen(
             [
@@ -158,9 +159,26 @@ def _patch(host: Host, token: str, listing_id: str, change: dict[str, Any]) -> d
     return body
 
 
+def _matched(host: Host, weekday: str) -> list[str]:
+    """Places proposed to a person next door who is free on that weekday (any worker answers)."""
+    person = {
+        "home": {"lat": SALON["lat"], "lon": SALON["lon"]},
+        "mobility": "walk",
+        "max_minutes": 30,
+        "available": [{"weekday": weekday, "start": "09:00", "end": "13:00"}],
+        "goals": ["friends"],
+        "targets": ["elderly"],
+    }
+    status, body = host.request("POST", "/api/match", person)
+    assert status == 200, body
+    return [p["resource_id"] for p in body["proposals"]]
+
+
 def test_edits_show_once_and_current_on_every_worker(hosts) -> None:  # type: ignore[no-untyped-def]
     (host,), token = hosts("sqlite", 1, 3)
     assert host.ids("q=さろん") == ["h-salon"]
+    for _ in range(6):  # every worker's matching pool is the host's one snapshot, mapped
+        assert _matched(host, "sat") == ["h-salon"]
     for day in ("fri", "tue", "sun"):
         _patch(
             host,
@@ -174,6 +192,7 @@ def test_edits_show_once_and_current_on_every_worker(hosts) -> None:  # type: ig
             assert host.ids("q=さろん&weekday=sat") == []
             features = host.get("/api/resources.geojson")["features"]
             assert [f["id"] for f in features].count("h-salon") == 1
+            assert _matched(host, day) == ["h-salon"] and _matched(host, "sat") == []
     status, created = host.request(
         "POST", "/api/resources", {**SALON, "id": "h-new", "name": "新しいサロン"}, token
     )
@@ -186,6 +205,10 @@ def test_edits_show_once_and_current_on_every_worker(hosts) -> None:  # type: ig
     assert status in {200, 204}
     for _ in range(8):
         assert host.ids("q=さろん") == ["h-salon"]
+    snapshots = host.instance / "snapshots" / "matchpool"
+    assert (
+        len([p for p in snapshots.iterdir() if p.name.startswith("s")]) == 1
+    )  # one build per host
 
 
 @pytest.mark.postgres
