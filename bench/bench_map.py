@@ -14,6 +14,7 @@ padded by half on each side, as the map asks; their centres are listings' positi
 from __future__ import annotations
 
 import argparse
+import gc
 import gzip
 import math
 import os
@@ -161,7 +162,69 @@ def kb(value: float) -> str:
     return f"{value / 1000:,.1f} KB" if value < 1_000_000 else f"{value / 1e6:,.2f} MB"
 
 
-def run(count: int, real: int, requests: int, seed: int) -> None:
+def _memory(pid: int | None = None) -> dict[str, float]:
+    """RSS, USS and PSS of a process in MB (psutil memory_full_info)."""
+    import psutil
+
+    info = psutil.Process(pid).memory_full_info()
+    return {k: getattr(info, k) / 2**20 for k in ("rss", "uss", "pss")}
+
+
+def _worker(instance: str, url: str, first_url: str, conn: Any) -> None:
+    """Another web worker of the same host: opens the app (its map columns come from the shared
+    snapshot, in the background thread), answers one map request, reports, then waits to be measured."""
+    sys.path.insert(0, str(ROOT))
+    from resdb.directory import Directory
+    from resdb.web import create_app
+
+    started = time.perf_counter()
+    directory = Directory.open(url, Path(instance))
+    app = create_app(
+        {"DIRECTORY": directory, "RATE_LIMIT": None, "SECRET_KEY": "bench-map", "MAP_WAIT": 3600}
+    )
+    response = app.test_client().get(first_url, headers={"Accept-Encoding": "gzip"})
+    first = time.perf_counter() - started
+    cache = app.extensions["resdb.features"]
+    conn.send(
+        {
+            "status": response.status_code,
+            "first_s": first,
+            "load_s": cache.timings.get("load"),
+            "built": "build" in cache.timings,
+            "count": cache.snapshot().count,
+        }
+    )
+    conn.recv()
+    directory.index.close()
+
+
+def shared_workers(instance: Path, url: str, first_url: str, workers: int) -> list[dict[str, Any]]:
+    """Start `workers` more processes mapping the host's snapshot; each one's first answer and memory
+    (measured while all of them and this process hold the snapshot)."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    started = []
+    for _ in range(workers):
+        parent, child = context.Pipe()
+        process = context.Process(target=_worker, args=(str(instance), url, first_url, child))
+        process.start()
+        started.append((process, parent))
+        report = (
+            parent.recv()
+        )  # one at a time: the second worker's start is not slowed by the third's
+        report["pid"] = process.pid
+        started[-1] = (process, parent, report)  # type: ignore[assignment]
+    results = []
+    for process, _parent, report in started:  # type: ignore[misc]
+        results.append({**report, **_memory(process.pid)})
+    for process, parent, _report in started:  # type: ignore[misc]
+        parent.send("done")
+        process.join(60)
+    return results
+
+
+def run(count: int, real: int, requests: int, seed: int, shared: int = 0) -> None:
     from resdb.demo import load_districts
     from resdb.directory import Directory
     from resdb.synth import REGION, synthetic_listings
@@ -198,12 +261,29 @@ def run(count: int, real: int, requests: int, seed: int) -> None:
     rows += synthetic_rows(count - real, seed + 1)
     made = time.perf_counter() - started
     started = time.perf_counter()
-    cache.install(rows, directory.revision())
+    if shared:
+        cache.install(rows, directory.revision(), publish=True)
+    else:
+        cache.install(rows, directory.revision())
     print(
-        f"{count:,} rows made in {made:.1f} s; columns installed in "
-        f"{(time.perf_counter() - started):.1f} s"
+        f"{count:,} rows made in {made:.1f} s ({made / count * 1000:.2f} ms per listing); columns "
+        f"installed in {(time.perf_counter() - started):.1f} s"
+        + (
+            f" (encoded and written as the host's snapshot in {cache.timings['publish']:.1f} s, "
+            f"mapped in {cache.timings['load']:.2f} s)"
+            if shared
+            else ""
+        )
     )
     del rows
+    gc.collect()
+    if shared:  # only the snapshot just published (not the store's small one built at app start)
+        folder = Path(cache._columns.columns["lon"].filename).parent
+        for other in cache.store.folders():
+            if other != folder:
+                shutil.rmtree(other)
+        size = sum(p.stat().st_size for p in folder.iterdir())
+        print(f"snapshot: {size / 1e6:,.1f} MB in {folder.name}")
 
     def get(url: str) -> Any:
         return client.get(url, headers={"Accept-Encoding": "gzip"})
@@ -259,6 +339,27 @@ def run(count: int, real: int, requests: int, seed: int) -> None:
             f"{'':>9}{points['raw'] / cells['raw']:>11.1f}x{'':>12}{points['gzip'] / cells['gzip']:>11.1f}x"
         )
 
+    mine = _memory()
+    print(
+        f"this process after the views: RSS {mine['rss']:,.0f} MB, USS {mine['uss']:,.0f} MB, "
+        f"PSS {mine['pss']:,.0f} MB; os.getloadavg(): {os.getloadavg()}"
+    )
+    if shared:
+        first_url = f"/api/resources.geojson?bbox={view_bbox(36.5, 137.5, 5)}&zoom=5"
+        url = f"sqlite:///{instance / 'resdb.sqlite3'}"
+        for n, worker in enumerate(shared_workers(instance, url, first_url, shared), start=2):
+            print(
+                f"worker {n}: status {worker['status']}, {worker['count']:,} rows, start to first "
+                f"map answer {worker['first_s']:.2f} s (snapshot mapped in {worker['load_s']:.2f} s, "
+                f"built: {worker['built']}); RSS {worker['rss']:,.0f} MB, USS {worker['uss']:,.0f} MB, "
+                f"PSS {worker['pss']:,.0f} MB"
+            )
+        mine = _memory()
+        print(
+            f"process 1 meanwhile: RSS {mine['rss']:,.0f} MB, USS {mine['uss']:,.0f} MB, "
+            f"PSS {mine['pss']:,.0f} MB; os.getloadavg(): {os.getloadavg()}"
+        )
+
     # the first request after an edit: a real listing moves; the next prefecture view must show it
     prefecture = (
         f"/api/resources.geojson?bbox={view_bbox(36.7, 137.15, 9)}&zoom=9&kind=kayoi,ibasho"
@@ -301,10 +402,18 @@ def main() -> None:
     parser.add_argument("--real", type=int, default=2000, help="listings imported into the store")
     parser.add_argument("--requests", type=int, default=60, help="requests per view and mode")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--shared",
+        type=int,
+        default=0,
+        metavar="N",
+        help="publish the columns as the host's map snapshot, map them, and start N more worker "
+        "processes that map it (their start, first answer and RSS/USS/PSS)",
+    )
     args = parser.parse_args()
     print(f"os.getloadavg() at start: {os.getloadavg()}; {os.cpu_count()} cores")
     for count in args.count or [20_000]:
-        run(count, min(args.real, count), args.requests, args.seed)
+        run(count, min(args.real, count), args.requests, args.seed, args.shared)
 
 
 if __name__ == "__main__":
