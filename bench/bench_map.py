@@ -170,27 +170,42 @@ def _memory(pid: int | None = None) -> dict[str, float]:
     return {k: getattr(info, k) / 2**20 for k in ("rss", "uss", "pss")}
 
 
-def _worker(instance: str, url: str, first_url: str, conn: Any) -> None:
+def _worker(
+    instance: str, url: str, urls: list[str], private: tuple[int, int] | None, conn: Any
+) -> None:
     """Another web worker of the same host: opens the app (its map columns come from the shared
-    snapshot, in the background thread), answers one map request, reports, then waits to be measured."""
+    snapshot, in the background thread; with `private` = (generated rows, seed) it makes its own in
+    memory instead, as every worker did before the snapshot), answers the map requests `urls`, reports,
+    then waits to be measured."""
     sys.path.insert(0, str(ROOT))
     from resdb.directory import Directory
     from resdb.web import create_app
+    from resdb.web.mapcolumns import map_row
 
     started = time.perf_counter()
     directory = Directory.open(url, Path(instance))
     app = create_app(
         {"DIRECTORY": directory, "RATE_LIMIT": None, "SECRET_KEY": "bench-map", "MAP_WAIT": 3600}
     )
-    response = app.test_client().get(first_url, headers={"Accept-Encoding": "gzip"})
-    first = time.perf_counter() - started
     cache = app.extensions["resdb.features"]
+    client = app.test_client()
+    if private is not None:
+        rows = [map_row(x) for x in directory.iter_published(public=True)]
+        rows += synthetic_rows(*private)
+        cache.install(rows, directory.revision())
+        del rows
+        gc.collect()
+    response = client.get(urls[0], headers={"Accept-Encoding": "gzip"})
+    first = time.perf_counter() - started
+    for view in urls[1:]:
+        client.get(view, headers={"Accept-Encoding": "gzip"})
+    timings = getattr(cache, "timings", {})
     conn.send(
         {
             "status": response.status_code,
             "first_s": first,
-            "load_s": cache.timings.get("load"),
-            "built": "build" in cache.timings,
+            "load_s": timings.get("load", 0.0),
+            "built": "build" in timings,
             "count": cache.snapshot().count,
         }
     )
@@ -198,33 +213,28 @@ def _worker(instance: str, url: str, first_url: str, conn: Any) -> None:
     directory.index.close()
 
 
-def shared_workers(instance: Path, url: str, first_url: str, workers: int) -> list[dict[str, Any]]:
-    """Start `workers` more processes mapping the host's snapshot; each one's first answer and memory
-    (measured while all of them and this process hold the snapshot)."""
+def more_workers(
+    instance: Path, url: str, urls: list[str], workers: int, private: tuple[int, int] | None
+) -> list[dict[str, Any]]:
+    """Start `workers` more processes of this host; each one's first answer and memory after `urls`
+    (measured while all of them and this process are alive)."""
     import multiprocessing
 
     context = multiprocessing.get_context("spawn")
-    started = []
-    for _ in range(workers):
+    started: list[tuple[Any, Any, dict[str, Any]]] = []
+    for _ in range(workers):  # one at a time: a worker's start is not slowed by the next one's
         parent, child = context.Pipe()
-        process = context.Process(target=_worker, args=(str(instance), url, first_url, child))
+        process = context.Process(target=_worker, args=(str(instance), url, urls, private, child))
         process.start()
-        started.append((process, parent))
-        report = (
-            parent.recv()
-        )  # one at a time: the second worker's start is not slowed by the third's
-        report["pid"] = process.pid
-        started[-1] = (process, parent, report)  # type: ignore[assignment]
-    results = []
-    for process, _parent, report in started:  # type: ignore[misc]
-        results.append({**report, **_memory(process.pid)})
-    for process, parent, _report in started:  # type: ignore[misc]
+        started.append((process, parent, parent.recv()))
+    results = [{**report, **_memory(process.pid)} for process, _, report in started]
+    for process, parent, _ in started:
         parent.send("done")
         process.join(60)
     return results
 
 
-def run(count: int, real: int, requests: int, seed: int, shared: int = 0) -> None:
+def run(count: int, real: int, requests: int, seed: int, shared: int = 0, private: int = 0) -> None:
     from resdb.demo import load_districts
     from resdb.directory import Directory
     from resdb.synth import REGION, synthetic_listings
@@ -299,6 +309,7 @@ def run(count: int, real: int, requests: int, seed: int, shared: int = 0) -> Non
         f"{'raw':>12}{'max raw':>12}{'gzip':>12}{'max gzip':>12}{'features':>10}{'clustered':>10}"
     )
     per_feature = 0.0
+    worker_urls: list[str] = []
     for view, zoom in VIEWS.items():
         if view == "country":
             centres = [
@@ -308,6 +319,7 @@ def run(count: int, real: int, requests: int, seed: int, shared: int = 0) -> Non
         else:
             centres = [positions[rng.randrange(len(positions))] for _ in range(requests)]
         urls = [f"/api/resources.geojson?bbox={view_bbox(la, lo, zoom)}" for la, lo in centres]
+        worker_urls += [u + f"&zoom={zoom}" for u in urls[:10]]
         get(urls[0] + f"&zoom={zoom}")  # warm (next dates of the day)
         cells = measure(get, [u + f"&zoom={zoom}" for u in urls])
         print(
@@ -344,10 +356,12 @@ def run(count: int, real: int, requests: int, seed: int, shared: int = 0) -> Non
         f"this process after the views: RSS {mine['rss']:,.0f} MB, USS {mine['uss']:,.0f} MB, "
         f"PSS {mine['pss']:,.0f} MB; os.getloadavg(): {os.getloadavg()}"
     )
-    if shared:
-        first_url = f"/api/resources.geojson?bbox={view_bbox(36.5, 137.5, 5)}&zoom=5"
+    if shared or private:
         url = f"sqlite:///{instance / 'resdb.sqlite3'}"
-        for n, worker in enumerate(shared_workers(instance, url, first_url, shared), start=2):
+        generated = (count - real, seed + 1) if private else None
+        for n, worker in enumerate(
+            more_workers(instance, url, worker_urls, shared or private, generated), start=2
+        ):
             print(
                 f"worker {n}: status {worker['status']}, {worker['count']:,} rows, start to first "
                 f"map answer {worker['first_s']:.2f} s (snapshot mapped in {worker['load_s']:.2f} s, "
@@ -410,10 +424,18 @@ def main() -> None:
         help="publish the columns as the host's map snapshot, map them, and start N more worker "
         "processes that map it (their start, first answer and RSS/USS/PSS)",
     )
+    parser.add_argument(
+        "--private",
+        type=int,
+        default=0,
+        metavar="N",
+        help="start N more worker processes that each make their own columns in memory (the "
+        "comparison: how every worker kept them before the shared snapshot)",
+    )
     args = parser.parse_args()
     print(f"os.getloadavg() at start: {os.getloadavg()}; {os.cpu_count()} cores")
     for count in args.count or [20_000]:
-        run(count, min(args.real, count), args.requests, args.seed, args.shared)
+        run(count, min(args.real, count), args.requests, args.seed, args.shared, args.private)
 
 
 if __name__ == "__main__":

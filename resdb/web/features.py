@@ -21,7 +21,7 @@ import numpy as np
 
 from resdb.directory import ChangesPruned, Directory
 from resdb.domain.vocab import HIDDEN_IN_SEARCH_KINDS
-from resdb.hostsnapshot import SnapshotStore
+from resdb.hostsnapshot import SnapshotStore, load_arrays
 from resdb.search import SearchQuery
 from resdb.web.mapcolumns import (
     CELL_PX,
@@ -190,13 +190,23 @@ class FeatureCache:
         self.timings["load"] = time.perf_counter() - started
         return columns, int(meta["seq"])
 
-    def _publish(self, arrays: dict[str, np.ndarray], meta: dict[str, Any], seq: int) -> None:
+    def _publish(
+        self, arrays: dict[str, np.ndarray], meta: dict[str, Any], seq: int
+    ) -> tuple[Columns, int]:
+        """Write columns as the host's snapshot and map what was written (this process's own columns
+        when it cannot be read back)."""
         assert self.store is not None
         started = time.perf_counter()
         stamp = self.directory.change_stamp(seq)
         districts = str(self.directory.districts_version())
-        self.store.publish(seq, arrays, {**meta, "stamp": stamp, "districts": districts})
+        folder = self.store.publish(seq, arrays, {**meta, "stamp": stamp, "districts": districts})
         self.timings["publish"] = time.perf_counter() - started
+        started = time.perf_counter()
+        loaded = load_arrays(folder, copy_on_write=True)
+        if loaded is None:
+            return Columns(arrays, meta), seq
+        self.timings["load"] = time.perf_counter() - started
+        return Columns(loaded[1], loaded[0]), seq
 
     def _fresh(self) -> tuple[Columns, int]:
         """Whole columns as of some change at or before the head: mapped from the host's snapshot when
@@ -210,13 +220,7 @@ class FeatureCache:
                 if found is not None:
                     return found
                 seq, arrays, meta = self._from_database()
-                self._publish(arrays, meta, seq)
-                found = self._load(newer_than=seq - 1)
-                if found is not None:
-                    return found
-            return Columns(
-                arrays, meta
-            ), seq  # not publishable (e.g. a pruned log): this process only
+                return self._publish(arrays, meta, seq)
         seq, arrays, meta = self._from_database()
         return Columns(arrays, meta), seq
 
@@ -237,9 +241,7 @@ class FeatureCache:
             if found is not None:
                 return found
             arrays, meta = snap.export()
-            self._publish(arrays, meta, snap.seq)
-            found = self._load(newer_than=snap.seq - 1)
-        return found if found is not None else (Columns(arrays, meta), snap.seq)
+            return self._publish(arrays, meta, snap.seq)
 
     def _install(self, columns: Columns, seq: int) -> bool:
         """Bring fresh columns to the head of the change log and swap them in (False when they cannot
@@ -342,8 +344,10 @@ class FeatureCache:
                             if self.background:
                                 self.start(compact=snap)
                             else:
-                                self._columns, _ = self._republished(snap)
-                                self._snapshot = self._columns.snapshot(snap.revision, snap.seq)
+                                columns, seq = self._republished(snap)
+                                fresh = self._catch_up(columns, None, seq, revision)
+                                if fresh is not None:
+                                    self._columns, self._snapshot = columns, fresh
                         return self._snapshot
                 if not self.background:
                     for _build in range(2):
@@ -380,13 +384,11 @@ class FeatureCache:
         with self._lock:
             seq = int(revision.partition("/")[0])
             arrays, meta = encode_rows(rows)
-            columns = None
             if publish and self.store is not None:
                 with self.store.exclusive():
-                    self._publish(arrays, meta, seq)
-                    found = self._load(newer_than=seq - 1)
-                columns = found[0] if found is not None else None
-            self._columns = columns or Columns(arrays, meta)
+                    self._columns = self._publish(arrays, meta, seq)[0]
+            else:
+                self._columns = Columns(arrays, meta)
             self._snapshot = self._columns.snapshot(revision, seq)
 
     def bounds(
