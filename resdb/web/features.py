@@ -62,7 +62,7 @@ MAP_SNAPSHOT_FORMAT = "map-1"  # bump when what the map's snapshot holds changes
 BACKLOG_LIMIT = 2000  # more changed listings than this (and a quarter of the rows): a whole build
 REPUBLISH_ROWS = 5000  # a worker holding more appended rows (and 2% of the base) publishes anew
 DEFAULT_WAIT_SECONDS = 10.0
-NEXT_CACHE_ROWS = 200_000  # next-session texts kept per day (then started afresh)
+NEXT_CACHE_ROWS = 200_000  # next-session texts (one per distinct schedule) kept per day
 log = logging.getLogger(__name__)
 
 _HIDDEN_CODES = [KIND_CODE[k] for k in HIDDEN_IN_SEARCH_KINDS if k in KIND_CODE]
@@ -145,8 +145,8 @@ class FeatureCache:
         self._columns: Columns | None = None
         self._snapshot: Snapshot | None = None
         self._lock = threading.Lock()
-        self._next: dict[int, bytes] = {}
-        self._next_key: tuple[int, date | None] = (-1, None)
+        self._next: dict[tuple[bytes, bool], bytes] = {}
+        self._next_key: date | None = None
         self._next_lock = threading.Lock()
         self._gzipped: OrderedDict[str, bytes] = OrderedDict()
         self._gzip_lock = threading.Lock()
@@ -447,33 +447,35 @@ class FeatureCache:
 
     # -- encoding -----------------------------------------------------------------------------------
     def _next_parts(self, snap: Snapshot, rows: np.ndarray) -> list[bytes]:
-        """`,"next":…}}` per row: computed once per row and day (a row never changes; a changed listing
-        gets a new row)."""
+        """`,"next":…}}` per row: computed once per schedule and day (listings sharing a schedule share
+        the text, so the cache stays as small as the number of distinct schedules)."""
         today = self.today() if self.today else None
+        if today is None:
+            return [_NO_NEXT] * len(rows)
         with self._next_lock:
-            if self._next_key != (snap.generation, today) or len(self._next) > NEXT_CACHE_ROWS:
-                self._next, self._next_key = {}, (snap.generation, today)
+            if self._next_key != today or len(self._next) > NEXT_CACHE_ROWS:
+                self._next, self._next_key = {}, today
             cache = self._next
-        timing = snap.timing
         out = []
-        for row in rows.tolist():
-            found = timing.get(row)
-            if found is None or today is None:
+        closed = snap.col("closed")[rows].tolist()
+        for raw, shut in zip(snap.timing.schedules.many(rows), closed, strict=True):
+            if not raw:
                 out.append(_NO_NEXT)
                 continue
-            part = cache.get(row)
+            part = cache.get((raw, shut))
             if part is None:
-                schedule, closed = found
-                text = next_session_text({"schedule": schedule, "holidays_closed": closed}, today)
+                listing = {"schedule": json.loads(raw), "holidays_closed": shut}
+                text = next_session_text(listing, today)
                 part = b',"next":' + json.dumps(text, ensure_ascii=False).encode() + b"}}"
-                cache[row] = part
+                cache[(raw, shut)] = part
             out.append(part)
         return out
 
     def _points(self, snap: Snapshot, rows: np.ndarray) -> list[bytes]:
-        encoded = snap.encoded
         nexts = self._next_parts(snap, rows)
-        return [encoded[row] + part for row, part in zip(rows.tolist(), nexts, strict=True)]
+        return [
+            encoded + part for encoded, part in zip(snap.encoded.many(rows), nexts, strict=True)
+        ]
 
     def _cells(
         self,

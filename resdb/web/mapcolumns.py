@@ -164,9 +164,33 @@ class RowStrings:
     def __getitem__(self, row: int) -> bytes:
         return self.base[row] if row < self.n else self.tail[row - self.n]
 
+    def many(self, rows: np.ndarray) -> list[bytes]:
+        """The strings of `rows` (in that order): one slice of the blob each, no per-row lookups."""
+        if not len(rows):
+            return []
+        view = self._view()
+        at = self.base.offsets
+        if int(rows.max()) < self.n:
+            return [
+                view[s:e].tobytes()
+                for s, e in zip(at[rows].tolist(), at[rows + 1].tolist(), strict=True)
+            ]
+        out: list[bytes] = [b""] * len(rows)
+        in_base = rows < self.n
+        picked = np.flatnonzero(in_base)
+        base = rows[picked]
+        for k, s, e in zip(picked.tolist(), at[base].tolist(), at[base + 1].tolist(), strict=True):
+            out[k] = view[s:e].tobytes()
+        for k in np.flatnonzero(~in_base).tolist():
+            out[k] = self.tail[int(rows[k]) - self.n]
+        return out
+
+    def _view(self) -> memoryview:
+        return np.ascontiguousarray(self.base.blob).data.cast("B")
+
     def take(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Blob and offsets of `rows` (in that order)."""
-        view = np.ascontiguousarray(self.base.blob).data.cast("B")
+        view = self._view()
         at = self.base.offsets.tolist()
         n, tail = self.n, self.tail
         pieces = [view[at[r] : at[r + 1]] if r < n else tail[r - n] for r in rows.tolist()]
