@@ -343,10 +343,11 @@ def _fill(columns: dict[str, np.ndarray], start: int, rows: Sequence[MapRow]) ->
     c["died"][start:end] = _ALIVE
 
 
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
 def _schedule_json(row: MapRow) -> bytes:
-    if row.timing is None:
-        return b""
-    return json.dumps(row.timing[0], ensure_ascii=False, separators=(",", ":")).encode()
+    return b"" if row.timing is None else _JSON(row.timing[0]).encode()
 
 
 def encode_rows(rows: Sequence[MapRow]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
