@@ -153,9 +153,8 @@ class FeatureCache:
         self._builder: threading.Thread | None = None
         self._builder_lock = threading.Lock()
         self._ready = threading.Condition()
-        self.timings: dict[
-            str, float
-        ] = {}  # seconds of the last build / load / publish (benchmarks)
+        self.republish_rows = REPUBLISH_ROWS  # (tests lower it)
+        self.timings: dict[str, float] = {}  # seconds of the last build / load / publish
 
     # -- whole builds -------------------------------------------------------------------------------
     def _usable(self, head: int, districts: str) -> Callable[[dict[str, Any]], bool]:
@@ -320,9 +319,9 @@ class FeatureCache:
         if self.store is None:
             return columns.dead > max(10_000, live)
         # shared columns: this worker's private rows stay few (a new shared snapshot takes them in)
-        return columns.tail_rows > max(REPUBLISH_ROWS, columns.base // 50) or columns.dead > max(
-            10_000, live
-        )
+        return columns.tail_rows > max(
+            self.republish_rows, columns.base // 50
+        ) or columns.dead > max(10_000, live)
 
     def snapshot(self) -> Snapshot:
         """The columns as of the last committed change (one revision query per call)."""

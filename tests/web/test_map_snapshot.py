@@ -166,6 +166,41 @@ def test_snapshot_of_another_database_or_a_pruned_change_is_ignored(
     assert again.snapshot().count == ours.snapshot().count
 
 
+@pytest.mark.parametrize("background", [False, True])
+def test_a_large_overlay_is_published_as_the_next_snapshot(
+    directory: Directory, background: bool
+) -> None:
+    ids = _fill(directory, 40)
+    cache = FeatureCache(
+        directory,
+        lambda: FIXED_TODAY,
+        points_up_to=20,
+        store=map_store(directory),
+        background=background,
+        wait=30.0,
+    )
+    cache.republish_rows = 5
+    first = cache.snapshot()
+    rng = random.Random(9)
+    for step in range(12):
+        _edit(directory, ids, rng, step)
+        cache.snapshot()
+    if background and cache._builder is not None:
+        cache._builder.join(30)
+    columns = cache._columns
+    assert columns is not None and columns.generation != first.generation
+    assert columns.tail_rows <= 5  # the overlay went into a new shared snapshot
+    assert len(map_store(directory).folders()) == 2
+    assert "build" in cache.timings and cache.timings["publish"] >= 0
+    assert _bodies(cache) == _bodies(_cache(directory, shared=False))
+    # a worker starting now maps the newer snapshot and has little to catch up with
+    late = _cache(directory, shared=True)
+    late.snapshot()
+    late_columns = late._columns
+    assert late_columns is not None and late_columns.base == columns.base
+    assert _bodies(late) == _bodies(cache)
+
+
 def test_truncated_snapshot_is_ignored_and_rebuilt(directory: Directory) -> None:
     _fill(directory, 40)
     first = _cache(directory, shared=True)
