@@ -14,6 +14,7 @@ padded by half on each side, as the map asks; their centres are listings' positi
 from __future__ import annotations
 
 import argparse
+import gc
 import gzip
 import math
 import os
@@ -161,7 +162,79 @@ def kb(value: float) -> str:
     return f"{value / 1000:,.1f} KB" if value < 1_000_000 else f"{value / 1e6:,.2f} MB"
 
 
-def run(count: int, real: int, requests: int, seed: int) -> None:
+def _memory(pid: int | None = None) -> dict[str, float]:
+    """RSS, USS and PSS of a process in MB (psutil memory_full_info)."""
+    import psutil
+
+    info = psutil.Process(pid).memory_full_info()
+    return {k: getattr(info, k) / 2**20 for k in ("rss", "uss", "pss")}
+
+
+def _worker(
+    instance: str, url: str, urls: list[str], private: tuple[int, int] | None, conn: Any
+) -> None:
+    """Another web worker of the same host: opens the app (its map columns come from the shared
+    snapshot, in the background thread; with `private` = (generated rows, seed) it makes its own in
+    memory instead, as every worker did before the snapshot), answers the map requests `urls`, reports,
+    then waits to be measured."""
+    sys.path.insert(0, str(ROOT))
+    from resdb.directory import Directory
+    from resdb.web import create_app
+    from resdb.web.mapcolumns import map_row
+
+    started = time.perf_counter()
+    directory = Directory.open(url, Path(instance))
+    app = create_app(
+        {"DIRECTORY": directory, "RATE_LIMIT": None, "SECRET_KEY": "bench-map", "MAP_WAIT": 3600}
+    )
+    cache = app.extensions["resdb.features"]
+    client = app.test_client()
+    if private is not None:
+        rows = [map_row(x) for x in directory.iter_published(public=True)]
+        rows += synthetic_rows(*private)
+        cache.install(rows, directory.revision())
+        del rows
+        gc.collect()
+    response = client.get(urls[0], headers={"Accept-Encoding": "gzip"})
+    first = time.perf_counter() - started
+    for view in urls[1:]:
+        client.get(view, headers={"Accept-Encoding": "gzip"})
+    timings = getattr(cache, "timings", {})
+    conn.send(
+        {
+            "status": response.status_code,
+            "first_s": first,
+            "load_s": timings.get("load", 0.0),
+            "built": "build" in timings,
+            "count": cache.snapshot().count,
+        }
+    )
+    conn.recv()
+    directory.index.close()
+
+
+def more_workers(
+    instance: Path, url: str, urls: list[str], workers: int, private: tuple[int, int] | None
+) -> list[dict[str, Any]]:
+    """Start `workers` more processes of this host; each one's first answer and memory after `urls`
+    (measured while all of them and this process are alive)."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    started: list[tuple[Any, Any, dict[str, Any]]] = []
+    for _ in range(workers):  # one at a time: a worker's start is not slowed by the next one's
+        parent, child = context.Pipe()
+        process = context.Process(target=_worker, args=(str(instance), url, urls, private, child))
+        process.start()
+        started.append((process, parent, parent.recv()))
+    results = [{**report, **_memory(process.pid)} for process, _, report in started]
+    for process, parent, _ in started:
+        parent.send("done")
+        process.join(60)
+    return results
+
+
+def run(count: int, real: int, requests: int, seed: int, shared: int = 0, private: int = 0) -> None:
     from resdb.demo import load_districts
     from resdb.directory import Directory
     from resdb.synth import REGION, synthetic_listings
@@ -181,29 +254,58 @@ def run(count: int, real: int, requests: int, seed: int) -> None:
     if report.problems:
         raise SystemExit(f"import failed: {report.problems[:3]}")
     print(f"import of {real:,} real listings: {time.perf_counter() - started:.1f} s")
+    started = time.perf_counter()
     app = create_app(
-        {"DIRECTORY": directory, "RATE_LIMIT": None, "SECRET_KEY": "bench-map", "TESTING": True}
+        {
+            "DIRECTORY": directory,
+            "RATE_LIMIT": None,
+            "SECRET_KEY": "bench-map",
+            "TESTING": True,
+            "MAP_WAIT": 3600,
+        }
     )
     client = app.test_client()
     cache = app.extensions["resdb.features"]
-
-    started = time.perf_counter()
     cache.snapshot()
+    timings = getattr(cache, "timings", {})
     print(
-        f"first request's build from the store ({real:,} listings): "
+        f"app start to the map's columns, built from the store ({real:,} listings): "
         f"{(time.perf_counter() - started) * 1000:.0f} ms"
+        + (
+            f" (read and encoded {timings['build']:.1f} s, written as the host's snapshot "
+            f"{timings['publish']:.2f} s, mapped {timings['load']:.2f} s)"
+            if "build" in timings
+            else ""
+        )
     )
     started = time.perf_counter()
     rows = [map_row(x) for x in directory.iter_published(public=True)]
     rows += synthetic_rows(count - real, seed + 1)
     made = time.perf_counter() - started
     started = time.perf_counter()
-    cache.install(rows, directory.revision())
+    if shared:
+        cache.install(rows, directory.revision(), publish=True)
+    else:
+        cache.install(rows, directory.revision())
     print(
-        f"{count:,} rows made in {made:.1f} s; columns installed in "
-        f"{(time.perf_counter() - started):.1f} s"
+        f"{count:,} rows made in {made:.1f} s ({made / count * 1000:.2f} ms per listing); columns "
+        f"installed in {(time.perf_counter() - started):.1f} s"
+        + (
+            f" (encoded and written as the host's snapshot in {cache.timings['publish']:.1f} s, "
+            f"mapped in {cache.timings['load']:.2f} s)"
+            if shared
+            else ""
+        )
     )
     del rows
+    gc.collect()
+    if shared:  # only the snapshot just published (not the store's small one built at app start)
+        folder = Path(cache._columns.columns["lon"].filename).parent
+        for other in cache.store.folders():
+            if other != folder:
+                shutil.rmtree(other)
+        size = sum(p.stat().st_size for p in folder.iterdir())
+        print(f"snapshot: {size / 1e6:,.1f} MB in {folder.name}")
 
     def get(url: str) -> Any:
         return client.get(url, headers={"Accept-Encoding": "gzip"})
@@ -219,6 +321,7 @@ def run(count: int, real: int, requests: int, seed: int) -> None:
         f"{'raw':>12}{'max raw':>12}{'gzip':>12}{'max gzip':>12}{'features':>10}{'clustered':>10}"
     )
     per_feature = 0.0
+    worker_urls: list[str] = []
     for view, zoom in VIEWS.items():
         if view == "country":
             centres = [
@@ -228,6 +331,7 @@ def run(count: int, real: int, requests: int, seed: int) -> None:
         else:
             centres = [positions[rng.randrange(len(positions))] for _ in range(requests)]
         urls = [f"/api/resources.geojson?bbox={view_bbox(la, lo, zoom)}" for la, lo in centres]
+        worker_urls += [u + f"&zoom={zoom}" for u in urls[:10]]
         get(urls[0] + f"&zoom={zoom}")  # warm (next dates of the day)
         cells = measure(get, [u + f"&zoom={zoom}" for u in urls])
         print(
@@ -257,6 +361,29 @@ def run(count: int, real: int, requests: int, seed: int) -> None:
         print(
             f"{'':<16} {'ratio':<8}{points['p50'] / cells['p50']:>8.1f}x{points['p95'] / cells['p95']:>8.1f}x"
             f"{'':>9}{points['raw'] / cells['raw']:>11.1f}x{'':>12}{points['gzip'] / cells['gzip']:>11.1f}x"
+        )
+
+    mine = _memory()
+    print(
+        f"this process after the views: RSS {mine['rss']:,.0f} MB, USS {mine['uss']:,.0f} MB, "
+        f"PSS {mine['pss']:,.0f} MB; os.getloadavg(): {os.getloadavg()}"
+    )
+    if shared or private:
+        url = f"sqlite:///{instance / 'resdb.sqlite3'}"
+        generated = (count - real, seed + 1) if private else None
+        for n, worker in enumerate(
+            more_workers(instance, url, worker_urls, shared or private, generated), start=2
+        ):
+            print(
+                f"worker {n}: status {worker['status']}, {worker['count']:,} rows, start to first "
+                f"map answer {worker['first_s']:.2f} s (snapshot mapped in {worker['load_s']:.2f} s, "
+                f"built: {worker['built']}); RSS {worker['rss']:,.0f} MB, USS {worker['uss']:,.0f} MB, "
+                f"PSS {worker['pss']:,.0f} MB"
+            )
+        mine = _memory()
+        print(
+            f"process 1 meanwhile: RSS {mine['rss']:,.0f} MB, USS {mine['uss']:,.0f} MB, "
+            f"PSS {mine['pss']:,.0f} MB; os.getloadavg(): {os.getloadavg()}"
         )
 
     # the first request after an edit: a real listing moves; the next prefecture view must show it
@@ -301,10 +428,26 @@ def main() -> None:
     parser.add_argument("--real", type=int, default=2000, help="listings imported into the store")
     parser.add_argument("--requests", type=int, default=60, help="requests per view and mode")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--shared",
+        type=int,
+        default=0,
+        metavar="N",
+        help="publish the columns as the host's map snapshot, map them, and start N more worker "
+        "processes that map it (their start, first answer and RSS/USS/PSS)",
+    )
+    parser.add_argument(
+        "--private",
+        type=int,
+        default=0,
+        metavar="N",
+        help="start N more worker processes that each make their own columns in memory (the "
+        "comparison: how every worker kept them before the shared snapshot)",
+    )
     args = parser.parse_args()
     print(f"os.getloadavg() at start: {os.getloadavg()}; {os.cpu_count()} cores")
     for count in args.count or [20_000]:
-        run(count, min(args.real, count), args.requests, args.seed)
+        run(count, min(args.real, count), args.requests, args.seed, args.shared, args.private)
 
 
 if __name__ == "__main__":

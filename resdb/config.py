@@ -66,6 +66,11 @@ SETTINGS: tuple[Setting, ...] = (
         "seconds a match request waits for the candidate pool being built (at worker start or after a pruned log / bulk import) before it answers 準備中",
     ),
     Setting(
+        "RESDB_MAP_WAIT",
+        "10",
+        "seconds a map request waits for the map's columns being loaded or built (at worker start, after a district upload or a pruned log) before it answers 準備中",
+    ),
+    Setting(
         "RESDB_HOST_EDITS_REVIEWED",
         "0",
         "1: a host's listing edits wait for an editor's review (corrections queue)",

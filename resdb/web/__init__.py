@@ -107,7 +107,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     )
     from resdb.web.bodies import init_body_limits
     from resdb.web.errors import register_error_handlers
-    from resdb.web.features import POINTS_UP_TO, FeatureCache
+    from resdb.web.features import POINTS_UP_TO, FeatureCache, map_store, map_wait_setting
     from resdb.web.labels import register_filters
     from resdb.web.params import today_tokyo
     from resdb.web.security import init_csrf, init_rate_limit, init_security_headers
@@ -144,11 +144,18 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     directory = _open_directory(settings)
     directory.serving = True
     app.extensions["resdb"] = directory
-    app.extensions["resdb.features"] = FeatureCache(
+    # The map's columns: mapped from the host's shared snapshot (one process builds it), made ready now
+    # in a background thread; a request waits for them up to RESDB_MAP_WAIT seconds, then gets 503.
+    features = FeatureCache(
         directory,
         lambda: app.config["TODAY"](),
         points_up_to=int(app.config.get("MAP_POINTS_UP_TO", POINTS_UP_TO)),
+        store=map_store(directory),
+        background=True,
+        wait=float(app.config.get("MAP_WAIT", map_wait_setting())),
     )
+    app.extensions["resdb.features"] = features
+    features.start()
     # Built once per app; its candidate pool is built now in a background thread (not in a request).
     matching = Matching(directory, stale_days=app.config["STALE_DAYS"], background=True)
     app.extensions["resdb.matching"] = matching

@@ -142,6 +142,16 @@ def register_error_handlers(app: Flask) -> None:
             )
         return html_error(503, PoolNotReady.message, headers)
 
+    from resdb.web.features import MapNotReady
+
+    @app.errorhandler(MapNotReady)
+    def _map_not_ready(error: MapNotReady) -> Response:
+        """The map's columns are still being loaded or built: 「準備中」 with a hint when to ask again."""
+        headers = {"Retry-After": "5", "Cache-Control": "no-store"}
+        if wants_json():
+            return json_error(ApiError(503, MapNotReady.message, code="not_ready", headers=headers))
+        return html_error(503, MapNotReady.message, headers)
+
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> Response:
         if app.testing:

@@ -7,16 +7,21 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from resdb.directory import ChangesPruned, Directory
 from resdb.domain.vocab import HIDDEN_IN_SEARCH_KINDS
+from resdb.hostsnapshot import SnapshotStore, load_arrays
 from resdb.search import SearchQuery
 from resdb.web.mapcolumns import (
     CELL_PX,
@@ -27,6 +32,7 @@ from resdb.web.mapcolumns import (
     MapRow,
     Snapshot,
     compact_feature,
+    encode_rows,
     fine_cell,
     lat_of,
     map_row,
@@ -40,6 +46,7 @@ __all__ = [
     "STREET_ZOOM",
     "FeatureCache",
     "MapAnswer",
+    "MapNotReady",
     "compact_feature",
     "map_row",
     "mercator",
@@ -50,6 +57,13 @@ POINTS_UP_TO = 500  # a view holding this many listings or fewer gets points at 
 STREET_POINTS_MAX = 1500  # more than this at street zoom still comes as (fine) cells (≤ ~300 KB)
 MAX_GRID_CELLS = 1600  # a grid with more cells over the view is cut a zoom level coarser
 MAX_CELLS_SENT = 800  # …and so is one with more occupied cells (a cell is ≤ ~330 bytes: ≤ ~270 KB)
+
+MAP_SNAPSHOT_FORMAT = "map-1"  # bump when what the map's snapshot holds changes
+BACKLOG_LIMIT = 2000  # more changed listings than this (and a quarter of the rows): a whole build
+REPUBLISH_ROWS = 5000  # a worker holding more appended rows (and 2% of the base) publishes anew
+DEFAULT_WAIT_SECONDS = 10.0
+NEXT_CACHE_ROWS = 200_000  # next-session texts (one per distinct schedule) kept per day
+log = logging.getLogger(__name__)
 
 _HIDDEN_CODES = [KIND_CODE[k] for k in HIDDEN_IN_SEARCH_KINDS if k in KIND_CODE]
 _NO_NEXT = b',"next":null}}'
@@ -81,60 +95,233 @@ class MapAnswer:
     snapshot: Snapshot
 
 
+class MapNotReady(RuntimeError):
+    """The map's columns are still being built or loaded (「準備中」); ask again in a few seconds."""
+
+    message = "地図の準備中です（掲載情報の一覧を読み込んでいます）。数秒〜1分ほどしてからもう一度お試しください"
+
+
+def map_wait_setting() -> float:
+    """RESDB_MAP_WAIT: seconds a map request waits for columns being built before it answers 準備中."""
+    from resdb.config import setting
+
+    try:
+        return max(0.0, float(setting("RESDB_MAP_WAIT") or DEFAULT_WAIT_SECONDS))
+    except ValueError:
+        return DEFAULT_WAIT_SECONDS
+
+
+def map_store(directory: Directory) -> SnapshotStore:
+    """Where the host's map snapshots live (in the instance folder)."""
+    return SnapshotStore(Path(directory.instance_dir) / "snapshots" / "map", MAP_SNAPSHOT_FORMAT)
+
+
 class FeatureCache:
     """The columns of one app, moved forward when `directory.revision()` moves (checked on every use); a
-    change of the districts' version rebuilds them (private hosts' public points depend on the districts)."""
+    change of the districts' version rebuilds them (private hosts' public points depend on the districts).
+
+    With a `store` the columns start from the host's newest usable snapshot (memory-mapped, shared by
+    every worker); the first worker to find none builds one under the store's lock while the others wait
+    and then map it. With `background`, whole builds run in a thread (`start()`, at app start) and a
+    request waits up to `wait` seconds for it, then gets `MapNotReady` (503 with Retry-After) instead of
+    paying minutes of build; edits are always applied in the request (a few rows each)."""
 
     def __init__(
         self,
         directory: Directory,
         today: Callable[[], date] | None = None,
         points_up_to: int = POINTS_UP_TO,
+        *,
+        store: SnapshotStore | None = None,
+        background: bool = False,
+        wait: float = 0.0,
     ) -> None:
         self.directory = directory
         self.today = today
         self.points_up_to = points_up_to
+        self.store = store
+        self.background = background
+        self.wait = wait
         self._columns: Columns | None = None
         self._snapshot: Snapshot | None = None
         self._lock = threading.Lock()
-        self._next: dict[int, bytes] = {}
-        self._next_key: tuple[int, date | None] = (-1, None)
+        self._next: dict[tuple[bytes, bool], bytes] = {}
+        self._next_key: date | None = None
         self._next_lock = threading.Lock()
         self._gzipped: OrderedDict[str, bytes] = OrderedDict()
         self._gzip_lock = threading.Lock()
+        self._builder: threading.Thread | None = None
+        self._builder_lock = threading.Lock()
+        self._ready = threading.Condition()
+        self.republish_rows = REPUBLISH_ROWS  # (tests lower it)
+        self.timings: dict[str, float] = {}  # seconds of the last build / load / publish
+
+    # -- whole builds -------------------------------------------------------------------------------
+    def _usable(self, head: int, districts: str) -> Callable[[dict[str, Any]], bool]:
+        def usable(meta: dict[str, Any]) -> bool:
+            seq = meta.get("seq")
+            if not isinstance(seq, int) or seq > head or str(meta.get("districts")) != districts:
+                return False
+            if head - seq > max(BACKLOG_LIMIT, int(meta.get("count") or 0) // 4):
+                return False  # catching up would cost more than building
+            stamp = meta.get("stamp")
+            return stamp is not None and self.directory.change_stamp(seq) == stamp
+
+        return usable
+
+    def _load(self, newer_than: int = -1) -> tuple[Columns, int] | None:
+        """Columns mapped from the host's newest usable snapshot, and the change it reflects."""
+        if self.store is None:
+            return None
+        started = time.perf_counter()
+        head, districts = self.directory.head_seq(), self.directory.districts_version()
+        usable = self._usable(head, str(districts))
+        loaded = self.store.load_newest(
+            lambda meta: int(meta.get("seq", -1)) > newer_than and usable(meta), copy_on_write=True
+        )
+        if loaded is None:
+            return None
+        meta, arrays = loaded
+        try:
+            columns = Columns(arrays, meta)
+        except (KeyError, ValueError, TypeError):
+            return None  # not what this version writes: build afresh
+        self.timings["load"] = time.perf_counter() - started
+        return columns, int(meta["seq"])
+
+    def _publish(
+        self, arrays: dict[str, np.ndarray], meta: dict[str, Any], seq: int
+    ) -> tuple[Columns, int]:
+        """Write columns as the host's snapshot and map what was written (this process's own columns
+        when it cannot be read back)."""
+        assert self.store is not None
+        started = time.perf_counter()
+        stamp = self.directory.change_stamp(seq)
+        districts = str(self.directory.districts_version())
+        folder = self.store.publish(seq, arrays, {**meta, "stamp": stamp, "districts": districts})
+        self.timings["publish"] = time.perf_counter() - started
+        started = time.perf_counter()
+        loaded = load_arrays(folder, copy_on_write=True)
+        if loaded is None:
+            return Columns(arrays, meta), seq
+        self.timings["load"] = time.perf_counter() - started
+        return Columns(loaded[1], loaded[0]), seq
+
+    def _fresh(self) -> tuple[Columns, int]:
+        """Whole columns as of some change at or before the head: mapped from the host's snapshot when
+        there is a usable one, else built from the database (and published for the other workers)."""
+        if self.store is not None:
+            found = self._load()
+            if found is not None:
+                return found
+            with self.store.exclusive():
+                found = self._load()  # another worker may have published it meanwhile
+                if found is not None:
+                    return found
+                seq, arrays, meta = self._from_database()
+                return self._publish(arrays, meta, seq)
+        seq, arrays, meta = self._from_database()
+        return Columns(arrays, meta), seq
+
+    def _from_database(self) -> tuple[int, dict[str, np.ndarray], dict[str, Any]]:
+        started = time.perf_counter()
+        seq = self.directory.head_seq()  # read before the rows: later changes are applied after
+        arrays, meta = encode_rows(public_rows(self.directory.iter_published(public=True)))
+        self.timings["build"] = time.perf_counter() - started
+        return seq, arrays, meta
+
+    def _republished(self, snap: Snapshot) -> tuple[Columns, int]:
+        """Compact columns for `snap`'s live rows: a newer snapshot another worker published, or this
+        one's rows written as the host's new snapshot (no database pass) and mapped."""
+        if self.store is None:
+            return Columns(*snap.export()), snap.seq
+        with self.store.exclusive():
+            found = self._load(newer_than=snap.seq - 1)
+            if found is not None:
+                return found
+            arrays, meta = snap.export()
+            return self._publish(arrays, meta, snap.seq)
+
+    def _install(self, columns: Columns, seq: int) -> bool:
+        """Bring fresh columns to the head of the change log and swap them in (False when they cannot
+        catch up, e.g. the log was pruned meanwhile)."""
+        with self._lock:
+            revision = self.directory.revision()
+            snap = self._catch_up(columns, None, seq, revision)
+            if snap is None:
+                return False
+            self._columns, self._snapshot = columns, snap
+        with self._ready:
+            self._ready.notify_all()
+        return True
+
+    def start(self, compact: Snapshot | None = None) -> bool:
+        """Build (or, given `compact`, compact) the columns in a background thread unless one runs; True
+        if started. Requests keep answering from the current columns meanwhile when they are current."""
+        with self._builder_lock:
+            if self._builder is not None and self._builder.is_alive():
+                return False
+
+            def run() -> None:
+                try:
+                    source = compact
+                    for _attempt in range(2):
+                        fresh = self._fresh() if source is None else self._republished(source)
+                        if self._install(*fresh):
+                            return
+                        source = None  # a second try starts from a whole build
+                except Exception:
+                    log.warning(
+                        "map columns build failed; the next request tries again", exc_info=True
+                    )
+                finally:
+                    with self._ready:
+                        self._ready.notify_all()
+
+            self._builder = threading.Thread(target=run, name="resdb-map-columns", daemon=True)
+            self._builder.start()
+            return True
+
+    @property
+    def ready(self) -> bool:
+        return self._snapshot is not None
 
     # -- keeping up with the change log ------------------------------------------------------------
-    def _build(self, revision: str, seq: int) -> None:
-        rows = public_rows(self.directory.iter_published(public=True))
-        self._columns = Columns(rows, seq)
-        self._snapshot = self._columns.snapshot(revision, seq)
+    def _catch_up(
+        self, columns: Columns, old: Snapshot | None, seq: int, revision: str
+    ) -> Snapshot | None:
+        """`columns` (as of change `seq`) moved forward to `revision`; None when only a whole build can
+        (the districts changed, the log was pruned, or more changed than is worth applying)."""
+        head = int(revision.partition("/")[0])
+        if old is not None and revision.partition("/")[2] != old.revision.partition("/")[2]:
+            return None
+        retired: list[int] = []
+        if head > seq:
+            try:
+                changed = list(
+                    dict.fromkeys(listing_id for _, listing_id in self.directory.changes_since(seq))
+                )
+            except ChangesPruned:
+                return None
+            if len(changed) > max(BACKLOG_LIMIT, columns.count // 4):
+                return None
+            public = [
+                self.directory.public_view(x) for x in self.directory.get_many(sorted(changed))
+            ]
+            retired = columns.advance(changed, public_rows(public), head)
+        snap = columns.snapshot(revision, max(head, seq))
+        if old is not None:
+            snap.inherit(old, retired)
+        return snap
 
-    def _advance(self, revision: str) -> None:
-        old = self._snapshot
-        seq = int(revision.partition("/")[0])
-        if old is None or self._columns is None:
-            self._build(revision, seq)
-            return
-        if revision.partition("/")[2] != old.revision.partition("/")[2]:
-            self._build(revision, seq)
-            return
-        try:
-            changed = list(
-                dict.fromkeys(listing_id for _, listing_id in self.directory.changes_since(old.seq))
-            )
-        except ChangesPruned:
-            self._build(revision, seq)
-            return
-        if len(changed) > max(2000, old.count // 4):
-            self._build(revision, seq)
-            return
-        public = [self.directory.public_view(x) for x in self.directory.get_many(sorted(changed))]
-        retired = self._columns.advance(changed, public_rows(public), seq)
-        compacted = self._columns.compacted(seq)
-        if compacted is not None:
-            self._columns = compacted
-        self._snapshot = self._columns.snapshot(revision, seq)
-        self._snapshot.inherit(old, retired)
+    def _compact_due(self, columns: Columns) -> bool:
+        live = columns.count - columns.dead
+        if self.store is None:
+            return columns.dead > max(10_000, live)
+        # shared columns: this worker's private rows stay few (a new shared snapshot takes them in)
+        return columns.tail_rows > max(
+            self.republish_rows, columns.base // 50
+        ) or columns.dead > max(10_000, live)
 
     def snapshot(self) -> Snapshot:
         """The columns as of the last committed change (one revision query per call)."""
@@ -142,17 +329,65 @@ class FeatureCache:
         current = self._snapshot
         if current is not None and current.revision == revision:
             return current
-        with self._lock:
-            if self._snapshot is None or self._snapshot.revision != revision:
-                self._advance(revision)
-            assert self._snapshot is not None
-            return self._snapshot
+        for _attempt in range(3):
+            with self._lock:
+                current = self._snapshot
+                if current is not None and current.revision == revision:
+                    return current
+                generation = None if self._columns is None else self._columns.generation
+                if current is not None and self._columns is not None:
+                    snap = self._catch_up(self._columns, current, current.seq, revision)
+                    if snap is not None:
+                        self._snapshot = snap
+                        if self._compact_due(self._columns):
+                            if self.background:
+                                self.start(compact=snap)
+                            else:
+                                columns, seq = self._republished(snap)
+                                fresh = self._catch_up(columns, None, seq, revision)
+                                if fresh is not None:
+                                    self._columns, self._snapshot = columns, fresh
+                        return self._snapshot
+                if not self.background:
+                    for _build in range(2):
+                        columns, seq = self._fresh()
+                        snap = self._catch_up(columns, None, seq, self.directory.revision())
+                        if snap is not None:
+                            self._columns, self._snapshot = columns, snap
+                            return snap
+                    raise MapNotReady(MapNotReady.message)
+            self._await(generation)
+            revision = self.directory.revision()
+        raise MapNotReady(MapNotReady.message)
 
-    def install(self, rows: list[MapRow], revision: str) -> None:
-        """Start from rows made elsewhere (benchmarks filling a large corpus without the database)."""
+    def _await(self, generation: int | None) -> None:
+        """Wait up to `wait` seconds for the background build to install other columns than
+        `generation`."""
+        self.start()
+        deadline = time.monotonic() + self.wait
+        with self._ready:
+            while True:
+                columns = self._columns
+                if columns is not None and columns.generation != generation:
+                    return
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise MapNotReady(MapNotReady.message)
+                if not (self._builder and self._builder.is_alive()):
+                    self.start()
+                self._ready.wait(min(left, 0.25))
+
+    def install(self, rows: list[MapRow], revision: str, *, publish: bool = False) -> None:
+        """Start from rows made elsewhere (benchmarks filling a large corpus without the database); with
+        `publish`, written as the host's snapshot and mapped from it, as a worker would."""
         with self._lock:
             seq = int(revision.partition("/")[0])
-            self._columns = Columns(rows, seq)
+            arrays, meta = encode_rows(rows)
+            if publish and self.store is not None:
+                with self.store.exclusive():
+                    self._columns = self._publish(arrays, meta, seq)[0]
+            else:
+                self._columns = Columns(arrays, meta)
             self._snapshot = self._columns.snapshot(revision, seq)
 
     def bounds(
@@ -191,10 +426,7 @@ class FeatureCache:
     def _found(self, query: SearchQuery, snap: Snapshot) -> np.ndarray:
         """Rows of the index's answer, in its order."""
         result = self.directory.search_ids(replace(query, limit=None, offset=0))
-        position = snap.position
-        found = np.fromiter(
-            (position.get(i, -1) for i in result.ids), dtype=np.int64, count=len(result.ids)
-        )
+        found = snap.position.rows_of(result.ids)
         found = found[(found >= 0) & (found < snap.count)]
         alive: np.ndarray = found[snap.alive[found]]
         return alive
@@ -214,33 +446,35 @@ class FeatureCache:
 
     # -- encoding -----------------------------------------------------------------------------------
     def _next_parts(self, snap: Snapshot, rows: np.ndarray) -> list[bytes]:
-        """`,"next":…}}` per row: computed once per row and day (a row never changes; a changed listing
-        gets a new row)."""
+        """`,"next":…}}` per row: computed once per schedule and day (listings sharing a schedule share
+        the text, so the cache stays as small as the number of distinct schedules)."""
         today = self.today() if self.today else None
+        if today is None:
+            return [_NO_NEXT] * len(rows)
         with self._next_lock:
-            if self._next_key != (snap.generation, today):
-                self._next, self._next_key = {}, (snap.generation, today)
+            if self._next_key != today or len(self._next) > NEXT_CACHE_ROWS:
+                self._next, self._next_key = {}, today
             cache = self._next
-        timing = snap.timing
         out = []
-        for row in rows.tolist():
-            found = timing.get(row)
-            if found is None or today is None:
+        closed = snap.col("closed")[rows].tolist()
+        for raw, shut in zip(snap.timing.schedules.many(rows), closed, strict=True):
+            if not raw:
                 out.append(_NO_NEXT)
                 continue
-            part = cache.get(row)
+            part = cache.get((raw, shut))
             if part is None:
-                schedule, closed = found
-                text = next_session_text({"schedule": schedule, "holidays_closed": closed}, today)
+                listing = {"schedule": json.loads(raw), "holidays_closed": shut}
+                text = next_session_text(listing, today)
                 part = b',"next":' + json.dumps(text, ensure_ascii=False).encode() + b"}}"
-                cache[row] = part
+                cache[(raw, shut)] = part
             out.append(part)
         return out
 
     def _points(self, snap: Snapshot, rows: np.ndarray) -> list[bytes]:
-        encoded = snap.encoded
         nexts = self._next_parts(snap, rows)
-        return [encoded[row] + part for row, part in zip(rows.tolist(), nexts, strict=True)]
+        return [
+            encoded + part for encoded, part in zip(snap.encoded.many(rows), nexts, strict=True)
+        ]
 
     def _cells(
         self,

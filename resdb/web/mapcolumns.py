@@ -1,7 +1,9 @@
 """The map's columns: every published listing's public point, kind, sort rank and encoded feature as numpy
 arrays that only grow (a change retires a listing's row at its change-log number and appends the new
 version), so a request reads a consistent `Snapshot` while the cache moves on, and an edit costs work per
-change, not a rebuild."""
+change, not a rebuild. The base rows are plain arrays (numbers, and strings as blobs: no Python object
+per row), so a host can keep them in one memory-mapped snapshot that every worker shares; only the rows
+appended since live in a worker's own memory."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from resdb.domain.blobs import BlobColumn, utf8_blob
 from resdb.domain.vocab import HIDDEN_IN_SEARCH_KINDS, KINDS
 from resdb.exchange import feature
 from resdb.web.labels import session_ja, upcoming, yen
@@ -126,19 +129,249 @@ def map_row(listing: dict[str, Any]) -> MapRow:
 _COLUMNS: dict[str, Any] = {
     "lon": np.float64,
     "lat": np.float64,
-    "x": np.float64,
-    "y": np.float64,
     "px": np.int32,  # x, y on the finest cell grid (FINE_LEVEL): a cell at zoom L is px >> (FINE_LEVEL - L)
     "py": np.int32,
     "kind": np.int16,
     "code": np.int16,  # kind + len(KIND_IDS) × sample: one bincount gives kinds and samples per cell
+    "order": np.int16,  # the kind's place in the map's order (the sort key's second part)
     "municipality": np.int32,
     "has_point": np.bool_,
     "hidden": np.bool_,
     "sample": np.bool_,
+    "closed": np.bool_,  # closed on public holidays (rows with a schedule)
     "died": np.int64,
     "rank": np.float64,
 }
+_STRINGS = ("encoded", "kana", "schedule")  # per base row: a blob and its offsets ("<name>_at")
+
+
+def _spare(count: int) -> int:
+    """Rows allotted for `count` base rows: room to append edits without copying a column."""
+    return max(1024, count + count // 8)
+
+
+class RowStrings:
+    """Byte strings per row: the base rows' from a (memory-mapped) blob, appended rows' in a list."""
+
+    def __init__(self, base: BlobColumn) -> None:
+        self.base = base
+        self.n = len(base)
+        self.tail: list[bytes] = []
+
+    def __len__(self) -> int:
+        return self.n + len(self.tail)
+
+    def __getitem__(self, row: int) -> bytes:
+        return self.base[row] if row < self.n else self.tail[row - self.n]
+
+    def many(self, rows: np.ndarray) -> list[bytes]:
+        """The strings of `rows` (in that order): one slice of the blob each, no per-row lookups."""
+        if not len(rows):
+            return []
+        view = self._view()
+        at = self.base.offsets
+        if int(rows.max()) < self.n:
+            return [
+                view[s:e].tobytes()
+                for s, e in zip(at[rows].tolist(), at[rows + 1].tolist(), strict=True)
+            ]
+        out: list[bytes] = [b""] * len(rows)
+        in_base = rows < self.n
+        picked = np.flatnonzero(in_base)
+        base = rows[picked]
+        for k, s, e in zip(picked.tolist(), at[base].tolist(), at[base + 1].tolist(), strict=True):
+            out[k] = view[s:e].tobytes()
+        for k in np.flatnonzero(~in_base).tolist():
+            out[k] = self.tail[int(rows[k]) - self.n]
+        return out
+
+    def _view(self) -> memoryview:
+        return np.ascontiguousarray(self.base.blob).data.cast("B")
+
+    def take(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Blob and offsets of `rows` (in that order)."""
+        view = self._view()
+        at = self.base.offsets.tolist()
+        n, tail = self.n, self.tail
+        pieces = [view[at[r] : at[r + 1]] if r < n else tail[r - n] for r in rows.tolist()]
+        offsets = np.zeros(len(pieces) + 1, dtype=np.int64)
+        np.cumsum(np.fromiter(map(len, pieces), dtype=np.int64, count=len(pieces)), out=offsets[1:])
+        return np.frombuffer(b"".join(pieces), dtype=np.uint8), offsets
+
+
+def _id_table(ids: np.ndarray) -> dict[str, np.ndarray]:
+    """Fixed-width ids (one per row) as a table sorted by id: `id_sorted`, `id_row` (the row of each) and
+    `row_id` (each row's place in it)."""
+    id_row = np.argsort(ids, kind="stable").astype(np.int32)
+    row_id = np.empty(len(ids), dtype=np.int32)
+    row_id[id_row] = np.arange(len(ids), dtype=np.int32)
+    return {"id_sorted": ids[id_row], "id_row": id_row, "row_id": row_id}
+
+
+class RowIds:
+    """Each row's listing id: the base rows' through the sorted id table, appended rows' in a list."""
+
+    def __init__(self, id_sorted: np.ndarray, row_id: np.ndarray) -> None:
+        self.id_sorted = id_sorted
+        self.row_id = row_id
+        self.n = len(row_id)
+        self.tail: list[str] = []
+
+    def __len__(self) -> int:
+        return self.n + len(self.tail)
+
+    def __getitem__(self, row: int) -> str:
+        if row < self.n:
+            return bytes(self.id_sorted[int(self.row_id[row])]).decode("utf-8")
+        return self.tail[row - self.n]
+
+    def take(self, rows: np.ndarray) -> np.ndarray:
+        """The ids of `rows` as fixed-width bytes."""
+        in_base = rows < self.n
+        base = self.id_sorted[self.row_id[rows[in_base]]]
+        tail = np.array(
+            [self.tail[r - self.n].encode() for r in rows[~in_base].tolist()], dtype=bytes
+        )
+        width = max(1, base.dtype.itemsize, tail.dtype.itemsize if len(tail) else 0)
+        out = np.empty(len(rows), dtype=f"S{width}")
+        out[in_base] = base
+        out[~in_base] = tail
+        return out
+
+
+class Position:
+    """Listing id → its live row: the base rows through the sorted id table, rows retired or appended
+    since in a small overlay (-1: no live row)."""
+
+    def __init__(self, id_sorted: np.ndarray, id_row: np.ndarray) -> None:
+        self.id_sorted = id_sorted
+        self.id_row = id_row
+        self.width = id_sorted.dtype.itemsize
+        self.overlay: dict[str, int] = {}
+
+    def _base(self, listing_id: str) -> int:
+        key = listing_id.encode()
+        if not len(self.id_sorted) or len(key) > self.width:
+            return -1
+        at = int(np.searchsorted(self.id_sorted, key))
+        if at < len(self.id_sorted) and self.id_sorted[at] == key:
+            return int(self.id_row[at])
+        return -1
+
+    def get(self, listing_id: str, default: int | None = None) -> int | None:
+        found = self.overlay.get(listing_id)
+        if found is None:
+            found = self._base(listing_id)
+        return found if found >= 0 else default
+
+    def pop(self, listing_id: str) -> int | None:
+        found = self.get(listing_id)
+        if found is not None:
+            self.overlay[listing_id] = -1
+        return found
+
+    def rows_of(self, ids: Sequence[str]) -> np.ndarray:
+        """The live row of each id (-1 for none), looked up in one pass."""
+        overlay = self.overlay
+        out = np.fromiter((overlay.get(i, -2) for i in ids), dtype=np.int64, count=len(ids))
+        todo = np.flatnonzero(out == -2)
+        if not len(todo):
+            return out
+        out[todo] = -1
+        if not len(self.id_sorted):
+            return out
+        keys = [ids[k].encode() for k in todo.tolist()]
+        fits = np.fromiter(map(len, keys), dtype=np.int64, count=len(keys)) <= self.width
+        wanted = np.array(
+            keys, dtype=self.id_sorted.dtype
+        )  # (longer ids: cut here, refused by `fits`)
+        at = np.minimum(np.searchsorted(self.id_sorted, wanted), len(self.id_sorted) - 1)
+        hit = fits & (self.id_sorted[at] == wanted)
+        out[todo[hit]] = self.id_row[at[hit]]
+        return out
+
+
+class RowTiming:
+    """(schedule, holidays_closed) of a row with a schedule, else None (schedules stored as JSON)."""
+
+    def __init__(self, schedules: RowStrings, columns: dict[str, np.ndarray]) -> None:
+        self.schedules = schedules
+        self.columns = columns
+
+    def get(self, row: int) -> tuple[Any, bool] | None:
+        raw = self.schedules[row]
+        if not raw:
+            return None
+        return json.loads(raw), bool(self.columns["closed"][row])
+
+
+class RowKeys:
+    """Each row's sort key (sample, kind order, reading, id), read from the columns when asked."""
+
+    def __init__(self, columns: dict[str, np.ndarray], kana: RowStrings, ids: RowIds) -> None:
+        self.columns = columns
+        self.kana = kana
+        self.ids = ids
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, row: int) -> tuple[Any, ...]:
+        c = self.columns
+        return (
+            bool(c["sample"][row]),
+            int(c["order"][row]),
+            self.kana[row].decode("utf-8"),
+            self.ids[row],
+        )
+
+
+def _fill(columns: dict[str, np.ndarray], start: int, rows: Sequence[MapRow]) -> None:
+    end = start + len(rows)
+    c = columns
+    c["lon"][start:end] = [r.lon for r in rows]
+    c["lat"][start:end] = [r.lat for r in rows]
+    x, y = mercator(c["lon"][start:end], c["lat"][start:end])
+    c["px"][start:end], c["py"][start:end] = fine_cell(x), fine_cell(y)
+    c["kind"][start:end] = [r.kind for r in rows]
+    c["code"][start:end] = [r.kind + len(KIND_IDS) * r.sample for r in rows]
+    c["order"][start:end] = [r.key[1] for r in rows]
+    c["has_point"][start:end] = [r.has_point for r in rows]
+    c["hidden"][start:end] = [r.hidden for r in rows]
+    c["sample"][start:end] = [r.sample for r in rows]
+    c["closed"][start:end] = [r.timing is not None and r.timing[1] for r in rows]
+    c["died"][start:end] = _ALIVE
+
+
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def _schedule_json(row: MapRow) -> bytes:
+    return b"" if row.timing is None else _JSON(row.timing[0]).encode()
+
+
+def encode_rows(rows: Sequence[MapRow]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """The arrays and facts of columns holding `rows` (in the map's order, with spare room): what a
+    host snapshot stores and `Columns` starts from."""
+    rows = sorted(rows, key=lambda r: r.key)
+    count = len(rows)
+    capacity = _spare(count)
+    arrays = {name: np.zeros(capacity, dtype=t) for name, t in _COLUMNS.items()}
+    _fill(arrays, 0, rows)
+    codes: dict[str, int] = {}
+    arrays["municipality"][:count] = [
+        codes.setdefault(r.municipality, len(codes) + 1) if r.municipality else 0 for r in rows
+    ]
+    arrays["rank"][:count] = np.arange(count, dtype=np.float64)
+    for name, values in (
+        ("encoded", [r.encoded for r in rows]),
+        ("kana", [r.key[2] for r in rows]),
+        ("schedule", [_schedule_json(r) for r in rows]),
+    ):
+        arrays[name], arrays[f"{name}_at"] = utf8_blob(values)
+    ids = np.array([r.id.encode() for r in rows], dtype=bytes) if rows else np.zeros(0, "S1")
+    arrays.update(_id_table(ids))
+    return arrays, {"count": count, "municipality_codes": codes}
 
 
 @dataclass
@@ -151,10 +384,11 @@ class Snapshot:
     seq: int
     count: int
     columns: dict[str, np.ndarray]
-    ids: list[str]
-    encoded: list[bytes]
-    timing: dict[int, tuple[Any, bool]]
-    position: dict[str, int]
+    ids: RowIds
+    encoded: RowStrings
+    kana: RowStrings
+    timing: RowTiming
+    position: Position
     municipality_codes: dict[str, int]
     generation: int
     _masks: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
@@ -244,77 +478,140 @@ class Snapshot:
             self._bounds[municipality_code] = box
         return self._bounds[municipality_code]
 
+    def export(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """The live rows as fresh arrays in the map's order (what `encode_rows` would give for them):
+        compaction and republishing, read from this snapshot only (consistent while the cache moves on)."""
+        c = self.columns
+        live = np.flatnonzero(c["died"][: self.count] > self.seq)
+        order = live[np.argsort(c["rank"][live], kind="stable")]
+        count = len(order)
+        capacity = _spare(count)
+        arrays: dict[str, np.ndarray] = {}
+        for name, t in _COLUMNS.items():
+            column = np.zeros(capacity, dtype=t)
+            column[:count] = c[name][order]
+            arrays[name] = column
+        arrays["died"][:count] = _ALIVE
+        arrays["rank"][:count] = np.arange(count, dtype=np.float64)
+        for name, strings in (
+            ("encoded", self.encoded),
+            ("kana", self.kana),
+            ("schedule", self.timing.schedules),
+        ):
+            arrays[name], arrays[f"{name}_at"] = strings.take(order)
+        arrays.update(_id_table(self.ids.take(order)))
+        return arrays, {"count": count, "municipality_codes": dict(self.municipality_codes)}
+
 
 class Columns:
-    """The writer's side: arrays with spare capacity, rows appended in change order and never rewritten
-    (only retired through `died`), the sort order kept as a float rank (bisect into the sorted keys)."""
+    """The writer's side: base rows from arrays (made here, or mapped copy-on-write from the host's
+    snapshot, so edits touch private copies of a few pages only), rows appended in change order and never
+    rewritten (only retired through `died`), the sort order kept as a float rank (the new row's place found
+    by bisecting the base rows, which are in the map's order, and the few appended ones)."""
 
-    def __init__(self, rows: list[MapRow], seq: int) -> None:
-        rows.sort(key=lambda r: r.key)
+    def __init__(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
         self.generation = next(_GENERATIONS)  # unique per Columns: keys the caches of its rows
-        self.capacity = max(1024, len(rows) + len(rows) // 8)
-        self.columns = {name: np.zeros(self.capacity, dtype=t) for name, t in _COLUMNS.items()}
-        self.count = 0
-        self.ids: list[str] = []
-        self.encoded: list[bytes] = []
-        self.keys: list[tuple[Any, ...]] = []
-        self.timing: dict[int, tuple[Any, bool]] = {}
-        self.position: dict[str, int] = {}
-        self.municipality_codes: dict[str, int] = {}
-        self.sorted_keys: list[tuple[Any, ...]] = [r.key for r in rows]
-        self.dead = 0
-        self._append(rows, ranks=np.arange(len(rows), dtype=np.float64))
+        self.base = int(meta["count"])
+        self.columns = {name: arrays[name] for name in _COLUMNS}
+        self.capacity = len(self.columns["died"])
+        self.count = self.base
+        self.municipality_codes: dict[str, int] = dict(meta["municipality_codes"])
+        strings = {
+            name: RowStrings(BlobColumn(arrays[name], arrays[f"{name}_at"])) for name in _STRINGS
+        }
+        self.ids = RowIds(arrays["id_sorted"], arrays["row_id"])
+        self.encoded = strings["encoded"]
+        self.kana = strings["kana"]
+        self.timing = RowTiming(strings["schedule"], self.columns)
+        self.keys = RowKeys(self.columns, self.kana, self.ids)
+        self.position = Position(arrays["id_sorted"], arrays["id_row"])
+        self._tail_sorted: list[tuple[tuple[Any, ...], int]] = []  # live appended rows by key
+        self.dead = int(np.count_nonzero(self.columns["died"][: self.base] != _ALIVE))
+        if len(self.ids) != self.base or self.capacity < self.base:
+            raise ValueError("map columns of unequal length")
+
+    @classmethod
+    def from_rows(cls, rows: Sequence[MapRow]) -> Columns:
+        return cls(*encode_rows(rows))
+
+    @property
+    def tail_rows(self) -> int:
+        """Rows appended since the base (held in this process's memory)."""
+        return self.count - self.base
 
     def _code(self, municipality: str) -> int:
         if not municipality:
             return 0
         return self.municipality_codes.setdefault(municipality, len(self.municipality_codes) + 1)
 
-    def _append(self, rows: Sequence[MapRow], ranks: np.ndarray) -> None:
-        need = self.count + len(rows)
-        if need > self.capacity:  # grow: readers keep the arrays they hold
-            self.capacity = max(need, self.capacity * 2)
-            grown = {}
-            for name, old in self.columns.items():
+    def _append(self, row: MapRow, rank: float) -> int:
+        if self.count + 1 > self.capacity:  # grow: readers keep the arrays they hold
+            self.capacity = max(self.count + 1, self.capacity * 2)
+            for name, old in list(self.columns.items()):
                 new = np.zeros(self.capacity, dtype=old.dtype)
                 new[: self.count] = old[: self.count]
-                grown[name] = new
-            self.columns = grown
-        start, end = self.count, need
-        c = self.columns
-        c["lon"][start:end] = [r.lon for r in rows]
-        c["lat"][start:end] = [r.lat for r in rows]
-        x, y = mercator(c["lon"][start:end], c["lat"][start:end])
-        c["x"][start:end], c["y"][start:end] = x, y
-        c["px"][start:end], c["py"][start:end] = fine_cell(x), fine_cell(y)
-        c["kind"][start:end] = [r.kind for r in rows]
-        c["code"][start:end] = [r.kind + len(KIND_IDS) * r.sample for r in rows]
-        c["municipality"][start:end] = [self._code(r.municipality) for r in rows]
-        c["has_point"][start:end] = [r.has_point for r in rows]
-        c["hidden"][start:end] = [r.hidden for r in rows]
-        c["sample"][start:end] = [r.sample for r in rows]
-        c["died"][start:end] = _ALIVE
-        c["rank"][start:end] = ranks
-        for n, r in enumerate(rows, start=start):
-            self.ids.append(r.id)
-            self.encoded.append(r.encoded)
-            self.keys.append(r.key)
-            self.position[r.id] = n
-            if r.timing is not None:
-                self.timing[n] = r.timing
-        self.count = end
+                self.columns[name] = new
+        at = self.count
+        _fill(self.columns, at, [row])
+        self.columns["municipality"][at] = self._code(row.municipality)
+        self.columns["rank"][at] = rank
+        self.ids.tail.append(row.id)
+        self.encoded.tail.append(row.encoded)
+        self.kana.tail.append(row.key[2].encode("utf-8"))
+        self.timing.schedules.tail.append(_schedule_json(row))
+        self.position.overlay[row.id] = at
+        self.count = at + 1
+        return at
 
-    def _rank_between(self, at: int) -> float | None:
-        """A rank between the sorted neighbours of slot `at`, or None when floats ran out there."""
+    def _live_base(self, row: int, step: int) -> int | None:
+        """The nearest live base row from `row` on (step -1: downwards, 1: upwards)."""
+        died = self.columns["died"]
+        if step < 0:
+            while row >= 0:
+                low = max(0, row - 255)
+                live = np.flatnonzero(died[low : row + 1] == _ALIVE)
+                if len(live):
+                    return low + int(live[-1])
+                row = low - 1
+        else:
+            while row < self.base:
+                high = min(self.base, row + 256)
+                live = np.flatnonzero(died[row:high] == _ALIVE)
+                if len(live):
+                    return row + int(live[0])
+                row = high
+        return None
+
+    def _rank_for(self, key: tuple[Any, ...]) -> float | None:
+        """A rank between the live rows around `key` in the map's order, or None when floats ran out."""
+        at = bisect.bisect_left(self.keys, key, 0, self.base)
+        low_row, high_row = self._live_base(at - 1, -1), self._live_base(at, 1)
+        t = bisect.bisect_left(self._tail_sorted, (key,))
+        if t > 0:
+            found_key, found = self._tail_sorted[t - 1]
+            if low_row is None or found_key > self.keys[low_row]:
+                low_row = found
+        if t < len(self._tail_sorted):
+            found_key, found = self._tail_sorted[t]
+            if high_row is None or found_key < self.keys[high_row]:
+                high_row = found
         rank = self.columns["rank"]
-        low = rank[self.position[self.sorted_keys[at - 1][-1]]] if at > 0 else None
-        high = rank[self.position[self.sorted_keys[at][-1]]] if at < len(self.sorted_keys) else None
+        low = float(rank[low_row]) if low_row is not None else None
+        high = float(rank[high_row]) if high_row is not None else None
         if high is None:
-            return 0.0 if low is None else float(low) + 1.0
+            return 0.0 if low is None else low + 1.0
         if low is None:
-            return float(high) - 1.0
-        middle = (float(low) + float(high)) / 2
+            return high - 1.0
+        middle = (low + high) / 2
         return middle if low < middle < high else None
+
+    def _renumber(self) -> None:
+        """Ranks 0, 1, 2 … for the live rows in their order (a fresh array: readers keep theirs)."""
+        rank = np.array(self.columns["rank"])
+        live = np.flatnonzero(self.columns["died"][: self.count] == _ALIVE)
+        order = live[np.argsort(rank[live], kind="stable")]
+        rank[order] = np.arange(len(order), dtype=np.float64)
+        self.columns["rank"] = rank
 
     def advance(self, changed: Iterable[str], rows: list[MapRow], seq: int) -> list[int]:
         """Retire the changed listings' rows (at `seq`) and append the new versions of those still
@@ -322,54 +619,32 @@ class Columns:
         died = self.columns["died"]
         retired = []
         for listing_id in changed:
-            old = self.position.pop(listing_id, None)
+            old = self.position.pop(listing_id)
             if old is None:
                 continue
             died[old] = seq
             retired.append(old)
             self.dead += 1
-            key = self.keys[old]
-            at = bisect.bisect_left(self.sorted_keys, key)
-            if at < len(self.sorted_keys) and self.sorted_keys[at] == key:
-                del self.sorted_keys[at]
-        renumber = False
+            if old >= self.base:
+                entry = (self.keys[old], old)
+                at = bisect.bisect_left(self._tail_sorted, entry)
+                if at < len(self._tail_sorted) and self._tail_sorted[at] == entry:
+                    del self._tail_sorted[at]
         for r in rows:
-            at = bisect.bisect_left(self.sorted_keys, r.key)
-            rank = self._rank_between(at)
+            rank = self._rank_for(r.key)
             if rank is None:
-                renumber, rank = True, 0.0
-            self.sorted_keys.insert(at, r.key)
-            self._append([r], ranks=np.array([rank]))
-        if renumber:  # a fresh rank array (readers keep theirs)
-            rank_column = self.columns["rank"].copy()
-            for n, key in enumerate(self.sorted_keys):
-                rank_column[self.position[key[-1]]] = n
-            self.columns["rank"] = rank_column
+                self._renumber()
+                rank = self._rank_for(r.key)
+                assert rank is not None  # whole numbers apart now
+            row = self._append(r, rank)
+            bisect.insort(self._tail_sorted, (r.key, row))
         return retired
 
     def compacted(self, seq: int, at_least: int = 10_000) -> Columns | None:
         """A copy without retired rows once they outnumber the live ones and `at_least` (None before)."""
         if self.dead <= max(at_least, (self.count - self.dead)):
             return None
-        alive = np.flatnonzero(self.columns["died"][: self.count] > seq)
-        names = {code: name for name, code in self.municipality_codes.items()}
-        rows = [
-            MapRow(
-                id=self.ids[n],
-                key=self.keys[n],
-                encoded=self.encoded[n],
-                lon=float(self.columns["lon"][n]),
-                lat=float(self.columns["lat"][n]),
-                has_point=bool(self.columns["has_point"][n]),
-                kind=int(self.columns["kind"][n]),
-                municipality=names.get(int(self.columns["municipality"][n]), ""),
-                hidden=bool(self.columns["hidden"][n]),
-                sample=bool(self.columns["sample"][n]),
-                timing=self.timing.get(int(n)),
-            )
-            for n in alive
-        ]
-        return Columns(rows, seq)
+        return Columns(*self.snapshot("", seq).export())
 
     def snapshot(self, revision: str, seq: int) -> Snapshot:
         return Snapshot(
@@ -379,6 +654,7 @@ class Columns:
             columns=dict(self.columns),
             ids=self.ids,
             encoded=self.encoded,
+            kana=self.kana,
             timing=self.timing,
             position=self.position,
             municipality_codes=self.municipality_codes,

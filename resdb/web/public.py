@@ -13,7 +13,7 @@ from resdb.web import get_directory
 from resdb.web.basemap import map_settings
 from resdb.web.common import app_today
 from resdb.web.errors import ApiError
-from resdb.web.features import STREET_ZOOM
+from resdb.web.features import STREET_ZOOM, MapNotReady
 from resdb.web.labels import freshness, source_label, upcoming
 from resdb.web.params import PAGE_SIZE, form_args, parse_search
 from resdb.web.security import rate_limited
@@ -33,7 +33,10 @@ def _initial_bounds(form: dict[str, Any]) -> list[list[float]] | None:
         lon0, lat0, lon1, lat1 = (float(v) for v in form["bbox"].split(","))
         return [[lat0, lon0], [lat1, lon1]]
     cache = current_app.extensions["resdb.features"]
-    box = cache.bounds(form.get("municipality") or current_app.config["DEFAULT_MUNICIPALITY"])
+    try:
+        box = cache.bounds(form.get("municipality") or current_app.config["DEFAULT_MUNICIPALITY"])
+    except MapNotReady:  # the page still opens; its map asks again for the points
+        return None
     if box is None:
         return None
     return [[box[1], box[0]], [box[3], box[2]]]

@@ -36,7 +36,7 @@ def _expected(listings: dict[str, dict[str, Any]]) -> list[str]:
 
 def test_edits_append_and_retire_and_each_snapshot_keeps_its_view() -> None:
     listings = {f"l{n:02d}": _listing(n) for n in range(12)}
-    columns = Columns([map_row(x) for x in listings.values()], seq=1)
+    columns = Columns.from_rows([map_row(x) for x in listings.values()])
     first = columns.snapshot("1/0", 1)
     assert _live_in_order(first) == _expected(listings)
     seq = 1
