@@ -31,14 +31,13 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import matcher
 from matcher.pool import ARRAYS_FORMAT
 from matcher.scoring import goal_terms
 from resdb.directory import ChangesPruned, Directory
-from resdb.hostsnapshot import SnapshotStore, load_arrays
+from resdb.hostsnapshot import SnapshotStore, host_store, load_arrays
 from resdb.outcomes import outcomes_revision, placement_outcomes
 
 log = logging.getLogger(__name__)
@@ -143,8 +142,7 @@ class PoolKeeper:
     # -- building ---------------------------------------------------------------------------------
     def snapshot_store(self) -> SnapshotStore:
         """The host's matching-pool snapshots (beside the database's other instance files)."""
-        root = Path(self.directory.instance_dir) / "snapshots" / "matchpool"
-        return SnapshotStore(root, f"matchpool/{ARRAYS_FORMAT}")
+        return host_store(self.directory.instance_dir, "matchpool", f"matchpool/{ARRAYS_FORMAT}")
 
     def _usable(self, head: int, newer_than: int) -> Any:
         def usable(meta: dict[str, Any]) -> bool:

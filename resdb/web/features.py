@@ -14,14 +14,13 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from resdb.directory import ChangesPruned, Directory
 from resdb.domain.vocab import HIDDEN_IN_SEARCH_KINDS
-from resdb.hostsnapshot import SnapshotStore, load_arrays
+from resdb.hostsnapshot import SnapshotStore, host_store, load_arrays
 from resdb.search import SearchQuery
 from resdb.web.mapcolumns import (
     CELL_PX,
@@ -113,7 +112,7 @@ def map_wait_setting() -> float:
 
 def map_store(directory: Directory) -> SnapshotStore:
     """Where the host's map snapshots live (in the instance folder)."""
-    return SnapshotStore(Path(directory.instance_dir) / "snapshots" / "map", MAP_SNAPSHOT_FORMAT)
+    return host_store(directory.instance_dir, "map", MAP_SNAPSHOT_FORMAT)
 
 
 class FeatureCache:
