@@ -44,10 +44,17 @@ PACK_BELOW_BYTES = (
 PACKED = "packed.npz"
 
 
-def write_arrays(directory: Path, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> bool:
+def write_arrays(
+    directory: Path,
+    arrays: dict[str, np.ndarray],
+    meta: dict[str, Any],
+    *,
+    pack_small: bool = False,
+) -> bool:
     """Write every array and then the manifest (`meta` plus file sizes) into a temporary folder and
     rename it to `directory`: readers see a whole snapshot or none. False when another process got
-    there first (its copy stays)."""
+    there first (its copy stays). `pack_small`: arrays under PACK_BELOW_BYTES together go into one
+    .npz, read whole (an edit's tiny search segment), instead of one mapped .npy each."""
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = directory.with_name(f".{directory.name}.{uuid.uuid4().hex[:8]}")
@@ -55,7 +62,7 @@ def write_arrays(directory: Path, arrays: dict[str, np.ndarray], meta: dict[str,
     try:
         files: dict[str, int] = {}
         extra: dict[str, Any] = {}
-        if sum(int(a.nbytes) for a in arrays.values()) < PACK_BELOW_BYTES:
+        if pack_small and sum(int(a.nbytes) for a in arrays.values()) < PACK_BELOW_BYTES:
             # Small (an edit's one-document segment): one file instead of dozens, read whole.
             path = tmp / PACKED
             with open(path, "wb") as handle:

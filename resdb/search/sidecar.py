@@ -129,7 +129,7 @@ def postings_from_lists(
 def write_sidecar(directory: Path, size: int, arrays: dict[str, np.ndarray]) -> None:
     """Write a sidecar atomically (see hostsnapshot.write_arrays): readers see a whole sidecar or none;
     when another process got there first, its copy stays."""
-    write_arrays(directory, arrays, {"format": SIDECAR_FORMAT, "size": size})
+    write_arrays(directory, arrays, {"format": SIDECAR_FORMAT, "size": size}, pack_small=True)
 
 
 def load_sidecar(directory: Path, size: int) -> dict[str, np.ndarray] | None:

@@ -18,14 +18,14 @@ SALON = {"id": "s-1", "name": "ふれあいサロン", "kind": "kayoi", "lat": 3
 
 def test_arrays_round_trip_and_strings(tmp_path: Path) -> None:
     blob, offsets = utf8_blob(["射水", "", "café"])
-    arrays = {"big": np.arange(100_000, dtype=np.int64), "blob": blob, "off": offsets}
+    arrays = {"big": np.arange(10_000, dtype=np.int64), "blob": blob, "off": offsets}
     assert write_arrays(tmp_path / "a", arrays, {"seq": 7})
     loaded = load_arrays(tmp_path / "a")
     assert loaded is not None
     manifest, got = loaded
     assert manifest["seq"] == 7
     assert isinstance(got["big"], np.memmap)  # large arrays are mapped, not read
-    assert got["big"][-1] == 99_999
+    assert got["big"][-1] == 9_999
     column = BlobColumn(got["blob"], got["off"])
     assert [column.text(i) for i in range(len(column))] == ["射水", "", "café"]
     assert column[-1] == "café".encode()
@@ -129,8 +129,10 @@ def test_index_copy_carries_the_host_snapshots(directory: Directory, tmp_path: P
 def test_small_snapshot_is_one_file_and_refused_when_cut(tmp_path: Path) -> None:
     blob, offsets = utf8_blob(["ふれあい"])
     arrays = {"ids": np.arange(3), "terms": np.array([b"ab", b"c"]), "blob": blob, "off": offsets}
-    write_arrays(tmp_path / "a", arrays, {"size": 3})
+    write_arrays(tmp_path / "a", arrays, {"size": 3}, pack_small=True)
     assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["manifest.json", "packed.npz"]
+    write_arrays(tmp_path / "b", arrays, {"size": 3})  # not asked to pack: one .npy per array
+    assert len(list((tmp_path / "b").glob("*.npy"))) == 4
     manifest, got = load_arrays(tmp_path / "a")  # type: ignore[misc]
     assert manifest["size"] == 3 and list(got["terms"]) == [b"ab", b"c"]
     assert BlobColumn(got["blob"], got["off"]).text(0) == "ふれあい"
