@@ -15,6 +15,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Callable, Iterator
@@ -38,10 +39,38 @@ __all__ = [
 
 SNAPSHOTS_DIR = "snapshots"  # in the instance folder: one sub-folder (a SnapshotStore) per kind
 MAP_ABOVE_BYTES = 128 + 4096  # smaller files are read into memory (not worth a mapping)
-PACK_BELOW_BYTES = (
-    256 * 1024
-)  # arrays smaller than this together are written as one file, read whole
-PACKED = "packed.npz"
+PACK_BELOW_BYTES = 256 * 1024  # with pack_small, arrays together under this go into one file
+PACKED = "packed.bin"
+_ALIGN = 64
+
+
+def _layout(array: np.ndarray, offset: int) -> dict[str, Any]:
+    return {"dtype": array.dtype.str, "shape": list(array.shape), "offset": offset}
+
+
+_DESCR = re.compile(r"""['"]descr['"]\s*:\s*['"]([^'"]+)['"]""")
+_SHAPE = re.compile(r"""['"]shape['"]\s*:\s*\(([^)]*)\)""")
+_FORTRAN = re.compile(r"""['"]fortran_order['"]\s*:\s*True""")
+
+
+def _npy_layout(path: Path) -> dict[str, Any]:
+    """dtype, shape and data offset of a .npy file, read from its header with regular expressions (a
+    snapshot written before manifests held layouts)."""
+    with open(path, "rb") as handle:
+        start = handle.read(12)
+        if start[:6] != b"\x93NUMPY":
+            raise ValueError(f"{path} is not a .npy file")
+        if start[6] == 1:
+            size, at = int.from_bytes(start[8:10], "little"), 10
+        else:
+            size, at = int.from_bytes(start[8:12], "little"), 12
+        handle.seek(at)
+        header = handle.read(size).decode("latin1")
+    descr, shape = _DESCR.search(header), _SHAPE.search(header)
+    if descr is None or shape is None or _FORTRAN.search(header):
+        raise ValueError(f"{path}: unexpected .npy header")
+    dims = [int(n) for n in shape.group(1).replace(" ", "").split(",") if n]
+    return {"dtype": descr.group(1), "shape": dims, "offset": at + size, "file": path.name}
 
 
 def write_arrays(
@@ -51,30 +80,35 @@ def write_arrays(
     *,
     pack_small: bool = False,
 ) -> bool:
-    """Write every array and then the manifest (`meta` plus file sizes) into a temporary folder and
-    rename it to `directory`: readers see a whole snapshot or none. False when another process got
-    there first (its copy stays). `pack_small`: arrays under PACK_BELOW_BYTES together go into one
-    .npz, read whole (an edit's tiny search segment), instead of one mapped .npy each."""
+    """Write every array and then the manifest (`meta`, file sizes and each array's dtype, shape and
+    data offset) into a temporary folder and rename it to `directory`: readers see a whole snapshot or
+    none. False when another process got there first (its copy stays). Arrays are standard `.npy`
+    files; `pack_small`: arrays under PACK_BELOW_BYTES together go into one raw file, read whole (an
+    edit's tiny search segment) instead of one file each."""
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = directory.with_name(f".{directory.name}.{uuid.uuid4().hex[:8]}")
     tmp.mkdir()
     try:
         files: dict[str, int] = {}
-        extra: dict[str, Any] = {}
-        if pack_small and sum(int(a.nbytes) for a in arrays.values()) < PACK_BELOW_BYTES:
-            # Small (an edit's one-document segment): one file instead of dozens, read whole.
+        layouts: dict[str, dict[str, Any]] = {}
+        contiguous = {name: np.ascontiguousarray(a) for name, a in arrays.items()}
+        if pack_small and sum(int(a.nbytes) for a in contiguous.values()) < PACK_BELOW_BYTES:
             path = tmp / PACKED
             with open(path, "wb") as handle:
-                np.savez(handle, allow_pickle=False, **arrays)
+                for name, array in contiguous.items():
+                    handle.write(b"\0" * (-handle.tell() % _ALIGN))
+                    layouts[name] = {**_layout(array, handle.tell()), "file": PACKED}
+                    handle.write(array.tobytes())
             files[PACKED] = path.stat().st_size
-            extra["packed"] = sorted(arrays)
         else:
-            for name, array in arrays.items():
+            for name, array in contiguous.items():
                 path = tmp / f"{name}.npy"
-                np.save(path, np.ascontiguousarray(array), allow_pickle=False)
-                files[path.name] = path.stat().st_size
-        manifest = {**meta, **extra, "files": files}
+                np.save(path, array, allow_pickle=False)
+                size = path.stat().st_size
+                files[path.name] = size
+                layouts[name] = {**_layout(array, size - array.nbytes), "file": path.name}
+        manifest = {**meta, "files": files, "arrays": layouts}
         (tmp / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
         try:
             os.rename(tmp, directory)
@@ -92,32 +126,50 @@ def load_arrays(
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]] | None:
     """(manifest, arrays) of a snapshot folder, large arrays memory-mapped (read-only, or copy-on-write:
     a write makes a private copy of the touched pages only); None when the manifest or any file is
-    missing or not whole."""
+    missing or not whole. Arrays are placed from the manifest's layouts, never by parsing .npy headers
+    (numpy parses them with `ast`, which Python 3.11 does not make safe beside another thread compiling
+    code)."""
     directory = Path(directory)
     try:
         manifest = json.loads((directory / "manifest.json").read_text(encoding="utf-8"))
+        if not isinstance(manifest, dict):
+            return None
+        # Manifests written before they named files and layouts keyed sizes by array name.
+        files = {
+            name if name.endswith((".npy", ".bin")) else f"{name}.npy": int(nbytes)
+            for name, nbytes in manifest["files"].items()
+        }
+        manifest["files"] = files
+        for filename, nbytes in files.items():
+            if (directory / filename).stat().st_size != nbytes:
+                return None
+        layouts = manifest.get("arrays") or {
+            filename.removesuffix(".npy"): _npy_layout(directory / filename) for filename in files
+        }
+        raw: dict[str, bytes] = {}
         arrays: dict[str, np.ndarray] = {}
-        if "packed" in manifest:
-            path = directory / PACKED
-            if path.stat().st_size != manifest["files"][PACKED]:
+        for name, layout in layouts.items():
+            filename = layout["file"]
+            dtype = np.dtype(layout["dtype"])
+            shape = tuple(int(n) for n in layout["shape"])
+            count = int(np.prod(shape, dtype=np.int64))
+            offset = int(layout["offset"])
+            if offset + count * dtype.itemsize > manifest["files"][filename]:
                 return None
-            with np.load(path, allow_pickle=False) as packed:
-                arrays = {name: packed[name] for name in manifest["packed"]}
-            return manifest, arrays
-        for filename, nbytes in manifest["files"].items():
-            path = directory / filename
-            name = filename.removesuffix(".npy")
-            if path.stat().st_size != nbytes:
-                return None
-            if nbytes > MAP_ABOVE_BYTES:
-                arrays[name] = np.load(
-                    path, mmap_mode="c" if copy_on_write else "r", allow_pickle=False
+            if manifest["files"][filename] > MAP_ABOVE_BYTES and filename != PACKED and count:
+                arrays[name] = np.memmap(
+                    directory / filename,
+                    dtype=dtype,
+                    mode="c" if copy_on_write else "r",
+                    offset=offset,
+                    shape=shape,
                 )
             else:
-                arrays[name] = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, KeyError, TypeError, AttributeError, EOFError):
-        return None
-    if not isinstance(manifest, dict):
+                if filename not in raw:
+                    raw[filename] = (directory / filename).read_bytes()
+                flat = np.frombuffer(raw[filename], dtype=dtype, count=count, offset=offset)
+                arrays[name] = flat.reshape(shape).copy()  # writable, like a copy-on-write map
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
     return manifest, arrays
 

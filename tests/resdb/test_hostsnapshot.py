@@ -3,6 +3,7 @@ one builder per host, and tied to the very change of the very database they refl
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import time
 from pathlib import Path
@@ -130,12 +131,34 @@ def test_small_snapshot_is_one_file_and_refused_when_cut(tmp_path: Path) -> None
     blob, offsets = utf8_blob(["ふれあい"])
     arrays = {"ids": np.arange(3), "terms": np.array([b"ab", b"c"]), "blob": blob, "off": offsets}
     write_arrays(tmp_path / "a", arrays, {"size": 3}, pack_small=True)
-    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["manifest.json", "packed.npz"]
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["manifest.json", "packed.bin"]
     write_arrays(tmp_path / "b", arrays, {"size": 3})  # not asked to pack: one .npy per array
     assert len(list((tmp_path / "b").glob("*.npy"))) == 4
     manifest, got = load_arrays(tmp_path / "a")  # type: ignore[misc]
     assert manifest["size"] == 3 and list(got["terms"]) == [b"ab", b"c"]
     assert BlobColumn(got["blob"], got["off"]).text(0) == "ふれあい"
-    packed = tmp_path / "a" / "packed.npz"
+    packed = tmp_path / "a" / "packed.bin"
     packed.write_bytes(packed.read_bytes()[:-10])
     assert load_arrays(tmp_path / "a") is None
+
+
+def test_snapshot_written_before_manifests_held_layouts_still_loads(tmp_path: Path) -> None:
+    """Sizes keyed by array name, no layouts: each .npy header is read (without numpy's parser)."""
+    arrays = {
+        "big": np.arange(100_000),
+        "terms": np.array([b"ab", b"cde"]),
+        "empty": np.zeros(0, dtype=np.int32),
+        "grid": np.arange(12.0).reshape(3, 4),
+    }
+    folder = tmp_path / "old"
+    folder.mkdir()
+    sizes = {}
+    for name, array in arrays.items():
+        np.save(folder / f"{name}.npy", array)
+        sizes[name] = (folder / f"{name}.npy").stat().st_size
+    (folder / "manifest.json").write_text(json.dumps({"format": "1", "files": sizes}))
+    loaded = load_arrays(folder)
+    assert loaded is not None
+    for name, array in arrays.items():
+        assert loaded[1][name].dtype == array.dtype and np.array_equal(loaded[1][name], array)
+    assert isinstance(loaded[1]["big"], np.memmap)

@@ -226,7 +226,7 @@ def test_a_damaged_sidecar_is_rebuilt_never_trusted(tmp_path: Path, damage: str,
     assert manifest["files"] and all(
         (rebuilt / name).stat().st_size == size for name, size in manifest["files"].items()
     )
-    assert ("packed" in manifest) == (docs == 300)
+    assert ("packed.bin" in manifest["files"]) == (docs == 300)
 
 
 _READER = """
