@@ -17,6 +17,7 @@ import json
 import os
 import re
 import shutil
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -220,7 +221,8 @@ class SnapshotStore:
     ) -> Path:
         """Write a snapshot reflecting change-log number `seq`, then drop all but the newest `keep`
         (a process still mapping a dropped one keeps its pages until it lets go)."""
-        folder = self.root / f"s{seq:014d}-{uuid.uuid4().hex[:8]}"
+        # Named by change number, then time written: of two snapshots of one change the later wins.
+        folder = self.root / f"s{seq:014d}-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"
         write_arrays(folder, arrays, {**meta, "format": self.format, "seq": seq})
         self.prune(keep)
         return folder

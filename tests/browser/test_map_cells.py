@@ -68,3 +68,50 @@ def test_cells_at_low_zoom_markers_after_zooming_in(cells_server: Any, make_page
     pins.first.click()
     expect(page.locator(".leaflet-popup-content a")).to_be_visible()
     assert page.console_errors == []
+
+
+def test_map_says_it_is_getting_ready_then_loads_by_itself(
+    make_directory: Any, make_page: Any
+) -> None:
+    """While another worker of the host builds the map's columns the map answers 準備中 (503); the page
+    says so, asks again after the server's Retry-After and then shows the listings."""
+    from playwright.sync_api import expect
+
+    from resdb.demo import load_districts
+    from resdb.web import create_app
+    from resdb.web.features import map_store
+
+    directory = make_directory("sqlite", name="map-ready")
+    load_districts(directory, ("16211",))
+    for n in range(3):
+        directory.create(
+            {
+                "name": f"準備中テストのサロン{n}",
+                "kind": "kayoi",
+                "municipality_code": "162116",
+                "lat": 36.72 + n * 0.002,
+                "lon": 137.09,
+            },
+            actor="t",
+        )
+    lock = map_store(directory).exclusive()
+    lock.__enter__()  # another worker is building the host's map snapshot
+    try:
+        app = create_app(
+            {
+                "DIRECTORY": directory,
+                "TILE_URL": TEST_TILE_URL,
+                "RATE_LIMIT": None,
+                "SECRET_KEY": "browser-ready",
+                "MAP_WAIT": 0.0,
+            }
+        )
+        server = start_server(app)
+        page = make_page()
+        page.goto(server.url + "/")
+        expect(page.locator("#list-status")).to_contain_text("準備中", timeout=15_000)
+        expect(page.locator("#list-status")).to_contain_text("秒後にもう一度読み込みます")
+    finally:
+        lock.__exit__(None, None, None)  # the build goes ahead: the page retries by itself
+    assert wait_for_map(page) == 3
+    server.shutdown()

@@ -162,3 +162,11 @@ def test_snapshot_written_before_manifests_held_layouts_still_loads(tmp_path: Pa
     for name, array in arrays.items():
         assert loaded[1][name].dtype == array.dtype and np.array_equal(loaded[1][name], array)
     assert isinstance(loaded[1]["big"], np.memmap)
+
+
+def test_of_two_snapshots_of_one_change_the_later_is_loaded(tmp_path: Path) -> None:
+    store = SnapshotStore(tmp_path / "pool", "1")
+    for value in range(5):  # e.g. a fresh build and a worker's republished overlay, same seq
+        store.publish(9, {"x": np.full(3, value)}, {}, keep=10)
+    found = store.load_newest(lambda m: True)
+    assert found is not None and int(found[1]["x"][0]) == 4

@@ -365,7 +365,10 @@
     statusNode.replaceChildren(el("span", {className: "error-text", text: message}));
   }
 
+  let retryTimer = null;
+
   function load(options) {
+    clearTimeout(retryTimer);
     const fit = options && options.fit;
     const filters = filterParams().toString();
     const params = new URLSearchParams(filters);
@@ -382,7 +385,11 @@
         return response.json().then(function (body) {
           if (!response.ok) {
             const message = body && body.error && body.error.message;
-            throw new Error(message || "読み込めませんでした（" + response.status + "）");
+            const error = new Error(message || "読み込めませんでした（" + response.status + "）");
+            if (response.status === 503) {  // 準備中: ask again after the server's Retry-After
+              error.retryAfter = Math.min(60, Math.max(1, parseInt(response.headers.get("Retry-After"), 10) || 5));
+            }
+            throw error;
           }
           return body;
         });
@@ -409,6 +416,12 @@
       .catch(function (error) {
         if (error.name === "AbortError") { return; }
         mapNode.removeAttribute("aria-busy");
+        if (error.retryAfter) {
+          showError(error.message + "（" + error.retryAfter + " 秒後にもう一度読み込みます）");
+          clearTimeout(retryTimer);
+          retryTimer = setTimeout(function () { load(options); }, error.retryAfter * 1000);
+          return;
+        }
         showError(error.message || "読み込めませんでした");
       });
   }
