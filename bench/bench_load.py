@@ -47,7 +47,7 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
-from bench_freshness import RESDB, serve, stop  # noqa: E402  (the deployment-shape helpers)
+from bench_freshness import RESDB, call, serve, stop  # noqa: E402  (the deployment-shape helpers)
 from bench_web import pct  # noqa: E402
 from load_traffic import (  # noqa: E402
     PROBE_SECONDS,
@@ -155,6 +155,28 @@ def load(
         "csv_write_s": round(write_s, 1),
         "loaded_at": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
     }
+
+
+def wait_ready(base: str, coordinator_token: str, workers: int, limit: float = 1800.0) -> float:
+    """Seconds until the map and matching answer 200 (not 503 準備中) on every worker: 3 × workers
+    consecutive rounds of one map view and one match (the host's workers share the listening socket)."""
+    from matcher.synthetic import persons
+
+    person = persons(1, seed=1, center=CENTRE, radius_km=5.0)[0]
+    south, west, north, east = REGION
+    started = time.perf_counter()
+    streak = 0
+    while streak < 3 * workers:
+        if time.perf_counter() - started > limit:
+            raise SystemExit(f"{base}: map and matching not ready after {limit:.0f} s")
+        mapped = call(
+            base, "GET", f"/api/resources.geojson?bbox={west},{south},{east},{north}&zoom=9"
+        )
+        matched = call(base, "POST", "/api/match?limit=1", body=person, token=coordinator_token)
+        streak = streak + 1 if mapped[0] == 200 and matched[0] == 200 else 0
+        if streak == 0:
+            time.sleep(1.0)
+    return time.perf_counter() - started
 
 
 def make_accounts(url: str, coordinators: int, probes: int) -> dict[str, list[str]]:
@@ -523,6 +545,11 @@ def main() -> None:
         host_a, base_a = serve(url, work / "host-a", args.workers, env)
         processes.append(host_a)
         setup.append(f"host A up in {time.perf_counter() - started:.1f} s ({base_a})")
+        ready_s = wait_ready(base_a, tokens["coordinator"][0], args.workers)
+        setup.append(
+            f"host A's map and matching ready {ready_s:.1f} s later (its workers built and published "
+            "the host snapshots, or mapped them)"
+        )
         hosts: list[tuple[str, subprocess.Popen[bytes]]] = [("A", host_a)]
         bases = [base_a]
         for n in range(1, args.hosts):
@@ -548,8 +575,11 @@ def main() -> None:
                 if args.join == "copy"
                 else "index rebuilt from PostgreSQL"
             )
+            up_s = time.perf_counter() - started
+            ready_s = wait_ready(base, tokens["coordinator"][0], args.workers)
             setup.append(
-                f"host {label} joined: {how}`resdb serve` up in {time.perf_counter() - started:.1f} s ({what})"
+                f"host {label} joined: {how}`resdb serve` up in {up_s:.1f} s ({what}); map and "
+                f"matching ready {ready_s:.1f} s later"
             )
         setup.append(
             "signing key: RESDB_SECRET_KEY unset on every host, so all sign with the key kept in the database "
