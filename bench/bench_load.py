@@ -235,8 +235,11 @@ def sample_memory(
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 continue
             key = (label, proc.pid)
-            row = peak.setdefault(key, {"rss": 0.0, "pss": 0.0, "master": proc.pid == process.pid})
+            row = peak.setdefault(
+                key, {"rss": 0.0, "uss": 0.0, "pss": 0.0, "master": proc.pid == process.pid}
+            )
             row["rss"] = max(row["rss"], info.rss / 1e6)
+            row["uss"] = max(row["uss"], getattr(info, "uss", 0) / 1e6)  # private to the process
             row["pss"] = max(row["pss"], getattr(info, "pss", 0) / 1e6)
 
 
@@ -393,7 +396,9 @@ def report(
         procs = [(pid, row) for (host, pid), row in ctx["memory"].items() if host == label]
         workers = [row for _pid, row in procs if not row["master"]]
         master = next((row for _pid, row in procs if row["master"]), None)
-        parts = [f"worker {w['rss']:.0f} RSS / {w['pss']:.0f} PSS" for w in workers]
+        parts = [
+            f"worker {w['rss']:.0f} RSS / {w['uss']:.0f} USS / {w['pss']:.0f} PSS" for w in workers
+        ]
         total_pss = sum(row["pss"] for _pid, row in procs)
         if master:
             parts.insert(0, f"master {master['rss']:.0f} RSS / {master['pss']:.0f} PSS")
