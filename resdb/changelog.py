@@ -292,6 +292,23 @@ class ChangeLogFollower(DirectoryBase):
         self.rebuild_in_background()
         return False
 
+    def start_follower(self, interval: float) -> threading.Event | None:
+        """Check the change log every `interval` seconds in a daemon thread and apply what this host's
+        index has not seen (never waiting for another worker that is applying): a search then seldom
+        pays for applying another host's edit. Requests still check the head themselves, so no answer
+        comes from before the last committed change. Returns the event that stops it (None when
+        `interval` is 0)."""
+        if interval <= 0:
+            return None
+        stop = threading.Event()
+
+        def run() -> None:
+            while not stop.wait(interval):
+                self.try_follow_changes(wait=0.0)
+
+        threading.Thread(target=run, name="resdb-follow", daemon=True).start()
+        return stop
+
     def try_follow_changes(self, wait: float = 1.0) -> bool:
         """`follow_changes` that never raises (the database has committed; a failing index update is
         logged, and the change stays in the log for the next try)."""

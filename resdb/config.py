@@ -66,6 +66,11 @@ SETTINGS: tuple[Setting, ...] = (
         "seconds a match request waits for the candidate pool being built (at worker start or after a pruned log / bulk import) before it answers 準備中",
     ),
     Setting(
+        "RESDB_FOLLOW_SECONDS",
+        "0.1",
+        "`resdb serve`: how often each worker checks the change log and brings its host's search index up to it in the background, so searches seldom wait for another host's edit to be applied (0: only when a request asks)",
+    ),
+    Setting(
         "RESDB_MAP_WAIT",
         "10",
         "seconds a map request waits for the map's columns being loaded or built (at worker start, after a district upload or a pruned log) before it answers 準備中",

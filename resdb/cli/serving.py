@@ -89,9 +89,12 @@ def serve(host: str, port: int, workers: int | None, dev: bool) -> None:
             self.cfg.set("timeout", 60)
 
         def load(self) -> Flask:
-            from resdb.web import create_app
+            from resdb.web import create_app, get_directory
 
-            return create_app()
+            app = create_app()
+            with app.app_context():
+                get_directory().start_follower(float(config.setting("RESDB_FOLLOW_SECONDS") or 0))
+            return app
 
     _Server().run()
 

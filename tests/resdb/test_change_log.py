@@ -239,3 +239,23 @@ def test_the_rebuild_reads_pages_along_the_primary_key(directory: Directory) -> 
                 )
             )
         assert "TEMP B-TREE" not in plan, plan
+
+
+def test_a_follower_brings_another_host_up_to_date_without_a_search(
+    directory: Directory, tmp_path: Path
+) -> None:
+    host_b = other_host(directory, tmp_path, "host-b")
+    host_b.serving = True
+    assert host_b.start_follower(0.0) is None  # 0: only requests follow
+    stop = host_b.start_follower(0.05)
+    assert stop is not None
+    try:
+        directory.create(SALON, actor="a")
+        head = directory.head_seq()
+        deadline = time.monotonic() + 20
+        while (host_b.index.cursor() or 0) < head and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert host_b.index.cursor() == head  # applied in the background, no request asked
+    finally:
+        stop.set()
+    assert ids(host_b, "さろん") == ["t-salon"]
