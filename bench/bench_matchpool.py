@@ -25,7 +25,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import psutil
+from bench_matcher import _memory  # the same RSS/USS/PSS reading (bench/ is on the path)
 
 TODAY = date(2026, 11, 30)
 PERSON = {
@@ -35,15 +35,6 @@ PERSON = {
     "goals": ["friends"],
     "interests": ["手芸"],
 }
-
-
-def _memory() -> dict[str, int]:
-    info = psutil.Process().memory_full_info()
-    return {
-        "rss_mb": round(info.rss / 1e6),
-        "uss_mb": round(info.uss / 1e6),
-        "pss_mb": round(info.pss / 1e6),
-    }
 
 
 def load(url: str, instance: Path, count: int) -> float:

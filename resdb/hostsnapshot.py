@@ -17,6 +17,7 @@ import json
 import os
 import re
 import shutil
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -30,6 +31,7 @@ from resdb.domain.blobs import BlobColumn, utf8_blob
 
 __all__ = [
     "BlobColumn",
+    "BuilderThread",
     "SnapshotStore",
     "copy_newest",
     "host_store",
@@ -256,3 +258,26 @@ def copy_newest(source_root: Path, destination_root: Path) -> list[str]:
             os.rename(tmp, target)
             copied.append(kind_dir.name)
     return copied
+
+
+class BuilderThread:
+    """At most one background build of a host snapshot per process at a time (the map's columns, the
+    matching pool): `start(run)` is a no-op while the previous run is still going."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self, run: Callable[[], None]) -> bool:
+        """Run `run` in a daemon thread unless one is running; True if started."""
+        with self._lock:
+            if self.alive:
+                return False
+            self._thread = threading.Thread(target=run, name=self.name, daemon=True)
+            self._thread.start()
+            return True

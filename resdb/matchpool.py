@@ -37,7 +37,7 @@ import matcher
 from matcher.pool import ARRAYS_FORMAT
 from matcher.scoring import goal_terms
 from resdb.directory import ChangesPruned, Directory
-from resdb.hostsnapshot import SnapshotStore, host_store, load_arrays
+from resdb.hostsnapshot import BuilderThread, SnapshotStore, host_store, load_arrays
 from resdb.outcomes import outcomes_revision, placement_outcomes
 
 log = logging.getLogger(__name__)
@@ -134,8 +134,7 @@ class PoolKeeper:
         self._built: _Built | None = None
         self._lock = _ReadersWriter()
         self._update = threading.Lock()  # one updater at a time (others wait, then see its work)
-        self._builder: threading.Thread | None = None
-        self._builder_lock = threading.Lock()
+        self._builder = BuilderThread("resdb-match-pool")
         self._ready = threading.Condition()
         self.last_build_seconds: float | None = None
 
@@ -248,23 +247,18 @@ class PoolKeeper:
 
     def start(self) -> bool:
         """Build (or rebuild) the pool in a background thread unless one is running; True if started."""
-        with self._builder_lock:
-            if self._builder is not None and self._builder.is_alive():
-                return False
 
-            def run() -> None:
-                try:
-                    self._install_fresh(self._build(compact=self._built is not None))
-                except Exception:
-                    log.warning(
-                        "matching pool build failed; the next request tries again", exc_info=True
-                    )
-                    with self._ready:
-                        self._ready.notify_all()
+        def run() -> None:
+            try:
+                self._install_fresh(self._build(compact=self._built is not None))
+            except Exception:
+                log.warning(
+                    "matching pool build failed; the next request tries again", exc_info=True
+                )
+                with self._ready:
+                    self._ready.notify_all()
 
-            self._builder = threading.Thread(target=run, name="resdb-match-pool", daemon=True)
-            self._builder.start()
-            return True
+        return self._builder.start(run)
 
     @property
     def ready(self) -> bool:
@@ -282,7 +276,7 @@ class PoolKeeper:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise PoolNotReady(PoolNotReady.message)
-                if not (self._builder and self._builder.is_alive()):
+                if not self._builder.alive:
                     self.start()
                 self._ready.wait(min(left, 0.25))
 

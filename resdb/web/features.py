@@ -20,7 +20,7 @@ import numpy as np
 
 from resdb.directory import ChangesPruned, Directory
 from resdb.domain.vocab import HIDDEN_IN_SEARCH_KINDS
-from resdb.hostsnapshot import SnapshotStore, host_store, load_arrays
+from resdb.hostsnapshot import BuilderThread, SnapshotStore, host_store, load_arrays
 from resdb.search import SearchQuery
 from resdb.web.mapcolumns import (
     CELL_PX,
@@ -149,8 +149,7 @@ class FeatureCache:
         self._next_lock = threading.Lock()
         self._gzipped: OrderedDict[str, bytes] = OrderedDict()
         self._gzip_lock = threading.Lock()
-        self._builder: threading.Thread | None = None
-        self._builder_lock = threading.Lock()
+        self._builder = BuilderThread("resdb-map-columns")
         self._ready = threading.Condition()
         self.republish_rows = REPUBLISH_ROWS  # (tests lower it)
         self.timings: dict[str, float] = {}  # seconds of the last build / load / publish
@@ -257,29 +256,22 @@ class FeatureCache:
     def start(self, compact: Snapshot | None = None) -> bool:
         """Build (or, given `compact`, compact) the columns in a background thread unless one runs; True
         if started. Requests keep answering from the current columns meanwhile when they are current."""
-        with self._builder_lock:
-            if self._builder is not None and self._builder.is_alive():
-                return False
 
-            def run() -> None:
-                try:
-                    source = compact
-                    for _attempt in range(2):
-                        fresh = self._fresh() if source is None else self._republished(source)
-                        if self._install(*fresh):
-                            return
-                        source = None  # a second try starts from a whole build
-                except Exception:
-                    log.warning(
-                        "map columns build failed; the next request tries again", exc_info=True
-                    )
-                finally:
-                    with self._ready:
-                        self._ready.notify_all()
+        def run() -> None:
+            try:
+                source = compact
+                for _attempt in range(2):
+                    fresh = self._fresh() if source is None else self._republished(source)
+                    if self._install(*fresh):
+                        return
+                    source = None  # a second try starts from a whole build
+            except Exception:
+                log.warning("map columns build failed; the next request tries again", exc_info=True)
+            finally:
+                with self._ready:
+                    self._ready.notify_all()
 
-            self._builder = threading.Thread(target=run, name="resdb-map-columns", daemon=True)
-            self._builder.start()
-            return True
+        return self._builder.start(run)
 
     @property
     def ready(self) -> bool:
@@ -372,7 +364,7 @@ class FeatureCache:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise MapNotReady(MapNotReady.message)
-                if not (self._builder and self._builder.is_alive()):
+                if not self._builder.alive:
                     self.start()
                 self._ready.wait(min(left, 0.25))
 
