@@ -273,6 +273,12 @@ class BuilderThread:
     def alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
+    def join(self, timeout: float | None = None) -> None:
+        """Wait for the current run (if any) to finish."""
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+
     def start(self, run: Callable[[], None]) -> bool:
         """Run `run` in a daemon thread unless one is running; True if started."""
         with self._lock:

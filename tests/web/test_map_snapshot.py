@@ -185,7 +185,7 @@ def test_a_large_overlay_is_published_as_the_next_snapshot(
     for step in range(12):
         _edit(directory, ids, rng, step)
         cache.snapshot()
-    if background and cache._builder is not None:
+    if background:
         cache._builder.join(30)
     columns = cache._columns
     assert columns is not None and columns.generation != first.generation
