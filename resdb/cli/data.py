@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 
@@ -21,8 +20,13 @@ from resdb.cli.common import (
 )
 from resdb.domain.vocab import KINDS
 
-if TYPE_CHECKING:  # imported lazily at run time: the CLI starts without the storage stack
-    pass
+# Where an export or a template goes: a file, or stdout without it.
+output_option = click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="file to write (default stdout)",
+)
 
 
 @click.command("import")
@@ -152,12 +156,7 @@ def import_(
     show_default=True,
     help="event / kaigo / kosodate: 自治体標準オープンデータセット イベント一覧 / 介護サービス事業所一覧 / 子育て施設一覧",
 )
-@click.option(
-    "--output",
-    "-o",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="file to write (default stdout)",
-)
+@output_option
 @click.option(
     "--japanese-headers", is_flag=True, help="CSV with 自治体標準オープンデータセット style headers"
 )
@@ -317,12 +316,7 @@ def districts_list(municipality: str | None, as_json: bool) -> None:
 @click.argument(
     "fmt", metavar="FORMAT", type=click.Choice(["listing", "event", "kaigo", "kosodate"])
 )
-@click.option(
-    "--output",
-    "-o",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="file to write (default stdout)",
-)
+@output_option
 @click.option(
     "--encoding", type=click.Choice(["utf-8-sig", "cp932"]), default="utf-8-sig", show_default=True
 )

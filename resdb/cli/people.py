@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import TYPE_CHECKING
 
 import click
 
@@ -14,9 +13,6 @@ from resdb.cli.common import (
     fail,
     open_directory,
 )
-
-if TYPE_CHECKING:  # imported lazily at run time: the CLI starts without the storage stack
-    pass
 
 
 @click.group()

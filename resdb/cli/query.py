@@ -6,7 +6,7 @@ import json
 import sys
 from datetime import date, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 from rich.table import Table
@@ -18,9 +18,6 @@ from resdb.cli.common import (
     out,
 )
 from resdb.domain.vocab import KINDS, TARGETS, WEEKDAY_IDS
-
-if TYPE_CHECKING:  # imported lazily at run time: the CLI starts without the storage stack
-    pass
 
 
 def _parse_point(value: str | None) -> tuple[float, float] | None:
