@@ -70,17 +70,22 @@ def test_edit_and_close_show_in_the_next_match(filled: Directory) -> None:
     assert len(matching.pool()) == 6
 
 
-def test_a_pruned_change_log_falls_back_to_a_rebuild(filled: Directory) -> None:
-    matching = Matching(filled)
-    first = matching.pool()
-    for n in (3, 4):
-        current = filled.get(f"t-s{n}")
-        filled.update(
+def _move_to_friday(directory: Directory, numbers: tuple[int, ...]) -> None:
+    """Edit the schedules of listings t-s<n> (each edit one change-log entry)."""
+    for n in numbers:
+        current = directory.get(f"t-s{n}")
+        directory.update(
             f"t-s{n}",
             {"schedule": [{"weekday": "fri", "start": "10:00", "end": "12:00"}]},
             actor="test",
             expected_version=current["version"],
         )
+
+
+def test_a_pruned_change_log_falls_back_to_a_rebuild(filled: Directory) -> None:
+    matching = Matching(filled)
+    first = matching.pool()
+    _move_to_friday(filled, (3, 4))
     assert filled.prune_change_log(keep_days=-1) > 0  # the log no longer reaches back to the pool
     proposed = _proposed(matching)
     assert "t-s3" not in proposed and "t-s4" not in proposed
@@ -163,14 +168,7 @@ def test_a_snapshot_of_another_database_or_a_pruned_change_is_ignored(
     assert _proposed(Matching(other)) == ["o-1"]
     assert len(Matching(other).keeper.snapshot_store().folders()) == 2  # its own was published
     # The change a snapshot reflects pruned from the log: it cannot be trusted any more.
-    for n in (3, 4):
-        current = filled.get(f"t-s{n}")
-        filled.update(
-            f"t-s{n}",
-            {"schedule": [{"weekday": "fri", "start": "10:00", "end": "12:00"}]},
-            actor="test",
-            expected_version=current["version"],
-        )
+    _move_to_friday(filled, (3, 4))
     assert filled.prune_change_log(keep_days=-1) > 0
     later = _worker(filled)
     proposed = _proposed(later)
