@@ -184,8 +184,9 @@ class ChangeLogFollower(DirectoryBase):
         return f"{self.store_id()}:{seq}:{entry.listing_id}:{entry.at.isoformat()}"
 
     def revision(self) -> str:
-        """What derived caches key on: the change-log head and the districts' version, both read fresh
-        on every call (indexed reads), so no cache answers from before the last committed change."""
+        """What derived caches key on: the change-log head and the districts' version, read fresh on every
+        call outside a web request and once per request inside one (indexed reads; a commit in the
+        request forgets them), so no cache answers from before the last committed change."""
         return f"{self.head_seq()}/{self.districts_version()}"
 
     def iter_published(
