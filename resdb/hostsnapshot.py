@@ -36,6 +36,7 @@ __all__ = [
     "copy_newest",
     "host_store",
     "load_arrays",
+    "reflects",
     "utf8_blob",
     "write_arrays",
 ]
@@ -175,6 +176,13 @@ def load_arrays(
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
     return manifest, arrays
+
+
+def reflects(meta: dict[str, Any], head: int, change_stamp: Callable[[int], str | None]) -> bool:
+    """Whether a snapshot's manifest names a change at or before `head` that this database still holds:
+    its `stamp` (written at publish from `Directory.change_stamp`) equals the database's stamp of `seq`."""
+    seq, stamp = meta.get("seq"), meta.get("stamp")
+    return isinstance(seq, int) and seq <= head and stamp is not None and change_stamp(seq) == stamp
 
 
 class SnapshotStore:

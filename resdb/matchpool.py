@@ -37,7 +37,7 @@ import matcher
 from matcher.pool import ARRAYS_FORMAT
 from matcher.scoring import goal_terms
 from resdb.directory import ChangesPruned, Directory
-from resdb.hostsnapshot import BuilderThread, SnapshotStore, host_store, load_arrays
+from resdb.hostsnapshot import BuilderThread, SnapshotStore, host_store, load_arrays, reflects
 from resdb.outcomes import outcomes_revision, placement_outcomes
 
 log = logging.getLogger(__name__)
@@ -145,13 +145,7 @@ class PoolKeeper:
 
     def _usable(self, head: int, newer_than: int) -> Any:
         def usable(meta: dict[str, Any]) -> bool:
-            seq = meta.get("seq")
-            return (
-                isinstance(seq, int)
-                and newer_than < seq <= head
-                and meta.get("stamp") is not None
-                and self.directory.change_stamp(seq) == meta.get("stamp")
-            )
+            return reflects(meta, head, self.directory.change_stamp) and meta["seq"] > newer_than
 
         return usable
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from resdb.directory import ChangesPruned, Directory
 from resdb.domain.vocab import HIDDEN_IN_SEARCH_KINDS
-from resdb.hostsnapshot import BuilderThread, SnapshotStore, host_store, load_arrays
+from resdb.hostsnapshot import BuilderThread, SnapshotStore, host_store, load_arrays, reflects
 from resdb.search import SearchQuery
 from resdb.web.mapcolumns import (
     CELL_PX,
@@ -157,13 +157,12 @@ class FeatureCache:
     # -- whole builds -------------------------------------------------------------------------------
     def _usable(self, head: int, districts: str) -> Callable[[dict[str, Any]], bool]:
         def usable(meta: dict[str, Any]) -> bool:
-            seq = meta.get("seq")
-            if not isinstance(seq, int) or seq > head or str(meta.get("districts")) != districts:
+            if str(meta.get("districts")) != districts:  # the cheap test first
                 return False
-            if head - seq > max(BACKLOG_LIMIT, int(meta.get("count") or 0) // 4):
-                return False  # catching up would cost more than building
-            stamp = meta.get("stamp")
-            return stamp is not None and self.directory.change_stamp(seq) == stamp
+            if not reflects(meta, head, self.directory.change_stamp):
+                return False
+            # catching up would cost more than building:
+            return head - int(meta["seq"]) <= max(BACKLOG_LIMIT, int(meta.get("count") or 0) // 4)
 
         return usable
 
