@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable
 from datetime import timedelta
@@ -23,10 +24,15 @@ from resdb.models import (
     Meta,
     utcnow,
 )
+from resdb.search import RecentChanges
 
 # A larger backlog of changes is rebuilt (beside the live index), not applied.
 BULK_REINDEX_THRESHOLD = 5000
 APPLY_BATCH = 500
+# Changes a search reads from memory beyond the committed index; a larger backlog is applied first.
+RECENT_LIMIT = APPLY_BATCH
+# Waiting changes that make the follower commit to whoosh before `commit_after` has passed.
+COMMIT_BATCH = 200
 log = logging.getLogger(__name__)
 
 
@@ -88,7 +94,8 @@ def _follow_after_commit(session: Session) -> None:
         session.info.pop("logged_changes", None)
         return
     if directory is not None and session.info.pop("logged_changes", False):
-        directory.try_follow_changes(wait=0.0)
+        if not directory.batch_commits:  # else searches read it from memory; the follower commits
+            directory.try_follow_changes(wait=0.0)
 
 
 @event.listens_for(Session, "after_soft_rollback")
@@ -293,22 +300,69 @@ class ChangeLogFollower(DirectoryBase):
         self.rebuild_in_background()
         return False
 
-    def start_follower(self, interval: float) -> threading.Event | None:
+    def start_follower(self, interval: float, commit_after: float = 0.0) -> threading.Event | None:
         """Check the change log every `interval` seconds in a daemon thread and apply what this host's
         index has not seen (never waiting for another worker that is applying): a search then seldom
-        pays for applying another host's edit. Requests still check the head themselves, so no answer
-        comes from before the last committed change. Returns the event that stops it (None when
-        `interval` is 0)."""
+        pays for applying another host's edit. With `commit_after` > 0 changes are committed to whoosh
+        in batches, once the oldest waiting one is that many seconds old (or COMMIT_BATCH wait), and
+        searches read the newer ones from memory meanwhile (`current_changes`). Requests still check
+        the head themselves, so no answer comes from before the last committed change. Returns the
+        event that stops it (None when `interval` is 0)."""
         if interval <= 0:
             return None
         stop = threading.Event()
+        self.batch_commits = commit_after > 0
 
         def run() -> None:
+            behind_since: float | None = None
             while not stop.wait(interval):
-                self.try_follow_changes(wait=0.0)
+                if not self.batch_commits:
+                    self.try_follow_changes(wait=0.0)
+                    continue
+                try:
+                    cursor = self.index.cursor()
+                    backlog = None if cursor is None else self._read_head_seq() - cursor
+                except Exception:
+                    log.warning("change log follower could not read the log", exc_info=True)
+                    continue
+                if backlog is not None and backlog <= 0:
+                    behind_since = None
+                    continue
+                now = time.monotonic()
+                behind_since = behind_since if behind_since is not None else now
+                due = now - behind_since >= commit_after
+                if backlog is None or backlog >= COMMIT_BATCH or due:
+                    if self.try_follow_changes(wait=0.0):
+                        behind_since = None
 
         threading.Thread(target=run, name="resdb-follow", daemon=True).start()
         return stop
+
+    def current_changes(self) -> RecentChanges | None:
+        """What a search must see beyond the committed index: None when the index was brought up to the
+        head (the default, or a backlog too large to hold in memory), else the changes after its
+        cursor held in this process's memory (`batch_commits`). Reads the head once per request."""
+        if not self.batch_commits:
+            self.try_follow_changes()
+            return None
+        head = self.head_seq()
+        cursor = self.index.cursor()
+        if cursor is None or head - cursor > RECENT_LIMIT:
+            self.try_follow_changes()
+            cursor = self.index.cursor()
+            if cursor is None or cursor >= head:
+                return None
+        recent = self._recent
+        with recent.lock:
+            recent.rebase(cursor)
+            if recent.seen < head:
+                try:
+                    changes = self.changes_since(recent.seen)
+                except ChangesPruned:
+                    self.try_follow_changes()
+                    return None
+                recent.add(changes, self._changed_docs(sorted({i for _, i in changes})))
+        return recent
 
     def try_follow_changes(self, wait: float = 1.0) -> bool:
         """`follow_changes` that never raises (the database has committed; a failing index update is
@@ -323,22 +377,29 @@ class ChangeLogFollower(DirectoryBase):
 
     def _apply_changes(self, changes: list[tuple[int, str]]) -> None:
         """Apply one batch of change-log entries to the index (the caller holds the apply lock)."""
-        ids = sorted({listing_id for _, listing_id in changes})
-        with read_session(self.engine) as session:
-            plan_for_values(session)  # APPLY_BATCH ids: the same statement text batch after batch
-            rows = {
-                row.id: row
-                for row in session.exec(select(Listing).where(col(Listing.id).in_(ids))).all()
-            }
-        upserts = [
-            self.public_view(listing_to_dict(rows[i]))
-            for i in ids
-            if i in rows and rows[i].status == "published"
-        ]
-        deletes = [i for i in ids if i not in rows or rows[i].status != "published"]
+        docs = self._changed_docs(sorted({listing_id for _, listing_id in changes}))
+        upserts = [doc for doc in docs.values() if doc is not None]
+        deletes = [listing_id for listing_id, doc in docs.items() if doc is None]
         problems = self.index.apply(upserts, deletes, changes[-1][0])
         for listing_id, reason in problems.items():
             log.warning("listing %s left out of the search index: %s", listing_id, reason)
+
+    def _changed_docs(self, ids: list[str]) -> dict[str, dict[str, Any] | None]:
+        """The public document of each changed listing, in the order of `ids` (None: deleted or not
+        published), read in batches of APPLY_BATCH."""
+        rows: dict[str, Listing] = {}
+        with read_session(self.engine) as session:
+            plan_for_values(session)  # APPLY_BATCH ids: the same statement text batch after batch
+            for start in range(0, len(ids), APPLY_BATCH):
+                chunk = ids[start : start + APPLY_BATCH]
+                for row in session.exec(select(Listing).where(col(Listing.id).in_(chunk))).all():
+                    rows[row.id] = row
+        return {
+            i: self.public_view(listing_to_dict(rows[i]))
+            if i in rows and rows[i].status == "published"
+            else None
+            for i in ids
+        }
 
     def index_problems(self) -> dict[str, str]:
         """Listings the search index could not hold (reported by `resdb check` and the editor)."""

@@ -71,6 +71,11 @@ SETTINGS: tuple[Setting, ...] = (
         "`resdb serve`: how often each worker checks the change log and brings its host's search index up to it in the background, so searches seldom wait for another host's edit to be applied (0: only when a request asks)",
     ),
     Setting(
+        "RESDB_INDEX_COMMIT_SECONDS",
+        "1",
+        "`resdb serve` with a follower: a search sees an edit at once from memory, and the host writes edits into its search index in batches, at the latest this many seconds after the first waiting one (0: each edit is written when it is made)",
+    ),
+    Setting(
         "RESDB_MAP_WAIT",
         "10",
         "seconds a map request waits for the map's columns being loaded or built (at worker start, after a district upload or a pruned log) before it answers 準備中",

@@ -40,7 +40,7 @@ from resdb.listings import (
 from resdb.models import Listing, Meta
 from resdb.places import Places
 from resdb.reads import ListingReads
-from resdb.search import IndexUnhealthy, SearchIndex
+from resdb.search import IndexUnhealthy, RecentChanges, SearchIndex
 from resdb.writes import ACTION_AUDIT, ListingWrites
 
 __all__ = [
@@ -77,6 +77,8 @@ class Directory(ChangeLogFollower, Places, ListingReads, ListingWrites, Importin
         self.serving = (
             False  # True in web workers: large catch-ups then rebuild in a background thread
         )
+        self.batch_commits = False
+        self._recent = RecentChanges()
 
     @staticmethod
     def open(

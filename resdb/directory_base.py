@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
     from resdb.geo import AreaIndex, Gazetteer
     from resdb.models import Listing
-    from resdb.search import SearchIndex
+    from resdb.search import RecentChanges, SearchIndex
     from resdb.validation import Problem
 
 
@@ -26,6 +26,8 @@ class DirectoryBase:
     instance_dir: Path
     index: SearchIndex
     serving: bool  # True in web workers: large catch-ups then rebuild in a background thread
+    batch_commits: bool  # True under a batching follower: searches read recent changes from memory
+    _recent: RecentChanges
     _rebuilder: threading.Thread | None
     _area_cache: tuple[str, AreaIndex] | None
     _gazetteer_cache: tuple[str, Gazetteer] | None
@@ -44,6 +46,8 @@ class DirectoryBase:
         def revision(self) -> str: ...
 
         def try_follow_changes(self, wait: float = 1.0) -> bool: ...
+
+        def current_changes(self) -> RecentChanges | None: ...
 
         # resdb.places.Places
         def gazetteer(self) -> Gazetteer: ...

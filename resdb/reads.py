@@ -62,8 +62,7 @@ class ListingReads(DirectoryBase):
     def search_ids(self, query: SearchQuery) -> SearchResult:
         """Ranked ids only (no rows fetched): for the map, which needs thousands of points. The index is
         first brought up to the last committed change."""
-        self.try_follow_changes()
-        return self.index.search(query)
+        return self.index.search(query, self.current_changes())
 
     def search(self, query: SearchQuery) -> dict[str, Any]:
         """Ranked listings: {"items": [...], "total": n}; each item carries `distance_km` when a point is given."""

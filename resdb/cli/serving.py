@@ -93,7 +93,10 @@ def serve(host: str, port: int, workers: int | None, dev: bool) -> None:
 
             app = create_app()
             with app.app_context():
-                get_directory().start_follower(float(config.setting("RESDB_FOLLOW_SECONDS") or 0))
+                get_directory().start_follower(
+                    float(config.setting("RESDB_FOLLOW_SECONDS") or 0),
+                    float(config.setting("RESDB_INDEX_COMMIT_SECONDS") or 0),
+                )
             return app
 
     _Server().run()

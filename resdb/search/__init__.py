@@ -32,6 +32,7 @@ from resdb.search.query import (
     run_search,
     week_days,
 )
+from resdb.search.recent import RecentChanges, RecentView
 from resdb.search.schema import (
     EXPANDED_TIER,
     FIELD_WEIGHTS,
@@ -52,6 +53,8 @@ __all__ = [
     "GramTokenizer",
     "Hit",
     "IndexUnhealthy",
+    "RecentChanges",
+    "RecentView",
     "SearchIndex",
     "SearchQuery",
     "SearchResult",
@@ -387,6 +390,9 @@ class SearchIndex:
     def query_words(text: str) -> list[str]:
         return query_words(text)
 
-    def search(self, query: SearchQuery) -> SearchResult:
-        """Ranked ids for a query; user syntax never raises (quotes, brackets, AND, * are plain text)."""
-        return run_search(self.snapshot(), query)
+    def search(self, query: SearchQuery, recent: RecentChanges | None = None) -> SearchResult:
+        """Ranked ids for a query; user syntax never raises (quotes, brackets, AND, * are plain text).
+        `recent`: changes after the index's cursor, held in memory, that the answer must reflect (read
+        the cursor before calling: the generation searched is then at least that new)."""
+        snap = self.snapshot()
+        return run_search(snap if recent is None else recent.view(snap), query)

@@ -201,6 +201,51 @@ class _BlockWriter(W3PostingsWriter):  # type: ignore[misc]  # whoosh ships no t
         return self._values
 
 
+def _segment_postings(
+    rows: list[dict[str, Any]],
+) -> tuple[dict[str, _Postings], dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Every field's postings of `rows` (listing_fields dicts), the gram fields' token counts per
+    document, and the unsigned numeric columns as whoosh stores them."""
+    schema = _schema()
+    n = len(rows)
+    unsigned = {
+        c: np.fromiter((r[c] for r in rows), dtype=np.int64, count=n) for c in _UNSIGNED_COLUMNS
+    }
+    postings: dict[str, _Postings] = {}
+    lengths: dict[str, np.ndarray] = {}
+    for field_name in ("name", "place", "act", "body"):
+        analyzer = schema[field_name].analyzer
+        assert isinstance(analyzer, GramTokenizer)
+        postings[field_name], lengths[field_name] = _gram_postings(
+            [r[field_name] for r in rows], analyzer.sizes
+        )
+    for field_name in ("kind", "targets", "days", "flags", "municipality"):
+        postings[field_name] = _analyzed_postings(schema[field_name], [r[field_name] for r in rows])
+    postings["id"] = _id_postings([r["id"] for r in rows])
+    return postings, lengths, unsigned
+
+
+def _sidecar_arrays(
+    rows: list[dict[str, Any]], postings: dict[str, _Postings], unsigned: dict[str, np.ndarray]
+) -> dict[str, np.ndarray]:
+    arrays = column_arrays([r["id"] for r in rows], [r["name_norm"] for r in rows], unsigned)
+    for field_name, found in postings.items():
+        width = max([1, *map(len, found.terms)])
+        arrays.update(
+            posting_arrays(
+                field_name, np.array(found.terms, dtype=f"S{width}"), found.offsets, found.docs
+            )
+        )
+    return arrays
+
+
+def memory_arrays(rows: list[dict[str, Any]]) -> dict[str, np.ndarray]:
+    """The sidecar arrays a segment holding `rows` would have, built in memory without writing a
+    segment (search's overlay of changes not yet committed to whoosh)."""
+    postings, _, unsigned = _segment_postings(rows)
+    return _sidecar_arrays(rows, postings, unsigned)
+
+
 def build_segment(index_dir: str, rows: list[dict[str, Any]]) -> Any:
     """Write one whoosh segment (and its sidecar) holding `rows` (listing_fields dicts); returns the
     segment object for the table of contents."""
@@ -212,21 +257,7 @@ def build_segment(index_dir: str, rows: list[dict[str, Any]]) -> Any:
     assert n <= _DOC_MASK
     ids = [r["id"] for r in rows]
     names = [r["name_norm"] for r in rows]
-    unsigned = {
-        c: np.fromiter((r[c] for r in rows), dtype=np.int64, count=n) for c in _UNSIGNED_COLUMNS
-    }
-
-    postings: dict[str, _Postings] = {}
-    lengths: dict[str, np.ndarray] = {}
-    for field_name in ("name", "place", "act", "body"):
-        analyzer = schema[field_name].analyzer
-        assert isinstance(analyzer, GramTokenizer)
-        postings[field_name], lengths[field_name] = _gram_postings(
-            [r[field_name] for r in rows], analyzer.sizes
-        )
-    for field_name in ("kind", "targets", "days", "flags", "municipality"):
-        postings[field_name] = _analyzed_postings(schema[field_name], [r[field_name] for r in rows])
-    postings["id"] = _id_postings(ids)
+    postings, lengths, unsigned = _segment_postings(rows)
 
     # Per-document columns: what the normal writer's per-document writer stores.
     perdoc = W3PerDocWriter(codec, storage, segment)
@@ -285,15 +316,11 @@ def build_segment(index_dir: str, rows: list[dict[str, Any]]) -> Any:
     fieldwriter.close()
     segment.set_doc_count(n)
 
-    arrays = column_arrays(ids, names, unsigned)
-    for field_name, found in postings.items():
-        width = max([1, *map(len, found.terms)])
-        arrays.update(
-            posting_arrays(
-                field_name, np.array(found.terms, dtype=f"S{width}"), found.offsets, found.docs
-            )
-        )
-    write_sidecar(sidecar_dir(Path(index_dir), segment.segment_id()), n, arrays)
+    write_sidecar(
+        sidecar_dir(Path(index_dir), segment.segment_id()),
+        n,
+        _sidecar_arrays(rows, postings, unsigned),
+    )
     return segment
 
 

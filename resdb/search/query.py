@@ -8,6 +8,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from typing import TYPE_CHECKING
 
 import numpy as np
 from rapidfuzz import fuzz, process
@@ -19,6 +20,9 @@ from resdb.domain.vocab import HIDDEN_IN_SEARCH_KINDS
 from resdb.queryterms import expansions_of, intents_of
 from resdb.search.schema import EXPANDED_TIER, FIELD_WEIGHTS, FUZZY_CUTOFF, VOCAB_FIELDS
 from resdb.search.segments import _Segment, _Snapshot
+
+if TYPE_CHECKING:
+    from resdb.search.recent import RecentView
 
 _QUERY_OPERATORS = {"and", "or", "not"}
 # Typo matches (fuzzy names) are added when exact hits are this few, whatever page is asked for.
@@ -252,7 +256,7 @@ def _concat(parts: list[np.ndarray], dtype: type) -> np.ndarray:
     return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
-def run_search(snap: _Snapshot, query: SearchQuery) -> SearchResult:
+def run_search(snap: _Snapshot | RecentView, query: SearchQuery) -> SearchResult:
     """Ranked ids for a query; user syntax never raises (quotes, brackets, AND, * are plain text)."""
     parts = snap.parts
     allowed = [_filter_mask(seg, live, query) for seg, live, _ in parts]

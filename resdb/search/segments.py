@@ -44,6 +44,9 @@ class _Segment:
             arrays = load_sidecar(path, self.size)
             if arrays is None:
                 raise OSError(f"sidecar {path} cannot be read back")
+        self._take(arrays)
+
+    def _take(self, arrays: dict[str, np.ndarray]) -> None:
         self.arrays = arrays
         self.lat: np.ndarray = arrays["lat"]
         self.lon: np.ndarray = arrays["lon"]
@@ -111,6 +114,23 @@ class _Segment:
         if self._reader is not None:
             self._reader.close()
             self._reader = None
+
+
+class _MemorySegment(_Segment):
+    """A segment that exists only in this process's memory: the documents changed since the index's
+    last whoosh commit (see resdb.search.recent), with the same arrays a sidecar would hold."""
+
+    def __init__(self, arrays: dict[str, np.ndarray], size: int) -> None:
+        self._reader = None
+        self.size = size
+        self._take(arrays)
+
+    @property
+    def reader(self) -> Any:
+        raise TypeError("an in-memory segment has no whoosh reader")
+
+    def close(self) -> None:
+        pass
 
 
 class _SegmentCache:
