@@ -89,8 +89,17 @@ def make_engine(url: str | None = None) -> Engine:
         )
         _configure_sqlite(engine)
     else:
+        # psycopg prepares a statement after a few runs, and PostgreSQL may then reuse one generic
+        # plan for it: an `id IN (…500 ids…)` first planned while a table was nearly empty kept its
+        # sequential scan while an import grew the table to a million rows. Every statement is
+        # planned for its values instead (prepared statements still save the parsing).
         engine = create_engine(
-            url, pool_pre_ping=True, pool_size=5, max_overflow=5, hide_parameters=True
+            url,
+            pool_pre_ping=True,
+            pool_size=5,
+            max_overflow=5,
+            hide_parameters=True,
+            connect_args={"options": "-c plan_cache_mode=force_custom_plan"},
         )
     return engine
 
