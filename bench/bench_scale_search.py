@@ -273,6 +273,12 @@ def bench_pg(size: int, dsn: str) -> dict[str, Any]:
 
     from resdb.domain.travel import bbox_around
 
+    server, _, database = dsn.rpartition("/")
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
+        if not admin.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", (database,)
+        ).fetchone():
+            admin.execute(f'CREATE DATABASE "{database}"')  # a new machine has none yet
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
         conn.execute("DROP TABLE IF EXISTS t")
