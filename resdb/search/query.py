@@ -27,8 +27,9 @@ if TYPE_CHECKING:
 _QUERY_OPERATORS = {"and", "or", "not"}
 # Typo matches (fuzzy names) are added when exact hits are this few, whatever page is asked for.
 FUZZY_WHEN_FEWER = 10
-# Names scored by rapidfuzz per segment and typo query at most (those sharing the most bigrams first).
+# Names scored by rapidfuzz per typo query at most, over all segments (those sharing the most bigrams first).
 FUZZY_CANDIDATES = 5_000
+_NONE = np.zeros(0, dtype=np.int64)
 
 
 @dataclass
@@ -191,40 +192,68 @@ def _distances(seg: _Segment, docs: np.ndarray, lat: float, lon: float) -> np.nd
     return km
 
 
-def _fuzzy_candidates(seg: _Segment, needle: str) -> np.ndarray:
-    """Documents whose name shares enough bigrams with the needle to possibly score FUZZY_CUTOFF
-    (ascending): a name within k edits of the needle (or a window of the longer of the two, for
-    WRatio's partial match) keeps all but about 2k of the shorter one's bigrams, and cutting place names out of the `name` field loses at most
-    two more, so the bar is low and typo search never decodes and scores every name of a million. At
-    most FUZZY_CANDIDATES of the best-sharing documents are scored."""
+def _fuzzy_shared(
+    seg: _Segment, needle: str, eligible: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Documents (ascending) whose name shares enough bigrams with the needle to possibly score
+    FUZZY_CUTOFF, and how many each shares: a name within k edits of the needle (or a window of the
+    longer of the two, for WRatio's partial match) keeps all but about 2k of the shorter one's bigrams,
+    and cutting place names out of the `name` field loses at most two more, so the bar is low and typo
+    search never decodes and scores every name of a million. `eligible`: a mask of the documents that
+    may be returned at all (filters, not already matched)."""
     grams = sorted({needle[i : i + 2] for i in range(len(needle) - 1)})
     lists = [seg.postings(field_name, g) for g in grams for field_name in ("name", "place")]
     lists = [x for x in lists if len(x)]
     if not lists:
-        return np.zeros(0, dtype=np.int64)
-    docs, shared = np.unique(np.concatenate(lists), return_counts=True)
+        return _NONE, _NONE
+    counts = np.bincount(np.concatenate(lists), minlength=seg.size)  # no sort, unlike np.unique
+    if eligible is not None:
+        counts[~eligible] = 0
+    docs = np.flatnonzero(counts)
+    shared = counts[docs]
     # WRatio compares the shorter string with a window of the longer one: the bar follows the shorter.
     shorter = np.minimum(np.asarray(seg.name_len[docs]), len(needle))
     max_edits = np.floor(shorter * (100.0 - FUZZY_CUTOFF) / 100.0) + 1
     keep = shared >= np.maximum(1, np.minimum(len(grams), shorter - 1) - 2 * max_edits - 2)
-    docs, shared = docs[keep], shared[keep]
-    if len(docs) > FUZZY_CANDIDATES:
-        best = np.argsort(-shared, kind="stable")[:FUZZY_CANDIDATES]
-        docs = np.sort(docs[best])
-    return docs.astype(np.int64, copy=False)
+    return docs[keep], shared[keep]
+
+
+def _best_shared(found: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
+    """At most FUZZY_CANDIDATES documents over all segments, those sharing the most bigrams first (ties
+    in segment and document order), each segment's ascending: the typo stage's work stays bounded
+    however many segments the index has."""
+    if sum(len(docs) for docs, _ in found) <= FUZZY_CANDIDATES:
+        return [docs.astype(np.int64, copy=False) for docs, _ in found]
+    order = np.argsort(-np.concatenate([shared for _, shared in found]), kind="stable")
+    chosen = np.zeros(len(order), dtype=bool)
+    chosen[order[:FUZZY_CANDIDATES]] = True
+    kept, start = [], 0
+    for docs, _ in found:
+        kept.append(docs[chosen[start : start + len(docs)]].astype(np.int64, copy=False))
+        start += len(docs)
+    return kept
+
+
+def _fuzzy_candidates(seg: _Segment, needle: str) -> np.ndarray:
+    """One segment's documents the typo stage scores (see _fuzzy_shared), at most FUZZY_CANDIDATES."""
+    return _best_shared([_fuzzy_shared(seg, needle)])[0]
 
 
 def _fuzzy(
-    seg: _Segment, text: str, allowed: np.ndarray, matched: np.ndarray
+    seg: _Segment,
+    text: str,
+    allowed: np.ndarray,
+    matched: np.ndarray,
+    candidates: np.ndarray | None = None,
 ) -> list[tuple[int, float]]:
     """Every name of a segment close to the query (typos) among allowed, not already matched
-    documents: rapidfuzz's WRatio over the names of the documents sharing bigrams with the query (see
-    _fuzzy_candidates), decoded one by one from the mapped names."""
+    documents: rapidfuzz's WRatio over the names of `candidates` (default: this segment's documents
+    sharing bigrams with the query, see _fuzzy_shared), decoded at once from the mapped names."""
     needle = "".join(query_words(text))
     if len(needle) < 3:
         return []
-    candidates = _fuzzy_candidates(seg, needle)
-    candidates = candidates[allowed[candidates] & ~matched[candidates]]
+    if candidates is None:
+        candidates = _best_shared([_fuzzy_shared(seg, needle, allowed & ~matched)])[0]
     if not len(candidates):
         return []
     names = seg.names_at(candidates)
@@ -330,10 +359,21 @@ def run_search(snap: _Snapshot | RecentView, query: SearchQuery) -> SearchResult
     if terms and total < FUZZY_WHEN_FEWER:
         # Counted whole whatever the page size, so `total` and the pager agree on every page.
         found: list[tuple[float, int, int, int]] = []
+        needle = "".join(terms)
+        eligible = []
+        for mask, matched_docs in zip(allowed, local_docs, strict=True):
+            mask = mask.copy()
+            mask[matched_docs] = False  # already matched
+            eligible.append(mask)
+        candidates = (
+            _best_shared(
+                [_fuzzy_shared(seg, needle, eligible[i]) for i, (seg, _, _) in enumerate(parts)]
+            )
+            if len(needle) >= 3
+            else [_NONE for _ in parts]
+        )
         for i, (seg, _, _) in enumerate(parts):
-            matched_mask = np.zeros(seg.size, dtype=bool)
-            matched_mask[local_docs[i]] = True
-            for docnum, fscore in _fuzzy(seg, query.q, allowed[i], matched_mask):
+            for docnum, fscore in _fuzzy(seg, query.q, eligible[i], ~eligible[i], candidates[i]):
                 found.append((-fscore, int(seg.tiebreak[docnum]), i, docnum))
         found.sort()
         for neg_score, _, i, docnum in found:
