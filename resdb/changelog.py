@@ -15,7 +15,7 @@ from sqlalchemy import event, func, text
 from sqlmodel import Session, col, delete, select
 
 from resdb import config
-from resdb.db import insert_many, plan_for_values, read_session, request_fact
+from resdb.db import insert_many, read_session, request_fact
 from resdb.directory_base import DirectoryBase
 from resdb.listings import PUBLIC_FIELDS, listing_to_dict, public_dict
 from resdb.models import (
@@ -389,7 +389,6 @@ class ChangeLogFollower(DirectoryBase):
         published), read in batches of APPLY_BATCH."""
         rows: dict[str, Listing] = {}
         with read_session(self.engine) as session:
-            plan_for_values(session)  # APPLY_BATCH ids: the same statement text batch after batch
             for start in range(0, len(ids), APPLY_BATCH):
                 chunk = ids[start : start + APPLY_BATCH]
                 for row in session.exec(select(Listing).where(col(Listing.id).in_(chunk))).all():
