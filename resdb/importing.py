@@ -7,6 +7,7 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from datetime import datetime
 from itertools import islice
 from typing import Any
 
@@ -34,6 +35,8 @@ PLACE_BATCH = (
 )
 IMPORT_BATCH = 5000  # rows written per transaction (rows, history, audit and change log together)
 log = logging.getLogger(__name__)
+# Columns a new imported row always sets itself (their defaults are never made).
+_STAMPED = frozenset({"id", "created_at", "updated_at", "organization_id"})
 
 
 @dataclass
@@ -313,7 +316,7 @@ class Importing(DirectoryBase):
                 note = source_name or clean.get("source")
                 if stored is None:
                     row = {
-                        **listing_defaults(),
+                        **listing_defaults(clean.keys() | _STAMPED),
                         **clean,
                         "id": listing_id,
                         "created_at": now,
@@ -330,7 +333,7 @@ class Importing(DirectoryBase):
                     if index_docs and after["status"] == "published":
                         published.append(after)
                     history_rows.append(
-                        self._history_row(listing_id, 1, "import", actor, None, after, note)
+                        self._history_row(listing_id, 1, "import", actor, None, after, note, now)
                     )
                     new_rows.append(row)
                     if row.get("service_area"):
@@ -359,7 +362,7 @@ class Importing(DirectoryBase):
                     published.append(after)
                 history_rows.append(
                     self._history_row(
-                        listing_id, row["version"], "import", actor, before, after, note
+                        listing_id, row["version"], "import", actor, before, after, note, now
                     )
                 )
                 changed_rows.append(row)
@@ -409,13 +412,14 @@ class Importing(DirectoryBase):
         before: dict[str, Any] | None,
         after: dict[str, Any] | None,
         note: str | None,
+        at: datetime | None = None,
     ) -> dict[str, Any]:
         return {
             "listing_id": listing_id,
             "version": version,
             "action": action,
             "actor": actor[:200],
-            "at": utcnow(),
+            "at": at or utcnow(),
             "before": before,
             "after": after,
             "note": note and note[:500],

@@ -3,7 +3,7 @@ and what reading or changing a listing may raise."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import date
 from functools import lru_cache
 from typing import Any
@@ -64,9 +64,12 @@ def _defaults_template() -> dict[str, Any]:
     return values
 
 
-def listing_defaults() -> dict[str, Any]:
-    """Column values a new listing has when the input does not set them (for bulk inserts)."""
-    return {k: (v() if callable(v) else v) for k, v in _defaults_template().items()}
+def listing_defaults(given: Collection[str] = ()) -> dict[str, Any]:
+    """Column values a new listing has when the input does not set them (for bulk inserts); the
+    fields in `given` (set by the caller anyway) are left out, so their defaults are not made."""
+    return {
+        k: (v() if callable(v) else v) for k, v in _defaults_template().items() if k not in given
+    }
 
 
 def public_dict(row: dict[str, Any]) -> dict[str, Any]:
