@@ -72,10 +72,16 @@ def listing_defaults(given: Collection[str] = ()) -> dict[str, Any]:
     }
 
 
+# Public fields declared as dates (date or datetime values): the only ones public_dict converts.
+_PUBLIC_DATES = tuple(n for n in PUBLIC_FIELDS if fields.spec(n).type == "date")
+
+
 def public_dict(row: dict[str, Any]) -> dict[str, Any]:
     """The public JSON shape of a row dict (as listing_to_dict for a table object)."""
-    data = {}
-    for name in PUBLIC_FIELDS:
-        value = row.get(name)
-        data[name] = value.isoformat() if isinstance(value, date) else value
+    get = row.get
+    data = {name: get(name) for name in PUBLIC_FIELDS}
+    for name in _PUBLIC_DATES:
+        value = data[name]
+        if isinstance(value, date):
+            data[name] = value.isoformat()
     return data

@@ -188,9 +188,12 @@ _HTTP = re.compile(r"^https?://", re.IGNORECASE)
 
 
 def _text_rule(clean: dict[str, Any], key: str, value: Any, field_spec: FieldSpec) -> None:
-    if isinstance(value, list | dict | bool):
-        raise ValueError("文字列で指定してください")
-    text = None if _blank(value) else str(value).strip()
+    if value.__class__ is str:  # the common case: what _blank and str().strip() make of it
+        text = value.strip() or None
+    else:
+        if isinstance(value, list | dict | bool):
+            raise ValueError("文字列で指定してください")
+        text = None if _blank(value) else str(value).strip()
     if key in {"url", "source_url"} and text and not _HTTP.match(text):
         raise ValueError("http:// または https:// で始まる URL にしてください")
     if text is not None and len(text) > (field_spec.max_length or 0):

@@ -445,7 +445,7 @@ class IndexBuild:
 
     def _run(self) -> None:
         try:
-            self._result = bulk_build(self.build_dir, self._docs(), _check_fields)
+            self._result = bulk_build(self.build_dir, self._docs(), _check_fields, split_tail=True)
         except BaseException as error:  # handed to finish(); abort() expects the cancellation
             self._error = error
 
