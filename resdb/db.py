@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import operator
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -190,11 +191,15 @@ def insert_many(session: Session, table: Table, rows: Sequence[Mapping[str, Any]
             ).scalar_one()
         return stored_times[value]
 
-    steps = [(c.name, process) for c, process in zip(columns, processors, strict=True)]
+    pick = operator.itemgetter(*[c.name for c in columns])
+    single = len(columns) == 1  # itemgetter of one name returns the value, not a tuple
+    steps = [(i, process) for i, process in enumerate(processors) if process is not None]
     times = [i for i, c in enumerate(columns) if postgres and _is_datetime(c)]
 
     def converted(row: Mapping[str, Any]) -> tuple[Any, ...]:
-        values = [row[name] if process is None else process(row[name]) for name, process in steps]
+        values = [pick(row)] if single else list(pick(row))
+        for i, process in steps:  # only the columns whose type converts its values
+            values[i] = process(values[i])
         for i in times:
             value = values[i]
             if isinstance(value, datetime) and value.tzinfo is not None:

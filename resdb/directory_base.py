@@ -4,7 +4,7 @@ sets up and, for the type checker only, the methods one mixin calls on another (
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -48,6 +48,12 @@ class DirectoryBase:
         def try_follow_changes(self, wait: float = 1.0) -> bool: ...
 
         def current_changes(self) -> RecentChanges | None: ...
+
+        def _read_head_seq(self) -> int: ...
+
+        def iter_published(
+            self, batch: int = 5000, *, public: bool = False
+        ) -> Iterable[dict[str, Any]]: ...
 
         # resdb.places.Places
         def gazetteer(self) -> Gazetteer: ...

@@ -3,16 +3,19 @@ rows, history, audit and change log in bulk."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
+from datetime import datetime
 from itertools import islice
 from typing import Any
 
-from sqlalchemy import bindparam
-from sqlmodel import select
+from sqlalchemy import bindparam, func
+from sqlmodel import col, select
 
 from resdb.audit import audit
-from resdb.changelog import queue_for_index
+from resdb.changelog import BULK_REINDEX_THRESHOLD, queue_for_index
 from resdb.db import insert_many, plan_for_values, refresh_statistics
 from resdb.directory_base import DirectoryBase
 from resdb.duplicates import DUPLICATE_CHECK_ROWS
@@ -23,6 +26,7 @@ from resdb.models import (
     ListingHistory,
     utcnow,
 )
+from resdb.search import IndexBuild
 from resdb.validation import Problem, validate_listing
 
 MAX_REPORTED_PROBLEMS = 10_000  # problems kept in a report (all are counted)
@@ -30,6 +34,9 @@ PLACE_BATCH = (
     2000  # rows validated, then placed together (the gazetteer is resolved once per batch)
 )
 IMPORT_BATCH = 5000  # rows written per transaction (rows, history, audit and change log together)
+log = logging.getLogger(__name__)
+# Columns a new imported row always sets itself (their defaults are never made).
+_STAMPED = frozenset({"id", "created_at", "updated_at", "organization_id"})
 
 
 @dataclass
@@ -227,14 +234,19 @@ class Importing(DirectoryBase):
     ) -> None:
         """Write checked rows IMPORT_BATCH per transaction; each transaction holds its rows, their history,
         an audit entry and their change-log entries (the one door), so a crash between batches leaves
-        whole batches in the database, each logged; the index then follows the log once, at the end (or
-        at the next search or start-up after a crash)."""
+        whole batches in the database, each logged. A large import outside the web (`_ImportIndex`)
+        builds a fresh search index beside the live one from each batch once it has committed, and swaps
+        it in after the last one when the change log shows no other writer meanwhile; otherwise (and
+        after a failure or a crash) the index follows the log once, at the end, or at the next search or
+        start-up."""
         organizations: dict[str, int] = {}
         parts = (len(cleaned) + IMPORT_BATCH - 1) // IMPORT_BATCH
         committed = False
+        indexing = _ImportIndex.start(self, cleaned)
+        logged = 0  # change-log entries this import's batches wrote
         try:
             for part, start in enumerate(range(0, len(cleaned), IMPORT_BATCH), start=1):
-                self._write_import_batch(
+                written, docs = self._write_import_batch(
                     cleaned[start : start + IMPORT_BATCH],
                     actor,
                     report,
@@ -242,9 +254,18 @@ class Importing(DirectoryBase):
                     source_name,
                     organizations,
                     f" ({part}/{parts})" if parts > 1 else "",
+                    indexing is not None,
                 )
                 committed = True
+                logged += written
+                if indexing is not None:
+                    indexing.build.feed(docs)  # committed rows only
+            if indexing is not None:
+                indexing.finish(logged)
+                indexing = None
         finally:
+            if indexing is not None:
+                indexing.abort()
             if committed:
                 if len(cleaned) >= IMPORT_BATCH:
                     refresh_statistics(
@@ -262,10 +283,13 @@ class Importing(DirectoryBase):
         source_name: str | None,
         organizations: dict[str, int],
         part: str,
-    ) -> None:
+        index_docs: bool = False,
+    ) -> tuple[int, list[dict[str, Any]]]:
         """One transaction: new listings and the history rows by `insert_many` (COPY on PostgreSQL),
         changed ones by one executemany update, the audit entry and the change log (queued for the
-        commit hook). Stored rows are read by id only for this batch, planned for their values."""
+        commit hook). Stored rows are read by id only for this batch, planned for their values.
+        Returns the change-log entries written and, with `index_docs`, the published listings of the
+        batch as the search index holds them (written or unchanged)."""
         table = Listing.__table__  # type: ignore[attr-defined]
         now = utcnow()
         created = updated = unchanged = 0
@@ -283,6 +307,7 @@ class Importing(DirectoryBase):
             changed_rows: list[dict[str, Any]] = []
             history_rows: list[dict[str, Any]] = []
             with_area: list[str] = []
+            published: list[dict[str, Any]] = []  # public shapes of the batch's published listings
             for _row_no, clean in batch:
                 clean.pop("version", None)
                 new_status = clean.pop("__new_status__", None)
@@ -291,7 +316,7 @@ class Importing(DirectoryBase):
                 note = source_name or clean.get("source")
                 if stored is None:
                     row = {
-                        **listing_defaults(),
+                        **listing_defaults(clean.keys() | _STAMPED),
                         **clean,
                         "id": listing_id,
                         "created_at": now,
@@ -305,8 +330,10 @@ class Importing(DirectoryBase):
                     after = public_dict(row)
                     if hook is not None:
                         hook(session, None, after)
+                    if index_docs and after["status"] == "published":
+                        published.append(after)
                     history_rows.append(
-                        self._history_row(listing_id, 1, "import", actor, None, after, note)
+                        self._history_row(listing_id, 1, "import", actor, None, after, note, now)
                     )
                     new_rows.append(row)
                     if row.get("service_area"):
@@ -319,6 +346,8 @@ class Importing(DirectoryBase):
                     changed["status"] = "published"
                 if not changed:
                     unchanged += 1
+                    if index_docs and before["status"] == "published":
+                        published.append(before)
                     continue
                 row = {**stored, **changed}
                 row["organization_id"] = self._organization_id(
@@ -329,9 +358,11 @@ class Importing(DirectoryBase):
                 after = public_dict(row)
                 if hook is not None:
                     hook(session, before, after)
+                if index_docs and after["status"] == "published":
+                    published.append(after)
                 history_rows.append(
                     self._history_row(
-                        listing_id, row["version"], "import", actor, before, after, note
+                        listing_id, row["version"], "import", actor, before, after, note, now
                     )
                 )
                 changed_rows.append(row)
@@ -369,6 +400,8 @@ class Importing(DirectoryBase):
         report.created += created
         report.updated += updated
         report.unchanged += unchanged
+        gazetteer = self.gazetteer() if published else None
+        return created + updated, [self.public_view(doc, gazetteer) for doc in published]
 
     @staticmethod
     def _history_row(
@@ -379,14 +412,96 @@ class Importing(DirectoryBase):
         before: dict[str, Any] | None,
         after: dict[str, Any] | None,
         note: str | None,
+        at: datetime | None = None,
     ) -> dict[str, Any]:
         return {
             "listing_id": listing_id,
             "version": version,
             "action": action,
             "actor": actor[:200],
-            "at": utcnow(),
+            "at": at or utcnow(),
             "before": before,
             "after": after,
             "note": note and note[:500],
         }
+
+
+class _ImportIndex:
+    """The search index a large import builds while it writes (outside the web: a web worker leaves
+    large catch-ups to its background rebuild). Started after reading the change-log head and the
+    published listings the import does not name; fed each batch's published listings once the batch
+    has committed; swapped in at the head after the last batch only when every change-log entry since
+    the start is the import's own (no other writer changed anything meanwhile). Otherwise, and on any
+    failure, the build is dropped and the index follows the change log as before. It never holds a row
+    the database lacks: nothing reaches the live index before every batch has committed."""
+
+    def __init__(self, directory: Importing, build: IndexBuild, start_seq: int, lock: ExitStack):
+        self.directory = directory
+        self.build = build
+        self.start_seq = start_seq
+        self._lock = lock
+
+    @classmethod
+    def start(
+        cls, directory: Importing, cleaned: list[tuple[int, dict[str, Any]]]
+    ) -> _ImportIndex | None:
+        if directory.serving or len(cleaned) <= BULK_REINDEX_THRESHOLD:
+            return None  # applied from the change log (small), or rebuilt in the background (web)
+        lock = ExitStack()
+        if not lock.enter_context(directory.index.rebuild_lock.hold(wait=0.0)):
+            lock.close()  # another rebuild runs on this host: follow the log at the end instead
+            return None
+        try:
+            start_seq = directory._read_head_seq()  # before the rows, as `reindex` reads it
+            build = directory.index.start_build()
+        except BaseException:
+            lock.close()
+            raise
+        indexing = cls(directory, build, start_seq, lock)
+        try:
+            named = {clean["id"] for _, clean in cleaned if clean.get("id")}
+            docs: list[dict[str, Any]] = []
+            for doc in directory.iter_published(public=True):
+                if doc["id"] not in named:  # the import's rows come from its batches
+                    docs.append(doc)
+                    if len(docs) >= IMPORT_BATCH:
+                        build.feed(docs)
+                        docs = []
+            build.feed(docs)
+        except BaseException:
+            indexing.abort()
+            raise
+        return indexing
+
+    def finish(self, logged: int) -> None:
+        """Swap the build in when the log since the start holds exactly the import's `logged` entries;
+        otherwise drop it (the caller then follows the log)."""
+        try:
+            try:
+                head = self.directory._read_head_seq()
+                with self.directory.engine.connect() as connection:
+                    entries = connection.execute(
+                        select(func.count())
+                        .select_from(ChangeLog)
+                        .where(col(ChangeLog.seq) > self.start_seq, col(ChangeLog.seq) <= head)
+                    ).scalar_one()
+            except Exception:
+                log.warning("reading the change log after the import failed", exc_info=True)
+                entries = None
+            if entries != logged:
+                if entries is not None:
+                    log.info("listings changed beside the import: the index follows the change log")
+                self.build.abort()
+                return
+            try:
+                self.build.finish(head)
+            except Exception:
+                log.warning("the index built beside the import failed", exc_info=True)
+        finally:
+            self._lock.close()
+
+    def abort(self) -> None:
+        try:
+            self.build.abort()
+        finally:
+            self._lock.close()

@@ -138,7 +138,7 @@ def csv_rows(
             except csv.Error as exc:
                 raise _fail(_csv_message(exc, reader.line_num), reader.line_num) from None
             count += 1
-            if any(len(cell) > limits.max_cell_chars for cell in cells):
+            if cells and max(map(len, cells)) > limits.max_cell_chars:
                 raise _fail(
                     f"{reader.line_num}行目に長すぎるセルがあります（1セル {limits.max_cell_chars:,}文字まで）。"
                     '引用符 " の閉じ忘れがないか確かめてください',

@@ -3,7 +3,7 @@ and what reading or changing a listing may raise."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import date
 from functools import lru_cache
 from typing import Any
@@ -64,15 +64,24 @@ def _defaults_template() -> dict[str, Any]:
     return values
 
 
-def listing_defaults() -> dict[str, Any]:
-    """Column values a new listing has when the input does not set them (for bulk inserts)."""
-    return {k: (v() if callable(v) else v) for k, v in _defaults_template().items()}
+def listing_defaults(given: Collection[str] = ()) -> dict[str, Any]:
+    """Column values a new listing has when the input does not set them (for bulk inserts); the
+    fields in `given` (set by the caller anyway) are left out, so their defaults are not made."""
+    return {
+        k: (v() if callable(v) else v) for k, v in _defaults_template().items() if k not in given
+    }
+
+
+# Public fields declared as dates (date or datetime values): the only ones public_dict converts.
+_PUBLIC_DATES = tuple(n for n in PUBLIC_FIELDS if fields.spec(n).type == "date")
 
 
 def public_dict(row: dict[str, Any]) -> dict[str, Any]:
     """The public JSON shape of a row dict (as listing_to_dict for a table object)."""
-    data = {}
-    for name in PUBLIC_FIELDS:
-        value = row.get(name)
-        data[name] = value.isoformat() if isinstance(value, date) else value
+    get = row.get
+    data = {name: get(name) for name in PUBLIC_FIELDS}
+    for name in _PUBLIC_DATES:
+        value = data[name]
+        if isinstance(value, date):
+            data[name] = value.isoformat()
     return data

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import lru_cache
@@ -17,6 +18,7 @@ from resdb.fields import (
     LISTING_FIELDS,
     MAX_LIST_ITEM,
     MAX_LIST_ITEMS,
+    FieldSpec,
     bad_text,
     first_bad_text,
     names_of,
@@ -57,8 +59,6 @@ def _branch(name: str) -> str:
     return name  # a field with its own rule (id, kind, schedule, …)
 
 
-# Field → (its declaration, its rule): looked up once per value instead of searching the type tuples.
-_RULES = {name: (spec(name), _branch(name)) for name in KNOWN_FIELDS}
 _SCALARS = (int, float, type(None))  # values with no text inside (bool is an int)
 
 
@@ -181,6 +181,154 @@ def municipality_code6(code: str) -> str:
     return digits + str(check)
 
 
+# Each rule stores one field's clean value in `clean` or raises ValueError with the Japanese message
+# (a rule that stores and then raises leaves the value, as the one chain of rules did).
+Rule = Callable[[dict[str, Any], str, Any, FieldSpec], None]
+_HTTP = re.compile(r"^https?://", re.IGNORECASE)
+
+
+def _text_rule(clean: dict[str, Any], key: str, value: Any, field_spec: FieldSpec) -> None:
+    if value.__class__ is str:  # the common case: what _blank and str().strip() make of it
+        text = value.strip() or None
+    else:
+        if isinstance(value, list | dict | bool):
+            raise ValueError("文字列で指定してください")
+        text = None if _blank(value) else str(value).strip()
+    if key in {"url", "source_url"} and text and not _HTTP.match(text):
+        raise ValueError("http:// または https:// で始まる URL にしてください")
+    if text is not None and len(text) > (field_spec.max_length or 0):
+        raise ValueError(field_spec.bound_message())
+    clean[key] = text
+
+
+def _list_rule(clean: dict[str, Any], key: str, value: Any, _spec: FieldSpec) -> None:
+    items = [] if _blank(value) else parse_list(value)
+    if len(items) > MAX_LIST_ITEMS:
+        raise ValueError(f"{MAX_LIST_ITEMS}個以内にしてください")
+    if any(len(item) > MAX_LIST_ITEM for item in items):
+        raise ValueError(f"ひとつ{MAX_LIST_ITEM}文字以内にしてください")
+    clean[key] = items
+
+
+def _int_rule(clean: dict[str, Any], key: str, value: Any, field_spec: FieldSpec) -> None:
+    number = None if _blank(value) else parse_int(value)
+    if number is not None and not (field_spec.minimum or 0) <= number <= (field_spec.maximum or 0):
+        raise ValueError(field_spec.bound_message())
+    clean[key] = number
+
+
+def _bool_rule(clean: dict[str, Any], key: str, value: Any, field_spec: FieldSpec) -> None:
+    flag = None if _blank(value) else parse_bool(value)
+    if flag is not None or field_spec.nullable:
+        clean[key] = (
+            flag  # a blank cell of a non-null field keeps the default (true / false as declared)
+        )
+
+
+def _float_rule(clean: dict[str, Any], key: str, value: Any, _spec: FieldSpec) -> None:
+    clean[key] = None if _blank(value) else parse_coordinate(value, key)
+
+
+def _id_rule(clean: dict[str, Any], _key: str, value: Any, _spec: FieldSpec) -> None:
+    if not _blank(value):
+        text = str(value).strip()
+        if not ID_PATTERN.match(text):
+            raise ValueError("英数字と - _ . だけで100文字以内にしてください")
+        clean["id"] = text
+
+
+def _kind_rule(clean: dict[str, Any], _key: str, value: Any, _spec: FieldSpec) -> None:
+    if _blank(value):
+        raise ValueError("種別は必須です")
+    kind = kind_id(str(value))
+    if kind is None:
+        raise ValueError(
+            "不明な種別です。" + "・".join(KINDS.values()) + " のどれかを書いてください"
+        )
+    clean["kind"] = kind
+
+
+def _municipality_rule(clean: dict[str, Any], key: str, value: Any, _spec: FieldSpec) -> None:
+    clean[key] = None if _blank(value) else municipality_code6(str(value))
+
+
+def _schedule_rule(clean: dict[str, Any], key: str, value: Any, _spec: FieldSpec) -> None:
+    clean[key] = [] if _blank(value) else parse_schedule(value)
+    if len(clean[key]) > MAX_LIST_ITEMS:
+        raise ValueError(f"日程は{MAX_LIST_ITEMS}件以内にしてください")
+
+
+def _group_size_rule(clean: dict[str, Any], key: str, value: Any, _spec: FieldSpec) -> None:
+    if _blank(value):
+        clean[key] = None
+        return
+    given = str(value).strip()
+    size = next((k for k, label in GROUP_SIZES.items() if given in (k, label)), None)
+    if size is None:
+        raise ValueError("small / medium / large（少人数・中規模・大人数）で指定してください")
+    clean[key] = size
+
+
+def _eligibility_rule(clean: dict[str, Any], key: str, value: Any, _spec: FieldSpec) -> None:
+    clean[key] = _eligibility(value)
+
+
+def _service_area_rule(clean: dict[str, Any], key: str, value: Any, _spec: FieldSpec) -> None:
+    clean[key] = _service_area(value)
+
+
+def _date_rule(clean: dict[str, Any], key: str, value: Any, _spec: FieldSpec) -> None:
+    clean[key] = None if _blank(value) else parse_date(value)
+    if clean[key] and clean[key] > date.today():
+        raise ValueError("未来の日付です")
+
+
+def _status_rule(clean: dict[str, Any], key: str, value: Any, _spec: FieldSpec) -> None:
+    status = str(value).strip() or "published"
+    if status not in {"published", "draft"}:
+        raise ValueError("published または draft で指定してください")
+    clean[key] = status
+
+
+def _version_rule(clean: dict[str, Any], key: str, value: Any, field_spec: FieldSpec) -> None:
+    clean[key] = None if _blank(value) else parse_int(value)
+    if clean[key] is not None and not 0 <= clean[key] <= (field_spec.maximum or 0):
+        raise ValueError(field_spec.bound_message())
+
+
+def _ignore_rule(_clean: dict[str, Any], _key: str, _value: Any, _spec: FieldSpec) -> None:
+    """A known field no rule claims: left out of the clean listing."""
+
+
+_BRANCH_RULES: dict[str, Rule] = {
+    "text": _text_rule,
+    "list": _list_rule,
+    "int": _int_rule,
+    "bool": _bool_rule,
+    "float": _float_rule,
+    "date": _date_rule,
+    "id": _id_rule,
+    "kind": _kind_rule,
+    "municipality_code": _municipality_rule,
+    "schedule": _schedule_rule,
+    "group_size": _group_size_rule,
+    "eligibility": _eligibility_rule,
+    "service_area": _service_area_rule,
+    "status": _status_rule,
+    "version": _version_rule,
+}
+# Field → (its declaration, its rule, whether an empty value is refused outright): decided once from
+# the field declaration, looked up once per value.
+_RULES: dict[str, tuple[FieldSpec, Rule, bool]] = {
+    name: (
+        spec(name),
+        _BRANCH_RULES.get(_branch(name), _ignore_rule),
+        not spec(name).nullable and spec(name).type == "bool",
+    )
+    for name in KNOWN_FIELDS
+}
+
+
 def validate_listing(
     raw: dict[str, Any], row: int | None = None, *, partial: bool = False
 ) -> tuple[dict[str, Any], list[Problem]]:
@@ -194,10 +342,10 @@ def validate_listing(
         )
 
     for key, value in raw.items():
-        rule = _RULES.get(key)
-        if rule is None:
+        declared = _RULES.get(key)
+        if declared is None:
             continue
-        field_spec, branch = rule
+        field_spec, rule, refuses_none = declared
         if isinstance(value, str):  # the common case, as first_bad_text checks a string
             why = None if value.isascii() and "\x00" not in value else bad_text(value)
             if why is not None:
@@ -208,94 +356,11 @@ def validate_listing(
             if found is not None:
                 bad(key, found[1])
                 continue
-        if value is None and not field_spec.nullable and field_spec.type == "bool":
+        if value is None and refuses_none:
             bad(key, "空にはできません（はい/いいえ（true/false）で指定してください）")
             continue
         try:
-            if branch == "text":
-                if isinstance(value, list | dict | bool):
-                    raise ValueError("文字列で指定してください")
-                text = None if _blank(value) else str(value).strip()
-                if (
-                    key in {"url", "source_url"}
-                    and text
-                    and not re.match(r"^https?://", text, re.IGNORECASE)
-                ):
-                    raise ValueError("http:// または https:// で始まる URL にしてください")
-                if text is not None and len(text) > (field_spec.max_length or 0):
-                    raise ValueError(field_spec.bound_message())
-                clean[key] = text
-            elif branch == "list":
-                items = [] if _blank(value) else parse_list(value)
-                if len(items) > MAX_LIST_ITEMS:
-                    raise ValueError(f"{MAX_LIST_ITEMS}個以内にしてください")
-                if any(len(item) > MAX_LIST_ITEM for item in items):
-                    raise ValueError(f"ひとつ{MAX_LIST_ITEM}文字以内にしてください")
-                clean[key] = items
-            elif branch == "int":
-                number = None if _blank(value) else parse_int(value)
-                if number is not None and not (field_spec.minimum or 0) <= number <= (
-                    field_spec.maximum or 0
-                ):
-                    raise ValueError(field_spec.bound_message())
-                clean[key] = number
-            elif branch == "bool":
-                clean[key] = None if _blank(value) else parse_bool(value)
-                if clean[key] is None and not field_spec.nullable:
-                    del clean[key]  # a blank cell keeps the default (true / false as declared)
-            elif branch == "float":
-                clean[key] = None if _blank(value) else parse_coordinate(value, key)
-            elif key == "id":
-                if not _blank(value):
-                    text = str(value).strip()
-                    if not ID_PATTERN.match(text):
-                        raise ValueError("英数字と - _ . だけで100文字以内にしてください")
-                    clean["id"] = text
-            elif key == "kind":
-                if _blank(value):
-                    raise ValueError("種別は必須です")
-                kind = kind_id(str(value))
-                if kind is None:
-                    raise ValueError(
-                        "不明な種別です。" + "・".join(KINDS.values()) + " のどれかを書いてください"
-                    )
-                clean["kind"] = kind
-            elif key == "municipality_code":
-                clean[key] = None if _blank(value) else municipality_code6(str(value))
-            elif key == "schedule":
-                clean[key] = [] if _blank(value) else parse_schedule(value)
-                if len(clean[key]) > MAX_LIST_ITEMS:
-                    raise ValueError(f"日程は{MAX_LIST_ITEMS}件以内にしてください")
-            elif key == "group_size":
-                if _blank(value):
-                    clean[key] = None
-                else:
-                    given = str(value).strip()
-                    size = next(
-                        (k for k, label in GROUP_SIZES.items() if given in (k, label)), None
-                    )
-                    if size is None:
-                        raise ValueError(
-                            "small / medium / large（少人数・中規模・大人数）で指定してください"
-                        )
-                    clean[key] = size
-            elif key == "eligibility":
-                clean[key] = _eligibility(value)
-            elif key == "service_area":
-                clean[key] = _service_area(value)
-            elif branch == "date":
-                clean[key] = None if _blank(value) else parse_date(value)
-                if clean[key] and clean[key] > date.today():
-                    raise ValueError("未来の日付です")
-            elif key == "status":
-                status = str(value).strip() or "published"
-                if status not in {"published", "draft"}:
-                    raise ValueError("published または draft で指定してください")
-                clean[key] = status
-            elif key == "version":
-                clean[key] = None if _blank(value) else parse_int(value)
-                if clean[key] is not None and not 0 <= clean[key] <= (field_spec.maximum or 0):
-                    raise ValueError(field_spec.bound_message())
+            rule(clean, key, value, field_spec)
         except (ValueError, TypeError, OverflowError, RecursionError) as exc:
             message = str(exc)
             # Never show Python's own wording (「could not convert …」): only our Japanese messages pass.

@@ -125,7 +125,7 @@ def _parse_weeks(value: Any, field: str) -> tuple[int, ...] | None:
 
 def parse_entry(entry: Any, field: str = "schedule[0]") -> Entry:
     """One raw entry → Entry, or ScheduleError naming the field."""
-    if not isinstance(entry, Mapping):
+    if not isinstance(entry, dict) and not isinstance(entry, Mapping):  # dict: no ABC check
         raise ScheduleError(field, "日程は {weekday, start, end} の形で指定してください")
     weekday = _parse_weekday(entry.get("weekday"), f"{field}.weekday")
     weeks = _parse_weeks(entry.get("weeks"), f"{field}.weeks")
@@ -143,7 +143,7 @@ def parse(schedule: Iterable[Any] | None, field: str = "schedule") -> list[Entry
     """Validated entries of a schedule; ScheduleError (a ValueError) names the first bad field."""
     if schedule is None:
         return []
-    if isinstance(schedule, Mapping | str | bytes):
+    if not isinstance(schedule, list) and isinstance(schedule, Mapping | str | bytes):
         raise ScheduleError(field, "日程は一覧（配列）で指定してください")
     return [parse_entry(item, f"{field}[{i}]") for i, item in enumerate(schedule)]
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import queue
 import shutil
 import threading
 import time
@@ -52,6 +53,7 @@ __all__ = [
     "INDEX_FORMAT",
     "GramTokenizer",
     "Hit",
+    "IndexBuild",
     "IndexUnhealthy",
     "RecentChanges",
     "RecentView",
@@ -266,11 +268,36 @@ class SearchIndex:
         """Build a fresh index beside the live one (which keeps answering) and swap it in atomically.
         `cursor` is the change-log position the documents reflect at least. One rebuild at a time per
         host: the caller holds `rebuild_lock`."""
+        build_dir = self._new_build_dir()
+        try:
+            count, problems = bulk_build(build_dir, docs, _check_fields, progress)
+        except BaseException:
+            shutil.rmtree(build_dir, ignore_errors=True)
+            raise
+        return self._install_build(build_dir, count, problems, cursor)
+
+    def start_build(self) -> IndexBuild:
+        """A fresh index built in the background from documents fed to it as they come (`IndexBuild`):
+        the live index keeps answering until `IndexBuild.finish` swaps it in. The caller holds
+        `rebuild_lock` until then."""
+        return IndexBuild(self, self._new_build_dir())
+
+    def _new_build_dir(self) -> Path:
         build_dir = self.root / f"build-{uuid.uuid4().hex[:12]}"
         build_dir.mkdir()
         try:
             whoosh_index.create_in(str(build_dir), _schema()).close()
-            count, problems = bulk_build(build_dir, docs, _check_fields, progress)
+        except BaseException:
+            shutil.rmtree(build_dir, ignore_errors=True)
+            raise
+        return build_dir
+
+    def _install_build(
+        self, build_dir: Path, count: int, problems: dict[str, str], cursor: int
+    ) -> int:
+        """Write a built folder's format, problems and cursor, then swap it in atomically (the old
+        folder and any interrupted build are removed). Returns the documents it holds."""
+        try:
             _write_text(build_dir / "format", INDEX_FORMAT)
             _write_text(build_dir / "problems.json", json.dumps(problems, ensure_ascii=False))
             _write_text(build_dir / "cursor", str(cursor))
@@ -396,3 +423,61 @@ class SearchIndex:
         the cursor before calling: the generation searched is then at least that new)."""
         snap = self.snapshot()
         return run_search(snap if recent is None else recent.view(snap), query)
+
+
+class IndexBuild:
+    """A fresh index built in a thread of this process from documents fed to it batch by batch (the
+    segments themselves are written by bulk_build's worker processes), so a bulk import indexes its
+    rows while it writes the next ones. Nothing reaches the live index before `finish`; `abort` (or a
+    crash) leaves only a build folder, removed by the next rebuild."""
+
+    def __init__(self, index: SearchIndex, build_dir: Path) -> None:
+        self._index = index
+        self.build_dir = build_dir
+        self._queue: queue.SimpleQueue[list[dict[str, Any]] | None] = queue.SimpleQueue()
+        self._cancelled = False
+        self._result: tuple[int, dict[str, str]] | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="resdb-index-build", daemon=True)
+        self._thread.start()
+
+    def _docs(self) -> Iterator[dict[str, Any]]:
+        while (batch := self._queue.get()) is not None:
+            if self._cancelled:
+                raise _BuildCancelled
+            yield from batch
+        if self._cancelled:
+            raise _BuildCancelled
+
+    def _run(self) -> None:
+        try:
+            self._result = bulk_build(self.build_dir, self._docs(), _check_fields, split_tail=True)
+        except BaseException as error:  # handed to finish(); abort() expects the cancellation
+            self._error = error
+
+    def feed(self, docs: list[dict[str, Any]]) -> None:
+        """Documents to index (listings as the public sees them, published ones only)."""
+        if docs and self._thread.is_alive():
+            self._queue.put(docs)
+
+    def finish(self, cursor: int) -> int:
+        """Wait for the build, then swap it in as the live index at change-log position `cursor`.
+        Returns the documents it holds; raises (and removes the build) when the build failed."""
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None or self._result is None:
+            shutil.rmtree(self.build_dir, ignore_errors=True)
+            raise self._error or RuntimeError("index build ended without a result")
+        count, problems = self._result
+        return self._index._install_build(self.build_dir, count, problems, cursor)
+
+    def abort(self) -> None:
+        """Stop the build and remove its folder; the live index is untouched."""
+        self._cancelled = True
+        self._queue.put(None)
+        self._thread.join()
+        shutil.rmtree(self.build_dir, ignore_errors=True)
+
+
+class _BuildCancelled(Exception):
+    """An aborted `IndexBuild` stops reading documents."""

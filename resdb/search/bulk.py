@@ -35,6 +35,7 @@ _DOC_MASK = (1 << _DOC_BITS) - 1
 _CP_BITS = 21  # a Unicode code point
 _LENGTH_CACHE = np.asarray(_length_byte_cache, dtype=np.int64)
 _UNSIGNED_COLUMNS = ("cost", "lat", "lon")
+TAIL_PART_DOCS = 10_000  # a smaller last chunk stays one segment (see bulk_build's split_tail)
 
 
 def _length_bytes(lengths: np.ndarray) -> np.ndarray:
@@ -343,10 +344,12 @@ def bulk_build(
     check: Callable[[dict[str, Any]], str | None],
     progress: Callable[[int], None] | None = None,
     processes: int | None = None,
+    split_tail: bool = False,
 ) -> tuple[int, dict[str, str]]:
     """Index `docs` into the empty whoosh index at `index_dir` (segments of SEGMENT_DOCS built by up to
     `processes` worker processes while this one reads the next chunk) and commit one table of contents.
-    Returns (documents read, problems by id)."""
+    `split_tail`: the documents left at the end (fed slowly, as an import commits them) are built as one
+    segment per worker, side by side. Returns (documents read, problems by id)."""
     workers = processes if processes is not None else min(2, os.cpu_count() or 1)
     count = 0
     problems: dict[str, str] = {}
@@ -382,7 +385,14 @@ def bulk_build(
                         collect(pending.pop(0))
                     pending.append(pool.submit(_build_chunk, str(index_dir), chunk, check))
                 chunk = []
-        if chunk:
+        if chunk and pool is not None and split_tail and len(chunk) >= 2 * TAIL_PART_DOCS:
+            # The last chunk is built after the last document came: in parts, one per worker.
+            size = -(-len(chunk) // workers)
+            for start in range(0, len(chunk), size):
+                pending.append(
+                    pool.submit(_build_chunk, str(index_dir), chunk[start : start + size], check)
+                )
+        elif chunk:
             if pool is None or not pending:
                 segment, found = _build_chunk(str(index_dir), chunk, check)
                 if segment is not None:

@@ -255,3 +255,31 @@ def test_a_second_process_maps_the_same_sidecar_files(tmp_path: Path) -> None:
     assert {p: p.stat().st_mtime_ns for side in _sidecars(index) for p in side.iterdir()} == before
     own = np.load(_sidecars(index)[0] / "lat.npy", mmap_mode="r")
     assert isinstance(own, np.memmap)
+
+
+def test_an_index_fed_in_batches_with_its_tail_split_answers_like_a_rebuild(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from resdb.search import bulk
+
+    monkeypatch.setattr(bulk, "SEGMENT_DOCS", 1000)
+    monkeypatch.setattr(bulk, "TAIL_PART_DOCS", 100)
+    docs = _docs(2486)  # 2,500 with the odd ones
+    rebuilt = SearchIndex(tmp_path / "b")
+    held = rebuilt.rebuild(docs)
+    fed = SearchIndex(tmp_path / "a")
+    build = fed.start_build()
+    for start in range(0, len(docs), 300):  # as an import feeds its committed batches
+        build.feed(docs[start : start + 300])
+    assert build.finish(cursor=7) == held
+    assert fed.cursor() == 7 and fed.problems() == rebuilt.problems()
+    assert len(fed.snapshot().segments) == 4  # 1000 + 1000, then the last 500 as two parts
+    for query in QUERIES:
+        assert fed.search(query).ids == rebuilt.search(query).ids
+    dropped = SearchIndex(tmp_path / "c")
+    dropped.rebuild(docs[:10], cursor=3)
+    build = dropped.start_build()
+    build.feed(docs)
+    build.abort()
+    assert dropped.cursor() == 3 and dropped.doc_count() == 10
+    assert [p.name for p in dropped.root.glob("build-*")] == [dropped._target()]
