@@ -246,14 +246,20 @@ def sample_memory(
 
 
 def worker_mappings(hosts: list[tuple[str, subprocess.Popen[bytes]]]) -> dict[str, Any]:
-    """Per mapping kB (Rss, Pss, private) of the first worker of every host (bench/smaps.py)."""
+    """Per mapping kB (Rss, Pss, private) of the smallest and the largest worker (by PSS) of every host
+    (bench/smaps.py): a worker that only maps, and the one that built a snapshot if one did."""
     out: dict[str, Any] = {}
     for label, process in hosts:
-        for proc in host_processes(process)[1:2]:
+        found: list[tuple[int, int, dict[str, Any]]] = []
+        for proc in host_processes(process)[1:]:
             try:
-                out[f"host {label} worker {proc.pid}"] = by_mapping(proc.pid)
+                rows = by_mapping(proc.pid)
             except OSError:
                 continue
+            found.append((sum(v["Pss"] for v in rows.values()), proc.pid, rows))
+        found.sort(key=lambda item: item[0])
+        for _pss, pid, rows in found[:1] + found[1:][-1:]:
+            out[f"host {label} worker {pid}"] = rows
     return out
 
 

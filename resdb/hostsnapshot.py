@@ -12,7 +12,9 @@ build while the others wait for it (an advisory file lock).
 
 from __future__ import annotations
 
+import ctypes
 import fcntl
+import gc
 import json
 import os
 import re
@@ -34,6 +36,7 @@ __all__ = [
     "BuilderThread",
     "SnapshotStore",
     "copy_newest",
+    "give_back_freed_memory",
     "host_store",
     "load_arrays",
     "reflects",
@@ -240,6 +243,18 @@ class SnapshotStore:
     def prune(self, keep: int = 2) -> None:
         for folder in self.folders()[keep:]:
             shutil.rmtree(folder, ignore_errors=True)
+
+
+def give_back_freed_memory() -> None:
+    """Return the heap a whole build freed to the system, once its snapshot is published and mapped: the
+    build's objects form reference cycles that only a full collection frees, and glibc keeps freed heap
+    otherwise (the worker that built would stay at the size of an unshared copy although it now answers
+    from the mapping)."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
 
 
 def host_store(instance_dir: Path, kind: str, format: str) -> SnapshotStore:

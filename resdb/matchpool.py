@@ -23,8 +23,6 @@ tests use inline mode: the first call loads or builds where it stands.
 
 from __future__ import annotations
 
-import ctypes
-import gc
 import logging
 import threading
 import time
@@ -37,7 +35,14 @@ import matcher
 from matcher.pool import ARRAYS_FORMAT
 from matcher.scoring import goal_terms
 from resdb.directory import ChangesPruned, Directory
-from resdb.hostsnapshot import BuilderThread, SnapshotStore, host_store, load_arrays, reflects
+from resdb.hostsnapshot import (
+    BuilderThread,
+    SnapshotStore,
+    give_back_freed_memory,
+    host_store,
+    load_arrays,
+    reflects,
+)
 from resdb.outcomes import outcomes_revision, placement_outcomes
 
 log = logging.getLogger(__name__)
@@ -105,16 +110,6 @@ class _Built:
     snapshot_seq: int = (
         -1
     )  # change-log number of the snapshot the pool is mapped from (-1: in memory)
-
-
-def _give_back_freed_memory() -> None:
-    """Return the heap a whole build freed to the system (glibc keeps it otherwise: the worker that
-    built would stay at the size of an unshared pool although it now answers from the mapping)."""
-    gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc
-        pass
 
 
 def _with_outcome(listing: dict[str, Any], outcomes: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -188,7 +183,7 @@ class PoolKeeper:
                     found = self._load(store, newer_than)
                     if found is None:
                         found = self._build_and_publish(store)
-                        _give_back_freed_memory()  # the listing dicts of the build
+                        give_back_freed_memory()  # the listing dicts of the build
         except OSError:  # the instance folder is not writable, the disk is full …
             log.warning("matching pool snapshot not usable; building in memory", exc_info=True)
             found = self._build_in_memory()

@@ -20,7 +20,14 @@ import numpy as np
 
 from resdb.directory import ChangesPruned, Directory
 from resdb.domain.vocab import HIDDEN_IN_SEARCH_KINDS
-from resdb.hostsnapshot import BuilderThread, SnapshotStore, host_store, load_arrays, reflects
+from resdb.hostsnapshot import (
+    BuilderThread,
+    SnapshotStore,
+    give_back_freed_memory,
+    host_store,
+    load_arrays,
+    reflects,
+)
 from resdb.search import SearchQuery
 from resdb.web.mapcolumns import (
     CELL_PX,
@@ -216,7 +223,10 @@ class FeatureCache:
                 if found is not None:
                     return found
                 seq, arrays, meta = self._from_database()
-                return self._publish(arrays, meta, seq)
+                published = self._publish(arrays, meta, seq)
+                del arrays
+                give_back_freed_memory()  # the listing dicts and rows of the build
+                return published
         seq, arrays, meta = self._from_database()
         return Columns(arrays, meta), seq
 
