@@ -388,7 +388,7 @@ class CandidatePool:
         terms = BlobColumn(column("terms_blob"), column("terms_offsets"))
         ptr, hits = column("term_hits_ptr"), column("term_hits")
         for k in range(len(terms)):
-            found = np.array(hits[int(ptr[k]) : int(ptr[k + 1])], dtype=np.int64)
+            found = hits[int(ptr[k]) : int(ptr[k + 1])]  # a view: shared, never written
             pool._text.seed(frozenset(json.loads(terms.text(k))), found)
         pool._acts = {}
         return pool
