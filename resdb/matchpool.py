@@ -29,6 +29,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import matcher
@@ -38,9 +39,11 @@ from resdb.directory import ChangesPruned, Directory
 from resdb.hostsnapshot import (
     BuilderThread,
     SnapshotStore,
+    child_url,
     give_back_freed_memory,
     host_store,
     load_arrays,
+    publish_in_child,
     reflects,
 )
 from resdb.outcomes import outcomes_revision, placement_outcomes
@@ -112,6 +115,16 @@ class _Built:
     )  # change-log number of the snapshot the pool is mapped from (-1: in memory)
 
 
+def _publish_snapshot(url: str, instance_dir: str) -> None:
+    """In a build process (see publish_in_child): build the pool from the database and publish it."""
+    directory = Directory.open(url, Path(instance_dir), ready=False)
+    try:
+        keeper = PoolKeeper(directory)
+        keeper._build_and_publish(keeper.snapshot_store())
+    finally:
+        directory.engine.dispose()
+
+
 def _with_outcome(listing: dict[str, Any], outcomes: dict[str, dict[str, Any]]) -> dict[str, Any]:
     found = outcomes.get(listing["id"])
     return {**listing, "outcome": found} if found is not None else listing
@@ -181,6 +194,12 @@ class PoolKeeper:
             if found is None:
                 with store.exclusive():
                     found = self._load(store, newer_than)
+                    url = child_url(self.directory.engine) if self.background else None
+                    if (
+                        found is None and url is not None
+                    ):  # a web worker: build in a process of its own
+                        if publish_in_child(_publish_snapshot, url, self.directory.instance_dir):
+                            found = self._load(store, newer_than)
                     if found is None:
                         found = self._build_and_publish(store)
                         give_back_freed_memory()  # the listing dicts of the build
