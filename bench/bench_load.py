@@ -58,6 +58,8 @@ from load_traffic import (  # noqa: E402
     calibrate,
     edit_loop,
 )
+from smaps import by_mapping  # noqa: E402
+from smaps import table as smaps_table  # noqa: E402
 
 from resdb.synth import REGION, regions_for  # noqa: E402
 
@@ -243,6 +245,24 @@ def sample_memory(
             row["pss"] = max(row["pss"], getattr(info, "pss", 0) / 1e6)
 
 
+def worker_mappings(hosts: list[tuple[str, subprocess.Popen[bytes]]]) -> dict[str, Any]:
+    """Per mapping kB (Rss, Pss, private) of the smallest and the largest worker (by PSS) of every host
+    (bench/smaps.py): a worker that only maps, and the one that built a snapshot if one did."""
+    out: dict[str, Any] = {}
+    for label, process in hosts:
+        found: list[tuple[int, int, dict[str, Any]]] = []
+        for proc in host_processes(process)[1:]:
+            try:
+                rows = by_mapping(proc.pid)
+            except OSError:
+                continue
+            found.append((sum(v["Pss"] for v in rows.values()), proc.pid, rows))
+        found.sort(key=lambda item: item[0])
+        for _pss, pid, rows in found[:1] + found[1:][-1:]:
+            out[f"host {label} worker {pid}"] = rows
+    return out
+
+
 def cpu_seconds(hosts: list[tuple[str, subprocess.Popen[bytes]]]) -> dict[str, float]:
     """CPU seconds used so far: by the hosts' processes, this load generator, every PostgreSQL
     process (all databases) and the whole machine (busy time over all cores)."""
@@ -410,6 +430,13 @@ def report(
         }
     client = psutil.Process().memory_info().rss / 1e6
     print(f"  load generator (this process): {client:.0f} RSS")
+    mappings: dict[str, Any] = ctx.get("mappings") or {}
+    for key, rows in mappings.items():
+        print(
+            f"  what makes up {key} at the end (/proc/<pid>/smaps summed per mapping, bench/smaps.py):"
+        )
+        for line in smaps_table(rows, 14):
+            print(f"    {line}")
     verdict = "MEETS" if not failed and not codes else "DOES NOT MEET"
     print(
         f"\nverdict: {verdict} the goal (p95 ≤ {GOAL_P95_MS:.0f} ms for every type, 0 errors)"
@@ -430,6 +457,7 @@ def report(
         },
         "loadavg_end": os.getloadavg(),
         "memory_mb": memory,
+        "mappings_kb": mappings,
         "setup": setup,
         "verdict": verdict,
     }
@@ -649,6 +677,7 @@ def main() -> None:
                     Sample("edit write (PATCH)", job[1], (time.monotonic() - job[1]) * 1000, -2)
                 )
         sample_memory(hosts, ctx["memory"])
+        ctx["mappings"] = worker_mappings(hosts)
         done.set()
         figures = report(args, ctx, args.duration, setup)
         if args.json:

@@ -13,15 +13,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import weakref
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping, Sequence
 from functools import cached_property, lru_cache
 from typing import Any, overload
 
 import numpy as np
 
-from resdb.domain.blobs import BlobColumn, utf8_blob
+from resdb.domain.blobs import BlobColumn, FileBlob, utf8_blob
 from resdb.domain.textnorm import normalize
 from resdb.domain.travel import EARTH_RADIUS_KM, MODES
 
@@ -46,16 +44,21 @@ __all__ = [
     "KIND_IDS",
     "NOT_PROPOSABLE_CODES",
     "ARRAYS_FORMAT",
+    "ROW_FIELDS",
     "CandidatePool",
     "View",
     "haversine_many",
+    "row_fields",
 ]
 ENTRY_NAMES = tuple(ENTRY_COLUMNS)
 NEAR_MISS_FACTOR = 1.5  # listings up to 1.5 × the reachable distance are kept to report near misses
-ARRAYS_FORMAT = "pool-1"  # bumped whenever what to_arrays() writes changes
+ARRAYS_FORMAT = "pool-2"  # bumped whenever what to_arrays() writes changes
 SPARE_SHARE = 0.125  # to_arrays() leaves room for this share of rows (and entries) more …
 SPARE_ROWS = 4096  # … plus this many, for rows apply() appends in place
 LISTING_CACHE_SIZE = 4096  # decoded listings kept per process by a pool over arrays
+# The only listing fields read per row once the columns are built (explanations, the service-area rule
+# and its covers_home callbacks, batch and gap reports): a snapshot keeps just these of every listing.
+ROW_FIELDS = ("id", "name", "activities", "schedule", "outcome", "service_area")
 _STATE = ("rows", "entries", "n_sorted", "n_located", "next_position", "dead")
 
 
@@ -77,6 +80,11 @@ class _Growable:
         self.buf[self.size : need] = values
         self.size = need
         return self.buf[:need]
+
+
+def row_fields(item: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields of a listing the matcher reads per row (ROW_FIELDS; those it has, in that order)."""
+    return {name: item[name] for name in ROW_FIELDS if name in item}
 
 
 def _spare(n: int) -> int:
@@ -128,37 +136,11 @@ class _RowIds(Sequence[str]):
         self.tail.extend(values)
 
 
-class _FileBlob:
-    """The bytes of a blob read from its file with pread instead of through a mapping: rows are read
-    one at a time and at random, and a mapping would fault in (and count in the process's RSS and PSS)
-    the pages around every one read; pread leaves them in the host's page cache only."""
-
-    def __init__(self, path: str, offset: int) -> None:
-        self.fd = os.open(path, os.O_RDONLY)
-        self.offset = offset
-        weakref.finalize(self, os.close, self.fd)
-
-    def read(self, start: int, end: int) -> bytes:
-        return os.pread(self.fd, end - start, self.offset + start)
-
-    @classmethod
-    def of(cls, blob: np.ndarray) -> _FileBlob | None:
-        """For a read-only or copy-on-write np.memmap of a file region; None otherwise."""
-        filename = getattr(blob, "filename", None)
-        offset = getattr(blob, "offset", None)
-        if not isinstance(blob, np.memmap) or filename is None or offset is None:
-            return None
-        try:
-            return cls(str(filename), int(offset))
-        except (OSError, TypeError, ValueError):
-            return None
-
-
 class _RowListings(Sequence[Mapping[str, Any]]):
-    """Listings of a pool over arrays: the snapshot's rows decoded from its JSON blob when asked for (a
-    few thousand kept per process), later rows kept here as given."""
+    """Listings of a pool over arrays: the snapshot's rows (their ROW_FIELDS only) decoded from its JSON
+    blob when asked for (a few thousand kept per process), later rows kept here as given."""
 
-    def __init__(self, base: BlobColumn, file: _FileBlob | None = None) -> None:
+    def __init__(self, base: BlobColumn, file: FileBlob | None = None) -> None:
         self.base = base
         self.file = file
         self.n_base = len(base)
@@ -337,8 +319,9 @@ class CandidatePool:
     def to_arrays(self) -> dict[str, np.ndarray]:
         """Everything the pool holds as flat numpy arrays (see `from_arrays`): the columns and schedule
         entries with spare room at their end for rows appended later, ids, listings (one JSON text
-        each) and normalized text lines as UTF-8 blobs with offsets, the ids' rows in id order, and the
-        whole-pool hits of the cached term sets. Listings must be JSON data (as stored ones are)."""
+        each, only the ROW_FIELDS the matcher reads per row) and normalized text lines as UTF-8 blobs
+        with offsets, the ids' rows in id order, and the whole-pool hits of the cached term sets.
+        Listings must be JSON data (as stored ones are)."""
         rows, entries = self._ptr.size - 1, self._ent["ent_wd"].size
         out: dict[str, np.ndarray] = {}
         for name, column in self._cols.items():
@@ -351,7 +334,7 @@ class CandidatePool:
         out["ids_blob"], out["ids_offsets"] = utf8_blob(list(self.ids))
         encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=True).encode
         out["listings_blob"], out["listings_offsets"] = utf8_blob(
-            [encode(item) for item in self.listings]
+            [encode(row_fields(item)) for item in self.listings]
         )
         live = sorted(
             ((key.encode("utf-8"), row) for key, row in self.index_of.items()),
@@ -395,15 +378,17 @@ class CandidatePool:
         pool.ids = _RowIds(ids)
         pool.listings = _RowListings(
             BlobColumn(column("listings_blob"), column("listings_offsets")),
-            _FileBlob.of(arrays["listings_blob"]),
+            FileBlob.of(arrays["listings_blob"]),
         )
         pool.index_of = _IdIndex(ids, column("id_rows"))
         pool._lat_sorted = pool.lat[: pool.n_located]
-        pool._text = TextIndex.from_blob(column("text_blob"), column("text_starts"))
+        pool._text = TextIndex.from_blob(
+            column("text_blob"), column("text_starts"), FileBlob.of(arrays["text_blob"])
+        )
         terms = BlobColumn(column("terms_blob"), column("terms_offsets"))
         ptr, hits = column("term_hits_ptr"), column("term_hits")
         for k in range(len(terms)):
-            found = np.array(hits[int(ptr[k]) : int(ptr[k + 1])], dtype=np.int64)
+            found = hits[int(ptr[k]) : int(ptr[k + 1])]  # a view: shared, never written
             pool._text.seed(frozenset(json.loads(terms.text(k))), found)
         pool._acts = {}
         return pool

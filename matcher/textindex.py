@@ -3,7 +3,9 @@
 Name, description and activities of every listing are normalized once into one line each. The lines
 present when the pool was built are joined into one UTF-8 byte blob (a term's listings are found with
 one bytes regular-expression scan of it; positions are byte offsets, mapped to rows by the byte starts
-of the lines); the blob may be a memory-mapped snapshot array shared by every worker of a host. Rows
+of the lines); the blob may be a memory-mapped snapshot array shared by every worker of a host, then read
+from its file with pread (in pieces of a few MB for a scan), so that its pages stay in the host's page
+cache and out of every worker's mapping (RSS, PSS). Rows
 appended later by `CandidatePool.apply` form a short tail of str lines that is checked line by line.
 Whole-pool hits are cached per term set and brought up to date lazily when rows were appended since.
 A term set not cached yet is looked up only in the candidate rows asked about when they are few (a
@@ -20,9 +22,11 @@ from typing import Any
 
 import numpy as np
 
+from resdb.domain.blobs import FileBlob
 from resdb.domain.textnorm import normalize
 
 TERM_CACHE_SIZE = 512
+SCAN_CHUNK = 4 << 20  # bytes of a mapped blob read at a time by a whole-blob scan
 # Candidate rows below this share of the pool are searched line by line for a term set not cached yet.
 LOCAL_SCAN_SHARE = 0.1
 _NEWLINE = 10
@@ -92,6 +96,7 @@ class TextIndex:
         self.prepared = False
         self._blob = memoryview(b"")
         self._blob_array = np.zeros(0, dtype=np.uint8)
+        self._file: FileBlob | None = None  # the blob's file, when mapped: scans read it with pread
         self._starts = np.zeros(1, dtype=np.int64)  # byte start of every blob line, then end + 1
         self._blob_rows = 0  # rows [0, _blob_rows) are in the blob; later rows are the tail
         self._tail: list[str] = []
@@ -99,15 +104,20 @@ class TextIndex:
         self._term_rows: OrderedDict[str, np.ndarray] = OrderedDict()  # blob rows by single term
 
     @classmethod
-    def from_blob(cls, blob: np.ndarray, starts: np.ndarray) -> TextIndex:
+    def from_blob(
+        cls, blob: np.ndarray, starts: np.ndarray, file: FileBlob | None = None
+    ) -> TextIndex:
+        """Over a prepared blob; `file`: the blob's file (it is then read with pread)."""
         index = cls(lambda: ())
         index._set_blob(blob, starts)
+        index._file = file
         return index
 
     def _set_blob(self, blob: np.ndarray, starts: np.ndarray) -> None:
         self._blob_array = blob
         contiguous: Any = np.ascontiguousarray(blob, dtype=np.uint8)
         self._blob = memoryview(contiguous).cast("B")
+        self._file = None
         self._starts = starts
         self._blob_rows = max(0, int(starts.size) - 1)
         self.prepared = True
@@ -125,7 +135,8 @@ class TextIndex:
         self.ensure()
         if i < self._blob_rows:
             start, end = int(self._starts[i]), int(self._starts[i + 1]) - 1
-            return bytes(self._blob[start:end]).decode("utf-8")
+            raw = self._file.read(start, end) if self._file else bytes(self._blob[start:end])
+            return raw.decode("utf-8")
         return self._tail[i - self._blob_rows]
 
     def append(self, items: Iterable[Mapping[str, Any]]) -> None:
@@ -162,11 +173,14 @@ class TextIndex:
         if bsearch is None or tsearch is None:
             return ((i, False) for i in rows)
         blob, starts, n_blob, tail = self._blob, self._starts, self._blob_rows, self._tail
-        search_blob, search_text = bsearch.search, tsearch.search
+        search_blob, search_text, file = bsearch.search, tsearch.search, self._file
 
         def one(i: int) -> bool:
             if i < n_blob:
-                return search_blob(blob, int(starts[i]), int(starts[i + 1]) - 1) is not None
+                start, end = int(starts[i]), int(starts[i + 1]) - 1
+                if file is not None:
+                    return search_blob(file.read(start, end)) is not None
+                return search_blob(blob, start, end) is not None
             return search_text(tail[i - n_blob]) is not None
 
         return ((i, one(i)) for i in rows)
@@ -206,7 +220,14 @@ class TextIndex:
             _touch(self._term_rows, term)
             return cached
         finder = re.compile(re.escape(term.encode("utf-8"))).finditer
-        positions = np.fromiter((m.start() for m in finder(self._blob)), dtype=np.int64)
+        if (
+            self._file is not None
+        ):  # the mapped blob read in pieces: its pages stay out of the mapping
+            pieces = self._file.lines(SCAN_CHUNK)
+            found = (at + m.start() for at, piece in pieces for m in finder(piece))
+        else:
+            found = (m.start() for m in finder(self._blob))
+        positions = np.fromiter(found, dtype=np.int64)
         rows = np.unique(np.searchsorted(self._starts, positions, side="right") - 1)
         self._term_rows[term] = rows
         _trim(self._term_rows)

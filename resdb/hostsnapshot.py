@@ -12,8 +12,12 @@ build while the others wait for it (an advisory file lock).
 
 from __future__ import annotations
 
+import ctypes
 import fcntl
+import gc
 import json
+import logging
+import multiprocessing
 import os
 import re
 import shutil
@@ -34,6 +38,8 @@ __all__ = [
     "BuilderThread",
     "SnapshotStore",
     "copy_newest",
+    "give_back_freed_memory",
+    "publish_in_child",
     "host_store",
     "load_arrays",
     "reflects",
@@ -240,6 +246,44 @@ class SnapshotStore:
     def prune(self, keep: int = 2) -> None:
         for folder in self.folders()[keep:]:
             shutil.rmtree(folder, ignore_errors=True)
+
+
+def give_back_freed_memory() -> None:
+    """Return the heap a whole build freed to the system, once its snapshot is published and mapped: the
+    build's objects form reference cycles that only a full collection frees, and glibc keeps freed heap
+    otherwise (the worker that built would stay at the size of an unshared copy although it now answers
+    from the mapping)."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
+def publish_in_child(target: Callable[[str, str], None], url: str, instance_dir: Path) -> bool:
+    """Run `target(url, instance_dir)` (a module-level function that builds a host snapshot from the
+    database and publishes it) in a fresh process and wait for it: the build's heap (listing dicts,
+    rows, text) lives and dies there, so the worker that built keeps no more than the workers that only
+    map. False when it could not run or failed (the caller then builds in its own process)."""
+    try:
+        process = multiprocessing.get_context("spawn").Process(
+            target=target, args=(url, str(instance_dir)), name="resdb-snapshot-build"
+        )
+        process.start()
+        process.join()
+    except (OSError, RuntimeError, AssertionError):  # e.g. no new process may start here
+        logging.getLogger(__name__).warning("snapshot build process not started", exc_info=True)
+        return False
+    return process.exitcode == 0
+
+
+def child_url(engine: Any) -> str | None:
+    """The database URL a build process can open (password included), or None when another process
+    cannot reach the same database (SQLite in memory)."""
+    url = engine.url
+    if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
+        return None
+    return str(url.render_as_string(hide_password=False))
 
 
 def host_store(instance_dir: Path, kind: str, format: str) -> SnapshotStore:

@@ -23,21 +23,29 @@ tests use inline mode: the first call loads or builds where it stands.
 
 from __future__ import annotations
 
-import ctypes
-import gc
 import logging
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import matcher
 from matcher.pool import ARRAYS_FORMAT
 from matcher.scoring import goal_terms
 from resdb.directory import ChangesPruned, Directory
-from resdb.hostsnapshot import BuilderThread, SnapshotStore, host_store, load_arrays, reflects
+from resdb.hostsnapshot import (
+    BuilderThread,
+    SnapshotStore,
+    child_url,
+    give_back_freed_memory,
+    host_store,
+    load_arrays,
+    publish_in_child,
+    reflects,
+)
 from resdb.outcomes import outcomes_revision, placement_outcomes
 
 log = logging.getLogger(__name__)
@@ -107,14 +115,14 @@ class _Built:
     )  # change-log number of the snapshot the pool is mapped from (-1: in memory)
 
 
-def _give_back_freed_memory() -> None:
-    """Return the heap a whole build freed to the system (glibc keeps it otherwise: the worker that
-    built would stay at the size of an unshared pool although it now answers from the mapping)."""
-    gc.collect()
+def _publish_snapshot(url: str, instance_dir: str) -> None:
+    """In a build process (see publish_in_child): build the pool from the database and publish it."""
+    directory = Directory.open(url, Path(instance_dir), ready=False)
     try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc
-        pass
+        keeper = PoolKeeper(directory)
+        keeper._build_and_publish(keeper.snapshot_store())
+    finally:
+        directory.engine.dispose()
 
 
 def _with_outcome(listing: dict[str, Any], outcomes: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -186,9 +194,15 @@ class PoolKeeper:
             if found is None:
                 with store.exclusive():
                     found = self._load(store, newer_than)
+                    url = child_url(self.directory.engine) if self.background else None
+                    if (
+                        found is None and url is not None
+                    ):  # a web worker: build in a process of its own
+                        if publish_in_child(_publish_snapshot, url, self.directory.instance_dir):
+                            found = self._load(store, newer_than)
                     if found is None:
                         found = self._build_and_publish(store)
-                        _give_back_freed_memory()  # the listing dicts of the build
+                        give_back_freed_memory()  # the listing dicts of the build
         except OSError:  # the instance folder is not writable, the disk is full …
             log.warning("matching pool snapshot not usable; building in memory", exc_info=True)
             found = self._build_in_memory()

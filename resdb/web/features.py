@@ -14,13 +14,23 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from resdb.directory import ChangesPruned, Directory
 from resdb.domain.vocab import HIDDEN_IN_SEARCH_KINDS
-from resdb.hostsnapshot import BuilderThread, SnapshotStore, host_store, load_arrays, reflects
+from resdb.hostsnapshot import (
+    BuilderThread,
+    SnapshotStore,
+    child_url,
+    give_back_freed_memory,
+    host_store,
+    load_arrays,
+    publish_in_child,
+    reflects,
+)
 from resdb.search import SearchQuery
 from resdb.web.mapcolumns import (
     CELL_PX,
@@ -113,6 +123,17 @@ def map_wait_setting() -> float:
 def map_store(directory: Directory) -> SnapshotStore:
     """Where the host's map snapshots live (in the instance folder)."""
     return host_store(directory.instance_dir, "map", MAP_SNAPSHOT_FORMAT)
+
+
+def _publish_snapshot(url: str, instance_dir: str) -> None:
+    """In a build process (see publish_in_child): build the map's columns and publish them."""
+    directory = Directory.open(url, Path(instance_dir), ready=False)
+    try:
+        cache = FeatureCache(directory, store=map_store(directory))
+        seq, arrays, meta = cache._from_database()
+        cache._publish(arrays, meta, seq)
+    finally:
+        directory.engine.dispose()
 
 
 class FeatureCache:
@@ -215,8 +236,21 @@ class FeatureCache:
                 found = self._load()  # another worker may have published it meanwhile
                 if found is not None:
                     return found
+                url = child_url(self.directory.engine) if self.background else None
+                started = time.perf_counter()
+                if url is not None and publish_in_child(  # a web worker: built in its own process
+                    _publish_snapshot, url, self.directory.instance_dir
+                ):
+                    built_s = time.perf_counter() - started  # build and publish, in that process
+                    found = self._load()
+                    if found is not None:
+                        self.timings["build"] = built_s
+                        return found
                 seq, arrays, meta = self._from_database()
-                return self._publish(arrays, meta, seq)
+                published = self._publish(arrays, meta, seq)
+                del arrays
+                give_back_freed_memory()  # the listing dicts and rows of the build
+                return published
         seq, arrays, meta = self._from_database()
         return Columns(arrays, meta), seq
 

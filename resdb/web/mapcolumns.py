@@ -3,7 +3,8 @@ arrays that only grow (a change retires a listing's row at its change-log number
 version), so a request reads a consistent `Snapshot` while the cache moves on, and an edit costs work per
 change, not a rebuild. The base rows are plain arrays (numbers, and strings as blobs: no Python object
 per row), so a host can keep them in one memory-mapped snapshot that every worker shares; only the rows
-appended since live in a worker's own memory."""
+appended since live in a worker's own memory. The string blobs are read from the snapshot's files with
+pread, never through the mapping (see RowStrings)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from resdb.domain.blobs import BlobColumn, utf8_blob
+from resdb.domain.blobs import BlobColumn, FileBlob, utf8_blob
 from resdb.domain.vocab import HIDDEN_IN_SEARCH_KINDS, KINDS
 from resdb.exchange import feature
 from resdb.web.labels import session_ja, upcoming, yen
@@ -143,6 +144,8 @@ _COLUMNS: dict[str, Any] = {
     "rank": np.float64,
 }
 _STRINGS = ("encoded", "kana", "schedule")  # per base row: a blob and its offsets ("<name>_at")
+SPAN_BYTES = 256 * 1024  # rows' strings within this many bytes of a mapped blob: read in one pread
+TAKE_BATCH = 65536  # rows read at a time when a compaction copies the strings
 
 
 def _spare(count: int) -> int:
@@ -151,10 +154,13 @@ def _spare(count: int) -> int:
 
 
 class RowStrings:
-    """Byte strings per row: the base rows' from a (memory-mapped) blob, appended rows' in a list."""
+    """Byte strings per row: the base rows' from a (memory-mapped) blob, appended rows' in a list. A
+    mapped blob is read from its file with pread (one read for rows close together): requests pick rows
+    all over it, and through the mapping every page around one would stay in each worker's RSS/PSS."""
 
     def __init__(self, base: BlobColumn) -> None:
         self.base = base
+        self.file = FileBlob.of(base.blob)
         self.n = len(base)
         self.tail: list[bytes] = []
 
@@ -162,25 +168,41 @@ class RowStrings:
         return self.n + len(self.tail)
 
     def __getitem__(self, row: int) -> bytes:
-        return self.base[row] if row < self.n else self.tail[row - self.n]
+        if row >= self.n:
+            return self.tail[row - self.n]
+        if self.file is not None:
+            at = self.base.offsets
+            return self.file.read(int(at[row]), int(at[row + 1]))
+        return self.base[row]
+
+    def _base_many(self, rows: np.ndarray) -> list[bytes]:
+        """The strings of base rows (in that order)."""
+        if not len(rows):
+            return []
+        at = self.base.offsets
+        starts, ends = at[rows].tolist(), at[rows + 1].tolist()
+        if self.file is None:
+            view = self._view()
+            return [view[s:e].tobytes() for s, e in zip(starts, ends, strict=True)]
+        lo, hi = min(starts), max(ends)
+        wanted = sum(ends) - sum(starts)
+        if hi - lo <= max(SPAN_BYTES, 8 * wanted):  # close together: one read of the whole span
+            span = self.file.read(lo, hi)
+            return [span[s - lo : e - lo] for s, e in zip(starts, ends, strict=True)]
+        read = self.file.read
+        return [read(s, e) for s, e in zip(starts, ends, strict=True)]
 
     def many(self, rows: np.ndarray) -> list[bytes]:
         """The strings of `rows` (in that order): one slice of the blob each, no per-row lookups."""
         if not len(rows):
             return []
-        view = self._view()
-        at = self.base.offsets
         if int(rows.max()) < self.n:
-            return [
-                view[s:e].tobytes()
-                for s, e in zip(at[rows].tolist(), at[rows + 1].tolist(), strict=True)
-            ]
+            return self._base_many(rows)
         out: list[bytes] = [b""] * len(rows)
         in_base = rows < self.n
         picked = np.flatnonzero(in_base)
-        base = rows[picked]
-        for k, s, e in zip(picked.tolist(), at[base].tolist(), at[base + 1].tolist(), strict=True):
-            out[k] = view[s:e].tobytes()
+        for k, value in zip(picked.tolist(), self._base_many(rows[picked]), strict=True):
+            out[k] = value
         for k in np.flatnonzero(~in_base).tolist():
             out[k] = self.tail[int(rows[k]) - self.n]
         return out
@@ -190,10 +212,9 @@ class RowStrings:
 
     def take(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Blob and offsets of `rows` (in that order)."""
-        view = self._view()
-        at = self.base.offsets.tolist()
-        n, tail = self.n, self.tail
-        pieces = [view[at[r] : at[r + 1]] if r < n else tail[r - n] for r in rows.tolist()]
+        pieces: list[bytes] = []
+        for first in range(0, len(rows), TAKE_BATCH):
+            pieces.extend(self.many(rows[first : first + TAKE_BATCH]))
         offsets = np.zeros(len(pieces) + 1, dtype=np.int64)
         np.cumsum(np.fromiter(map(len, pieces), dtype=np.int64, count=len(pieces)), out=offsets[1:])
         return np.frombuffer(b"".join(pieces), dtype=np.uint8), offsets

@@ -13,6 +13,7 @@ import pytest
 
 import matcher.pool as pool_module
 from matcher import CandidatePool, gap_report, match, match_batch
+from matcher.pool import row_fields
 from matcher.scoring import goal_terms
 from matcher.synthetic import listing as synthetic_listing
 from matcher.synthetic import persons as synthetic_persons
@@ -93,7 +94,9 @@ def test_a_mapped_pool_answers_byte_for_byte_as_the_pool_in_memory(
         memory.term_hits(terms)
     mapped = _mapped(memory, tmp_path / "snap")
     assert mapped.ids == memory.ids and len(mapped) == len(memory)
-    assert [mapped.listings[i] for i in range(len(memory))] == list(memory.listings)
+    assert [mapped.listings[i] for i in range(len(memory))] == [
+        row_fields(x) for x in memory.listings
+    ]
     assert all(mapped.index_of[k] == v for k, v in memory.index_of.items())
     assert "missing" not in mapped.index_of and mapped.index_of.get("missing") is None
     assert _answers(mapped, seed) == _answers(memory, seed)
@@ -135,3 +138,26 @@ def test_beyond_the_spare_rows_a_mapped_pool_grows_in_memory(
         mapped.apply(chunk, [original[len(chunk)]["id"]])
         assert _answers(mapped, 5) == _answers(memory, 5)
     assert mapped._cols["lat"].buf.base is None  # moved into memory
+
+
+@pytest.mark.parametrize("chunk", [64, 4 << 20])
+def test_a_mapped_pool_scans_its_text_from_the_file_as_in_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    import matcher.textindex as textindex_module
+
+    monkeypatch.setattr(textindex_module, "SCAN_CHUNK", chunk)
+    original = _listings(4, 400)
+    memory = CandidatePool(original)
+    mapped = _mapped(memory, tmp_path / "snap")
+    assert mapped._text._file is not None  # scanned with pread, not through the mapping
+    for words in (["畑"], ["カフェ", "交流"], ["ボードゲーム", "café"], ["ない言葉"]):
+        terms = frozenset(expand_terms(words))
+        assert mapped.term_hits(terms).tolist() == memory.term_hits(terms).tolist()
+        rows = np.arange(0, len(memory), 7)
+        assert (
+            mapped.contains_any(terms, rows).tolist() == memory.contains_any(terms, rows).tolist()
+        )
+    assert [mapped.text(i) for i in range(len(memory))] == [
+        memory.text(i) for i in range(len(memory))
+    ]

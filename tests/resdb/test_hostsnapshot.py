@@ -170,3 +170,29 @@ def test_of_two_snapshots_of_one_change_the_later_is_loaded(tmp_path: Path) -> N
         store.publish(9, {"x": np.full(3, value)}, {}, keep=10)
     found = store.load_newest(lambda m: True)
     assert found is not None and int(found[1]["x"][0]) == 4
+
+
+def test_a_mapped_blob_is_read_with_pread_in_pieces_cut_after_newlines(tmp_path: Path) -> None:
+    from resdb.domain.blobs import FileBlob
+
+    lines = [
+        "射水の畑",
+        "",
+        "x" * 50,
+        "café ☕",
+        "とても長い行" * 400,
+        "終",
+    ]  # over MAP_ABOVE_BYTES: mapped
+    raw = "\n".join(lines).encode()
+    assert write_arrays(tmp_path / "t", {"text": np.frombuffer(raw, dtype=np.uint8)}, {})
+    loaded = load_arrays(tmp_path / "t", copy_on_write=True)
+    assert loaded is not None
+    file = FileBlob.of(loaded[1]["text"])
+    assert file is not None and file.size == len(raw)
+    assert file.read(0, 12) == "射水の畑".encode()
+    for chunk in (1, 7, 64, 10_000):
+        pieces = list(file.lines(chunk))
+        assert b"".join(piece for _at, piece in pieces) == raw
+        assert all(raw[at : at + len(piece)] == piece for at, piece in pieces)
+        assert all(piece.endswith(b"\n") for _at, piece in pieces[:-1])
+    assert FileBlob.of(np.frombuffer(raw, dtype=np.uint8)) is None  # in memory: no file

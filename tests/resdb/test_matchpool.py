@@ -188,3 +188,19 @@ def test_a_truncated_snapshot_is_ignored_and_rebuilt(filled: Directory) -> None:
     assert set(_proposed(later)) == {f"t-s{n}" for n in range(6)}
     assert len(later.keeper.snapshot_store().folders()) == 2  # a whole one was published beside it
     assert later.keeper._built is not None and later.keeper._built.snapshot_seq >= 0
+
+
+def test_a_web_worker_builds_the_snapshot_in_a_process_of_its_own(
+    filled: Directory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from resdb.matchpool import PoolKeeper
+
+    def not_here(self: PoolKeeper, store: object) -> None:
+        raise AssertionError("built in the web worker's own process")
+
+    # The build process imports afresh (spawn): only this process's build is refused.
+    monkeypatch.setattr(PoolKeeper, "_build_and_publish", not_here)
+    matching = Matching(filled, background=True, wait=60.0)
+    assert len(_proposed(matching)) == 6
+    assert len(_folders(matching)) == 1  # published by the build process, mapped here
+    assert not isinstance(matching.pool().listings, list)

@@ -66,3 +66,32 @@ def test_edits_append_and_retire_and_each_snapshot_keeps_its_view() -> None:
         i: x["lat"] for i, x in listings.items()
     }
     assert compact.generation != columns.generation
+
+
+def test_strings_of_a_mapped_snapshot_are_read_from_its_files_as_in_memory(
+    tmp_path: Any, monkeypatch: Any
+) -> None:
+    from resdb.hostsnapshot import load_arrays, write_arrays
+    from resdb.web import mapcolumns
+
+    listings = [_listing(n, name=f"名前{n:02d} " + "長" * (n * 7)) for n in range(200)]
+    listings[5]["schedule"] = [{"weekday": "mon", "start": "09:00", "end": "11:00"}]
+    memory = Columns.from_rows([map_row(x) for x in listings])
+    arrays, meta = memory.snapshot("1/0", 1).export()
+    assert write_arrays(tmp_path / "m", arrays, meta)
+    loaded = load_arrays(tmp_path / "m", copy_on_write=True)
+    assert loaded is not None
+    mapped = Columns(loaded[1], loaded[0])
+    assert mapped.encoded.file is not None  # read with pread, not through the mapping
+    rows = np.array([199, 0, 5, 5, 120, 3], dtype=np.int64)
+    for span in (0, 1 << 20):  # one read per row, and one read for the whole span
+        monkeypatch.setattr(mapcolumns, "SPAN_BYTES", span)
+        for want, got in (
+            (memory.encoded, mapped.encoded),
+            (memory.kana, mapped.kana),
+            (memory.timing.schedules, mapped.timing.schedules),
+        ):
+            assert got.many(rows) == want.many(rows)
+            assert [got[int(r)] for r in rows] == [want[int(r)] for r in rows]
+            assert [a.tolist() for a in got.take(rows)] == [a.tolist() for a in want.take(rows)]
+    assert mapped.timing.get(5) == memory.timing.get(5)
