@@ -109,17 +109,6 @@ def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
-def plan_for_values(connection: Connection | Session) -> None:
-    """PostgreSQL: plan this transaction's statements for their values every time (no cached generic
-    plan). psycopg prepares a statement after a few runs and PostgreSQL then reuses one generic plan; an
-    `id IN (…500 ids…)` first planned while the table was nearly empty keeps its sequential scan (each
-    row compared with every id, unhashed) as a bulk import grows the table to hundreds of thousands of
-    rows. No effect on SQLite."""
-    bind = connection.get_bind() if isinstance(connection, Session) else connection
-    if bind.dialect.name == "postgresql":
-        connection.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
-
-
 @contextmanager
 def read_session(engine: Engine) -> Iterator[Session]:
     with Session(engine, expire_on_commit=False) as session:

@@ -16,7 +16,7 @@ from sqlmodel import col, select
 
 from resdb.audit import audit
 from resdb.changelog import BULK_REINDEX_THRESHOLD, queue_for_index
-from resdb.db import insert_many, plan_for_values, refresh_statistics
+from resdb.db import insert_many, refresh_statistics
 from resdb.directory_base import DirectoryBase
 from resdb.duplicates import DUPLICATE_CHECK_ROWS
 from resdb.listings import WriteHook, listing_defaults, public_dict
@@ -206,7 +206,6 @@ class Importing(DirectoryBase):
         table = Listing.__table__  # type: ignore[attr-defined]
         found: set[str] = set()
         with self.engine.connect() as connection:
-            plan_for_values(connection)
             for start in range(0, len(ids), 500):
                 chunk = list(ids[start : start + 500])
                 found.update(
@@ -295,7 +294,6 @@ class Importing(DirectoryBase):
         created = updated = unchanged = 0
         with self._writing() as session:
             session.info["defer_follow"] = True  # the import follows the log once, at its end
-            plan_for_values(session)
             ids = [c["id"] for _, c in batch if c.get("id")]
             existing: dict[str, dict[str, Any]] = {}
             for start in range(0, len(ids), 500):
