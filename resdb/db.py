@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import DateTime, Table, bindparam, cast, event, inspect, select, text
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlmodel import Session, create_engine
@@ -100,9 +100,16 @@ def make_engine(url: str | None = None) -> Engine:
             pool_size=5,
             max_overflow=5,
             hide_parameters=True,
-            connect_args={"options": "-c plan_cache_mode=force_custom_plan"},
+            connect_args={"options": _with_option(url, "-c plan_cache_mode=force_custom_plan")},
         )
     return engine
+
+
+def _with_option(url: str, option: str) -> str:
+    """The URL's libpq `options` (e.g. a search_path) with `option` added: connect_args replace them."""
+    given = make_url(url).query.get("options")
+    given = " ".join(given) if isinstance(given, tuple) else given
+    return f"{given} {option}" if given else option
 
 
 def is_sqlite(engine: Engine) -> bool:

@@ -44,3 +44,16 @@ def test_prepared_statements_never_reuse_a_generic_plan() -> None:
             conn.commit()
     finally:
         engine.dispose()
+
+
+@pytest.mark.skipif(not PG_AVAILABLE, reason="no PostgreSQL server reachable")
+def test_options_in_the_database_url_are_kept() -> None:
+    schema = f"s_{uuid.uuid4().hex[:10]}"
+    separator = "&" if "?" in PG_URL else "?"
+    engine = make_engine(f"{PG_URL}{separator}options=-csearch_path%3D{schema}")
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(text("SHOW search_path")).scalar() == schema
+            assert conn.execute(text("SHOW plan_cache_mode")).scalar() == "force_custom_plan"
+    finally:
+        engine.dispose()
