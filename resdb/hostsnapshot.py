@@ -18,6 +18,11 @@ import gc
 import json
 import logging
 import multiprocessing
+
+# Imported here, not first by a builder thread: Python 3.11's compiler is not thread-safe (gh-106905).
+import multiprocessing.popen_spawn_posix
+import multiprocessing.resource_tracker
+import multiprocessing.spawn
 import os
 import re
 import shutil
