@@ -17,7 +17,7 @@ from sqlmodel import Session, col, delete, select
 from resdb import config
 from resdb.db import insert_many, read_session, request_fact
 from resdb.directory_base import DirectoryBase
-from resdb.listings import PUBLIC_FIELDS, listing_to_dict, public_dict
+from resdb.listings import PUBLIC_FIELDS, public_dict
 from resdb.models import (
     ChangeLog,
     Listing,
@@ -386,16 +386,11 @@ class ChangeLogFollower(DirectoryBase):
 
     def _changed_docs(self, ids: list[str]) -> dict[str, dict[str, Any] | None]:
         """The public document of each changed listing, in the order of `ids` (None: deleted or not
-        published), read in batches of APPLY_BATCH."""
-        rows: dict[str, Listing] = {}
-        with read_session(self.engine) as session:
-            for start in range(0, len(ids), APPLY_BATCH):
-                chunk = ids[start : start + APPLY_BATCH]
-                for row in session.exec(select(Listing).where(col(Listing.id).in_(chunk))).all():
-                    rows[row.id] = row
+        published)."""
+        found = {x["id"]: x for x in self.get_many(ids, include_unpublished=True)}
         return {
-            i: self.public_view(listing_to_dict(rows[i]))
-            if i in rows and rows[i].status == "published"
+            i: self.public_view(found[i])
+            if i in found and found[i]["status"] == "published"
             else None
             for i in ids
         }
