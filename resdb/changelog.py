@@ -247,9 +247,8 @@ class ChangeLogFollower(DirectoryBase):
             except Exception:
                 log.warning("background index rebuild failed", exc_info=True)
 
-        self._rebuilder = threading.Thread(target=run, name="resdb-reindex", daemon=True)
-        self._rebuilder.start()
-        return True
+        self._rebuilder = self.background.start("resdb-reindex", run)
+        return self._rebuilder is not None
 
     def follow_changes(
         self,
@@ -315,7 +314,7 @@ class ChangeLogFollower(DirectoryBase):
 
         def run() -> None:
             behind_since: float | None = None
-            while not stop.wait(interval):
+            while not stop.wait(interval) and not self.background.stopping.is_set():
                 if not self.batch_commits:
                     self.try_follow_changes(wait=0.0)
                     continue
@@ -335,7 +334,7 @@ class ChangeLogFollower(DirectoryBase):
                     if self.try_follow_changes(wait=0.0):
                         behind_since = None
 
-        threading.Thread(target=run, name="resdb-follow", daemon=True).start()
+        self.background.start("resdb-follow", run)
         return stop
 
     def current_changes(self) -> RecentChanges | None:

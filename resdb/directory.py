@@ -4,6 +4,7 @@ districts and service areas; each concern lives in its own module and is mixed i
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -16,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from resdb import config
+from resdb.background import Background
 from resdb.changelog import (
     APPLY_BATCH,
     BULK_REINDEX_THRESHOLD,
@@ -42,6 +44,8 @@ from resdb.places import Places
 from resdb.reads import ListingReads
 from resdb.search import IndexUnhealthy, RecentChanges, SearchIndex
 from resdb.writes import ACTION_AUDIT, ListingWrites
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "ACTION_AUDIT",
@@ -74,6 +78,7 @@ class Directory(ChangeLogFollower, Places, ListingReads, ListingWrites, Importin
         self._area_cache = None
         self._gazetteer_cache = None
         self._rebuilder = None
+        self.background = Background()
         self.serving = (
             False  # True in web workers: large catch-ups then rebuild in a background thread
         )
@@ -92,6 +97,15 @@ class Directory(ChangeLogFollower, Places, ListingReads, ListingWrites, Importin
         if ready:
             directory.ensure_ready()
         return directory
+
+    def close(self, timeout: float = 60.0) -> None:
+        """Stop and wait for the threads this directory started (follower, rebuild, snapshot builds,
+        import jobs), then close the index and the database connections."""
+        left = self.background.close(timeout)
+        if left:
+            log.warning("background work still running at close: %s", ", ".join(left))
+        self.index.close()
+        self.engine.dispose()
 
     def _writing(self) -> AbstractContextManager[Session]:
         session_cm = write_session(self.engine)

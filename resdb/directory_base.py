@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
     from sqlmodel import Session
 
+    from resdb.background import Background
     from resdb.geo import AreaIndex, Gazetteer
     from resdb.models import Listing
     from resdb.search import RecentChanges, SearchIndex
@@ -28,6 +29,7 @@ class DirectoryBase:
     serving: bool  # True in web workers: large catch-ups then rebuild in a background thread
     batch_commits: bool  # True under a batching follower: searches read recent changes from memory
     _recent: RecentChanges
+    background: Background  # the daemon threads it started; close() stops and joins them
     _rebuilder: threading.Thread | None
     _area_cache: tuple[str, AreaIndex] | None
     _gazetteer_cache: tuple[str, Gazetteer] | None

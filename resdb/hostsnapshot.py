@@ -18,11 +18,6 @@ import gc
 import json
 import logging
 import multiprocessing
-
-# Imported here, not first by a builder thread: Python 3.11's compiler is not thread-safe (gh-106905).
-import multiprocessing.popen_spawn_posix
-import multiprocessing.resource_tracker
-import multiprocessing.spawn
 import os
 import re
 import shutil
@@ -36,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from resdb.background import Background
 from resdb.domain.blobs import BlobColumn, utf8_blob
 
 __all__ = [
@@ -321,8 +317,9 @@ class BuilderThread:
     """At most one background build of a host snapshot per process at a time (the map's columns, the
     matching pool): `start(run)` is a no-op while the previous run is still going."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, background: Background) -> None:
         self.name = name
+        self.background = background
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
@@ -337,10 +334,10 @@ class BuilderThread:
             thread.join(timeout)
 
     def start(self, run: Callable[[], None]) -> bool:
-        """Run `run` in a daemon thread unless one is running; True if started."""
+        """Run `run` in a daemon thread of the directory's `Background` unless one is running (or the
+        directory is closing); True if started."""
         with self._lock:
             if self.alive:
                 return False
-            self._thread = threading.Thread(target=run, name=self.name, daemon=True)
-            self._thread.start()
-            return True
+            self._thread = self.background.start(self.name, run)
+            return self._thread is not None

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from resdb.background import Background
 from resdb.intake import FileProblem
 
 log = logging.getLogger(__name__)
@@ -23,8 +24,9 @@ PROGRESS_EVERY_SECONDS = 0.5
 class ImportJobs:
     """Start, follow and read import jobs kept under `folder` (one JSON file per job)."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, background: Background) -> None:
         self.folder = Path(folder)
+        self.background = background  # the directory's: its close() waits for a running job
         self.folder.mkdir(parents=True, exist_ok=True)
 
     def _path(self, job_id: str) -> Path | None:
@@ -82,7 +84,7 @@ class ImportJobs:
                 )
             self._write(job_id, state)
 
-        threading.Thread(target=run, name=f"import-{job_id}", daemon=True).start()
+        self.background.start(f"import-{job_id}", run)
         return job_id
 
     def wait(self, job_id: str, timeout: float = 60.0) -> dict[str, Any] | None:

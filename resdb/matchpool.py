@@ -142,7 +142,7 @@ class PoolKeeper:
         self._built: _Built | None = None
         self._lock = _ReadersWriter()
         self._update = threading.Lock()  # one updater at a time (others wait, then see its work)
-        self._builder = BuilderThread("resdb-match-pool")
+        self._builder = BuilderThread("resdb-match-pool", directory.background)
         self._ready = threading.Condition()
         self.last_build_seconds: float | None = None
 

@@ -71,8 +71,7 @@ def make_directory(tmp_path: Path):  # type: ignore[no-untyped-def]
     yield factory
 
     for directory, schema in made:
-        directory.index.close()
-        directory.engine.dispose()
+        directory.close()
         if schema:
             admin = create_engine(PG_URL)
             with admin.begin() as conn:
@@ -105,8 +104,7 @@ def demo_directory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]
     made = Directory.open(f"sqlite:///{instance / 'resdb.sqlite3'}", instance)
     load_demo(made)
     yield made
-    made.index.close()
-    made.engine.dispose()
+    made.close()
 
 
 class CliRun:

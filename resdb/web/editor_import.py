@@ -167,7 +167,8 @@ def _is_large(stored: str) -> bool:
 
 
 def _jobs() -> ImportJobs:
-    return ImportJobs(get_directory().instance_dir / "import-jobs")
+    directory = get_directory()
+    return ImportJobs(directory.instance_dir / "import-jobs", directory.background)
 
 
 def _start_job(

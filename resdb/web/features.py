@@ -170,7 +170,7 @@ class FeatureCache:
         self._next_lock = threading.Lock()
         self._gzipped: OrderedDict[str, bytes] = OrderedDict()
         self._gzip_lock = threading.Lock()
-        self._builder = BuilderThread("resdb-map-columns")
+        self._builder = BuilderThread("resdb-map-columns", directory.background)
         self._ready = threading.Condition()
         self.republish_rows = REPUBLISH_ROWS  # (tests lower it)
         self.timings: dict[str, float] = {}  # seconds of the last build / load / publish

@@ -75,8 +75,7 @@ def flow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
     server = start_server(app)
     yield server
     server.shutdown()
-    directory.index.close()
-    directory.engine.dispose()
+    directory.close()
 
 
 def sign_in(page: Any, server: LiveServer) -> None:

@@ -3,6 +3,7 @@ and a worker whose pool is still being built answers 準備中 instead of buildi
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from datetime import date
 
 import pytest
@@ -106,9 +107,19 @@ def test_before_the_background_build_is_ready_the_answer_is_junbichu(filled: Dir
 
 
 # --- one snapshot per host ---------------------------------------------------------------------------
-def _worker(directory: Directory) -> Matching:
-    """Another worker of the same host: its own connection to the database, the same instance folder."""
-    return Matching(Directory.open(str(directory.engine.url), directory.instance_dir))
+@pytest.fixture
+def open_worker() -> Iterator[Callable[[Directory], Matching]]:
+    """Factory: another worker of the same host (its own connection to the database, the same instance
+    folder), closed after the test."""
+    opened: list[Directory] = []
+
+    def opening(directory: Directory) -> Matching:
+        opened.append(Directory.open(str(directory.engine.url), directory.instance_dir))
+        return Matching(opened[-1])
+
+    yield opening
+    for directory in opened:
+        directory.close()
 
 
 def _folders(matching: Matching) -> list[str]:
@@ -116,9 +127,9 @@ def _folders(matching: Matching) -> list[str]:
 
 
 def test_workers_of_a_host_share_one_snapshot_and_see_each_others_edits(
-    filled: Directory,
+    filled: Directory, open_worker: Callable[[Directory], Matching]
 ) -> None:
-    first, second = _worker(filled), _worker(filled)
+    first, second = open_worker(filled), open_worker(filled)
     assert set(_proposed(first)) == {f"t-s{n}" for n in range(6)}  # built, published, mapped
     published = _folders(first)
     assert len(published) == 1
@@ -144,17 +155,17 @@ def test_workers_of_a_host_share_one_snapshot_and_see_each_others_edits(
         proposed = _proposed(worker)
         assert "t-new" in proposed and "t-s2" not in proposed and "t-s1" not in proposed
     # A worker started later maps the same snapshot and catches up from the change log.
-    third = _worker(filled)
+    third = open_worker(filled)
     assert _proposed(third) == _proposed(first)
     assert _folders(third) == published
 
 
 def test_a_snapshot_of_another_database_or_a_pruned_change_is_ignored(
-    filled: Directory, make_directory
+    filled: Directory, make_directory, open_worker: Callable[[Directory], Matching]
 ) -> None:  # type: ignore[no-untyped-def]
     import shutil
 
-    worker = _worker(filled)
+    worker = open_worker(filled)
     _proposed(worker)
     (published,) = worker.keeper.snapshot_store().folders()
     # Another database whose instance folder holds this snapshot (a copy, a re-created database …).
@@ -170,7 +181,7 @@ def test_a_snapshot_of_another_database_or_a_pruned_change_is_ignored(
     # The change a snapshot reflects pruned from the log: it cannot be trusted any more.
     _move_to_friday(filled, (3, 4))
     assert filled.prune_change_log(keep_days=-1) > 0
-    later = _worker(filled)
+    later = open_worker(filled)
     proposed = _proposed(later)
     assert "t-s3" not in proposed and "t-s4" not in proposed
     assert later.keeper._built is not None
@@ -178,13 +189,15 @@ def test_a_snapshot_of_another_database_or_a_pruned_change_is_ignored(
     assert published.name not in _folders(later)[:1]
 
 
-def test_a_truncated_snapshot_is_ignored_and_rebuilt(filled: Directory) -> None:
-    worker = _worker(filled)
+def test_a_truncated_snapshot_is_ignored_and_rebuilt(
+    filled: Directory, open_worker: Callable[[Directory], Matching]
+) -> None:
+    worker = open_worker(filled)
     _proposed(worker)
     (published,) = worker.keeper.snapshot_store().folders()
     damaged = published / "listings_blob.npy"
     damaged.write_bytes(damaged.read_bytes()[:-7])
-    later = _worker(filled)
+    later = open_worker(filled)
     assert set(_proposed(later)) == {f"t-s{n}" for n in range(6)}
     assert len(later.keeper.snapshot_store().folders()) == 2  # a whole one was published beside it
     assert later.keeper._built is not None and later.keeper._built.snapshot_seq >= 0

@@ -251,7 +251,9 @@ def test_large_files_are_checked_and_imported_outside_the_request(staff: Any) ->
     from resdb.importjobs import ImportJobs
 
     staff.app.config["IMPORT_JOB_BYTES"] = 0  # every file counts as large here
-    jobs = ImportJobs(Path(staff.directory.instance_dir) / "import-jobs")
+    jobs = ImportJobs(
+        Path(staff.directory.instance_dir) / "import-jobs", staff.directory.background
+    )
     client = staff.login("admin@example.jp", PASSWORD)
     started = _upload(client, MIXED_GOOD_BAD.encode(), "big.csv", source="射水市")
     assert started.status_code == 303 and "/editor/import/jobs/" in started.headers["Location"]
@@ -293,7 +295,9 @@ def test_a_running_job_shows_progress_and_reloads(staff: Any, tmp_path: Path) ->
 
     from resdb.importjobs import ImportJobs
 
-    jobs = ImportJobs(Path(staff.directory.instance_dir) / "import-jobs")
+    jobs = ImportJobs(
+        Path(staff.directory.instance_dir) / "import-jobs", staff.directory.background
+    )
     release = threading.Event()
 
     def work(progress: Any) -> Any:

@@ -10,6 +10,10 @@ from typing import Any
 import pytest
 
 schemathesis = pytest.importorskip("schemathesis")
+# Imported at collection, while no other thread runs, not lazily inside the test: pytest rewrites the
+# plugin's modules with ast.parse, and in Python 3.11 that races with another thread formatting a
+# traceback (traceback.py parses source lines too; gh-106905, "AST constructor recursion depth mismatch").
+pytest.importorskip("schemathesis.specs.openapi.schemas")
 
 from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
 from hypothesis.errors import Unsatisfiable  # noqa: E402
