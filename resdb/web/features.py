@@ -215,7 +215,7 @@ class FeatureCache:
         assert self.store is not None
         started = time.perf_counter()
         stamp = self.directory.change_stamp(seq)
-        districts = str(self.directory.districts_version())
+        districts = meta.get("districts") or self.directory.districts_version()
         folder = self.store.publish(seq, arrays, {**meta, "stamp": stamp, "districts": districts})
         self.timings["publish"] = time.perf_counter() - started
         started = time.perf_counter()
@@ -257,9 +257,10 @@ class FeatureCache:
     def _from_database(self) -> tuple[int, dict[str, np.ndarray], dict[str, Any]]:
         started = time.perf_counter()
         seq = self.directory.head_seq()  # read before the rows: later changes are applied after
+        districts = self.directory.districts_version()  # what the rows' places were read under
         arrays, meta = encode_rows(public_rows(self.directory.iter_published(public=True)))
         self.timings["build"] = time.perf_counter() - started
-        return seq, arrays, meta
+        return seq, arrays, {**meta, "districts": districts}
 
     def _republished(self, snap: Snapshot) -> tuple[Columns, int]:
         """Compact columns for `snap`'s live rows: a newer snapshot another worker published, or this
@@ -270,8 +271,7 @@ class FeatureCache:
             found = self._load(newer_than=snap.seq - 1)
             if found is not None:
                 return found
-            arrays, meta = snap.export()
-            return self._publish(arrays, meta, snap.seq)
+            return self._publish(*snap.export(), snap.seq)
 
     def _install(self, columns: Columns, seq: int) -> bool:
         """Bring fresh columns to the head of the change log and swap them in (False when they cannot
@@ -316,11 +316,11 @@ class FeatureCache:
     ) -> Snapshot | None:
         """`columns` (as of change `seq`) moved forward to `revision`; None when only a whole build can
         (the districts changed, the log was pruned, or more changed than is worth applying)."""
-        head = int(revision.partition("/")[0])
-        if old is not None and revision.partition("/")[2] != old.revision.partition("/")[2]:
-            return None
+        head, _, districts = revision.partition("/")
+        if (old.revision.partition("/")[2] if old is not None else columns.districts) != districts:
+            return None  # built under other districts: the rows' places may have moved
         retired: list[int] = []
-        if head > seq:
+        if int(head) > seq:
             try:
                 changed = list(
                     dict.fromkeys(listing_id for _, listing_id in self.directory.changes_since(seq))
@@ -332,8 +332,8 @@ class FeatureCache:
             public = [
                 self.directory.public_view(x) for x in self.directory.get_many(sorted(changed))
             ]
-            retired = columns.advance(changed, public_rows(public), head)
-        snap = columns.snapshot(revision, max(head, seq))
+            retired = columns.advance(changed, public_rows(public), int(head))
+        snap = columns.snapshot(revision, max(int(head), seq))
         if old is not None:
             snap.inherit(old, retired)
         return snap
@@ -407,6 +407,7 @@ class FeatureCache:
         with self._lock:
             seq = int(revision.partition("/")[0])
             arrays, meta = encode_rows(rows)
+            meta["districts"] = revision.partition("/")[2]
             if publish and self.store is not None:
                 with self.store.exclusive():
                     self._columns = self._publish(arrays, meta, seq)[0]

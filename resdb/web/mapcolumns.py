@@ -521,7 +521,11 @@ class Snapshot:
         ):
             arrays[name], arrays[f"{name}_at"] = strings.take(order)
         arrays.update(_id_table(self.ids.take(order)))
-        return arrays, {"count": count, "municipality_codes": dict(self.municipality_codes)}
+        return arrays, {
+            "count": count,
+            "municipality_codes": dict(self.municipality_codes),
+            "districts": self.revision.partition("/")[2],  # the places are as of this revision's
+        }
 
 
 class Columns:
@@ -537,6 +541,8 @@ class Columns:
         self.capacity = len(self.columns["died"])
         self.count = self.base
         self.municipality_codes: dict[str, int] = dict(meta["municipality_codes"])
+        # The districts' version the rows were placed under (None: made from rows given directly).
+        self.districts: str | None = meta.get("districts")
         strings = {
             name: RowStrings(BlobColumn(arrays[name], arrays[f"{name}_at"])) for name in _STRINGS
         }

@@ -245,3 +245,23 @@ def test_map_not_ready_is_a_japanese_503_with_retry_after(edit: Any) -> None:
         assert edit.client.get("/").status_code == 200  # the page still opens
     cache.wait = 30.0
     assert edit.client.get("/api/resources.geojson?zoom=9").status_code == 200
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_columns_built_before_the_districts_changed_are_not_installed(
+    directory: Directory, shared: bool
+) -> None:
+    """A build that read its rows under the old districts, finishing after new ones were loaded, is
+    refused: the map is built again under the new ones and answers as a cache made afterwards."""
+    from resdb.demo import load_districts
+
+    _fill(directory, 60)
+    cache = _cache(directory, shared=shared)
+    columns, seq = cache._fresh()  # a build in flight …
+    load_districts(directory, ("16211",))  # … while the districts change
+    assert columns.districts != directory.districts_version()
+    assert cache._install(columns, seq) is False
+    assert not cache.ready
+    assert _bodies(cache) == _bodies(_cache(directory, shared=False))
+    assert cache._columns is not None
+    assert cache._columns.districts == directory.districts_version()
