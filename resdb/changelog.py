@@ -109,17 +109,38 @@ class ChangeLogFollower(DirectoryBase):
 
     def head_seq(self) -> int:
         """The newest committed change-log number (0 for a store that never changed); read once per web
-        request (see db.request_fact)."""
-        return request_fact(self.engine, "head", self._read_head_seq)
+        request (see db.request_fact), together with the districts' version."""
+        return self._revision_facts()[0]
 
-    def _read_head_seq(self) -> int:
+    def _revision_facts(self) -> tuple[int, str, int]:
+        """(change-log head, districts' version, pruned-through mark): what every cache a request
+        consults keys on, read in one session (one connection checkout) once per web request."""
+        return request_fact(self.engine, "revision", self._read_revision_facts)
+
+    def _read_revision_facts(self) -> tuple[int, str, int]:
+        started = time.monotonic()
         with read_session(self.engine) as session:
             high = session.exec(select(func.max(ChangeLog.seq))).one()
+            districts = session.get(Meta, "districts")
+            pruned_meta = session.get(Meta, "change_log_pruned_through")
+        pruned = int(pruned_meta.value) if pruned_meta else 0
+        head = self._head_from(high, lambda: pruned, started)
+        return head, districts.value if districts else "0", pruned
+
+    def _read_head_seq(self) -> int:
+        started = time.monotonic()
+        with read_session(self.engine) as session:
+            high = session.exec(select(func.max(ChangeLog.seq))).one()
+        return self._head_from(high, self._read_pruned_through, started)
+
+    def _head_from(self, high: int | None, pruned: Callable[[], int], read_at: float) -> int:
         # Pruning always keeps the newest entry, so the pruned mark only matters for an empty log.
-        return int(high) if high is not None else self._pruned_through()
+        head = int(high) if high is not None else pruned()
+        self._head_seen = (read_at, head)  # the follower uses it instead of asking again
+        return head
 
     def _pruned_through(self) -> int:
-        return request_fact(self.engine, "pruned", self._read_pruned_through)
+        return self._revision_facts()[2]
 
     def _read_pruned_through(self) -> int:
         with read_session(self.engine) as session:
@@ -320,7 +341,7 @@ class ChangeLogFollower(DirectoryBase):
                     continue
                 try:
                     cursor = self.index.cursor()
-                    backlog = None if cursor is None else self._read_head_seq() - cursor
+                    backlog = None if cursor is None else self._recent_head(interval) - cursor
                 except Exception:
                     log.warning("change log follower could not read the log", exc_info=True)
                     continue
@@ -336,6 +357,14 @@ class ChangeLogFollower(DirectoryBase):
 
         self.background.start("resdb-follow", run)
         return stop
+
+    def _recent_head(self, max_age: float) -> int:
+        """The head as this process read it at most `max_age` seconds ago (requests read it all the time
+        when the host is busy), else read now: a busy worker's follower adds no query of its own."""
+        read_at, head = self._head_seen
+        if time.monotonic() - read_at < max_age:
+            return head
+        return self._read_head_seq()
 
     def current_changes(self) -> RecentChanges | None:
         """What a search must see beyond the committed index: None when the index was brought up to the

@@ -83,6 +83,7 @@ class Directory(ChangeLogFollower, Places, ListingReads, ListingWrites, Importin
             False  # True in web workers: large catch-ups then rebuild in a background thread
         )
         self.batch_commits = False
+        self._head_seen = (float("-inf"), 0)
         self._recent = RecentChanges()
 
     @staticmethod

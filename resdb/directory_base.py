@@ -29,6 +29,7 @@ class DirectoryBase:
     serving: bool  # True in web workers: large catch-ups then rebuild in a background thread
     batch_commits: bool  # True under a batching follower: searches read recent changes from memory
     _recent: RecentChanges
+    _head_seen: tuple[float, int]  # (time.monotonic() before the read, head): the latest head read
     background: Background  # the daemon threads it started; close() stops and joins them
     _rebuilder: threading.Thread | None
     _area_cache: tuple[str, AreaIndex] | None
@@ -52,6 +53,8 @@ class DirectoryBase:
         def current_changes(self) -> RecentChanges | None: ...
 
         def _read_head_seq(self) -> int: ...
+
+        def _revision_facts(self) -> tuple[int, str, int]: ...
 
         def iter_published(
             self, batch: int = 5000, *, public: bool = False

@@ -13,7 +13,7 @@ from shapely.geometry import mapping, shape
 from sqlmodel import Session, col, select
 
 from resdb import geo
-from resdb.db import read_session, request_fact, write_session
+from resdb.db import read_session, write_session
 from resdb.directory_base import DirectoryBase
 from resdb.models import (
     District,
@@ -128,13 +128,9 @@ class Places(DirectoryBase):
         ]
 
     def districts_version(self) -> str:
-        """The districts' version (bumped by every `load_districts`): one indexed read per web request."""
-        return request_fact(self.engine, "districts", self._read_districts_version)
-
-    def _read_districts_version(self) -> str:
-        with read_session(self.engine) as session:
-            meta = session.get(Meta, "districts")
-        return meta.value if meta else "0"
+        """The districts' version (bumped by every `load_districts`): read once per web request, in the
+        same session as the change-log head."""
+        return self._revision_facts()[1]
 
     def gazetteer(self) -> geo.Gazetteer:
         """The gazetteer of the stored districts, rebuilt when their version moved (one query per call;

@@ -241,6 +241,47 @@ def test_the_rebuild_reads_pages_along_the_primary_key(directory: Directory) -> 
         assert "TEMP B-TREE" not in plan, plan
 
 
+def test_a_busy_workers_follower_asks_for_no_head_of_its_own(
+    directory: Directory, tmp_path: Path
+) -> None:
+    """Idle, the follower polls the head itself; while requests of its process read it every few ms, it
+    polls on theirs (only its commit reads the head) and still commits another host's edit."""
+    import threading
+
+    from sqlalchemy import event
+
+    host_b = other_host(directory, tmp_path, "host-b")
+    host_b.serving = True
+    readers: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if "max(change_log.seq)" in statement.lower():
+            readers.append(threading.current_thread().name)
+
+    event.listen(directory.engine, "before_cursor_execute", count)
+    stop = host_b.start_follower(0.05, commit_after=1.0)  # about 20 polls before it commits
+    try:
+        time.sleep(0.5)
+        assert "resdb-follow" in readers  # idle: it asks
+        directory.create(SALON, actor="a")
+        head = directory.head_seq()
+        readers.clear()
+        deadline = time.monotonic() + 20
+        while (host_b.index.cursor() or 0) < head and time.monotonic() < deadline:
+            host_b._read_head_seq()  # what a busy worker's requests do
+            time.sleep(0.01)
+        assert (
+            host_b.index.cursor() == head
+        )  # committed by the follower, which polled on their reads:
+        # Its commit reads the head it applies up to; a stalled loop here may leave it a poll or two.
+        assert readers.count("resdb-follow") <= 5
+        assert readers.count(threading.current_thread().name) >= 10
+    finally:
+        stop.set()
+        event.remove(directory.engine, "before_cursor_execute", count)
+        host_b.background.close()
+
+
 def test_a_follower_brings_another_host_up_to_date_without_a_search(
     directory: Directory, tmp_path: Path
 ) -> None:
