@@ -17,6 +17,7 @@ from resdb.domain import schedule as schedule_mod
 from resdb.domain.textnorm import query_grams, words
 from resdb.domain.travel import bbox_around
 from resdb.domain.vocab import HIDDEN_IN_SEARCH_KINDS
+from resdb.hostsnapshot import prefetch
 from resdb.queryterms import expansions_of, intents_of
 from resdb.search.schema import EXPANDED_TIER, FIELD_WEIGHTS, FUZZY_CUTOFF, VOCAB_FIELDS
 from resdb.search.segments import _Segment, _Snapshot
@@ -93,12 +94,18 @@ def _text_hits(seg: _Segment, term: str, field_name: str) -> np.ndarray:
     """Documents of one segment whose `field_name` holds every n-gram of `term`."""
     grams = query_grams(term)
     if not grams or (len(term) == 1 and field_name != "name"):
-        return np.empty(0, dtype=np.int64)  # single characters are indexed in names only
-    docs = seg.postings(field_name, grams[0])
-    for gram in grams[1:]:
+        return _NONE  # single characters are indexed in names only
+    lists = [seg.postings(field_name, gram) for gram in grams]
+    if any(not len(x) for x in lists):
+        return _NONE
+    for found in lists:
+        prefetch(
+            found
+        )  # read from disk in large requests, all grams' lists at once, when not cached
+    docs = lists[0]
+    for other in lists[1:]:
         if not len(docs):
             break
-        other = seg.postings(field_name, gram)
         if len(other) < len(docs):
             docs, other = other, docs
         # both sorted and unique: keep the shorter list's documents found in the longer (linear)
