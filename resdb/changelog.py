@@ -380,6 +380,10 @@ class ChangeLogFollower(DirectoryBase):
             cursor = self.index.cursor()
             if cursor is None or cursor >= head:
                 return None
+            if head - cursor > BULK_REINDEX_THRESHOLD:
+                # Being rebuilt in the background: answer from the index as it is (the search says
+                # how many changes it has not seen) rather than read thousands of rows per worker.
+                return None
         recent = self._recent
         with recent.lock:
             recent.rebase(cursor)

@@ -61,11 +61,17 @@ class ListingReads(DirectoryBase):
 
     def search_ids(self, query: SearchQuery) -> SearchResult:
         """Ranked ids only (no rows fetched): for the map, which needs thousands of points. The index is
-        first brought up to the last committed change."""
-        return self.index.search(query, self.current_changes())
+        first brought up to the last committed change, or the changes after it read from memory; when
+        neither could be done (a backlog being rebuilt), `pending_changes` says how many are missing."""
+        recent = self.current_changes()
+        result = self.index.search(query, recent)
+        seen = recent.seen if recent is not None else self.index.cursor()
+        result.pending_changes = max(0, self.head_seq() - seen) if seen is not None else 0
+        return result
 
     def search(self, query: SearchQuery) -> dict[str, Any]:
-        """Ranked listings: {"items": [...], "total": n}; each item carries `distance_km` when a point is given."""
+        """Ranked listings: {"items": [...], "total": n, "pending_changes": n} (see `search_ids`); each item
+        carries `distance_km` when a point is given."""
         result = self.search_ids(query)
         items = [self.public_view(x) for x in self.get_many(result.ids)]
         if len(items) != len(
@@ -82,7 +88,7 @@ class ListingReads(DirectoryBase):
                 )
             item["distance_km"] = round(hit.distance_km, 3) if hit.distance_km is not None else None
             item["fuzzy"] = hit.fuzzy
-        return {"items": items, "total": result.total}
+        return {"items": items, "total": result.total, "pending_changes": result.pending_changes}
 
     def history(self, listing_id: str) -> list[dict[str, Any]]:
         with read_session(self.engine) as session:

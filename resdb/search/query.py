@@ -69,6 +69,10 @@ class SearchResult:
     total: int
     fuzzy_used: bool = False
     terms: list[str] = field(default_factory=list)
+    # Committed changes this answer could not see: 0, except after a backlog too large to read into
+    # memory while the host's index is rebuilt in the background (answers then come from the index as
+    # it was, and say so).
+    pending_changes: int = 0
 
     @property
     def ids(self) -> list[str]:
@@ -157,6 +161,7 @@ def _filter_mask(seg: _Segment, live: np.ndarray, query: SearchQuery) -> np.ndar
     if query.open_on:
         mask &= seg.mask_of("days", schedule_mod.terms_for_days(list(query.open_on)))
     if query.max_cost is not None:
+        prefetch(seg.cost)
         mask &= (seg.cost >= 0) & (seg.cost <= query.max_cost)
     if query.barrier_free:
         mask &= seg.mask_of("flags", ["barrier_free"])
@@ -180,6 +185,11 @@ def _filter_mask(seg: _Segment, live: np.ndarray, query: SearchQuery) -> np.ndar
     if box is not None:
         mask &= seg.mask_of("flags", ["point"])
         candidates = np.flatnonzero(mask)  # coordinates read only where the mask still holds
+        if (
+            len(candidates) > seg.size // 8
+        ):  # most pages of the columns are read: ask for them at once
+            prefetch(seg.lon)
+            prefetch(seg.lat)
         lon, lat = seg.lon[candidates], seg.lat[candidates]
         inside = (lon >= box[0]) & (lon <= box[2]) & (lat >= box[1]) & (lat <= box[3])
         mask[candidates[~inside]] = False

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from resdb.hostsnapshot import prefetch
 from resdb.search.sidecar import (
     _decode_postings,
     arrays_from_leaf,
@@ -105,9 +106,12 @@ class _Segment:
         return self.arrays[f"{field_name}.docs"][int(offsets[at]) : int(offsets[at + 1])]
 
     def mask_of(self, field_name: str, terms: Any) -> np.ndarray:
+        lists = [self.postings(field_name, term) for term in terms]
+        for found in lists:
+            prefetch(found)  # all read from disk at once on a cold page cache
         mask = np.zeros(self.size, dtype=bool)
-        for term in terms:
-            mask[self.postings(field_name, term)] = True
+        for found in lists:
+            mask[found] = True
         return mask
 
     def close(self) -> None:

@@ -105,6 +105,7 @@ def search() -> Response:
     context.update(
         items=result["items"],
         total=result["total"],
+        pending_changes=result["pending_changes"],
         pages=max(1, math.ceil(result["total"] / PAGE_SIZE)),
     )
     return _render("search.html", **context)

@@ -125,6 +125,11 @@ class Listing(ListingFields):  # type: ignore[valid-type,misc]
 class SearchResult(BaseModel):
     items: list[Listing]
     total: int
+    pending_changes: int = Field(
+        0,
+        description="この検索にまだ反映されていない確定済みの変更の数（通常 0。大量の取り込みの直後、"
+        "索引の作り直しが終わるまでは、作り直し前の索引から答えます）",
+    )
 
 
 class Problem(BaseModel):

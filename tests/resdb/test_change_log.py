@@ -133,10 +133,14 @@ def test_a_large_backlog_is_rebuilt_outside_requests(
         started = time.monotonic()
         assert directory.follow_changes(wait=0.0) is False  # answers at once from the live index
         assert time.monotonic() - started < 5
-        assert directory.search(SearchQuery(q="さろん"))["total"] == 0
+        stale = directory.search(SearchQuery(q="さろん"))
+        assert stale["total"] == 0
+        assert stale["pending_changes"] == len(rows)  # … and says what it has not seen yet
     directory.serving = False
     assert directory.follow_changes() is True  # the CLI / start-up path rebuilds inline
-    assert directory.search(SearchQuery(q="さろん", limit=1))["total"] == len(rows)
+    current = directory.search(SearchQuery(q="さろん", limit=1))
+    assert current["total"] == len(rows)
+    assert current["pending_changes"] == 0
 
 
 KILL_SCRIPT = textwrap.dedent("""
