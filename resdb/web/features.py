@@ -448,13 +448,14 @@ class FeatureCache:
             mask = mask & np.isin(snap.col("kind"), [KIND_CODE.get(k, -1) for k in query.kinds])
         return mask
 
-    def _found(self, query: SearchQuery, snap: Snapshot) -> np.ndarray:
-        """Rows of the index's answer, in its order."""
+    def _found(self, query: SearchQuery, snap: Snapshot) -> tuple[np.ndarray, int]:
+        """Rows of the index's answer, in its order, and the committed changes it has not seen (see
+        `ListingReads.search_ids`)."""
         result = self.directory.search_ids(replace(query, limit=None, offset=0))
         found = snap.position.rows_of(result.ids)
         found = found[(found >= 0) & (found < snap.count)]
         alive: np.ndarray = found[snap.alive[found]]
-        return alive
+        return alive, result.pending_changes
 
     @staticmethod
     def _ordered(
@@ -613,8 +614,9 @@ class FeatureCache:
         rows: np.ndarray | None = None
         mask: np.ndarray | None = None
         ranked = not _snapshot_only(query)
+        pending = 0
         if ranked:
-            rows = self._found(query, snap)
+            rows, pending = self._found(query, snap)
             total = len(rows)
             with_point = int(np.count_nonzero(snap.col("has_point")[rows])) if total else 0
         else:
@@ -630,6 +632,8 @@ class FeatureCache:
             or with_point > STREET_POINTS_MAX
         )
         head = [b'{"type":"FeatureCollection","total":', str(total).encode()]
+        if pending:  # only while the host rebuilds its search index after a very large backlog
+            head += [b',"pending_changes":', str(pending).encode()]
         if clustered:
             assert zoom is not None
             parts, level = self._cells(snap, zoom, query.bbox, rows=rows, mask=mask)

@@ -115,3 +115,68 @@ def test_map_says_it_is_getting_ready_then_loads_by_itself(
         lock.__exit__(None, None, None)  # the build goes ahead: the page retries by itself
     assert wait_for_map(page) == 3
     server.shutdown()
+
+
+def test_map_list_says_when_search_has_not_seen_recent_changes(
+    make_directory: Any, make_page: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the host rebuilds its search index after a very large backlog, a map search answers from
+    the old index: the list beside the map says how many changes it has not seen, and stops saying so
+    once the rebuild is in."""
+    from playwright.sync_api import expect
+
+    from resdb import changelog
+    from resdb.demo import load_districts
+    from resdb.web import create_app
+
+    directory = make_directory("sqlite", name="map-pending")
+    load_districts(directory, ("16211",))
+    for n in range(3):
+        directory.create(
+            {
+                "name": f"ひまわり農園{n}",
+                "kind": "work_trial",
+                "lat": 36.72,
+                "lon": 137.09 + n / 500,
+            },
+            actor="t",
+        )
+    monkeypatch.setattr(changelog, "RECENT_LIMIT", 5)
+    monkeypatch.setattr(changelog, "BULK_REINDEX_THRESHOLD", 20)
+    app = create_app(
+        {
+            "DIRECTORY": directory,
+            "TILE_URL": TEST_TILE_URL,
+            "RATE_LIMIT": None,
+            "SECRET_KEY": "browser-pending",
+        }
+    )
+    directory.serving = directory.batch_commits = True  # as under `resdb serve`
+    server = start_server(app)
+    page = make_page()
+    status = page.locator("#list-status")
+    rows = [
+        (
+            n,
+            {
+                "name": f"ひまわり農園{n}",
+                "kind": "work_trial",
+                "lat": 36.73,
+                "lon": 137.09 + n / 500,
+            },
+        )
+        for n in range(3, 33)
+    ]
+    with directory.index.rebuild_lock.hold(wait=0) as got:  # a rebuild runs on this host
+        assert got
+        assert not directory.import_records(rows, actor="t", source_name="bulk.csv").problems
+        page.goto(server.url + "/?q=ひまわり農園")
+        expect(status).to_contain_text("3 件あります", timeout=15_000)
+        expect(status).to_contain_text("最近の変更 30 件がまだこの結果に反映されていません")
+    assert directory.rebuild_in_background()
+    directory.background.close(timeout=60)
+    page.reload()
+    expect(status).to_contain_text("33 件あります", timeout=15_000)
+    expect(status).not_to_contain_text("反映されていません")
+    assert page.console_errors == []
+    server.shutdown()

@@ -108,6 +108,7 @@
   // -- markers and popups -------------------------------------------------------------------------
   const markers = new Map(); // id -> marker
   let features = []; // last response, in server order
+  let pendingChanges = 0; // committed changes the last answer has not seen (a host rebuilding its index)
 
   function kindClass(kind) {
     return KIND_CLASS.test(kind || "") ? kind : "other";
@@ -274,6 +275,7 @@
     if (listed) { // clustered: the server's first listings in the visible area, and their number
       visibleFeatures = listed.features.filter(function (f) { return f.geometry && f.geometry.coordinates; });
       visibleTotal = listed.total;
+      pendingChanges = listed.pending_changes || 0;
     } else {
       visibleFeatures = features.filter(function (f) {
         const c = f.geometry.coordinates;
@@ -294,6 +296,9 @@
     let text = "地図の範囲に " + visibleTotal + " 件あります。";
     if (visibleTotal > LIST_LIMIT) {
       text += "一覧に出せるのは " + LIST_LIMIT + " 件までです。地図を拡大するか、条件で絞り込んでください。";
+    }
+    if (pendingChanges) {
+      text += "検索の索引を更新しています。最近の変更 " + pendingChanges.toLocaleString("ja-JP") + " 件がまだこの結果に反映されていません。";
     }
     statusNode.replaceChildren(document.createTextNode(text));
     if (!visibleTotal && hasFilters()) {
@@ -396,6 +401,7 @@
       })
       .then(function (body) {
         mapNode.removeAttribute("aria-busy");
+        pendingChanges = body.pending_changes || 0;
         const all = (body.features || []).filter(function (f) { return f.geometry && f.geometry.coordinates; });
         const cellFeatures = all.filter(function (f) { return f.properties && f.properties.cluster; });
         loaded = {filters: filters, bounds: fit ? null : bounds, clustered: !!body.clustered, zoom: zoom};
