@@ -70,6 +70,17 @@ def test_cells_at_low_zoom_markers_after_zooming_in(cells_server: Any, make_page
     assert page.console_errors == []
 
 
+def _imizu_directory(make_directory: Any, name: str, listings: list[dict[str, Any]]) -> Any:
+    """A fresh SQLite directory with 射水市's districts and `listings` published."""
+    from resdb.demo import load_districts
+
+    directory = make_directory("sqlite", name=name)
+    load_districts(directory, ("16211",))
+    for listing in listings:
+        directory.create(listing, actor="t")
+    return directory
+
+
 def test_map_says_it_is_getting_ready_then_loads_by_itself(
     make_directory: Any, make_page: Any
 ) -> None:
@@ -77,23 +88,23 @@ def test_map_says_it_is_getting_ready_then_loads_by_itself(
     says so, asks again after the server's Retry-After and then shows the listings."""
     from playwright.sync_api import expect
 
-    from resdb.demo import load_districts
     from resdb.web import create_app
     from resdb.web.features import map_store
 
-    directory = make_directory("sqlite", name="map-ready")
-    load_districts(directory, ("16211",))
-    for n in range(3):
-        directory.create(
+    directory = _imizu_directory(
+        make_directory,
+        "map-ready",
+        [
             {
                 "name": f"準備中テストのサロン{n}",
                 "kind": "kayoi",
                 "municipality_code": "162116",
                 "lat": 36.72 + n * 0.002,
                 "lon": 137.09,
-            },
-            actor="t",
-        )
+            }
+            for n in range(3)
+        ],
+    )
     lock = map_store(directory).exclusive()
     lock.__enter__()  # another worker is building the host's map snapshot
     try:
@@ -126,21 +137,21 @@ def test_map_list_says_when_search_has_not_seen_recent_changes(
     from playwright.sync_api import expect
 
     from resdb import changelog
-    from resdb.demo import load_districts
     from resdb.web import create_app
 
-    directory = make_directory("sqlite", name="map-pending")
-    load_districts(directory, ("16211",))
-    for n in range(3):
-        directory.create(
+    directory = _imizu_directory(
+        make_directory,
+        "map-pending",
+        [
             {
                 "name": f"ひまわり農園{n}",
                 "kind": "work_trial",
                 "lat": 36.72,
                 "lon": 137.09 + n / 500,
-            },
-            actor="t",
-        )
+            }
+            for n in range(3)
+        ],
+    )
     monkeypatch.setattr(changelog, "RECENT_LIMIT", 5)
     monkeypatch.setattr(changelog, "BULK_REINDEX_THRESHOLD", 20)
     app = create_app(
