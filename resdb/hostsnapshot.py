@@ -249,7 +249,7 @@ class SnapshotStore:
             shutil.rmtree(folder, ignore_errors=True)
 
 
-_LIBC: Any = None
+_LIBC: Any = None  # the C library, loaded once (False: not available)
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 _MADV_WILLNEED = 3
 # The kernel reads at most the device's readahead size per MADV_WILLNEED call (read_ahead_kb, 128 KB by
@@ -257,27 +257,33 @@ _MADV_WILLNEED = 3
 _PREFETCH_PIECE = 128 * 1024
 
 
-def prefetch(view: np.ndarray) -> None:
-    """Ask the kernel to read a mapped array's pages now, in large requests (MADV_WILLNEED), rather than
-    one page fault at a time as the array is read: what makes a query on a cold page cache slow. Cheap
-    when the pages are already in memory; a no-op for arrays that are not mapped or where madvise is
-    missing."""
+def _libc() -> Any:
+    """The process's C library (madvise, malloc_trim), loaded once; None where it cannot be."""
     global _LIBC
-    if not isinstance(view.base, np.memmap) and not isinstance(view, np.memmap) or not view.nbytes:
-        return
     if _LIBC is None:
         try:
             _LIBC = ctypes.CDLL(None, use_errno=True)
             _LIBC.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
         except (OSError, AttributeError):
             _LIBC = False
-    if not _LIBC:
+    return _LIBC or None
+
+
+def prefetch(view: np.ndarray) -> None:
+    """Ask the kernel to read a mapped array's pages now, in large requests (MADV_WILLNEED), rather than
+    one page fault at a time as the array is read: what makes a query on a cold page cache slow. Cheap
+    when the pages are already in memory; a no-op for arrays that are not mapped or where madvise is
+    missing."""
+    if not view.nbytes or not (isinstance(view, np.memmap) or isinstance(view.base, np.memmap)):
+        return
+    libc = _libc()
+    if libc is None:
         return
     start = view.ctypes.data
     aligned = start - start % _PAGE
     end = start + view.nbytes
     for piece in range(aligned, end, _PREFETCH_PIECE):
-        _LIBC.madvise(piece, min(_PREFETCH_PIECE, end - piece), _MADV_WILLNEED)
+        libc.madvise(piece, min(_PREFETCH_PIECE, end - piece), _MADV_WILLNEED)
 
 
 def give_back_freed_memory() -> None:
@@ -286,9 +292,11 @@ def give_back_freed_memory() -> None:
     otherwise (the worker that built would stay at the size of an unshared copy although it now answers
     from the mapping)."""
     gc.collect()
+    libc = _libc()
     try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc
+        if libc is not None:
+            libc.malloc_trim(0)
+    except AttributeError:  # not glibc
         pass
 
 

@@ -102,10 +102,10 @@ def _text_hits(seg: _Segment, term: str, field_name: str) -> np.ndarray:
     lists = [seg.postings(field_name, gram) for gram in grams]
     if any(not len(x) for x in lists):
         return _NONE
-    for found in lists:
-        prefetch(
-            found
-        )  # read from disk in large requests, all grams' lists at once, when not cached
+    for (
+        found
+    ) in lists:  # read from disk in large requests, all grams' lists at once, when not cached
+        prefetch(found)
     docs = lists[0]
     for other in lists[1:]:
         if not len(docs):
@@ -185,9 +185,7 @@ def _filter_mask(seg: _Segment, live: np.ndarray, query: SearchQuery) -> np.ndar
     if box is not None:
         mask &= seg.mask_of("flags", ["point"])
         candidates = np.flatnonzero(mask)  # coordinates read only where the mask still holds
-        if (
-            len(candidates) > seg.size // 8
-        ):  # most pages of the columns are read: ask for them at once
+        if len(candidates) > seg.size // 8:  # most of the columns' pages are read: ask at once
             prefetch(seg.lon)
             prefetch(seg.lat)
         lon, lat = seg.lon[candidates], seg.lat[candidates]
@@ -251,26 +249,25 @@ def _best_shared(found: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]
     return kept
 
 
-def _fuzzy_candidates(seg: _Segment, needle: str) -> np.ndarray:
+def _fuzzy_candidates(seg: _Segment, needle: str, eligible: np.ndarray | None = None) -> np.ndarray:
     """One segment's documents the typo stage scores (see _fuzzy_shared), at most FUZZY_CANDIDATES."""
-    return _best_shared([_fuzzy_shared(seg, needle)])[0]
+    return _best_shared([_fuzzy_shared(seg, needle, eligible)])[0]
 
 
 def _fuzzy(
-    seg: _Segment,
-    text: str,
-    allowed: np.ndarray,
-    matched: np.ndarray,
-    candidates: np.ndarray | None = None,
+    seg: _Segment, text: str, allowed: np.ndarray, matched: np.ndarray
 ) -> list[tuple[int, float]]:
-    """Every name of a segment close to the query (typos) among allowed, not already matched
-    documents: rapidfuzz's WRatio over the names of `candidates` (default: this segment's documents
-    sharing bigrams with the query, see _fuzzy_shared), decoded at once from the mapped names."""
+    """Every name of one segment close to the query (typos) among allowed, not already matched
+    documents (run_search picks the candidates over all segments at once, then `_fuzzy_scores`)."""
     needle = "".join(query_words(text))
     if len(needle) < 3:
         return []
-    if candidates is None:
-        candidates = _best_shared([_fuzzy_shared(seg, needle, allowed & ~matched)])[0]
+    return _fuzzy_scores(seg, needle, _fuzzy_candidates(seg, needle, allowed & ~matched))
+
+
+def _fuzzy_scores(seg: _Segment, needle: str, candidates: np.ndarray) -> list[tuple[int, float]]:
+    """rapidfuzz's WRatio of `needle` against the names of `candidates` (decoded at once from the
+    mapped names), those reaching FUZZY_CUTOFF."""
     if not len(candidates):
         return []
     names = seg.names_at(candidates)
@@ -390,7 +387,7 @@ def run_search(snap: _Snapshot | RecentView, query: SearchQuery) -> SearchResult
             else [_NONE for _ in parts]
         )
         for i, (seg, _, _) in enumerate(parts):
-            for docnum, fscore in _fuzzy(seg, query.q, eligible[i], ~eligible[i], candidates[i]):
+            for docnum, fscore in _fuzzy_scores(seg, needle, candidates[i]):
                 found.append((-fscore, int(seg.tiebreak[docnum]), i, docnum))
         found.sort()
         for neg_score, _, i, docnum in found:

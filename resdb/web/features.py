@@ -316,11 +316,12 @@ class FeatureCache:
     ) -> Snapshot | None:
         """`columns` (as of change `seq`) moved forward to `revision`; None when only a whole build can
         (the districts changed, the log was pruned, or more changed than is worth applying)."""
-        head, _, districts = revision.partition("/")
+        head_text, _, districts = revision.partition("/")
+        head = int(head_text)
         if (old.revision.partition("/")[2] if old is not None else columns.districts) != districts:
             return None  # built under other districts: the rows' places may have moved
         retired: list[int] = []
-        if int(head) > seq:
+        if head > seq:
             try:
                 changed = list(
                     dict.fromkeys(listing_id for _, listing_id in self.directory.changes_since(seq))
@@ -332,8 +333,8 @@ class FeatureCache:
             public = [
                 self.directory.public_view(x) for x in self.directory.get_many(sorted(changed))
             ]
-            retired = columns.advance(changed, public_rows(public), int(head))
-        snap = columns.snapshot(revision, max(int(head), seq))
+            retired = columns.advance(changed, public_rows(public), head)
+        snap = columns.snapshot(revision, max(head, seq))
         if old is not None:
             snap.inherit(old, retired)
         return snap
