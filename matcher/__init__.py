@@ -21,7 +21,7 @@ from .gaps import gap_csv, gap_report, write_gap_csv
 from .pool import KIND_IDS, CandidatePool
 from .query import DEFAULT_STALE_DAYS, Query, parse_person
 from .rules import RULE_INDEX, RULES, CoversHome, check_listing
-from .scoring import FACTORS, WEIGHTS, Factor
+from .scoring import FACTORS, Factor, score_values
 
 __all__ = [
     "DEFAULT_STALE_DAYS",
@@ -141,7 +141,7 @@ def _excluded(ranking: Ranking, limit: int, all_excluded: bool) -> list[dict[str
     if all_excluded:
         every = np.arange(len(view))
         missing = every[np.isnan(ranking.exact)]
-        ranking.exact[missing] = WEIGHTS @ ranking.values[:, missing]
+        ranking.exact[missing] = score_values(ranking.values[:, missing])
         ranking.resolve_area(every)
         order = ranking.top(len(view), feasible_only=False)
     else:
@@ -178,7 +178,7 @@ def _near_misses(ranking: Ranking) -> list[dict[str, Any]]:
         return []
     ranking.resolve_area(near)
     near = near[~np.delete(ranking.violated[:, near], travel, axis=0).any(axis=0)]
-    scores = WEIGHTS @ ranking.values[:, near]
+    scores = score_values(ranking.values[:, near])
     out = []
     rank = _layout_rank(view.pool, view.idx[near])
     for local, score, _rank in sorted(

@@ -22,7 +22,7 @@ import numpy as np
 from .pool import CandidatePool, View
 from .query import Query
 from .rules import AREA, GENERIC_MESSAGES, RULES, CoversHome, area_violated
-from .scoring import FACTORS, WEIGHTS
+from .scoring import FACTORS, score_values
 
 CHUNK = 64
 MAX_EXACT = 4000
@@ -222,7 +222,7 @@ def rank(
             values[f] = bounds[f] = factor.function(q, v, every)
         else:
             bounds[f] = factor.bound(q, v, every)
-    upper = WEIGHTS @ bounds if n else np.zeros(0)
+    upper = score_values(bounds) if n else np.zeros(0)
     ranking = Ranking(
         q=q,
         view=v,
@@ -255,7 +255,7 @@ def rank(
         done += chunk.size
         for f in costly:
             values[f, chunk] = FACTORS[f].function(q, v, chunk)
-        ranking.exact[chunk] = WEIGHTS @ values[:, chunk]
+        ranking.exact[chunk] = score_values(values[:, chunk])
         ranking.resolve_area(chunk)
         ok = ~violated[:, chunk].any(axis=0)
         top_feasible.push(ranking.exact[chunk][ok])

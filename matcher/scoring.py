@@ -350,6 +350,13 @@ CHEAP = np.array([f.cheap for f in FACTORS])
 
 
 def score_values(values: np.ndarray) -> np.ndarray:
-    """Weighted mean of factor values (factors × listings) → scores in 0..1."""
-    scores: np.ndarray = WEIGHTS @ values
+    """Weighted mean of factor values (factors × listings) → scores in 0..1.
+
+    Summed factor by factor, so a listing's score is the same to the last bit wherever its column
+    sits: a matrix product (BLAS) rounds differently by a column's place in memory, and near-equal
+    listings would then be ordered, and cut at a limit, by where the pool happened to store them."""
+    scores: np.ndarray = np.zeros(values.shape[1])
+    term = np.empty_like(scores)
+    for weight, row in zip(WEIGHTS.tolist(), values, strict=True):
+        scores += np.multiply(row, weight, out=term)
     return scores

@@ -7,7 +7,7 @@ import random
 from typing import Any
 
 import numpy as np
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from matcher import CandidatePool, match, parse_person
@@ -27,19 +27,15 @@ def _listings(seed: int, n: int) -> list[dict[str, Any]]:
 
 
 def _answers(pool: CandidatePool, persons: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The answers, each list in (score, id) order: listings of exactly equal score may be ordered
-    differently, because a matrix product rounds the last bit by a row's place in memory."""
-    answers = []
-    for person in persons:
-        answer = match(person, pool, today=TODAY, all_excluded=True)
-        for key in ("proposals", "excluded", "near_misses"):
-            answer[key] = sorted(answer[key], key=lambda p: (-p.get("score", 0), p["resource_id"]))
-        answers.append(answer)
-    return answers
+    """Each person's whole answer, lists in the order given: scores are summed factor by factor, so
+    equal listings score equally to the last bit wherever the pool stores them, and ties fall to the
+    caller's order, which an updated pool keeps."""
+    return [match(person, pool, today=TODAY, all_excluded=True) for person in persons]
 
 
 @SLOW
 @given(seed=st.integers(0, 10_000), edits=st.integers(1, 40), removals=st.integers(0, 10))
+@example(seed=3001, edits=35, removals=3)  # two near misses equal but for BLAS's last bit
 def test_applied_changes_answer_like_a_fresh_build(seed: int, edits: int, removals: int) -> None:
     rng = random.Random(seed)
     original = _listings(seed, 120)

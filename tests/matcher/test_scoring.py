@@ -12,6 +12,7 @@ import pytest
 from matcher import FACTORS, CandidatePool, match, parse_person
 from matcher.diversity import Candidate, diversify
 from matcher.engine import rank
+from matcher.scoring import score_values
 
 from .data import TODAY, TOIDE, ids, make_listing, make_person
 
@@ -54,6 +55,16 @@ def test_factor_table_is_declared_once() -> None:
     assert len({f.id for f in FACTORS}) == len(FACTORS)
     for f in FACTORS:
         assert f.weight > 0 and f.label and not f.label.isascii() and callable(f.function)
+
+
+def test_a_listings_score_does_not_depend_on_where_it_is_stored() -> None:
+    """The same factor values give the same score to the last bit alone, in a block, or shifted by
+    one column: otherwise near-equal listings are ordered (and cut at a limit) by memory layout."""
+    values = np.random.default_rng(1).random((len(FACTORS), 1000))
+    together = score_values(values)
+    assert [float(score_values(values[:, k : k + 1])[0]) for k in range(1000)] == together.tolist()
+    assert score_values(values[:, 1:]).tolist() == together[1:].tolist()
+    assert np.allclose(together, values.T @ [f.weight for f in FACTORS])
 
 
 def test_every_factor_stays_in_0_1() -> None:
