@@ -89,6 +89,20 @@ def database_exists(name: str) -> bool:
         admin.dispose()
 
 
+def change_log_head(url: str) -> int:
+    """The newest change-log number: how many edits of a run changed a listing is its growth."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return int(
+                conn.execute(text("SELECT coalesce(max(seq), 0) FROM change_log")).scalar_one()
+            )
+    finally:
+        engine.dispose()
+
+
 def recreate_database(name: str, drop_only: bool = False) -> None:
     from sqlalchemy import create_engine, text
 
@@ -383,7 +397,8 @@ def report(
     print(
         f"\nthroughput: {user_requests / elapsed:.1f} user requests/s (~{args.users / ((args.think_min + args.think_max) / 2):.0f}/s "
         f"intended), {edits / elapsed:.2f} edits/s (goal {args.edits_per_second:g}; backlog at the end "
-        f"{ctx.get('edits_backlog', 0)})"
+        f"{ctx.get('edits_backlog', 0)}); the change log grew by "
+        f"{ctx['head_end'] - ctx['head_start']} entries (edits that changed a listing)"
     )
     print(
         "errors: "
@@ -448,6 +463,7 @@ def report(
         "errors": codes,
         "user_rps": user_requests / elapsed,
         "edits_per_s": edits / elapsed,
+        "change_log_growth": ctx["head_end"] - ctx["head_start"],
         "freshness_ms": {
             "p50": pct(lags, 50) if lags else None,
             "p95": pct(lags, 95) if lags else None,
@@ -646,6 +662,7 @@ def main() -> None:
             )
             ctx["calibration"] = calibrate(bases, args, ctx)
             ctx["calibration_load"] = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+        ctx["head_start"] = change_log_head(url)
         begin = time.monotonic()
         for key, after in (("cpu_start", args.warmup), ("cpu_end", args.warmup + args.duration)):
             threading.Timer(after, lambda key=key: ctx.__setitem__(key, cpu_seconds(hosts))).start()
@@ -669,6 +686,7 @@ def main() -> None:
         for thread in list(ctx["probe_threads"]):
             thread.join(timeout=max(0.0, finish - time.monotonic()))
         recorder.close()
+        ctx["head_end"] = change_log_head(url)
         unsent = ctx.get("edit_jobs")
         while unsent is not None and not unsent.empty():
             job = unsent.get_nowait()

@@ -288,7 +288,9 @@ def edit_loop(hosts: list[str], args: argparse.Namespace, ctx: dict[str, Any]) -
     rng = random.Random(args.seed + 17)
     total = int(args.edits_per_second * (args.duration + args.warmup)) + 10
     ids = [f"syn-{args.seed}-{i:06d}" for i in rng.sample(range(args.listings), total)]
-    run = rng.randrange(1000, 9999)
+    # A name no earlier run gave (a run seeded like the last would rename to the names it already
+    # has: the server stores nothing for an unchanged listing, and the "edits" would cost nothing).
+    run = f"{time.strftime('%H%M%S')}{random.SystemRandom().randrange(1000):03d}"
     jobs: queue.Queue[tuple[int, float] | None] = queue.Queue()
 
     def editor() -> None:

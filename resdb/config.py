@@ -72,7 +72,7 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "RESDB_INDEX_COMMIT_SECONDS",
-        "1",
+        "10",
         "`resdb serve` with a follower: a search sees an edit at once from memory, and the host writes edits into its search index in batches, at the latest this many seconds after the first waiting one (0: each edit is written when it is made)",
     ),
     Setting(

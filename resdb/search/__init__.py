@@ -327,45 +327,46 @@ class SearchIndex:
         """Bring single documents in step with the database up to change `cursor`; the caller holds
         `apply_lock`. A document whoosh cannot hold is left out and reported, never blocking the rest.
         Returns the problems found in this batch."""
+        # Only the index handle is taken under the process's lock: this process's searches go on
+        # reading the committed generation while whoosh writes (as they do while another worker of
+        # the host commits), instead of queueing behind the write.
         with self._lock:
             ix = self._open()
             target = self._ix_target
-            problems = self.problems()
-            found: dict[str, str] = {}
-            writer = ix.writer(timeout=30.0)
-            try:
-                for listing_id in deletes:
-                    writer.delete_by_term("id", listing_id)
-                    problems.pop(listing_id, None)
-                for doc in upserts:
-                    fields = listing_fields(doc)
-                    reason = _check_fields(fields)
-                    if reason:
-                        writer.delete_by_term("id", doc["id"])
-                        problems[doc["id"]] = found[doc["id"]] = reason
-                    else:
-                        writer.update_document(**fields)
-                        problems.pop(doc["id"], None)
-            except BaseException:
-                writer.cancel()
-                raise
-            # Small segments are merged only once there are several: each edit then writes one tiny
-            # segment instead of rewriting its neighbours (per-segment caches stay valid meanwhile).
-            writer.commit(merge=len(ix._segments()) >= MERGE_AT_SEGMENTS)
-            assert target is not None
-            remove_stale(
-                self.root / target,
-                [seg.segment_id() for seg in ix._segments()],
-            )
-            _write_text(
-                self.root / target / "problems.json", json.dumps(problems, ensure_ascii=False)
-            )
-            if cursor is not None:
-                _write_text(self.root / target / "cursor", str(cursor))
-            # The sidecars of the segments this commit wrote or merged are built here, once, under the
-            # apply lock; the other workers then map them instead of each building its own on a request.
-            self.snapshot()
-            return found
+        problems = self.problems()
+        found: dict[str, str] = {}
+        writer = ix.writer(timeout=30.0)
+        try:
+            for listing_id in deletes:
+                writer.delete_by_term("id", listing_id)
+                problems.pop(listing_id, None)
+            for doc in upserts:
+                fields = listing_fields(doc)
+                reason = _check_fields(fields)
+                if reason:
+                    writer.delete_by_term("id", doc["id"])
+                    problems[doc["id"]] = found[doc["id"]] = reason
+                else:
+                    writer.update_document(**fields)
+                    problems.pop(doc["id"], None)
+        except BaseException:
+            writer.cancel()
+            raise
+        # Small segments are merged only once there are several: each edit then writes one tiny
+        # segment instead of rewriting its neighbours (per-segment caches stay valid meanwhile).
+        writer.commit(merge=len(ix._segments()) >= MERGE_AT_SEGMENTS)
+        assert target is not None
+        remove_stale(
+            self.root / target,
+            [seg.segment_id() for seg in ix._segments()],
+        )
+        _write_text(self.root / target / "problems.json", json.dumps(problems, ensure_ascii=False))
+        if cursor is not None:
+            _write_text(self.root / target / "cursor", str(cursor))
+        # The sidecars of the segments this commit wrote or merged are built here, once, under the
+        # apply lock; the other workers then map them instead of each building its own on a request.
+        self.snapshot()
+        return found
 
     def copy_to(self, destination: Path) -> int:
         """Copy the live index, with its cursor, into `destination` (a new folder) so another host can

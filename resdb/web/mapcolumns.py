@@ -460,7 +460,8 @@ class Snapshot:
         if old.generation != self.generation:
             return  # other columns (rebuilt or compacted): start afresh
         start, end = old.count, self.count
-        for name, found in old._masks.items():
+        # A copy: request threads still reading `old` may add a mask to it meanwhile.
+        for name, found in dict(old._masks).items():
             if name == "row_numbers":
                 continue
             mask = np.empty(end, dtype=bool)

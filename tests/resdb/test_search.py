@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
+import whoosh.writing
 
 from resdb.search import IndexUnhealthy, SearchIndex, SearchQuery
 
@@ -219,6 +222,41 @@ def test_apply_keeps_index_in_step(tmp_path: Path) -> None:
     assert ids(index, "いきいき") == ["salon-a"]
     assert ids(index, "体操") == []
     index.check(1)
+
+
+def test_a_search_answers_from_the_committed_index_while_this_process_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker that applies a batch keeps serving searches meanwhile (the old generation until the
+    commit lands) instead of queueing them behind whoosh's write."""
+    index = SearchIndex(tmp_path)
+    index.rebuild(LISTINGS[:2])
+    index.search(SearchQuery(q="さろん"))
+    writing, release = threading.Event(), threading.Event()
+    commit = whoosh.writing.SegmentWriter.commit
+
+    def paused_commit(writer: Any, *args: Any, **kwargs: Any) -> Any:
+        writing.set()
+        assert release.wait(30)
+        return commit(writer, *args, **kwargs)
+
+    monkeypatch.setattr(whoosh.writing.SegmentWriter, "commit", paused_commit)
+    applier = threading.Thread(
+        target=index.apply, args=([{**LISTINGS[0], "name": "戸破いきいき教室"}], [])
+    )
+    applier.start()
+    try:
+        assert writing.wait(30)
+        answers: list[list[str]] = []
+        reader = threading.Thread(target=lambda: answers.append(ids(index, "いきいき")))
+        reader.start()
+        reader.join(10)
+        assert not reader.is_alive(), "the search waited for the write"
+        assert answers == [[]]  # not committed yet
+    finally:
+        release.set()
+        applier.join(30)
+    assert ids(index, "いきいき") == ["salon-a"]
 
 
 def test_half_written_index_is_detected(tmp_path: Path) -> None:

@@ -95,3 +95,35 @@ def test_strings_of_a_mapped_snapshot_are_read_from_its_files_as_in_memory(
             assert [got[int(r)] for r in rows] == [want[int(r)] for r in rows]
             assert [a.tolist() for a in got.take(rows)] == [a.tolist() for a in want.take(rows)]
     assert mapped.timing.get(5) == memory.timing.get(5)
+
+
+class _MasksGrowingMidway(dict[str, Any]):
+    """An old snapshot's masks while a request thread still reading it computes one more: the thread
+    adds it after the first entry has been read."""
+
+    def __init__(self, snap: Any) -> None:
+        super().__init__(snap._masks)
+        self.snap = snap
+
+    def items(self) -> Any:
+        for n, item in enumerate(super().items()):
+            if n == 1:
+                self.snap._masks["visible_points"] = self.snap._compute(
+                    "visible_points", slice(0, self.snap.count)
+                )
+            yield item
+
+
+def test_a_new_snapshot_takes_over_masks_while_requests_add_to_the_old_one() -> None:
+    listings = {f"l{n:02d}": _listing(n) for n in range(12)}
+    columns = Columns.from_rows([map_row(x) for x in listings.values()])
+    old = columns.snapshot("1/0", 1)
+    old.mask("alive"), old.mask("visible")
+    old._masks = _MasksGrowingMidway(old)
+    listings["l03"] = _listing(3, name_kana="ん")
+    retired = columns.advance(["l03"], [map_row(listings["l03"])], 2)
+    new = columns.snapshot("2/0", 2)
+    new.inherit(old, retired)
+    assert _live_in_order(new) == _expected(listings)
+    for name in ("alive", "visible"):
+        assert new.mask(name).tolist() == new._compute(name, slice(0, new.count)).tolist()
