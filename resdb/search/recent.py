@@ -27,7 +27,12 @@ class RecentView:
 class RecentChanges:
     """Listings changed after the index's cursor (`base`) up to change `seen`, by id: the change number
     last seen for it and its index fields (None: deleted, unpublished, or a document the index leaves
-    out). Callers hold `lock` across a rebase, the read of new changes and `add`."""
+    out). Callers hold `lock` across a rebase, the read of new changes and `add`.
+
+    Kept incrementally, since each change reaches every worker of every host: each `add` builds one
+    small in-memory segment of just the listings it names (an older copy of a listing in an earlier
+    one is masked), and the committed documents a change hides are looked up once per listing and
+    generation; only a rebase that drops listings (the host's periodic index commit) starts afresh."""
 
     def __init__(self) -> None:
         self.lock = threading.RLock()
@@ -35,7 +40,13 @@ class RecentChanges:
         self.seen = -1
         self._entries: dict[str, tuple[int, dict[str, Any] | None]] = {}
         self._version = 0
-        self._segment: _MemorySegment | None = None
+        # One in-memory segment per add (None when it named only deletions), with its rows' ids, and
+        # the part holding each listing's newest document.
+        self._parts: list[tuple[_MemorySegment | None, list[str]]] = []
+        self._newest_part: dict[str, int] = {}
+        # The committed documents each listing's change hides, per committed segment, for one generation.
+        self._hidden_generation: Any = None
+        self._hidden: dict[str, list[np.ndarray]] = {}
         self._view_key: tuple[Any, int] | None = None
         self._view: RecentView | None = None
 
@@ -49,12 +60,12 @@ class RecentChanges:
             if cursor < self.base:
                 self._entries = {}
                 self.seen = cursor
-                self._changed()
+                self._restart()
             elif cursor > self.base:
                 kept = {i: e for i, e in self._entries.items() if e[0] > cursor}
                 if len(kept) != len(self._entries):
                     self._entries = kept
-                    self._changed()
+                    self._restart()
             self.base = cursor
             self.seen = max(self.seen, cursor)
 
@@ -71,13 +82,43 @@ class RecentChanges:
                 if fields is not None and _check_fields(fields):
                     fields = None  # the committed index leaves it out too (and reports it)
                 self._entries[listing_id] = (seq, fields)
+            self._add_part(sorted(last))
             self.seen = max(self.seen, changes[-1][0])
-            self._changed()
 
-    def _changed(self) -> None:
+    def _add_part(self, listing_ids: list[str]) -> None:
+        """One in-memory segment for the newest documents of `listing_ids`."""
+        documents = {i: self._entries[i][1] for i in listing_ids}
+        fields = [(i, doc) for i, doc in documents.items() if doc is not None]
+        rows = [i for i, _ in fields]
+        segment = (
+            _MemorySegment(memory_arrays([doc for _, doc in fields]), len(fields))
+            if fields
+            else None
+        )
+        for listing_id in listing_ids:
+            self._newest_part[listing_id] = len(self._parts)
+        self._parts.append((segment, rows))
         self._version += 1
-        self._segment = None
         self._view = None
+
+    def _restart(self) -> None:
+        """Parts rebuilt from the entries left: one segment for all of them."""
+        self._parts, self._newest_part = [], {}
+        self._version += 1
+        self._view = None
+        if self._entries:
+            self._add_part(sorted(self._entries))
+
+    def _hidden_docs(self, snap: _Snapshot) -> dict[str, list[np.ndarray]]:
+        """The committed documents of each changed listing, per committed segment of `snap`; looked up
+        only for listings not seen before in this generation."""
+        if self._hidden_generation != snap.generation:
+            self._hidden_generation, self._hidden = snap.generation, {}
+        hidden = self._hidden
+        for listing_id in self._entries:
+            if listing_id not in hidden:
+                hidden[listing_id] = [seg.postings("id", listing_id) for seg, _, _ in snap.parts]
+        return hidden
 
     def view(self, snap: _Snapshot) -> _Snapshot | RecentView:
         """`snap` as it reads with the recent changes applied (itself when there are none)."""
@@ -87,29 +128,27 @@ class RecentChanges:
             key = (snap.generation, self._version)
             if self._view is not None and self._view_key == key:
                 return self._view
+            hidden = self._hidden_docs(snap)
             parts: list[tuple[_Segment, np.ndarray, int]] = []
             live_count = snap.live_count
-            for seg, live, offset in snap.parts:
-                hidden = [seg.postings("id", listing_id) for listing_id in self._entries]
-                docs = np.concatenate(hidden) if hidden else np.zeros(0, dtype=np.int64)
+            for k, (seg, live, offset) in enumerate(snap.parts):
+                found = [hidden[listing_id][k] for listing_id in self._entries]
+                docs = np.concatenate(found) if found else np.zeros(0, dtype=np.int64)
                 docs = docs[live[docs]] if len(docs) else docs
                 if len(docs):
                     live = live.copy()
                     live[docs] = False
                     live_count -= len(np.unique(docs))
                 parts.append((seg, live, offset))
-            segment = self._memory_segment()
-            if segment is not None:
-                parts.append((segment, np.ones(segment.size, dtype=bool), snap.size))
-                live_count += segment.size
+            offset = snap.size
+            for p, (segment, rows) in enumerate(self._parts):
+                if segment is None:
+                    continue
+                newest = np.fromiter(
+                    (self._newest_part.get(i) == p for i in rows), dtype=bool, count=len(rows)
+                )
+                parts.append((segment, newest, offset))
+                live_count += int(np.count_nonzero(newest))
+                offset += segment.size
             self._view_key, self._view = key, RecentView(parts, live_count)
             return self._view
-
-    def _memory_segment(self) -> _MemorySegment | None:
-        if self._segment is None:
-            rows = [
-                fields for _, (_, fields) in sorted(self._entries.items()) if fields is not None
-            ]
-            if rows:
-                self._segment = _MemorySegment(memory_arrays(rows), len(rows))
-        return self._segment
