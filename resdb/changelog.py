@@ -7,7 +7,8 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -104,6 +105,32 @@ def _forget_changes(session: Session, _previous: Any) -> None:
     session.info.pop("logged_changes", None)
 
 
+class ChangeReads:
+    """The last few change-log reads of this process, and the rows they named, keyed by the head they
+    were read at: the search overlay, the map and the matching pool of one worker each catch up on the
+    same changes, and now read them (and their rows) once instead of once each."""
+
+    KEEP = 8
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._found: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
+
+    def get(self, key: tuple[Any, ...]) -> Any:
+        with self._lock:
+            found = self._found.get(key)
+            if found is not None:
+                self._found.move_to_end(key)
+            return found
+
+    def put(self, key: tuple[Any, ...], value: Any) -> None:
+        with self._lock:
+            self._found[key] = value
+            self._found.move_to_end(key)
+            while len(self._found) > self.KEEP:
+                self._found.popitem(last=False)
+
+
 class ChangeLogFollower(DirectoryBase):
     """The change log's reads and pruning, and the index follower (mixed into `Directory`)."""
 
@@ -149,9 +176,14 @@ class ChangeLogFollower(DirectoryBase):
 
     def changes_since(self, seq: int, limit: int | None = None) -> list[tuple[int, str]]:
         """(seq, listing id) of the changes after `seq`, oldest first; raises `ChangesPruned` when the
-        log no longer reaches back that far (the caller must start over from the database)."""
+        log no longer reaches back that far (the caller must start over from the database). A whole
+        read (no `limit`) is shared with this process's other readers at the same head."""
         if seq < self._pruned_through():
             raise ChangesPruned(seq)
+        key = ("changes", seq, self.head_seq()) if limit is None else None
+        found: list[tuple[int, str]] | None = self._change_reads.get(key) if key else None
+        if found is not None:
+            return list(found)
         with read_session(self.engine) as session:
             statement = (
                 select(ChangeLog.seq, ChangeLog.listing_id)
@@ -164,7 +196,21 @@ class ChangeLogFollower(DirectoryBase):
             for seq_no, listing_id in session.exec(statement).all():
                 assert seq_no is not None  # a stored entry has its number
                 changes.append((int(seq_no), listing_id))
-            return changes
+        if key is not None and len(changes) <= BULK_REINDEX_THRESHOLD:
+            self._change_reads.put(key, tuple(changes))
+        return changes
+
+    def changed_rows(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The stored rows (any status) of changed listings, by id; missing ones left out. Shared with
+        this process's other readers of the same listings at the same head (the rows are read after
+        the head, so they are at least that new)."""
+        key = ("rows", self.head_seq(), tuple(ids)) if len(ids) <= RECENT_LIMIT else None
+        found: dict[str, dict[str, Any]] | None = self._change_reads.get(key) if key else None
+        if found is None:
+            found = {x["id"]: x for x in self.get_many(ids, include_unpublished=True)}
+            if key is not None:
+                self._change_reads.put(key, found)
+        return found
 
     def prune_change_log(self, keep_days: int | None = None) -> int:
         """Drop change-log entries older than RESDB_CHANGE_LOG_DAYS (the newest one always stays); a host
@@ -419,7 +465,7 @@ class ChangeLogFollower(DirectoryBase):
     def _changed_docs(self, ids: list[str]) -> dict[str, dict[str, Any] | None]:
         """The public document of each changed listing, in the order of `ids` (None: deleted or not
         published)."""
-        found = {x["id"]: x for x in self.get_many(ids, include_unpublished=True)}
+        found = self.changed_rows(ids)
         return {
             i: self.public_view(found[i])
             if i in found and found[i]["status"] == "published"

@@ -23,6 +23,7 @@ from resdb.changelog import (
     BULK_REINDEX_THRESHOLD,
     CHANGE_LOG_LOCK,
     ChangeLogFollower,
+    ChangeReads,
     ChangesPruned,
     queue_for_index,
 )
@@ -85,6 +86,7 @@ class Directory(ChangeLogFollower, Places, ListingReads, ListingWrites, Importin
         self.batch_commits = False
         self._head_seen = (float("-inf"), 0)
         self._recent = RecentChanges()
+        self._change_reads = ChangeReads()
 
     @staticmethod
     def open(

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from sqlmodel import Session
 
     from resdb.background import Background
+    from resdb.changelog import ChangeReads
     from resdb.geo import AreaIndex, Gazetteer
     from resdb.models import Listing
     from resdb.search import RecentChanges, SearchIndex
@@ -29,6 +30,7 @@ class DirectoryBase:
     serving: bool  # True in web workers: large catch-ups then rebuild in a background thread
     batch_commits: bool  # True under a batching follower: searches read recent changes from memory
     _recent: RecentChanges
+    _change_reads: ChangeReads  # the last change-log reads, shared by this process's caches
     _head_seen: tuple[float, int]  # (time.monotonic() before the read, head): the latest head read
     background: Background  # the daemon threads it started; close() stops and joins them
     _rebuilder: threading.Thread | None

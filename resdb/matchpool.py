@@ -315,7 +315,12 @@ class PoolKeeper:
                 if outcomes.get(k) != built.outcomes.get(k)
             }
         ids = sorted(changed)
-        upserts = [_with_outcome(x, outcomes) for x in self.directory.get_many(ids)]
+        rows = self.directory.changed_rows(ids)
+        upserts = [
+            _with_outcome(x, outcomes)
+            for x in (rows.get(i) for i in ids)
+            if x is not None and x["status"] == "published"
+        ]
         found = {x["id"] for x in upserts}
         return upserts, [i for i in ids if i not in found], outcomes
 

@@ -64,3 +64,45 @@ def test_a_write_in_the_request_is_seen_by_the_next(edit: EditSetup) -> None:
     assert [item["id"] for item in found["items"]] == ["t-salon"]
     head = edit.directory.head_seq()
     assert head == edit.directory._read_head_seq()  # outside a request: always read
+
+
+@contextmanager
+def change_reads(engine: Any) -> Iterator[list[str]]:
+    """Statements of this thread reading change-log entries or listing rows by id."""
+    seen: list[str] = []
+    me = threading.get_ident()
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        lowered = statement.lower()
+        if threading.get_ident() != me or "max(change_log.seq)" in lowered:
+            return
+        if "from change_log" in lowered or ("from listing" in lowered and " in (" in lowered):
+            seen.append("change_log" if "from change_log" in lowered else "listing")
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+
+
+def test_another_hosts_edit_is_read_once_by_the_caches_of_a_request(edit: EditSetup) -> None:
+    """A map view ranked by the index catches up both the search (from memory, as `resdb serve` runs)
+    and the map's columns on the same change: the entry and the row are read once, not once each."""
+    from resdb.directory import Directory
+
+    client, directory = edit.client, edit.directory
+    directory.batch_commits = True
+    view = "/api/resources.geojson?q=サロン&zoom=12"
+    assert client.get(view).status_code == 200  # caches built
+    other_host = Directory(directory.engine, directory.instance_dir.parent / "other-host")
+    version = other_host.get("t-salon")["version"]
+    other_host.update(
+        "t-salon", {"name": "戸破ふれあいサロン本館"}, actor="b", expected_version=version
+    )
+    with change_reads(directory.engine) as reads:
+        answer = client.get(view)
+    assert answer.status_code == 200
+    names = [f["properties"]["name"] for f in answer.get_json()["features"]]
+    assert "戸破ふれあいサロン本館" in names
+    assert sorted(reads) == ["change_log", "listing"], reads
