@@ -332,15 +332,11 @@ class ChangeLogFollower(DirectoryBase):
         thread otherwise, never in a request."""
         if rebuild_inline is None:
             rebuild_inline = not self.serving
-        head = self.head_seq()
+        head, _districts, pruned = self._revision_facts()  # one read outside a request too
         cursor = self.index.cursor()
         if cursor is not None and cursor >= head:
             return True
-        if (
-            cursor is None
-            or cursor < self._pruned_through()
-            or head - cursor > BULK_REINDEX_THRESHOLD
-        ):
+        if cursor is None or cursor < pruned or head - cursor > BULK_REINDEX_THRESHOLD:
             if rebuild_inline:
                 self.reindex(progress)
                 return True
@@ -379,15 +375,20 @@ class ChangeLogFollower(DirectoryBase):
         stop = threading.Event()
         self.batch_commits = commit_after > 0
 
+        # Batches are written every `commit_after` seconds, so the head needs reading only a tenth
+        # as often (requests read it anyway; searches never wait for the follower).
+        head_age = max(interval, commit_after / 10)
+
         def run() -> None:
             behind_since: float | None = None
+            tried_at = float("-inf")
             while not stop.wait(interval) and not self.background.stopping.is_set():
                 if not self.batch_commits:
                     self.try_follow_changes(wait=0.0)
                     continue
                 try:
                     cursor = self.index.cursor()
-                    backlog = None if cursor is None else self._recent_head(interval) - cursor
+                    backlog = None if cursor is None else self._recent_head(head_age) - cursor
                 except Exception:
                     log.warning("change log follower could not read the log", exc_info=True)
                     continue
@@ -397,9 +398,14 @@ class ChangeLogFollower(DirectoryBase):
                 now = time.monotonic()
                 behind_since = behind_since if behind_since is not None else now
                 due = now - behind_since >= commit_after
-                if backlog is None or backlog >= COMMIT_BATCH or due:
-                    if self.try_follow_changes(wait=0.0):
-                        behind_since = None
+                if (backlog is None or backlog >= COMMIT_BATCH or due) and now - tried_at >= min(
+                    1.0, commit_after
+                ):
+                    # Done, or not done because another worker of the host holds the apply lock
+                    # (it writes this batch for all) or the write failed: either way the next try
+                    # is a batch later, not at every poll (each try reads the log's facts).
+                    self.try_follow_changes(wait=0.0)
+                    behind_since, tried_at = None, now
 
         self.background.start("resdb-follow", run)
         return stop

@@ -286,6 +286,47 @@ def test_a_busy_workers_follower_asks_for_no_head_of_its_own(
         host_b.background.close()
 
 
+def test_a_follower_waits_a_batch_while_another_worker_holds_the_apply_lock(
+    directory: Directory, tmp_path: Path
+) -> None:
+    """A worker whose batch is due but whose host's apply lock another worker holds (it commits for
+    all) tries again a batch later, not at every poll: each try reads the log's facts, and under a
+    steady stream of edits the workers that lost the race used to read them ten times a second."""
+    import threading
+
+    from sqlalchemy import event
+
+    host_b = other_host(directory, tmp_path, "host-b")
+    host_b.serving = True
+    tries: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if threading.current_thread().name == "resdb-follow" and "from meta" in statement.lower():
+            tries.append(statement)
+
+    directory.create(SALON, actor="a")
+    head = directory.head_seq()
+    event.listen(directory.engine, "before_cursor_execute", count)
+    with host_b.index.apply_lock.hold(0) as got:  # another worker of host B is writing
+        assert got
+        stop = host_b.start_follower(0.02, commit_after=0.5)
+        try:
+            time.sleep(2.0)  # due after 0.5 s: about 75 polls while it is due
+            assert 1 <= len(tries) <= 2 * 5, len(tries)  # ≤ one try (two facts reads) per 0.5 s
+        finally:
+            stop.set()
+    try:
+        deadline = time.monotonic() + 20
+        stop = host_b.start_follower(0.02, commit_after=0.5)
+        while (host_b.index.cursor() or 0) < head and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert host_b.index.cursor() == head  # and once the lock is free, it commits
+    finally:
+        stop.set()
+        event.remove(directory.engine, "before_cursor_execute", count)
+        host_b.background.close()
+
+
 def test_a_follower_brings_another_host_up_to_date_without_a_search(
     directory: Directory, tmp_path: Path
 ) -> None:
