@@ -14,6 +14,11 @@ from resdb.search.bulk import memory_arrays
 from resdb.search.schema import _check_fields, listing_fields
 from resdb.search.segments import _MemorySegment, _Segment, _Snapshot
 
+# In-memory segments kept before they are merged into one: each add makes one (only its listings), but
+# every search reads every part, so a worker that read changes many times between two index commits
+# would search many tiny segments.
+MAX_MEMORY_PARTS = 4
+
 
 class RecentView:
     """One committed generation seen through the recent changes, as `run_search` reads a snapshot:
@@ -31,8 +36,8 @@ class RecentChanges:
 
     Kept incrementally, since each change reaches every worker of every host: each `add` builds one
     small in-memory segment of just the listings it names (an older copy of a listing in an earlier
-    one is masked), and the committed documents a change hides are looked up once per listing and
-    generation; only a rebase that drops listings (the host's periodic index commit) starts afresh."""
+    one is masked; past MAX_MEMORY_PARTS they are merged into one), and the committed documents a
+    change hides are looked up once per listing and generation."""
 
     def __init__(self) -> None:
         self.lock = threading.RLock()
@@ -82,7 +87,10 @@ class RecentChanges:
                 if fields is not None and _check_fields(fields):
                     fields = None  # the committed index leaves it out too (and reports it)
                 self._entries[listing_id] = (seq, fields)
-            self._add_part(sorted(last))
+            if len(self._parts) >= MAX_MEMORY_PARTS:
+                self._restart()  # every search reads each part: a few, not one per read
+            else:
+                self._add_part(sorted(last))
             self.seen = max(self.seen, changes[-1][0])
 
     def _add_part(self, listing_ids: list[str]) -> None:
