@@ -146,13 +146,20 @@ class ChangeLogFollower(DirectoryBase):
 
     def _read_revision_facts(self) -> tuple[int, str, int]:
         started = time.monotonic()
+
+        def meta(key: str) -> Any:
+            return select(Meta.value).where(col(Meta.key) == key).scalar_subquery()
+
+        facts = select(  # one statement, one round trip
+            select(func.max(ChangeLog.seq)).scalar_subquery(),
+            meta("districts"),
+            meta("change_log_pruned_through"),
+        )
         with read_session(self.engine) as session:
-            high = session.exec(select(func.max(ChangeLog.seq))).one()
-            districts = session.get(Meta, "districts")
-            pruned_meta = session.get(Meta, "change_log_pruned_through")
-        pruned = int(pruned_meta.value) if pruned_meta else 0
+            high, districts, pruned_value = session.execute(facts).one()
+        pruned = int(pruned_value) if pruned_value else 0
         head = self._head_from(high, lambda: pruned, started)
-        return head, districts.value if districts else "0", pruned
+        return head, districts or "0", pruned
 
     def _read_head_seq(self) -> int:
         started = time.monotonic()
