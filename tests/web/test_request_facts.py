@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from sqlalchemy import event
@@ -16,21 +16,27 @@ from tests.web.conftest import EditSetup
 
 
 @contextmanager
-def head_reads(engine: Any) -> Iterator[list[str]]:
-    """Statements reading the change-log head (max(seq)) in this thread while the block runs (the test
-    client serves requests in the calling thread; background builders run in their own)."""
+def statements(engine: Any, label: Callable[[str], str | None]) -> Iterator[list[str]]:
+    """The labels of this thread's statements while the block runs (`label` gives None for those not
+    counted; the test client serves requests in the calling thread, background builders in their own)."""
     seen: list[str] = []
     me = threading.get_ident()
 
     def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if threading.get_ident() == me and "max(change_log.seq)" in statement.lower():
-            seen.append(statement)
+        found = label(statement.lower()) if threading.get_ident() == me else None
+        if found is not None:
+            seen.append(found)
 
     event.listen(engine, "before_cursor_execute", count)
     try:
         yield seen
     finally:
         event.remove(engine, "before_cursor_execute", count)
+
+
+def head_reads(engine: Any) -> AbstractContextManager[list[str]]:
+    """Statements reading the change-log head (max(seq))."""
+    return statements(engine, lambda sql: sql if "max(change_log.seq)" in sql else None)
 
 
 def test_each_request_reads_the_head_once(edit: EditSetup) -> None:
@@ -66,24 +72,17 @@ def test_a_write_in_the_request_is_seen_by_the_next(edit: EditSetup) -> None:
     assert head == edit.directory._read_head_seq()  # outside a request: always read
 
 
-@contextmanager
-def change_reads(engine: Any) -> Iterator[list[str]]:
-    """Statements of this thread reading change-log entries or listing rows by id."""
-    seen: list[str] = []
-    me = threading.get_ident()
+def _change_or_row(sql: str) -> str | None:
+    if "max(change_log.seq)" in sql:
+        return None
+    if "from change_log" in sql:
+        return "change_log"
+    return "listing" if "from listing" in sql and " in (" in sql else None
 
-    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        lowered = statement.lower()
-        if threading.get_ident() != me or "max(change_log.seq)" in lowered:
-            return
-        if "from change_log" in lowered or ("from listing" in lowered and " in (" in lowered):
-            seen.append("change_log" if "from change_log" in lowered else "listing")
 
-    event.listen(engine, "before_cursor_execute", count)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
+def change_reads(engine: Any) -> AbstractContextManager[list[str]]:
+    """Statements reading change-log entries or listing rows by id."""
+    return statements(engine, _change_or_row)
 
 
 def test_another_hosts_edit_is_read_once_by_the_caches_of_a_request(edit: EditSetup) -> None:
