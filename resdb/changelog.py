@@ -16,7 +16,7 @@ from sqlalchemy import event, func, text
 from sqlmodel import Session, col, delete, select
 
 from resdb import config
-from resdb.db import insert_many, read_session, request_fact
+from resdb.db import in_request, insert_many, read_session, request_fact
 from resdb.directory_base import DirectoryBase
 from resdb.listings import PUBLIC_FIELDS, public_dict
 from resdb.models import (
@@ -187,7 +187,8 @@ class ChangeLogFollower(DirectoryBase):
         read (no `limit`) is shared with this process's other readers at the same head."""
         if seq < self._pruned_through():
             raise ChangesPruned(seq)
-        key = ("changes", seq, self.head_seq()) if limit is None else None
+        head = self._shared_head()
+        key = ("changes", seq, head) if limit is None and head is not None else None
         found: list[tuple[int, str]] | None = self._change_reads.get(key) if key else None
         if found is not None:
             return list(found)
@@ -207,17 +208,28 @@ class ChangeLogFollower(DirectoryBase):
             self._change_reads.put(key, tuple(changes))
         return changes
 
+    def _shared_head(self) -> int | None:
+        """The head a web request already read (its change reads are shared with the other caches of
+        the process that read at that head); None outside a request, where it would cost a read."""
+        return self.head_seq() if in_request() else None
+
     def changed_rows(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-        """The stored rows (any status) of changed listings, by id; missing ones left out. Shared with
-        this process's other readers of the same listings at the same head (the rows are read after
-        the head, so they are at least that new)."""
-        key = ("rows", self.head_seq(), tuple(ids)) if len(ids) <= RECENT_LIMIT else None
+        """The stored rows (any status) of changed listings, by id; missing ones left out. Inside a
+        request, shared with this process's other readers of the same listings at the same head (the
+        rows are read after the head, so they are at least that new)."""
+        head = self._shared_head() if len(ids) <= RECENT_LIMIT else None
+        key = ("rows", head, tuple(ids)) if head is not None else None
         found: dict[str, dict[str, Any]] | None = self._change_reads.get(key) if key else None
         if found is None:
             found = {x["id"]: x for x in self.get_many(ids, include_unpublished=True)}
             if key is not None:
                 self._change_reads.put(key, found)
         return found
+
+    def changed_published(self, ids: Sequence[str]) -> list[dict[str, Any]]:
+        """The published ones of `changed_rows(ids)`, in the order of `ids`."""
+        rows = self.changed_rows(ids)
+        return [rows[i] for i in ids if i in rows and rows[i]["status"] == "published"]
 
     def prune_change_log(self, keep_days: int | None = None) -> int:
         """Drop change-log entries older than RESDB_CHANGE_LOG_DAYS (the newest one always stays); a host
@@ -478,13 +490,8 @@ class ChangeLogFollower(DirectoryBase):
     def _changed_docs(self, ids: list[str]) -> dict[str, dict[str, Any] | None]:
         """The public document of each changed listing, in the order of `ids` (None: deleted or not
         published)."""
-        found = self.changed_rows(ids)
-        return {
-            i: self.public_view(found[i])
-            if i in found and found[i]["status"] == "published"
-            else None
-            for i in ids
-        }
+        published = {x["id"]: x for x in self.changed_published(ids)}
+        return {i: self.public_view(published[i]) if i in published else None for i in ids}
 
     def index_problems(self) -> dict[str, str]:
         """Listings the search index could not hold (reported by `resdb check` and the editor)."""

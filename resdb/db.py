@@ -42,6 +42,11 @@ def end_request_facts() -> None:
     _REQUEST_FACTS.set(None)
 
 
+def in_request() -> bool:
+    """True inside a web request (its facts are read once and remembered)."""
+    return _REQUEST_FACTS.get() is not None
+
+
 def request_fact(engine: Engine, name: str, read: Callable[[], T]) -> T:
     """`read()`, remembered for the rest of the current web request (read every time outside one)."""
     facts = _REQUEST_FACTS.get()

@@ -315,12 +315,7 @@ class PoolKeeper:
                 if outcomes.get(k) != built.outcomes.get(k)
             }
         ids = sorted(changed)
-        rows = self.directory.changed_rows(ids)
-        upserts = [
-            _with_outcome(x, outcomes)
-            for x in (rows.get(i) for i in ids)
-            if x is not None and x["status"] == "published"
-        ]
+        upserts = [_with_outcome(x, outcomes) for x in self.directory.changed_published(ids)]
         found = {x["id"] for x in upserts}
         return upserts, [i for i in ids if i not in found], outcomes
 

@@ -330,11 +330,9 @@ class FeatureCache:
                 return None
             if len(changed) > max(BACKLOG_LIMIT, columns.count // 4):
                 return None
-            rows = self.directory.changed_rows(sorted(changed))
             public = [
                 self.directory.public_view(x)
-                for x in (rows.get(i) for i in sorted(changed))
-                if x is not None and x["status"] == "published"
+                for x in self.directory.changed_published(sorted(changed))
             ]
             retired = columns.advance(changed, public_rows(public), head)
         snap = columns.snapshot(revision, max(head, seq))
