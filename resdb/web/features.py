@@ -49,6 +49,7 @@ from resdb.web.mapcolumns import (
     next_session_text,
     public_rows,
 )
+from resdb.web.mapgrid import FIXED, Grid, fixed
 
 __all__ = [
     "POINTS_UP_TO",
@@ -67,7 +68,7 @@ STREET_POINTS_MAX = 1500  # more than this at street zoom still comes as (fine) 
 MAX_GRID_CELLS = 1600  # a grid with more cells over the view is cut a zoom level coarser
 MAX_CELLS_SENT = 800  # …and so is one with more occupied cells (a cell is ≤ ~330 bytes: ≤ ~270 KB)
 
-MAP_SNAPSHOT_FORMAT = "map-1"  # bump when what the map's snapshot holds changes
+MAP_SNAPSHOT_FORMAT = "map-2"  # bump when what the map's snapshot holds changes
 BACKLOG_LIMIT = 2000  # more changed listings than this (and a quarter of the rows): a whole build
 REPUBLISH_ROWS = 5000  # a worker holding more appended rows (and 2% of the base) publishes anew
 DEFAULT_WAIT_SECONDS = 10.0
@@ -76,6 +77,45 @@ log = logging.getLogger(__name__)
 
 _HIDDEN_CODES = [KIND_CODE[k] for k in HIDDEN_IN_SEARCH_KINDS if k in KIND_CODE]
 _NO_NEXT = b',"next":null}}'
+
+
+_GRID_COLUMNS = ("px", "py", "lon", "lat", "code", "died")
+
+
+def _fine_box(box: tuple[float, ...]) -> tuple[int, int, int, int]:
+    """A bbox's corners on the finest cell grid: x0, x1, y0, y1 (y grows southwards)."""
+    corner_x, corner_y = mercator(np.array([box[0], box[2]]), np.array([box[1], box[3]]))
+    fx0, fx1 = (int(v) for v in fine_cell(corner_x))
+    fy1, fy0 = (int(v) for v in fine_cell(corner_y))
+    return fx0, fx1, fy0, fy1
+
+
+def _grid(level: int, fx0: int, fx1: int, fy0: int, fy1: int) -> Grid | None:
+    """The empty grid of `level`'s cells over the fine cells fx0…fx1 × fy0…fy1; None when it would have
+    more than MAX_GRID_CELLS (and a coarser level exists)."""
+    shift = FINE_LEVEL - level
+    x0, y0 = fx0 >> shift, fy0 >> shift
+    width, height = (fx1 >> shift) - x0 + 1, (fy1 >> shift) - y0 + 1
+    if width * height > MAX_GRID_CELLS and level > 0:
+        return None
+    return Grid(level, x0, y0, width, height, 2 * len(KIND_IDS))
+
+
+def _every_visible(query: SearchQuery) -> bool:
+    """Whether a snapshot-only query asks for every visible listing in a bbox (what the cell index holds)."""
+    return (
+        query.bbox is not None
+        and not query.municipality_code
+        and not query.kinds
+        and not query.include_venues
+    )
+
+
+def _head(total: int, pending: int) -> list[bytes]:
+    head = [b'{"type":"FeatureCollection","total":', str(total).encode()]
+    if pending:  # only while the host rebuilds its search index after a very large backlog
+        head += [b',"pending_changes":', str(pending).encode()]
+    return head
 
 
 def _snapshot_only(query: SearchQuery) -> bool:
@@ -511,11 +551,10 @@ class FeatureCache:
         bbox: tuple[float, ...] | None,
         rows: np.ndarray | None = None,
         mask: np.ndarray | None = None,
-    ) -> tuple[list[bytes], int]:
-        """One feature per grid cell holding listings (count, samples, kinds, the cell's bbox, at the mean
-        position of its listings); a cell of one listing is that listing's point. The listings are `rows`,
-        or the rows with a point in `mask`: binned over whole columns (no gathering) when they are many.
-        Returns (features, level)."""
+    ) -> Grid | None:
+        """The sums per grid cell of the listings `rows`, or the rows with a point in `mask`: binned over
+        whole columns (no gathering) when they are many. The zoom's grid, coarser while it has too many
+        cells or too many are occupied; None when no listing has a point."""
         has_point = snap.col("has_point")
         if rows is None:
             assert mask is not None
@@ -528,7 +567,7 @@ class FeatureCache:
             rows = rows[has_point[rows]]
             selected = len(rows)
         if not selected:
-            return [], zoom
+            return None
         if rows is not None:  # few: gather them
             px, py = snap.col("px")[rows], snap.col("py")[rows]
             lon, lat, code = snap.col("lon")[rows], snap.col("lat")[rows], snap.col("code")[rows]
@@ -539,53 +578,101 @@ class FeatureCache:
             valid = None if selected == snap.count else mask
         box = bbox if bbox is not None else snap.bounds("") if rows is None else None
         if box is not None:
-            corner_x, corner_y = mercator(np.array([box[0], box[2]]), np.array([box[1], box[3]]))
-            fx0, fx1 = (int(v) for v in fine_cell(corner_x))
-            fy1, fy0 = (int(v) for v in fine_cell(corner_y))  # y grows southwards
+            fx0, fx1, fy0, fy1 = _fine_box(box)
         else:
             fx0, fx1, fy0, fy1 = int(px.min()), int(px.max()), int(py.min()), int(py.max())
         level = min(max(0, zoom), FINE_LEVEL)
-        kinds_count = len(KIND_IDS)
+        codes = 2 * len(KIND_IDS)
         while True:  # the zoom's grid, coarser while it has too many cells or too many are occupied
             shift = FINE_LEVEL - level
-            ix0, iy0 = fx0 >> shift, fy0 >> shift
-            width, height = (fx1 >> shift) - ix0 + 1, (fy1 >> shift) - iy0 + 1
-            if width * height > MAX_GRID_CELLS and level > 0:
+            grid = _grid(level, fx0, fx1, fy0, fy1)
+            if grid is None:
                 level -= 1
                 continue
-            cells = width * height
+            cells = grid.width * grid.height
             ix = px >> shift
-            ix -= ix0
+            ix -= grid.x0
             key = py >> shift
-            key -= iy0
-            key *= width
+            key -= grid.y0
+            key *= grid.width
             key += ix
             if valid is not None:
                 key = np.where(valid, key, cells)  # the spare cell
             np.clip(key, 0, cells, out=key)  # in range already (same formulas): belt and braces
-            by_code = np.bincount(
-                key * (2 * kinds_count) + code, minlength=(cells + 1) * 2 * kinds_count
-            ).reshape(cells + 1, 2 * kinds_count)[:cells]
-            by_kind = by_code[:, :kinds_count] + by_code[:, kinds_count:]
-            counts = by_kind.sum(axis=1)
-            occupied = np.flatnonzero(counts)
-            if len(occupied) <= MAX_CELLS_SENT or level == 0:
+            grid.by_code = np.bincount(key * codes + code, minlength=(cells + 1) * codes).reshape(
+                cells + 1, codes
+            )[:cells]
+            if len(np.flatnonzero(grid.by_code.any(axis=1))) <= MAX_CELLS_SENT or level == 0:
                 break
             level -= 1
-        per_world = 2.0**level * 256 / CELL_PX
+        grid.lon = np.bincount(key, weights=fixed(lon), minlength=cells + 1)[:cells]
+        grid.lat = np.bincount(key, weights=fixed(lat), minlength=cells + 1)[:cells]
+        index = rows.astype(np.float64) if rows is not None else snap.row_numbers()
+        grid.row = np.bincount(key, weights=index, minlength=cells + 1)[:cells]
+        return grid
+
+    def _view_cells(self, snap: Snapshot, zoom: int, bbox: tuple[float, ...]) -> Grid | None:
+        """The sums per grid cell of every visible listing in `bbox`, from the cell index: whole cells
+        from the level's sums, the view's edge cells row by row, and the rows changed since the base
+        added or taken away (see resdb.web.mapgrid). None when the index cannot answer."""
+        if snap.cells is None or len(bbox) != 4:
+            return None
+        box = (float(bbox[0]), float(bbox[1]), float(bbox[2]), float(bbox[3]))
+        fx0, fx1, fy0, fy1 = _fine_box(box)
+        if fx0 > fx1 or fy0 > fy1:
+            return None
+        columns = {name: snap.columns[name] for name in _GRID_COLUMNS}
+        hidden, has_point = snap.columns["hidden"], snap.columns["has_point"]
+        retired = np.asarray(snap.retired_base, dtype=np.int64)
+        retired = retired[has_point[retired] & ~hidden[retired]]
+        tail = np.arange(snap.base, snap.count, dtype=np.int64)
+        lon, lat = columns["lon"][tail], columns["lat"][tail]
+        tail = tail[
+            has_point[tail]
+            & ~hidden[tail]
+            & (columns["died"][tail] > snap.seq)
+            & (lon >= box[0])
+            & (lon <= box[2])
+            & (lat >= box[1])
+            & (lat <= box[3])
+        ]
+        level = min(max(0, zoom), FINE_LEVEL)
+        while True:
+            grid = _grid(level, fx0, fx1, fy0, fy1)
+            if grid is None:
+                level -= 1
+                continue
+            shift = FINE_LEVEL - level
+            interior = snap.cells.view(grid, shift, columns, box, snap.seq)
+            if len(interior) and len(retired):  # the level's sums still count them
+                x = (columns["px"][retired] >> shift).astype(np.int64) - grid.x0
+                y = (columns["py"][retired] >> shift).astype(np.int64) - grid.y0
+                inside = (x >= 0) & (x < grid.width) & (y >= 0) & (y < grid.height)
+                whole = np.zeros(grid.width * grid.height, dtype=bool)
+                whole[interior] = True
+                inside[inside] = whole[(y * grid.width + x)[inside]]
+                grid.add(shift, columns, retired[inside], sign=-1)
+            grid.add(shift, columns, tail)
+            if len(np.flatnonzero(grid.by_code.any(axis=1))) <= MAX_CELLS_SENT or level == 0:
+                return grid
+            level -= 1
+
+    def _encode_cells(self, snap: Snapshot, grid: Grid) -> list[bytes]:
+        """One feature per occupied cell (count, samples, kinds, the cell's bbox, at the mean position of
+        its listings); a cell of one listing is that listing's point."""
+        kinds_count = len(KIND_IDS)
+        by_code = grid.by_code
+        by_kind = by_code[:, :kinds_count] + by_code[:, kinds_count:]
+        counts = by_kind.sum(axis=1)
+        occupied = np.flatnonzero(counts)
+        per_world = 2.0**grid.level * 256 / CELL_PX
         by_kind, n = by_kind[occupied], counts[occupied]
         samples = by_code[occupied, kinds_count:].sum(axis=1)
-        lon_sum = np.bincount(key, weights=lon, minlength=cells + 1)[occupied]
-        lat_sum = np.bincount(key, weights=lat, minlength=cells + 1)[occupied]
+        lon_mean = grid.lon[occupied] / n / FIXED
+        lat_mean = grid.lat[occupied] / n / FIXED
         singles = n == 1
-        single_cells = occupied[singles]
-        if len(single_cells):
-            index = rows.astype(np.float64) if rows is not None else snap.row_numbers()
-            first = np.bincount(key, weights=index, minlength=cells + 1)
-            single_rows = first[single_cells].astype(np.int64)
-        else:
-            single_rows = np.empty(0, dtype=np.int64)
-        cx, cy = occupied % width + ix0, occupied // width + iy0
+        single_rows = np.rint(grid.row[occupied[singles]]).astype(np.int64)
+        cx, cy = occupied % grid.width + grid.x0, occupied // grid.width + grid.y0
         west = cx / per_world * 360.0 - 180.0
         east = (cx + 1) / per_world * 360.0 - 180.0
         north = lat_of(cy / per_world)
@@ -598,14 +685,14 @@ class FeatureCache:
             )
             out.append(
                 (
-                    f'{{"type":"Feature","id":"c{level}-{int(cx[i])}-{int(cy[i])}",'
-                    f'"geometry":{{"type":"Point","coordinates":[{lon_sum[i] / count:.5f},'
-                    f'{lat_sum[i] / count:.5f}]}},"properties":{{"cluster":true,"count":{count},'
+                    f'{{"type":"Feature","id":"c{grid.level}-{int(cx[i])}-{int(cy[i])}",'
+                    f'"geometry":{{"type":"Point","coordinates":[{lon_mean[i]:.5f},'
+                    f'{lat_mean[i]:.5f}]}},"properties":{{"cluster":true,"count":{count},'
                     f'"samples":{int(samples[i])},"kinds":{{{kinds}}},'
                     f'"bbox":[{west[i]:.5f},{south[i]:.5f},{east[i]:.5f},{north[i]:.5f}]}}}}'
                 ).encode()
             )
-        return out, level
+        return out
 
     def answer(
         self, query: SearchQuery, zoom: int | None = None, snap: Snapshot | None = None
@@ -616,6 +703,12 @@ class FeatureCache:
         rows: np.ndarray | None = None
         mask: np.ndarray | None = None
         ranked = not _snapshot_only(query)
+        if zoom is not None and zoom < STREET_ZOOM and not ranked and _every_visible(query):
+            assert query.bbox is not None
+            grid = self._view_cells(snap, zoom, query.bbox)  # no pass over every row
+            total = int(grid.by_code.sum()) if grid is not None else 0
+            if grid is not None and total > self.points_up_to:
+                return self._cell_answer(snap, grid, zoom, total, 0)
         pending = 0
         if ranked:
             rows, pending = self._found(query, snap)
@@ -629,28 +722,32 @@ class FeatureCache:
                 if query.bbox is not None
                 else int(np.count_nonzero(mask & snap.col("has_point")))
             )
-        clustered = zoom is not None and (
+        if zoom is not None and (
             (zoom < STREET_ZOOM and with_point > self.points_up_to)
             or with_point > STREET_POINTS_MAX
-        )
-        head = [b'{"type":"FeatureCollection","total":', str(total).encode()]
-        if pending:  # only while the host rebuilds its search index after a very large backlog
-            head += [b',"pending_changes":', str(pending).encode()]
-        if clustered:
-            assert zoom is not None
-            parts, level = self._cells(snap, zoom, query.bbox, rows=rows, mask=mask)
-            head += [b',"clustered":true,"level":', str(level).encode()]
-        else:
-            if rows is None:
-                assert mask is not None  # an unranked query has its mask
-                rows = np.flatnonzero(mask)
-            start = query.offset or 0
-            stop = None if query.limit is None else start + query.limit
-            parts = self._points(snap, self._ordered(snap, rows, ranked, start, stop))
-            if zoom is not None:
-                head.append(b',"clustered":false')
+        ):
+            grid = self._cells(snap, zoom, query.bbox, rows=rows, mask=mask)
+            return self._cell_answer(snap, grid, zoom, total, pending)
+        if rows is None:
+            assert mask is not None  # an unranked query has its mask
+            rows = np.flatnonzero(mask)
+        start = query.offset or 0
+        stop = None if query.limit is None else start + query.limit
+        parts = self._points(snap, self._ordered(snap, rows, ranked, start, stop))
+        head = _head(total, pending)
+        if zoom is not None:
+            head.append(b',"clustered":false')
         body = b"".join((*head, b',"features":[', b",".join(parts), b"]}"))
-        return MapAnswer(body, total, clustered, len(parts), snap)
+        return MapAnswer(body, total, False, len(parts), snap)
+
+    def _cell_answer(
+        self, snap: Snapshot, grid: Grid | None, zoom: int, total: int, pending: int
+    ) -> MapAnswer:
+        parts = self._encode_cells(snap, grid) if grid is not None else []
+        level = grid.level if grid is not None else zoom
+        head = [*_head(total, pending), b',"clustered":true,"level":', str(level).encode()]
+        body = b"".join((*head, b',"features":[', b",".join(parts), b"]}"))
+        return MapAnswer(body, total, True, len(parts), snap)
 
     def gzipped(self, key: str, body: bytes, keep: int = 16) -> bytes:
         """`body` gzip-compressed, remembered for the last `keep` keys (the same view asked again is free)."""

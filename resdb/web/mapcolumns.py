@@ -22,6 +22,7 @@ from resdb.domain.blobs import BlobColumn, FileBlob, utf8_blob
 from resdb.domain.vocab import HIDDEN_IN_SEARCH_KINDS, KINDS
 from resdb.exchange import feature
 from resdb.web.labels import session_ja, upcoming, yen
+from resdb.web.mapgrid import CellIndex, z_order
 
 KIND_IDS = list(KINDS)
 KIND_CODE = {kind: n for n, kind in enumerate(KIND_IDS)}
@@ -392,7 +393,14 @@ def encode_rows(rows: Sequence[MapRow]) -> tuple[dict[str, np.ndarray], dict[str
         arrays[name], arrays[f"{name}_at"] = utf8_blob(values)
     ids = np.array([r.id.encode() for r in rows], dtype=bytes) if rows else np.zeros(0, "S1")
     arrays.update(_id_table(ids))
+    arrays.update(_z_arrays(arrays, count))
     return arrays, {"count": count, "municipality_codes": codes}
+
+
+def _z_arrays(arrays: dict[str, np.ndarray], count: int) -> dict[str, np.ndarray]:
+    """The cell index's order of the base rows that can show on the map (see resdb.web.mapgrid)."""
+    shown = arrays["has_point"][:count] & ~arrays["hidden"][:count]
+    return z_order(arrays["px"][:count], arrays["py"][:count], shown)
 
 
 @dataclass
@@ -412,6 +420,9 @@ class Snapshot:
     position: Position
     municipality_codes: dict[str, int]
     generation: int
+    base: int = 0  # rows below this are the base rows (in `cells`); the rest were appended since
+    cells: CellIndex | None = None
+    retired_base: Sequence[int] = ()  # base rows retired at or before `seq`
     _masks: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     _bounds: dict[str, tuple[float, float, float, float] | None] = field(
         default_factory=dict, repr=False
@@ -522,6 +533,7 @@ class Snapshot:
         ):
             arrays[name], arrays[f"{name}_at"] = strings.take(order)
         arrays.update(_id_table(self.ids.take(order)))
+        arrays.update(_z_arrays(arrays, count))
         return arrays, {
             "count": count,
             "municipality_codes": dict(self.municipality_codes),
@@ -554,7 +566,12 @@ class Columns:
         self.keys = RowKeys(self.columns, self.kana, self.ids)
         self.position = Position(arrays["id_sorted"], arrays["id_row"])
         self._tail_sorted: list[tuple[tuple[Any, ...], int]] = []  # live appended rows by key
-        self.dead = int(np.count_nonzero(self.columns["died"][: self.base] != _ALIVE))
+        self.cells = CellIndex(arrays["z_key"], arrays["z_rows"])
+        # Base rows retired so far, in the order retired (a snapshot reads the ones before it).
+        self.retired_base: list[int] = np.flatnonzero(
+            self.columns["died"][: self.base] != _ALIVE
+        ).tolist()
+        self.dead = len(self.retired_base)
         if len(self.ids) != self.base or self.capacity < self.base:
             raise ValueError("map columns of unequal length")
 
@@ -652,6 +669,8 @@ class Columns:
                 continue
             died[old] = seq
             retired.append(old)
+            if old < self.base:
+                self.retired_base.append(old)
             self.dead += 1
             if old >= self.base:
                 entry = (self.keys[old], old)
@@ -687,6 +706,9 @@ class Columns:
             position=self.position,
             municipality_codes=self.municipality_codes,
             generation=self.generation,
+            base=self.base,
+            cells=self.cells,
+            retired_base=self.retired_base[:],
         )
 
 
