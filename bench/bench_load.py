@@ -411,6 +411,8 @@ def report(
         f"probed edits, lag p50 {pct(lags, 50) if lags else 0:.0f} ms / p95 {pct(lags, 95) if lags else 0:.0f} ms"
         f" / max {max(lags, default=0):.0f} ms; not found within 30 s: {len(recorder.unseen)}"
     )
+    for unseen in recorder.unseen:
+        print(f"  not found: {unseen}")
     print(
         f"load average (1/5/15 min) at the end: {', '.join(f'{x:.2f}' for x in os.getloadavg())}; "
         f"highest 1-min seen during the run {ctx['load_max']:.2f}; at the start {ctx['load_start']}"
@@ -470,6 +472,7 @@ def report(
             "max": max(lags, default=None),
             "probed": recorder.probes,
             "unseen": len(recorder.unseen),
+            "unseen_probes": recorder.unseen,
         },
         "loadavg_end": os.getloadavg(),
         "memory_mb": memory,

@@ -14,6 +14,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -361,10 +362,12 @@ def probe(recorder: Recorder, base: str, listing_id: str, name: str, token: str)
     written = time.monotonic()
     recorder.probes += 1
     polls = 0
+    statuses: Counter[int] = Counter()
     while time.monotonic() < written + PROBE_SECONDS and not recorder.closed:
         status, body, _ = call(
             base, "GET", f"/api/resources?q={name}&limit=10", token=token, timeout=10.0
         )
+        statuses[status] += 1
         if status == 200 and any(
             x["id"] == listing_id and x["name"] == name for x in body["items"]
         ):
@@ -372,4 +375,6 @@ def probe(recorder: Recorder, base: str, listing_id: str, name: str, token: str)
             return
         polls += 1
         time.sleep(0.1 if polls < 10 else 0.5)
-    recorder.unseen.append(listing_id)
+    # what the polls got (a 429 or a timeout is not a stale index)
+    answers = ", ".join(f"{status}×{n}" for status, n in sorted(statuses.items()))
+    recorder.unseen.append(f"{listing_id} on {base} ({answers})")
