@@ -31,6 +31,7 @@ FUZZY_WHEN_FEWER = 10
 # Names scored by rapidfuzz per typo query at most, over all segments (those sharing the most bigrams first).
 FUZZY_CANDIDATES = 5_000
 _NONE = np.zeros(0, dtype=np.int64)
+_NO_SCORES = np.zeros(0, dtype=np.float32)
 
 
 @dataclass
@@ -119,13 +120,17 @@ def _text_hits(seg: _Segment, term: str, field_name: str) -> np.ndarray:
     return docs
 
 
-def _word_evidence(seg: _Segment, word: str) -> tuple[np.ndarray, np.ndarray]:
-    """(best exact field weight, summed other evidence) per document of a segment for one query word."""
+def _word_evidence(seg: _Segment, word: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For one query word, the documents of a segment with any evidence (sorted), their best exact field
+    weight and their summed other evidence. Only the documents in the postings read are touched (no
+    pass over every document but one over a flag per document)."""
     exact = np.zeros(seg.size, dtype=np.float32)
     other = np.zeros(seg.size, dtype=np.float32)
+    found = np.zeros(seg.size, dtype=np.float32)  # one expanded term's best field weight
+    seen = np.zeros(seg.size, dtype=bool)
     top_weight = max(FIELD_WEIGHTS.values())
     for term, term_weight in expansions_of(word).items():
-        found = np.zeros(seg.size, dtype=np.float32)
+        hit = []
         for field_name, weight in FIELD_WEIGHTS.items():
             docs = _text_hits(seg, term, field_name)
             if len(docs):
@@ -134,23 +139,30 @@ def _word_evidence(seg: _Segment, word: str) -> tuple[np.ndarray, np.ndarray]:
                     if term_weight >= 1.0
                     else term_weight * (0.5 + 0.5 * weight / top_weight)
                 )
-                found[docs] = np.maximum(found[docs], np.float32(value))  # docs are unique
-        if term_weight >= 1.0:
-            exact = np.maximum(exact, found)
-        else:
-            other += found
+                target = exact if term_weight >= 1.0 else found
+                target[docs] = np.maximum(target[docs], np.float32(value))  # docs are unique
+                seen[docs] = True
+                hit.append(docs)
+        if term_weight < 1.0 and hit:
+            docs = np.concatenate(hit) if len(hit) > 1 else hit[0]
+            other[docs] += found[docs]  # a document in several lists gets its best once
+            found[docs] = 0
     for intent in intents_of(word):
         vocab_field = VOCAB_FIELDS.get(intent.field)
         if vocab_field is not None:
-            other[seg.postings(vocab_field, intent.value)] += np.float32(intent.weight)
-    return exact, other
+            docs = seg.postings(vocab_field, intent.value)
+            other[docs] += np.float32(intent.weight)
+            seen[docs] = True
+    touched = np.flatnonzero(seen)
+    return touched, exact[touched], other[touched]
 
 
 def _filter_mask(seg: _Segment, live: np.ndarray, query: SearchQuery) -> np.ndarray:
     mask = live.copy()
     hidden = [k for k in HIDDEN_IN_SEARCH_KINDS if k not in query.kinds]
     if hidden and not query.include_venues and query.ids is None:
-        mask &= ~seg.mask_of("kind", hidden)
+        for term in hidden:  # few documents: cleared where they are
+            mask[seg.postings("kind", term)] = False
     if query.kinds:
         mask &= seg.mask_of("kind", query.kinds)
     if query.targets:
@@ -185,12 +197,17 @@ def _filter_mask(seg: _Segment, live: np.ndarray, query: SearchQuery) -> np.ndar
     if box is not None:
         mask &= seg.mask_of("flags", ["point"])
         candidates = np.flatnonzero(mask)  # coordinates read only where the mask still holds
-        if len(candidates) > seg.size // 8:  # most of the columns' pages are read: ask at once
+        if len(candidates) > seg.size // 8:  # most rows: compare whole columns (no gathering)
             prefetch(seg.lon)
             prefetch(seg.lat)
-        lon, lat = seg.lon[candidates], seg.lat[candidates]
-        inside = (lon >= box[0]) & (lon <= box[2]) & (lat >= box[1]) & (lat <= box[3])
-        mask[candidates[~inside]] = False
+            mask &= seg.lon >= box[0]
+            mask &= seg.lon <= box[2]
+            mask &= seg.lat >= box[1]
+            mask &= seg.lat <= box[3]
+        else:
+            lon, lat = seg.lon[candidates], seg.lat[candidates]
+            inside = (lon >= box[0]) & (lon <= box[2]) & (lat >= box[1]) & (lat <= box[3])
+            mask[candidates[~inside]] = False
     if query.ids is not None:
         mask &= seg.mask_of("id", query.ids)
     return mask
@@ -307,26 +324,34 @@ def run_search(snap: _Snapshot | RecentView, query: SearchQuery) -> SearchResult
     scores: list[np.ndarray | None] = [None] * len(parts)
     local_docs: list[np.ndarray]
     if terms:
-        matched = [a.copy() for a in allowed]
-        totals = [np.zeros(seg.size, dtype=np.float32) for seg, _, _ in parts]
+        # Per segment, the documents matching every word so far (sorted) and their summed scores.
+        matched: list[np.ndarray | None] = [None] * len(parts)
+        totals: list[np.ndarray] = [_NO_SCORES] * len(parts)
         for word in terms:
-            bests = [combine_word_evidence(*_word_evidence(seg, word)) for seg, _, _ in parts]
+            evidence = [_word_evidence(seg, word) for seg, _, _ in parts]
+            bests = [(docs, combine_word_evidence(ex, ot)) for docs, ex, ot in evidence]
             count = sum(
-                int(np.count_nonzero((best > 0) & live))
-                for best, (_, live, _) in zip(bests, parts, strict=True)
+                int(np.count_nonzero((best > 0) & live[docs]))
+                for (docs, best), (_, live, _) in zip(bests, parts, strict=True)
             )
             factor = math.log(1.0 + snap.live_count / count) if count else None
-            for i, best in enumerate(bests):
+            for i, (docs, best) in enumerate(bests):
                 if factor is not None:
                     best *= factor
-                matched[i] &= best > 0
-                totals[i] += best
-        local_docs = [np.flatnonzero(m) for m in matched]
+                before = matched[i]
+                if before is None:  # the first word: its documents that the filters allow
+                    keep = (best > 0) & allowed[i][docs]
+                    matched[i], totals[i] = docs[keep], best[keep]
+                    continue
+                at = np.minimum(np.searchsorted(docs, before), max(len(docs) - 1, 0))
+                keep = (docs[at] == before) & (best[at] > 0) if len(docs) else at < 0
+                matched[i], totals[i] = before[keep], totals[i][keep] + best[at[keep]]
+        local_docs = [m if m is not None else _NONE for m in matched]
         for i, (seg, _, _) in enumerate(parts):
             docs = local_docs[i]
             # Among equal hits, shorter names (closer to the query) first.
             length_factor = (1.0 + 1.0 / (1.0 + seg.name_len[docs] / 8.0)).astype(np.float32)
-            scores[i] = totals[i][docs] * length_factor
+            scores[i] = totals[i] * length_factor
     else:
         local_docs = [np.flatnonzero(a) for a in allowed]
     primaries, tiebreaks, distance_parts, segment_of, local_of = [], [], [], [], []
