@@ -156,11 +156,12 @@ class CellIndex:
         by_code = np.bincount(
             which * codes + columns["code"][rows], minlength=count * codes
         ).reshape(count, codes)
+        small = np.uint16 if count and int(by_code.max()) <= np.iinfo(np.uint16).max else np.int32
         return LevelCells(
             key=cell[start],
-            start=start.astype(np.int64),
-            stop=stop,
-            by_code=by_code.astype(np.int32),
+            start=start.astype(np.int32),
+            stop=stop.astype(np.int32),
+            by_code=by_code.astype(small),  # fine levels: few listings per cell and code
             lon=np.bincount(which, weights=fixed(columns["lon"][rows]), minlength=count),
             lat=np.bincount(which, weights=fixed(columns["lat"][rows]), minlength=count),
             row=np.bincount(which, weights=rows.astype(np.float64), minlength=count),

@@ -411,3 +411,28 @@ def test_negative_coordinates_fit_the_index(tmp_path: Path) -> None:
     index.rebuild([{**LISTINGS[0], "id": "south", "lat": -33.9, "lon": -70.6}])
     assert index.problems() == {}
     assert index.search(SearchQuery(near=(-33.9, -70.6), radius_km=1)).ids == ["south"]
+
+
+def test_every_word_of_a_query_must_match_across_segments(tmp_path: Path) -> None:
+    """Two words find exactly the listings each word finds on its own (fuzzy hits aside), with filters
+    and over several segments with deletions."""
+    from resdb.synth import synthetic_listings
+
+    listings = list(synthetic_listings(900, seed=5))
+    index = SearchIndex(tmp_path)
+    index.rebuild(listings[:600])
+    index.apply(listings[600:], [x["id"] for x in listings[:40]])  # a second segment + deletions
+    words = ["サロン", "体操", "子ども", "カフェ", "食堂", "高齢者", "交流", "相談"]
+    checked = 0
+    for first in words:
+        for second in words:
+            for kinds in ([], ["kayoi"]):
+
+                def found(q: str, kinds: list[str] = kinds) -> set[str]:
+                    result = index.search(SearchQuery(q=q, kinds=kinds, limit=None))
+                    return {h.id for h in result.hits if not h.fuzzy}
+
+                both = found(f"{first} {second}")
+                assert both == found(first) & found(second), (first, second, kinds)
+                checked += bool(both)
+    assert checked > 10  # the pairs are not all empty
