@@ -35,6 +35,7 @@ from resdb.search import SearchQuery
 from resdb.web.mapcolumns import (
     CELL_PX,
     FINE_LEVEL,
+    FINE_SCALE,
     KIND_CODE,
     KIND_IDS,
     Columns,
@@ -619,8 +620,8 @@ class FeatureCache:
             return None
         box = (float(bbox[0]), float(bbox[1]), float(bbox[2]), float(bbox[3]))
         fx0, fx1, fy0, fy1 = _fine_box(box)
-        if fx0 > fx1 or fy0 > fy1:
-            return None
+        if fx0 > fx1 or fy0 > fy1 or min(fx0, fy0) < 0 or max(fx1, fy1) > FINE_SCALE:
+            return None  # an empty box, or one past the world's edge (cell codes hold cells on it)
         columns = {name: snap.columns[name] for name in _GRID_COLUMNS}
         hidden, has_point = snap.columns["hidden"], snap.columns["has_point"]
         retired = np.asarray(snap.retired_base, dtype=np.int64)

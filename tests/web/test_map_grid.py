@@ -53,7 +53,7 @@ def test_cells_from_the_index_equal_cells_from_every_row_before_and_after_edits(
     ids = _fill(directory, 600)
     cache = _cache(directory, shared=False, points_up_to=3)
     rng = random.Random(11)
-    views = _views(rng, 80)
+    views = _views(rng, 80) + [((-200.0, -89.0, 200.0, 89.0), 1), ((130.0, 30.0, 190.0, 40.0), 4)]
     assert _compare(cache, views) > 50
     columns = cache._columns
     for step in range(60):
