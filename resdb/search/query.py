@@ -5,7 +5,7 @@ segments."""
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import TYPE_CHECKING
@@ -129,18 +129,23 @@ def _word_evidence(seg: _Segment, word: str) -> tuple[np.ndarray, np.ndarray, np
     found = np.zeros(seg.size, dtype=np.float32)  # one expanded term's best field weight
     seen = np.zeros(seg.size, dtype=bool)
     top_weight = max(FIELD_WEIGHTS.values())
+    exact_written = False
     for term, term_weight in expansions_of(word).items():
-        hit = []
+        hit: list[np.ndarray] = []
         for field_name, weight in FIELD_WEIGHTS.items():
             docs = _text_hits(seg, term, field_name)
             if len(docs):
-                value = (
+                value = np.float32(
                     weight
                     if term_weight >= 1.0
                     else term_weight * (0.5 + 0.5 * weight / top_weight)
                 )
                 target = exact if term_weight >= 1.0 else found
-                target[docs] = np.maximum(target[docs], np.float32(value))  # docs are unique
+                if exact_written if term_weight >= 1.0 else hit:  # docs are unique
+                    target[docs] = np.maximum(target[docs], value)
+                else:  # still zero everywhere: no need to compare
+                    target[docs] = value
+                exact_written = exact_written or term_weight >= 1.0
                 seen[docs] = True
                 hit.append(docs)
         if term_weight < 1.0 and hit:
@@ -155,6 +160,26 @@ def _word_evidence(seg: _Segment, word: str) -> tuple[np.ndarray, np.ndarray, np
             seen[docs] = True
     touched = np.flatnonzero(seen)
     return touched, exact[touched], other[touched]
+
+
+_LENGTH_FACTORS = np.zeros(0, dtype=np.float32)
+
+
+def _length_factors(lengths: np.ndarray) -> np.ndarray:
+    """1 + 1 / (1 + length / 8) per name length, as float32: shorter names (closer to the query)
+    first among equal hits. Looked up in a table made once per longest length seen."""
+    global _LENGTH_FACTORS
+    at = lengths.astype(np.intp)
+    if len(at) and (at.min() < 0 or not np.array_equal(at, lengths)):  # not whole lengths
+        direct: np.ndarray = (1.0 + 1.0 / (1.0 + lengths / 8.0)).astype(np.float32)
+        return direct
+    table = _LENGTH_FACTORS
+    longest = int(at.max()) if len(at) else 0
+    if longest >= len(table):
+        every = np.arange(max(longest + 1, 256), dtype=lengths.dtype)
+        table = _LENGTH_FACTORS = (1.0 + 1.0 / (1.0 + every / 8.0)).astype(np.float32)
+    factors: np.ndarray = table[at]
+    return factors
 
 
 def _filter_mask(seg: _Segment, live: np.ndarray, query: SearchQuery) -> np.ndarray:
@@ -296,9 +321,11 @@ def _fuzzy_scores(seg: _Segment, needle: str, candidates: np.ndarray) -> list[tu
     ]
 
 
-def _first_in_order(primary: np.ndarray, tiebreak: np.ndarray, want: int) -> np.ndarray:
-    """Positions of the `want` first entries in the total order (primary, then tiebreak): the same
-    answer whatever `want` is, so pages never repeat or drop a hit."""
+def _first_in_order(
+    primary: np.ndarray, tiebreak_of: Callable[[np.ndarray], np.ndarray], want: int
+) -> np.ndarray:
+    """Positions of the `want` first entries in the total order (primary, then the tiebreak of the
+    positions asked for): the same answer whatever `want` is, so pages never repeat or drop a hit."""
     if want <= 0:
         return np.zeros(0, dtype=np.int64)
     if want < len(primary):
@@ -306,8 +333,13 @@ def _first_in_order(primary: np.ndarray, tiebreak: np.ndarray, want: int) -> np.
         candidates = np.flatnonzero(primary <= kth)  # every tie at the cut-off competes on tiebreak
     else:
         candidates = np.arange(len(primary))
-    order = np.lexsort((tiebreak[candidates], primary[candidates]))
+    order = np.lexsort((tiebreak_of(candidates), primary[candidates]))
     return candidates[order][:want]
+
+
+def _tiebreak_of(seg: _Segment, docs: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """The tiebreak of positions in `docs` (gathered only for the positions asked for)."""
+    return lambda at: np.asarray(seg.tiebreak[docs[at]])
 
 
 def _concat(parts: list[np.ndarray], dtype: type) -> np.ndarray:
@@ -350,11 +382,11 @@ def run_search(snap: _Snapshot | RecentView, query: SearchQuery) -> SearchResult
         for i, (seg, _, _) in enumerate(parts):
             docs = local_docs[i]
             # Among equal hits, shorter names (closer to the query) first.
-            length_factor = (1.0 + 1.0 / (1.0 + seg.name_len[docs] / 8.0)).astype(np.float32)
-            scores[i] = totals[i] * length_factor
+            scores[i] = totals[i] * _length_factors(np.asarray(seg.name_len[docs]))
     else:
         local_docs = [np.flatnonzero(a) for a in allowed]
-    primaries, tiebreaks, distance_parts, segment_of, local_of = [], [], [], [], []
+    primaries: list[np.ndarray] = []
+    distance_of: list[np.ndarray | None] = []
     for i, (seg, _, _) in enumerate(parts):
         docs = local_docs[i]
         score = scores[i]
@@ -375,16 +407,34 @@ def run_search(snap: _Snapshot | RecentView, query: SearchQuery) -> SearchResult
         else:
             primary = np.asarray(seg.name_len[docs])  # short names first
         primaries.append(primary)
-        tiebreaks.append(np.asarray(seg.tiebreak[docs]))
-        distance_parts.append(distances if distances is not None else np.full(len(docs), np.nan))
-        segment_of.append(np.full(len(docs), i, dtype=np.int32))
-        local_of.append(docs)
-    primary_all = _concat(primaries, np.float64)
-    total = int(len(primary_all))
+        distance_of.append(distances)
+    total = sum(len(docs) for docs in local_docs)
     want = min(total, query.offset + query.limit) if query.limit is not None else total
-    top = _first_in_order(primary_all, _concat(tiebreaks, np.int64), want)
+    # Each segment's own first `want` (the answer's first `want` are among them), then those in order.
+    primary_parts: list[np.ndarray] = []
+    tiebreaks: list[np.ndarray] = []
+    distance_parts: list[np.ndarray] = []
+    segment_of: list[np.ndarray] = []
+    local_of: list[np.ndarray] = []
+    score_parts: list[np.ndarray] = []
+    for i, (seg, _, _) in enumerate(parts):
+        docs = local_docs[i]
+        first = _first_in_order(primaries[i], _tiebreak_of(seg, docs), want)
+        primary_parts.append(primaries[i][first])
+        tiebreaks.append(np.asarray(seg.tiebreak[docs[first]]))
+        found_distances = distance_of[i]
+        distance_parts.append(
+            found_distances[first] if found_distances is not None else np.full(len(first), np.nan)
+        )
+        segment_of.append(np.full(len(first), i, dtype=np.int32))
+        local_of.append(docs[first])
+        score = scores[i]
+        if score is not None:
+            score_parts.append(score[first])
+    tiebreak_all = _concat(tiebreaks, np.int64)
+    top = _first_in_order(_concat(primary_parts, np.float64), lambda at: tiebreak_all[at], want)
     seg_all, local_all = _concat(segment_of, np.int32), _concat(local_of, np.int64)
-    score_all = _concat([s for s in scores if s is not None], np.float32) if terms else None
+    score_all = _concat(score_parts, np.float32) if terms else None
     distance_all = _concat(distance_parts, np.float64)
     hits = [
         Hit(
