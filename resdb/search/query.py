@@ -140,12 +140,13 @@ def _word_evidence(seg: _Segment, word: str) -> tuple[np.ndarray, np.ndarray, np
                     if term_weight >= 1.0
                     else term_weight * (0.5 + 0.5 * weight / top_weight)
                 )
-                target = exact if term_weight >= 1.0 else found
-                if exact_written if term_weight >= 1.0 else hit:  # docs are unique
+                exact_term = term_weight >= 1.0
+                target = exact if exact_term else found
+                if exact_written if exact_term else hit:  # docs are unique
                     target[docs] = np.maximum(target[docs], value)
-                else:  # still zero everywhere: no need to compare
+                else:  # nothing written to `target` yet: still zero there
                     target[docs] = value
-                exact_written = exact_written or term_weight >= 1.0
+                exact_written = exact_written or exact_term
                 seen[docs] = True
                 hit.append(docs)
         if term_weight < 1.0 and hit:
@@ -169,10 +170,7 @@ def _length_factors(lengths: np.ndarray) -> np.ndarray:
     """1 + 1 / (1 + length / 8) per name length, as float32: shorter names (closer to the query)
     first among equal hits. Looked up in a table made once per longest length seen."""
     global _LENGTH_FACTORS
-    at = lengths.astype(np.intp)
-    if len(at) and (at.min() < 0 or not np.array_equal(at, lengths)):  # not whole lengths
-        direct: np.ndarray = (1.0 + 1.0 / (1.0 + lengths / 8.0)).astype(np.float32)
-        return direct
+    at = lengths.astype(np.intp)  # whole numbers of characters (sidecar.column_arrays)
     table = _LENGTH_FACTORS
     longest = int(at.max()) if len(at) else 0
     if longest >= len(table):

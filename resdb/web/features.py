@@ -50,7 +50,7 @@ from resdb.web.mapcolumns import (
     next_session_text,
     public_rows,
 )
-from resdb.web.mapgrid import FIXED, Grid, fixed
+from resdb.web.mapgrid import FIXED, Grid, fixed, in_box
 
 __all__ = [
     "POINTS_UP_TO",
@@ -478,10 +478,7 @@ class FeatureCache:
                 min_lon <= box[0] and min_lat <= box[1] and max_lon >= box[2] and max_lat >= box[3]
             )
             if not covers:
-                lon, lat = snap.col("lon"), snap.col("lat")
-                mask = (
-                    mask & (lon >= min_lon) & (lon <= max_lon) & (lat >= min_lat) & (lat <= max_lat)
-                )
+                mask = mask & in_box(snap.col("lon"), snap.col("lat"), query.bbox)
         else:
             mask = snap.mask(base)
         if query.municipality_code:
@@ -624,18 +621,14 @@ class FeatureCache:
             return None  # an empty box, or one past the world's edge (cell codes hold cells on it)
         columns = {name: snap.columns[name] for name in _GRID_COLUMNS}
         hidden, has_point = snap.columns["hidden"], snap.columns["has_point"]
-        retired = np.asarray(snap.retired_base, dtype=np.int64)
+        retired = snap.retired_base
         retired = retired[has_point[retired] & ~hidden[retired]]
         tail = np.arange(snap.base, snap.count, dtype=np.int64)
-        lon, lat = columns["lon"][tail], columns["lat"][tail]
         tail = tail[
             has_point[tail]
             & ~hidden[tail]
             & (columns["died"][tail] > snap.seq)
-            & (lon >= box[0])
-            & (lon <= box[2])
-            & (lat >= box[1])
-            & (lat <= box[3])
+            & in_box(columns["lon"][tail], columns["lat"][tail], box)
         ]
         level = min(max(0, zoom), FINE_LEVEL)
         while True:
@@ -644,15 +637,7 @@ class FeatureCache:
                 level -= 1
                 continue
             shift = FINE_LEVEL - level
-            interior = snap.cells.view(grid, shift, columns, box, snap.seq)
-            if len(interior) and len(retired):  # the level's sums still count them
-                x = (columns["px"][retired] >> shift).astype(np.int64) - grid.x0
-                y = (columns["py"][retired] >> shift).astype(np.int64) - grid.y0
-                inside = (x >= 0) & (x < grid.width) & (y >= 0) & (y < grid.height)
-                whole = np.zeros(grid.width * grid.height, dtype=bool)
-                whole[interior] = True
-                inside[inside] = whole[(y * grid.width + x)[inside]]
-                grid.add(shift, columns, retired[inside], sign=-1)
+            snap.cells.view(grid, shift, columns, box, snap.seq, retired)
             grid.add(shift, columns, tail)
             if len(np.flatnonzero(grid.by_code.any(axis=1))) <= MAX_CELLS_SENT or level == 0:
                 return grid

@@ -422,7 +422,8 @@ class Snapshot:
     generation: int
     base: int = 0  # rows below this are the base rows (in `cells`); the rest were appended since
     cells: CellIndex | None = None
-    retired_base: Sequence[int] = ()  # base rows retired at or before `seq`
+    retired_base: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    # ↑ base rows retired at or before `seq` (the map's cell sums still count them)
     _masks: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     _bounds: dict[str, tuple[float, float, float, float] | None] = field(
         default_factory=dict, repr=False
@@ -708,7 +709,7 @@ class Columns:
             generation=self.generation,
             base=self.base,
             cells=self.cells,
-            retired_base=self.retired_base[:],
+            retired_base=np.array(self.retired_base, dtype=np.int64),
         )
 
 

@@ -43,6 +43,12 @@ def fixed(degrees: np.ndarray) -> np.ndarray:
     return np.rint(np.asarray(degrees) * FIXED)
 
 
+def in_box(lon: np.ndarray, lat: np.ndarray, box: tuple[float, ...]) -> np.ndarray:
+    """Which positions lie in `box` (min lon, min lat, max lon, max lat; edges included)."""
+    inside: np.ndarray = (lon >= box[0]) & (lon <= box[2]) & (lat >= box[1]) & (lat <= box[3])
+    return inside
+
+
 def z_order(px: np.ndarray, py: np.ndarray, shown: np.ndarray) -> dict[str, np.ndarray]:
     """The rows where `shown` holds, sorted by the Morton code of their fine cell, and the sorted codes:
     the arrays a map snapshot carries (`z_key`, `z_rows`)."""
@@ -89,6 +95,15 @@ class Grid:
         self.lat = np.zeros(cells)
         self.row = np.zeros(cells)
 
+    def cells_of(
+        self, shift: int, columns: dict[str, np.ndarray], rows: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Each row's cell number in this grid, and whether the row lies on the grid at all."""
+        x = (columns["px"][rows] >> shift).astype(np.int64) - self.x0
+        y = (columns["py"][rows] >> shift).astype(np.int64) - self.y0
+        on_grid = (x >= 0) & (x < self.width) & (y >= 0) & (y < self.height)
+        return y * self.width + x, on_grid
+
     def add(
         self, shift: int, columns: dict[str, np.ndarray], rows: np.ndarray, sign: int = 1
     ) -> None:
@@ -96,10 +111,7 @@ class Grid:
         if not len(rows):
             return
         cells = self.width * self.height
-        local = (columns["py"][rows] >> shift) - self.y0
-        local *= self.width
-        local += (columns["px"][rows] >> shift) - self.x0
-        local = local.astype(np.int64)
+        local = self.cells_of(shift, columns, rows)[0]
         codes = columns["code"][rows].astype(np.int64)
         self.by_code += sign * np.bincount(
             local * self.codes + codes, minlength=cells * self.codes
@@ -174,11 +186,13 @@ class CellIndex:
         columns: dict[str, np.ndarray],
         box: tuple[float, float, float, float],
         alive_after: int,
-    ) -> np.ndarray:
+        retired: np.ndarray,
+    ) -> None:
         """Sum the base rows of `grid`'s cells that lie in `box` and were alive after change
-        `alive_after` into `grid`. Returns the view's interior cells (x, y: wholly inside the box, summed
-        from the level's cell sums, which still count rows retired since the base: the caller takes those
-        away) as local cell numbers."""
+        `alive_after` into `grid`. The view's interior cells (wholly inside the box) come from the
+        level's cell sums, which still count the base rows retired since: `retired` (shown base rows
+        retired at or before `alive_after`) are taken away from those cells; the edge cells are read
+        row by row."""
         local = np.arange(grid.width * grid.height, dtype=np.int64)
         x = local % grid.width + grid.x0
         y = local // grid.width + grid.y0
@@ -206,12 +220,10 @@ class CellIndex:
         rows = _runs(self.z_rows, start, stop)
         if len(rows):
             lon, lat = columns["lon"][rows], columns["lat"][rows]
-            keep = (
-                (lon >= box[0])
-                & (lon <= box[2])
-                & (lat >= box[1])
-                & (lat <= box[3])
-                & (columns["died"][rows] > alive_after)
+            grid.add(
+                shift, columns, rows[in_box(lon, lat, box) & (columns["died"][rows] > alive_after)]
             )
-            grid.add(shift, columns, rows[keep])
-        return local[interior]
+        if interior.any() and len(retired):
+            cell, on_grid = grid.cells_of(shift, columns, retired)
+            on_grid[on_grid] = interior[cell[on_grid]]
+            grid.add(shift, columns, retired[on_grid], sign=-1)
